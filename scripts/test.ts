@@ -1,0 +1,141 @@
+/**
+ * Runs the whole suite: the same test files under `deno test` and `bun test`,
+ * then `deno fmt --check`, `deno lint` and the settings-doc staleness check.
+ * Ends with one line `N passed, N failed` (totals of everything) and a
+ * non-zero exit code when anything failed.
+ *
+ * Usage: deno task test [-- FILTER_PATH...]
+ *
+ * @module
+ */
+import { spawn, spawnSync } from "node:child_process";
+import process from "node:process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+
+const BUN_VERSION = "1.4.5";
+const root = new URL("..", import.meta.url).pathname;
+const deno = process.execPath;
+const only = process.argv.slice(2);
+
+function findBun(): string {
+  const fromEnv = process.env.FORKLIFT_TEST_BUN;
+  if (fromEnv) return fromEnv;
+  const r = spawnSync("npx", ["-y", `bun@${BUN_VERSION}`, "-e", "console.log(process.execPath)"], {
+    encoding: "utf8",
+    timeout: 180_000,
+  });
+  const path = r.stdout?.trim().split("\n").pop() ?? "";
+  if (r.status !== 0 || path === "") {
+    console.error(`Cannot get bun ${BUN_VERSION} through npx: ${r.stderr?.trim() || r.error}`);
+    process.exit(1);
+  }
+  return path;
+}
+
+interface Outcome {
+  passed: number;
+  failed: number;
+}
+
+function run(
+  label: string,
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+) {
+  return new Promise<{ code: number; output: string }>((resolve) => {
+    console.log(`\n=== ${label}: ${[cmd.split("/").pop(), ...args].join(" ")}`);
+    const child = spawn(cmd, args, {
+      cwd: root,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    const onData = (d: Uint8Array) => {
+      const s = new TextDecoder().decode(d);
+      output += s;
+      process.stdout.write(s);
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    const timer = setTimeout(() => {
+      console.log(`\n${label} ran past ${timeoutMs / 1000} s: killing it`);
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, output });
+    });
+  });
+}
+
+// deno's JUnit report lists a describe() group and each of its steps as test cases; only
+// the leaves are tests, as bun counts them.
+function denoCounts(junitPath: string): Outcome {
+  let xml = "";
+  try {
+    xml = readFileSync(junitPath, "utf8");
+  } catch {
+    return { passed: 0, failed: 1 };
+  }
+  const cases = xml.split("<testcase ").slice(1).map((chunk) => ({
+    name: /name="([^"]*)"/.exec(chunk)?.[1] ?? "",
+    failed: /<(failure|error)[ >]/.test(chunk.split("</testcase>")[0]),
+  }));
+  const names = cases.map((c) => c.name);
+  const leaves = cases.filter((c) => !names.some((n) => n.startsWith(`${c.name} &gt; `)));
+  const failed = leaves.filter((c) => c.failed).length;
+  return { passed: leaves.length - failed, failed };
+}
+
+// bun test prints " 12 pass" and " 0 fail".
+function bunCounts(output: string): Outcome {
+  const clean = output.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g"), "");
+  const p = [...clean.matchAll(/^\s*(\d+) pass$/gm)].pop();
+  const f = [...clean.matchAll(/^\s*(\d+) fail$/gm)].pop();
+  return p ? { passed: Number(p[1]), failed: f ? Number(f[1]) : 0 } : { passed: 0, failed: 1 };
+}
+
+const bun = findBun();
+const env = { FORKLIFT_TEST_DENO: deno, FORKLIFT_TEST_BUN: bun, NO_COLOR: "1" };
+const targets = only.length ? only : ["tests/"];
+const total: Outcome = { passed: 0, failed: 0 };
+const add = (o: Outcome, label: string) => {
+  total.passed += o.passed;
+  total.failed += o.failed;
+  console.log(`--- ${label}: ${o.passed} passed, ${o.failed} failed`);
+};
+
+const junit = `${mkdtempSync(`${tmpdir()}/forklift-test-`)}/deno.xml`;
+const d = await run(
+  "deno test",
+  deno,
+  ["test", "-A", "--no-check", `--junit-path=${junit}`, ...targets],
+  env,
+  900_000,
+);
+const dc = denoCounts(junit);
+add(d.code !== 0 && dc.failed === 0 ? { ...dc, failed: 1 } : dc, "deno test");
+
+const b = await run("bun test", bun, ["test", "--timeout", "60000", ...targets], env, 900_000);
+const bc = bunCounts(b.output);
+add(b.code !== 0 && bc.failed === 0 ? { ...bc, failed: 1 } : bc, "bun test");
+
+if (only.length === 0) {
+  for (
+    const [label, args] of [
+      ["deno fmt --check", ["fmt", "--check"]],
+      ["deno lint", ["lint"]],
+      ["settings doc is current", ["run", "-A", "scripts/gen_settings_doc.ts", "--check"]],
+      ["type check", ["check", "src/cli/main.ts", "mod.ts"]],
+    ] as const
+  ) {
+    const r = await run(label, deno, [...args], env, 300_000);
+    add(r.code === 0 ? { passed: 1, failed: 0 } : { passed: 0, failed: 1 }, label);
+  }
+}
+
+console.log(`\n${total.passed} passed, ${total.failed} failed`);
+process.exit(total.failed === 0 && total.passed > 0 ? 0 : 1);

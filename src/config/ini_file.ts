@@ -1,0 +1,118 @@
+/**
+ * Reads forklift's INI file into sections of `key = value` entries that keep
+ * their line numbers, so every error and every origin can name its line.
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import ini from "ini";
+import { ConfigError } from "./errors.ts";
+
+/** One `key = value` line. */
+export interface IniEntry {
+  key: string;
+  value: string;
+  line: number;
+}
+
+/** A parsed INI file: entries per section, in file order. */
+export interface IniFile {
+  /** The path as the user gave it, for messages and origins. */
+  path: string;
+  sections: Map<string, IniEntry[]>;
+}
+
+const FS_REASONS: Record<string, string> = {
+  ENOENT: "no such file",
+  EISDIR: "it is a directory",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  ENOTDIR: "a part of the path is not a directory",
+  ELOOP: "too many symbolic links",
+};
+
+/**
+ * One-line reason for a failed read, from a Node-style error code.
+ *
+ * @example
+ * ```ts
+ * import { describeReadError } from "./ini_file.ts";
+ * console.assert(describeReadError({ code: "EISDIR" }) === "it is a directory");
+ * ```
+ */
+export function describeReadError(error: unknown): string {
+  const code = (error as { code?: string })?.code ?? "";
+  return FS_REASONS[code] ?? ((error as Error)?.message?.split("\n")[0] || "unreadable");
+}
+
+/**
+ * Parses INI text. Comments start with `;` or `#`; values are decoded as the
+ * npm `ini` package decodes them (quotes, escapes).
+ *
+ * @example Parse two sections
+ * ```ts
+ * import { parseIni } from "./ini_file.ts";
+ * const f = parseIni("[forklift]\nworkers = 2\n[forklift:production]\nworkers = 8\n", "f.ini");
+ * console.assert(f.sections.get("forklift:production")![0].value === "8");
+ * ```
+ */
+export function parseIni(text: string, path: string): IniFile {
+  const sections = new Map<string, IniEntry[]>();
+  let current: IniEntry[] | undefined;
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const raw = lines[i];
+    const t = raw.trim();
+    const line = i + 1;
+    if (t === "" || t.startsWith(";") || t.startsWith("#")) continue;
+    const section = /^\[([^\]]*)\]$/.exec(t);
+    if (section) {
+      const name = section[1].trim();
+      if (name === "") {
+        throw new ConfigError(`Cannot parse ${path} line ${line}: empty section name`);
+      }
+      current = sections.get(name) ?? [];
+      sections.set(name, current);
+      continue;
+    }
+    const eq = t.indexOf("=");
+    if (eq <= 0) {
+      throw new ConfigError(
+        `Cannot parse ${path} line ${line}: expected "key = value" or "[section]", got ${
+          JSON.stringify(t)
+        }`,
+      );
+    }
+    const key = t.slice(0, eq).trim();
+    if (current === undefined) {
+      throw new ConfigError(
+        `Cannot parse ${path} line ${line}: "${key}" comes before any [forklift] section`,
+      );
+    }
+    current.push({ key, value: String(ini.unsafe(t.slice(eq + 1).trim())), line });
+  }
+  return { path, sections };
+}
+
+/**
+ * Reads and parses an INI file; a missing, unreadable or directory path is a
+ * {@linkcode ConfigError} that names it.
+ *
+ * @example Read a file
+ * ```ts ignore
+ * import { readIniFile } from "./ini_file.ts";
+ * const f = readIniFile("forklift.ini", "/srv/app");
+ * ```
+ */
+export function readIniFile(path: string, cwd: string, origin: string): IniFile {
+  let text: string;
+  try {
+    text = readFileSync(path.startsWith("/") ? path : `${cwd}/${path}`, "utf8");
+  } catch (e) {
+    throw new ConfigError(
+      `Cannot read config file ${path} (from ${origin}): ${describeReadError(e)}`,
+      { cause: e },
+    );
+  }
+  return parseIni(text, path);
+}

@@ -1,0 +1,435 @@
+/**
+ * The settings registry: every setting declared once. The argv parser, the
+ * INI reader, the environment reader, `forklift config` and the generated
+ * `docs/settings.md` all derive from {@linkcode SETTINGS}.
+ *
+ * @module
+ */
+
+/** The value a setting may hold once parsed. */
+export type SettingValue =
+  | number
+  | boolean
+  | string
+  | null
+  | Record<string, string>;
+
+/** How a raw text value is read into a setting's value. */
+export interface ParseContext {
+  /** Logical CPUs, for `workers = auto`. */
+  cpuCount: number;
+}
+
+/** An extra environment variable read for a setting, below `FORKLIFT_*`. */
+export interface AltEnv {
+  name: string;
+  /** Converts the variable's text into the setting's own text form. */
+  convert?: (raw: string) => string;
+}
+
+/** One setting of the registry. */
+export interface Setting {
+  /** INI key and the base of the env var and flag names. */
+  name: string;
+  /** Group used by help and docs. */
+  section: "Workers" | "Supervision" | "Metrics" | "Export" | "Program" | "Logging";
+  /** Long flag, e.g. `--workers`. */
+  flag: string;
+  /** Short flag letter, e.g. `w`. */
+  short?: string;
+  /** Placeholder shown in help for the flag's value. */
+  meta?: string;
+  /** `boolean` settings take no value on the command line. */
+  type: "integer" | "seconds" | "boolean" | "string" | "enum" | "bind" | "url" | "headers" | "path";
+  /** Lower-priority environment variables (the `FORKLIFT_*` one always wins). */
+  altEnv?: AltEnv[];
+  /** Built-in default, in parsed form. */
+  default: SettingValue;
+  /** How the default reads in docs when it is computed elsewhere. */
+  defaultDoc?: string;
+  /** Hidden as `****` everywhere it is printed. */
+  secret?: boolean;
+  /** The flag may repeat; values accumulate. */
+  repeatable?: boolean;
+  /** One-line description for help and docs. */
+  doc: string;
+  /** The expected form, quoted in error messages. */
+  expected: string;
+  /** Reads raw text; throws a `RangeError` or `TypeError` saying what is wrong. */
+  parse(raw: string, ctx: ParseContext): SettingValue;
+}
+
+/** The environment variable that names the INI file. */
+export const CONFIG_FILE_ENV = "FORKLIFT_CONFIG_FILE";
+/** The environment variable that picks the `[forklift:ENV]` section. */
+export const ENVIRONMENT_ENV = "FORKLIFT_ENVIRONMENT";
+/** Variables the master sets for its workers; never settings. */
+export const WORKER_ENV = ["FORKLIFT_WORKER_ID", "FORKLIFT_WORKERS", "FORKLIFT_MASTER_PID"];
+
+function integer(min: number, raw: string): number {
+  const t = raw.trim();
+  if (!/^[+-]?\d+$/.test(t)) throw new TypeError("not an integer");
+  const n = Number(t);
+  if (!Number.isSafeInteger(n) || n < min) throw new RangeError("out of range");
+  return n;
+}
+
+function seconds(raw: string, allowZero: boolean): number {
+  const t = raw.trim();
+  if (!/^\d+(\.\d+)?$/.test(t)) throw new TypeError("not a number of seconds");
+  const n = Number(t);
+  if (!Number.isFinite(n) || (!allowZero && n === 0) || n > 86_400 * 365) {
+    throw new RangeError("out of range");
+  }
+  return n;
+}
+
+const TRUE = new Set(["1", "true", "yes", "on"]);
+const FALSE = new Set(["0", "false", "no", "off"]);
+
+function boolean(raw: string): boolean {
+  const t = raw.trim().toLowerCase();
+  if (TRUE.has(t)) return true;
+  if (FALSE.has(t)) return false;
+  throw new TypeError("not a boolean");
+}
+
+function oneOf(values: readonly string[]) {
+  return (raw: string): string => {
+    const t = raw.trim().toLowerCase();
+    if (!values.includes(t)) throw new RangeError("not one of the allowed values");
+    return t;
+  };
+}
+
+/**
+ * Reads `HOST:PORT` (`[::1]:9464` for IPv6, `:9464` for all interfaces) or
+ * `off`.
+ *
+ * @example Parse a bind address
+ * ```ts
+ * import { parseBind } from "./settings.ts";
+ * console.assert(parseBind("127.0.0.1:9464") === "127.0.0.1:9464");
+ * ```
+ */
+export function parseBind(raw: string): string | null {
+  const t = raw.trim();
+  if (t.toLowerCase() === "off") return null;
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})$/.exec(t);
+  if (!m || Number(m[2]) > 65535) throw new TypeError("not HOST:PORT");
+  return `${m[1] || "0.0.0.0"}:${Number(m[2])}`;
+}
+
+/**
+ * Splits a bind address into host and port.
+ *
+ * @example Split an IPv6 bind
+ * ```ts
+ * import { splitBind } from "./settings.ts";
+ * console.assert(splitBind("[::1]:80").host === "::1");
+ * ```
+ */
+export function splitBind(bind: string): { host: string; port: number } {
+  const i = bind.lastIndexOf(":");
+  return { host: bind.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(bind.slice(i + 1)) };
+}
+
+function url(raw: string): string | null {
+  const t = raw.trim();
+  if (t === "") return null;
+  let u: URL;
+  try {
+    u = new URL(t);
+  } catch {
+    throw new TypeError("not a URL");
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new RangeError("not http(s)");
+  return t.replace(/\/+$/, "");
+}
+
+/**
+ * Reads OTLP headers written `key=value,key2=value2` (values may be
+ * percent-encoded, as `OTEL_EXPORTER_OTLP_HEADERS` specifies).
+ *
+ * @example Parse two headers
+ * ```ts
+ * import { parseHeaders } from "./settings.ts";
+ * console.assert(parseHeaders("a=1,b=2").b === "2");
+ * ```
+ */
+export function parseHeaders(raw: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of raw.split(",")) {
+    if (part.trim() === "") continue;
+    const i = part.indexOf("=");
+    const key = i > 0 ? part.slice(0, i).trim() : "";
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key)) throw new TypeError("not key=value");
+    try {
+      out[key] = decodeURIComponent(part.slice(i + 1).trim());
+    } catch {
+      throw new TypeError("not key=value");
+    }
+  }
+  return out;
+}
+
+function text(raw: string): string | null {
+  const t = raw.trim();
+  return t === "" ? null : t;
+}
+
+/** Every setting, in the order help and docs show them. */
+export const SETTINGS: readonly Setting[] = [
+  {
+    name: "workers",
+    section: "Workers",
+    flag: "--workers",
+    short: "w",
+    meta: "N",
+    type: "integer",
+    altEnv: [{ name: "WEB_CONCURRENCY" }],
+    default: 1,
+    doc: "Worker processes to run; `auto` means one per CPU",
+    expected: 'a positive integer or "auto"',
+    parse: (raw, ctx) => (raw.trim().toLowerCase() === "auto" ? ctx.cpuCount : integer(1, raw)),
+  },
+  {
+    name: "timeout",
+    section: "Supervision",
+    flag: "--timeout",
+    short: "t",
+    meta: "SECONDS",
+    type: "seconds",
+    default: 30,
+    doc: "Kill and replace a worker silent for this long (0 turns the heartbeat check off)",
+    expected: "a number of seconds (0 = off)",
+    parse: (raw) => seconds(raw, true),
+  },
+  {
+    name: "graceful_timeout",
+    section: "Supervision",
+    flag: "--graceful-timeout",
+    meta: "SECONDS",
+    type: "seconds",
+    default: 30,
+    doc: "Time a stopping worker has to finish in-flight requests before SIGKILL",
+    expected: "a number of seconds",
+    parse: (raw) => seconds(raw, true),
+  },
+  {
+    name: "max_requests",
+    section: "Supervision",
+    flag: "--max-requests",
+    meta: "N",
+    type: "integer",
+    default: 0,
+    doc: "Recycle a worker gracefully after this many requests (0 = never)",
+    expected: "a non-negative integer",
+    parse: (raw) => integer(0, raw),
+  },
+  {
+    name: "max_requests_jitter",
+    section: "Supervision",
+    flag: "--max-requests-jitter",
+    meta: "N",
+    type: "integer",
+    default: 0,
+    doc: "Add a random 0..N to max_requests per worker, so workers do not recycle together",
+    expected: "a non-negative integer",
+    parse: (raw) => integer(0, raw),
+  },
+  {
+    name: "harvest_interval",
+    section: "Metrics",
+    flag: "--harvest-interval",
+    meta: "SECONDS",
+    type: "seconds",
+    default: 5,
+    doc: "How often each worker hands its metric deltas to the master",
+    expected: "a positive number of seconds",
+    parse: (raw) => seconds(raw, false),
+  },
+  {
+    name: "metrics_bind",
+    section: "Metrics",
+    flag: "--metrics-bind",
+    meta: "HOST:PORT",
+    type: "bind",
+    default: "127.0.0.1:9464",
+    doc: "Where the master serves /metrics and /status; `off` disables",
+    expected: 'HOST:PORT or "off"',
+    parse: parseBind,
+  },
+  {
+    name: "otlp_endpoint",
+    section: "Export",
+    flag: "--otlp-endpoint",
+    meta: "URL",
+    type: "url",
+    altEnv: [{ name: "OTEL_EXPORTER_OTLP_ENDPOINT" }],
+    default: null,
+    doc: "OTLP/HTTP collector base URL; metrics go to URL/v1/metrics (off when unset)",
+    expected: "an http:// or https:// URL",
+    parse: url,
+  },
+  {
+    name: "otlp_headers",
+    section: "Export",
+    flag: "--otlp-header",
+    meta: "KEY=VALUE",
+    type: "headers",
+    altEnv: [{ name: "OTEL_EXPORTER_OTLP_HEADERS" }],
+    default: null,
+    secret: true,
+    repeatable: true,
+    doc: "Headers sent with every OTLP export, e.g. an API key (repeat the flag for several)",
+    expected: "KEY=VALUE pairs separated by commas",
+    parse: (raw) => {
+      const h = parseHeaders(raw);
+      return Object.keys(h).length === 0 ? null : h;
+    },
+  },
+  {
+    name: "export_interval",
+    section: "Export",
+    flag: "--export-interval",
+    meta: "SECONDS",
+    type: "seconds",
+    altEnv: [{
+      name: "OTEL_METRIC_EXPORT_INTERVAL",
+      convert: (ms) => (/^\d+$/.test(ms.trim()) ? String(Number(ms) / 1000) : ms),
+    }],
+    default: 60,
+    doc: "How often the master pushes to the OTLP endpoint (OTEL_METRIC_EXPORT_INTERVAL is in ms)",
+    expected: "a positive number of seconds",
+    parse: (raw) => seconds(raw, false),
+  },
+  {
+    name: "service_name",
+    section: "Export",
+    flag: "--service-name",
+    meta: "NAME",
+    type: "string",
+    altEnv: [{ name: "OTEL_SERVICE_NAME" }],
+    default: null,
+    defaultDoc: "program name",
+    doc: "The service.name resource attribute of every metric",
+    expected: "a non-empty name",
+    parse: text,
+  },
+  {
+    name: "inject",
+    section: "Program",
+    flag: "--inject",
+    type: "boolean",
+    default: true,
+    doc: "Preload the reporter into deno and bun workers (--no-inject to supervise only)",
+    expected: "true or false",
+    parse: boolean,
+  },
+  {
+    name: "hooks",
+    section: "Program",
+    flag: "--hooks",
+    meta: "FILE",
+    type: "path",
+    default: null,
+    doc: "Module whose exports (onStarting, preFork, postFork, …) the master calls",
+    expected: "a file path",
+    parse: text,
+  },
+  {
+    name: "once",
+    section: "Program",
+    flag: "--once",
+    type: "boolean",
+    default: false,
+    doc: "Run one worker, never respawn, and exit with the program's own exit code",
+    expected: "true or false",
+    parse: boolean,
+  },
+  {
+    name: "log_level",
+    section: "Logging",
+    flag: "--log-level",
+    meta: "LEVEL",
+    type: "enum",
+    default: "info",
+    doc: "debug, info, warning or error",
+    expected: "debug, info, warning or error",
+    parse: oneOf(["debug", "info", "warning", "error"]),
+  },
+  {
+    name: "log_format",
+    section: "Logging",
+    flag: "--log-format",
+    meta: "FORMAT",
+    type: "enum",
+    default: "text",
+    doc: "text (for people) or json (one object per line)",
+    expected: "text or json",
+    parse: oneOf(["text", "json"]),
+  },
+  {
+    name: "pid_file",
+    section: "Program",
+    flag: "--pid-file",
+    meta: "FILE",
+    type: "path",
+    default: null,
+    doc: "Write the master's pid here at start; removed at exit",
+    expected: "a file path",
+    parse: text,
+  },
+];
+
+/** The registry by setting name. */
+export const SETTINGS_BY_NAME: ReadonlyMap<string, Setting> = new Map(
+  SETTINGS.map((s) => [s.name, s]),
+);
+
+/**
+ * The `FORKLIFT_*` variable of a setting.
+ *
+ * @example
+ * ```ts
+ * import { envName, SETTINGS_BY_NAME } from "./settings.ts";
+ * console.assert(envName(SETTINGS_BY_NAME.get("workers")!) === "FORKLIFT_WORKERS");
+ * ```
+ */
+export function envName(setting: Setting): string {
+  return `FORKLIFT_${setting.name.toUpperCase()}`;
+}
+
+/**
+ * A value as `forklift config` prints it: secrets as `****`, headers as
+ * `k=v,…`, unset as an empty string.
+ *
+ * @example Redact a secret
+ * ```ts
+ * import { displayValue, SETTINGS_BY_NAME } from "./settings.ts";
+ * console.assert(displayValue(SETTINGS_BY_NAME.get("otlp_headers")!, { k: "v" }) === "****");
+ * ```
+ */
+export function displayValue(setting: Setting, value: SettingValue): string {
+  if (value === null) return "";
+  if (setting.secret) return "****";
+  if (typeof value === "object") {
+    return Object.entries(value).map(([k, v]) => `${k}=${v}`).join(",");
+  }
+  return String(value);
+}
+
+/**
+ * A value as JSON output holds it: secrets as `"****"`.
+ *
+ * @example
+ * ```ts
+ * import { jsonValue, SETTINGS_BY_NAME } from "./settings.ts";
+ * console.assert(jsonValue(SETTINGS_BY_NAME.get("workers")!, 4) === 4);
+ * ```
+ */
+export function jsonValue(setting: Setting, value: SettingValue): SettingValue {
+  if (value !== null && setting.secret) return "****";
+  return value;
+}

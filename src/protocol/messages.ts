@@ -1,0 +1,347 @@
+/**
+ * The post-fork handshake and harvest protocol spoken over each worker's IPC
+ * channel, and the validation of every message that crosses it.
+ *
+ * Both sides import this file: the master (arbiter) and the reporter that runs
+ * inside each worker. It imports nothing, so it stays cheap to load inside the
+ * user's process.
+ *
+ * @module
+ */
+
+/** Protocol version carried in every message as `v`. */
+export const PROTOCOL_VERSION = 1;
+
+/** Attribute values a data point may carry. */
+export type AttributeValue = string | number | boolean;
+
+/** A data point's attributes, keyed by attribute name. */
+export type Attributes = Record<string, AttributeValue>;
+
+/** The instrument kinds a harvest can carry. */
+export type InstrumentKind = "counter" | "updown" | "gauge" | "histogram";
+
+/**
+ * One data point of a harvest. Counters and up-down counters carry the delta
+ * since the last acknowledged harvest in `value`; gauges carry the last value;
+ * histograms carry `count`, `sum`, `min`, `max` and `buckets` (one count per
+ * bucket, `boundaries.length + 1` of them) for the interval.
+ */
+export interface PointDelta {
+  attributes: Attributes;
+  value?: number;
+  count?: number;
+  sum?: number;
+  min?: number;
+  max?: number;
+  buckets?: number[];
+}
+
+/** All points of one instrument in a harvest. */
+export interface MetricDelta {
+  name: string;
+  kind: InstrumentKind;
+  unit?: string;
+  description?: string;
+  /** Histogram bucket upper bounds, ascending; histograms only. */
+  boundaries?: number[];
+  points: PointDelta[];
+}
+
+/** `worker → master`: first message, sent as soon as the channel is up. */
+export interface HelloMessage {
+  type: "hello";
+  v: number;
+  pid: number;
+  runtime: string;
+}
+
+/** `worker → master`: the worker's server listens. */
+export interface ReadyMessage {
+  type: "ready";
+  v: number;
+  addr: string;
+}
+
+/** `worker → master`: metric deltas, every harvest interval. */
+export interface HarvestMessage {
+  type: "harvest";
+  v: number;
+  seq: number;
+  metrics: MetricDelta[];
+  /** Points the worker dropped (bad values, overflow) since its last harvest. */
+  dropped?: number;
+  /** Requests this worker has completed since it started (cumulative). */
+  requests?: number;
+}
+
+/** `worker → master`: liveness between harvests (its event loop turns). */
+export interface HeartbeatMessage {
+  type: "heartbeat";
+  v: number;
+  /** Requests this worker has completed since it started (cumulative). */
+  requests?: number;
+}
+
+/** `worker → master`: last message, after the final harvest was acked. */
+export interface ByeMessage {
+  type: "bye";
+  v: number;
+  seq: number;
+}
+
+/** Any message a worker may send. */
+export type WorkerMessage =
+  | HelloMessage
+  | ReadyMessage
+  | HarvestMessage
+  | HeartbeatMessage
+  | ByeMessage;
+
+/** `master → worker`: answer to `hello`; binds the worker's identity. */
+export interface WelcomeMessage {
+  type: "welcome";
+  v: number;
+  worker: number;
+  generation: number;
+  harvest_interval_ms: number;
+  heartbeat_ms: number;
+  resource: Record<string, string>;
+  /** Force `reusePort` on wrapped servers (more than one worker). */
+  reuse_port?: boolean;
+}
+
+/** `master → worker`: a harvest was merged; the worker may drop it. */
+export interface AckMessage {
+  type: "ack";
+  v: number;
+  seq: number;
+}
+
+/** `master → worker`: harvest now, out of schedule. */
+export interface FlushMessage {
+  type: "flush";
+  v: number;
+}
+
+/** `master → worker`: drain, send a final harvest, say `bye`, exit. */
+export interface ShutdownMessage {
+  type: "shutdown";
+  v: number;
+  graceful_ms: number;
+}
+
+/** Any message the master may send. */
+export type MasterMessage =
+  | WelcomeMessage
+  | AckMessage
+  | FlushMessage
+  | ShutdownMessage;
+
+/** The result of validating one message: the typed message or a reason. */
+export type Parsed<T> = { ok: true; message: T } | { ok: false; error: string };
+
+const KINDS = new Set<string>(["counter", "updown", "gauge", "histogram"]);
+const MAX_NAME = 255;
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+function isCount(x: unknown): x is number {
+  return typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+}
+
+function isFiniteNumber(x: unknown): x is number {
+  return typeof x === "number" && Number.isFinite(x);
+}
+
+function fail<T>(error: string): Parsed<T> {
+  return { ok: false, error };
+}
+
+function checkAttributes(x: unknown): string | undefined {
+  if (!isObject(x)) return "attributes must be an object";
+  for (const [k, v] of Object.entries(x)) {
+    const t = typeof v;
+    if (t !== "string" && t !== "boolean" && !(t === "number" && isFiniteNumber(v))) {
+      return `attribute "${k}" must be a string, a finite number or a boolean`;
+    }
+  }
+  return undefined;
+}
+
+function checkPoint(p: unknown, kind: InstrumentKind, nBuckets: number): string | undefined {
+  if (!isObject(p)) return "point must be an object";
+  const bad = checkAttributes(p.attributes);
+  if (bad) return bad;
+  if (kind === "histogram") {
+    if (!isCount(p.count)) return "histogram count must be a non-negative integer";
+    if (!isFiniteNumber(p.sum)) return "histogram sum must be a finite number";
+    if (p.min !== undefined && !isFiniteNumber(p.min)) {
+      return "histogram min must be a finite number";
+    }
+    if (p.max !== undefined && !isFiniteNumber(p.max)) {
+      return "histogram max must be a finite number";
+    }
+    const b = p.buckets;
+    if (!Array.isArray(b) || b.length !== nBuckets || !b.every(isCount)) {
+      return `histogram buckets must be ${nBuckets} non-negative integers`;
+    }
+    let total = 0;
+    for (const c of b as number[]) total += c;
+    if (total !== p.count) return "histogram buckets do not add up to its count";
+    return undefined;
+  }
+  if (!isFiniteNumber(p.value)) return "value must be a finite number";
+  if (kind === "counter" && p.value < 0) return "counter delta must not be negative";
+  return undefined;
+}
+
+/**
+ * Validates one metric of a harvest.
+ *
+ * @example Accept a counter delta
+ * ```ts
+ * import { checkMetric } from "./messages.ts";
+ * const error = checkMetric({ name: "app.hits", kind: "counter", points: [{ attributes: {}, value: 3 }] });
+ * console.assert(error === undefined);
+ * ```
+ */
+export function checkMetric(m: unknown): string | undefined {
+  if (!isObject(m)) return "metric must be an object";
+  if (typeof m.name !== "string" || m.name === "" || m.name.length > MAX_NAME) {
+    return "metric name must be a non-empty string";
+  }
+  if (typeof m.kind !== "string" || !KINDS.has(m.kind)) {
+    return `metric "${m.name}" has an unknown kind`;
+  }
+  if (m.unit !== undefined && typeof m.unit !== "string") {
+    return `metric "${m.name}" unit must be a string`;
+  }
+  if (m.description !== undefined && typeof m.description !== "string") {
+    return `metric "${m.name}" description must be a string`;
+  }
+  let nBuckets = 0;
+  if (m.kind === "histogram") {
+    const b = m.boundaries;
+    if (!Array.isArray(b) || !b.every(isFiniteNumber)) {
+      return `histogram "${m.name}" boundaries must be finite numbers`;
+    }
+    for (let i = 1; i < b.length; i++) {
+      if (b[i] <= b[i - 1]) return `histogram "${m.name}" boundaries must ascend`;
+    }
+    nBuckets = b.length + 1;
+  }
+  if (!Array.isArray(m.points)) return `metric "${m.name}" points must be an array`;
+  for (const p of m.points) {
+    const bad = checkPoint(p, m.kind as InstrumentKind, nBuckets);
+    if (bad) return `metric "${m.name}": ${bad}`;
+  }
+  return undefined;
+}
+
+/**
+ * Validates a message received from a worker.
+ *
+ * A harvest whose metrics are partly invalid is still accepted: the bad
+ * metrics are removed and counted in `dropped`, so one bad instrument never
+ * costs the others their data.
+ *
+ * @example Validate a hello
+ * ```ts
+ * import { parseWorkerMessage } from "./messages.ts";
+ * const r = parseWorkerMessage({ type: "hello", v: 1, pid: 42, runtime: "deno/2.9.6" });
+ * console.assert(r.ok);
+ * ```
+ */
+export function parseWorkerMessage(raw: unknown): Parsed<WorkerMessage> {
+  if (!isObject(raw)) return fail("message is not an object");
+  if (raw.v !== PROTOCOL_VERSION) {
+    return fail(`unsupported protocol version ${JSON.stringify(raw.v)}`);
+  }
+  switch (raw.type) {
+    case "hello":
+      if (!isCount(raw.pid) || raw.pid === 0) return fail("hello.pid must be a positive integer");
+      if (typeof raw.runtime !== "string") return fail("hello.runtime must be a string");
+      return { ok: true, message: raw as unknown as HelloMessage };
+    case "ready":
+      if (typeof raw.addr !== "string") return fail("ready.addr must be a string");
+      return { ok: true, message: raw as unknown as ReadyMessage };
+    case "heartbeat":
+      if (raw.requests !== undefined && !isCount(raw.requests)) {
+        return fail("heartbeat.requests must be a non-negative integer");
+      }
+      return { ok: true, message: raw as unknown as HeartbeatMessage };
+    case "bye":
+      if (!isCount(raw.seq)) return fail("bye.seq must be a non-negative integer");
+      return { ok: true, message: raw as unknown as ByeMessage };
+    case "harvest": {
+      if (!isCount(raw.seq)) return fail("harvest.seq must be a non-negative integer");
+      if (!Array.isArray(raw.metrics)) return fail("harvest.metrics must be an array");
+      if (raw.dropped !== undefined && !isCount(raw.dropped)) {
+        return fail("harvest.dropped must be a non-negative integer");
+      }
+      if (raw.requests !== undefined && !isCount(raw.requests)) {
+        return fail("harvest.requests must be a non-negative integer");
+      }
+      const metrics: MetricDelta[] = [];
+      let dropped = (raw.dropped as number | undefined) ?? 0;
+      for (const m of raw.metrics) {
+        if (checkMetric(m) === undefined) metrics.push(m as MetricDelta);
+        else dropped += isObject(m) && Array.isArray(m.points) ? Math.max(1, m.points.length) : 1;
+      }
+      return {
+        ok: true,
+        message: { ...(raw as unknown as HarvestMessage), metrics, dropped },
+      };
+    }
+    default:
+      return fail(`unknown message type ${JSON.stringify(raw.type)}`);
+  }
+}
+
+/**
+ * Validates a message received from the master.
+ *
+ * @example Validate an ack
+ * ```ts
+ * import { parseMasterMessage } from "./messages.ts";
+ * console.assert(parseMasterMessage({ type: "ack", v: 1, seq: 3 }).ok);
+ * ```
+ */
+export function parseMasterMessage(raw: unknown): Parsed<MasterMessage> {
+  if (!isObject(raw)) return fail("message is not an object");
+  if (raw.v !== PROTOCOL_VERSION) {
+    return fail(`unsupported protocol version ${JSON.stringify(raw.v)}`);
+  }
+  switch (raw.type) {
+    case "welcome":
+      if (!isCount(raw.worker) || raw.worker === 0) {
+        return fail("welcome.worker must be a positive integer");
+      }
+      if (!isCount(raw.generation)) {
+        return fail("welcome.generation must be a non-negative integer");
+      }
+      if (!isCount(raw.harvest_interval_ms) || raw.harvest_interval_ms === 0) {
+        return fail("welcome.harvest_interval_ms must be a positive integer");
+      }
+      if (!isCount(raw.heartbeat_ms)) {
+        return fail("welcome.heartbeat_ms must be a non-negative integer");
+      }
+      if (!isObject(raw.resource)) return fail("welcome.resource must be an object");
+      return { ok: true, message: raw as unknown as WelcomeMessage };
+    case "ack":
+      if (!isCount(raw.seq)) return fail("ack.seq must be a non-negative integer");
+      return { ok: true, message: raw as unknown as AckMessage };
+    case "flush":
+      return { ok: true, message: raw as unknown as FlushMessage };
+    case "shutdown":
+      if (!isCount(raw.graceful_ms)) {
+        return fail("shutdown.graceful_ms must be a non-negative integer");
+      }
+      return { ok: true, message: raw as unknown as ShutdownMessage };
+    default:
+      return fail(`unknown message type ${JSON.stringify(raw.type)}`);
+  }
+}

@@ -1,0 +1,279 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { loadSettings } from "../../src/config/load.ts";
+import { ConfigError } from "../../src/config/errors.ts";
+import type { FlagValue } from "../../src/config/argv.ts";
+
+function tempDir(): string {
+  return mkdtempSync(`${tmpdir()}/forklift-load-`);
+}
+
+function withIni(text: string, fn: (dir: string) => void): void {
+  const dir = tempDir();
+  try {
+    writeFileSync(`${dir}/forklift.ini`, text);
+    fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function flags(entries: Record<string, string>): Map<string, FlagValue> {
+  return new Map(Object.entries(entries).map(([k, raw]) => [k, { raw, flag: `--${k}` }]));
+}
+
+function assertConfigError(fn: () => unknown, message: string | RegExp): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof ConfigError, `expected ConfigError, got ${e}`);
+    assert.equal(e.exitCode, 2);
+    if (typeof message === "string") assert.equal(e.message, message);
+    else assert.match(e.message, message);
+    assert.ok(!e.message.includes("\n"), "message is one line");
+    return true;
+  });
+}
+
+const FIVE_LAYERS = [
+  "[forklift]",
+  "workers = 2",
+  "timeout = 11",
+  "graceful_timeout = 12",
+  "max_requests = 13",
+  "",
+  "[forklift:production]",
+  "timeout = 21",
+  "graceful_timeout = 22",
+  "max_requests = 23",
+  "",
+].join("\n");
+
+describe("loadSettings()", () => {
+  test("loadSettings() applies default < [forklift] < [forklift:ENV] < env < flags", () => {
+    withIni(FIVE_LAYERS, (dir) => {
+      const r = loadSettings({
+        cwd: dir,
+        config: "forklift.ini",
+        environment: "production",
+        env: { FORKLIFT_GRACEFUL_TIMEOUT: "32", FORKLIFT_MAX_REQUESTS: "33" },
+        flags: flags({ max_requests: "43" }),
+      });
+      assert.equal(r.values.harvest_interval, 5);
+      assert.equal(r.origins.harvest_interval, "default");
+      assert.equal(r.values.workers, 2);
+      assert.equal(r.origins.workers, "file:forklift.ini:2");
+      assert.equal(r.values.timeout, 21);
+      assert.equal(r.origins.timeout, "file:[forklift:production]");
+      assert.equal(r.values.graceful_timeout, 32);
+      assert.equal(r.origins.graceful_timeout, "env:FORKLIFT_GRACEFUL_TIMEOUT");
+      assert.equal(r.values.max_requests, 43);
+      assert.equal(r.origins.max_requests, "flag:--max_requests");
+      assert.equal(r.file, "forklift.ini");
+      assert.equal(r.environment, "production");
+    });
+  });
+
+  test("loadSettings() reads the file from FORKLIFT_CONFIG_FILE and the section from FORKLIFT_ENVIRONMENT", () => {
+    withIni(FIVE_LAYERS, (dir) => {
+      const r = loadSettings({
+        cwd: dir,
+        env: { FORKLIFT_CONFIG_FILE: `${dir}/forklift.ini`, FORKLIFT_ENVIRONMENT: "production" },
+      });
+      assert.equal(r.values.timeout, 21);
+      assert.equal(r.origins.workers, `file:${dir}/forklift.ini:2`);
+    });
+  });
+
+  test("loadSettings() prefers -c and -e over their environment variables", () => {
+    withIni(FIVE_LAYERS, (dir) => {
+      const r = loadSettings({
+        cwd: dir,
+        config: "forklift.ini",
+        environment: "production",
+        env: { FORKLIFT_CONFIG_FILE: "/nonexistent.ini", FORKLIFT_ENVIRONMENT: "staging" },
+      });
+      assert.equal(r.values.max_requests, 23);
+    });
+  });
+
+  test("loadSettings() ranks WEB_CONCURRENCY below FORKLIFT_WORKERS", () => {
+    const low = loadSettings({ env: { WEB_CONCURRENCY: "3" } });
+    assert.equal(low.values.workers, 3);
+    assert.equal(low.origins.workers, "env:WEB_CONCURRENCY");
+    const high = loadSettings({ env: { WEB_CONCURRENCY: "3", FORKLIFT_WORKERS: "5" } });
+    assert.equal(high.values.workers, 5);
+    assert.equal(high.origins.workers, "env:FORKLIFT_WORKERS");
+  });
+
+  test("loadSettings() reads the OTEL_* variables, with the export interval in milliseconds", () => {
+    const r = loadSettings({
+      env: {
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318/",
+        OTEL_EXPORTER_OTLP_HEADERS: "api-key=s%3Dcret,x-team=web",
+        OTEL_METRIC_EXPORT_INTERVAL: "15000",
+        OTEL_SERVICE_NAME: "shop",
+      },
+    });
+    assert.equal(r.values.otlp_endpoint, "http://collector:4318");
+    assert.deepEqual(r.values.otlp_headers, { "api-key": "s=cret", "x-team": "web" });
+    assert.equal(r.values.export_interval, 15);
+    assert.equal(r.values.service_name, "shop");
+    assert.equal(r.origins.export_interval, "env:OTEL_METRIC_EXPORT_INTERVAL");
+  });
+
+  test("loadSettings() resolves workers = auto to the CPU count", () => {
+    withIni("[forklift]\nworkers = auto\n", (dir) => {
+      const r = loadSettings({ cwd: dir, config: "forklift.ini", cpuCount: 6 });
+      assert.equal(r.values.workers, 6);
+    });
+    assert.equal(
+      loadSettings({ flags: flags({ workers: "AUTO" }), cpuCount: 3 }).values.workers,
+      3,
+    );
+  });
+
+  test("loadSettings() treats empty environment variables as unset", () => {
+    const r = loadSettings({ env: { FORKLIFT_WORKERS: "", OTEL_SERVICE_NAME: " " } });
+    assert.equal(r.origins.workers, "default");
+    assert.equal(r.values.service_name, null);
+  });
+
+  test("loadSettings() accumulates repeated --otlp-header flags", () => {
+    const r = loadSettings({
+      flags: new Map([["otlp_headers", { raw: "a=1,b=2", flag: "--otlp-header" }]]),
+    });
+    assert.deepEqual(r.values.otlp_headers, { a: "1", b: "2" });
+  });
+
+  test("loadSettings() rejects a malformed INI line with its file and line", () => {
+    withIni("[forklift]\nworkers 3\n", (dir) => {
+      assertConfigError(
+        () => loadSettings({ cwd: dir, config: "forklift.ini" }),
+        'Cannot parse forklift.ini line 2: expected "key = value" or "[section]", got "workers 3"',
+      );
+    });
+  });
+
+  test("loadSettings() rejects an unknown INI key with a did-you-mean hint", () => {
+    withIni("[forklift]\n\nwokers = 3\n", (dir) => {
+      assertConfigError(
+        () => loadSettings({ cwd: dir, config: "forklift.ini" }),
+        'Unknown setting "wokers" in forklift.ini line 3 (did you mean "workers"?)',
+      );
+    });
+  });
+
+  test("loadSettings() rejects an unknown key even in an unused [forklift:ENV] section", () => {
+    withIni("[forklift:staging]\nfoo = 1\n", (dir) => {
+      assertConfigError(
+        () => loadSettings({ cwd: dir, config: "forklift.ini" }),
+        'Unknown setting "foo" in forklift.ini line 2',
+      );
+    });
+  });
+
+  test("loadSettings() ignores sections that are not forklift's", () => {
+    withIni("[app]\ncolour = blue\n[forklift]\nworkers = 2\n", (dir) => {
+      assert.equal(loadSettings({ cwd: dir, config: "forklift.ini" }).values.workers, 2);
+    });
+  });
+
+  test("loadSettings() rejects an unknown FORKLIFT_* variable with a hint", () => {
+    assertConfigError(
+      () => loadSettings({ env: { FORKLIFT_WOKERS: "3" } }),
+      "Unknown environment variable FORKLIFT_WOKERS (did you mean FORKLIFT_WORKERS?)",
+    );
+    assertConfigError(
+      () => loadSettings({ env: { FORKLIFT_COLOUR: "blue" } }),
+      "Unknown environment variable FORKLIFT_COLOUR",
+    );
+  });
+
+  test("loadSettings() accepts the variables the master sets for its workers", () => {
+    const r = loadSettings({
+      env: { FORKLIFT_WORKER_ID: "1", FORKLIFT_WORKERS: "2", FORKLIFT_MASTER_PID: "10" },
+    });
+    assert.equal(r.values.workers, 2);
+  });
+
+  test("loadSettings() rejects a negative worker count in the INI file", () => {
+    withIni("[forklift]\nworkers = -2\n", (dir) => {
+      assertConfigError(
+        () => loadSettings({ cwd: dir, config: "forklift.ini" }),
+        'Cannot read "workers" in forklift.ini line 2: expected a positive integer or "auto", got "-2"',
+      );
+    });
+  });
+
+  test("loadSettings() rejects a timeout that is not a number, naming the variable", () => {
+    assertConfigError(
+      () => loadSettings({ env: { FORKLIFT_TIMEOUT: "soon" } }),
+      'Cannot read "timeout" from env FORKLIFT_TIMEOUT: expected a number of seconds (0 = off), got "soon"',
+    );
+  });
+
+  test("loadSettings() rejects a metrics_bind that is not HOST:PORT, naming the flag", () => {
+    assertConfigError(
+      () =>
+        loadSettings({
+          flags: new Map([["metrics_bind", { raw: "nowhere", flag: "--metrics-bind" }]]),
+        }),
+      'Cannot read "metrics_bind" from flag --metrics-bind: expected HOST:PORT or "off", got "nowhere"',
+    );
+  });
+
+  test("loadSettings() never shows a secret's raw value in an error", () => {
+    assertConfigError(
+      () => loadSettings({ env: { OTEL_EXPORTER_OTLP_HEADERS: "no equals sign" } }),
+      'Cannot read "otlp_headers" from env OTEL_EXPORTER_OTLP_HEADERS: expected KEY=VALUE pairs separated by commas, got ****',
+    );
+  });
+
+  test("loadSettings() rejects a missing config file", () => {
+    const dir = tempDir();
+    try {
+      assertConfigError(
+        () => loadSettings({ cwd: dir, config: "missing.ini" }),
+        "Cannot read config file missing.ini (from -c/--config): no such file",
+      );
+      assertConfigError(
+        () => loadSettings({ cwd: dir, env: { FORKLIFT_CONFIG_FILE: "missing.ini" } }),
+        "Cannot read config file missing.ini (from env:FORKLIFT_CONFIG_FILE): no such file",
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("loadSettings() rejects a directory given as config file", () => {
+    const dir = tempDir();
+    try {
+      mkdirSync(`${dir}/conf.d`);
+      assertConfigError(
+        () => loadSettings({ cwd: dir, config: "conf.d" }),
+        "Cannot read config file conf.d (from -c/--config): it is a directory",
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("loadSettings() rejects an environment without its [forklift:ENV] section", () => {
+    withIni(FIVE_LAYERS, (dir) => {
+      assertConfigError(
+        () => loadSettings({ cwd: dir, config: "forklift.ini", environment: "staging" }),
+        'No [forklift:staging] section in forklift.ini for environment "staging"; it has [forklift:production]',
+      );
+    });
+  });
+
+  test("loadSettings() names the section of a bad value in [forklift:ENV]", () => {
+    withIni("[forklift:production]\ntimeout = soon\n", (dir) => {
+      assertConfigError(
+        () => loadSettings({ cwd: dir, config: "forklift.ini", environment: "production" }),
+        /^Cannot read "timeout" in forklift.ini line 2 \[forklift:production\]: /,
+      );
+    });
+  });
+});
