@@ -1,9 +1,49 @@
 /**
- * `forklift run`: not available yet in this build.
+ * `forklift run [OPTIONS] [--] COMMAND [ARGS...]`: resolves the program,
+ * plans how each worker starts (preloading the reporter into deno and bun),
+ * and hands over to the arbiter. `--dry-run` prints the plan and exits.
  *
  * @module
  */
+import process from "node:process";
+import { ConfigError } from "../config/errors.ts";
+import { loadSettings, type ResolvedSettings } from "../config/load.ts";
+import { logger, setupLogging } from "../log/logging.ts";
+import { Arbiter } from "../master/arbiter.ts";
+import { programName, resolveCommand } from "../master/command.ts";
+import { type Hooks, loadHooks } from "../master/hooks.ts";
+import { type LaunchPlan, planLaunch, shellQuote } from "../master/inject.ts";
+import { preloadPath } from "../master/preload_path.ts";
 import type { CommandContext } from "./context.ts";
+
+/**
+ * The `--dry-run` text: per worker, the environment changes and the argv.
+ *
+ * @example
+ * ```ts
+ * import { renderDryRun } from "./run.ts";
+ * console.log(renderDryRun({ argv: ["/usr/bin/bun", "app.ts"], env: {}, injected: false, runtime: "bun" }, 2, 100));
+ * ```
+ */
+export function renderDryRun(plan: LaunchPlan, workers: number, masterPid: number): string {
+  const lines: string[] = [];
+  for (let slot = 1; slot <= workers; slot++) {
+    const env = {
+      FORKLIFT_MASTER_PID: String(masterPid),
+      FORKLIFT_WORKER_ID: String(slot),
+      FORKLIFT_WORKERS: String(workers),
+      ...plan.env,
+    };
+    lines.push(
+      `worker ${slot}: env ${
+        Object.entries(env).map(([k, v]) => shellQuote([`${k}=${v}`])).join(" ")
+      }`,
+      `worker ${slot}: argv ${shellQuote(plan.argv)}`,
+    );
+  }
+  lines.push(`reporter: ${plan.injected ? "preloaded" : "not injected"} (${plan.runtime})`);
+  return lines.join("\n") + "\n";
+}
 
 /**
  * Runs `forklift run`.
@@ -11,12 +51,62 @@ import type { CommandContext } from "./context.ts";
  * @example
  * ```ts ignore
  * import { runCommand } from "./run.ts";
- * await runCommand(ctx);
+ * const code = await runCommand(ctx);
  * ```
  */
-export function runCommand(_ctx: CommandContext): Promise<number> {
-  console.error(
-    "forklift: run is not implemented yet in this build; config, check and status work",
-  );
-  return Promise.resolve(1);
+export async function runCommand(ctx: CommandContext): Promise<number> {
+  const { runtime, commandLine } = ctx;
+  const program = commandLine.rest;
+  if (program.length === 0) {
+    throw new ConfigError(
+      "forklift run needs a COMMAND: forklift run [OPTIONS] -- COMMAND [ARGS...]",
+    );
+  }
+  const env = runtime.env();
+  const cwd = runtime.cwd();
+  const path = resolveCommand(program[0], env.PATH ?? "", cwd);
+  const preload = preloadPath(env);
+  const plan = (settings: ResolvedSettings) =>
+    planLaunch([path, ...program.slice(1)], {
+      inject: settings.values.inject as boolean,
+      preload,
+      env,
+      cwd,
+    });
+  const first = plan(ctx.settings);
+  const once = ctx.settings.values.once as boolean;
+  const workers = once ? 1 : ctx.settings.values.workers as number;
+  if (commandLine.switches.has("dry-run")) {
+    ctx.print(renderDryRun(first, workers, process.pid));
+    return 0;
+  }
+  const hooksPath = ctx.settings.values.hooks as string | null;
+  const hooks: Hooks = hooksPath ? await loadHooks(hooksPath, cwd) : {};
+  const reloadSettings = () =>
+    loadSettings({
+      flags: commandLine.flags,
+      config: commandLine.config,
+      environment: commandLine.environment,
+      env: runtime.env(),
+      cwd,
+      cpuCount: runtime.cpuCount(),
+    });
+  const arbiter = new Arbiter({
+    runtime,
+    settings: ctx.settings,
+    reloadSettings,
+    plan,
+    env,
+    cwd,
+    serviceName: (ctx.settings.values.service_name as string | null) ?? programName(program),
+    hooks,
+    log: logger("arbiter"),
+    reconfigureLogging: (s) =>
+      setupLogging({ level: s.values.log_level as "info", format: s.values.log_format as "text" }),
+    write: {
+      stdout: (s) => void process.stdout.write(s),
+      stderr: (s) => void process.stderr.write(s),
+    },
+  });
+  return await arbiter.run();
 }

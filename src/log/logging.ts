@@ -38,7 +38,7 @@ export interface LoggingOptions {
 export function setupLogging(options: LoggingOptions): void {
   const format = options.format === "json"
     ? getJsonLinesFormatter()
-    : getTextFormatter({ timestamp: "date-time-timezone" });
+    : getTextFormatter({ timestamp: "date-time-timezone", value: "bare", category: "." });
   const write = options.write ?? ((line: string) => void process.stderr.write(line));
   const sink: Sink = (record) => write(format(record));
   resetSync();

@@ -1,0 +1,82 @@
+/**
+ * The user's hooks module (`--hooks FILE`): optional exports the master
+ * awaits at fixed points of its life, as gunicorn's server hooks.
+ *
+ * @module
+ */
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { ConfigError } from "../config/errors.ts";
+
+/** The worker a hook is about. */
+export interface WorkerDescriptor {
+  slot: number;
+  generation: number;
+  pid: number | null;
+  /** Exit code, for `childExit`. */
+  exitCode?: number | null;
+  /** Terminating signal, for `childExit`. */
+  signal?: string | null;
+  /** Why the worker stopped or was replaced (`crash`, `reload`, …). */
+  reason?: string;
+}
+
+/** The master a hook is about. */
+export interface MasterDescriptor {
+  pid: number;
+  workers: number;
+  command: string[];
+}
+
+/** The hooks a module may export; every one is optional and may be async. */
+export interface Hooks {
+  onStarting?(master: MasterDescriptor): unknown;
+  whenReady?(master: MasterDescriptor): unknown;
+  preFork?(worker: WorkerDescriptor): unknown;
+  postFork?(worker: WorkerDescriptor): unknown;
+  childExit?(worker: WorkerDescriptor): unknown;
+  onReload?(master: MasterDescriptor): unknown;
+  onExit?(master: MasterDescriptor): unknown;
+}
+
+/** The names of the hooks, in the order of a master's life. */
+export const HOOK_NAMES = [
+  "onStarting",
+  "whenReady",
+  "preFork",
+  "postFork",
+  "childExit",
+  "onReload",
+  "onExit",
+] as const;
+
+/**
+ * Imports a hooks module; a missing file or a module that fails to load is a
+ * {@linkcode ConfigError}, and so is a hook export that is not a function.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadHooks } from "./hooks.ts";
+ * const hooks = await loadHooks("hooks.ts", process.cwd());
+ * ```
+ */
+export async function loadHooks(path: string, cwd: string): Promise<Hooks> {
+  const abs = isAbsolute(path) ? path : resolve(cwd, path);
+  let mod: Record<string, unknown>;
+  try {
+    mod = await import(pathToFileURL(abs).href);
+  } catch (e) {
+    const first = String((e as Error)?.message ?? e).split("\n")[0];
+    throw new ConfigError(`Cannot load hooks module ${path}: ${first}`, { cause: e });
+  }
+  const hooks: Hooks = {};
+  for (const name of HOOK_NAMES) {
+    const fn = mod[name];
+    if (fn === undefined) continue;
+    if (typeof fn !== "function") {
+      throw new ConfigError(`Hook ${name} in ${path} is not a function`);
+    }
+    hooks[name] = fn as (arg: never) => unknown;
+  }
+  return hooks;
+}

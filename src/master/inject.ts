@@ -1,0 +1,187 @@
+/**
+ * Plans how each worker is started: the argv and the environment changes that
+ * preload the reporter into `deno` and `bun` programs, and leave any other
+ * program as it is.
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { ConfigError } from "../config/errors.ts";
+
+/** Variables the master sets for each worker. */
+export const WORKER_ENV_NAMES = [
+  "FORKLIFT_MASTER_PID",
+  "FORKLIFT_WORKER_ID",
+  "FORKLIFT_WORKERS",
+] as const;
+
+/** How a worker is started, apart from its per-worker variables. */
+export interface LaunchPlan {
+  /** The argv to execute (argv[0] resolved by the caller). */
+  argv: string[];
+  /** Variables to set (beyond the per-worker ones). */
+  env: Record<string, string>;
+  /** Whether the reporter is preloaded. */
+  injected: boolean;
+  /** Which runtime the program runs on, when forklift knows it. */
+  runtime: "deno" | "bun" | "other";
+}
+
+/** Options of {@linkcode planLaunch}. */
+export interface PlanOptions {
+  /** Preload the reporter. */
+  inject: boolean;
+  /** Absolute path of the reporter's preload module. */
+  preload: string;
+  /** The master's environment (for an existing BUN_OPTIONS). */
+  env: Record<string, string | undefined>;
+  /** Directory to look for deno.json in, for `deno task`. */
+  cwd: string;
+}
+
+const DENO_ALLOW_ENV = `--allow-env=${WORKER_ENV_NAMES.join(",")}`;
+
+function denoFlags(preload: string, userFlags: string[]): string[] {
+  const flags = ["--unstable-net", "--preload", preload];
+  // A bare --allow-env or -A already grants what the reporter reads; adding a
+  // scoped one next to those would narrow nothing but reads as noise.
+  const broad = userFlags.some((f) =>
+    f === "-A" || f === "--allow-all" || f === "--allow-env" || f === "-E"
+  );
+  if (!broad) flags.push(DENO_ALLOW_ENV);
+  return flags;
+}
+
+function denoServeAddress(args: string[]): { args: string[]; address?: string } {
+  let host: string | undefined;
+  let port: string | undefined;
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const m = /^--(port|host)(?:=(.*))?$/.exec(a);
+    if (!m) {
+      out.push(a);
+      continue;
+    }
+    const value = m[2] ?? args[++i];
+    if (m[1] === "port") port = value;
+    else host = value;
+  }
+  const address = host || port ? `tcp:${host ?? "0.0.0.0"}:${port ?? "8000"}` : undefined;
+  return { args: out, address };
+}
+
+function stripJsonComments(text: string): string {
+  return text.replace(/("(?:\\.|[^"\\])*")|\/\/[^\n]*|\/\*[\s\S]*?\*\//g, (m, str) => str ?? "");
+}
+
+/** Reads a task's command from deno.json / deno.jsonc in `cwd`. */
+function denoTask(cwd: string, name: string): string | undefined {
+  for (const file of ["deno.json", "deno.jsonc"]) {
+    let text: string;
+    try {
+      text = readFileSync(`${cwd}/${file}`, "utf8");
+    } catch {
+      continue;
+    }
+    try {
+      const tasks = JSON.parse(stripJsonComments(text)).tasks ?? {};
+      const task = tasks[name];
+      return typeof task === "string" ? task : task?.command;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+function planDenoTask(argv: string[], options: PlanOptions): LaunchPlan {
+  const name = argv[2];
+  const command = name === undefined ? undefined : denoTask(options.cwd, name);
+  const simple = command !== undefined && !/[|&;<>$`'"\\(){}*?]/.test(command);
+  const words = simple ? command!.trim().split(/\s+/) : [];
+  if (simple && words[0] === "deno" && (words[1] === "run" || words[1] === "serve")) {
+    // The task's own command, run directly, so the worker stays forklift's child.
+    return planLaunch([argv[0], ...words.slice(1), ...argv.slice(3)], options);
+  }
+  const what = name === undefined ? "deno task" : `deno task ${name}`;
+  throw new ConfigError(
+    `Cannot preload the reporter through "${what}": a task runs its command in a shell, so ` +
+      `the server would not be forklift's child; run the command itself (forklift run -- deno run -A main.ts) or add --no-inject`,
+  );
+}
+
+/**
+ * Plans the argv and environment of a worker.
+ *
+ * @example Preload the reporter into a Deno program
+ * ```ts
+ * import { planLaunch } from "./inject.ts";
+ * const plan = planLaunch(["deno", "run", "-A", "server.ts"], {
+ *   inject: true, preload: "/opt/forklift/preload.js", env: {}, cwd: ".",
+ * });
+ * console.log(plan.argv.join(" "));
+ * // deno run --unstable-net --preload /opt/forklift/preload.js -A server.ts
+ * ```
+ */
+export function planLaunch(argv: string[], options: PlanOptions): LaunchPlan {
+  const exe = basename(argv[0] ?? "");
+  const isDeno = exe === "deno" || exe === "deno.exe";
+  const isBun = exe === "bun" || exe === "bun.exe";
+  if (!options.inject || (!isDeno && !isBun)) {
+    return {
+      argv: [...argv],
+      env: {},
+      injected: false,
+      runtime: isDeno ? "deno" : isBun ? "bun" : "other",
+    };
+  }
+  if (isDeno) {
+    const sub = argv[1];
+    if (sub === "task") return planDenoTask(argv, options);
+    if (sub === "run") {
+      return {
+        argv: [argv[0], "run", ...denoFlags(options.preload, argv.slice(2)), ...argv.slice(2)],
+        env: {},
+        injected: true,
+        runtime: "deno",
+      };
+    }
+    if (sub === "serve") {
+      const { args, address } = denoServeAddress(argv.slice(2));
+      return {
+        argv: [argv[0], "run", ...denoFlags(options.preload, args), ...args],
+        env: { DENO_AUTO_SERVE: "1", ...(address ? { DENO_SERVE_ADDRESS: address } : {}) },
+        injected: true,
+        runtime: "deno",
+      };
+    }
+    throw new ConfigError(
+      `Cannot preload the reporter into "deno ${sub ?? ""}": forklift injects into deno run, ` +
+        `deno serve and simple deno tasks; add --no-inject to supervise it without metrics`,
+    );
+  }
+  const existing = options.env.BUN_OPTIONS?.trim();
+  const preload = `--preload ${options.preload}`;
+  return {
+    argv: [...argv],
+    env: { BUN_OPTIONS: existing ? `${existing} ${preload}` : preload },
+    injected: true,
+    runtime: "bun",
+  };
+}
+
+/**
+ * Quotes an argv for a POSIX shell, for `--dry-run` output.
+ *
+ * @example
+ * ```ts
+ * import { shellQuote } from "./inject.ts";
+ * console.assert(shellQuote(["echo", "a b"]) === "echo 'a b'");
+ * ```
+ */
+export function shellQuote(argv: string[]): string {
+  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`))
+    .join(" ");
+}
