@@ -73,7 +73,7 @@ function denoServeAddress(args: string[]): { args: string[]; address?: string } 
 }
 
 function stripJsonComments(text: string): string {
-  return text.replace(/("(?:\\.|[^"\\])*")|\/\/[^\n]*|\/\*[\s\S]*?\*\//g, (m, str) => str ?? "");
+  return text.replace(/("(?:\\.|[^"\\])*")|\/\/[^\n]*|\/\*[\s\S]*?\*\//g, (_m, str) => str ?? "");
 }
 
 /** Reads a task's command from deno.json / deno.jsonc in `cwd`. */
