@@ -14,6 +14,9 @@ import {
 } from "../protocol/messages.ts";
 import { lineWriter, type OutputOptions } from "./output.ts";
 
+/** How long an 'exit' may wait for its 'close' (stdio drained). */
+const EXIT_WITHOUT_CLOSE_MS = 100;
+
 /** Where a worker is in its life. */
 export type WorkerPhase = "starting" | "ready" | "stopping" | "exited";
 
@@ -112,8 +115,13 @@ export class WorkerHandle {
     child.stdout?.on("data", (d) => out.write(d));
     child.stderr?.on("data", (d) => err.write(d));
     child.on("message", (raw) => this.#onMessage(raw));
-    // 'close' waits for stdio to end, so the last lines are written first.
+    // 'close' waits for stdio to end, so the last lines are written first. Deno
+    // never emits it for a child killed by a signal after IPC traffic, so an
+    // 'exit' without a 'close' soon after counts as the end too.
     child.on("close", (code, signal) => this.#onExit(code, signal));
+    child.on("exit", (code, signal) => {
+      setTimeout(() => this.#onExit(code, signal), EXIT_WITHOUT_CLOSE_MS);
+    });
     child.on("error", () => {
       // A spawn error also ends in 'close'; nothing else to do here.
     });

@@ -1,0 +1,362 @@
+/**
+ * The master's cumulative metric state: every worker's harvest deltas merged
+ * into sums that survive worker exits and restarts, and per-worker gauges that
+ * vanish with their worker.
+ *
+ * @module
+ */
+
+import type {
+  Attributes,
+  AttributeValue,
+  InstrumentKind,
+  MetricDelta,
+  PointDelta,
+} from "../protocol/messages.ts";
+
+/** Options of an {@linkcode Aggregator}. */
+export interface AggregatorOptions {
+  /**
+   * Most series one instrument may hold, the overflow series included; further
+   * attribute sets are merged into the overflow series. Default 2000.
+   */
+  cardinalityLimit?: number;
+}
+
+/** The attribute that marks the series holding points beyond the cardinality limit. */
+export const OVERFLOW_ATTRIBUTE = "otel.metric.overflow";
+
+/** The attribute added to every gauge point: the worker slot that reported it. */
+export const WORKER_ATTRIBUTE = "worker";
+
+/** Series per instrument when no limit is given. */
+export const DEFAULT_CARDINALITY_LIMIT = 2000;
+
+interface _Series {
+  attributes: Attributes;
+  /** Gauges only: the slot that owns the series. */
+  worker?: number;
+  value: number;
+  count: number;
+  sum: number;
+  min?: number;
+  max?: number;
+  buckets?: number[];
+}
+
+interface _Instrument {
+  name: string;
+  kind: InstrumentKind;
+  unit: string;
+  description?: string;
+  boundaries?: number[];
+  series: Map<string, _Series>;
+  /** Series other than overflow series. */
+  admitted: number;
+}
+
+/**
+ * Merges worker harvests into cumulative state.
+ *
+ * Counters and up-down counters add every delta into a sum that never goes
+ * back when a worker exits or restarts. Histograms add counts, sums and
+ * bucket counts and keep the extremes. Gauges keep the last value per live
+ * worker, with the worker slot as the extra attribute `worker`, and vanish
+ * when {@linkcode Aggregator.removeWorker} is called for that slot.
+ *
+ * Points whose attributes differ only in key order belong to the same
+ * series. An instrument keeps the kind, unit and boundaries it was first seen
+ * with; points re-declaring it differently are dropped and counted in
+ * {@linkcode Aggregator.dropped}.
+ *
+ * @example Merge two workers' counters and read the cumulative total
+ * ```ts
+ * import { Aggregator } from "./aggregator.ts";
+ * const agg = new Aggregator();
+ * agg.merge(1, [{ name: "app.hits", kind: "counter", points: [{ attributes: {}, value: 2 }] }]);
+ * agg.merge(2, [{ name: "app.hits", kind: "counter", points: [{ attributes: {}, value: 3 }] }]);
+ * agg.removeWorker(2);
+ * console.assert(agg.collect()[0].points[0].value === 5);
+ * ```
+ */
+export class Aggregator {
+  #limit: number;
+  #instruments = new Map<string, _Instrument>();
+  #dropped = 0;
+
+  /**
+   * Creates an empty aggregator.
+   *
+   * @example Lower the cardinality limit
+   * ```ts
+   * import { Aggregator } from "./aggregator.ts";
+   * const agg = new Aggregator({ cardinalityLimit: 100 });
+   * console.assert(agg.collect().length === 0);
+   * ```
+   */
+  constructor(options: AggregatorOptions = {}) {
+    const limit = options.cardinalityLimit ?? DEFAULT_CARDINALITY_LIMIT;
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new RangeError(
+        `Cannot create the aggregator: cardinalityLimit must be a positive integer, got ${
+          String(limit)
+        }`,
+      );
+    }
+    this.#limit = limit;
+  }
+
+  /**
+   * Points dropped since this aggregator was created: conflicting
+   * re-declarations and malformed points. Overflowed points are not drops.
+   *
+   * @example Read the drop count
+   * ```ts
+   * import { Aggregator } from "./aggregator.ts";
+   * const agg = new Aggregator();
+   * agg.merge(1, [{ name: "x", kind: "counter", points: [{ attributes: {}, value: 1 }] }]);
+   * agg.merge(1, [{ name: "x", kind: "gauge", points: [{ attributes: {}, value: 1 }] }]);
+   * console.assert(agg.dropped === 1);
+   * ```
+   */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /**
+   * Merges one validated harvest from the worker in `worker` (slot 1..N).
+   * Never throws; returns how many points had to be dropped.
+   *
+   * @example Merge a histogram
+   * ```ts
+   * import { Aggregator } from "./aggregator.ts";
+   * const agg = new Aggregator();
+   * const dropped = agg.merge(1, [{
+   *   name: "http.server.request.duration",
+   *   kind: "histogram",
+   *   unit: "s",
+   *   boundaries: [0.1, 1],
+   *   points: [{ attributes: {}, count: 2, sum: 0.6, min: 0.05, max: 0.55, buckets: [1, 1, 0] }],
+   * }]);
+   * console.assert(dropped === 0);
+   * ```
+   */
+  merge(worker: number, metrics: MetricDelta[]): number {
+    let dropped = 0;
+    if (!Array.isArray(metrics)) return 0;
+    for (const metric of metrics) {
+      try {
+        dropped += this.#mergeMetric(worker, metric);
+      } catch {
+        // A shape the validator should have refused: count it, never throw.
+        dropped += Array.isArray(metric?.points) ? Math.max(1, metric.points.length) : 1;
+      }
+    }
+    this.#dropped += dropped;
+    return dropped;
+  }
+
+  /**
+   * Forgets the gauges of the worker in slot `worker`; its counters and
+   * histograms stay in the cumulative totals.
+   *
+   * @example A gauge vanishes with its worker
+   * ```ts
+   * import { Aggregator } from "./aggregator.ts";
+   * const agg = new Aggregator();
+   * agg.merge(3, [{ name: "app.queue", kind: "gauge", points: [{ attributes: {}, value: 7 }] }]);
+   * agg.removeWorker(3);
+   * console.assert(agg.collect().length === 0);
+   * ```
+   */
+  removeWorker(worker: number): void {
+    for (const instrument of this.#instruments.values()) {
+      if (instrument.kind !== "gauge") continue;
+      for (const [key, series] of instrument.series) {
+        if (series.worker !== worker) continue;
+        instrument.series.delete(key);
+        if (!_isOverflow(series.attributes)) instrument.admitted--;
+      }
+    }
+  }
+
+  /**
+   * Returns a cumulative snapshot, sorted by metric name and then by the
+   * canonical form of each point's attributes. Counter and up-down counter
+   * values are running totals; histogram `buckets` hold one count per bucket
+   * (not cumulative). Instruments without any series are left out. The
+   * snapshot is a copy: changing it does not change the aggregator.
+   *
+   * @example Snapshot a gauge per worker
+   * ```ts
+   * import { Aggregator } from "./aggregator.ts";
+   * const agg = new Aggregator();
+   * agg.merge(1, [{ name: "app.queue", kind: "gauge", points: [{ attributes: {}, value: 4 }] }]);
+   * const [metric] = agg.collect();
+   * console.assert(metric.points[0].attributes.worker === "1");
+   * ```
+   */
+  collect(): MetricDelta[] {
+    const names = [...this.#instruments.keys()].sort(_compare);
+    const out: MetricDelta[] = [];
+    for (const name of names) {
+      const instrument = this.#instruments.get(name)!;
+      if (instrument.series.size === 0) continue;
+      const keys = [...instrument.series.keys()].sort(_compare);
+      const metric: MetricDelta = { name, kind: instrument.kind, points: [] };
+      if (instrument.unit !== "") metric.unit = instrument.unit;
+      if (instrument.description !== undefined) metric.description = instrument.description;
+      if (instrument.boundaries) metric.boundaries = [...instrument.boundaries];
+      for (const key of keys) {
+        metric.points.push(_snapshot(instrument.kind, instrument.series.get(key)!));
+      }
+      out.push(metric);
+    }
+    return out;
+  }
+
+  #mergeMetric(worker: number, metric: MetricDelta): number {
+    const points = Array.isArray(metric.points) ? metric.points : [];
+    const unit = metric.unit ?? "";
+    let instrument = this.#instruments.get(metric.name);
+    if (instrument === undefined) {
+      instrument = {
+        name: metric.name,
+        kind: metric.kind,
+        unit,
+        description: metric.description,
+        boundaries: metric.kind === "histogram" ? [...(metric.boundaries ?? [])] : undefined,
+        series: new Map(),
+        admitted: 0,
+      };
+      this.#instruments.set(metric.name, instrument);
+    } else if (
+      instrument.kind !== metric.kind || instrument.unit !== unit ||
+      (instrument.kind === "histogram" &&
+        !_sameNumbers(instrument.boundaries!, metric.boundaries ?? []))
+    ) {
+      return points.length;
+    }
+    if (instrument.description === undefined && metric.description !== undefined) {
+      instrument.description = metric.description;
+    }
+    let dropped = 0;
+    for (const point of points) {
+      if (!this.#mergePoint(instrument, worker, point)) dropped++;
+    }
+    return dropped;
+  }
+
+  #mergePoint(instrument: _Instrument, worker: number, point: PointDelta): boolean {
+    if (!_validPoint(instrument, point)) return false;
+    let attributes: Attributes = { ...point.attributes };
+    if (instrument.kind === "gauge") attributes[WORKER_ATTRIBUTE] = String(worker);
+    let key = canonicalAttributes(attributes);
+    let series = instrument.series.get(key);
+    if (series === undefined) {
+      if (!_isOverflow(attributes) && instrument.admitted >= this.#limit - 1) {
+        attributes = { [OVERFLOW_ATTRIBUTE]: true };
+        if (instrument.kind === "gauge") attributes[WORKER_ATTRIBUTE] = String(worker);
+        key = canonicalAttributes(attributes);
+        series = instrument.series.get(key);
+      }
+      if (series === undefined) {
+        series = { attributes, value: 0, count: 0, sum: 0 };
+        if (instrument.kind === "gauge") series.worker = worker;
+        if (instrument.kind === "histogram") {
+          series.buckets = new Array(instrument.boundaries!.length + 1).fill(0);
+        }
+        instrument.series.set(key, series);
+        if (!_isOverflow(attributes)) instrument.admitted++;
+      }
+    }
+    switch (instrument.kind) {
+      case "counter":
+      case "updown":
+        series.value += point.value!;
+        break;
+      case "gauge":
+        series.value = point.value!;
+        break;
+      case "histogram": {
+        series.count += point.count!;
+        series.sum += point.sum!;
+        const buckets = point.buckets!;
+        for (let i = 0; i < buckets.length; i++) series.buckets![i] += buckets[i];
+        if (point.min !== undefined && (series.min === undefined || point.min < series.min)) {
+          series.min = point.min;
+        }
+        if (point.max !== undefined && (series.max === undefined || point.max > series.max)) {
+          series.max = point.max;
+        }
+        break;
+      }
+    }
+    return true;
+  }
+}
+
+/**
+ * Returns the canonical form of an attribute set: the same string for sets
+ * that differ only in key order, and different strings for `"1"` and `1`.
+ *
+ * @example Key order does not matter
+ * ```ts
+ * import { canonicalAttributes } from "./aggregator.ts";
+ * console.assert(canonicalAttributes({ a: 1, b: "x" }) === canonicalAttributes({ b: "x", a: 1 }));
+ * ```
+ */
+export function canonicalAttributes(attributes: Attributes): string {
+  const entries: [string, AttributeValue][] = Object.entries(attributes);
+  entries.sort((a, b) => _compare(a[0], b[0]));
+  return JSON.stringify(entries);
+}
+
+function _compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function _isOverflow(attributes: Attributes): boolean {
+  return attributes[OVERFLOW_ATTRIBUTE] === true;
+}
+
+function _sameNumbers(a: number[], b: number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function _finite(x: unknown): x is number {
+  return typeof x === "number" && Number.isFinite(x);
+}
+
+function _validPoint(instrument: _Instrument, point: PointDelta): boolean {
+  if (typeof point !== "object" || point === null) return false;
+  if (typeof point.attributes !== "object" || point.attributes === null) return false;
+  if (instrument.kind !== "histogram") {
+    if (!_finite(point.value)) return false;
+    return instrument.kind !== "counter" || point.value >= 0;
+  }
+  const buckets = point.buckets;
+  if (!Array.isArray(buckets) || buckets.length !== instrument.boundaries!.length + 1) {
+    return false;
+  }
+  if (!buckets.every((c) => Number.isSafeInteger(c) && c >= 0)) return false;
+  if (!Number.isSafeInteger(point.count) || point.count! < 0 || !_finite(point.sum)) return false;
+  if (point.min !== undefined && !_finite(point.min)) return false;
+  return point.max === undefined || _finite(point.max);
+}
+
+function _snapshot(kind: InstrumentKind, series: _Series): PointDelta {
+  const attributes = { ...series.attributes };
+  if (kind !== "histogram") return { attributes, value: series.value };
+  const point: PointDelta = {
+    attributes,
+    count: series.count,
+    sum: series.sum,
+    buckets: [...series.buckets!],
+  };
+  if (series.min !== undefined) point.min = series.min;
+  if (series.max !== undefined) point.max = series.max;
+  return point;
+}

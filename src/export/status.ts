@@ -1,0 +1,162 @@
+/**
+ * The `/status` document: what the master knows about itself and each of its
+ * workers, as plain data the master fills and `forklift status` reads.
+ *
+ * @module
+ */
+
+/** Where a worker is in its life. */
+export type WorkerState =
+  /** Spawned; no `ready` yet. */
+  | "starting"
+  /** Its server listens. */
+  | "ready"
+  /** Asked to drain and exit. */
+  | "stopping"
+  /** Crashed; waiting out the backoff before its slot is respawned. */
+  | "backoff"
+  /** Gone. */
+  | "exited";
+
+/** One worker process in the `/status` document. Times are ISO 8601 strings. */
+export interface WorkerStatus {
+  /** Stable slot, 1..N, reused on respawn. */
+  slot: number;
+  /** Process id, or `null` when no process holds the slot. */
+  pid: number | null;
+  /** Generation of the process in this slot. */
+  generation: number;
+  state: WorkerState;
+  spawned_at: string;
+  ready_at: string | null;
+  /** Milliseconds from spawn to `welcome` sent, or `null` before the handshake. */
+  handshake_ms: number | null;
+  last_harvest_at: string | null;
+  /** Last message of any kind from this worker. */
+  last_seen_at: string | null;
+  /** Requests completed by this process. */
+  requests: number;
+  /** Times this slot has been respawned. */
+  restarts: number;
+  /** The address the worker's server listens on, when it reported one. */
+  addr?: string | null;
+  /** The worker's runtime, from its hello (`deno/2.9.6`). */
+  runtime?: string | null;
+  /** Every state change with its time. */
+  transitions?: Array<{ state: string; at: string }>;
+}
+
+/** Totals over the master's lifetime, in the `/status` document. */
+export interface StatusTotals {
+  /** Worker processes now running (any state but `exited` and `backoff`). */
+  workers: number;
+  /** Requests completed by all workers, the exited ones included. */
+  requests: number;
+  restarts: number;
+  harvests: number;
+  dropped_points: number;
+}
+
+/** The whole `/status` document. */
+export interface StatusDocument {
+  /** The master's process id. */
+  pid: number;
+  /** forklift's version. */
+  version: string;
+  started_at: string;
+  uptime_s: number;
+  service_name: string;
+  /** Timers the master has armed right now (the reporter arms none in it). */
+  master_timers_armed: number;
+  workers: WorkerStatus[];
+  /** Worker replacements by reason (crash, timeout, reload, max_requests, scale). */
+  restarts_by_reason?: Record<string, number>;
+  totals: StatusTotals;
+}
+
+/**
+ * Renders a status document as the `/status` response body: indented JSON
+ * ending in a newline, workers in slot order.
+ *
+ * @example Render a document
+ * ```ts
+ * import { renderStatus } from "./status.ts";
+ * const body = renderStatus({
+ *   pid: 100,
+ *   version: "0.1.0",
+ *   started_at: "2025-01-01T00:00:00.000Z",
+ *   uptime_s: 5,
+ *   service_name: "api",
+ *   master_timers_armed: 1,
+ *   workers: [],
+ *   totals: { workers: 0, requests: 0, restarts: 0, harvests: 0, dropped_points: 0 },
+ * });
+ * console.assert(JSON.parse(body).service_name === "api");
+ * ```
+ */
+export function renderStatus(status: StatusDocument): string {
+  const workers = [...status.workers].sort((a, b) =>
+    a.slot - b.slot || a.generation - b.generation
+  );
+  return JSON.stringify({ ...status, workers }, null, 2) + "\n";
+}
+
+/**
+ * Formats a status document as a short table for a terminal.
+ *
+ * @example Print a running master's workers
+ * ```ts
+ * import { formatStatus } from "./status.ts";
+ * const text = formatStatus({
+ *   pid: 100,
+ *   version: "0.1.0",
+ *   started_at: "2025-01-01T00:00:00.000Z",
+ *   uptime_s: 5,
+ *   service_name: "api",
+ *   master_timers_armed: 1,
+ *   workers: [{
+ *     slot: 1, pid: 101, generation: 1, state: "ready", spawned_at: "2025-01-01T00:00:00.000Z",
+ *     ready_at: "2025-01-01T00:00:00.200Z", handshake_ms: 40, last_harvest_at: null,
+ *     last_seen_at: null, requests: 12, restarts: 0,
+ *   }],
+ *   totals: { workers: 1, requests: 12, restarts: 0, harvests: 0, dropped_points: 0 },
+ * });
+ * console.assert(text.includes("ready"));
+ * ```
+ */
+export function formatStatus(status: StatusDocument): string {
+  const header = [
+    "SLOT",
+    "PID",
+    "GEN",
+    "STATE",
+    "HANDSHAKE",
+    "REQUESTS",
+    "RESTARTS",
+    "LAST HARVEST",
+  ];
+  const rows = [...status.workers]
+    .sort((a, b) => a.slot - b.slot || a.generation - b.generation)
+    .map((w) => [
+      String(w.slot),
+      w.pid === null ? "-" : String(w.pid),
+      String(w.generation),
+      w.state,
+      w.handshake_ms === null ? "-" : `${Math.round(w.handshake_ms)} ms`,
+      String(w.requests),
+      String(w.restarts),
+      w.last_harvest_at ?? "-",
+    ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  const t = status.totals;
+  return [
+    `${status.service_name}: master pid ${status.pid}, forklift ${status.version}, up ${
+      Math.round(status.uptime_s)
+    } s`,
+    `workers ${t.workers}, requests ${t.requests}, restarts ${t.restarts}, harvests ${t.harvests}, dropped points ${t.dropped_points}`,
+    "",
+    line(header),
+    ...rows.map(line),
+  ].join("\n") + "\n";
+}

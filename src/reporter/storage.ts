@@ -1,0 +1,456 @@
+/**
+ * In-process metric storage of the reporter: one series table per instrument,
+ * delta accumulation, the cut that turns accumulations into harvest points,
+ * and the merge of unacknowledged harvests.
+ *
+ * The hot path ({@linkcode SeriesTable.get}) walks a small trie keyed by the
+ * attribute names and values in the order the caller wrote them: no string is
+ * built, nothing is sorted and nothing is allocated once a series exists.
+ * Canonicalisation (sorted keys, cleaned values, series that differ only in key
+ * order merged into one) happens once, the first time a combination is seen.
+ *
+ * @module
+ */
+
+import type {
+  Attributes,
+  AttributeValue,
+  InstrumentKind,
+  MetricDelta,
+  PointDelta,
+} from "../protocol/messages.ts";
+
+/** Most series an instrument keeps before new ones go to the overflow series. */
+export const CARDINALITY_LIMIT = 2000;
+
+/** Attribute name of the single overflow series (OpenTelemetry's convention). */
+export const OVERFLOW_ATTRIBUTE = "otel.metric.overflow";
+
+/**
+ * One time series of one instrument: what was recorded since the last cut.
+ *
+ * Every kind uses the same shape so the hot path stays monomorphic:
+ * counters and up-down counters sum into `value`, gauges overwrite it, and
+ * histograms fill `count`, `sum`, `min`, `max` and `buckets`.
+ *
+ * @example Read a series after recording
+ * ```ts
+ * import { SeriesTable } from "./storage.ts";
+ * const table = new SeriesTable(0);
+ * const series = table.get({ route: "/" });
+ * series.value += 1;
+ * series.dirty = true;
+ * console.assert(series.attributes.route === "/");
+ * ```
+ */
+export class Series {
+  /** Canonical attributes: keys sorted, values cleaned. */
+  readonly attributes: Attributes;
+  /** Whether anything was recorded since the last cut. */
+  dirty = false;
+  /** Counter and up-down delta, or the gauge's last value. */
+  value = 0;
+  /** Histogram: values recorded. */
+  count = 0;
+  /** Histogram: sum of the values recorded. */
+  sum = 0;
+  /** Histogram: smallest value recorded (`Infinity` when none). */
+  min: number = Infinity;
+  /** Histogram: largest value recorded (`-Infinity` when none). */
+  max: number = -Infinity;
+  /** Per-bucket counts (not cumulative); empty unless a histogram. */
+  readonly buckets: number[];
+
+  /**
+   * Creates an empty series.
+   *
+   * @param attributes Canonical attributes of the series.
+   * @param nBuckets Number of histogram buckets, 0 for other kinds.
+   */
+  constructor(attributes: Attributes, nBuckets: number) {
+    this.attributes = attributes;
+    this.buckets = Array.from({ length: nBuckets }, () => 0);
+  }
+}
+
+/** A trie node: one attribute (name, value) step of a recorded combination. */
+class _Node {
+  series: Series | undefined = undefined;
+  /** Inline cache: the attribute name most often seen next, and its values. */
+  name: string | undefined = undefined;
+  values: Map<unknown, _Node> | undefined = undefined;
+  next: Map<string, Map<unknown, _Node>> | undefined = undefined;
+}
+
+function cleanValue(v: unknown): AttributeValue | undefined {
+  switch (typeof v) {
+    case "string":
+    case "boolean":
+      return v;
+    case "number":
+      return Number.isFinite(v) ? v : String(v);
+    case "undefined":
+      return undefined;
+    case "bigint":
+    case "symbol":
+    case "function":
+      return String(v);
+    default:
+      if (v === null) return undefined;
+      try {
+        return JSON.stringify(v) ?? String(v);
+      } catch {
+        return String(v);
+      }
+  }
+}
+
+/**
+ * Returns attributes in canonical form (keys sorted, `undefined` and `null`
+ * values removed, other non-primitive values turned into strings) and their
+ * canonical key.
+ *
+ * @example Key order does not matter
+ * ```ts
+ * import { canonicalAttributes } from "./storage.ts";
+ * const a = canonicalAttributes({ b: 1, a: "x" });
+ * const b = canonicalAttributes({ a: "x", b: 1 });
+ * console.assert(a.key === b.key);
+ * ```
+ */
+export function canonicalAttributes(
+  attributes: Readonly<Record<string, unknown>> | undefined,
+): { attributes: Attributes; key: string } {
+  const out: Attributes = {};
+  if (attributes === undefined || attributes === null) return { attributes: out, key: "" };
+  const names = Object.keys(attributes).sort();
+  let key = "";
+  for (const name of names) {
+    const v = cleanValue(attributes[name]);
+    if (v === undefined) continue;
+    out[name] = v;
+    key += JSON.stringify(name) + ":" + JSON.stringify(v) + ",";
+  }
+  return { attributes: out, key };
+}
+
+/**
+ * The series of one instrument, found by their attributes.
+ *
+ * At most `limit` distinct canonical series exist; past that, points go to a
+ * single series with attributes `{ "otel.metric.overflow": true }`.
+ *
+ * @example Overflow past the limit
+ * ```ts
+ * import { SeriesTable } from "./storage.ts";
+ * const table = new SeriesTable(0, 1);
+ * table.get({ user: "a" });
+ * console.assert(table.get({ user: "b" }).attributes["otel.metric.overflow"] === true);
+ * ```
+ */
+export class SeriesTable {
+  readonly #root = new _Node();
+  readonly #canonical = new Map<string, Series>();
+  readonly #nBuckets: number;
+  readonly #limit: number;
+  #overflow: Series | undefined;
+  #nodes = 0;
+
+  /**
+   * Creates an empty table.
+   *
+   * @param nBuckets Number of histogram buckets, 0 for other kinds.
+   * @param limit Most distinct series before overflow.
+   */
+  constructor(nBuckets: number, limit: number = CARDINALITY_LIMIT) {
+    this.#nBuckets = nBuckets;
+    this.#limit = limit;
+  }
+
+  /** Number of distinct series, the overflow series included. */
+  get size(): number {
+    return this.#canonical.size + (this.#overflow === undefined ? 0 : 1);
+  }
+
+  /**
+   * Returns the series for these attributes, creating it when new.
+   *
+   * @example Same series whatever the key order
+   * ```ts
+   * import { SeriesTable } from "./storage.ts";
+   * const table = new SeriesTable(0);
+   * console.assert(table.get({ a: 1, b: 2 }) === table.get({ b: 2, a: 1 }));
+   * ```
+   */
+  get(attributes: Readonly<Record<string, unknown>> | undefined): Series {
+    let node = this.#root;
+    if (attributes !== undefined) {
+      for (const name in attributes) {
+        const value = attributes[name];
+        const values = name === node.name ? node.values : node.next?.get(name);
+        const child = values === undefined ? undefined : values.get(value);
+        if (child === undefined) return this.#insert(attributes);
+        node = child;
+      }
+    }
+    const series = node.series;
+    return series === undefined ? this.#insert(attributes) : series;
+  }
+
+  /** Calls `fn` on every series, the overflow series last. */
+  forEach(fn: (series: Series) => void): void {
+    for (const series of this.#canonical.values()) fn(series);
+    if (this.#overflow !== undefined) fn(this.#overflow);
+  }
+
+  #insert(attributes: Readonly<Record<string, unknown>> | undefined): Series {
+    const { attributes: clean, key } = canonicalAttributes(attributes);
+    let series = this.#canonical.get(key);
+    if (series === undefined) {
+      if (this.#canonical.size < this.#limit) {
+        series = new Series(clean, this.#nBuckets);
+        this.#canonical.set(key, series);
+      } else {
+        series = this.#overflow ??= new Series({ [OVERFLOW_ATTRIBUTE]: true }, this.#nBuckets);
+      }
+    }
+    // Remember the raw path unless the trie is already large (a flood of
+    // overflowing combinations must not grow memory) or a value is an object
+    // (compared by identity, it would never hit again).
+    if (this.#nodes < 8 * this.#limit) this.#remember(attributes, series);
+    return series;
+  }
+
+  #remember(attributes: Readonly<Record<string, unknown>> | undefined, series: Series): void {
+    if (attributes !== undefined) {
+      for (const name in attributes) {
+        const v = attributes[name];
+        if (typeof v === "object" && v !== null) return;
+      }
+    }
+    let node = this.#root;
+    if (attributes !== undefined) {
+      for (const name in attributes) {
+        const value = attributes[name];
+        node.next ??= new Map();
+        let values = node.next.get(name);
+        if (values === undefined) {
+          values = new Map();
+          node.next.set(name, values);
+        }
+        if (node.name === undefined) {
+          node.name = name;
+          node.values = values;
+        }
+        let child = values.get(value);
+        if (child === undefined) {
+          child = new _Node();
+          values.set(value, child);
+          this.#nodes++;
+        }
+        node = child;
+      }
+    }
+    node.series = series;
+  }
+}
+
+/** Description of an instrument, as sent with each of its harvests. */
+export interface InstrumentInfo {
+  /** Instrument name, unique in the process. */
+  name: string;
+  /** Counter, up-down counter, gauge or histogram. */
+  kind: InstrumentKind;
+  /** Unit of measure, UCUM style. */
+  unit?: string;
+  /** What the instrument measures. */
+  description?: string;
+  /** Histogram bucket upper bounds. */
+  boundaries?: number[];
+}
+
+/** An instrument's description and its series. */
+export interface InstrumentState extends InstrumentInfo {
+  /** The instrument's series. */
+  table: SeriesTable;
+}
+
+/** What one cut of the storage yields: points since the previous cut. */
+export interface Cut {
+  /** Instruments with at least one changed series. */
+  metrics: MetricDelta[];
+  /** Points dropped in the interval. */
+  dropped: number;
+}
+
+/**
+ * All instruments of one process and their accumulations since the last cut.
+ *
+ * @example Cut a counter
+ * ```ts
+ * import { Storage } from "./storage.ts";
+ * const storage = new Storage();
+ * const { table } = storage.register({ name: "hits", kind: "counter" });
+ * const s = table.get(undefined);
+ * s.value += 2;
+ * s.dirty = true;
+ * console.assert(storage.cut().metrics[0].points[0].value === 2);
+ * ```
+ */
+export class Storage {
+  readonly #instruments = new Map<string, InstrumentState>();
+  /** Points dropped (bad values) since the last cut. */
+  dropped = 0;
+  /** True until the first recording; see {@linkcode Storage.wake}. */
+  idle = true;
+  /** Called once, on the first recording (the standalone lazy start). */
+  onWake: (() => void) | undefined = undefined;
+
+  /**
+   * Registers an instrument, or returns the one already registered under that
+   * name when its kind, unit and boundaries agree.
+   *
+   * @throws {TypeError} When the name is taken by a different instrument.
+   */
+  register(info: InstrumentInfo): InstrumentState {
+    const old = this.#instruments.get(info.name);
+    if (old !== undefined) {
+      if (
+        old.kind !== info.kind || old.unit !== info.unit ||
+        String(old.boundaries) !== String(info.boundaries)
+      ) {
+        throw new TypeError(
+          `Cannot create ${info.kind} "${info.name}": the name is already used by a ${old.kind} with another unit or boundaries`,
+        );
+      }
+      return old;
+    }
+    const nBuckets = info.boundaries === undefined ? 0 : info.boundaries.length + 1;
+    const state: InstrumentState = { ...info, table: new SeriesTable(nBuckets) };
+    this.#instruments.set(info.name, state);
+    return state;
+  }
+
+  /** Counts one dropped point and wakes the storage. */
+  drop(): void {
+    this.dropped++;
+    if (this.idle) this.wake();
+  }
+
+  /** Leaves the idle state and calls {@linkcode Storage.onWake} once. */
+  wake(): void {
+    if (!this.idle) return;
+    this.idle = false;
+    const fn = this.onWake;
+    if (fn !== undefined) {
+      try {
+        fn();
+      } catch {
+        // A failing lazy start must never reach the code that recorded.
+      }
+    }
+  }
+
+  /**
+   * Returns every series changed since the previous cut, as delta points, and
+   * resets them.
+   */
+  cut(): Cut {
+    const metrics: MetricDelta[] = [];
+    for (const inst of this.#instruments.values()) {
+      const points: PointDelta[] = [];
+      const hist = inst.kind === "histogram";
+      inst.table.forEach((s) => {
+        if (!s.dirty) return;
+        s.dirty = false;
+        if (hist) {
+          if (s.count === 0) return;
+          points.push({
+            attributes: s.attributes,
+            count: s.count,
+            sum: s.sum,
+            min: s.min,
+            max: s.max,
+            buckets: s.buckets.slice(),
+          });
+          s.count = 0;
+          s.sum = 0;
+          s.min = Infinity;
+          s.max = -Infinity;
+          s.buckets.fill(0);
+        } else {
+          points.push({ attributes: s.attributes, value: s.value });
+          if (inst.kind !== "gauge") s.value = 0;
+        }
+      });
+      if (points.length > 0) metrics.push(describe(inst, points));
+    }
+    const dropped = this.dropped;
+    this.dropped = 0;
+    return { metrics, dropped };
+  }
+}
+
+function describe(info: InstrumentInfo, points: PointDelta[]): MetricDelta {
+  const m: MetricDelta = { name: info.name, kind: info.kind, points };
+  if (info.unit !== undefined) m.unit = info.unit;
+  if (info.description !== undefined) m.description = info.description;
+  if (info.boundaries !== undefined) m.boundaries = info.boundaries.slice();
+  return m;
+}
+
+function pointKey(p: PointDelta): string {
+  return canonicalAttributes(p.attributes).key;
+}
+
+function mergePoint(kind: InstrumentKind, into: PointDelta, later: PointDelta): PointDelta {
+  if (kind === "histogram") {
+    const buckets = (into.buckets ?? []).map((c, i) => c + (later.buckets?.[i] ?? 0));
+    return {
+      attributes: into.attributes,
+      count: (into.count ?? 0) + (later.count ?? 0),
+      sum: (into.sum ?? 0) + (later.sum ?? 0),
+      min: Math.min(into.min ?? Infinity, later.min ?? Infinity),
+      max: Math.max(into.max ?? -Infinity, later.max ?? -Infinity),
+      buckets,
+    };
+  }
+  if (kind === "gauge") return { attributes: into.attributes, value: later.value };
+  return { attributes: into.attributes, value: (into.value ?? 0) + (later.value ?? 0) };
+}
+
+/**
+ * Merges two consecutive cuts into one, as if they had been a single
+ * interval: counters add up, gauges keep the later value, histograms add
+ * their counts and buckets. Neither input is modified.
+ *
+ * @example Merge two counter deltas
+ * ```ts
+ * import { mergeCuts } from "./storage.ts";
+ * const m = (value: number) => [{ name: "hits", kind: "counter" as const, points: [{ attributes: {}, value }] }];
+ * const merged = mergeCuts({ metrics: m(2), dropped: 1 }, { metrics: m(3), dropped: 0 });
+ * console.assert(merged.metrics[0].points[0].value === 5 && merged.dropped === 1);
+ * ```
+ */
+export function mergeCuts(earlier: Cut, later: Cut): Cut {
+  const byName = new Map<string, { metric: MetricDelta; points: Map<string, PointDelta> }>();
+  const out: MetricDelta[] = [];
+  for (const cut of [earlier, later]) {
+    for (const m of cut.metrics) {
+      let entry = byName.get(m.name);
+      if (entry === undefined) {
+        const { points: _, ...rest } = m;
+        entry = { metric: { ...rest, points: [] }, points: new Map() };
+        byName.set(m.name, entry);
+        out.push(entry.metric);
+      }
+      for (const p of m.points) {
+        const key = pointKey(p);
+        const old = entry.points.get(key);
+        entry.points.set(key, old === undefined ? p : mergePoint(m.kind, old, p));
+      }
+    }
+  }
+  for (const { metric, points } of byName.values()) metric.points = [...points.values()];
+  return { metrics: out, dropped: earlier.dropped + later.dropped };
+}

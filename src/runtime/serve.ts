@@ -1,0 +1,288 @@
+/**
+ * Hooks `Deno.serve` and `Bun.serve` so every server a worker starts is timed,
+ * shares its port (`reusePort`) when asked, reports its bound address, and can
+ * be drained on a graceful shutdown. Both the call form and the
+ * `export default { fetch }` form go through these globals: Deno's
+ * `DENO_AUTO_SERVE=1 deno run` calls `Deno.serve({ handler, port, hostname,
+ * onListen })`, and Bun serves a default export by calling `Bun.serve(exported)`
+ * after the preload ran.
+ *
+ * This file, with the rest of `src/runtime/`, is the only place that touches
+ * `Deno.*` or `Bun.*`. It imports nothing.
+ *
+ * @module
+ */
+
+// deno-lint-ignore-file no-explicit-any
+
+/** A server started through a hooked `Deno.serve` / `Bun.serve`. */
+export interface ServedServer {
+  /** Bound address: `"0.0.0.0:8000"`, `"[::]:8000"` or `"unix:/path"`. */
+  readonly addr: string;
+  /** Stops accepting, lets in-flight requests finish; resolves when they have. */
+  drain(): Promise<void>;
+  /** Closes at once, cutting requests still running. */
+  abort(): void;
+}
+
+/** What the reporter gives the hook. */
+export interface ServeHooks {
+  /** Whether to force `reusePort: true` (several workers share one port). */
+  reusePort(): boolean;
+  /** Wraps a fetch-style handler so its requests are timed. */
+  wrap<H extends (...args: any[]) => unknown>(handler: H, route?: string): H;
+  /** Called once per server, as soon as it listens. */
+  listening(server: ServedServer): void;
+  /** Called when a server has closed (by the app or by a drain). */
+  closed(server: ServedServer): void;
+}
+
+const HOOKED = Symbol.for("forklift.serve.hooked");
+const BUN_ROUTE_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
+
+function g(): any {
+  return globalThis as any;
+}
+
+/**
+ * Returns `"deno/<version>"`, `"bun/<version>"` or `"node/<version>"` for the
+ * running runtime.
+ *
+ * @example Name the runtime
+ * ```ts
+ * import { runtimeId } from "./serve.ts";
+ * console.log(runtimeId()); // e.g. "deno/2.9.6"
+ * ```
+ */
+export function runtimeId(): string {
+  const ua = typeof navigator === "object" ? String(navigator.userAgent ?? "") : "";
+  const match = /^(Deno|Bun|Node\.js)\/(\S+)/.exec(ua);
+  if (match) return `${match[1] === "Node.js" ? "node" : match[1].toLowerCase()}/${match[2]}`;
+  const versions = g().process?.versions;
+  if (versions?.bun) return `bun/${versions.bun}`;
+  if (versions?.deno) return `deno/${versions.deno}`;
+  return `node/${versions?.node ?? "unknown"}`;
+}
+
+/**
+ * Reads an environment variable without ever prompting or throwing: in Deno
+ * it is read only when the permission is already granted.
+ *
+ * @example Read the master's pid
+ * ```ts
+ * import { readEnv } from "./serve.ts";
+ * const pid = readEnv("FORKLIFT_MASTER_PID"); // undefined when unset or not permitted
+ * ```
+ */
+export function readEnv(name: string): string | undefined {
+  try {
+    const deno = g().Deno;
+    if (deno !== undefined) {
+      const state = deno.permissions?.querySync?.({ name: "env", variable: name })?.state;
+      if (state !== "granted") return undefined;
+      return deno.env.get(name);
+    }
+    return g().process?.env?.[name];
+  } catch {
+    return undefined;
+  }
+}
+
+function hostPort(hostname: string, port: number): string {
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+}
+
+/** Copies `options` with `overrides`, keeping inherited properties readable. */
+function derive(options: any, overrides: Record<string, unknown>): any {
+  const out = Object.create(Object.getPrototypeOf(options ?? {}));
+  Object.assign(out, options, overrides);
+  return out;
+}
+
+function hookDeno(deno: any, hooks: ServeHooks): void {
+  const original = deno.serve;
+  if (typeof original !== "function") return;
+  const serve = function (this: unknown, a?: any, b?: any): any {
+    let options: any;
+    let handler: any;
+    let inOptions = false;
+    if (typeof a === "function") {
+      handler = a;
+      options = {};
+    } else if (typeof b === "function") {
+      options = a ?? {};
+      handler = b;
+    } else {
+      options = a ?? {};
+      handler = options.handler;
+      inOptions = true;
+    }
+    if (typeof handler !== "function") return original.apply(this, arguments);
+    const wrapped = hooks.wrap(handler);
+    const overrides: Record<string, unknown> = {};
+    if (hooks.reusePort() && options.path === undefined) overrides.reusePort = true;
+    if (inOptions) overrides.handler = wrapped;
+    const server = original.call(deno, derive(options, overrides), ...(inOptions ? [] : [wrapped]));
+    track(
+      server,
+      hooks,
+      () => {
+        const addr = server.addr;
+        if (addr?.transport === "unix") return `unix:${addr.path}`;
+        return hostPort(String(addr?.hostname), Number(addr?.port));
+      },
+      () => server.shutdown(),
+      () => {
+        // No abort in Deno's API: unref so the exit that follows is not held.
+        try {
+          server.unref?.();
+        } catch { /* already closed */ }
+      },
+    );
+    server.finished?.then?.(() => closedOnce(server, hooks), () => closedOnce(server, hooks));
+    return server;
+  };
+  deno.serve = serve;
+}
+
+function wrapBunRoutes(routes: any, hooks: ServeHooks): any {
+  if (routes === null || typeof routes !== "object") return routes;
+  const out: Record<string, unknown> = {};
+  for (const path of Object.keys(routes)) {
+    const value = routes[path];
+    if (typeof value === "function") {
+      out[path] = hooks.wrap(value, path);
+    } else if (
+      value !== null && typeof value === "object" && !(value instanceof Response) &&
+      BUN_ROUTE_METHODS.some((m) => typeof value[m] === "function")
+    ) {
+      const methods: Record<string, unknown> = { ...value };
+      for (const m of BUN_ROUTE_METHODS) {
+        if (typeof value[m] === "function") methods[m] = hooks.wrap(value[m], path);
+      }
+      out[path] = methods;
+    } else {
+      // Static responses (and HTML bundles) are served without running JS: not timed.
+      out[path] = value;
+    }
+  }
+  return out;
+}
+
+function bunOverrides(options: any, hooks: ServeHooks, reuse: boolean): Record<string, unknown> {
+  const overrides: Record<string, unknown> = {};
+  if (typeof options?.fetch === "function") overrides.fetch = hooks.wrap(options.fetch);
+  if (options?.routes !== undefined) overrides.routes = wrapBunRoutes(options.routes, hooks);
+  if (reuse && options?.unix === undefined) overrides.reusePort = true;
+  return overrides;
+}
+
+function hookBun(bun: any, hooks: ServeHooks): void {
+  const original = bun.serve;
+  if (typeof original !== "function") return;
+  const serve = function (this: unknown, options?: any, ...rest: any[]): any {
+    if (options === null || typeof options !== "object") {
+      return original.call(bun, options, ...rest);
+    }
+    const server = original.call(
+      bun,
+      derive(options, bunOverrides(options, hooks, hooks.reusePort())),
+      ...rest,
+    );
+    const reload = server.reload;
+    if (typeof reload === "function") {
+      server.reload = function (next: any) {
+        return reload.call(server, derive(next, bunOverrides(next, hooks, false)));
+      };
+    }
+    const stop = server.stop;
+    if (typeof stop === "function") {
+      server.stop = function (force?: boolean) {
+        const done = stop.call(server, force);
+        Promise.resolve(done).then(
+          () => closedOnce(server, hooks),
+          () => closedOnce(server, hooks),
+        );
+        return done;
+      };
+    }
+    track(
+      server,
+      hooks,
+      () => {
+        if (options.unix !== undefined) return `unix:${options.unix}`;
+        const a = server.address;
+        if (a && typeof a === "object" && typeof a.address === "string") {
+          return hostPort(a.address, Number(a.port));
+        }
+        return hostPort(String(server.hostname), Number(server.port));
+      },
+      () => Promise.resolve(stop.call(server, false)),
+      () => {
+        stop.call(server, true);
+      },
+    );
+    return server;
+  };
+  bun.serve = serve;
+}
+
+const SERVED = Symbol("forklift.served");
+
+function track(
+  server: any,
+  hooks: ServeHooks,
+  addr: () => string,
+  drain: () => Promise<void>,
+  abort: () => void,
+): void {
+  let address = "";
+  try {
+    address = addr();
+  } catch {
+    address = "unknown";
+  }
+  const served: ServedServer = {
+    addr: address,
+    drain: async () => {
+      await drain();
+      closedOnce(server, hooks);
+    },
+    abort,
+  };
+  server[SERVED] = served;
+  hooks.listening(served);
+}
+
+function closedOnce(server: any, hooks: ServeHooks): void {
+  const served: ServedServer | undefined = server?.[SERVED];
+  if (served === undefined) return;
+  server[SERVED] = undefined;
+  hooks.closed(served);
+}
+
+/**
+ * Replaces `Deno.serve` / `Bun.serve` with timed versions. Runs at most once
+ * per process, however many copies of this module are loaded; returns whether
+ * this call installed the hook.
+ *
+ * @example Hook the runtime's server
+ * ```ts ignore
+ * import { hookServe } from "./serve.ts";
+ * hookServe({
+ *   reusePort: () => false,
+ *   wrap: (handler) => handler,
+ *   listening: (server) => console.log("listening on", server.addr),
+ *   closed: () => {},
+ * });
+ * ```
+ */
+export function hookServe(hooks: ServeHooks): boolean {
+  const global = g();
+  if (global[HOOKED]) return false;
+  if (global.Deno !== undefined) hookDeno(global.Deno, hooks);
+  else if (global.Bun !== undefined) hookBun(global.Bun, hooks);
+  else return false;
+  Object.defineProperty(global, HOOKED, { value: true });
+  return true;
+}

@@ -1,0 +1,244 @@
+/**
+ * Starts a real `forklift run` master from the checkout, under the runtime
+ * running the tests, and gives tests what they need to drive it: its log,
+ * its metrics port, signals, HTTP helpers and a cleanup that kills every
+ * process it started (by pid).
+ *
+ * @module
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
+import process from "node:process";
+import { cleanEnv, MAIN, ROOT, runtimeArgv } from "./cli.ts";
+
+/** Paths of the two runtimes, as the test runner found them. */
+export const RUNTIMES: Record<"deno" | "bun", string | undefined> = {
+  deno: process.env.FORKLIFT_TEST_DENO ??
+    (typeof (globalThis as { Deno?: unknown }).Deno === "object" ? process.execPath : undefined),
+  bun: process.env.FORKLIFT_TEST_BUN ??
+    (typeof (globalThis as { Bun?: unknown }).Bun === "object" ? process.execPath : undefined),
+};
+
+/** The argv that runs `script` as a server under `runtime`. */
+export function serverArgv(runtime: "deno" | "bun", script: string): string[] {
+  const exe = RUNTIMES[runtime]!;
+  return runtime === "deno" ? [exe, "run", "-A", script] : [exe, script];
+}
+
+/** A free TCP port on 127.0.0.1 (released before it is returned). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `fn` until it returns a truthy value or `timeoutMs` passes. */
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | Promise<T>,
+  timeoutMs = 10_000,
+  everyMs = 50,
+): Promise<NonNullable<T>> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v as NonNullable<T>;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`);
+}
+
+/** Whether a process exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A running master under test. */
+export class Master {
+  readonly child: ChildProcess;
+  stdout = "";
+  stderr = "";
+  exit?: { code: number | null; signal: string | null };
+  readonly exited: Promise<{ code: number | null; signal: string | null }>;
+  /** Every worker pid seen in /status, for cleanup. */
+  readonly workerPids = new Set<number>();
+  metricsPort?: number;
+  #deadline: ReturnType<typeof setTimeout>;
+
+  constructor(
+    args: string[],
+    options: { env?: Record<string, string>; cwd?: string; deadlineMs?: number },
+  ) {
+    const [cmd, ...pre] = runtimeArgv(MAIN);
+    this.child = spawn(cmd, [...pre, "run", ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: options.env ?? cleanEnv(),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.child.stdout!.on("data", (d) => (this.stdout += d));
+    this.child.stderr!.on("data", (d) => {
+      this.stderr += d;
+      const m = /Serving metrics at http:\/\/[^\s]*:(\d+)\/metrics/.exec(this.stderr);
+      if (m) this.metricsPort = Number(m[1]);
+    });
+    this.exited = new Promise((resolve) => {
+      this.child.on("close", (code, signal) => {
+        this.exit = { code, signal };
+        clearTimeout(this.#deadline);
+        resolve(this.exit);
+      });
+    });
+    this.#deadline = setTimeout(() => this.child.kill("SIGKILL"), options.deadlineMs ?? 60_000);
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Waits until the master's log has a line matching `re`. */
+  waitLog(re: RegExp, timeoutMs = 15_000): Promise<RegExpExecArray> {
+    return waitFor(`log ${re}`, () => {
+      if (this.exit && !re.test(this.stderr)) {
+        throw new Error(`master exited (${JSON.stringify(this.exit)}):\n${this.stderr}`);
+      }
+      return re.exec(this.stderr);
+    }, timeoutMs);
+  }
+
+  /** GETs a path of the metrics endpoint. */
+  async get(path: string): Promise<Response> {
+    const port = this.metricsPort ?? (await this.waitLog(/Serving metrics/), this.metricsPort);
+    return await fetch(`http://127.0.0.1:${port}${path}`);
+  }
+
+  /** The /status document; remembers worker pids for cleanup. */
+  async status(): Promise<{ workers: Array<Record<string, unknown>>; [k: string]: unknown }> {
+    const doc = await (await this.get("/status")).json();
+    for (const w of doc.workers) if (typeof w.pid === "number") this.workerPids.add(w.pid);
+    return doc;
+  }
+
+  /** Pids of the workers in state `ready`. */
+  async readyPids(): Promise<number[]> {
+    const doc = await this.status();
+    return doc.workers.filter((w) => w.state === "ready").map((w) => w.pid as number);
+  }
+
+  /** The /metrics text. */
+  async metrics(): Promise<string> {
+    return await (await this.get("/metrics")).text();
+  }
+
+  /** Sends a signal to the master. */
+  signal(sig: NodeJS.Signals): void {
+    try {
+      process.kill(this.pid, sig);
+    } catch {
+      // Already gone.
+    }
+  }
+
+  /** Stops the master (TERM, then KILL) and kills any worker left, by pid. */
+  async cleanup(): Promise<void> {
+    if (!this.exit) {
+      this.signal("SIGTERM");
+      const t = setTimeout(() => this.signal("SIGKILL"), 5_000);
+      await this.exited;
+      clearTimeout(t);
+    }
+    for (const pid of this.workerPids) {
+      if (alive(pid)) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // Raced with its own exit.
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Sums a Prometheus sample family over all label sets.
+ *
+ * @example
+ * ```ts ignore
+ * sumSamples(text, "http_server_request_duration_seconds_count");
+ * ```
+ */
+export function sumSamples(text: string, name: string): number {
+  let total = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== " " && rest[0] !== "{") continue;
+    total += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return total;
+}
+
+/** Fetches `url` with a deadline; resolves to the body text or null on failure. */
+export async function tryGet(url: string, timeoutMs = 5_000): Promise<string | null> {
+  try {
+    const res = await fetch(url, {
+      signal: AbortSignal.timeout(timeoutMs),
+      headers: { connection: "close" },
+    });
+    const body = await res.text();
+    return res.ok ? body : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * GETs `path` on 127.0.0.1:`port` over a new TCP connection (no keep-alive),
+ * so each request may land on a different reusePort listener.
+ */
+export function getFresh(
+  port: number,
+  path: string,
+  timeoutMs = 5_000,
+): Promise<{ status: number; body: string } | null> {
+  return import("node:http").then(({ request }) =>
+    new Promise((resolve) => {
+      const req = request({
+        host: "127.0.0.1",
+        port,
+        path,
+        agent: false,
+        headers: { connection: "close" },
+        timeout: timeoutMs,
+      }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on("error", () => resolve(null));
+      });
+      req.on("timeout", () => req.destroy());
+      req.on("error", () => resolve(null));
+      req.end();
+    })
+  );
+}

@@ -1,0 +1,216 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Aggregator, canonicalAttributes } from "../../src/export/aggregator.ts";
+import type { MetricDelta, PointDelta } from "../../src/protocol/messages.ts";
+
+function counter(name: string, value: number, attributes = {}): MetricDelta {
+  return { name, kind: "counter", points: [{ attributes, value }] };
+}
+
+function gauge(name: string, value: number, attributes = {}): MetricDelta {
+  return { name, kind: "gauge", points: [{ attributes, value }] };
+}
+
+function histogram(points: PointDelta[], boundaries = [0.1, 1]): MetricDelta {
+  return { name: "http.server.request.duration", kind: "histogram", unit: "s", boundaries, points };
+}
+
+function valueOf(agg: Aggregator, name: string, attributes = {}): number | undefined {
+  const metric = agg.collect().find((m) => m.name === name);
+  const key = canonicalAttributes(attributes);
+  return metric?.points.find((p) => canonicalAttributes(p.attributes) === key)?.value;
+}
+
+test("Aggregator.merge() adds counter deltas from several workers into one sum", () => {
+  const agg = new Aggregator();
+  assert.equal(agg.merge(1, [counter("app.hits", 2)]), 0);
+  assert.equal(agg.merge(2, [counter("app.hits", 3)]), 0);
+  assert.equal(agg.merge(1, [counter("app.hits", 4)]), 0);
+  assert.equal(valueOf(agg, "app.hits"), 9);
+});
+
+test("Aggregator.merge() never lets a counter go backwards when a worker is removed", () => {
+  const agg = new Aggregator();
+  agg.merge(1, [counter("app.hits", 10, { route: "/a" })]);
+  agg.merge(2, [counter("app.hits", 5, { route: "/a" })]);
+  agg.removeWorker(2);
+  assert.equal(valueOf(agg, "app.hits", { route: "/a" }), 15);
+  // The respawned worker starts again from zero and sends small deltas.
+  agg.merge(2, [counter("app.hits", 1, { route: "/a" })]);
+  assert.equal(valueOf(agg, "app.hits", { route: "/a" }), 16);
+});
+
+test("Aggregator.merge() keeps up-down counters cumulative across worker removal", () => {
+  const agg = new Aggregator();
+  agg.merge(1, [{ name: "app.sessions", kind: "updown", points: [{ attributes: {}, value: 5 }] }]);
+  agg.merge(2, [{ name: "app.sessions", kind: "updown", points: [{ attributes: {}, value: 2 }] }]);
+  agg.merge(1, [{ name: "app.sessions", kind: "updown", points: [{ attributes: {}, value: -3 }] }]);
+  agg.removeWorker(1);
+  assert.equal(valueOf(agg, "app.sessions"), 4);
+});
+
+test("Aggregator.merge() adds histogram counts, sums and buckets and keeps min and max", () => {
+  const agg = new Aggregator();
+  agg.merge(1, [
+    histogram([{ attributes: {}, count: 2, sum: 0.6, min: 0.05, max: 0.55, buckets: [1, 1, 0] }]),
+  ]);
+  agg.merge(2, [
+    histogram([{ attributes: {}, count: 3, sum: 4.2, min: 0.2, max: 3, buckets: [0, 2, 1] }]),
+  ]);
+  agg.removeWorker(2);
+  const [metric] = agg.collect();
+  assert.deepEqual(metric, {
+    name: "http.server.request.duration",
+    kind: "histogram",
+    unit: "s",
+    boundaries: [0.1, 1],
+    points: [{ attributes: {}, count: 5, sum: 0.6 + 4.2, min: 0.05, max: 3, buckets: [1, 3, 1] }],
+  });
+});
+
+test("Aggregator.merge() treats attributes in another key order as the same series", () => {
+  const agg = new Aggregator();
+  agg.merge(1, [counter("app.hits", 1, { a: "x", b: 2 })]);
+  agg.merge(2, [counter("app.hits", 2, { b: 2, a: "x" })]);
+  const [metric] = agg.collect();
+  assert.equal(metric.points.length, 1);
+  assert.equal(metric.points[0].value, 3);
+});
+
+test("canonicalAttributes() ignores key order and keeps value types apart", () => {
+  assert.equal(canonicalAttributes({ a: 1, b: true }), canonicalAttributes({ b: true, a: 1 }));
+  assert.notEqual(canonicalAttributes({ a: 1 }), canonicalAttributes({ a: "1" }));
+});
+
+test("Aggregator.merge() keeps one gauge series per worker, last value wins", () => {
+  const agg = new Aggregator();
+  agg.merge(1, [gauge("app.queue", 4, { q: "mail" })]);
+  agg.merge(2, [gauge("app.queue", 9, { q: "mail" })]);
+  agg.merge(1, [gauge("app.queue", 6, { q: "mail" })]);
+  assert.deepEqual(agg.collect()[0].points, [
+    { attributes: { q: "mail", worker: "1" }, value: 6 },
+    { attributes: { q: "mail", worker: "2" }, value: 9 },
+  ]);
+});
+
+test("Aggregator.removeWorker() drops that worker's gauges and keeps everything else", () => {
+  const agg = new Aggregator();
+  agg.merge(1, [gauge("app.queue", 4), counter("app.hits", 1)]);
+  agg.merge(2, [gauge("app.queue", 9), counter("app.hits", 1)]);
+  agg.removeWorker(1);
+  const metrics = agg.collect();
+  assert.deepEqual(metrics.map((m) => m.name), ["app.hits", "app.queue"]);
+  assert.deepEqual(metrics[1].points, [{ attributes: { worker: "2" }, value: 9 }]);
+  assert.equal(metrics[0].points[0].value, 2);
+  agg.removeWorker(2);
+  assert.deepEqual(agg.collect().map((m) => m.name), ["app.hits"]);
+});
+
+test("Aggregator.merge() drops points of an instrument re-declared with another kind", () => {
+  const agg = new Aggregator();
+  agg.merge(1, [counter("app.hits", 1)]);
+  const bad: MetricDelta = {
+    name: "app.hits",
+    kind: "gauge",
+    points: [{ attributes: {}, value: 7 }, { attributes: { a: "b" }, value: 8 }],
+  };
+  assert.equal(agg.merge(2, [bad, counter("app.hits", 1)]), 2);
+  assert.equal(agg.dropped, 2);
+  assert.deepEqual(agg.collect(), [
+    { name: "app.hits", kind: "counter", points: [{ attributes: {}, value: 2 }] },
+  ]);
+});
+
+test("Aggregator.merge() drops points of an instrument re-declared with another unit or boundaries", () => {
+  const agg = new Aggregator();
+  agg.merge(1, [histogram([{ attributes: {}, count: 1, sum: 0.5, buckets: [0, 1, 0] }])]);
+  const otherUnit = { ...histogram([{ attributes: {}, count: 1, sum: 5, buckets: [0, 0, 1] }]) };
+  otherUnit.unit = "ms";
+  const otherBounds = histogram(
+    [{ attributes: {}, count: 1, sum: 0.5, buckets: [0, 1, 0, 0] }],
+    [0.1, 1, 10],
+  );
+  assert.equal(agg.merge(2, [otherUnit]), 1);
+  assert.equal(agg.merge(2, [otherBounds]), 1);
+  assert.equal(agg.dropped, 2);
+  assert.equal(agg.collect()[0].points[0].count, 1);
+});
+
+test("Aggregator.merge() sends series beyond the cardinality limit to the overflow series", () => {
+  const agg = new Aggregator({ cardinalityLimit: 3 });
+  const dropped = agg.merge(1, [{
+    name: "app.hits",
+    kind: "counter",
+    points: [1, 2, 3, 4, 5].map((i) => ({ attributes: { user: `u${i}` }, value: i })),
+  }]);
+  assert.equal(dropped, 0);
+  assert.equal(agg.dropped, 0);
+  // A known series still goes to its own series once the limit is reached.
+  agg.merge(2, [counter("app.hits", 10, { user: "u1" })]);
+  assert.deepEqual(agg.collect()[0].points, [
+    { attributes: { "otel.metric.overflow": true }, value: 3 + 4 + 5 },
+    { attributes: { user: "u1" }, value: 11 },
+    { attributes: { user: "u2" }, value: 2 },
+  ]);
+});
+
+test("Aggregator.merge() merges a worker's own overflow series with the master's", () => {
+  const agg = new Aggregator({ cardinalityLimit: 2 });
+  agg.merge(1, [counter("app.hits", 1, { user: "a" }), counter("app.hits", 2, { user: "b" })]);
+  agg.merge(2, [counter("app.hits", 5, { "otel.metric.overflow": true })]);
+  assert.deepEqual(agg.collect()[0].points, [
+    { attributes: { "otel.metric.overflow": true }, value: 7 },
+    { attributes: { user: "a" }, value: 1 },
+  ]);
+});
+
+test("Aggregator.merge() adds overflowed histogram points into one overflow series", () => {
+  const agg = new Aggregator({ cardinalityLimit: 1 });
+  agg.merge(1, [histogram([
+    { attributes: { r: "a" }, count: 1, sum: 0.05, min: 0.05, max: 0.05, buckets: [1, 0, 0] },
+    { attributes: { r: "b" }, count: 1, sum: 2, min: 2, max: 2, buckets: [0, 0, 1] },
+  ])]);
+  assert.deepEqual(agg.collect()[0].points, [{
+    attributes: { "otel.metric.overflow": true },
+    count: 2,
+    sum: 2.05,
+    min: 0.05,
+    max: 2,
+    buckets: [1, 0, 1],
+  }]);
+});
+
+test("Aggregator.collect() sorts by name then attributes and returns a copy", () => {
+  const agg = new Aggregator();
+  agg.merge(1, [
+    counter("b.metric", 1, { k: "z" }),
+    counter("b.metric", 1, { k: "a" }),
+    counter("a.metric", 1),
+  ]);
+  const first = agg.collect();
+  assert.deepEqual(first.map((m) => m.name), ["a.metric", "b.metric"]);
+  assert.deepEqual(first[1].points.map((p) => p.attributes.k), ["a", "z"]);
+  first[0].points[0].value = 1000;
+  first[1].points[0].attributes.k = "changed";
+  assert.equal(valueOf(agg, "a.metric"), 1);
+  assert.deepEqual(agg.collect()[1].points.map((p) => p.attributes.k), ["a", "z"]);
+});
+
+test("Aggregator.merge() drops malformed points and never throws", () => {
+  const agg = new Aggregator();
+  const bad = [
+    { name: "x", kind: "counter", points: [{ attributes: {}, value: -1 }] },
+    { name: "y", kind: "gauge", points: [{ attributes: {}, value: NaN }] },
+    { name: "z", kind: "counter", points: [null] },
+  ] as unknown as MetricDelta[];
+  assert.equal(agg.merge(1, bad), 3);
+  assert.equal(agg.dropped, 3);
+  assert.deepEqual(agg.collect(), []);
+});
+
+test("Aggregator() rejects a cardinality limit below 1", () => {
+  assert.throws(() => new Aggregator({ cardinalityLimit: 0 }), {
+    name: "RangeError",
+    message: "Cannot create the aggregator: cardinalityLimit must be a positive integer, got 0",
+  });
+});

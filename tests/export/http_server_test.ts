@@ -1,0 +1,161 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Agent, request } from "node:http";
+import { startMetricsServer } from "../../src/export/http_server.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "../../src/export/prometheus.ts";
+
+const EXPOSITION = "# HELP up Whether the target is up\n# TYPE up gauge\nup 1\n";
+
+function start(errors: Error[] = []) {
+  return startMetricsServer({
+    bind: "127.0.0.1:0",
+    metrics: () => Promise.resolve(EXPOSITION),
+    status: () => ({ pid: 1, workers: [] }),
+    onError: (e) => errors.push(e),
+  });
+}
+
+/** One request over node:http: method, status, headers and body. */
+function call(
+  port: number,
+  method: string,
+  path: string,
+): Promise<
+  { status: number; headers: Record<string, string | string[] | undefined>; body: string }
+> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, method, path, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => body += chunk);
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+test("startMetricsServer() serves /metrics with the Prometheus content type", async () => {
+  const server = await start();
+  try {
+    assert.equal(server.address.host, "127.0.0.1");
+    assert.ok(server.address.port > 0);
+    const res = await fetch(`http://127.0.0.1:${server.address.port}/metrics`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), PROMETHEUS_CONTENT_TYPE);
+    assert.equal(await res.text(), EXPOSITION);
+  } finally {
+    await server.close();
+  }
+});
+
+test("startMetricsServer() serves /status as JSON and / as a text index", async () => {
+  const server = await start();
+  try {
+    const status = await fetch(`http://127.0.0.1:${server.address.port}/status?x=1`);
+    assert.equal(status.status, 200);
+    assert.match(status.headers.get("content-type") ?? "", /^application\/json/);
+    assert.deepEqual(await status.json(), { pid: 1, workers: [] });
+    const index = await fetch(`http://127.0.0.1:${server.address.port}/`);
+    assert.equal(index.status, 200);
+    assert.match(await index.text(), /\/metrics/);
+  } finally {
+    await server.close();
+  }
+});
+
+test("startMetricsServer() answers HEAD with headers only, 404 and 405", async () => {
+  const server = await start();
+  try {
+    const head = await call(server.address.port, "HEAD", "/metrics");
+    assert.equal(head.status, 200);
+    assert.equal(head.headers["content-type"], PROMETHEUS_CONTENT_TYPE);
+    assert.equal(head.headers["content-length"], String(EXPOSITION.length));
+    assert.equal(head.body, "");
+    const missing = await call(server.address.port, "GET", "/nope");
+    assert.equal(missing.status, 404);
+    const post = await call(server.address.port, "POST", "/metrics");
+    assert.equal(post.status, 405);
+    assert.equal(post.headers["allow"], "GET, HEAD");
+  } finally {
+    await server.close();
+  }
+});
+
+test("startMetricsServer() answers 500 and reports the error when metrics() throws", async () => {
+  const errors: Error[] = [];
+  const server = await startMetricsServer({
+    bind: "127.0.0.1:0",
+    metrics: () => {
+      throw new Error("boom");
+    },
+    status: () => ({}),
+    onError: (e) => errors.push(e),
+  });
+  try {
+    const res = await call(server.address.port, "GET", "/metrics");
+    assert.equal(res.status, 500);
+    assert.deepEqual(errors.map((e) => e.message), ["boom"]);
+  } finally {
+    await server.close();
+  }
+});
+
+test("startMetricsServer() rejects with a clear error when the port is in use", async () => {
+  const server = await start();
+  try {
+    const bind = `127.0.0.1:${server.address.port}`;
+    await assert.rejects(
+      startMetricsServer({ bind, metrics: () => "", status: () => ({}) }),
+      (e: unknown) => {
+        assert.ok(e instanceof Error);
+        assert.equal(e.message, `Cannot listen on ${bind} for metrics: address already in use`);
+        return true;
+      },
+    );
+  } finally {
+    await server.close();
+  }
+});
+
+test("startMetricsServer() rejects a bind address without a port", async () => {
+  await assert.rejects(
+    startMetricsServer({ bind: "localhost", metrics: () => "", status: () => ({}) }),
+    {
+      name: "SyntaxError",
+      message:
+        'Cannot listen on "localhost" for metrics: expected HOST:PORT, such as 127.0.0.1:9464',
+    },
+  );
+});
+
+test("startMetricsServer() close() also closes idle keep-alive connections", async () => {
+  const server = await start();
+  const agent = new Agent({ keepAlive: true });
+  try {
+    const socketClosed = new Promise<string>((resolve, reject) => {
+      const req = request(
+        { host: "127.0.0.1", port: server.address.port, path: "/metrics", agent },
+        (res) => {
+          res.resume();
+          res.on("end", () => {
+            // The response is done: the connection now idles in the agent's pool.
+            req.socket?.once("close", () => resolve("closed"));
+            server.close().catch(reject);
+          });
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve("still open"), 2000);
+    });
+    assert.equal(await Promise.race([socketClosed, timeout]), "closed");
+    clearTimeout(timer);
+  } finally {
+    agent.destroy();
+  }
+});

@@ -1,0 +1,55 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  formatStatus,
+  renderStatus,
+  type StatusDocument,
+  type WorkerStatus,
+} from "../../src/export/status.ts";
+
+function worker(slot: number, extra: Partial<WorkerStatus> = {}): WorkerStatus {
+  return {
+    slot,
+    pid: 1000 + slot,
+    generation: 1,
+    state: "ready",
+    spawned_at: "2025-01-01T00:00:00.000Z",
+    ready_at: "2025-01-01T00:00:00.150Z",
+    handshake_ms: 12.4,
+    last_harvest_at: "2025-01-01T00:00:05.000Z",
+    last_seen_at: "2025-01-01T00:00:05.000Z",
+    requests: 10 * slot,
+    restarts: 0,
+    ...extra,
+  };
+}
+
+const DOC: StatusDocument = {
+  pid: 999,
+  version: "0.1.0",
+  started_at: "2025-01-01T00:00:00.000Z",
+  uptime_s: 61.7,
+  service_name: "api",
+  master_timers_armed: 2,
+  workers: [worker(2), worker(1, { state: "starting", pid: null, handshake_ms: null })],
+  totals: { workers: 2, requests: 30, restarts: 1, harvests: 7, dropped_points: 0 },
+};
+
+test("renderStatus() writes indented JSON with workers in slot order", () => {
+  const body = renderStatus(DOC);
+  assert.ok(body.endsWith("}\n"));
+  const parsed = JSON.parse(body);
+  assert.deepEqual(parsed.workers.map((w: WorkerStatus) => w.slot), [1, 2]);
+  assert.deepEqual({ ...parsed, workers: [] }, { ...DOC, workers: [] });
+  assert.equal(parsed.master_timers_armed, 2);
+  assert.deepEqual(DOC.workers.map((w) => w.slot), [2, 1], "the input is not reordered");
+});
+
+test("formatStatus() prints a header, totals and one row per worker", () => {
+  const lines = formatStatus(DOC).trimEnd().split("\n");
+  assert.equal(lines[0], "api: master pid 999, forklift 0.1.0, up 62 s");
+  assert.equal(lines[1], "workers 2, requests 30, restarts 1, harvests 7, dropped points 0");
+  assert.match(lines[3], /^SLOT\s+PID\s+GEN\s+STATE\s+HANDSHAKE/);
+  assert.match(lines[4], /^1\s+-\s+1\s+starting\s+-\s+10\s+0/);
+  assert.match(lines[5], /^2\s+1002\s+1\s+ready\s+12 ms\s+20\s+0\s+2025-01-01T00:00:05\.000Z$/);
+});

@@ -1,0 +1,203 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { cleanEnv, ROOT, runCli } from "../_helpers/cli.ts";
+import {
+  freePort,
+  getFresh,
+  Master,
+  RUNTIMES,
+  serverArgv,
+  sumSamples,
+  waitFor,
+} from "../_helpers/master.ts";
+
+const APP = `${ROOT}tests/fixtures/master/app.ts`;
+const EXIT = `${ROOT}tests/fixtures/master/exit_code.ts`;
+const COUNT = "http_server_request_duration_seconds_count";
+
+for (const runtime of ["deno", "bun"] as const) {
+  describe(`forklift run with ${runtime} workers`, { skip: !RUNTIMES[runtime] }, () => {
+    test(`Arbiter.run() shares one port between two ${runtime} workers`, async () => {
+      const port = await freePort();
+      const m = new Master(
+        ["-w", "2", "--metrics-bind", "127.0.0.1:0", "--", ...serverArgv(runtime, APP)],
+        { env: cleanEnv({ PORT: String(port) }) },
+      );
+      try {
+        await m.waitLog(/All 2 worker\(s\) ready/);
+        const ready = await m.readyPids();
+        assert.equal(ready.length, 2);
+        const seen = new Map<number, number>();
+        for (let i = 0; i < 200; i++) {
+          const r = await getFresh(port, "/pid");
+          assert.ok(r, `request ${i} failed`);
+          const pid = Number(r.body);
+          seen.set(pid, (seen.get(pid) ?? 0) + 1);
+        }
+        assert.deepEqual([...seen.keys()].sort(), [...ready].sort(), `answers: ${[...seen]}`);
+      } finally {
+        await m.cleanup();
+      }
+    });
+
+    test(`Arbiter.run() counts every ${runtime} request exactly, also after a worker retires`, async () => {
+      const port = await freePort();
+      const m = new Master(
+        [
+          "-w",
+          "2",
+          "--harvest-interval",
+          "0.5",
+          "--metrics-bind",
+          "127.0.0.1:0",
+          "--",
+          ...serverArgv(runtime, APP),
+        ],
+        { env: cleanEnv({ PORT: String(port) }) },
+      );
+      try {
+        await m.waitLog(/All 2 worker\(s\) ready/);
+        const K = 120;
+        let ok = 0;
+        for (let i = 0; i < K; i++) if ((await getFresh(port, "/"))?.status === 200) ok++;
+        assert.equal(ok, K);
+        // Within one harvest interval (plus delivery) the master has them all.
+        await waitFor("exact count", async () => sumSamples(await m.metrics(), COUNT) === K, 2_000);
+        // TTOU retires worker 2 gracefully: its final harvest keeps its count.
+        m.signal("SIGTTOU");
+        await m.waitLog(/Worker 2 \(pid \d+\) exited with code 0/);
+        await waitFor("one worker", async () => (await m.readyPids()).length === 1);
+        for (let i = 0; i < 30; i++) assert.equal((await getFresh(port, "/"))?.status, 200);
+        await waitFor(
+          "exact count after retirement",
+          async () => sumSamples(await m.metrics(), COUNT) === K + 30,
+          2_000,
+        );
+      } finally {
+        await m.cleanup();
+      }
+      assert.equal(m.exit?.code, 0, m.stderr);
+    });
+  });
+}
+
+describe("forklift run /metrics", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
+  test("Arbiter.metricsText() passes promtool check metrics", async () => {
+    const promtool = spawnSync("promtool", ["--version"]);
+    if (promtool.error) {
+      assert.fail("promtool is not installed (Debian package prometheus); .ci/run installs it");
+    }
+    const runtime = RUNTIMES.bun ? "bun" : "deno";
+    const port = await freePort();
+    const m = new Master(
+      [
+        "-w",
+        "2",
+        "--harvest-interval",
+        "0.3",
+        "--metrics-bind",
+        "127.0.0.1:0",
+        "--",
+        ...serverArgv(runtime, APP),
+      ],
+      { env: cleanEnv({ PORT: String(port) }) },
+    );
+    try {
+      await m.waitLog(/All 2 worker\(s\) ready/);
+      for (let i = 0; i < 20; i++) await getFresh(port, i % 2 ? "/" : "/pid");
+      await waitFor("harvest", async () => sumSamples(await m.metrics(), COUNT) === 20, 3_000);
+      const res = await m.get("/metrics");
+      assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+      const text = await res.text();
+      assert.match(text, /^forklift_workers 2$/m);
+      assert.match(text, /^forklift_worker_restarts_total\{reason="crash"\} 0$/m);
+      assert.match(text, /^http_server_request_duration_seconds_bucket\{.*le="\+Inf"\} /m);
+      const check = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
+      assert.equal(check.status, 0, `promtool: ${check.stdout}${check.stderr}`);
+      assert.equal(`${check.stdout}${check.stderr}`.trim(), "");
+    } finally {
+      await m.cleanup();
+    }
+  });
+});
+
+describe("forklift run exit codes", () => {
+  test("runCommand() exits 127 for a command not on PATH", async () => {
+    const r = await runCli(["run", "--", "no-such-program-here", "x"]);
+    assert.equal(r.code, 127);
+    assert.equal(r.stderr, "forklift: Command not found: no-such-program-here (searched PATH)\n");
+  });
+
+  test("runCommand() exits 126 for a file that is not executable", async () => {
+    const dir = mkdtempSync(`${tmpdir()}/forklift-run-`);
+    try {
+      writeFileSync(`${dir}/script.sh`, "#!/bin/sh\necho hi\n");
+      chmodSync(`${dir}/script.sh`, 0o644);
+      const r = await runCli(["run", "--", `${dir}/script.sh`]);
+      assert.equal(r.code, 126);
+      assert.match(r.stderr, /^forklift: Command not executable: .*script\.sh/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  const rt = RUNTIMES.bun ? "bun" : "deno";
+  test("runCommand() --once exits with the program's own code", async () => {
+    const r = await runCli([
+      "run",
+      "--once",
+      "--metrics-bind",
+      "off",
+      "--",
+      ...serverArgv(rt, EXIT),
+      "7",
+    ]);
+    assert.equal(r.code, 7, r.stderr);
+  });
+
+  test("runCommand() --once exits 128+N when the program dies by signal N", async () => {
+    const r = await runCli([
+      "run",
+      "--once",
+      "--metrics-bind",
+      "off",
+      "--",
+      ...serverArgv(rt, EXIT),
+      "SIGTERM",
+    ]);
+    assert.equal(r.code, 143, r.stderr);
+  });
+
+  test("runCommand() --dry-run prints each worker's argv and env", async () => {
+    const deno = RUNTIMES.deno ?? "/usr/bin/env";
+    const r = await runCli([
+      "run",
+      "--dry-run",
+      "-w",
+      "2",
+      "--",
+      deno,
+      "serve",
+      "--port",
+      "9000",
+      "app.ts",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    if (!RUNTIMES.deno) return;
+    assert.equal(lines.length, 5);
+    assert.match(
+      lines[0],
+      /^worker 1: env FORKLIFT_MASTER_PID=\d+ FORKLIFT_WORKER_ID=1 FORKLIFT_WORKERS=2 DENO_AUTO_SERVE=1 DENO_SERVE_ADDRESS=tcp:0\.0\.0\.0:9000$/,
+    );
+    assert.match(
+      lines[1],
+      /^worker 1: argv \S+ run --unstable-net --preload \S+preload\.ts --allow-env=FORKLIFT_MASTER_PID,FORKLIFT_WORKER_ID,FORKLIFT_WORKERS app\.ts$/,
+    );
+    assert.match(lines[2], /FORKLIFT_WORKER_ID=2/);
+    assert.equal(lines[4], "reporter: preloaded (deno)");
+  });
+});

@@ -1,0 +1,212 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  canonicalAttributes,
+  type Cut,
+  mergeCuts,
+  SeriesTable,
+  Storage,
+} from "../../src/reporter/storage.ts";
+import { Counter, Gauge, Histogram, UpDownCounter } from "../../src/reporter/instruments.ts";
+
+function points(cut: Cut, name: string) {
+  return cut.metrics.find((m) => m.name === name)?.points ?? [];
+}
+
+test("SeriesTable.get() returns one series whatever the key order", () => {
+  const table = new SeriesTable(0);
+  const a = table.get({ a: "x", b: 1 });
+  const b = table.get({ b: 1, a: "x" });
+  assert.equal(a, b);
+  assert.deepEqual(Object.keys(a.attributes), ["a", "b"]);
+  assert.equal(table.size, 1);
+});
+
+test("SeriesTable.get() tells values of different types apart", () => {
+  const table = new SeriesTable(0);
+  assert.notEqual(table.get({ code: 200 }), table.get({ code: "200" }));
+});
+
+test("SeriesTable.get() sends series past the limit to one overflow series", () => {
+  const table = new SeriesTable(0, 3);
+  for (let i = 0; i < 3; i++) table.get({ user: `u${i}` });
+  const over1 = table.get({ user: "u3" });
+  const over2 = table.get({ user: "u4", extra: true });
+  assert.equal(over1, over2);
+  assert.deepEqual(over1.attributes, { "otel.metric.overflow": true });
+  assert.equal(table.size, 4);
+  // Series created before the limit still get their own points.
+  assert.deepEqual(table.get({ user: "u1" }).attributes, { user: "u1" });
+});
+
+test("canonicalAttributes() drops undefined and null and stringifies objects", () => {
+  const { attributes } = canonicalAttributes({ z: undefined, y: null, x: [1, 2], w: NaN });
+  assert.deepEqual(attributes, { w: "NaN", x: "[1,2]" });
+});
+
+test("Storage.cut() returns deltas and resets them", () => {
+  const storage = new Storage();
+  const hits = new Counter(storage, "hits");
+  hits.add(2, { a: "x", b: "y" });
+  hits.add(3, { b: "y", a: "x" });
+  let cut = storage.cut();
+  assert.deepEqual(points(cut, "hits"), [{ attributes: { a: "x", b: "y" }, value: 5 }]);
+  hits.add(1, { a: "x", b: "y" });
+  cut = storage.cut();
+  assert.deepEqual(points(cut, "hits"), [{ attributes: { a: "x", b: "y" }, value: 1 }]);
+  assert.deepEqual(storage.cut().metrics, []);
+});
+
+test("counter() drops a NaN value and counts it", () => {
+  const storage = new Storage();
+  const hits = new Counter(storage, "hits");
+  hits.add(NaN);
+  hits.add(Infinity);
+  hits.add(-1);
+  hits.add("3" as unknown as number);
+  hits.add(1);
+  const cut = storage.cut();
+  assert.equal(cut.dropped, 4);
+  assert.deepEqual(points(cut, "hits"), [{ attributes: {}, value: 1 }]);
+  assert.equal(storage.cut().dropped, 0);
+});
+
+test("UpDownCounter.add() accepts negative values and drops non-finite ones", () => {
+  const storage = new Storage();
+  const open = new UpDownCounter(storage, "open");
+  open.add(3);
+  open.add(-5);
+  open.add(-Infinity);
+  const cut = storage.cut();
+  assert.deepEqual(points(cut, "open"), [{ attributes: {}, value: -2 }]);
+  assert.equal(cut.dropped, 1);
+});
+
+test("Gauge.record() keeps the last value and reports only changed series", () => {
+  const storage = new Storage();
+  const g = new Gauge(storage, "queue");
+  g.record(3, { q: "a" });
+  g.record(7, { q: "a" });
+  g.record(1, { q: "b" });
+  assert.deepEqual(points(storage.cut(), "queue"), [
+    { attributes: { q: "a" }, value: 7 },
+    { attributes: { q: "b" }, value: 1 },
+  ]);
+  g.record(9, { q: "b" });
+  assert.deepEqual(points(storage.cut(), "queue"), [{ attributes: { q: "b" }, value: 9 }]);
+});
+
+test("Histogram.record() fills non-cumulative buckets, inclusive upper bounds", () => {
+  const storage = new Storage();
+  const h = new Histogram(storage, "lat", { unit: "s", boundaries: [1, 2, 5] });
+  for (const v of [0, 1, 1.5, 2, 4, 5, 6, 100]) h.record(v);
+  h.record(-1);
+  const cut = storage.cut();
+  const metric = cut.metrics[0];
+  assert.equal(metric.kind, "histogram");
+  assert.equal(metric.unit, "s");
+  assert.deepEqual(metric.boundaries, [1, 2, 5]);
+  assert.deepEqual(metric.points, [{
+    attributes: {},
+    count: 8,
+    sum: 119.5,
+    min: 0,
+    max: 100,
+    buckets: [2, 2, 2, 2],
+  }]);
+  assert.equal(cut.dropped, 1);
+});
+
+test("Histogram.record() uses a binary search on long boundary lists", () => {
+  const storage = new Storage();
+  const boundaries = Array.from({ length: 40 }, (_, i) => i + 1);
+  const h = new Histogram(storage, "long", { boundaries });
+  h.record(0.5);
+  h.record(17);
+  h.record(17.5);
+  h.record(99);
+  const buckets = storage.cut().metrics[0].points[0].buckets!;
+  assert.equal(buckets.length, 41);
+  assert.equal(buckets[0], 1);
+  assert.equal(buckets[16], 1);
+  assert.equal(buckets[17], 1);
+  assert.equal(buckets[40], 1);
+});
+
+test("Histogram() rejects unordered boundaries", () => {
+  assert.throws(
+    () => new Histogram(new Storage(), "bad", { boundaries: [1, 1] }),
+    new RangeError(
+      'Cannot create histogram "bad": boundaries must be strictly ascending, got 1 after 1',
+    ),
+  );
+});
+
+test("Storage.register() refuses one name for two kinds", () => {
+  const storage = new Storage();
+  new Counter(storage, "x");
+  assert.throws(() => new Gauge(storage, "x"), TypeError);
+  assert.doesNotThrow(() => new Counter(storage, "x"));
+});
+
+test("Counter.add() never throws on hostile attributes", () => {
+  const storage = new Storage();
+  const hits = new Counter(storage, "hits");
+  const hostile = new Proxy({}, {
+    ownKeys() {
+      throw new Error("boom");
+    },
+  });
+  hits.add(1, hostile);
+  assert.equal(storage.cut().dropped, 1);
+});
+
+test("Storage.wake() runs the lazy start once, on the first recording", () => {
+  const storage = new Storage();
+  let wakes = 0;
+  storage.onWake = () => wakes++;
+  const hits = new Counter(storage, "hits");
+  assert.equal(wakes, 0);
+  hits.add(1);
+  hits.add(1);
+  assert.equal(wakes, 1);
+});
+
+test("mergeCuts() adds counters and histograms and keeps the later gauge", () => {
+  const earlier: Cut = {
+    dropped: 1,
+    metrics: [
+      { name: "c", kind: "counter", points: [{ attributes: { a: 1 }, value: 2 }] },
+      { name: "g", kind: "gauge", points: [{ attributes: {}, value: 5 }] },
+      {
+        name: "h",
+        kind: "histogram",
+        boundaries: [1],
+        points: [{ attributes: {}, count: 1, sum: 0.5, min: 0.5, max: 0.5, buckets: [1, 0] }],
+      },
+    ],
+  };
+  const later: Cut = {
+    dropped: 2,
+    metrics: [
+      { name: "c", kind: "counter", points: [{ attributes: { a: 1 }, value: 3 }] },
+      { name: "c2", kind: "counter", points: [{ attributes: {}, value: 1 }] },
+      { name: "g", kind: "gauge", points: [{ attributes: {}, value: 9 }] },
+      {
+        name: "h",
+        kind: "histogram",
+        boundaries: [1],
+        points: [{ attributes: {}, count: 2, sum: 4, min: 2, max: 2, buckets: [0, 2] }],
+      },
+    ],
+  };
+  const merged = mergeCuts(earlier, later);
+  assert.equal(merged.dropped, 3);
+  assert.deepEqual(points(merged, "c"), [{ attributes: { a: 1 }, value: 5 }]);
+  assert.deepEqual(points(merged, "c2"), [{ attributes: {}, value: 1 }]);
+  assert.deepEqual(points(merged, "g"), [{ attributes: {}, value: 9 }]);
+  assert.deepEqual(points(merged, "h"), [
+    { attributes: {}, count: 3, sum: 4.5, min: 0.5, max: 2, buckets: [1, 2] },
+  ]);
+  assert.equal(earlier.metrics[0].points[0].value, 2);
+});
