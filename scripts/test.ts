@@ -8,30 +8,15 @@
  *
  * @module
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import process from "node:process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { findBun } from "./_bun.ts";
 
-const BUN_VERSION = "1.4.5";
 const root = new URL("..", import.meta.url).pathname;
 const deno = process.execPath;
 const only = process.argv.slice(2);
-
-function findBun(): string {
-  const fromEnv = process.env.FORKLIFT_TEST_BUN;
-  if (fromEnv) return fromEnv;
-  const r = spawnSync("npx", ["-y", `bun@${BUN_VERSION}`, "-e", "console.log(process.execPath)"], {
-    encoding: "utf8",
-    timeout: 180_000,
-  });
-  const path = r.stdout?.trim().split("\n").pop() ?? "";
-  if (r.status !== 0 || path === "") {
-    console.error(`Cannot get bun ${BUN_VERSION} through npx: ${r.stderr?.trim() || r.error}`);
-    process.exit(1);
-  }
-  return path;
-}
 
 interface Outcome {
   passed: number;

@@ -1,0 +1,46 @@
+/**
+ * Builds the single-file binary `dist/forklift` with `bun build --compile`.
+ * The reporter's preload is bundled into one file first and embedded in the
+ * binary, which writes it to a cache directory at run time (runtimes preload
+ * only real files).
+ *
+ * Usage: deno task build [--outfile PATH]
+ *
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { findBun } from "./_bun.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const { values } = parseArgs({ options: { outfile: { type: "string" } } });
+const outfile = values.outfile ?? `${root}dist/forklift`;
+const bun = findBun();
+mkdirSync(`${root}dist`, { recursive: true });
+
+function run(args: string[]): void {
+  const r = spawnSync(bun, args, { cwd: root, stdio: "inherit" });
+  if (r.status !== 0) {
+    console.error(`bun ${args.slice(0, 2).join(" ")} failed`);
+    process.exit(1);
+  }
+}
+
+// The preload runs inside the user's Deno or Bun program: plain ESM with the
+// node: built-ins left as imports.
+const preload = `${root}dist/preload.js`;
+run(["build", "src/reporter/preload.ts", "--target=node", "--format=esm", "--outfile", preload]);
+const source = readFileSync(preload, "utf8");
+run([
+  "build",
+  "--compile",
+  "--minify",
+  "src/cli/main.ts",
+  "--outfile",
+  outfile,
+  "--define",
+  `FORKLIFT_PRELOAD_BUNDLE=${JSON.stringify(source)}`,
+]);
+console.log(`built ${outfile}`);
