@@ -1,7 +1,9 @@
 // A hello-world server for the demo. It knows nothing of forklift: run under
 // `forklift run`, it is started as several workers sharing the port, and every
 // request is timed by the reporter the launcher preloads.
-const port = Number(globalThis.process?.env?.PORT ?? 8000);
+import process from "node:process";
+
+const port = Number(process.env.PORT ?? 8000);
 
 const handler = (req: Request): Response => {
   const url = new URL(req.url);

@@ -9,6 +9,7 @@ import process from "node:process";
 import { type CommandName, parseCommandLine } from "../config/argv.ts";
 import { ConfigError, EXIT_USAGE } from "../config/errors.ts";
 import { loadSettings } from "../config/load.ts";
+import { describeReadError } from "../config/ini_file.ts";
 import { currentRuntime, type Runtime } from "../runtime/runtime.ts";
 import { VERSION } from "../version.ts";
 import type { Command } from "./context.ts";
@@ -56,11 +57,15 @@ export async function main(argv?: string[], runtime: Runtime = currentRuntime())
       cwd: runtime.cwd(),
       cpuCount: runtime.cpuCount(),
     });
-    const { setupLogging } = await import("../log/logging.ts");
-    setupLogging({
-      level: settings.values.log_level as "info",
-      format: settings.values.log_format as "text",
-    });
+    const { loggingOptions, setupLogging } = await import("../log/logging.ts");
+    // Only the long-running master writes to the log file; other commands talk to a person.
+    const logging = loggingOptions(settings.values);
+    if (command !== "run") logging.file = null;
+    try {
+      setupLogging(logging);
+    } catch (e) {
+      throw new ConfigError(`Cannot open log file ${logging.file}: ${describeReadError(e)}`);
+    }
     const run = await LOADERS[command]();
     return await run({ runtime, commandLine, settings, print });
   } catch (e) {

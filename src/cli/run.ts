@@ -8,7 +8,7 @@
 import process from "node:process";
 import { ConfigError } from "../config/errors.ts";
 import { loadSettings, type ResolvedSettings } from "../config/load.ts";
-import { logger, setupLogging } from "../log/logging.ts";
+import { logger, loggingOptions, reopenLogFile, setupLogging } from "../log/logging.ts";
 import { Arbiter } from "../master/arbiter.ts";
 import { programName, resolveCommand } from "../master/command.ts";
 import { type Hooks, loadHooks } from "../master/hooks.ts";
@@ -91,6 +91,7 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
       cwd,
       cpuCount: runtime.cpuCount(),
     });
+  const log = logger("arbiter");
   const arbiter = new Arbiter({
     runtime,
     settings: ctx.settings,
@@ -100,9 +101,21 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
     cwd,
     serviceName: (ctx.settings.values.service_name as string | null) ?? programName(program),
     hooks,
-    log: logger("arbiter"),
-    reconfigureLogging: (s) =>
-      setupLogging({ level: s.values.log_level as "info", format: s.values.log_format as "text" }),
+    log,
+    reconfigureLogging: (s) => {
+      try {
+        setupLogging(loggingOptions(s.values));
+      } catch (e) {
+        log.error("Cannot open log file {file}, logging stays where it was: {error}", {
+          file: s.values.log_file,
+          error: (e as Error).message,
+        });
+      }
+    },
+    reopenLogs: () => {
+      const error = reopenLogFile();
+      if (error) log.error("Cannot reopen the log file: {error}", { error });
+    },
     write: {
       stdout: (s) => void process.stdout.write(s),
       stderr: (s) => void process.stderr.write(s),

@@ -371,6 +371,18 @@ export const SETTINGS: readonly Setting[] = [
     parse: oneOf(["text", "json"]),
   },
   {
+    name: "log_file",
+    section: "Logging",
+    flag: "--log-file",
+    meta: "FILE",
+    type: "path",
+    default: null,
+    defaultDoc: "stderr",
+    doc: "Append the master's log records to this file; SIGUSR1 reopens it (for logrotate)",
+    expected: "a file path",
+    parse: text,
+  },
+  {
     name: "pid_file",
     section: "Program",
     flag: "--pid-file",

@@ -1,9 +1,10 @@
 /**
- * Sets up LogTape for the master: one sink on stderr, `text` for people or
- * `json` (one object per line) for log collectors.
+ * Sets up LogTape for the master: one sink, on stderr or appended to a log
+ * file, `text` for people or `json` (one object per line) for collectors.
  *
  * @module
  */
+import { closeSync, openSync, writeSync } from "node:fs";
 import process from "node:process";
 import {
   configureSync,
@@ -20,13 +21,43 @@ import {
 export interface LoggingOptions {
   level: "debug" | "info" | "warning" | "error";
   format: "text" | "json";
-  /** Where records go; stderr when omitted. */
+  /** Append to this file instead of writing to stderr. */
+  file?: string | null;
+  /** Where records go when there is no file; stderr when omitted. */
   write?: (line: string) => void;
 }
 
 /**
+ * The logging options that settings values ask for.
+ *
+ * @example
+ * ```ts
+ * import { loggingOptions } from "./logging.ts";
+ * console.log(loggingOptions({ log_level: "info", log_format: "json", log_file: null }));
+ * ```
+ */
+export function loggingOptions(values: Record<string, unknown>): LoggingOptions {
+  return {
+    level: values.log_level as LoggingOptions["level"],
+    format: values.log_format as LoggingOptions["format"],
+    file: values.log_file as string | null,
+  };
+}
+
+let fd: number | undefined;
+let path: string | undefined;
+
+function openLog(file: string): void {
+  const next = openSync(file, "a", 0o644);
+  if (fd !== undefined) closeSync(fd);
+  fd = next;
+  path = file;
+}
+
+/**
  * Configures logging for the `forklift` category. Safe to call again (a HUP
- * reload may change the level or format).
+ * reload may change the level, format or file). Throws when the log file
+ * cannot be opened.
  *
  * @example Log as JSON lines
  * ```ts
@@ -39,16 +70,51 @@ export function setupLogging(options: LoggingOptions): void {
   const format = options.format === "json"
     ? getJsonLinesFormatter()
     : getTextFormatter({ timestamp: "date-time-timezone", value: "bare", category: "." });
-  const write = options.write ?? ((line: string) => void process.stderr.write(line));
-  const sink: Sink = (record) => write(format(record));
+  if (options.file) {
+    if (options.file !== path) openLog(options.file);
+  } else if (fd !== undefined) {
+    closeSync(fd);
+    fd = path = undefined;
+  }
+  const toStderr = options.write ?? ((line: string) => void process.stderr.write(line));
+  const sink: Sink = (record) => {
+    const line = format(record);
+    if (fd === undefined) return toStderr(line);
+    try {
+      writeSync(fd, line);
+    } catch {
+      toStderr(line);
+    }
+  };
   resetSync();
   configureSync({
-    sinks: { stderr: sink },
+    sinks: { main: sink },
     loggers: [
-      { category: ["forklift"], lowestLevel: options.level as LogLevel, sinks: ["stderr"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
+      { category: ["forklift"], lowestLevel: options.level as LogLevel, sinks: ["main"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["main"] },
     ],
   });
+}
+
+/**
+ * Reopens the log file (after logrotate moved it); a no-op on stderr. Returns
+ * the error message when the file cannot be reopened (logging goes on to the
+ * old file).
+ *
+ * @example
+ * ```ts
+ * import { reopenLogFile } from "./logging.ts";
+ * reopenLogFile();
+ * ```
+ */
+export function reopenLogFile(): string | undefined {
+  if (path === undefined) return undefined;
+  try {
+    openLog(path);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
 }
 
 /**
