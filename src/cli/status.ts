@@ -4,41 +4,8 @@
  * @module
  */
 import { ConfigError } from "../config/errors.ts";
+import { formatStatus, renderStatus, type StatusDocument } from "../export/status.ts";
 import type { CommandContext } from "./context.ts";
-
-interface WorkerRow {
-  slot?: number;
-  pid?: number;
-  generation?: number;
-  state?: string;
-  requests?: number;
-  restarts?: number;
-  handshake_ms?: number | null;
-}
-
-/**
- * Renders a `/status` document as a table.
- *
- * @example
- * ```ts
- * import { renderStatus } from "./status.ts";
- * console.log(renderStatus({ pid: 1, workers: [{ slot: 1, pid: 2, state: "ready" }] }));
- * ```
- */
-export function renderStatus(doc: Record<string, unknown>): string {
-  const workers = (Array.isArray(doc.workers) ? doc.workers : []) as WorkerRow[];
-  const head = `master pid ${doc.pid ?? "?"}, ${workers.length} worker(s)` +
-    (doc.uptime_s !== undefined ? `, up ${doc.uptime_s} s` : "");
-  const rows = [["slot", "pid", "gen", "state", "requests", "restarts", "handshake ms"]];
-  for (const w of workers) {
-    rows.push([w.slot, w.pid, w.generation, w.state, w.requests, w.restarts, w.handshake_ms].map(
-      (x) => x === undefined || x === null ? "-" : String(x),
-    ));
-  }
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return [head, ...rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd())]
-    .join("\n") + "\n";
-}
 
 /**
  * Runs `forklift status`.
@@ -56,7 +23,7 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
   }
   const host = bind.startsWith("0.0.0.0:") ? bind.replace("0.0.0.0", "127.0.0.1") : bind;
   const url = `http://${host}/status`;
-  let doc: Record<string, unknown>;
+  let doc: StatusDocument;
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
     if (!res.ok) {
@@ -67,12 +34,16 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
     doc = await res.json();
   } catch (e) {
     const err = e as Error;
-    const why = err.name === "TimeoutError" ? "no answer within 5 s" : err.message;
+    const why = err.name === "TimeoutError"
+      ? "no answer within 5 s"
+      : /ECONNREFUSED|refused|Unable to connect/i.test(`${err.message} ${err.cause ?? ""}`)
+      ? "connection refused (is a master running with this metrics_bind?)"
+      : err.message.split("\n")[0];
     console.error(`forklift: No forklift master answers at ${url}: ${why}`);
     return 1;
   }
   ctx.print(
-    ctx.commandLine.switches.has("json") ? JSON.stringify(doc, null, 2) + "\n" : renderStatus(doc),
+    ctx.commandLine.switches.has("json") ? renderStatus(doc) : formatStatus(doc),
   );
   return 0;
 }

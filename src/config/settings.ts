@@ -120,20 +120,6 @@ export function parseBind(raw: string): string | null {
   return `${m[1] || "0.0.0.0"}:${Number(m[2])}`;
 }
 
-/**
- * Splits a bind address into host and port.
- *
- * @example Split an IPv6 bind
- * ```ts
- * import { splitBind } from "./settings.ts";
- * console.assert(splitBind("[::1]:80").host === "::1");
- * ```
- */
-export function splitBind(bind: string): { host: string; port: number } {
-  const i = bind.lastIndexOf(":");
-  return { host: bind.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(bind.slice(i + 1)) };
-}
-
 function url(raw: string): string | null {
   const t = raw.trim();
   if (t === "") return null;
