@@ -36,7 +36,7 @@ export function renderDryRun(plan: LaunchPlan, workers: number, masterPid: numbe
     };
     lines.push(
       `worker ${slot}: env ${
-        Object.entries(env).map(([k, v]) => shellQuote([`${k}=${v}`])).join(" ")
+        Object.entries(env).map(([k, v]) => `${k}=${shellQuote([v])}`).join(" ")
       }`,
       `worker ${slot}: argv ${shellQuote(plan.argv)}`,
     );

@@ -39,16 +39,27 @@ export interface CliResult {
 }
 
 /**
- * Runs `forklift ARGS` and resolves when it exits; kills it after
- * `timeoutMs`.
+ * Runs `forklift ARGS` from the checkout and resolves when it exits; kills it
+ * after `timeoutMs`.
  */
 export function runCli(
   args: string[],
   options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {},
 ): Promise<CliResult> {
-  const [cmd, ...pre] = runtimeArgv(MAIN);
+  return runProcess([...runtimeArgv(MAIN), ...args], options);
+}
+
+/**
+ * Runs `argv` and resolves when it exits; kills it after `timeoutMs`. (Deno's
+ * spawnSync adds the parent's environment to `env`, so this is async.)
+ */
+export function runProcess(
+  argv: string[],
+  options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  const [cmd, ...rest] = argv;
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, [...pre, ...args], {
+    const child = spawn(cmd, rest, {
       cwd: options.cwd ?? ROOT,
       env: options.env ?? cleanEnv(),
       stdio: ["ignore", "pipe", "pipe"],

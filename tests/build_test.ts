@@ -1,0 +1,69 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import process from "node:process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { cleanEnv, ROOT, runProcess, runtimeArgv } from "./_helpers/cli.ts";
+import { freePort, getFresh, RUNTIMES, sumSamples, waitFor } from "./_helpers/master.ts";
+
+describe("the forklift binary", { skip: !RUNTIMES.bun }, () => {
+  test("build.ts makes one binary that preloads its embedded reporter into workers", async () => {
+    const dir = mkdtempSync(`${tmpdir()}/forklift-build-`);
+    const bin = `${dir}/forklift`;
+    try {
+      const [cmd, ...pre] = runtimeArgv(`${ROOT}scripts/build.ts`);
+      const built = spawnSync(cmd, [...pre, "--outfile", bin], {
+        cwd: ROOT,
+        env: { ...process.env, FORKLIFT_TEST_BUN: RUNTIMES.bun! },
+        encoding: "utf8",
+        timeout: 120_000,
+      });
+      assert.equal(built.status, 0, built.stderr);
+      const cache = `${dir}/cache`;
+      const env = cleanEnv({ XDG_RUNTIME_DIR: cache });
+      const dry = await runProcess([bin, "run", "--dry-run", "--", RUNTIMES.bun!, "app.ts"], {
+        env,
+      });
+      assert.equal(dry.code, 0, dry.stderr);
+      const preload = /BUN_OPTIONS='--preload ([^']+)'/.exec(dry.stdout)?.[1];
+      assert.ok(preload?.startsWith(`${cache}/forklift-`), dry.stdout);
+      assert.ok(existsSync(preload!));
+      assert.match(readFileSync(preload!, "utf8"), /forklift\.reporter/);
+
+      const port = await freePort();
+      const app = `${ROOT}tests/fixtures/master/app.ts`;
+      const master = spawn(bin, [
+        "run",
+        "-w",
+        "2",
+        "--harvest-interval",
+        "0.3",
+        "--metrics-bind",
+        "127.0.0.1:0",
+        "--",
+        RUNTIMES.bun!,
+        app,
+      ], { env: { ...env, PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
+      let log = "";
+      master.stderr!.on("data", (d) => (log += d));
+      const deadline = setTimeout(() => master.kill("SIGKILL"), 30_000);
+      const closed = new Promise((r) => master.on("close", r));
+      try {
+        await waitFor("ready", () => /All 2 worker\(s\) ready/.test(log));
+        const metricsPort = Number(/Serving metrics at http:\/\/[^:]+:(\d+)/.exec(log)![1]);
+        for (let i = 0; i < 10; i++) assert.equal((await getFresh(port, "/"))?.status, 200);
+        await waitFor("count", async () => {
+          const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+          return sumSamples(text, "http_server_request_duration_seconds_count") === 10;
+        }, 3_000);
+      } finally {
+        master.kill("SIGTERM");
+        await closed;
+        clearTimeout(deadline);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

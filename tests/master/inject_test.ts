@@ -1,0 +1,155 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { planLaunch, shellQuote } from "../../src/master/inject.ts";
+import { ConfigError } from "../../src/config/errors.ts";
+import { programName } from "../../src/master/command.ts";
+import { lineWriter } from "../../src/master/output.ts";
+
+const PRELOAD = "/opt/forklift/preload.js";
+const ALLOW = "--allow-env=FORKLIFT_MASTER_PID,FORKLIFT_WORKER_ID,FORKLIFT_WORKERS";
+
+function plan(
+  argv: string[],
+  extra: { inject?: boolean; env?: Record<string, string>; cwd?: string } = {},
+) {
+  return planLaunch(argv, {
+    inject: extra.inject ?? true,
+    preload: PRELOAD,
+    env: extra.env ?? {},
+    cwd: extra.cwd ?? "/nonexistent",
+  });
+}
+
+describe("planLaunch()", () => {
+  test("planLaunch() preloads the reporter into deno run with the env it reads", () => {
+    const p = plan(["/usr/bin/deno", "run", "--allow-net", "server.ts", "--flag"]);
+    assert.deepEqual(p.argv, [
+      "/usr/bin/deno",
+      "run",
+      "--unstable-net",
+      "--preload",
+      PRELOAD,
+      ALLOW,
+      "--allow-net",
+      "server.ts",
+      "--flag",
+    ]);
+    assert.deepEqual(p.env, {});
+    assert.equal(p.injected, true);
+  });
+
+  test("planLaunch() adds no scoped --allow-env next to -A", () => {
+    const p = plan(["deno", "run", "-A", "server.ts"]);
+    assert.deepEqual(p.argv, [
+      "deno",
+      "run",
+      "--unstable-net",
+      "--preload",
+      PRELOAD,
+      "-A",
+      "server.ts",
+    ]);
+  });
+
+  test("planLaunch() turns deno serve into DENO_AUTO_SERVE=1 deno run with the address", () => {
+    const p = plan(["deno", "serve", "-A", "--port", "9000", "--host=127.0.0.1", "app.ts"]);
+    assert.deepEqual(p.argv, [
+      "deno",
+      "run",
+      "--unstable-net",
+      "--preload",
+      PRELOAD,
+      "-A",
+      "app.ts",
+    ]);
+    assert.deepEqual(p.env, { DENO_AUTO_SERVE: "1", DENO_SERVE_ADDRESS: "tcp:127.0.0.1:9000" });
+  });
+
+  test("planLaunch() runs a simple deno task's own command", () => {
+    const dir = mkdtempSync(`${tmpdir()}/forklift-inject-`);
+    try {
+      writeFileSync(
+        `${dir}/deno.jsonc`,
+        `{ // comment\n "tasks": { "start": "deno run -A main.ts", "dev": { "command": "deno run --watch main.ts && echo" } } }`,
+      );
+      const p = plan(["/bin/deno", "task", "start", "--verbose"], { cwd: dir });
+      assert.deepEqual(p.argv, [
+        "/bin/deno",
+        "run",
+        "--unstable-net",
+        "--preload",
+        PRELOAD,
+        "-A",
+        "main.ts",
+        "--verbose",
+      ]);
+      assert.throws(() => plan(["deno", "task", "dev"], { cwd: dir }), (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.match(
+          e.message,
+          /^Cannot preload the reporter through "deno task dev": .* add --no-inject$/,
+        );
+        return true;
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("planLaunch() preloads into bun through BUN_OPTIONS, keeping the user's options", () => {
+    const p = plan(["/usr/local/bin/bun", "run", "app.ts"], { env: { BUN_OPTIONS: "--smol" } });
+    assert.deepEqual(p.argv, ["/usr/local/bin/bun", "run", "app.ts"]);
+    assert.deepEqual(p.env, { BUN_OPTIONS: `--smol --preload ${PRELOAD}` });
+  });
+
+  test("planLaunch() leaves other programs, and --no-inject, untouched", () => {
+    assert.deepEqual(plan(["node", "server.js"]), {
+      argv: ["node", "server.js"],
+      env: {},
+      injected: false,
+      runtime: "other",
+    });
+    const p = plan(["deno", "run", "-A", "s.ts"], { inject: false });
+    assert.deepEqual(p.argv, ["deno", "run", "-A", "s.ts"]);
+    assert.equal(p.injected, false);
+  });
+
+  test("planLaunch() rejects deno subcommands it cannot inject into", () => {
+    assert.throws(() => plan(["deno", "test"]), /Cannot preload the reporter into "deno test"/);
+  });
+});
+
+describe("shellQuote()", () => {
+  test("shellQuote() quotes only what a shell would split", () => {
+    assert.equal(shellQuote(["a", "b c", "it's", "--x=1"]), `a 'b c' 'it'\\''s' --x=1`);
+  });
+});
+
+describe("programName()", () => {
+  test("programName() names the script, else the command", () => {
+    assert.equal(programName(["deno", "run", "-A", "src/api.ts"]), "api");
+    assert.equal(programName(["bun", "server.mjs"]), "server");
+    assert.equal(programName(["/usr/bin/python3", "-m", "http.server"]), "python3");
+  });
+});
+
+describe("lineWriter()", () => {
+  test("lineWriter() prefixes whole lines, holds partial ones, and wraps JSON", () => {
+    const out: string[] = [];
+    let json = false;
+    const w = lineWriter(3, "stderr", (s) => out.push(s), { prefix: () => true, json: () => json });
+    w.write("a\nb");
+    w.write(new TextEncoder().encode("c\n"));
+    json = true;
+    w.write("d\ne");
+    w.flush();
+    assert.deepEqual(out, [
+      "[w3] a\n",
+      "[w3] bc\n",
+      `{"worker":3,"stream":"stderr","line":"d"}\n`,
+      `{"worker":3,"stream":"stderr","line":"e"}\n`,
+    ]);
+  });
+});
