@@ -4,7 +4,7 @@
  * binary, which writes it to a cache directory at run time (runtimes preload
  * only real files).
  *
- * Usage: deno task build [--outfile PATH]
+ * Usage: deno task build [--outfile PATH] [--preload-only]
  *
  * @module
  */
@@ -15,7 +15,9 @@ import { parseArgs } from "node:util";
 import { findBun } from "./_bun.ts";
 
 const root = new URL("..", import.meta.url).pathname;
-const { values } = parseArgs({ options: { outfile: { type: "string" } } });
+const { values } = parseArgs({
+  options: { outfile: { type: "string" }, "preload-only": { type: "boolean" } },
+});
 const outfile = values.outfile ?? `${root}dist/forklift`;
 const bun = findBun();
 mkdirSync(`${root}dist`, { recursive: true });
@@ -32,6 +34,10 @@ function run(args: string[]): void {
 // node: built-ins left as imports.
 const preload = `${root}dist/preload.js`;
 run(["build", "src/reporter/preload.ts", "--target=node", "--format=esm", "--outfile", preload]);
+if (values["preload-only"]) {
+  console.log(`built ${preload}`);
+  process.exit(0);
+}
 const source = readFileSync(preload, "utf8");
 run([
   "build",

@@ -65,7 +65,7 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
   const env = runtime.env();
   const cwd = runtime.cwd();
   const path = resolveCommand(program[0], env.PATH ?? "", cwd);
-  const preload = preloadPath(env);
+  const preload = preloadPath(env, runtime.compiled);
   const plan = (settings: ResolvedSettings) =>
     planLaunch([path, ...program.slice(1)], {
       inject: settings.values.inject as boolean,

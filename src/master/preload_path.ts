@@ -7,7 +7,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
@@ -15,9 +15,19 @@ import { VERSION } from "../version.ts";
 
 declare const FORKLIFT_PRELOAD_BUNDLE: string | undefined;
 
-/** The bundled preload source, when this is a built binary. */
-function bundled(): string | undefined {
-  return typeof FORKLIFT_PRELOAD_BUNDLE === "string" ? FORKLIFT_PRELOAD_BUNDLE : undefined;
+/**
+ * The bundled preload source, when this is a built binary: set at build time
+ * by `bun build --define`, or, in a `deno compile` binary, the bundle it was
+ * compiled with (`--include dist/preload.js`).
+ */
+function bundled(compiled: boolean): string | undefined {
+  if (typeof FORKLIFT_PRELOAD_BUNDLE === "string") return FORKLIFT_PRELOAD_BUNDLE;
+  if (!compiled) return undefined;
+  try {
+    return readFileSync(new URL("../../dist/preload.js", import.meta.url), "utf8");
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -30,8 +40,12 @@ function bundled(): string | undefined {
  * console.log(preloadPath({})); // .../src/reporter/preload.ts from a checkout
  * ```
  */
-export function preloadPath(env: Record<string, string | undefined>, cacheDir?: string): string {
-  const source = bundled();
+export function preloadPath(
+  env: Record<string, string | undefined>,
+  compiled = false,
+  cacheDir?: string,
+): string {
+  const source = bundled(compiled);
   if (source === undefined) {
     return fileURLToPath(new URL("../reporter/preload.ts", import.meta.url));
   }
