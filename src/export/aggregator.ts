@@ -8,11 +8,11 @@
 
 import type {
   Attributes,
-  AttributeValue,
   InstrumentKind,
   MetricDelta,
   PointDelta,
 } from "../protocol/messages.ts";
+import { attributesKey, CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTE } from "../protocol/attributes.ts";
 
 /** Options of an {@linkcode Aggregator}. */
 export interface AggregatorOptions {
@@ -23,14 +23,13 @@ export interface AggregatorOptions {
   cardinalityLimit?: number;
 }
 
-/** The attribute that marks the series holding points beyond the cardinality limit. */
-export const OVERFLOW_ATTRIBUTE = "otel.metric.overflow";
+export { OVERFLOW_ATTRIBUTE };
 
 /** The attribute added to every gauge point: the worker slot that reported it. */
 export const WORKER_ATTRIBUTE = "worker";
 
 /** Series per instrument when no limit is given. */
-export const DEFAULT_CARDINALITY_LIMIT = 2000;
+export const DEFAULT_CARDINALITY_LIMIT = CARDINALITY_LIMIT;
 
 interface _Series {
   attributes: Attributes;
@@ -297,8 +296,7 @@ export class Aggregator {
 }
 
 /**
- * Returns the canonical form of an attribute set: the same string for sets
- * that differ only in key order, and different strings for `"1"` and `1`.
+ * The canonical key of an attribute set (see {@linkcode attributesKey}).
  *
  * @example Key order does not matter
  * ```ts
@@ -306,11 +304,7 @@ export class Aggregator {
  * console.assert(canonicalAttributes({ a: 1, b: "x" }) === canonicalAttributes({ b: "x", a: 1 }));
  * ```
  */
-export function canonicalAttributes(attributes: Attributes): string {
-  const entries: [string, AttributeValue][] = Object.entries(attributes);
-  entries.sort((a, b) => _compare(a[0], b[0]));
-  return JSON.stringify(entries);
-}
+export const canonicalAttributes: (attributes: Attributes) => string = attributesKey;
 
 function _compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;

@@ -19,12 +19,9 @@ import type {
   MetricDelta,
   PointDelta,
 } from "../protocol/messages.ts";
+import { attributesKey, CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTE } from "../protocol/attributes.ts";
 
-/** Most series an instrument keeps before new ones go to the overflow series. */
-export const CARDINALITY_LIMIT = 2000;
-
-/** Attribute name of the single overflow series (OpenTelemetry's convention). */
-export const OVERFLOW_ATTRIBUTE = "otel.metric.overflow";
+export { CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTE };
 
 /**
  * One time series of one instrument: what was recorded since the last cut.
@@ -123,15 +120,11 @@ export function canonicalAttributes(
 ): { attributes: Attributes; key: string } {
   const out: Attributes = {};
   if (attributes === undefined || attributes === null) return { attributes: out, key: "" };
-  const names = Object.keys(attributes).sort();
-  let key = "";
-  for (const name of names) {
+  for (const name of Object.keys(attributes).sort()) {
     const v = cleanValue(attributes[name]);
-    if (v === undefined) continue;
-    out[name] = v;
-    key += JSON.stringify(name) + ":" + JSON.stringify(v) + ",";
+    if (v !== undefined) out[name] = v;
   }
-  return { attributes: out, key };
+  return { attributes: out, key: attributesKey(out) };
 }
 
 /**

@@ -1,0 +1,32 @@
+/**
+ * Attribute conventions both ends of the protocol share: the overflow marker
+ * and the canonical key of an attribute set.
+ *
+ * @module
+ */
+import type { Attributes } from "./messages.ts";
+
+/** The attribute that marks the one series holding points beyond the cardinality limit. */
+export const OVERFLOW_ATTRIBUTE = "otel.metric.overflow";
+
+/** Most series one instrument keeps before new ones go to the overflow series. */
+export const CARDINALITY_LIMIT = 2000;
+
+/**
+ * The canonical key of an attribute set: the same string for sets that differ
+ * only in key order, different strings for `"1"` and `1`.
+ *
+ * @example Key order does not matter
+ * ```ts
+ * import { attributesKey } from "./attributes.ts";
+ * console.assert(attributesKey({ a: 1, b: "x" }) === attributesKey({ b: "x", a: 1 }));
+ * ```
+ */
+export function attributesKey(attributes: Attributes): string {
+  const names = Object.keys(attributes).sort();
+  let key = "";
+  for (const name of names) {
+    key += `${JSON.stringify(name)}:${JSON.stringify(attributes[name])},`;
+  }
+  return key;
+}
