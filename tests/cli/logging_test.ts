@@ -1,9 +1,10 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { ROOT, runCli } from "../_helpers/cli.ts";
-import { RUNTIMES, serverArgv } from "../_helpers/master.ts";
+import { freePort, Master, RUNTIMES, serverArgv, waitFor } from "../_helpers/master.ts";
+import { cleanEnv } from "../_helpers/cli.ts";
 
 const PRINT = `${ROOT}tests/fixtures/master/print.ts`;
 const runtime = RUNTIMES.bun ? "bun" : "deno";
@@ -69,6 +70,38 @@ describe("forklift logging", { skip: !RUNTIMES.bun && !RUNTIMES.deno }, () => {
       );
       assert.equal(info.stderr, "");
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("reopenLogFile() on SIGUSR1 writes to a fresh file after logrotate moved the old one", async () => {
+    const dir = mkdtempSync(`${tmpdir()}/forklift-log-`);
+    const file = `${dir}/master.log`;
+    const port = await freePort();
+    const m = new Master([
+      "--log-file",
+      file,
+      "--metrics-bind",
+      "off",
+      "--",
+      ...serverArgv(runtime, `${ROOT}tests/fixtures/master/app.ts`),
+    ], { env: cleanEnv({ PORT: String(port) }) });
+    try {
+      await waitFor(
+        "ready in the log file",
+        () => existsSync(file) && /All 1 worker\(s\) ready/.test(readFileSync(file, "utf8")),
+      );
+      renameSync(file, `${file}.1`);
+      m.signal("SIGUSR1");
+      await waitFor("reopened", () => /Received SIGUSR1/.test(readFileSync(`${file}.1`, "utf8")));
+      m.signal("SIGTTIN");
+      await waitFor(
+        "a record in the new file",
+        () => existsSync(file) && /Workers: 2/.test(readFileSync(file, "utf8")),
+      );
+      assert.doesNotMatch(readFileSync(`${file}.1`, "utf8"), /Workers: 2/);
+    } finally {
+      await m.cleanup();
       rmSync(dir, { recursive: true, force: true });
     }
   });
