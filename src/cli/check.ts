@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { ConfigError } from "../config/errors.ts";
 import type { CommandContext } from "./context.ts";
 
 /** Exit code for a failed `--connect` export. */
@@ -61,8 +62,9 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
   if (!ctx.commandLine.switches.has("connect")) return 0;
   const endpoint = values.otlp_endpoint as string | null;
   if (endpoint === null) {
-    ctx.print("No otlp_endpoint is set: nothing to connect to\n");
-    return 2;
+    throw new ConfigError(
+      "No otlp_endpoint is set, nothing to connect to (set --otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)",
+    );
   }
   const r = await tryExport(endpoint, (values.otlp_headers ?? {}) as Record<string, string>, 5000);
   ctx.print(`${r.ok ? "Export OK" : "Export failed"}: ${r.detail}\n`);
