@@ -6,12 +6,7 @@
  * @module
  */
 
-import type {
-  Attributes,
-  InstrumentKind,
-  MetricDelta,
-  PointDelta,
-} from "../protocol/messages.ts";
+import type { Attributes, InstrumentKind, MetricDelta, PointDelta } from "../protocol/messages.ts";
 import { attributesKey, CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTE } from "../protocol/attributes.ts";
 
 /** Options of an {@linkcode Aggregator}. */

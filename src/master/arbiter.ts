@@ -79,6 +79,8 @@ interface Slot {
 }
 
 const TICK_MS = 500;
+/** A worker killed for silence gets this long after SIGTERM before SIGKILL. */
+const KILL_GRACE_MS = 1_000;
 const MAX_BACKOFF_MS = 5_000;
 const MAX_BOOT_FAILURES = 5;
 const CRASH_WINDOW_MS = 10_000;
@@ -95,6 +97,11 @@ const SIGNALS: SignalName[] = [
   "SIGTTOU",
   "SIGUSR1",
 ];
+
+/** The respawn delay after `n` failures in a row: none for the first, then doubling to a cap. */
+function backoffDelay(n: number): number {
+  return n <= 0 ? 0 : Math.min(MAX_BACKOFF_MS, 100 * 2 ** n);
+}
 
 function seconds(settings: ResolvedSettings, name: string): number {
   return (settings.values[name] as number) * 1000;
@@ -354,11 +361,14 @@ export class Arbiter {
     if (slot.next === w) {
       // The new generation listens: retire the old one (zero downtime).
       const old = slot.current;
+      const reason = slot.nextReason ?? "reload";
       slot.current = w;
       slot.next = undefined;
-      this.#countRestart(slot, slot.nextReason ?? "reload");
       slot.nextReason = undefined;
-      if (old && old.phase !== "exited") this.#retire(old, old.stopReason ?? "replaced");
+      // The old one died meanwhile (crash, timeout): that is what this replaces.
+      this.#countRestart(slot, slot.pendingReason ?? reason);
+      slot.pendingReason = undefined;
+      if (old && old.phase !== "exited") this.#retire(old, reason);
     }
     if (!this.#booted && [...this.#slots.values()].every((s) => s.current?.phase === "ready")) {
       this.#booted = true;
@@ -403,13 +413,19 @@ export class Arbiter {
         return;
       }
       if (wasNext) {
-        // A reload's new generation cannot boot: keep the old one serving.
+        // The new generation cannot boot: keep the old one serving, and retry a
+        // recycle only after a backoff, so broken code on disk is no spawn loop.
+        this.#rollQueue = [];
+        if (slot) {
+          slot.nextReason = undefined;
+          slot.bootFailures++;
+          slot.backoffUntil = performance.now() + backoffDelay(slot.bootFailures);
+        }
         this.#log.error("{line}; keeping generation {gen} in slot {slot}", {
           line,
           gen: slot?.current?.generation ?? "-",
           slot: w.slot,
         });
-        this.#rollQueue = [];
         return;
       }
       if (slot) {
@@ -460,8 +476,7 @@ export class Arbiter {
     const now = performance.now();
     slot.crashes = now - slot.lastCrashAt < CRASH_WINDOW_MS ? slot.crashes + 1 : 1;
     slot.lastCrashAt = now;
-    const n = Math.max(slot.crashes - 1, slot.bootFailures);
-    const delay = n === 0 ? 0 : Math.min(MAX_BACKOFF_MS, 100 * 2 ** n);
+    const delay = backoffDelay(Math.max(slot.crashes - 1, slot.bootFailures));
     slot.backoffUntil = now + delay;
     this.#log.warn("{line}; respawning in {ms} ms", { line, ms: delay });
   }
@@ -497,10 +512,7 @@ export class Arbiter {
           pid: w.pid,
           s: Math.round((now - w.lastSeen) / 1000),
         });
-        w.stopReason = "timeout";
-        w.phase = "stopping";
-        w.signal("SIGABRT");
-        w.killAfter(1000);
+        w.kill("timeout", KILL_GRACE_MS);
       }
     }
   }
@@ -607,6 +619,7 @@ export class Arbiter {
 
   #onProgress(w: WorkerHandle): void {
     if (w.requestLimit === 0 || w.requests < w.requestLimit || w.stopReason !== undefined) return;
+    // Already queued or rolling; the old generation keeps serving meanwhile.
     if (this.#stopping || this.#rollQueue.some((r) => r.slot === w.slot)) return;
     const slot = this.#slots.get(w.slot);
     if (!slot || slot.current !== w || slot.next) return;
@@ -615,7 +628,6 @@ export class Arbiter {
       n: w.requests,
       limit: w.requestLimit,
     });
-    w.stopReason = "max_requests";
     this.#rollQueue.push({ slot: w.slot, reason: "max_requests" });
     this.#enqueue({ kind: "tick" });
   }
@@ -637,11 +649,11 @@ export class Arbiter {
     await this.#hook("onReload", this.#master());
     const want = this.#workerCount;
     this.#log.info("Reloading: rolling {n} worker(s)", { n: want });
+    // Slots a changed `workers` adds start on the new configuration already:
+    // only the ones that were running roll.
+    const running = [...this.#slots.keys()].filter((id) => id <= want).sort((a, b) => a - b);
     this.#scaleTo(want, false);
-    this.#rollQueue = [...this.#slots.keys()].sort((a, b) => a - b).map((slot) => ({
-      slot,
-      reason: "reload" as const,
-    }));
+    this.#rollQueue = running.map((slot) => ({ slot, reason: "reload" as const }));
   }
 
   #scaleTo(n: number, count = true): void {
@@ -656,12 +668,15 @@ export class Arbiter {
       const slot = this.#slots.get(id)!;
       this.#slots.delete(id);
       this.#rollQueue = this.#rollQueue.filter((r) => r.slot !== id);
+      let live = false;
       for (const w of [slot.current, slot.next]) {
         if (w && w.phase !== "exited") {
-          if (count) this.#restarts.scale++;
+          live = true;
           this.#retire(w, "scale");
         }
       }
+      // One slot removed is one count, even when it was mid-roll (two workers).
+      if (count && live) this.#restarts.scale++;
     }
     for (let id = 1; id <= target; id++) {
       if (this.#slots.has(id)) continue;
@@ -690,13 +705,19 @@ export class Arbiter {
       })());
     }
     await Promise.all(spawns);
-    // Rolling: one slot at a time gets a new generation; the old one retires on ready.
+    // Rolling: one slot at a time gets a new generation; the old one retires on
+    // ready. The old one is not marked as stopping before then: if the new one
+    // cannot boot, the old one must stay fully supervised (heartbeat, recycling).
     const busy = [...this.#slots.values()].some((s) => s.next !== undefined);
-    if (!busy && this.#rollQueue.length > 0) {
-      const { slot: id, reason } = this.#rollQueue.shift()!;
+    const at = this.#rollQueue.findIndex((r) =>
+      (this.#slots.get(r.slot)?.backoffUntil ?? 0) <= now
+    );
+    if (!busy && at >= 0) {
+      const [{ slot: id, reason }] = this.#rollQueue.splice(at, 1);
       const slot = this.#slots.get(id);
-      if (slot?.current && slot.current.phase !== "exited") {
-        slot.current.stopReason ??= reason;
+      if (
+        slot?.current && slot.current.phase !== "exited" && slot.current.stopReason === undefined
+      ) {
         slot.nextReason = reason;
         slot.next = await this.#spawn(slot);
       }

@@ -235,6 +235,23 @@ export class WorkerHandle {
     this.killAfter(gracefulMs + 1000);
   }
 
+  /**
+   * Stops a worker that cannot be asked: SIGTERM, then SIGKILL after
+   * `graceMs`. Not SIGABRT, as gunicorn sends: a blocked event loop runs no
+   * handler anyway, and the default action dumps core (Bun also prints a
+   * crash report blaming itself).
+   */
+  kill(reason: string, graceMs: number): void {
+    if (this.phase === "exited") return;
+    this.stopReason ??= reason;
+    if (this.phase !== "stopping") {
+      this.phase = "stopping";
+      this.#mark("stopping");
+    }
+    this.signal("SIGTERM");
+    this.killAfter(graceMs);
+  }
+
   /** Sends SIGKILL after `ms` unless the worker has exited by then. */
   killAfter(ms: number): void {
     clearTimeout(this.#killTimer);

@@ -7,6 +7,7 @@
  * @module
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import process from "node:process";
 import { cleanEnv, MAIN, ROOT, runtimeArgv } from "./cli.ts";
@@ -63,13 +64,21 @@ export async function waitFor<T>(
   throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`);
 }
 
-/** Whether a process exists. */
+/**
+ * Whether a process is running. A zombie (exited, not yet reaped because its
+ * parent died and the reaper is slow or absent) does not count.
+ */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return true;
   }
 }
 
@@ -215,11 +224,21 @@ export async function tryGet(url: string, timeoutMs = 5_000): Promise<string | n
  * GETs `path` on 127.0.0.1:`port` over a new TCP connection (no keep-alive),
  * so each request may land on a different reusePort listener.
  */
-export function getFresh(
+export async function getFresh(
   port: number,
   path: string,
   timeoutMs = 5_000,
 ): Promise<{ status: number; body: string } | null> {
+  const r = await request(port, path, timeoutMs);
+  return "error" in r ? null : r;
+}
+
+/** As {@linkcode getFresh}, but says why a request failed. */
+function request(
+  port: number,
+  path: string,
+  timeoutMs: number,
+): Promise<{ status: number; body: string } | { error: string }> {
   return import("node:http").then(({ request }) =>
     new Promise((resolve) => {
       const req = request({
@@ -234,11 +253,116 @@ export function getFresh(
         res.setEncoding("utf8");
         res.on("data", (d) => (body += d));
         res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-        res.on("error", () => resolve(null));
+        res.on("error", (e) => resolve({ error: errorName(e) }));
       });
-      req.on("timeout", () => req.destroy());
-      req.on("error", () => resolve(null));
+      req.on("timeout", () => req.destroy(new Error("timeout")));
+      req.on("error", (e) => resolve({ error: errorName(e) }));
       req.end();
     })
   );
+}
+
+function errorName(e: unknown): string {
+  const err = e as { code?: string; message?: string };
+  return err?.code ?? err?.message ?? String(e);
+}
+
+/**
+ * A bounded client loop: `concurrency` loops each GET `path` over a new
+ * connection, pausing `pauseMs` between requests, until {@linkcode Load.stop},
+ * `total` requests in all, or `deadlineMs`.
+ */
+export class Load {
+  ok = 0;
+  failed = 0;
+  /** Why requests failed: error code or HTTP status, with counts. */
+  readonly errors = new Map<string, number>();
+  /** Answers per body, for routes that answer with the worker's pid. */
+  readonly bodies = new Map<string, number>();
+  readonly done: Promise<void>;
+  #stopped = false;
+  #issued = 0;
+
+  constructor(
+    port: number,
+    options: {
+      concurrency?: number;
+      path?: string;
+      pauseMs?: number;
+      total?: number;
+      deadlineMs?: number;
+    } = {},
+  ) {
+    const { concurrency = 3, path = "/", pauseMs = 5, total = Infinity } = options;
+    const end = Date.now() + (options.deadlineMs ?? 30_000);
+    const loop = async () => {
+      while (!this.#stopped && Date.now() < end && this.#issued < total) {
+        this.#issued++;
+        const r = await request(port, path, 5_000);
+        if ("error" in r || r.status !== 200) {
+          this.failed++;
+          const why = "error" in r ? r.error : `HTTP ${r.status}`;
+          this.errors.set(why, (this.errors.get(why) ?? 0) + 1);
+        } else {
+          this.ok++;
+          this.bodies.set(r.body, (this.bodies.get(r.body) ?? 0) + 1);
+        }
+        if (pauseMs > 0) await sleep(pauseMs);
+      }
+    };
+    this.done = Promise.all(Array.from({ length: concurrency }, loop)).then(() => {});
+  }
+
+  /** Stops issuing requests and waits for those in flight. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.done;
+  }
+
+  /** `ok`, `failed` and the failure reasons, for messages. */
+  toString(): string {
+    return `${this.ok} ok, ${this.failed} failed ${JSON.stringify([...this.errors])}`;
+  }
+}
+
+const MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
+
+/** `net.ipv4.tcp_migrate_req`, or undefined where the kernel has none. */
+export function readMigrateReq(): number | undefined {
+  try {
+    return Number(readFileSync(MIGRATE_REQ, "utf8").trim());
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Runs `fn` with `net.ipv4.tcp_migrate_req` set to `value` where the test may
+ * set it (root), restoring the old value after; `fn` gets the value in force.
+ */
+export async function withMigrateReq<T>(
+  value: number,
+  fn: (effective: number | undefined) => Promise<T>,
+): Promise<T> {
+  const old = readMigrateReq();
+  let changed = false;
+  if (old !== undefined && old !== value) {
+    try {
+      writeFileSync(MIGRATE_REQ, `${value}\n`);
+      changed = true;
+    } catch (e) {
+      console.log(`Cannot set net.ipv4.tcp_migrate_req=${value}: ${(e as Error).message}`);
+    }
+  }
+  try {
+    return await fn(readMigrateReq());
+  } finally {
+    if (changed) {
+      try {
+        writeFileSync(MIGRATE_REQ, `${old}\n`);
+      } catch (e) {
+        console.log(`Cannot restore net.ipv4.tcp_migrate_req=${old}: ${(e as Error).message}`);
+      }
+    }
+  }
 }
