@@ -1,0 +1,40 @@
+/**
+ * The anchor most benchmarks share: the fixture run by the bare runtime, no
+ * forklift, timed from spawn to its first answer.
+ *
+ * @module
+ */
+import type { BenchContext } from "./_context.ts";
+import { FIXTURE } from "./_forklift.ts";
+import { pollUntil } from "./_http.ts";
+import { freePort, start, type Started, stop } from "./_process.ts";
+import { type RuntimeName, serverArgv } from "./_runtimes.ts";
+
+/** A bare server that has answered once. */
+export interface BareServer {
+  proc: Started;
+  port: number;
+  /** Milliseconds from spawn to the first answer. */
+  startMs: number;
+}
+
+/** Starts the fixture under the bare runtime and waits for its first answer. */
+export async function startBare(ctx: BenchContext, runtime: RuntimeName): Promise<BareServer> {
+  const port = await freePort();
+  const argv = serverArgv(ctx.runtimes, runtime, `${ctx.root}${FIXTURE}`);
+  const t0 = performance.now();
+  const proc = start(argv, { cwd: ctx.root, env: { PORT: String(port) }, deadlineMs: 120_000 });
+  const hit = await pollUntil(port, () => true, t0 + 20_000, proc.done);
+  if (hit === undefined) {
+    await stop(proc, "SIGKILL");
+    throw new Error(`bare ${runtime} server did not answer in 20 s:\n${proc.output()}`);
+  }
+  return { proc, port, startMs: hit.at - t0 };
+}
+
+/** Bare start-up time of `runtime` in milliseconds; the server is stopped again. */
+export async function bareStartMs(ctx: BenchContext, runtime: RuntimeName): Promise<number> {
+  const s = await startBare(ctx, runtime);
+  await stop(s.proc, "SIGKILL");
+  return s.startMs;
+}

@@ -1,0 +1,157 @@
+/**
+ * The in-process half of the `record` benchmark, run once under each runtime:
+ * the cost of one `counter.add` and one `histogram.record` with an attributes
+ * object, for forklift's reporter, the OpenTelemetry JS SDK (with a reader
+ * attached, so it aggregates) and a plain Map count as the floor. Prints one
+ * JSON line: nanoseconds per call, median and best of the rounds, per case.
+ *
+ * Usage: deno run -A scripts/bench/record_loop.ts [--rounds N] [--round-ms MS]
+ *        bun scripts/bench/record_loop.ts [--rounds N] [--round-ms MS]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import process from "node:process";
+import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
+import { counter, histogram, HTTP_DURATION_BOUNDARIES } from "../../mod.ts";
+import { getReporter } from "../../src/reporter/reporter.ts";
+import { median, min } from "./_stats.ts";
+
+const { values: opts } = parseArgs({
+  options: { rounds: { type: "string" }, "round-ms": { type: "string" } },
+});
+const ROUNDS = Number(opts.rounds ?? 15);
+const ROUND_MS = Number(opts["round-ms"] ?? 60);
+
+// Histogram values spread over the buckets (seconds, 1 ms .. 3 s), the same
+// sequence for every implementation.
+const VALUES = new Float64Array(1024);
+let seed = 42;
+for (let i = 0; i < VALUES.length; i++) {
+  seed = (seed * 1103515245 + 12345) >>> 0;
+  VALUES[i] = 0.001 + (seed / 2 ** 32) ** 3 * 3;
+}
+
+class BenchReader extends MetricReader {
+  protected onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+const reader = new BenchReader();
+const meter = new MeterProvider({ readers: [reader] }).getMeter("bench");
+const otelCounter = meter.createCounter("bench.otel.counter");
+const otelHistogram = meter.createHistogram("bench.otel.histogram", {
+  unit: "s",
+  advice: { explicitBucketBoundaries: [...HTTP_DURATION_BOUNDARIES] },
+});
+
+const fkCounter = counter("bench.counter");
+const fkHistogram = histogram("bench.histogram", {
+  unit: "s",
+  boundaries: HTTP_DURATION_BOUNDARIES,
+});
+
+const floorCounts = new Map<string, number>();
+const floorSums = new Map<string, number>();
+function floorAdd(v: number, attrs: { a: string; b: string }): void {
+  floorCounts.set(attrs.b, (floorCounts.get(attrs.b) ?? 0) + v);
+}
+function floorRecord(v: number, attrs: { a: string; b: string }): void {
+  floorSums.set(attrs.b, (floorSums.get(attrs.b) ?? 0) + v);
+}
+
+// One function per case, each with its own call site, so that no case's
+// inline caches see another's receiver. The attributes object is written at
+// the call, as applications write it.
+const CASES: Record<string, (n: number) => void> = {
+  "floor.counter": (n) => {
+    for (let i = 0; i < n; i++) floorAdd(1, { a: "x", b: "y" });
+  },
+  "forklift.counter": (n) => {
+    for (let i = 0; i < n; i++) fkCounter.add(1, { a: "x", b: "y" });
+  },
+  "otel.counter": (n) => {
+    for (let i = 0; i < n; i++) otelCounter.add(1, { a: "x", b: "y" });
+  },
+  "floor.histogram": (n) => {
+    for (let i = 0; i < n; i++) floorRecord(VALUES[i & 1023], { a: "x", b: "y" });
+  },
+  "forklift.histogram": (n) => {
+    for (let i = 0; i < n; i++) fkHistogram.record(VALUES[i & 1023], { a: "x", b: "y" });
+  },
+  "otel.histogram": (n) => {
+    for (let i = 0; i < n; i++) otelHistogram.record(VALUES[i & 1023], { a: "x", b: "y" });
+  },
+};
+
+const calls: Record<string, number> = {};
+function timed(name: string, n: number): number {
+  const t0 = performance.now();
+  CASES[name](n);
+  const ms = performance.now() - t0;
+  calls[name] = (calls[name] ?? 0) + n;
+  return ms;
+}
+
+// Warm up (JIT tiers settle) and size each round to about ROUND_MS, so that a
+// fast case is not timed over a span close to the clock's resolution.
+const size: Record<string, number> = {};
+for (const name of Object.keys(CASES)) {
+  let n = 1000;
+  for (;;) {
+    const ms = timed(name, n);
+    if (ms >= ROUND_MS / 4 || n >= 1 << 28) {
+      size[name] = Math.max(1000, Math.round((n * ROUND_MS) / Math.max(ms, 0.001)));
+      break;
+    }
+    n *= 4;
+  }
+  timed(name, size[name]);
+}
+
+// Rounds interleave the cases so that drift (frequency, a neighbour's load)
+// hits them all alike.
+const perCall: Record<string, number[]> = {};
+for (let r = 0; r < ROUNDS; r++) {
+  for (const name of Object.keys(CASES)) {
+    const ms = timed(name, size[name]);
+    (perCall[name] ??= []).push((ms * 1e6) / size[name]);
+  }
+}
+
+// Check that every implementation kept every call: this also keeps the
+// work observable, so no engine may drop it.
+const collected = await reader.collect();
+const otelTotals: Record<string, number> = {};
+for (const sm of collected.resourceMetrics.scopeMetrics) {
+  for (const m of sm.metrics) {
+    for (const p of m.dataPoints) {
+      const v = p.value as number | { count: number };
+      otelTotals[m.descriptor.name] = typeof v === "number" ? v : v.count;
+    }
+  }
+}
+const fkTotals: Record<string, number> = {};
+for (const m of getReporter().storage.cut().metrics) {
+  for (const p of m.points) fkTotals[m.name] = (fkTotals[m.name] ?? 0) + (p.value ?? p.count ?? 0);
+}
+const checks = {
+  "floor.counter": floorCounts.get("y"),
+  "forklift.counter": fkTotals["bench.counter"],
+  "otel.counter": otelTotals["bench.otel.counter"],
+  "forklift.histogram": fkTotals["bench.histogram"],
+  "otel.histogram": otelTotals["bench.otel.histogram"],
+};
+const mismatches = Object.entries(checks).filter(([k, v]) => v !== calls[k]).map(([k, v]) =>
+  `${k}: ${v} of ${calls[k]}`
+);
+
+const out: Record<string, { median: number; best: number; calls: number }> = {};
+for (const [name, xs] of Object.entries(perCall)) {
+  out[name] = { median: median(xs), best: min(xs), calls: size[name] };
+}
+console.log(JSON.stringify({ cases: out, mismatches, floorSum: floorSums.get("y") }));
+process.exit(0);

@@ -1,0 +1,83 @@
+/**
+ * `startup`: from spawning `dist/forklift run -w 2 -- <runtime> fixture` until
+ * both workers answer HTTP, against the bare runtime serving the same fixture
+ * until its first answer, rounds alternating between the two.
+ *
+ * "Both answer" is observed from outside: new connections poll the shared
+ * port until two distinct pids (the fixture's body) have answered. It needs
+ * nothing from forklift's own account of readiness, and it is what a client
+ * sees. Target: forklift at most bare + 15 ms (medians).
+ *
+ * @module
+ */
+import { bareStartMs } from "./_bare.ts";
+import type { Bench, BenchContext } from "./_context.ts";
+import { allAnswering, startMaster } from "./_forklift.ts";
+import { pollUntil } from "./_http.ts";
+import { stop } from "./_process.ts";
+import type { Row } from "./_report.ts";
+import type { RuntimeName } from "./_runtimes.ts";
+import { fmt, median } from "./_stats.ts";
+
+const TARGET_MS = 15;
+
+/** One forklift start: ms to the first answer and to both workers answering. */
+async function forkliftStart(
+  ctx: BenchContext,
+  runtime: RuntimeName,
+): Promise<{ firstMs: number; allMs: number }> {
+  const m = await startMaster(ctx, { runtime, workers: 2 });
+  try {
+    const first = await pollUntil(m.port, () => true, m.spawnedAt + 20_000, m.proc.done);
+    if (first === undefined) throw new Error(`forklift did not answer:\n${m.proc.output()}`);
+    const all = await allAnswering(m, 2);
+    return { firstMs: first.at - m.spawnedAt, allMs: all.at - m.spawnedAt };
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${m.proc.output()}`);
+  } finally {
+    await stop(m.proc, "SIGTERM", 5000);
+  }
+}
+
+/** The `startup` benchmark. */
+export const startup: Bench = {
+  name: "startup",
+  summary: "spawn to both workers answering (-w 2, binary) vs a bare runtime's first answer",
+  async run(ctx) {
+    const rows: Row[] = [];
+    const rounds = ctx.quick ? 5 : 21;
+    for (const runtime of ["deno", "bun"] as const) {
+      ctx.log(`startup: ${runtime}, ${rounds} rounds`);
+      // Warm the runtime's module cache and the binary's preload file.
+      await bareStartMs(ctx, runtime);
+      await forkliftStart(ctx, runtime);
+      const bare: number[] = [];
+      const first: number[] = [];
+      const all: number[] = [];
+      for (let r = 0; r < rounds; r++) {
+        // Alternate which goes first, so neither always follows the other's teardown.
+        const order = r % 2 === 0 ? ["bare", "forklift"] : ["forklift", "bare"];
+        for (const which of order) {
+          if (which === "bare") bare.push(await bareStartMs(ctx, runtime));
+          else {
+            const f = await forkliftStart(ctx, runtime);
+            first.push(f.firstMs);
+            all.push(f.allMs);
+          }
+        }
+      }
+      const b = median(bare);
+      const f = median(all);
+      rows.push({
+        bench: "startup",
+        metric: `start to 2 workers answering, ${runtime} (first worker: ${fmt(median(first))} ms)`,
+        forklift: `${fmt(f)} ms`,
+        anchor: `bare ${runtime} ${fmt(b)} ms`,
+        versus: `${f - b >= 0 ? "+" : ""}${fmt(f - b)} ms`,
+        target: `≤ +${TARGET_MS} ms`,
+        pass: f - b <= TARGET_MS,
+      });
+    }
+    return rows;
+  },
+};
