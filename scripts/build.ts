@@ -39,10 +39,15 @@ if (values["preload-only"]) {
   process.exit(0);
 }
 const source = readFileSync(preload, "utf8");
+// Bytecode and split chunks: the binary parses nothing at start and loads a
+// command's modules only when that command runs.
 run([
   "build",
   "--compile",
   "--minify",
+  "--bytecode",
+  "--format=esm",
+  "--splitting",
   "src/cli/main.ts",
   "--outfile",
   outfile,

@@ -44,6 +44,21 @@ export function loggingOptions(values: Record<string, unknown>): LoggingOptions 
   };
 }
 
+// Values in text records as a person reads them; never util.inspect, which
+// costs milliseconds to load on the master's start-up path.
+function plain(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (typeof value === "number" || typeof value === "boolean" || value == null) {
+    return String(value);
+  }
+  if (value instanceof Error) return value.message;
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return String(value);
+  }
+}
+
 let fd: number | undefined;
 let path: string | undefined;
 
@@ -69,7 +84,7 @@ function openLog(file: string): void {
 export function setupLogging(options: LoggingOptions): void {
   const format = options.format === "json"
     ? getJsonLinesFormatter()
-    : getTextFormatter({ timestamp: "date-time-timezone", value: "bare", category: "." });
+    : getTextFormatter({ timestamp: "date-time-timezone", value: plain, category: "." });
   if (options.file) {
     if (options.file !== path) openLog(options.file);
   } else if (fd !== undefined) {

@@ -11,11 +11,11 @@ import type { Logger } from "@logtape/logtape";
 import type { ResolvedSettings } from "../config/load.ts";
 import type { HarvestMessage } from "../protocol/messages.ts";
 import { Aggregator } from "../export/aggregator.ts";
-import { type MetricsServer, startMetricsServer } from "../export/http_server.ts";
+import type { MetricsServer } from "../export/http_server.ts";
 import { masterMetrics, renderPrometheus } from "../export/prometheus.ts";
 import type { StatusDocument, WorkerStatus } from "../export/status.ts";
 import type { Runtime, SignalName } from "../runtime/runtime.ts";
-import { spawnWorkerProcess } from "../runtime/spawn.ts";
+import { prepareSpawn, spawnWorkerProcess } from "../runtime/spawn.ts";
 import { VERSION } from "../version.ts";
 import type { Hooks, MasterDescriptor, WorkerDescriptor } from "./hooks.ts";
 import type { LaunchPlan } from "./inject.ts";
@@ -222,9 +222,24 @@ export class Arbiter {
         return 2;
       }
     }
+    if (!this.#writePidFile()) return EXIT_FAILURE;
+    const removers = SIGNALS.map((s) =>
+      this.#o.runtime.onSignal(s, () => this.#enqueue({ kind: "signal", signal: s }))
+    );
+    await prepareSpawn();
+    // Workers first: they boot while the master sets up the rest.
+    for (let id = 1; id <= this.#workerCount; id++) this.#slots.set(id, this.#newSlot(id));
+    await this.#manage();
+    this.#log.info("Started {n} worker(s): {argv}", {
+      n: this.#workerCount,
+      argv: this.#plan.argv.join(" "),
+    });
+    if (this.#workerCount > 1 && readMigrateReq() === 0) this.#log.warn(migrateReqWarning());
     const bind = this.#settings.values.metrics_bind as string | null;
     if (bind !== null) {
       try {
+        // Loaded only now: the workers are already booting.
+        const { startMetricsServer } = await import("../export/http_server.ts");
         this.#server = await startMetricsServer({
           bind,
           metrics: () => this.metricsText(),
@@ -235,25 +250,10 @@ export class Arbiter {
         const shown = host.includes(":") ? `[${host}]` : host;
         this.#log.info("Serving metrics at http://{addr}/metrics", { addr: `${shown}:${port}` });
       } catch (e) {
-        this.#log.error("{error}", { error: (e as Error).message });
-        return EXIT_FAILURE;
+        this.#log.error("{error}; stopping", { error: (e as Error).message });
+        this.#stop("quick", EXIT_FAILURE);
       }
     }
-    if (!this.#writePidFile()) {
-      await this.#server?.close();
-      return EXIT_FAILURE;
-    }
-    if (this.#workerCount > 1 && readMigrateReq() === 0) this.#log.warn(migrateReqWarning());
-
-    const removers = SIGNALS.map((s) =>
-      this.#o.runtime.onSignal(s, () => this.#enqueue({ kind: "signal", signal: s }))
-    );
-    this.#log.info("Starting {n} worker(s): {argv}", {
-      n: this.#workerCount,
-      argv: this.#plan.argv.join(" "),
-    });
-    for (let id = 1; id <= this.#workerCount; id++) this.#slots.set(id, this.#newSlot(id));
-    await this.#manage();
 
     while (this.#exitCode === undefined) {
       const event = await this.#next();
@@ -545,7 +545,9 @@ export class Arbiter {
   async #spawn(slot: Slot): Promise<WorkerHandle> {
     slot.spawns++;
     const generation = slot.spawns;
-    await this.#hook("preFork", { slot: slot.id, generation, pid: null });
+    if (this.#o.hooks.preFork) {
+      await this.#hook("preFork", { slot: slot.id, generation, pid: null });
+    }
     const env = {
       ...this.#o.env,
       ...this.#plan.env,
@@ -553,7 +555,8 @@ export class Arbiter {
       FORKLIFT_WORKER_ID: String(slot.id),
       FORKLIFT_WORKERS: String(this.#workerCount),
     };
-    const child = spawnWorkerProcess(this.#plan.argv, {
+    const argv = this.#plan.argv;
+    const spawnOptions = {
       env,
       cwd: this.#o.cwd,
       // --once behaves as the program itself (same process group, stdin); otherwise
@@ -561,24 +564,31 @@ export class Arbiter {
       // which asks for a final harvest before anything is signalled.
       inheritStdin: this.#once,
       detached: !this.#once,
-    });
-    const w = new WorkerHandle(child, slot.id, generation, {
-      welcome: (h) => this.#welcome(h),
-      ready: (h) => this.#enqueue({ kind: "ready", worker: h }),
-      harvest: (h, m) => this.#onHarvest(h, m),
-      progress: (h) => this.#onProgress(h),
-      invalid: (h, reason) => {
-        this.#invalid++;
-        this.#log.warn("Dropped an invalid message from worker {slot}: {reason}", {
-          slot: h.slot,
-          reason,
-        });
+    };
+    const w = new WorkerHandle(
+      (on) => spawnWorkerProcess(argv, spawnOptions, on),
+      slot.id,
+      generation,
+      {
+        welcome: (h) => this.#welcome(h),
+        ready: (h) => this.#enqueue({ kind: "ready", worker: h }),
+        harvest: (h, m) => this.#onHarvest(h, m),
+        progress: (h) => this.#onProgress(h),
+        invalid: (h, reason) => {
+          this.#invalid++;
+          this.#log.warn("Dropped an invalid message from worker {slot}: {reason}", {
+            slot: h.slot,
+            reason,
+          });
+        },
+        exit: (h) => this.#enqueue({ kind: "exit", worker: h }),
       },
-      exit: (h) => this.#enqueue({ kind: "exit", worker: h }),
-    }, {
-      prefix: () => this.#workerCount > 1,
-      json: () => this.#settings.values.log_format === "json",
-    }, this.#o.write);
+      {
+        prefix: () => this.#workerCount > 1,
+        json: () => this.#settings.values.log_format === "json",
+      },
+      this.#o.write,
+    );
     const maxRequests = this.#settings.values.max_requests as number;
     const jitter = this.#settings.values.max_requests_jitter as number;
     w.requestLimit = maxRequests > 0 ? maxRequests + Math.floor(Math.random() * (jitter + 1)) : 0;
@@ -587,7 +597,7 @@ export class Arbiter {
       gen: generation,
       pid: w.pid,
     });
-    await this.#hook("postFork", this.#describe(w));
+    if (this.#o.hooks.postFork) await this.#hook("postFork", this.#describe(w));
     return w;
   }
 

@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -49,7 +48,7 @@ export function preloadPath(
   if (source === undefined) {
     return fileURLToPath(new URL("../reporter/preload.ts", import.meta.url));
   }
-  const hash = createHash("sha256").update(source).digest("hex").slice(0, 12);
+  const hash = fnv1a(source);
   const base = cacheDir ?? env.XDG_RUNTIME_DIR ?? tmpdir();
   const dir = `${base}/forklift-${VERSION}-${hash}`;
   const path = `${dir}/preload.js`;
@@ -61,4 +60,14 @@ export function preloadPath(
     renameSync(tmp, path);
   }
   return path;
+}
+
+/** A 32-bit FNV-1a hash in hex: enough to tell bundles apart, without loading node:crypto. */
+function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, "0");
 }

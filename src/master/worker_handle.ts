@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ChildProcess } from "../runtime/spawn.ts";
+import type { WorkerProcess, WorkerProcessEvents } from "../runtime/spawn.ts";
 import {
   type HarvestMessage,
   type MasterMessage,
@@ -13,9 +13,6 @@ import {
   type WelcomeMessage,
 } from "../protocol/messages.ts";
 import { lineWriter, type OutputOptions } from "./output.ts";
-
-/** How long an 'exit' may wait for its 'close' (stdio drained). */
-const EXIT_WITHOUT_CLOSE_MS = 100;
 
 /** Where a worker is in its life. */
 export type WorkerPhase = "starting" | "ready" | "stopping" | "exited";
@@ -90,41 +87,36 @@ export class WorkerHandle {
   /** The per-worker request limit (max_requests + jitter), 0 for none. */
   requestLimit = 0;
   readonly transitions: Transition[] = [];
-  #child: ChildProcess;
+  #child: WorkerProcess;
   #events: WorkerEvents;
   #killTimer?: ReturnType<typeof setTimeout>;
   #outputs: Array<{ flush(): void }> = [];
 
+  /**
+   * Starts the worker: `start` spawns the process with the events this
+   * handle listens to (see `spawnWorkerProcess`).
+   */
   constructor(
-    child: ChildProcess,
+    start: (events: WorkerProcessEvents) => WorkerProcess,
     slot: number,
     generation: number,
     events: WorkerEvents,
     output: OutputOptions,
     write: { stdout(s: string): void; stderr(s: string): void },
   ) {
-    this.#child = child;
     this.slot = slot;
     this.generation = generation;
-    this.pid = child.pid ?? null;
     this.#events = events;
     this.#mark("starting");
     const out = lineWriter(slot, "stdout", write.stdout, output);
     const err = lineWriter(slot, "stderr", write.stderr, output);
     this.#outputs = [out, err];
-    child.stdout?.on("data", (d) => out.write(d));
-    child.stderr?.on("data", (d) => err.write(d));
-    child.on("message", (raw) => this.#onMessage(raw));
-    // 'close' waits for stdio to end, so the last lines are written first. Deno
-    // never emits it for a child killed by a signal after IPC traffic, so an
-    // 'exit' without a 'close' soon after counts as the end too.
-    child.on("close", (code, signal) => this.#onExit(code, signal));
-    child.on("exit", (code, signal) => {
-      setTimeout(() => this.#onExit(code, signal), EXIT_WITHOUT_CLOSE_MS);
+    this.#child = start({
+      output: (stream, chunk) => (stream === "stdout" ? out : err).write(chunk),
+      message: (raw) => this.#onMessage(raw),
+      exit: (code, signal) => this.#onExit(code, signal),
     });
-    child.on("error", () => {
-      // A spawn error also ends in 'close'; nothing else to do here.
-    });
+    this.pid = this.#child.pid ?? null;
   }
 
   /** Milliseconds from spawn to `hello`. */
@@ -143,13 +135,7 @@ export class WorkerHandle {
 
   /** Sends a message; false when the channel is gone. */
   send(message: MasterMessage): boolean {
-    if (!this.#child.connected) return false;
-    try {
-      this.#child.send(message);
-      return true;
-    } catch {
-      return false;
-    }
+    return this.#child.send(message);
   }
 
   /** Marks the worker ready (once). */
@@ -259,12 +245,8 @@ export class WorkerHandle {
   }
 
   /** Sends a signal to the worker process (by pid, never by name). */
-  signal(signal: NodeJS.Signals): void {
+  signal(signal: string): void {
     if (this.phase === "exited" || this.pid === null) return;
-    try {
-      this.#child.kill(signal);
-    } catch {
-      // Already gone: its 'close' event will follow.
-    }
+    this.#child.kill(signal);
   }
 }

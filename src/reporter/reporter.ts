@@ -10,8 +10,8 @@
  * @module
  */
 
+import { unrefTimer } from "../runtime/timers.ts";
 import process from "node:process";
-import * as timers from "node:timers";
 import {
   type MasterMessage,
   parseMasterMessage,
@@ -120,29 +120,11 @@ export interface ReporterHost {
   hookServe?(reporter: Reporter): void;
 }
 
-/**
- * Makes a timer handle never keep the process alive: `unref()` when the
- * runtime returns an object, nothing for numeric handles.
- *
- * @example Unref a timer
- * ```ts
- * import { unrefTimer } from "./reporter.ts";
- * let unrefs = 0;
- * unrefTimer({ unref: () => unrefs++ });
- * console.assert(unrefs === 1);
- * ```
- */
-export function unrefTimer<T>(handle: T): T {
-  if (typeof handle === "object" && handle !== null) {
-    const unref = (handle as { unref?: () => unknown }).unref;
-    if (typeof unref === "function") unref.call(handle);
-  }
-  return handle;
-}
+export { unrefTimer };
 
 /**
  * The host for the real process: `node:process` for the channel and identity,
- * `node:timers` for timers (object handles in every runtime).
+ * the global timers (not `node:timers`, which costs milliseconds to load in Bun).
  *
  * @example Build the real host
  * ```ts ignore
@@ -173,9 +155,9 @@ export function processHost(): ReporterHost {
         else p.channel?.unref?.();
       } catch { /* channel already gone */ }
     },
-    setInterval: (fn, ms) => timers.setInterval(fn, ms),
-    setTimeout: (fn, ms) => timers.setTimeout(fn, ms),
-    clearTimer: (h) => timers.clearTimeout(h as ReturnType<typeof timers.setTimeout>),
+    setInterval: (fn, ms) => setInterval(fn, ms),
+    setTimeout: (fn, ms) => setTimeout(fn, ms),
+    clearTimer: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
     nextTick: (fn) => p.nextTick(fn),
     now: () => performance.now(),
     exit: (code) => p.exit(code),

@@ -155,26 +155,3 @@ export function currentRuntime(): Runtime {
   };
   return cached;
 }
-
-/**
- * Normalises a timer handle so it never keeps the process alive: Deno and
- * Bun return objects with `unref()`, other hosts may return numbers.
- *
- * @example Arm a timer that does not hold the process open
- * ```ts
- * import { unrefTimer } from "./runtime.ts";
- * const t = unrefTimer(setInterval(() => {}, 1000));
- * clearInterval(t);
- * ```
- */
-export function unrefTimer<T>(handle: T): T {
-  const h = handle as { unref?: () => void };
-  if (typeof h === "object" && h !== null && typeof h.unref === "function") h.unref();
-  else if (typeof handle === "number") {
-    const d = (globalThis as Record<string, unknown>).Deno as
-      | { unrefTimer?: (id: number) => void }
-      | undefined;
-    d?.unrefTimer?.(handle);
-  }
-  return handle;
-}

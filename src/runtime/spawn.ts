@@ -1,10 +1,24 @@
 /**
- * Starts worker processes through `node:child_process`, which gives the same
- * private IPC channel on Deno and Bun (no socket file, no token).
+ * Starts worker processes with a private JSON IPC channel that a worker sees
+ * as `process.send` / `process.on("message")`, on either runtime: Bun's own
+ * `Bun.spawn` (its `node:child_process` costs ~10 ms on first use, which a
+ * master that starts or replaces workers cannot afford), and Deno's
+ * `node:child_process` (Deno has no other IPC-capable spawn).
  *
  * @module
  */
-import { type ChildProcess, spawn } from "node:child_process";
+
+// deno-lint-ignore-file no-explicit-any
+
+/** What the master hears from a worker process. */
+export interface WorkerProcessEvents {
+  /** A chunk of the worker's stdout or stderr. */
+  output(stream: "stdout" | "stderr", chunk: Uint8Array): void;
+  /** A message from the worker's `process.send`. */
+  message(message: unknown): void;
+  /** The process ended (once), after its output was drained where possible. */
+  exit(code: number | null, signal: string | null): void;
+}
 
 /** Options of {@linkcode spawnWorkerProcess}. */
 export interface SpawnOptions {
@@ -17,25 +31,159 @@ export interface SpawnOptions {
   detached?: boolean;
 }
 
+/** The master's end of a worker process. */
+export interface WorkerProcess {
+  readonly pid: number | undefined;
+  /** True while the IPC channel is open. */
+  readonly connected: boolean;
+  /** Sends a message over IPC; false when the channel is gone. */
+  send(message: unknown): boolean;
+  /** Sends a signal (by pid, never by name). */
+  kill(signal: string): void;
+}
+
+/** How long an exit may wait for its output to drain (a grandchild may hold the pipes). */
+const DRAIN_MS = 100;
+
+let childProcess: typeof import("node:child_process") | undefined;
+
 /**
- * Spawns `argv` with piped stdout/stderr and an IPC channel.
+ * Loads what spawning needs on this runtime; call once before the first
+ * {@linkcode spawnWorkerProcess}. A no-op on Bun.
  *
- * @example Start a worker
+ * @example
  * ```ts ignore
- * import { spawnWorkerProcess } from "./spawn.ts";
- * const child = spawnWorkerProcess(["/usr/bin/deno", "run", "server.ts"], { env: {}, cwd: "." });
- * child.on("message", (m) => console.log(m));
+ * import { prepareSpawn } from "./spawn.ts";
+ * await prepareSpawn();
  * ```
  */
-export function spawnWorkerProcess(argv: string[], options: SpawnOptions): ChildProcess {
-  return spawn(argv[0], argv.slice(1), {
+export async function prepareSpawn(): Promise<void> {
+  if ((globalThis as any).Bun === undefined) childProcess ??= await import("node:child_process");
+}
+
+function spawnBun(argv: string[], options: SpawnOptions, on: WorkerProcessEvents): WorkerProcess {
+  let connected = true;
+  const proc = (globalThis as any).Bun.spawn(argv, {
+    cwd: options.cwd,
+    env: options.env,
+    stdio: [options.inheritStdin ? "inherit" : "ignore", "pipe", "pipe"],
+    serialization: "json",
+    detached: options.detached ?? false,
+    ipc: (message: unknown) => on.message(message),
+    onDisconnect: () => void (connected = false),
+  });
+  const pump = async (stream: ReadableStream<Uint8Array>, name: "stdout" | "stderr") => {
+    const reader = stream.getReader();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        on.output(name, value);
+      }
+    } catch {
+      // The pipe broke: the process is gone.
+    }
+  };
+  const drained = Promise.all([pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr")]);
+  proc.exited.then(async () => {
+    connected = false;
+    await Promise.race([drained, new Promise((r) => setTimeout(r, DRAIN_MS))]);
+    on.exit(proc.signalCode ? null : proc.exitCode, proc.signalCode ?? null);
+  });
+  return {
+    pid: proc.pid,
+    get connected() {
+      return connected && !proc.killed;
+    },
+    send(message) {
+      if (!connected) return false;
+      try {
+        proc.send(message);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    kill(signal) {
+      try {
+        proc.kill(signal);
+      } catch {
+        // Already gone.
+      }
+    },
+  };
+}
+
+function spawnNode(argv: string[], options: SpawnOptions, on: WorkerProcessEvents): WorkerProcess {
+  if (childProcess === undefined) throw new Error("prepareSpawn() was not awaited");
+  const child = childProcess.spawn(argv[0], argv.slice(1), {
     env: options.env,
     cwd: options.cwd,
     stdio: [options.inheritStdin ? "inherit" : "ignore", "pipe", "pipe", "ipc"],
     serialization: "json",
     detached: options.detached ?? false,
   });
+  let ended = false;
+  const end = (code: number | null, signal: string | null) => {
+    if (ended) return;
+    ended = true;
+    on.exit(code, signal);
+  };
+  child.stdout?.on("data", (d: Uint8Array) => on.output("stdout", d));
+  child.stderr?.on("data", (d: Uint8Array) => on.output("stderr", d));
+  child.on("message", (m: unknown) => on.message(m));
+  // 'close' waits for stdio to end, so the last lines are written first. Deno
+  // never emits it for a child killed by a signal after IPC traffic, so an
+  // 'exit' without a 'close' soon after counts as the end too.
+  child.on("close", (code, signal) => end(code, signal));
+  child.on("exit", (code, signal) => void setTimeout(() => end(code, signal), DRAIN_MS));
+  child.on("error", () => {
+    // A spawn error also ends in 'close'.
+  });
+  return {
+    pid: child.pid,
+    get connected() {
+      return child.connected === true;
+    },
+    send(message) {
+      if (!child.connected) return false;
+      try {
+        child.send(message as any);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    kill(signal) {
+      try {
+        child.kill(signal as any);
+      } catch {
+        // Already gone.
+      }
+    },
+  };
 }
 
-/** The child process type the master handles. */
-export type { ChildProcess };
+/**
+ * Spawns `argv` with piped stdout/stderr and an IPC channel.
+ *
+ * @example Start a worker
+ * ```ts ignore
+ * import { prepareSpawn, spawnWorkerProcess } from "./spawn.ts";
+ * await prepareSpawn();
+ * const worker = spawnWorkerProcess(["/usr/bin/deno", "run", "server.ts"], { env: {}, cwd: "." }, {
+ *   output: (stream, chunk) => console.log(stream, chunk.length),
+ *   message: (m) => console.log(m),
+ *   exit: (code, signal) => console.log("exited", code, signal),
+ * });
+ * ```
+ */
+export function spawnWorkerProcess(
+  argv: string[],
+  options: SpawnOptions,
+  events: WorkerProcessEvents,
+): WorkerProcess {
+  return (globalThis as any).Bun !== undefined
+    ? spawnBun(argv, options, events)
+    : spawnNode(argv, options, events);
+}
