@@ -136,6 +136,8 @@ export class Arbiter {
   #stopping: "graceful" | "quick" | undefined;
   #stopDeadline = 0;
   #exitCode: number | undefined;
+  /** The exit code a stop was asked to end with (boot failure, metrics bind). */
+  #exitCodeOnStop: number | undefined;
   /** Slots waiting for a rolling replacement, in order. */
   #rollQueue: Array<{ slot: number; reason: RestartReason }> = [];
   #onceResult: number | undefined;
@@ -761,8 +763,6 @@ export class Arbiter {
     }
     if (this.#noneLeft()) this.#finishStop();
   }
-
-  #exitCodeOnStop: number | undefined;
 
   #noneLeft(): boolean {
     for (const w of this.#allWorkers()) if (w.phase !== "exited") return false;

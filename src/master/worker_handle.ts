@@ -210,10 +210,7 @@ export class WorkerHandle {
    */
   shutdown(gracefulMs: number, reason: string): void {
     if (this.phase === "exited") return;
-    this.stopReason ??= reason;
-    if (this.phase !== "stopping") {
-      this.phase = "stopping";
-      this.#mark("stopping");
+    if (this.#stopping(reason)) {
       const asked = this.managed &&
         this.send({ type: "shutdown", v: PROTOCOL_VERSION, graceful_ms: Math.round(gracefulMs) });
       if (!asked) this.signal("SIGTERM");
@@ -229,13 +226,18 @@ export class WorkerHandle {
    */
   kill(reason: string, graceMs: number): void {
     if (this.phase === "exited") return;
-    this.stopReason ??= reason;
-    if (this.phase !== "stopping") {
-      this.phase = "stopping";
-      this.#mark("stopping");
-    }
+    this.#stopping(reason);
     this.signal("SIGTERM");
     this.killAfter(graceMs);
+  }
+
+  /** Enters the stopping phase (once); true when this call entered it. */
+  #stopping(reason: string): boolean {
+    this.stopReason ??= reason;
+    if (this.phase === "stopping") return false;
+    this.phase = "stopping";
+    this.#mark("stopping");
+    return true;
   }
 
   /** Sends SIGKILL after `ms` unless the worker has exited by then. */

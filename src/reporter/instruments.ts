@@ -47,6 +47,38 @@ export const HTTP_DURATION_BOUNDARIES: readonly number[] = Object.freeze([
   10,
 ]);
 
+/** What every instrument holds: its name, the storage and its series table. */
+abstract class Instrument {
+  /** Instrument name. */
+  readonly name: string;
+  protected readonly storage: Storage;
+  protected readonly table: SeriesTable;
+
+  constructor(storage: Storage, name: string, table: SeriesTable) {
+    this.name = name;
+    this.storage = storage;
+    this.table = table;
+  }
+}
+
+/** Adds `value` to (or, for a gauge, sets) the series `attributes` names; drops on failure. */
+function apply(
+  storage: Storage,
+  table: SeriesTable,
+  value: number,
+  attributes: RecordAttributes | undefined,
+  set: boolean,
+): void {
+  try {
+    const s = table.get(attributes);
+    s.value = set ? value : s.value + value;
+    s.dirty = true;
+  } catch {
+    return storage.drop();
+  }
+  if (storage.idle) storage.wake();
+}
+
 /**
  * A monotonic sum: each `add` must be a finite number `>= 0`.
  *
@@ -58,32 +90,22 @@ export const HTTP_DURATION_BOUNDARIES: readonly number[] = Object.freeze([
  * hits.add(1, { cache: "users" });
  * ```
  */
-export class Counter {
-  /** Instrument name. */
-  readonly name: string;
-  readonly #storage: Storage;
-  readonly #table: SeriesTable;
-
+export class Counter extends Instrument {
   /** Creates (or finds) a counter in `storage`. */
   constructor(storage: Storage, name: string, options: InstrumentOptions = {}) {
-    this.name = name;
-    this.#storage = storage;
-    this.#table = storage.register({ name, kind: "counter", ...checkOptions(name, options) })
-      .table;
+    super(
+      storage,
+      name,
+      storage.register({ name, kind: "counter", ...checkOptions(name, options) }).table,
+    );
   }
 
   /** Adds `value` (finite, `>= 0`) to the series named by `attributes`. */
   add(value: number, attributes?: RecordAttributes): void {
-    const storage = this.#storage;
-    if (typeof value !== "number" || !(value >= 0) || value === Infinity) return storage.drop();
-    try {
-      const s = this.#table.get(attributes);
-      s.value += value;
-      s.dirty = true;
-    } catch {
-      return storage.drop();
+    if (typeof value !== "number" || !(value >= 0) || value === Infinity) {
+      return this.storage.drop();
     }
-    if (storage.idle) storage.wake();
+    apply(this.storage, this.table, value, attributes, false);
   }
 }
 
@@ -99,32 +121,20 @@ export class Counter {
  * open.add(-1);
  * ```
  */
-export class UpDownCounter {
-  /** Instrument name. */
-  readonly name: string;
-  readonly #storage: Storage;
-  readonly #table: SeriesTable;
-
+export class UpDownCounter extends Instrument {
   /** Creates (or finds) an up-down counter in `storage`. */
   constructor(storage: Storage, name: string, options: InstrumentOptions = {}) {
-    this.name = name;
-    this.#storage = storage;
-    this.#table = storage.register({ name, kind: "updown", ...checkOptions(name, options) })
-      .table;
+    super(
+      storage,
+      name,
+      storage.register({ name, kind: "updown", ...checkOptions(name, options) }).table,
+    );
   }
 
   /** Adds `value` (finite, any sign) to the series named by `attributes`. */
   add(value: number, attributes?: RecordAttributes): void {
-    const storage = this.#storage;
-    if (typeof value !== "number" || value - value !== 0) return storage.drop();
-    try {
-      const s = this.#table.get(attributes);
-      s.value += value;
-      s.dirty = true;
-    } catch {
-      return storage.drop();
-    }
-    if (storage.idle) storage.wake();
+    if (typeof value !== "number" || value - value !== 0) return this.storage.drop();
+    apply(this.storage, this.table, value, attributes, false);
   }
 }
 
@@ -140,31 +150,20 @@ export class UpDownCounter {
  * heap.record(123456);
  * ```
  */
-export class Gauge {
-  /** Instrument name. */
-  readonly name: string;
-  readonly #storage: Storage;
-  readonly #table: SeriesTable;
-
+export class Gauge extends Instrument {
   /** Creates (or finds) a gauge in `storage`. */
   constructor(storage: Storage, name: string, options: InstrumentOptions = {}) {
-    this.name = name;
-    this.#storage = storage;
-    this.#table = storage.register({ name, kind: "gauge", ...checkOptions(name, options) }).table;
+    super(
+      storage,
+      name,
+      storage.register({ name, kind: "gauge", ...checkOptions(name, options) }).table,
+    );
   }
 
   /** Sets the series named by `attributes` to `value` (finite). */
   record(value: number, attributes?: RecordAttributes): void {
-    const storage = this.#storage;
-    if (typeof value !== "number" || value - value !== 0) return storage.drop();
-    try {
-      const s = this.#table.get(attributes);
-      s.value = value;
-      s.dirty = true;
-    } catch {
-      return storage.drop();
-    }
-    if (storage.idle) storage.wake();
+    if (typeof value !== "number" || value - value !== 0) return this.storage.drop();
+    apply(this.storage, this.table, value, attributes, true);
   }
 }
 
@@ -181,30 +180,27 @@ export class Gauge {
  * took.record(0.42, { job: "resize" });
  * ```
  */
-export class Histogram {
-  /** Instrument name. */
-  readonly name: string;
-  readonly #storage: Storage;
-  readonly #table: SeriesTable;
+export class Histogram extends Instrument {
   readonly #bounds: number[];
 
   /** Creates (or finds) a histogram in `storage`. */
   constructor(storage: Storage, name: string, options: HistogramOptions) {
-    this.name = name;
     const checked = checkOptions(name, options);
     const bounds = checkBoundaries(name, options?.boundaries);
-    this.#storage = storage;
+    super(
+      storage,
+      name,
+      storage.register({ name, kind: "histogram", ...checked, boundaries: bounds }).table,
+    );
     this.#bounds = bounds;
-    this.#table = storage.register({ name, kind: "histogram", ...checked, boundaries: bounds })
-      .table;
   }
 
   /** Records `value` (finite, `>= 0`) in the series named by `attributes`. */
   record(value: number, attributes?: RecordAttributes): void {
-    const storage = this.#storage;
+    const storage = this.storage;
     if (typeof value !== "number" || !(value >= 0) || value === Infinity) return storage.drop();
     try {
-      const s = this.#table.get(attributes);
+      const s = this.table.get(attributes);
       s.count++;
       s.sum += value;
       if (value < s.min) s.min = value;
