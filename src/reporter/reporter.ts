@@ -19,7 +19,8 @@ import {
   type WelcomeMessage,
   type WorkerMessage,
 } from "../protocol/messages.ts";
-import { hookServe, readEnv, runtimeId, type ServedServer } from "../runtime/serve.ts";
+import { runtimeId } from "../runtime/detect.ts";
+import { hookServe, readEnv, type ServedServer } from "../runtime/serve.ts";
 import { type FetchHandler, HttpMetrics } from "./http.ts";
 import {
   Counter,

@@ -7,6 +7,7 @@
  */
 import process from "node:process";
 import { availableParallelism } from "node:os";
+import { runtimeId } from "./detect.ts";
 
 /** The runtimes forklift knows. */
 export type RuntimeName = "deno" | "bun" | "node";
@@ -60,8 +61,7 @@ interface BunLike {
 }
 
 /**
- * Names the runtime this code runs on, from `navigator.userAgent` first and
- * the runtime globals second.
+ * Names the runtime this code runs on.
  *
  * @example Detect the runtime
  * ```ts
@@ -70,20 +70,7 @@ interface BunLike {
  * ```
  */
 export function detectRuntimeName(): RuntimeName {
-  const ua = typeof navigator === "object" ? navigator.userAgent ?? "" : "";
-  if (ua.startsWith("Deno/")) return "deno";
-  if (ua.startsWith("Bun/")) return "bun";
-  const g = globalThis as Record<string, unknown>;
-  if (typeof g.Deno === "object") return "deno";
-  if (typeof g.Bun === "object") return "bun";
-  return "node";
-}
-
-function versionOf(name: RuntimeName): string {
-  const g = globalThis as Record<string, unknown>;
-  if (name === "deno") return (g.Deno as DenoLike).version.deno;
-  if (name === "bun") return (g.Bun as BunLike).version;
-  return process.versions.node ?? "unknown";
+  return runtimeId().split("/")[0] as RuntimeName;
 }
 
 function isCompiled(name: RuntimeName): boolean {
@@ -117,7 +104,7 @@ export function currentRuntime(): Runtime {
   const g = globalThis as Record<string, unknown>;
   cached = {
     name,
-    version: versionOf(name),
+    version: runtimeId().split("/")[1],
     execPath: name === "deno" ? (g.Deno as DenoLike).execPath() : process.execPath,
     compiled: isCompiled(name),
     args: () =>

@@ -45,26 +45,6 @@ function g(): any {
 }
 
 /**
- * Returns `"deno/<version>"`, `"bun/<version>"` or `"node/<version>"` for the
- * running runtime.
- *
- * @example Name the runtime
- * ```ts
- * import { runtimeId } from "./serve.ts";
- * console.log(runtimeId()); // e.g. "deno/2.9.6"
- * ```
- */
-export function runtimeId(): string {
-  const ua = typeof navigator === "object" ? String(navigator.userAgent ?? "") : "";
-  const match = /^(Deno|Bun|Node\.js)\/(\S+)/.exec(ua);
-  if (match) return `${match[1] === "Node.js" ? "node" : match[1].toLowerCase()}/${match[2]}`;
-  const versions = g().process?.versions;
-  if (versions?.bun) return `bun/${versions.bun}`;
-  if (versions?.deno) return `deno/${versions.deno}`;
-  return `node/${versions?.node ?? "unknown"}`;
-}
-
-/**
  * Reads an environment variable without ever prompting or throwing: in Deno
  * it is read only when the permission is already granted.
  *
