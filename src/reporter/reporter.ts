@@ -117,7 +117,7 @@ export interface ReporterHost {
   now(): number;
   /** Ends the process. */
   exit(code: number): void;
-  /** Installs the server hook (wrapped `Deno.serve` / `Bun.serve`). */
+  /** Installs the server hook: the runtime's own serve function, wrapped. */
   hookServe?(reporter: Reporter): void;
 }
 

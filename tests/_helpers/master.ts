@@ -366,3 +366,34 @@ export async function withMigrateReq<T>(
     }
   }
 }
+
+/**
+ * Starts `forklift run -w N` over a server script on a free port, with metrics
+ * on an ephemeral port, and waits until every worker is ready.
+ */
+export async function startWorkers(
+  runtime: "deno" | "bun",
+  script: string,
+  options: { workers?: number; harvestInterval?: number; args?: string[] } = {},
+): Promise<{ master: Master; port: number }> {
+  const workers = options.workers ?? 2;
+  const port = await freePort();
+  const master = new Master([
+    "-w",
+    String(workers),
+    "--harvest-interval",
+    String(options.harvestInterval ?? 0.3),
+    "--metrics-bind",
+    "127.0.0.1:0",
+    ...(options.args ?? []),
+    "--",
+    ...serverArgv(runtime, script),
+  ], { env: cleanEnv({ PORT: String(port) }) });
+  try {
+    await master.waitLog(new RegExp(`All ${workers} worker\\(s\\) ready`));
+  } catch (e) {
+    await master.cleanup();
+    throw e;
+  }
+  return { master, port };
+}

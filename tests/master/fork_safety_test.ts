@@ -1,38 +1,15 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ROOT } from "../_helpers/cli.ts";
-import { cleanEnv } from "../_helpers/cli.ts";
-import {
-  freePort,
-  getFresh,
-  Master,
-  RUNTIMES,
-  serverArgv,
-  sumSamples,
-  waitFor,
-} from "../_helpers/master.ts";
+import { getFresh, RUNTIMES, startWorkers, sumSamples, waitFor } from "../_helpers/master.ts";
 
 const APP = `${ROOT}tests/fixtures/master/stats_app.ts`;
 
 for (const runtime of ["deno", "bun"] as const) {
   describe(`fork safety with ${runtime} workers`, { skip: !RUNTIMES[runtime] }, () => {
     test(`Reporter arms one timer per ${runtime} worker, none in the master, and loses nothing recorded at import`, async () => {
-      const port = await freePort();
-      const m = new Master(
-        [
-          "-w",
-          "2",
-          "--harvest-interval",
-          "0.3",
-          "--metrics-bind",
-          "127.0.0.1:0",
-          "--",
-          ...serverArgv(runtime, APP),
-        ],
-        { env: cleanEnv({ PORT: String(port) }) },
-      );
+      const { master: m, port } = await startWorkers(runtime, APP);
       try {
-        await m.waitLog(/All 2 worker\(s\) ready/);
         const stats = new Map<number, Record<string, unknown>>();
         await waitFor(
           "both workers' stats",

@@ -3,13 +3,12 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { cleanEnv, ROOT, runCli } from "../_helpers/cli.ts";
+import { ROOT, runCli } from "../_helpers/cli.ts";
 import {
-  freePort,
   getFresh,
-  Master,
   RUNTIMES,
   serverArgv,
+  startWorkers,
   sumSamples,
   waitFor,
 } from "../_helpers/master.ts";
@@ -21,13 +20,8 @@ const COUNT = "http_server_request_duration_seconds_count";
 for (const runtime of ["deno", "bun"] as const) {
   describe(`forklift run with ${runtime} workers`, { skip: !RUNTIMES[runtime] }, () => {
     test(`Arbiter.run() shares one port between two ${runtime} workers`, async () => {
-      const port = await freePort();
-      const m = new Master(
-        ["-w", "2", "--metrics-bind", "127.0.0.1:0", "--", ...serverArgv(runtime, APP)],
-        { env: cleanEnv({ PORT: String(port) }) },
-      );
+      const { master: m, port } = await startWorkers(runtime, APP);
       try {
-        await m.waitLog(/All 2 worker\(s\) ready/);
         const ready = await m.readyPids();
         assert.equal(ready.length, 2);
         const seen = new Map<number, number>();
@@ -44,22 +38,8 @@ for (const runtime of ["deno", "bun"] as const) {
     });
 
     test(`Arbiter.run() counts every ${runtime} request exactly, also after a worker retires`, async () => {
-      const port = await freePort();
-      const m = new Master(
-        [
-          "-w",
-          "2",
-          "--harvest-interval",
-          "0.5",
-          "--metrics-bind",
-          "127.0.0.1:0",
-          "--",
-          ...serverArgv(runtime, APP),
-        ],
-        { env: cleanEnv({ PORT: String(port) }) },
-      );
+      const { master: m, port } = await startWorkers(runtime, APP, { harvestInterval: 0.5 });
       try {
-        await m.waitLog(/All 2 worker\(s\) ready/);
         const K = 120;
         let ok = 0;
         for (let i = 0; i < K; i++) if ((await getFresh(port, "/"))?.status === 200) ok++;
@@ -91,22 +71,8 @@ describe("forklift run /metrics", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () 
       assert.fail("promtool is not installed (Debian package prometheus); .ci/run installs it");
     }
     const runtime = RUNTIMES.bun ? "bun" : "deno";
-    const port = await freePort();
-    const m = new Master(
-      [
-        "-w",
-        "2",
-        "--harvest-interval",
-        "0.3",
-        "--metrics-bind",
-        "127.0.0.1:0",
-        "--",
-        ...serverArgv(runtime, APP),
-      ],
-      { env: cleanEnv({ PORT: String(port) }) },
-    );
+    const { master: m, port } = await startWorkers(runtime, APP);
     try {
-      await m.waitLog(/All 2 worker\(s\) ready/);
       for (let i = 0; i < 20; i++) await getFresh(port, i % 2 ? "/" : "/pid");
       await waitFor("harvest", async () => sumSamples(await m.metrics(), COUNT) === 20, 3_000);
       const res = await m.get("/metrics");
