@@ -111,29 +111,16 @@ describe("forklift run exit codes", () => {
   });
 
   const rt = RUNTIMES.bun ? "bun" : "deno";
+  const once = (outcome: string) =>
+    runCli(["run", "--once", "--metrics-bind", "off", "--", ...serverArgv(rt, EXIT), outcome]);
+
   test("runCommand() --once exits with the program's own code", async () => {
-    const r = await runCli([
-      "run",
-      "--once",
-      "--metrics-bind",
-      "off",
-      "--",
-      ...serverArgv(rt, EXIT),
-      "7",
-    ]);
+    const r = await once("7");
     assert.equal(r.code, 7, r.stderr);
   });
 
   test("runCommand() --once exits 128+N when the program dies by signal N", async () => {
-    const r = await runCli([
-      "run",
-      "--once",
-      "--metrics-bind",
-      "off",
-      "--",
-      ...serverArgv(rt, EXIT),
-      "SIGTERM",
-    ]);
+    const r = await once("SIGTERM");
     assert.equal(r.code, 143, r.stderr);
   });
 
