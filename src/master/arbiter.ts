@@ -376,6 +376,7 @@ export class Arbiter {
       this.#booted = true;
       this.#log.info("All {n} worker(s) ready", { n: this.#slots.size });
       await this.#hook("whenReady", this.#master());
+      await this.#o.runtime.releaseStartupMemory();
     }
   }
 

@@ -8,6 +8,7 @@
 import process from "node:process";
 import { availableParallelism } from "node:os";
 import { runtimeId } from "./detect.ts";
+import { releaseStartupMemory } from "./memory.ts";
 
 /** The runtimes forklift knows. */
 export type RuntimeName = "deno" | "bun" | "node";
@@ -45,6 +46,8 @@ export interface Runtime {
   onSignal(signal: SignalName, listener: () => void): () => void;
   /** Ends the process with `code` once pending output is written. */
   exit(code: number): never;
+  /** Frees what only start-up needed; call once the master idles. Best effort. */
+  releaseStartupMemory(): Promise<void>;
 }
 
 interface DenoLike {
@@ -102,11 +105,13 @@ export function currentRuntime(): Runtime {
   if (cached) return cached;
   const name = detectRuntimeName();
   const g = globalThis as Record<string, unknown>;
+  const execPath = name === "deno" ? (g.Deno as DenoLike).execPath() : process.execPath;
+  const compiled = isCompiled(name);
   cached = {
     name,
     version: runtimeId().split("/")[1],
-    execPath: name === "deno" ? (g.Deno as DenoLike).execPath() : process.execPath,
-    compiled: isCompiled(name),
+    execPath,
+    compiled,
     args: () =>
       name === "deno"
         ? [...(g.Deno as DenoLike).args]
@@ -139,6 +144,7 @@ export function currentRuntime(): Runtime {
       setTimeout(() => process.exit(code), 200);
       return undefined as never;
     },
+    releaseStartupMemory: () => compiled ? releaseStartupMemory(execPath) : Promise.resolve(),
   };
   return cached;
 }
