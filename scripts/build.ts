@@ -13,6 +13,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { findBun } from "./_bun.ts";
+import { fnv1a } from "../src/master/preload_path.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const { values } = parseArgs({
@@ -31,14 +32,38 @@ function run(args: string[]): void {
 }
 
 // The preload runs inside the user's Deno or Bun program: plain ESM with the
-// node: built-ins left as imports.
+// node: built-ins left as imports, and for Bun a CommonJS build with its
+// bytecode, which Bun loads without parsing.
 const preload = `${root}dist/preload.js`;
-run(["build", "src/reporter/preload.ts", "--target=node", "--format=esm", "--outfile", preload]);
+run([
+  "build",
+  "src/reporter/preload.ts",
+  "--target=node",
+  "--format=esm",
+  "--minify",
+  "--outfile",
+  preload,
+]);
+const bunDir = `${root}dist/bun`;
+run([
+  "build",
+  "src/reporter/preload.ts",
+  "--target=bun",
+  "--format=cjs",
+  "--bytecode",
+  "--minify",
+  "--outdir",
+  bunDir,
+]);
 if (values["preload-only"]) {
-  console.log(`built ${preload}`);
+  console.log(`built ${preload} and ${bunDir}/preload.js`);
   process.exit(0);
 }
 const source = readFileSync(preload, "utf8");
+const bunSource = readFileSync(`${bunDir}/preload.js`, "utf8");
+const bunBytecode = readFileSync(`${bunDir}/preload.js.jsc`);
+const hash = fnv1a(source) + fnv1a(bunSource) + fnv1a(bunBytecode.toString("latin1"));
+const define = (name: string, value: string) => ["--define", `${name}=${JSON.stringify(value)}`];
 // Bytecode and split chunks: the binary parses nothing at start and loads a
 // command's modules only when that command runs.
 run([
@@ -51,7 +76,9 @@ run([
   "src/cli/main.ts",
   "--outfile",
   outfile,
-  "--define",
-  `FORKLIFT_PRELOAD_BUNDLE=${JSON.stringify(source)}`,
+  ...define("FORKLIFT_PRELOAD_BUNDLE", source),
+  ...define("FORKLIFT_PRELOAD_BUN", bunSource),
+  ...define("FORKLIFT_PRELOAD_BUN_BYTECODE", bunBytecode.toString("base64")),
+  ...define("FORKLIFT_PRELOAD_HASH", hash),
 ]);
 console.log(`built ${outfile}`);

@@ -13,6 +13,7 @@ import { Arbiter } from "../master/arbiter.ts";
 import { programName, resolveCommand } from "../master/command.ts";
 import { type Hooks, loadHooks } from "../master/hooks.ts";
 import { type LaunchPlan, planLaunch, shellQuote } from "../master/inject.ts";
+import { channelPath } from "../master/channel_path.ts";
 import { preloadPath } from "../master/preload_path.ts";
 import type { CommandContext } from "./context.ts";
 
@@ -32,6 +33,11 @@ export function renderDryRun(plan: LaunchPlan, workers: number, masterPid: numbe
       FORKLIFT_MASTER_PID: String(masterPid),
       FORKLIFT_WORKER_ID: String(slot),
       FORKLIFT_WORKERS: String(workers),
+      ...(plan.channel === undefined ? {} : {
+        FORKLIFT_CHANNEL: plan.channel,
+        // Drawn afresh for each process the master starts.
+        FORKLIFT_CHANNEL_TOKEN: "<random>",
+      }),
       ...plan.env,
     };
     lines.push(
@@ -66,12 +72,15 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
   const cwd = runtime.cwd();
   const path = resolveCommand(program[0], env.PATH ?? "", cwd);
   const preload = preloadPath(env, runtime.compiled);
+  const channel = channelPath(env, process.pid);
   const plan = (settings: ResolvedSettings) =>
     planLaunch([path, ...program.slice(1)], {
       inject: settings.values.inject as boolean,
-      preload,
+      preload: preload.deno,
+      bunPreload: preload.bun,
       env,
       cwd,
+      channel,
     });
   const first = plan(ctx.settings);
   const once = ctx.settings.values.once as boolean;

@@ -16,6 +16,7 @@ import { masterMetrics, renderPrometheus } from "../export/prometheus.ts";
 import type { StatusDocument, WorkerStatus } from "../export/status.ts";
 import type { Runtime, SignalName } from "../runtime/runtime.ts";
 import { prepareSpawn, spawnWorkerProcess } from "../runtime/spawn.ts";
+import { type ChannelServer, channelToken, listenChannel } from "../runtime/channel_server.ts";
 import { VERSION } from "../version.ts";
 import type { Hooks, MasterDescriptor, WorkerDescriptor } from "./hooks.ts";
 import type { LaunchPlan } from "./inject.ts";
@@ -127,6 +128,9 @@ export class Arbiter {
   #wake?: () => void;
   #aggregator = new Aggregator();
   #server?: MetricsServer;
+  /** The socket Deno workers talk over; opened with the first such worker. */
+  #channel?: ChannelServer;
+  #channelFailed = false;
   #restarts: Record<string, number> = Object.fromEntries(REASONS.map((r) => [r, 0]));
   #harvests = 0;
   #dropped = 0;
@@ -266,6 +270,7 @@ export class Arbiter {
     for (const remove of removers) remove();
     this.#log.info("Master exiting with code {code}", { code: this.#exitCode });
     await this.#server?.close();
+    this.#channel?.close();
     this.#removePidFile();
     await this.#hook("onExit", this.#master());
     return this.#exitCode;
@@ -551,7 +556,7 @@ export class Arbiter {
     if (this.#o.hooks.preFork) {
       await this.#hook("preFork", { slot: slot.id, generation, pid: null });
     }
-    const env = {
+    const env: Record<string, string> = {
       ...this.#o.env,
       ...this.#plan.env,
       FORKLIFT_MASTER_PID: String(process.pid),
@@ -559,6 +564,11 @@ export class Arbiter {
       FORKLIFT_WORKERS: String(this.#workerCount),
     };
     const argv = this.#plan.argv;
+    const channel = this.#openChannel();
+    if (channel !== undefined) {
+      env.FORKLIFT_CHANNEL = channel.server.path;
+      env.FORKLIFT_CHANNEL_TOKEN = channel.token;
+    }
     const spawnOptions = {
       env,
       cwd: this.#o.cwd,
@@ -567,6 +577,7 @@ export class Arbiter {
       // which asks for a final harvest before anything is signalled.
       inheritStdin: this.#once,
       detached: !this.#once,
+      channel,
     };
     const w = new WorkerHandle(
       (on) => spawnWorkerProcess(argv, spawnOptions, on),
@@ -595,13 +606,37 @@ export class Arbiter {
     const maxRequests = this.#settings.values.max_requests as number;
     const jitter = this.#settings.values.max_requests_jitter as number;
     w.requestLimit = maxRequests > 0 ? maxRequests + Math.floor(Math.random() * (jitter + 1)) : 0;
-    this.#log.info("Booting worker {slot} (generation {gen}) with pid {pid}", {
-      slot: slot.id,
-      gen: generation,
-      pid: w.pid,
-    });
+    // Logged once every slot being filled now has its process: the first log
+    // line costs milliseconds that the next worker's start should not wait for.
+    queueMicrotask(() =>
+      this.#log.info("Booting worker {slot} (generation {gen}) with pid {pid}", {
+        slot: slot.id,
+        gen: generation,
+        pid: w.pid,
+      })
+    );
     if (this.#o.hooks.postFork) await this.#hook("postFork", this.#describe(w));
     return w;
+  }
+
+  /** The socket channel and a fresh token for the next worker, when the plan asks for one. */
+  #openChannel(): { server: ChannelServer; token: string } | undefined {
+    const path = this.#plan.channel;
+    if (path === undefined || this.#channelFailed) return undefined;
+    if (this.#channel === undefined) {
+      try {
+        this.#channel = listenChannel(path);
+      } catch (e) {
+        // Workers then find no socket named and use the Node IPC channel.
+        this.#channelFailed = true;
+        this.#log.warn("Cannot listen on {path} ({error}); Deno workers use Node IPC instead", {
+          path,
+          error: String((e as Error)?.message ?? e),
+        });
+        return undefined;
+      }
+    }
+    return { server: this.#channel, token: channelToken() };
   }
 
   #welcome(w: WorkerHandle) {

@@ -26,6 +26,11 @@ export interface LaunchPlan {
   injected: boolean;
   /** Which runtime the program runs on, when forklift knows it. */
   runtime: "deno" | "bun" | "other";
+  /**
+   * The socket the workers talk to the master over, instead of a Node IPC
+   * channel: set for injected Deno programs (see `src/runtime/worker_io.ts`).
+   */
+  channel?: string;
 }
 
 /** Options of {@linkcode planLaunch}. */
@@ -34,22 +39,37 @@ export interface PlanOptions {
   inject: boolean;
   /** Absolute path of the reporter's preload module. */
   preload: string;
+  /** The preload for Bun programs, when it differs (a build with bytecode). */
+  bunPreload?: string;
   /** The master's environment (for an existing BUN_OPTIONS). */
   env: Record<string, string | undefined>;
   /** Directory to look for deno.json in, for `deno task`. */
   cwd: string;
+  /** Socket path for Deno workers' channel; without it they get a Node IPC channel. */
+  channel?: string;
 }
 
-const DENO_ALLOW_ENV = `--allow-env=${WORKER_ENV_NAMES.join(",")}`;
+/** Variables a Deno worker reads when it talks over a socket channel. */
+const CHANNEL_ENV_NAMES = ["FORKLIFT_CHANNEL", "FORKLIFT_CHANNEL_TOKEN"];
 
-function denoFlags(preload: string, userFlags: string[]): string[] {
+/** Whether `flags` grant a whole permission (`-A`, or the bare flag or its short form). */
+function grants(flags: string[], long: string, short: string): boolean {
+  return flags.some((f) => f === "-A" || f === "--allow-all" || f === long || f === short);
+}
+
+function denoFlags(preload: string, userFlags: string[], channel: string | undefined): string[] {
   const flags = ["--unstable-net", "--preload", preload];
-  // A bare --allow-env or -A already grants what the reporter reads; adding a
-  // scoped one next to those would narrow nothing but reads as noise.
-  const broad = userFlags.some((f) =>
-    f === "-A" || f === "--allow-all" || f === "--allow-env" || f === "-E"
-  );
-  if (!broad) flags.push(DENO_ALLOW_ENV);
+  // A scoped flag next to the user's scoped one adds to it; next to a bare one
+  // (or -A) it would narrow it, or be refused, so it is left out there.
+  if (!grants(userFlags, "--allow-env", "-E")) {
+    const names = [...WORKER_ENV_NAMES, ...(channel ? CHANNEL_ENV_NAMES : [])];
+    flags.push(`--allow-env=${names.join(",")}`);
+  }
+  if (channel !== undefined) {
+    // Connecting to a Unix socket takes read and write permission on its path.
+    if (!grants(userFlags, "--allow-read", "-R")) flags.push(`--allow-read=${channel}`);
+    if (!grants(userFlags, "--allow-write", "-W")) flags.push(`--allow-write=${channel}`);
+  }
   return flags;
 }
 
@@ -142,19 +162,26 @@ export function planLaunch(argv: string[], options: PlanOptions): LaunchPlan {
     if (sub === "task") return planDenoTask(argv, options);
     if (sub === "run") {
       return {
-        argv: [argv[0], "run", ...denoFlags(options.preload, argv.slice(2)), ...argv.slice(2)],
+        argv: [
+          argv[0],
+          "run",
+          ...denoFlags(options.preload, argv.slice(2), options.channel),
+          ...argv.slice(2),
+        ],
         env: {},
         injected: true,
         runtime: "deno",
+        ...(options.channel ? { channel: options.channel } : {}),
       };
     }
     if (sub === "serve") {
       const { args, address } = denoServeAddress(argv.slice(2));
       return {
-        argv: [argv[0], "run", ...denoFlags(options.preload, args), ...args],
+        argv: [argv[0], "run", ...denoFlags(options.preload, args, options.channel), ...args],
         env: { DENO_AUTO_SERVE: "1", ...(address ? { DENO_SERVE_ADDRESS: address } : {}) },
         injected: true,
         runtime: "deno",
+        ...(options.channel ? { channel: options.channel } : {}),
       };
     }
     throw new ConfigError(
@@ -163,7 +190,7 @@ export function planLaunch(argv: string[], options: PlanOptions): LaunchPlan {
     );
   }
   const existing = options.env.BUN_OPTIONS?.trim();
-  const preload = `--preload ${options.preload}`;
+  const preload = `--preload ${options.bunPreload ?? options.preload}`;
   return {
     argv: [...argv],
     env: { BUN_OPTIONS: existing ? `${existing} ${preload}` : preload },

@@ -11,7 +11,6 @@
  */
 
 import { unrefTimer } from "../runtime/timers.ts";
-import process from "node:process";
 import {
   type MasterMessage,
   parseMasterMessage,
@@ -20,7 +19,8 @@ import {
   type WorkerMessage,
 } from "../protocol/messages.ts";
 import { runtimeId } from "../runtime/detect.ts";
-import { hookServe, readEnv, type ServedServer } from "../runtime/serve.ts";
+import { hookServe, type ServedServer } from "../runtime/serve.ts";
+import { workerIO } from "../runtime/worker_io.ts";
 import { type FetchHandler, HttpMetrics } from "./http.ts";
 import {
   Counter,
@@ -119,13 +119,16 @@ export interface ReporterHost {
   exit(code: number): void;
   /** Installs the server hook: the runtime's own serve function, wrapped. */
   hookServe?(reporter: Reporter): void;
+  /** The program runs (a server listens): opens a channel that waited for it. */
+  wake?(): void;
 }
 
 export { unrefTimer };
 
 /**
- * The host for the real process: `node:process` for the channel and identity,
- * the global timers (not `node:timers`, which costs milliseconds to load in Bun).
+ * The host for the real process: its channel to the master from
+ * {@linkcode workerIO}, and the global timers (not `node:timers`, which costs
+ * milliseconds to load in Bun).
  *
  * @example Build the real host
  * ```ts ignore
@@ -134,34 +137,24 @@ export { unrefTimer };
  * ```
  */
 export function processHost(): ReporterHost {
-  const p = process as typeof process & { channel?: { ref?(): void; unref?(): void } };
+  const io = workerIO();
   return {
-    pid: p.pid,
-    ppid: p.ppid,
+    pid: io.pid,
+    ppid: io.ppid,
     runtime: runtimeId(),
-    env: readEnv,
-    connected: () => typeof p.send === "function" && p.connected !== false,
-    send(message, done) {
-      try {
-        p.send!(message, (error: unknown) => done?.(error ?? null));
-      } catch (error) {
-        done?.(error);
-      }
-    },
-    onMessage: (listener) => void p.on("message", listener),
-    onDisconnect: (listener) => void p.on("disconnect", listener),
-    refChannel(ref) {
-      try {
-        if (ref) p.channel?.ref?.();
-        else p.channel?.unref?.();
-      } catch { /* channel already gone */ }
-    },
+    env: io.env,
+    connected: io.connected,
+    send: io.send,
+    onMessage: io.onMessage,
+    onDisconnect: io.onDisconnect,
+    refChannel: io.refChannel,
     setInterval: (fn, ms) => setInterval(fn, ms),
     setTimeout: (fn, ms) => setTimeout(fn, ms),
     clearTimer: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-    nextTick: (fn) => p.nextTick(fn),
+    nextTick: io.nextTick,
     now: () => performance.now(),
-    exit: (code) => p.exit(code),
+    exit: io.exit,
+    wake: io.wake,
     hookServe: (reporter) => void hookServe(reporter.serveHooks()),
   };
 }
@@ -328,7 +321,6 @@ export class Reporter {
     this.#state = "hello";
     host.onMessage((raw) => this.receive(raw));
     host.onDisconnect(() => void this.#orphaned());
-    host.refChannel(false);
     this.#send({ type: "hello", v: PROTOCOL_VERSION, pid: host.pid, runtime: host.runtime });
   }
 
@@ -453,6 +445,9 @@ export class Reporter {
     this.#nextHarvest = now + this.#harvestMs;
     this.#nextHeartbeat = now + this.#heartbeatMs;
     this.#arm(timerPeriod(this.#harvestMs, this.#heartbeatMs));
+    // Only now, not at start: in Bun the first touch of the channel object costs
+    // 2-3 ms, which the server's first answer would otherwise wait for.
+    if (first) this.#host.refChannel(false);
     this.#sendReady();
     if (first) this.#runPostFork();
   }
@@ -588,6 +583,7 @@ export class Reporter {
       this.http.wrappedServers++;
     }
     this.#readyAddr ??= server.addr;
+    this.#host.wake?.();
     this.#sendReady();
   }
 

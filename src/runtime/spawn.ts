@@ -10,6 +10,8 @@
 
 // deno-lint-ignore-file no-explicit-any
 
+import type { ChannelPeer, ChannelServer } from "./channel_server.ts";
+
 /** What the master hears from a worker process. */
 export interface WorkerProcessEvents {
   /** A chunk of the worker's stdout or stderr. */
@@ -29,6 +31,11 @@ export interface SpawnOptions {
   inheritStdin?: boolean;
   /** Start the child in its own process group. */
   detached?: boolean;
+  /**
+   * Talk over this socket channel (the child connects with `token`) instead
+   * of a Node IPC channel.
+   */
+  channel?: { server: ChannelServer; token: string };
 }
 
 /** The master's end of a worker process. */
@@ -63,15 +70,24 @@ export async function prepareSpawn(): Promise<void> {
 
 function spawnBun(argv: string[], options: SpawnOptions, on: WorkerProcessEvents): WorkerProcess {
   let connected = true;
-  const proc = (globalThis as any).Bun.spawn(argv, {
-    cwd: options.cwd,
-    env: options.env,
-    stdio: [options.inheritStdin ? "inherit" : "ignore", "pipe", "pipe"],
-    serialization: "json",
-    detached: options.detached ?? false,
-    ipc: (message: unknown) => on.message(message),
-    onDisconnect: () => void (connected = false),
-  });
+  const peer = openChannel(options, on);
+  let proc: any;
+  try {
+    proc = (globalThis as any).Bun.spawn(argv, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: [options.inheritStdin ? "inherit" : "ignore", "pipe", "pipe"],
+      serialization: "json",
+      detached: options.detached ?? false,
+      ...(options.channel ? {} : {
+        ipc: (message: unknown) => on.message(message),
+        onDisconnect: () => void (connected = false),
+      }),
+    });
+  } catch (error) {
+    peer?.close();
+    throw error;
+  }
   const pump = async (stream: ReadableStream<Uint8Array>, name: "stdout" | "stderr") => {
     const reader = stream.getReader();
     try {
@@ -87,9 +103,11 @@ function spawnBun(argv: string[], options: SpawnOptions, on: WorkerProcessEvents
   const drained = Promise.all([pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr")]);
   proc.exited.then(async () => {
     connected = false;
+    peer?.close();
     await Promise.race([drained, new Promise((r) => setTimeout(r, DRAIN_MS))]);
     on.exit(proc.signalCode ? null : proc.exitCode, proc.signalCode ?? null);
   });
+  if (peer !== undefined) return withPeer(peer, proc.pid, (signal) => proc.kill(signal));
   return {
     pid: proc.pid,
     get connected() {
@@ -116,10 +134,16 @@ function spawnBun(argv: string[], options: SpawnOptions, on: WorkerProcessEvents
 
 function spawnNode(argv: string[], options: SpawnOptions, on: WorkerProcessEvents): WorkerProcess {
   if (childProcess === undefined) throw new Error("prepareSpawn() was not awaited");
+  const peer = openChannel(options, on);
   const child = childProcess.spawn(argv[0], argv.slice(1), {
     env: options.env,
     cwd: options.cwd,
-    stdio: [options.inheritStdin ? "inherit" : "ignore", "pipe", "pipe", "ipc"],
+    stdio: [
+      options.inheritStdin ? "inherit" : "ignore",
+      "pipe",
+      "pipe",
+      ...(options.channel ? [] : ["ipc" as const]),
+    ],
     serialization: "json",
     detached: options.detached ?? false,
   });
@@ -127,6 +151,7 @@ function spawnNode(argv: string[], options: SpawnOptions, on: WorkerProcessEvent
   const end = (code: number | null, signal: string | null) => {
     if (ended) return;
     ended = true;
+    peer?.close();
     on.exit(code, signal);
   };
   child.stdout?.on("data", (d: Uint8Array) => on.output("stdout", d));
@@ -140,6 +165,7 @@ function spawnNode(argv: string[], options: SpawnOptions, on: WorkerProcessEvent
   child.on("error", () => {
     // A spawn error also ends in 'close'.
   });
+  if (peer !== undefined) return withPeer(peer, child.pid, (signal) => child.kill(signal as any));
   return {
     pid: child.pid,
     get connected() {
@@ -164,8 +190,36 @@ function spawnNode(argv: string[], options: SpawnOptions, on: WorkerProcessEvent
   };
 }
 
+function openChannel(options: SpawnOptions, on: WorkerProcessEvents): ChannelPeer | undefined {
+  const c = options.channel;
+  return c === undefined ? undefined : c.server.expect(c.token, { message: on.message });
+}
+
+/** The worker's end when it talks over a socket channel. */
+function withPeer(
+  peer: ChannelPeer,
+  pid: number | undefined,
+  kill: (signal: string) => void,
+): WorkerProcess {
+  return {
+    pid,
+    get connected() {
+      return peer.connected;
+    },
+    send: (message) => peer.send(message),
+    kill(signal) {
+      try {
+        kill(signal);
+      } catch {
+        // Already gone.
+      }
+    },
+  };
+}
+
 /**
- * Spawns `argv` with piped stdout/stderr and an IPC channel.
+ * Spawns `argv` with piped stdout/stderr and a channel: a Node IPC channel,
+ * or the socket channel named in `options.channel`.
  *
  * @example Start a worker
  * ```ts ignore

@@ -12,15 +12,26 @@ const ALLOW = "--allow-env=FORKLIFT_MASTER_PID,FORKLIFT_WORKER_ID,FORKLIFT_WORKE
 
 function plan(
   argv: string[],
-  extra: { inject?: boolean; env?: Record<string, string>; cwd?: string } = {},
+  extra: {
+    inject?: boolean;
+    env?: Record<string, string>;
+    cwd?: string;
+    channel?: string;
+    bunPreload?: string;
+  } = {},
 ) {
   return planLaunch(argv, {
     inject: extra.inject ?? true,
     preload: PRELOAD,
+    bunPreload: extra.bunPreload,
     env: extra.env ?? {},
     cwd: extra.cwd ?? "/nonexistent",
+    channel: extra.channel,
   });
 }
+
+const SOCK = "/run/user/1000/forklift-7.sock";
+const ALLOW_CHANNEL = `${ALLOW},FORKLIFT_CHANNEL,FORKLIFT_CHANNEL_TOKEN`;
 
 describe("planLaunch()", () => {
   test("planLaunch() preloads the reporter into deno run with the env it reads", () => {
@@ -38,6 +49,55 @@ describe("planLaunch()", () => {
     ]);
     assert.deepEqual(p.env, {});
     assert.equal(p.injected, true);
+  });
+
+  test("planLaunch() grants a deno worker its channel socket, and nothing more", () => {
+    const p = plan(["deno", "run", "--allow-net", "--allow-read=./static", "server.ts"], {
+      channel: SOCK,
+    });
+    assert.deepEqual(p.argv, [
+      "deno",
+      "run",
+      "--unstable-net",
+      "--preload",
+      PRELOAD,
+      ALLOW_CHANNEL,
+      `--allow-read=${SOCK}`,
+      `--allow-write=${SOCK}`,
+      "--allow-net",
+      "--allow-read=./static",
+      "server.ts",
+    ]);
+    assert.equal(p.channel, SOCK);
+  });
+
+  test("planLaunch() never narrows a whole permission with the channel's scoped one", () => {
+    for (
+      const [flags, expected] of [
+        [["-A"], []],
+        [["--allow-all"], []],
+        [["-R", "-W", "-E"], []],
+        [["--allow-read", "--allow-env"], [`--allow-write=${SOCK}`]],
+        [["--allow-write"], [ALLOW_CHANNEL, `--allow-read=${SOCK}`]],
+      ] as const
+    ) {
+      const p = plan(["deno", "run", ...flags, "server.ts"], { channel: SOCK });
+      assert.deepEqual(
+        p.argv.slice(5, p.argv.length - flags.length - 1),
+        expected,
+        flags.join(" "),
+      );
+    }
+  });
+
+  test("planLaunch() leaves bun workers on Node IPC and gives them the Bun preload", () => {
+    const p = plan(["bun", "server.ts"], { channel: SOCK, bunPreload: "/opt/forklift/p.bun.js" });
+    assert.equal(p.channel, undefined);
+    assert.deepEqual(p.env, { BUN_OPTIONS: "--preload /opt/forklift/p.bun.js" });
+    assert.equal(
+      plan(["deno", "run", "x.ts"], { channel: SOCK, inject: false }).channel,
+      undefined,
+    );
   });
 
   test("planLaunch() adds no scoped --allow-env next to -A", () => {

@@ -144,11 +144,11 @@ describe("forklift run exit codes", () => {
     assert.equal(lines.length, 5);
     assert.match(
       lines[0],
-      /^worker 1: env FORKLIFT_MASTER_PID=\d+ FORKLIFT_WORKER_ID=1 FORKLIFT_WORKERS=2 DENO_AUTO_SERVE=1 DENO_SERVE_ADDRESS=tcp:0\.0\.0\.0:9000$/,
+      /^worker 1: env FORKLIFT_MASTER_PID=(\d+) FORKLIFT_WORKER_ID=1 FORKLIFT_WORKERS=2 FORKLIFT_CHANNEL=(\S+\/forklift-\1\.sock) FORKLIFT_CHANNEL_TOKEN='<random>' DENO_AUTO_SERVE=1 DENO_SERVE_ADDRESS=tcp:0\.0\.0\.0:9000$/,
     );
     assert.match(
       lines[1],
-      /^worker 1: argv \S+ run --unstable-net --preload \S+preload\.ts --allow-env=FORKLIFT_MASTER_PID,FORKLIFT_WORKER_ID,FORKLIFT_WORKERS app\.ts$/,
+      /^worker 1: argv \S+ run --unstable-net --preload \S+preload\.ts --allow-env=FORKLIFT_MASTER_PID,FORKLIFT_WORKER_ID,FORKLIFT_WORKERS,FORKLIFT_CHANNEL,FORKLIFT_CHANNEL_TOKEN --allow-read=(\S+\.sock) --allow-write=\1 app\.ts$/,
     );
     assert.match(lines[2], /FORKLIFT_WORKER_ID=2/);
     assert.equal(lines[4], "reporter: preloaded (deno)");

@@ -1,0 +1,277 @@
+/**
+ * The master's end of the socket channels of Deno workers (see
+ * `worker_io.ts` for why Deno workers do not get a Node IPC channel): one
+ * Unix socket for all of them; each connection names its worker with the
+ * token the master gave it, then carries one JSON message per line.
+ *
+ * Uses `Bun.listen` and `Deno.listen` directly: `node:net` costs Bun about
+ * 12 ms to load, on the path from start to the first worker.
+ *
+ * @module
+ */
+
+// deno-lint-ignore-file no-explicit-any
+
+import { rmSync } from "node:fs";
+import { encodeLine, LineSplitter, MAX_LINE_BYTES, parseLine } from "../protocol/framing.ts";
+
+/** Longest a token line may be; anything longer is not one of ours. */
+const MAX_TOKEN_BYTES = 128;
+
+/** The master's end of one worker's channel. */
+export interface ChannelPeer {
+  /** True once the worker connected and until its connection closes. */
+  readonly connected: boolean;
+  /** Sends a message; false when not connected. */
+  send(message: unknown): boolean;
+  /** Forgets the token and closes the connection, if any. */
+  close(): void;
+}
+
+/** What the master hears on one worker's channel. */
+export interface ChannelEvents {
+  /** A message, or `undefined` for a line that was not JSON. */
+  message(message: unknown): void;
+}
+
+/** The socket all Deno workers connect to. */
+export interface ChannelServer {
+  readonly path: string;
+  /** Connections closed because their first line was no known token. */
+  readonly rejected: number;
+  /** Expects one connection presenting `token`. */
+  expect(token: string, events: ChannelEvents): ChannelPeer;
+  /** Stops listening, closes every connection and removes the socket file. */
+  close(): void;
+}
+
+/** A connection, whichever runtime accepted it. */
+interface Wire {
+  write(bytes: Uint8Array): void;
+  end(): void;
+}
+
+class Peer implements ChannelPeer {
+  readonly token: string;
+  readonly events: ChannelEvents;
+  wire: Wire | undefined;
+  closed = false;
+  readonly #forget: (peer: Peer) => void;
+
+  constructor(token: string, events: ChannelEvents, forget: (peer: Peer) => void) {
+    this.token = token;
+    this.events = events;
+    this.#forget = forget;
+  }
+
+  get connected(): boolean {
+    return this.wire !== undefined && !this.closed;
+  }
+
+  send(message: unknown): boolean {
+    if (!this.connected) return false;
+    try {
+      this.wire!.write(encodeLine(message));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.#forget(this);
+    try {
+      this.wire?.end();
+    } catch { /* already closed */ }
+  }
+}
+
+/** Pairs connections with expected tokens and splits their lines. */
+class Pairing {
+  readonly expected = new Map<string, Peer>();
+  rejected = 0;
+
+  /** Returns the byte sink for one new connection. */
+  connection(wire: Wire): { data(chunk: Uint8Array): void; closed(): void } {
+    let peer: Peer | undefined;
+    let dead = false;
+    const split = new LineSplitter((line) => {
+      if (dead) return;
+      if (peer !== undefined) {
+        peer.events.message(line === undefined ? undefined : parseLine(line));
+        return;
+      }
+      const found = line === undefined ? undefined : this.expected.get(line);
+      if (found === undefined || found.closed) {
+        this.rejected++;
+        dead = true;
+        wire.end();
+        return;
+      }
+      this.expected.delete(found.token);
+      found.wire = wire;
+      peer = found;
+      // Past the token, protocol messages may be long.
+      split.maxBytes = MAX_LINE_BYTES;
+    }, MAX_TOKEN_BYTES);
+    return {
+      data: (chunk) => {
+        if (!dead) split.push(chunk);
+      },
+      closed: () => {
+        dead = true;
+        if (peer !== undefined) peer.closed = true;
+      },
+    };
+  }
+}
+
+function listenBun(bun: any, path: string, pairing: Pairing): () => void {
+  const server = bun.listen({
+    unix: path,
+    socket: {
+      open(socket: any) {
+        const pending: Uint8Array[] = [];
+        const wire: Wire = {
+          write(bytes) {
+            if (pending.length > 0) {
+              pending.push(bytes);
+              return;
+            }
+            const n = socket.write(bytes);
+            if (n < bytes.length) pending.push(bytes.subarray(Math.max(n, 0)));
+          },
+          end: () => socket.end(),
+        };
+        socket.data = { wire, pending, sink: pairing.connection(wire) };
+      },
+      data(socket: any, chunk: Uint8Array) {
+        socket.data?.sink.data(chunk);
+      },
+      drain(socket: any) {
+        const pending: Uint8Array[] = socket.data?.pending ?? [];
+        while (pending.length > 0) {
+          const bytes = pending[0];
+          const n = socket.write(bytes);
+          if (n < bytes.length) {
+            pending[0] = bytes.subarray(Math.max(n, 0));
+            return;
+          }
+          pending.shift();
+        }
+      },
+      close(socket: any) {
+        socket.data?.sink.closed();
+      },
+      error(socket: any) {
+        socket.data?.sink.closed();
+      },
+    },
+  });
+  return () => server.stop(true);
+}
+
+function listenDeno(deno: any, path: string, pairing: Pairing): () => void {
+  const listener = deno.listen({ transport: "unix", path });
+  const conns = new Set<any>();
+  const serve = async (conn: any) => {
+    conns.add(conn);
+    let writing: Promise<unknown> = Promise.resolve();
+    const wire: Wire = {
+      write(bytes) {
+        writing = writing.then(async () => {
+          for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+        }).catch(() => {});
+      },
+      end() {
+        try {
+          conn.close();
+        } catch { /* already closed */ }
+      },
+    };
+    const sink = pairing.connection(wire);
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        sink.data(buf.subarray(0, n));
+      }
+    } catch { /* closed by either end */ }
+    sink.closed();
+    wire.end();
+    conns.delete(conn);
+  };
+  (async () => {
+    try {
+      for await (const conn of listener) void serve(conn);
+    } catch { /* listener closed */ }
+  })();
+  return () => {
+    try {
+      listener.close();
+    } catch { /* already closed */ }
+    for (const conn of conns) {
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    }
+  };
+}
+
+/**
+ * Listens on a Unix socket at `path` (replacing a stale file there) for
+ * workers' channels.
+ *
+ * @throws {Error} When the socket cannot be created (e.g. no such directory).
+ *
+ * @example
+ * ```ts ignore
+ * import { listenChannel } from "./channel_server.ts";
+ * const server = listenChannel("/run/user/1000/forklift-123.sock");
+ * const peer = server.expect("token-of-worker-1", { message: (m) => console.log(m) });
+ * ```
+ */
+export function listenChannel(path: string): ChannelServer {
+  rmSync(path, { force: true });
+  const pairing = new Pairing();
+  const g = globalThis as any;
+  const stop = g.Bun !== undefined
+    ? listenBun(g.Bun, path, pairing)
+    : listenDeno(g.Deno, path, pairing);
+  let open = true;
+  return {
+    path,
+    get rejected() {
+      return pairing.rejected;
+    },
+    expect(token, events) {
+      const peer = new Peer(token, events, (p) => {
+        if (pairing.expected.get(p.token) === p) pairing.expected.delete(p.token);
+      });
+      pairing.expected.set(token, peer);
+      return peer;
+    },
+    close() {
+      if (!open) return;
+      open = false;
+      stop();
+      rmSync(path, { force: true });
+    },
+  };
+}
+
+/**
+ * Returns a fresh random token (128 bits, hex).
+ *
+ * @example
+ * ```ts
+ * import { channelToken } from "./channel_server.ts";
+ * console.assert(/^[0-9a-f]{32}$/.test(channelToken()));
+ * ```
+ */
+export function channelToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,251 @@
+/**
+ * A worker's identity and its channel to the master, for the reporter.
+ *
+ * Bun (and Node) workers talk over the Node IPC channel the master opened
+ * (`process.send` / `process.on("message")`), reached through the `process`
+ * global, never an import. Deno workers that forklift injects talk over a Unix
+ * socket named by `FORKLIFT_CHANNEL` instead: in Deno, touching `process` or
+ * having a Node IPC channel at all starts the Node compatibility layer, which
+ * delays the server's first answer by 15–40 ms. A Deno worker with neither
+ * (a program that imports the reporter itself and was not injected) falls
+ * back to `process`.
+ *
+ * @module
+ */
+
+// deno-lint-ignore-file no-explicit-any
+
+import { encodeLine, LineSplitter, parseLine } from "../protocol/framing.ts";
+import { readEnv } from "./serve.ts";
+
+/** Socket path of a Deno worker's channel (set by the master). */
+export const CHANNEL_ENV = "FORKLIFT_CHANNEL";
+/** The token a Deno worker sends first on its channel, naming itself. */
+export const CHANNEL_TOKEN_ENV = "FORKLIFT_CHANNEL_TOKEN";
+
+/** What the reporter needs of its process and channel. */
+export interface WorkerIO {
+  readonly pid: number;
+  readonly ppid: number;
+  /** Reads an environment variable, `undefined` when unset or not permitted. */
+  env(name: string): string | undefined;
+  /** Whether a channel to a parent exists and has not closed. Opens nothing. */
+  connected(): boolean;
+  /** Sends a message; `done` is called once it left (or failed). */
+  send(message: unknown, done?: (error: unknown) => void): void;
+  /** Listens to messages from the parent (opens the channel). */
+  onMessage(listener: (raw: unknown) => void): void;
+  /** Listens for the channel closing (the parent is gone). */
+  onDisconnect(listener: () => void): void;
+  /** Whether the channel may keep the process alive. */
+  refChannel(ref: boolean): void;
+  /** Runs `fn` soon, without a timer. */
+  nextTick(fn: () => void): void;
+  /** Ends the process. */
+  exit(code: number): void;
+  /** Says the program runs (its server listens): a deferred channel opens now. */
+  wake(): void;
+}
+
+function g(): any {
+  return globalThis as any;
+}
+
+/** The Node IPC channel through the `process` global (Bun, Node, and Deno's fallback). */
+function processIO(): WorkerIO {
+  const p = g().process;
+  return {
+    pid: p.pid,
+    ppid: p.ppid,
+    env: readEnv,
+    connected: () => typeof p.send === "function" && p.connected !== false,
+    send(message, done) {
+      try {
+        p.send(message, (error: unknown) => done?.(error ?? null));
+      } catch (error) {
+        done?.(error);
+      }
+    },
+    onMessage: (listener) => void p.on("message", listener),
+    onDisconnect: (listener) => void p.on("disconnect", listener),
+    refChannel(ref) {
+      try {
+        if (ref) p.channel?.ref?.();
+        else p.channel?.unref?.();
+      } catch { /* channel already gone */ }
+    },
+    nextTick: (fn) => p.nextTick(fn),
+    exit: (code) => p.exit(code),
+    wake: () => {},
+  };
+}
+
+/** A Deno worker's Unix socket to the master, opened on first use. */
+class SocketChannel {
+  readonly #path: string;
+  readonly #token: string;
+  #conn: any;
+  #opened = false;
+  #closed = false;
+  // Unref'd until the reporter stops: a worker is kept alive by its server,
+  // never by its channel.
+  #ref = false;
+  #writing: Promise<unknown> = Promise.resolve();
+  readonly #messageListeners: Array<(raw: unknown) => void> = [];
+  readonly #disconnectListeners: Array<() => void> = [];
+
+  constructor(path: string, token: string) {
+    this.#path = path;
+    this.#token = token;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  onMessage(listener: (raw: unknown) => void): void {
+    this.#messageListeners.push(listener);
+    this.#open();
+  }
+
+  onDisconnect(listener: () => void): void {
+    this.#disconnectListeners.push(listener);
+  }
+
+  ref(ref: boolean): void {
+    this.#ref = ref;
+    try {
+      if (ref) this.#conn?.ref();
+      else this.#conn?.unref();
+    } catch { /* closed */ }
+  }
+
+  send(message: unknown, done?: (error: unknown) => void): void {
+    if (this.#closed) {
+      done?.(new Error("channel closed"));
+      return;
+    }
+    const bytes = encodeLine(message);
+    this.#open();
+    this.#write(bytes).then(() => done?.(null), (error) => done?.(error));
+  }
+
+  #write(bytes: Uint8Array): Promise<void> {
+    const next = this.#writing.then(async () => {
+      const conn = await this.#connection;
+      for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+    });
+    // A failed write must not wedge the ones after it; they fail on their own.
+    this.#writing = next.catch(() => {});
+    return next;
+  }
+
+  #connection: Promise<any> = new Promise(() => {});
+
+  #open(): void {
+    if (this.#opened) return;
+    this.#opened = true;
+    let resolve!: (conn: any) => void;
+    let reject!: (error: unknown) => void;
+    this.#connection = new Promise((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.#connection.catch(() => {});
+    this.#write(new TextEncoder().encode(`${this.#token}\n`)).catch(() => {});
+    // Deno runs the event loop to completion after a preload, before it loads
+    // the program, and a first connect or timer costs it milliseconds of lazy
+    // loading: connecting now would hold the program's start. Connect once the
+    // program runs: when its server listens ({@linkcode wake}) or its main
+    // module has loaded, whichever comes first.
+    this.#connect = () => {
+      this.#connect = undefined;
+      g().Deno.connect({ transport: "unix", path: this.#path }).then((conn: any) => {
+        this.#conn = conn;
+        if (!this.#ref) conn.unref();
+        resolve(conn);
+        void this.#read(conn);
+      }, (error: unknown) => {
+        reject(error);
+        this.#close();
+      });
+    };
+    g().addEventListener?.("load", () => this.wake(), { once: true });
+  }
+
+  #connect: (() => void) | undefined;
+
+  /** The program is running: open the connection if it is still deferred. */
+  wake(): void {
+    this.#connect?.();
+  }
+
+  async #read(conn: any): Promise<void> {
+    const split = new LineSplitter((line) => {
+      const message = line === undefined ? undefined : parseLine(line);
+      for (const l of this.#messageListeners) l(message);
+    });
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        split.push(buf.subarray(0, n));
+      }
+    } catch { /* reset by the master's end */ }
+    this.#close();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn?.close();
+    } catch { /* already closed */ }
+    for (const l of this.#disconnectListeners) l();
+  }
+}
+
+function denoIO(deno: any): WorkerIO {
+  const path = readEnv(CHANNEL_ENV);
+  const token = readEnv(CHANNEL_TOKEN_ENV);
+  if (!path || !token) {
+    // No socket named: only a program run by forklift without injection (whose
+    // master gave it a Node IPC channel) needs `process`; anything else must
+    // not pay for the Node layer.
+    const master = readEnv("FORKLIFT_MASTER_PID");
+    if (master !== undefined && Number(master) === deno.ppid) return processIO();
+  }
+  const channel = path && token ? new SocketChannel(path, token) : undefined;
+  return {
+    pid: deno.pid,
+    ppid: deno.ppid,
+    env: readEnv,
+    connected: () => channel !== undefined && !channel.closed,
+    send(message, done) {
+      if (channel === undefined) done?.(new Error("no channel"));
+      else channel.send(message, done);
+    },
+    onMessage: (listener) => channel?.onMessage(listener),
+    onDisconnect: (listener) => channel?.onDisconnect(listener),
+    refChannel: (ref) => channel?.ref(ref),
+    nextTick: (fn) => queueMicrotask(fn),
+    exit: (code) => deno.exit(code),
+    wake: () => channel?.wake(),
+  };
+}
+
+/**
+ * Returns this process's identity and channel to a forklift master.
+ *
+ * @example
+ * ```ts ignore
+ * import { workerIO } from "./worker_io.ts";
+ * const io = workerIO();
+ * if (io.connected()) io.send({ type: "hello" });
+ * ```
+ */
+export function workerIO(): WorkerIO {
+  const deno = g().Deno;
+  return deno !== undefined && typeof deno.pid === "number" ? denoIO(deno) : processIO();
+}

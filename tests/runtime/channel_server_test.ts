@@ -1,0 +1,92 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { connect, type Socket } from "node:net";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { channelToken, listenChannel } from "../../src/runtime/channel_server.ts";
+import { waitFor } from "../_helpers/master.ts";
+
+function client(path: string): Promise<{ socket: Socket; lines: string[]; closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    const lines: string[] = [];
+    let rest = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (d: string) => {
+      const parts = (rest + d).split("\n");
+      rest = parts.pop()!;
+      lines.push(...parts);
+    });
+    const closed = new Promise<void>((r) => socket.on("close", () => r()));
+    socket.on("connect", () => resolve({ socket, lines, closed }));
+    socket.on("error", reject);
+  });
+}
+
+function withServer(fn: (path: string) => Promise<void>): () => Promise<void> {
+  return async () => {
+    const dir = mkdtempSync(`${tmpdir()}/forklift-channel-`);
+    try {
+      await fn(`${dir}/c.sock`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+}
+
+test(
+  "listenChannel() pairs a connection with its token and carries lines both ways",
+  withServer(async (path) => {
+    const server = listenChannel(path);
+    try {
+      const token = channelToken();
+      const got: unknown[] = [];
+      const peer = server.expect(token, { message: (m) => got.push(m) });
+      assert.equal(peer.connected, false);
+      assert.equal(peer.send({ type: "ack" }), false, "nothing to send to before it connects");
+      const c = await client(path);
+      c.socket.write(`${token}\n{"type":"hello","v":1}\nnot json\n{"type":"heart`);
+      c.socket.write(`beat","v":1}\n`);
+      await waitFor("messages", () => got.length === 3, 3000);
+      assert.deepEqual(got, [{ type: "hello", v: 1 }, undefined, { type: "heartbeat", v: 1 }]);
+      assert.equal(peer.connected, true);
+      assert.equal(peer.send({ type: "welcome", v: 1 }), true);
+      await waitFor("welcome", () => c.lines.length === 1, 3000);
+      assert.deepEqual(JSON.parse(c.lines[0]), { type: "welcome", v: 1 });
+      c.socket.end();
+      await waitFor("disconnect", () => !peer.connected, 3000);
+      c.socket.destroy();
+    } finally {
+      server.close();
+    }
+    assert.equal(existsSync(path), false, "the socket file is removed");
+  }),
+);
+
+test(
+  "listenChannel() closes a connection whose token is unknown or already used",
+  withServer(async (path) => {
+    const server = listenChannel(path);
+    try {
+      const token = channelToken();
+      const got: unknown[] = [];
+      server.expect(token, { message: (m) => got.push(m) });
+      const first = await client(path);
+      first.socket.write(`${token}\n`);
+      const stranger = await client(path);
+      stranger.socket.write(`${channelToken()}\n{"type":"hello","v":1}\n`);
+      await stranger.closed;
+      const second = await client(path);
+      second.socket.write(`${token}\n{"type":"hello","v":1}\n`);
+      await second.closed;
+      const long = await client(path);
+      long.socket.write("x".repeat(4096));
+      await long.closed;
+      assert.equal(server.rejected, 3);
+      assert.deepEqual(got, []);
+      first.socket.destroy();
+    } finally {
+      server.close();
+    }
+  }),
+);
