@@ -9,6 +9,7 @@ import process from "node:process";
 import { ConfigError } from "../config/errors.ts";
 import { loadSettings, type ResolvedSettings } from "../config/load.ts";
 import { logger, loggingOptions, reopenLogFile, setupLogging } from "../log/logging.ts";
+import { writeTo } from "../log/write.ts";
 import { Arbiter } from "../master/arbiter.ts";
 import { programName, resolveCommand } from "../master/command.ts";
 import { type Hooks, loadHooks } from "../master/hooks.ts";
@@ -126,8 +127,8 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
       if (error) log.error("Cannot reopen the log file: {error}", { error });
     },
     write: {
-      stdout: (s) => void process.stdout.write(s),
-      stderr: (s) => void process.stderr.write(s),
+      stdout: (s) => writeTo(1, s),
+      stderr: (s) => writeTo(2, s),
     },
   });
   return await arbiter.run();

@@ -5,7 +5,7 @@
  * @module
  */
 import { closeSync, openSync, writeSync } from "node:fs";
-import process from "node:process";
+import { writeTo } from "./write.ts";
 import {
   configureSync,
   getJsonLinesFormatter,
@@ -91,7 +91,7 @@ export function setupLogging(options: LoggingOptions): void {
     closeSync(fd);
     fd = path = undefined;
   }
-  const toStderr = options.write ?? ((line: string) => void process.stderr.write(line));
+  const toStderr = options.write ?? ((line: string) => writeTo(2, line));
   const sink: Sink = (record) => {
     const line = format(record);
     if (fd === undefined) return toStderr(line);

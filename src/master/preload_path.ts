@@ -25,10 +25,10 @@ export interface PreloadPaths {
   bun: string;
 }
 
-/** A file to write into the cache directory. */
+/** A file to write into the cache directory; its content is made only when written. */
 interface CacheFile {
   name: string;
-  data: string | Uint8Array;
+  data: () => string | Uint8Array;
 }
 
 /**
@@ -39,14 +39,14 @@ interface CacheFile {
  */
 function bundled(compiled: boolean): { files: CacheFile[]; bun: boolean } | undefined {
   if (typeof FORKLIFT_PRELOAD_BUNDLE === "string") {
-    const files: CacheFile[] = [{ name: "preload.js", data: FORKLIFT_PRELOAD_BUNDLE }];
+    const files: CacheFile[] = [{ name: "preload.js", data: () => FORKLIFT_PRELOAD_BUNDLE! }];
     const bun = typeof FORKLIFT_PRELOAD_BUN === "string" &&
       typeof FORKLIFT_PRELOAD_BUN_BYTECODE === "string";
     if (bun) {
       // The bytecode first: the source is what marks the set complete.
       files.unshift(
-        { name: "preload.bun.js.jsc", data: fromBase64(FORKLIFT_PRELOAD_BUN_BYTECODE!) },
-        { name: "preload.bun.js", data: FORKLIFT_PRELOAD_BUN! },
+        { name: "preload.bun.js.jsc", data: () => fromBase64(FORKLIFT_PRELOAD_BUN_BYTECODE!) },
+        { name: "preload.bun.js", data: () => FORKLIFT_PRELOAD_BUN! },
       );
     }
     return { files, bun };
@@ -54,7 +54,7 @@ function bundled(compiled: boolean): { files: CacheFile[]; bun: boolean } | unde
   if (!compiled) return undefined;
   try {
     const source = readFileSync(new URL("../../dist/preload.js", import.meta.url), "utf8");
-    return { files: [{ name: "preload.js", data: source }], bun: false };
+    return { files: [{ name: "preload.js", data: () => source }], bun: false };
   } catch {
     return undefined;
   }
@@ -90,7 +90,7 @@ export function preloadPath(
   // The build computes the hash; hashing ~50 KB here would sit on the start-up path.
   const hash = typeof FORKLIFT_PRELOAD_HASH === "string"
     ? FORKLIFT_PRELOAD_HASH
-    : fnv1a(String(bundle.files.find((f) => f.name === "preload.js")!.data));
+    : fnv1a(String(bundle.files.find((f) => f.name === "preload.js")!.data()));
   const base = cacheDir ?? env.XDG_RUNTIME_DIR ?? tmpdir();
   const dir = `${base}/forklift-${VERSION}-${hash}`;
   for (const file of bundle.files) {
@@ -99,7 +99,7 @@ export function preloadPath(
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     // Write then rename, so a concurrent master never preloads half a file.
     const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, file.data, { mode: 0o644 });
+    writeFileSync(tmp, file.data(), { mode: 0o644 });
     renameSync(tmp, path);
   }
   const deno = `${dir}/preload.js`;
