@@ -79,11 +79,19 @@ export function masterArgv(ctx: BenchContext, via: MasterVia): string[] {
  */
 export async function startMaster(
   ctx: BenchContext,
-  options: { runtime: RuntimeName; workers: number; inject?: boolean; via?: MasterVia },
+  options: {
+    runtime: RuntimeName;
+    workers: number;
+    inject?: boolean;
+    via?: MasterVia;
+    /** Runs the master through this command first (e.g. `taskset -c 1`). */
+    prefix?: string[];
+  },
 ): Promise<Master> {
   const port = await freePort();
   const metricsPort = await freePort();
   const argv = [
+    ...(options.prefix ?? []),
     ...masterArgv(ctx, options.via ?? "binary"),
     "run",
     "-w",

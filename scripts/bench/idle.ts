@@ -3,7 +3,8 @@
  * against one idle hello-world server of the master's own runtime (the
  * binary is a Bun executable, so its anchor is bare Bun). Memory is `VmRSS`
  * from `/proc/PID/status`; CPU is `utime + stime` from `/proc/PID/stat` over
- * the window, which spans at least one harvest from the worker.
+ * the window, which spans at least one harvest from the worker. Memory is
+ * read after the window and a scrape of `/metrics` and `/status`.
  * Targets: master RSS at most the idle worker's; master CPU about zero.
  *
  * @module
@@ -37,7 +38,7 @@ export function cpuTicks(pid: number): number {
   return Number(f[11]) + Number(f[12]);
 }
 
-function ticksPerSecond(): number {
+export function ticksPerSecond(): number {
   const r = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" });
   return Number(r.stdout?.trim()) || 100;
 }
@@ -64,6 +65,12 @@ async function masterIdle(
     await sleep(windowMs);
     const c1 = cpuTicks(m.proc.pid);
     const seconds = (performance.now() - t0) / 1000;
+    // Memory as a monitored master has it: after /metrics and /status have
+    // been served (a scrape brings back pages that idling alone does not).
+    for (const path of ["/metrics", "/status"]) {
+      await (await fetch(`http://127.0.0.1:${m.metricsPort}${path}`)).arrayBuffer();
+    }
+    await sleep(500);
     const mem = memMiB(m.proc.pid);
     return {
       masterRss: mem.rss,
