@@ -38,3 +38,30 @@ export async function bareStartMs(ctx: BenchContext, runtime: RuntimeName): Prom
   await stop(s.proc, "SIGKILL");
   return s.startMs;
 }
+
+/**
+ * Milliseconds from spawning two bare servers on one port (the fixture sets
+ * `reusePort`) to both having answered: what two workers cost without
+ * forklift on this machine's cores.
+ */
+export async function barePairMs(ctx: BenchContext, runtime: RuntimeName): Promise<number> {
+  const port = await freePort();
+  const argv = serverArgv(ctx.runtimes, runtime, `${ctx.root}${FIXTURE}`);
+  const t0 = performance.now();
+  const procs = [0, 1].map(() =>
+    start(argv, { cwd: ctx.root, env: { PORT: String(port) }, deadlineMs: 120_000 })
+  );
+  try {
+    const seen = new Set<number>();
+    let at = 0;
+    while (seen.size < 2) {
+      const hit = await pollUntil(port, (pid) => !seen.has(pid), t0 + 20_000, procs[0].done);
+      if (hit === undefined) throw new Error(`a bare ${runtime} pair did not answer in 20 s`);
+      seen.add(hit.pid);
+      at = hit.at;
+    }
+    return at - t0;
+  } finally {
+    for (const p of procs) await stop(p, "SIGKILL");
+  }
+}

@@ -20,7 +20,7 @@ import {
 } from "../protocol/messages.ts";
 import { runtimeId } from "../runtime/detect.ts";
 import { hookServe, type ServedServer } from "../runtime/serve.ts";
-import { workerIO } from "../runtime/worker_io.ts";
+import { type WorkerIO, workerIO } from "../runtime/worker_io.ts";
 import { type FetchHandler, HttpMetrics } from "./http.ts";
 import {
   Counter,
@@ -86,37 +86,19 @@ export type TimerHandle = unknown;
  * The process the reporter lives in, as an interface so tests can play both
  * sides without a real channel or real time.
  */
-export interface ReporterHost {
-  /** This process's pid. */
-  readonly pid: number;
-  /** The parent's pid. */
-  readonly ppid: number;
+export interface ReporterHost extends Omit<WorkerIO, "send" | "wake"> {
   /** `"deno/2.9.6"`, `"bun/1.4.5"`, … */
   readonly runtime: string;
-  /** Reads an environment variable; undefined when unset or not permitted. */
-  env(name: string): string | undefined;
-  /** Whether an IPC channel to the parent exists and is connected. */
-  connected(): boolean;
   /** Sends a message; `done` is called once it left (or failed). */
   send(message: WorkerMessage, done?: (error: unknown) => void): void;
-  /** Listens to messages from the parent. */
-  onMessage(listener: (raw: unknown) => void): void;
-  /** Listens for the channel closing (the parent is gone). */
-  onDisconnect(listener: () => void): void;
-  /** Whether the channel may keep the process alive. */
-  refChannel(ref: boolean): void;
   /** Arms a repeating timer. */
   setInterval(fn: () => void, ms: number): TimerHandle;
   /** Arms a one-shot timer. */
   setTimeout(fn: () => void, ms: number): TimerHandle;
   /** Clears a timer of either kind. */
   clearTimer(handle: TimerHandle): void;
-  /** Runs `fn` soon, without a timer. */
-  nextTick(fn: () => void): void;
   /** Monotonic milliseconds. */
   now(): number;
-  /** Ends the process. */
-  exit(code: number): void;
   /** Installs the server hook: the runtime's own serve function, wrapped. */
   hookServe?(reporter: Reporter): void;
   /** The program runs (a server listens): opens a channel that waited for it. */

@@ -14,6 +14,7 @@
 
 import { rmSync } from "node:fs";
 import { encodeLine, LineSplitter, MAX_LINE_BYTES, parseLine } from "../protocol/framing.ts";
+import { readChunks, writeAll } from "./deno_conn.ts";
 
 /** Longest a token line may be; anything longer is not one of ours. */
 const MAX_TOKEN_BYTES = 128;
@@ -180,9 +181,7 @@ function listenDeno(deno: any, path: string, pairing: Pairing): () => void {
     let writing: Promise<unknown> = Promise.resolve();
     const wire: Wire = {
       write(bytes) {
-        writing = writing.then(async () => {
-          for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
-        }).catch(() => {});
+        writing = writing.then(() => writeAll(conn, bytes)).catch(() => {});
       },
       end() {
         try {
@@ -191,14 +190,7 @@ function listenDeno(deno: any, path: string, pairing: Pairing): () => void {
       },
     };
     const sink = pairing.connection(wire);
-    const buf = new Uint8Array(64 * 1024);
-    try {
-      for (;;) {
-        const n = await conn.read(buf);
-        if (n === null) break;
-        sink.data(buf.subarray(0, n));
-      }
-    } catch { /* closed by either end */ }
+    await readChunks(conn, sink.data);
     sink.closed();
     wire.end();
     conns.delete(conn);

@@ -16,6 +16,7 @@
 // deno-lint-ignore-file no-explicit-any
 
 import { encodeLine, LineSplitter, parseLine } from "../protocol/framing.ts";
+import { readChunks, writeAll } from "./deno_conn.ts";
 import { readEnv } from "./serve.ts";
 
 /** Socket path of a Deno worker's channel (set by the master). */
@@ -132,8 +133,7 @@ class SocketChannel {
 
   #write(bytes: Uint8Array): Promise<void> {
     const next = this.#writing.then(async () => {
-      const conn = await this.#connection;
-      for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+      await writeAll(await this.#connection, bytes);
     });
     // A failed write must not wedge the ones after it; they fail on their own.
     this.#writing = next.catch(() => {});
@@ -185,14 +185,7 @@ class SocketChannel {
       const message = line === undefined ? undefined : parseLine(line);
       for (const l of this.#messageListeners) l(message);
     });
-    const buf = new Uint8Array(64 * 1024);
-    try {
-      for (;;) {
-        const n = await conn.read(buf);
-        if (n === null) break;
-        split.push(buf.subarray(0, n));
-      }
-    } catch { /* reset by the master's end */ }
+    await readChunks(conn, (chunk) => split.push(chunk));
     this.#close();
   }
 
