@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { findBun } from "./_bun.ts";
-import { fnv1a } from "../src/master/preload_path.ts";
+import { BYTECODE_PARTS, fnv1a } from "../src/master/preload_path.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const { values } = parseArgs({
@@ -64,6 +64,19 @@ const bunSource = readFileSync(`${bunDir}/preload.js`, "utf8");
 const bunBytecode = readFileSync(`${bunDir}/preload.js.jsc`);
 const hash = fnv1a(source) + fnv1a(bunSource) + fnv1a(bunBytecode.toString("latin1"));
 const define = (name: string, value: string) => ["--define", `${name}=${JSON.stringify(value)}`];
+// One argument may hold at most 128 KiB (Linux's MAX_ARG_STRLEN): the
+// bytecode goes in parts, which the binary joins again.
+const PART = 96 * 1024;
+const encoded = bunBytecode.toString("base64");
+const parts = Math.ceil(encoded.length / PART);
+if (parts > BYTECODE_PARTS) {
+  console.error(`the Bun preload's bytecode needs ${parts} parts; raise BYTECODE_PARTS`);
+  process.exit(1);
+}
+const bytecodeDefines = Array.from(
+  { length: parts },
+  (_, i) => define(`FORKLIFT_PRELOAD_BUN_BYTECODE_${i}`, encoded.slice(i * PART, (i + 1) * PART)),
+).flat();
 // Bytecode and split chunks: the binary parses nothing at start and loads a
 // command's modules only when that command runs.
 run([
@@ -78,7 +91,7 @@ run([
   outfile,
   ...define("FORKLIFT_PRELOAD_BUNDLE", source),
   ...define("FORKLIFT_PRELOAD_BUN", bunSource),
-  ...define("FORKLIFT_PRELOAD_BUN_BYTECODE", bunBytecode.toString("base64")),
+  ...bytecodeDefines,
   ...define("FORKLIFT_PRELOAD_HASH", hash),
 ]);
 console.log(`built ${outfile}`);

@@ -30,6 +30,11 @@ describe("the forklift binary", { skip: !RUNTIMES.bun }, () => {
       assert.ok(preload?.startsWith(`${cache}/forklift-`), dry.stdout);
       assert.ok(existsSync(preload!));
       assert.match(readFileSync(preload!, "utf8"), /forklift\.reporter/);
+      // Bun's build of the preload comes with its bytecode, whole.
+      assert.equal(
+        readFileSync(`${preload}.jsc`).length,
+        readFileSync(`${ROOT}dist/bun/preload.js.jsc`).length,
+      );
 
       const port = await freePort();
       const app = `${ROOT}tests/fixtures/master/app.ts`;

@@ -14,7 +14,26 @@ import { VERSION } from "../version.ts";
 
 declare const FORKLIFT_PRELOAD_BUNDLE: string | undefined;
 declare const FORKLIFT_PRELOAD_BUN: string | undefined;
-declare const FORKLIFT_PRELOAD_BUN_BYTECODE: string | undefined;
+declare const FORKLIFT_PRELOAD_BUN_BYTECODE_0: string | undefined;
+declare const FORKLIFT_PRELOAD_BUN_BYTECODE_1: string | undefined;
+declare const FORKLIFT_PRELOAD_BUN_BYTECODE_2: string | undefined;
+declare const FORKLIFT_PRELOAD_BUN_BYTECODE_3: string | undefined;
+
+/** How many parts the build may split the Bun preload's bytecode (base64) into. */
+export const BYTECODE_PARTS = 4;
+
+/** The Bun preload's bytecode in base64, joined from its parts; undefined in a checkout. */
+function bunBytecode(): string | undefined {
+  if (typeof FORKLIFT_PRELOAD_BUN_BYTECODE_0 !== "string") return undefined;
+  // Each name is written out: the build replaces only names it sees.
+  const parts = [
+    FORKLIFT_PRELOAD_BUN_BYTECODE_0,
+    typeof FORKLIFT_PRELOAD_BUN_BYTECODE_1 === "string" ? FORKLIFT_PRELOAD_BUN_BYTECODE_1 : "",
+    typeof FORKLIFT_PRELOAD_BUN_BYTECODE_2 === "string" ? FORKLIFT_PRELOAD_BUN_BYTECODE_2 : "",
+    typeof FORKLIFT_PRELOAD_BUN_BYTECODE_3 === "string" ? FORKLIFT_PRELOAD_BUN_BYTECODE_3 : "",
+  ];
+  return parts.join("");
+}
 declare const FORKLIFT_PRELOAD_HASH: string | undefined;
 
 /** Where each runtime's workers preload the reporter from. */
@@ -40,12 +59,12 @@ interface CacheFile {
 function bundled(compiled: boolean): { files: CacheFile[]; bun: boolean } | undefined {
   if (typeof FORKLIFT_PRELOAD_BUNDLE === "string") {
     const files: CacheFile[] = [{ name: "preload.js", data: () => FORKLIFT_PRELOAD_BUNDLE! }];
-    const bun = typeof FORKLIFT_PRELOAD_BUN === "string" &&
-      typeof FORKLIFT_PRELOAD_BUN_BYTECODE === "string";
+    const bytecode = bunBytecode();
+    const bun = typeof FORKLIFT_PRELOAD_BUN === "string" && bytecode !== undefined;
     if (bun) {
       // The bytecode first: the source is what marks the set complete.
       files.unshift(
-        { name: "preload.bun.js.jsc", data: () => fromBase64(FORKLIFT_PRELOAD_BUN_BYTECODE!) },
+        { name: "preload.bun.js.jsc", data: () => fromBase64(bytecode!) },
         { name: "preload.bun.js", data: () => FORKLIFT_PRELOAD_BUN! },
       );
     }
