@@ -501,10 +501,11 @@ export class Arbiter {
     for (const w of this.#allWorkers()) {
       if (w.phase === "starting") {
         const age = now - w.spawnedAt;
-        if (!w.managed && age >= UNMANAGED_READY_MS) w.markReady();
-        else if (w.managed && age >= MANAGED_READY_MS) {
+        const reporting = w.managed || w.expectsHello;
+        if (!reporting && age >= UNMANAGED_READY_MS) w.markReady();
+        else if (reporting && age >= MANAGED_READY_MS) {
           this.#log.warn(
-            "Worker {slot} said hello but no server of its reported ready in {s} s; taking it as ready",
+            "Worker {slot} reported no ready server in {s} s; taking it as ready",
             { slot: w.slot, s: MANAGED_READY_MS / 1000 },
           );
           w.markReady();
@@ -603,6 +604,7 @@ export class Arbiter {
       },
       this.#o.write,
     );
+    w.expectsHello = channel !== undefined;
     const maxRequests = this.#settings.values.max_requests as number;
     const jitter = this.#settings.values.max_requests_jitter as number;
     w.requestLimit = maxRequests > 0 ? maxRequests + Math.floor(Math.random() * (jitter + 1)) : 0;

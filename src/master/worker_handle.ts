@@ -71,6 +71,12 @@ export class WorkerHandle {
   phase: WorkerPhase = "starting";
   /** Said `hello`: it runs the reporter and speaks the protocol. */
   managed = false;
+  /**
+   * Will say `hello` once its program runs: a Deno worker on the socket
+   * channel connects only when its server listens, so no hello yet does not
+   * mean no reporter.
+   */
+  expectsHello = false;
   helloAt?: number;
   readyAt?: number;
   lastSeen: number = performance.now();

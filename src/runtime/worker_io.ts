@@ -92,6 +92,10 @@ class SocketChannel {
   // never by its channel.
   #ref = false;
   #writing: Promise<unknown> = Promise.resolve();
+  /** Settles once connected (or failed); pending until opened. */
+  #connection: Promise<any> = new Promise(() => {});
+  /** Opens the deferred connection; unset before opening and after. */
+  #connect: (() => void) | undefined;
   readonly #messageListeners: Array<(raw: unknown) => void> = [];
   readonly #disconnectListeners: Array<() => void> = [];
 
@@ -140,8 +144,6 @@ class SocketChannel {
     return next;
   }
 
-  #connection: Promise<any> = new Promise(() => {});
-
   #open(): void {
     if (this.#opened) return;
     this.#opened = true;
@@ -172,8 +174,6 @@ class SocketChannel {
     };
     g().addEventListener?.("load", () => this.wake(), { once: true });
   }
-
-  #connect: (() => void) | undefined;
 
   /** The program is running: open the connection if it is still deferred. */
   wake(): void {

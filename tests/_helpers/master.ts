@@ -374,7 +374,12 @@ export async function withMigrateReq<T>(
 export async function startWorkers(
   runtime: "deno" | "bun",
   script: string,
-  options: { workers?: number; harvestInterval?: number; args?: string[] } = {},
+  options: {
+    workers?: number;
+    harvestInterval?: number;
+    args?: string[];
+    env?: Record<string, string>;
+  } = {},
 ): Promise<{ master: Master; port: number }> {
   const workers = options.workers ?? 2;
   const port = await freePort();
@@ -388,7 +393,7 @@ export async function startWorkers(
     ...(options.args ?? []),
     "--",
     ...serverArgv(runtime, script),
-  ], { env: cleanEnv({ PORT: String(port) }) });
+  ], { env: cleanEnv({ PORT: String(port), ...options.env }) });
   try {
     await master.waitLog(new RegExp(`All ${workers} worker\\(s\\) ready`));
   } catch (e) {

@@ -61,6 +61,23 @@ for (const runtime of ["deno", "bun"] as const) {
       }
       assert.equal(m.exit?.code, 0, m.stderr);
     });
+
+    test(`Arbiter waits for a ${runtime} worker that takes 1.5 s to listen`, async () => {
+      const { master: m, port } = await startWorkers(runtime, APP, {
+        workers: 1,
+        env: { APP_BOOT_MS: "1500" },
+      });
+      try {
+        const [w] = (await m.status()).workers;
+        const bootMs = Date.parse(w.ready_at as string) - Date.parse(w.spawned_at as string);
+        assert.ok(bootMs >= 1500, `ready after ${bootMs} ms`);
+        assert.match(String(w.addr), new RegExp(`:${port}$`), "ready as its server reported it");
+        assert.doesNotMatch(m.stderr, /taking it as ready/);
+        assert.equal((await getFresh(port, "/"))?.status, 200);
+      } finally {
+        await m.cleanup();
+      }
+    });
   });
 }
 
