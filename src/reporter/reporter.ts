@@ -10,7 +10,7 @@
  * @module
  */
 
-import { unrefTimer } from "../runtime/timers.ts";
+import { cancelTimer, repeatEvery, unrefTimer } from "../runtime/timers.ts";
 import {
   type MasterMessage,
   parseMasterMessage,
@@ -109,8 +109,9 @@ export { unrefTimer };
 
 /**
  * The host for the real process: its channel to the master from
- * {@linkcode workerIO}, and the global timers (not `node:timers`, which costs
- * milliseconds to load in Bun).
+ * {@linkcode workerIO}, the harvest timer from {@linkcode repeatEvery}, and
+ * the global one-shot timers (not `node:timers`, which costs milliseconds to
+ * load in Bun).
  *
  * @example Build the real host
  * ```ts ignore
@@ -130,9 +131,9 @@ export function processHost(): ReporterHost {
     onMessage: io.onMessage,
     onDisconnect: io.onDisconnect,
     refChannel: io.refChannel,
-    setInterval: (fn, ms) => setInterval(fn, ms),
+    setInterval: repeatEvery,
     setTimeout: (fn, ms) => setTimeout(fn, ms),
-    clearTimer: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+    clearTimer: cancelTimer,
     nextTick: io.nextTick,
     now: () => performance.now(),
     exit: io.exit,

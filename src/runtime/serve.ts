@@ -44,6 +44,19 @@ function g(): any {
   return globalThis as any;
 }
 
+let promptable: boolean | undefined;
+
+function mayPrompt(deno: any): boolean {
+  if (promptable === undefined) {
+    try {
+      promptable = deno.stdin?.isTerminal?.() !== false && deno.stderr?.isTerminal?.() !== false;
+    } catch {
+      promptable = true;
+    }
+  }
+  return promptable;
+}
+
 /**
  * Reads an environment variable without ever prompting or throwing: in Deno
  * it is read only when the permission is already granted.
@@ -58,6 +71,10 @@ export function readEnv(name: string): string | undefined {
   try {
     const deno = g().Deno;
     if (deno !== undefined) {
+      // Deno prompts only when stdin and stderr are terminals. A worker's stdin
+      // never is, and there a denied read just throws (caught below), at a
+      // fraction of the cost of asking for the permission's state first.
+      if (!mayPrompt(deno)) return deno.env.get(name);
       const state = deno.permissions?.querySync?.({ name: "env", variable: name })?.state;
       if (state !== "granted") return undefined;
       return deno.env.get(name);
