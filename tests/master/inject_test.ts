@@ -31,6 +31,8 @@ function plan(
 }
 
 const SOCK = "/run/user/1000/forklift-7.sock";
+/** What every injected `deno run` starts with. */
+const DENO_RUN = ["deno", "run", "--unstable-net", "--preload", PRELOAD];
 const ALLOW_CHANNEL = `${ALLOW},FORKLIFT_CHANNEL,FORKLIFT_CHANNEL_TOKEN`;
 
 describe("planLaunch()", () => {
@@ -56,11 +58,7 @@ describe("planLaunch()", () => {
       channel: SOCK,
     });
     assert.deepEqual(p.argv, [
-      "deno",
-      "run",
-      "--unstable-net",
-      "--preload",
-      PRELOAD,
+      ...DENO_RUN,
       ALLOW_CHANNEL,
       `--allow-read=${SOCK}`,
       `--allow-write=${SOCK}`,
@@ -83,7 +81,7 @@ describe("planLaunch()", () => {
     ) {
       const p = plan(["deno", "run", ...flags, "server.ts"], { channel: SOCK });
       assert.deepEqual(
-        p.argv.slice(5, p.argv.length - flags.length - 1),
+        p.argv.slice(DENO_RUN.length, p.argv.length - flags.length - 1),
         expected,
         flags.join(" "),
       );
@@ -102,15 +100,7 @@ describe("planLaunch()", () => {
 
   test("planLaunch() adds no scoped --allow-env next to -A", () => {
     const p = plan(["deno", "run", "-A", "server.ts"]);
-    assert.deepEqual(p.argv, [
-      "deno",
-      "run",
-      "--unstable-net",
-      "--preload",
-      PRELOAD,
-      "-A",
-      "server.ts",
-    ]);
+    assert.deepEqual(p.argv, [...DENO_RUN, "-A", "server.ts"]);
   });
 
   test("planLaunch() turns deno serve into DENO_AUTO_SERVE=1 deno run with the address", () => {
