@@ -18,6 +18,7 @@ declare const FORKLIFT_PRELOAD_BUN_BYTECODE_0: string | undefined;
 declare const FORKLIFT_PRELOAD_BUN_BYTECODE_1: string | undefined;
 declare const FORKLIFT_PRELOAD_BUN_BYTECODE_2: string | undefined;
 declare const FORKLIFT_PRELOAD_BUN_BYTECODE_3: string | undefined;
+declare const FORKLIFT_PRELOAD_HASH: string | undefined;
 
 /** How many parts the build may split the Bun preload's bytecode (base64) into. */
 export const BYTECODE_PARTS = 4;
@@ -34,7 +35,6 @@ function bunBytecode(): string | undefined {
   ];
   return parts.join("");
 }
-declare const FORKLIFT_PRELOAD_HASH: string | undefined;
 
 /** Where each runtime's workers preload the reporter from. */
 export interface PreloadPaths {
