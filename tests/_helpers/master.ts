@@ -8,9 +8,12 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import process from "node:process";
 import { cleanEnv, MAIN, ROOT, runtimeArgv } from "./cli.ts";
+// The benchmarks' process helpers serve the tests too: one way to find a port.
+import { freePort, sleep } from "../../scripts/bench/_process.ts";
+
+export { freePort, sleep };
 
 /** Paths of the two runtimes, as the test runner found them. */
 export const RUNTIMES: Record<"deno" | "bun", string | undefined> = {
@@ -24,23 +27,6 @@ export const RUNTIMES: Record<"deno" | "bun", string | undefined> = {
 export function serverArgv(runtime: "deno" | "bun", script: string): string[] {
   const exe = RUNTIMES[runtime]!;
   return runtime === "deno" ? [exe, "run", "-A", script] : [exe, script];
-}
-
-/** A free TCP port on 127.0.0.1 (released before it is returned). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves after `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** Polls `fn` until it returns a truthy value or `timeoutMs` passes. */
