@@ -58,7 +58,8 @@ type Event =
   | { kind: "signal"; signal: SignalName }
   | { kind: "exit"; worker: WorkerHandle }
   | { kind: "ready"; worker: WorkerHandle }
-  | { kind: "tick" };
+  | { kind: "tick" }
+  | { kind: "services" };
 
 interface Slot {
   id: number;
@@ -89,6 +90,13 @@ const CRASH_WINDOW_MS = 10_000;
 const UNMANAGED_READY_MS = 1_000;
 /** A reporter that never says ready (a server it did not wrap) is taken as ready after this. */
 const MANAGED_READY_MS = 10_000;
+/**
+ * The metrics endpoint starts once every worker is ready, or this long after
+ * the first spawn if that comes first. Starting it costs the master a few
+ * milliseconds of main thread (the runtime's first server), which would
+ * otherwise compete with the booting workers for the cores.
+ */
+const SERVICES_DELAY_MS = 250;
 const SIGNALS: SignalName[] = [
   "SIGTERM",
   "SIGINT",
@@ -137,6 +145,8 @@ export class Arbiter {
   #invalid = 0;
   #startedAt = new Date();
   #booted = false;
+  #servicesStarted = false;
+  #servicesTimer?: ReturnType<typeof setTimeout>;
   #stopping: "graceful" | "quick" | undefined;
   #stopDeadline = 0;
   #exitCode: number | undefined;
@@ -241,25 +251,10 @@ export class Arbiter {
       argv: this.#plan.argv.join(" "),
     });
     if (this.#workerCount > 1 && readMigrateReq() === 0) this.#log.warn(migrateReqWarning());
-    const bind = this.#settings.values.metrics_bind as string | null;
-    if (bind !== null) {
-      try {
-        // Loaded only now: the workers are already booting.
-        const { startMetricsServer } = await import("../export/http_server.ts");
-        this.#server = await startMetricsServer({
-          bind,
-          metrics: () => this.metricsText(),
-          status: () => this.status(),
-          onError: (e) => this.#log.error("Metrics endpoint failed: {error}", { error: e.message }),
-        });
-        const { host, port } = this.#server.address;
-        const shown = host.includes(":") ? `[${host}]` : host;
-        this.#log.info("Serving metrics at http://{addr}/metrics", { addr: `${shown}:${port}` });
-      } catch (e) {
-        this.#log.error("{error}; stopping", { error: (e as Error).message });
-        this.#stop("quick", EXIT_FAILURE);
-      }
-    }
+    this.#servicesTimer = setTimeout(
+      () => this.#enqueue({ kind: "services" }),
+      SERVICES_DELAY_MS,
+    );
 
     while (this.#exitCode === undefined) {
       const event = await this.#next();
@@ -268,12 +263,37 @@ export class Arbiter {
     }
 
     for (const remove of removers) remove();
+    clearTimeout(this.#servicesTimer);
     this.#log.info("Master exiting with code {code}", { code: this.#exitCode });
     await this.#server?.close();
     this.#channel?.close();
     this.#removePidFile();
     await this.#hook("onExit", this.#master());
     return this.#exitCode;
+  }
+
+  /** Starts the metrics endpoint, once: when all workers are first ready or after a delay. */
+  async #startServices(): Promise<void> {
+    if (this.#servicesStarted) return;
+    this.#servicesStarted = true;
+    clearTimeout(this.#servicesTimer);
+    const bind = this.#settings.values.metrics_bind as string | null;
+    if (bind === null || this.#stopping) return;
+    try {
+      const { startMetricsServer } = await import("../export/http_server.ts");
+      this.#server = await startMetricsServer({
+        bind,
+        metrics: () => this.metricsText(),
+        status: () => this.status(),
+        onError: (e) => this.#log.error("Metrics endpoint failed: {error}", { error: e.message }),
+      });
+      const { host, port } = this.#server.address;
+      const shown = host.includes(":") ? `[${host}]` : host;
+      this.#log.info("Serving metrics at http://{addr}/metrics", { addr: `${shown}:${port}` });
+    } catch (e) {
+      this.#log.error("{error}; stopping", { error: (e as Error).message });
+      this.#stop("quick", EXIT_FAILURE);
+    }
   }
 
   #newSlot(id: number): Slot {
@@ -325,6 +345,8 @@ export class Arbiter {
         return await this.#onReady(event.worker);
       case "tick":
         return this.#onTick();
+      case "services":
+        return await this.#startServices();
     }
   }
 
@@ -380,6 +402,7 @@ export class Arbiter {
     if (!this.#booted && [...this.#slots.values()].every((s) => s.current?.phase === "ready")) {
       this.#booted = true;
       this.#log.info("All {n} worker(s) ready", { n: this.#slots.size });
+      await this.#startServices();
       await this.#hook("whenReady", this.#master());
       await this.#o.runtime.releaseStartupMemory();
     }

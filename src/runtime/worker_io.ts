@@ -24,6 +24,9 @@ export const CHANNEL_ENV = "FORKLIFT_CHANNEL";
 /** The token a Deno worker sends first on its channel, naming itself. */
 export const CHANNEL_TOKEN_ENV = "FORKLIFT_CHANNEL_TOKEN";
 
+/** How long after `welcome` a worker lets go of its Node IPC channel. */
+export const UNREF_DELAY_MS = 100;
+
 /** What the reporter needs of its process and channel. */
 export interface WorkerIO {
   readonly pid: number;
@@ -55,6 +58,14 @@ function g(): any {
 /** The Node IPC channel through the `process` global (Bun, Node, and Deno's fallback). */
 function processIO(): WorkerIO {
   const p = g().process;
+  let unrefLater: ReturnType<typeof setTimeout> | undefined;
+  const touchChannel = (ref: boolean) => {
+    unrefLater = undefined;
+    try {
+      if (ref) p.channel?.ref?.();
+      else p.channel?.unref?.();
+    } catch { /* channel already gone */ }
+  };
   return {
     pid: p.pid,
     ppid: p.ppid,
@@ -70,10 +81,12 @@ function processIO(): WorkerIO {
     onMessage: (listener) => void p.on("message", listener),
     onDisconnect: (listener) => void p.on("disconnect", listener),
     refChannel(ref) {
-      try {
-        if (ref) p.channel?.ref?.();
-        else p.channel?.unref?.();
-      } catch { /* channel already gone */ }
+      if (unrefLater !== undefined) clearTimeout(unrefLater);
+      unrefLater = undefined;
+      if (ref) touchChannel(true);
+      // Bun builds the channel object on first touch, which costs 2-4 ms of
+      // main thread: not while the server is answering its first requests.
+      else unrefLater = setTimeout(() => touchChannel(false), UNREF_DELAY_MS);
     },
     nextTick: (fn) => p.nextTick(fn),
     exit: (code) => p.exit(code),

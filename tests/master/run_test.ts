@@ -74,6 +74,10 @@ for (const runtime of ["deno", "bun"] as const) {
         assert.match(String(w.addr), new RegExp(`:${port}$`), "ready as its server reported it");
         assert.doesNotMatch(m.stderr, /taking it as ready/);
         assert.equal((await getFresh(port, "/"))?.status, 200);
+        // The metrics endpoint waits for ready workers only a short while.
+        const serving = m.stderr.search(/Serving metrics at/);
+        const ready = m.stderr.search(/Worker 1 \(pid \d+, generation 1\) ready/);
+        assert.ok(serving >= 0 && serving < ready, m.stderr);
       } finally {
         await m.cleanup();
       }

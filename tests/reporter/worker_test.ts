@@ -108,6 +108,23 @@ for (const rt of workerRuntimes()) {
     }
   });
 
+  test(`Reporter lets a program without a server end once welcomed${on}`, async () => {
+    const master = FakeMaster.start(rt, fixture("no_server.ts"), { preload: true });
+    try {
+      await master.message("hello");
+      master.welcome();
+      await master.line("NO-SERVER done");
+      const exit = await Promise.race([
+        master.exit,
+        new Promise<undefined>((r) => setTimeout(r, 3000)),
+      ]);
+      assert.ok(exit, `still running 3 s after its program ended: ${master.stderr}`);
+      assert.equal(exit.code, 0, master.stderr);
+    } finally {
+      await master.close();
+    }
+  });
+
   test(`preload times the export default { fetch } form${on}`, async () => {
     const master = FakeMaster.start(rt, fixture("serve_default.ts"), {
       preload: true,
