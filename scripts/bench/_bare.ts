@@ -1,11 +1,14 @@
 /**
- * The anchor most benchmarks share: the fixture run by the bare runtime, no
- * forklift, timed from spawn to its first answer.
+ * The anchors most benchmarks share: the fixture run by the bare runtime, no
+ * forklift, timed from spawn to its first answer; two of them started by
+ * hand; and two started by a minimal compiled supervisor.
  *
  * @module
  */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import type { BenchContext } from "./_context.ts";
-import { FIXTURE } from "./_forklift.ts";
+import { allAnswering, FIXTURE } from "./_forklift.ts";
 import { pollUntil } from "./_http.ts";
 import { freePort, start, type Started, stop } from "./_process.ts";
 import { type RuntimeName, serverArgv } from "./_runtimes.ts";
@@ -63,5 +66,56 @@ export async function barePairMs(ctx: BenchContext, runtime: RuntimeName): Promi
     return at - t0;
   } finally {
     for (const p of procs) await stop(p, "SIGKILL");
+  }
+}
+
+const SUPERVISOR = "scripts/bench/fixtures/supervisor.ts";
+
+/**
+ * Path of the minimal supervisor (`fixtures/supervisor.ts` compiled with
+ * `bun build --compile`, as forklift is), built when missing or older than its
+ * source.
+ */
+export function minimalSupervisor(ctx: BenchContext): string {
+  const source = `${ctx.root}${SUPERVISOR}`;
+  const bin = `${ctx.root}dist/bench/supervisor`;
+  if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(source).mtimeMs) return bin;
+  mkdirSync(`${ctx.root}dist/bench`, { recursive: true });
+  const r = spawnSync(ctx.runtimes.bun, [
+    "build",
+    "--compile",
+    "--minify",
+    "--bytecode",
+    source,
+    "--outfile",
+    bin,
+  ], { cwd: ctx.root, encoding: "utf8", timeout: 300_000 });
+  if (r.status !== 0) throw new Error(`Cannot build ${bin}: ${r.stderr}`);
+  return bin;
+}
+
+/**
+ * Milliseconds from spawning the minimal supervisor over two fixture servers
+ * to both having answered: the floor for any supervisor shipped as a compiled
+ * Bun program on this machine.
+ */
+export async function supervisorPairMs(
+  ctx: BenchContext,
+  runtime: RuntimeName,
+  bin: string,
+): Promise<number> {
+  const port = await freePort();
+  const argv = [bin, ...serverArgv(ctx.runtimes, runtime, `${ctx.root}${FIXTURE}`)];
+  const spawnedAt = performance.now();
+  const proc = start(argv, {
+    cwd: ctx.root,
+    env: { PORT: String(port), WORKERS: "2" },
+    deadlineMs: 120_000,
+  });
+  try {
+    const all = await allAnswering({ proc, port, metricsPort: 0, spawnedAt }, 2);
+    return all.at - spawnedAt;
+  } finally {
+    await stop(proc, "SIGTERM", 5000);
   }
 }

@@ -8,9 +8,13 @@
  * nothing from forklift's own account of readiness, and it is what a client
  * sees. Target: forklift at most bare + 15 ms (medians).
  *
+ * Two informational anchors sit beside it: two bare servers started by hand,
+ * and two started by a minimal compiled supervisor that does nothing else
+ * (`fixtures/supervisor.ts`), the floor for any master shipped as forklift is.
+ *
  * @module
  */
-import { barePairMs, bareStartMs } from "./_bare.ts";
+import { barePairMs, bareStartMs, minimalSupervisor, supervisorPairMs } from "./_bare.ts";
 import type { Bench, BenchContext } from "./_context.ts";
 import { allAnswering, startMaster } from "./_forklift.ts";
 import { pollUntil } from "./_http.ts";
@@ -46,6 +50,7 @@ export const startup: Bench = {
   async run(ctx) {
     const rows: Row[] = [];
     const rounds = ctx.quick ? 5 : 21;
+    const supervisor = minimalSupervisor(ctx);
     for (const runtime of ["deno", "bun"] as const) {
       ctx.log(`startup: ${runtime}, ${rounds} rounds`);
       // Warm the runtime's module cache and the binary's preload file.
@@ -53,14 +58,17 @@ export const startup: Bench = {
       await forkliftStart(ctx, runtime);
       const bare: number[] = [];
       const pair: number[] = [];
+      const floor: number[] = [];
       const first: number[] = [];
       const all: number[] = [];
       for (let r = 0; r < rounds; r++) {
         // Alternate which goes first, so neither always follows the other's teardown.
-        const order = r % 2 === 0 ? ["bare", "pair", "forklift"] : ["forklift", "pair", "bare"];
+        const order = ["bare", "pair", "floor", "forklift"];
+        if (r % 2 === 1) order.reverse();
         for (const which of order) {
           if (which === "bare") bare.push(await bareStartMs(ctx, runtime));
           else if (which === "pair") pair.push(await barePairMs(ctx, runtime));
+          else if (which === "floor") floor.push(await supervisorPairMs(ctx, runtime, supervisor));
           else {
             const f = await forkliftStart(ctx, runtime);
             first.push(f.firstMs);
@@ -87,6 +95,17 @@ export const startup: Bench = {
         forklift: `${fmt(f)} ms`,
         anchor: `bare pair ${fmt(p)} ms`,
         versus: `${f - p >= 0 ? "+" : ""}${fmt(f - p)} ms`,
+        target: "(info)",
+        pass: null,
+      });
+      const s = median(floor);
+      rows.push({
+        bench: "startup",
+        metric: `start to 2 workers answering, ${runtime}, against a minimal compiled supervisor ` +
+          `(spawns two workers, nothing else; bare + ${fmt(s - b)} ms)`,
+        forklift: `${fmt(f)} ms`,
+        anchor: `minimal supervisor ${fmt(s)} ms`,
+        versus: `${f - s >= 0 ? "+" : ""}${fmt(f - s)} ms`,
         target: "(info)",
         pass: null,
       });
