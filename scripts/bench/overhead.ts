@@ -34,7 +34,7 @@ export function hasWrk(): boolean {
  * servers on the last core, wrk on the first, so that the load generator never
  * takes CPU from the process it measures. Empty prefixes elsewhere.
  */
-function pinning(): { server: string[]; client: string[]; note: string } {
+export function pinning(): { server: string[]; client: string[]; note: string } {
   const cpus = navigator.hardwareConcurrency ?? 1;
   const r = spawnSync("taskset", ["-c", "0", "true"], { timeout: 5000 });
   if (cpus < 2 || r.status !== 0) return { server: [], client: [], note: "unpinned" };
@@ -47,7 +47,7 @@ function pinning(): { server: string[]; client: string[]; note: string } {
 }
 
 /** Runs wrk against `port`; resolves to requests per second and any errors. */
-async function wrk(
+export async function wrk(
   port: number,
   seconds: number,
   prefix: string[],
