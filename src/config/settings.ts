@@ -242,7 +242,8 @@ export const SETTINGS: readonly Setting[] = [
     meta: "HOST:PORT",
     type: "bind",
     default: "127.0.0.1:9464",
-    doc: "Where the master serves /metrics and /status; `off` disables",
+    doc:
+      "Where the master serves /metrics and /status, from when every worker is first ready (250 ms after start at the latest); `off` disables",
     expected: 'HOST:PORT or "off"',
     parse: parseBind,
   },
