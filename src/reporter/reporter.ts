@@ -428,8 +428,9 @@ export class Reporter {
     this.#nextHarvest = now + this.#harvestMs;
     this.#nextHeartbeat = now + this.#heartbeatMs;
     this.#arm(timerPeriod(this.#harvestMs, this.#heartbeatMs));
-    // Only now, not at start: in Bun the first touch of the channel object costs
-    // 2-3 ms, which the server's first answer would otherwise wait for.
+    // Only now, not at start: a worker that waits for its welcome stays alive
+    // for it. When the channel lets go is the host's to time (Bun's costs the
+    // main thread milliseconds, which it keeps away from the first requests).
     if (first) this.#host.refChannel(false);
     this.#sendReady();
     if (first) this.#runPostFork();
