@@ -2,8 +2,9 @@
  * `parts`: where the injected reporter's per-request cost goes. The fixture
  * runs under the bare runtime, once without a preload and once with each of
  * four builds of it (`fixtures/parts/`): as shipped, without the clock,
- * without reading the request's method, and the wrapper alone. All five
- * servers run side by side on one pinned core; wrk drives each in turn, the
+ * without reading the request's method, and the wrapper alone. On Deno, the
+ * runtime's own OpenTelemetry instrumentation of `Deno.serve` (metrics only)
+ * runs beside them for scale. The servers run side by side on one pinned core; wrk drives each in turn, the
  * order reversing every round, and each round's CPU time per request is set
  * against the bare server's in the same round. Informational: it explains the
  * `overhead` rows rather than judging them.
@@ -54,6 +55,18 @@ function buildVariants(ctx: BenchContext, runtime: RuntimeName): Map<string, str
   return out;
 }
 
+/**
+ * Deno's built-in OpenTelemetry, metrics only: traces sampled off, console not
+ * captured, the export interval long and its endpoint a closed port.
+ */
+const DENO_OTEL_ENV: Record<string, string> = {
+  OTEL_DENO: "true",
+  OTEL_TRACES_SAMPLER: "always_off",
+  OTEL_DENO_CONSOLE: "ignore",
+  OTEL_METRIC_EXPORT_INTERVAL: "600000",
+  OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9",
+};
+
 /** The argv and env that run the fixture on `runtime`, preloading `preload` if given. */
 function serverCommand(
   ctx: BenchContext,
@@ -86,9 +99,16 @@ export const parts: Bench = {
       const files = buildVariants(ctx, runtime);
       const servers: Array<{ name: string; proc: Started; port: number; cpuUs: number[] }> = [];
       try {
-        for (const name of ["bare", ...VARIANTS.map((v) => v.name)]) {
+        const names = ["bare", ...VARIANTS.map((v) => v.name)];
+        if (runtime === "deno") names.push("deno_otel");
+        for (const name of names) {
           const port = await freePort();
-          const { argv, env } = serverCommand(ctx, runtime, files.get(name));
+          const { argv, env } = name === "deno_otel"
+            ? {
+              argv: serverArgv(ctx.runtimes, runtime, `${ctx.root}${FIXTURE}`),
+              env: DENO_OTEL_ENV,
+            }
+            : serverCommand(ctx, runtime, files.get(name));
           const proc = start([...pin.server, ...argv], {
             cwd: ctx.root,
             env: { ...env, PORT: String(port) },
@@ -118,7 +138,8 @@ export const parts: Bench = {
       const bare = servers[0];
       for (const s of servers.slice(1)) {
         const ratio = median(s.cpuUs.map((x, i) => x / bare.cpuUs[i]));
-        const what = VARIANTS.find((v) => v.name === s.name)!.what;
+        const what = VARIANTS.find((v) => v.name === s.name)?.what ??
+          "Deno's own OpenTelemetry (OTEL_DENO=true, traces off), not forklift";
         rows.push({
           bench: "parts",
           metric: `${runtime} hello-world, worker CPU per request: ${what}`,
