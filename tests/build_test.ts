@@ -56,7 +56,11 @@ describe("the forklift binary", { skip: !RUNTIMES.bun }, () => {
       const closed = new Promise((r) => master.on("close", r));
       try {
         await waitFor("ready", () => /All 2 worker\(s\) ready/.test(log));
-        const metricsPort = Number(/Serving metrics at http:\/\/[^:]+:(\d+)/.exec(log)![1]);
+        const serving = await waitFor(
+          "metrics endpoint",
+          () => /Serving metrics at http:\/\/[^:]+:(\d+)/.exec(log),
+        );
+        const metricsPort = Number(serving[1]);
         for (let i = 0; i < 10; i++) assert.equal((await getFresh(port, "/"))?.status, 200);
         await waitFor("count", async () => {
           const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();

@@ -22,6 +22,7 @@ describe("forklift status", () => {
     );
     try {
       await m.waitLog(/All 2 worker\(s\) ready/);
+      await m.waitLog(/Serving metrics at/);
       const bind = `127.0.0.1:${m.metricsPort}`;
       const text = await runCli(["status", "--metrics-bind", bind]);
       assert.equal(text.code, 0, text.stderr);
