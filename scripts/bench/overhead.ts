@@ -136,11 +136,11 @@ export const overhead: Bench = {
       return [];
     }
     const rows: Row[] = [];
-    // Fresh masters for each session: a process's own luck (its JIT's choices,
+    // Fresh masters for each block: a process's own luck (its JIT's choices,
     // how the kernel spreads wrk's connections over the workers) stays with it
     // for its life, so one pair of masters is one sample of that luck.
-    const sessions = ctx.quick ? 2 : 5;
-    const pairsPerSession = ctx.quick ? 3 : 5;
+    const blocks = ctx.quick ? 2 : 5;
+    const pairsPerBlock = ctx.quick ? 3 : 5;
     const seconds = ctx.quick ? 1 : 2;
     const pin = pinning();
     const list = (xs: number[]) => xs.map((x) => fmt(x, 3)).join(", ");
@@ -156,12 +156,12 @@ export const overhead: Bench = {
         ctx.log(
           `overhead: ${runtime} -w ${workers}${
             aa ? " A/A" : ""
-          }, ${sessions} sessions of ${pairsPerSession} pairs of ${seconds} s (${pin.note})`,
+          }, ${blocks} blocks of ${pairsPerBlock} pairs of ${seconds} s (${pin.note})`,
         );
         const a: Side = { rps: [], cpuUs: [] };
         const b: Side = { rps: [], cpuUs: [] };
-        for (let i = 0; i < sessions; i++) {
-          const [x, y] = await measure(ctx, runtime, workers, pairsPerSession, seconds, pin, [
+        for (let i = 0; i < blocks; i++) {
+          const [x, y] = await measure(ctx, runtime, workers, pairsPerBlock, seconds, pin, [
             ...sides,
           ]);
           a.rps.push(...x.rps);
