@@ -8,9 +8,10 @@
  * nothing from forklift's own account of readiness, and it is what a client
  * sees. Target: forklift at most bare + 15 ms (medians).
  *
- * Two informational anchors sit beside it: two bare servers started by hand,
- * and two started by a minimal compiled supervisor that does nothing else
- * (`fixtures/supervisor.ts`), the floor for any master shipped as forklift is.
+ * Informational anchors sit beside it: forklift with `--no-inject`, two bare
+ * servers started by hand, and two started by a minimal compiled supervisor
+ * that does nothing else (`fixtures/supervisor.ts`), the floor for any master
+ * shipped as forklift is.
  *
  * @module
  */
@@ -29,8 +30,9 @@ const TARGET_MS = 15;
 async function forkliftStart(
   ctx: BenchContext,
   runtime: RuntimeName,
+  inject = true,
 ): Promise<{ firstMs: number; allMs: number }> {
-  const m = await startMaster(ctx, { runtime, workers: 2 });
+  const m = await startMaster(ctx, { runtime, workers: 2, inject });
   try {
     const first = await pollUntil(m.port, () => true, m.spawnedAt + 20_000, m.proc.done);
     if (first === undefined) throw new Error(`forklift did not answer:\n${m.proc.output()}`);
@@ -59,17 +61,20 @@ export const startup: Bench = {
       const bare: number[] = [];
       const pair: number[] = [];
       const floor: number[] = [];
+      const noInject: number[] = [];
       const first: number[] = [];
       const all: number[] = [];
       for (let r = 0; r < rounds; r++) {
         // Alternate which goes first, so neither always follows the other's teardown.
-        const order = ["bare", "pair", "floor", "forklift"];
+        const order = ["bare", "pair", "floor", "no-inject", "forklift"];
         if (r % 2 === 1) order.reverse();
         for (const which of order) {
           if (which === "bare") bare.push(await bareStartMs(ctx, runtime));
           else if (which === "pair") pair.push(await barePairMs(ctx, runtime));
           else if (which === "floor") floor.push(await supervisorPairMs(ctx, runtime, supervisor));
-          else {
+          else if (which === "no-inject") {
+            noInject.push((await forkliftStart(ctx, runtime, false)).allMs);
+          } else {
             const f = await forkliftStart(ctx, runtime);
             first.push(f.firstMs);
             all.push(f.allMs);
@@ -95,6 +100,21 @@ export const startup: Bench = {
         forklift: `${fmt(f)} ms`,
         anchor: `bare pair ${fmt(p)} ms`,
         versus: `${f - p >= 0 ? "+" : ""}${fmt(f - p)} ms`,
+        target: "(info)",
+        pass: null,
+      });
+      const n = median(noInject);
+      rows.push({
+        bench: "startup",
+        metric: `start to 2 workers answering, ${runtime}, forklift --no-inject (no reporter; ` +
+          `${
+            runtime === "deno"
+              ? "Deno workers get a Node IPC channel instead of the socket"
+              : "the same IPC channel"
+          })`,
+        forklift: `${fmt(f)} ms`,
+        anchor: `--no-inject ${fmt(n)} ms`,
+        versus: `${f - n >= 0 ? "+" : ""}${fmt(f - n)} ms`,
         target: "(info)",
         pass: null,
       });
