@@ -26,6 +26,11 @@ import { fmt, median } from "./_stats.ts";
 
 const TARGET_MS = 15;
 
+/** `+12.3 ms` / `−4.5 ms`. */
+function signedMs(x: number): string {
+  return `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x))} ms`;
+}
+
 /** One forklift start: ms to the first answer and to both workers answering. */
 async function forkliftStart(
   ctx: BenchContext,
@@ -88,7 +93,7 @@ export const startup: Bench = {
         metric: `start to 2 workers answering, ${runtime} (first worker: ${fmt(median(first))} ms)`,
         forklift: `${fmt(f)} ms`,
         anchor: `bare ${runtime} ${fmt(b)} ms`,
-        versus: `${f - b >= 0 ? "+" : ""}${fmt(f - b)} ms`,
+        versus: signedMs(f - b),
         target: `≤ +${TARGET_MS} ms`,
         pass: f - b <= TARGET_MS,
       });
@@ -99,7 +104,7 @@ export const startup: Bench = {
           `start to 2 workers answering, ${runtime}, against two bare servers started by hand`,
         forklift: `${fmt(f)} ms`,
         anchor: `bare pair ${fmt(p)} ms`,
-        versus: `${f - p >= 0 ? "+" : ""}${fmt(f - p)} ms`,
+        versus: signedMs(f - p),
         target: "(info)",
         pass: null,
       });
@@ -114,7 +119,7 @@ export const startup: Bench = {
           })`,
         forklift: `${fmt(f)} ms`,
         anchor: `--no-inject ${fmt(n)} ms`,
-        versus: `${f - n >= 0 ? "+" : ""}${fmt(f - n)} ms`,
+        versus: signedMs(f - n),
         target: "(info)",
         pass: null,
       });
@@ -125,7 +130,7 @@ export const startup: Bench = {
           `(spawns two workers, nothing else; bare + ${fmt(s - b)} ms)`,
         forklift: `${fmt(f)} ms`,
         anchor: `minimal supervisor ${fmt(s)} ms`,
-        versus: `${f - s >= 0 ? "+" : ""}${fmt(f - s)} ms`,
+        versus: signedMs(f - s),
         target: "(info)",
         pass: null,
       });
