@@ -97,43 +97,34 @@ export const startup: Bench = {
         target: `≤ +${TARGET_MS} ms`,
         pass: f - b <= TARGET_MS,
       });
-      const p = median(pair);
-      rows.push({
-        bench: "startup",
-        metric:
-          `start to 2 workers answering, ${runtime}, against two bare servers started by hand`,
-        forklift: `${fmt(f)} ms`,
-        anchor: `bare pair ${fmt(p)} ms`,
-        versus: signedMs(f - p),
-        target: "(info)",
-        pass: null,
-      });
-      const n = median(noInject);
-      rows.push({
-        bench: "startup",
-        metric: `start to 2 workers answering, ${runtime}, forklift --no-inject (no reporter; ` +
-          `${
-            runtime === "deno"
-              ? "Deno workers get a Node IPC channel instead of the socket"
-              : "the same IPC channel"
-          })`,
-        forklift: `${fmt(f)} ms`,
-        anchor: `--no-inject ${fmt(n)} ms`,
-        versus: signedMs(f - n),
-        target: "(info)",
-        pass: null,
-      });
+      // Informational rows: forklift against another way of starting two servers.
+      const info = (against: string, name: string, ms: number) =>
+        rows.push({
+          bench: "startup",
+          metric: `start to 2 workers answering, ${runtime}, ${against}`,
+          forklift: `${fmt(f)} ms`,
+          anchor: `${name} ${fmt(ms)} ms`,
+          versus: signedMs(f - ms),
+          target: "(info)",
+          pass: null,
+        });
+      info("against two bare servers started by hand", "bare pair", median(pair));
+      info(
+        `forklift --no-inject (no reporter; ${
+          runtime === "deno"
+            ? "Deno workers get a Node IPC channel instead of the socket"
+            : "the same IPC channel"
+        })`,
+        "--no-inject",
+        median(noInject),
+      );
       const s = median(floor);
-      rows.push({
-        bench: "startup",
-        metric: `start to 2 workers answering, ${runtime}, against a minimal compiled supervisor ` +
+      info(
+        "against a minimal compiled supervisor " +
           `(spawns two workers, nothing else; bare + ${fmt(s - b)} ms)`,
-        forklift: `${fmt(f)} ms`,
-        anchor: `minimal supervisor ${fmt(s)} ms`,
-        versus: signedMs(f - s),
-        target: "(info)",
-        pass: null,
-      });
+        "minimal supervisor",
+        s,
+      );
     }
     return rows;
   },
