@@ -12,6 +12,14 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
+/**
+ * The median of `a[i] / b[i]`: for rounds measured in pairs, back to back, so
+ * that drift slower than a pair cancels out within each ratio.
+ */
+export function pairedRatio(a: readonly number[], b: readonly number[]): number {
+  return median(a.map((x, i) => x / b[i]));
+}
+
 /** The smallest of `xs`. */
 export function min(xs: readonly number[]): number {
   return xs.length === 0 ? NaN : Math.min(...xs);

@@ -16,7 +16,7 @@ import { allAnswering, startMaster } from "./_forklift.ts";
 import { start, stop } from "./_process.ts";
 import type { Row } from "./_report.ts";
 import type { RuntimeName } from "./_runtimes.ts";
-import { fmt, median } from "./_stats.ts";
+import { fmt, median, pairedRatio } from "./_stats.ts";
 import { cpuTicks, ticksPerSecond } from "./idle.ts";
 
 const TARGET_LOSS = 0.03;
@@ -173,10 +173,9 @@ export const overhead: Bench = {
         ctx.log(`overhead: cpu µs/req ${list(a.cpuUs)} vs ${list(b.cpuUs)}`);
         const cpuA = median(a.cpuUs);
         const cpuB = median(b.cpuUs);
-        // The verdict comes from each pair's own ratio: the two rounds of a pair
-        // run back to back, so the machine's drift, slower than a pair, cancels
-        // out. Requests per second a core gives, from CPU time per request.
-        const loss = 1 - 1 / median(a.cpuUs.map((x, i) => x / b.cpuUs[i]));
+        // The verdict comes from each pair's own ratio. Requests per second a
+        // core gives, from CPU time per request.
+        const loss = 1 - 1 / pairedRatio(a.cpuUs, b.cpuUs);
         const rpsLoss = 1 - median(a.rps) / median(b.rps);
         const signed = (x: number) => `${x >= 0 ? "−" : "+"}${fmt(Math.abs(x) * 100, 2)}%`;
         rows.push({

@@ -19,7 +19,7 @@ import { pollUntil } from "./_http.ts";
 import { freePort, start, type Started, stop } from "./_process.ts";
 import type { Row } from "./_report.ts";
 import { type RuntimeName, serverArgv } from "./_runtimes.ts";
-import { fmt, median } from "./_stats.ts";
+import { fmt, median, pairedRatio } from "./_stats.ts";
 import { cpuTicks, ticksPerSecond } from "./idle.ts";
 import { hasWrk, pinning, wrk } from "./overhead.ts";
 
@@ -137,7 +137,7 @@ export const parts: Bench = {
       }
       const bare = servers[0];
       for (const s of servers.slice(1)) {
-        const ratio = median(s.cpuUs.map((x, i) => x / bare.cpuUs[i]));
+        const ratio = pairedRatio(s.cpuUs, bare.cpuUs);
         const what = VARIANTS.find((v) => v.name === s.name)?.what ??
           "Deno's own OpenTelemetry (OTEL_DENO=true, traces off), not forklift";
         rows.push({

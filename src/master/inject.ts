@@ -160,29 +160,21 @@ export function planLaunch(argv: string[], options: PlanOptions): LaunchPlan {
   if (isDeno) {
     const sub = argv[1];
     if (sub === "task") return planDenoTask(argv, options);
-    if (sub === "run") {
-      return {
-        argv: [
-          argv[0],
-          "run",
-          ...denoFlags(options.preload, argv.slice(2), options.channel),
-          ...argv.slice(2),
-        ],
-        env: {},
-        injected: true,
-        runtime: "deno",
-        ...(options.channel ? { channel: options.channel } : {}),
-      };
-    }
+    // `deno serve FILE` runs as `deno run` with the file's default export served.
+    const injected = (args: string[], env: Record<string, string>): LaunchPlan => ({
+      argv: [argv[0], "run", ...denoFlags(options.preload, args, options.channel), ...args],
+      env,
+      injected: true,
+      runtime: "deno",
+      ...(options.channel ? { channel: options.channel } : {}),
+    });
+    if (sub === "run") return injected(argv.slice(2), {});
     if (sub === "serve") {
       const { args, address } = denoServeAddress(argv.slice(2));
-      return {
-        argv: [argv[0], "run", ...denoFlags(options.preload, args, options.channel), ...args],
-        env: { DENO_AUTO_SERVE: "1", ...(address ? { DENO_SERVE_ADDRESS: address } : {}) },
-        injected: true,
-        runtime: "deno",
-        ...(options.channel ? { channel: options.channel } : {}),
-      };
+      return injected(args, {
+        DENO_AUTO_SERVE: "1",
+        ...(address ? { DENO_SERVE_ADDRESS: address } : {}),
+      });
     }
     throw new ConfigError(
       `Cannot preload the reporter into "deno ${sub ?? ""}": forklift injects into deno run, ` +

@@ -107,29 +107,8 @@ function spawnBun(argv: string[], options: SpawnOptions, on: WorkerProcessEvents
     await Promise.race([drained, new Promise((r) => setTimeout(r, DRAIN_MS))]);
     on.exit(proc.signalCode ? null : proc.exitCode, proc.signalCode ?? null);
   });
-  if (peer !== undefined) return withPeer(peer, proc.pid, (signal) => proc.kill(signal));
-  return {
-    pid: proc.pid,
-    get connected() {
-      return connected && !proc.killed;
-    },
-    send(message) {
-      if (!connected) return false;
-      try {
-        proc.send(message);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    kill(signal) {
-      try {
-        proc.kill(signal);
-      } catch {
-        // Already gone.
-      }
-    },
-  };
+  const link = peer ?? ipcLink(() => connected && !proc.killed, (message) => proc.send(message));
+  return workerProcess(proc.pid, link, (signal) => proc.kill(signal));
 }
 
 function spawnNode(argv: string[], options: SpawnOptions, on: WorkerProcessEvents): WorkerProcess {
@@ -165,29 +144,9 @@ function spawnNode(argv: string[], options: SpawnOptions, on: WorkerProcessEvent
   child.on("error", () => {
     // A spawn error also ends in 'close'.
   });
-  if (peer !== undefined) return withPeer(peer, child.pid, (signal) => child.kill(signal as any));
-  return {
-    pid: child.pid,
-    get connected() {
-      return child.connected === true;
-    },
-    send(message) {
-      if (!child.connected) return false;
-      try {
-        child.send(message as any);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    kill(signal) {
-      try {
-        child.kill(signal as any);
-      } catch {
-        // Already gone.
-      }
-    },
-  };
+  const link = peer ??
+    ipcLink(() => child.connected === true, (message) => child.send(message as any));
+  return workerProcess(child.pid, link, (signal) => child.kill(signal as any));
 }
 
 function openChannel(options: SpawnOptions, on: WorkerProcessEvents): ChannelPeer | undefined {
@@ -195,18 +154,38 @@ function openChannel(options: SpawnOptions, on: WorkerProcessEvents): ChannelPee
   return c === undefined ? undefined : c.server.expect(c.token, { message: on.message });
 }
 
-/** The worker's end when it talks over a socket channel. */
-function withPeer(
-  peer: ChannelPeer,
+/** The channel half of a worker: a socket channel's peer or a Node IPC channel. */
+type Link = Pick<ChannelPeer, "connected" | "send">;
+
+/** A Node IPC channel as a {@linkcode Link}: a failed send is false, never a throw. */
+function ipcLink(connected: () => boolean, send: (message: unknown) => void): Link {
+  return {
+    get connected() {
+      return connected();
+    },
+    send(message) {
+      if (!connected()) return false;
+      try {
+        send(message);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+function workerProcess(
   pid: number | undefined,
+  link: Link,
   kill: (signal: string) => void,
 ): WorkerProcess {
   return {
     pid,
     get connected() {
-      return peer.connected;
+      return link.connected;
     },
-    send: (message) => peer.send(message),
+    send: (message) => link.send(message),
     kill(signal) {
       try {
         kill(signal);

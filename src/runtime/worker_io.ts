@@ -60,7 +60,6 @@ function processIO(): WorkerIO {
   const p = g().process;
   let unrefLater: ReturnType<typeof setTimeout> | undefined;
   const touchChannel = (ref: boolean) => {
-    unrefLater = undefined;
     try {
       if (ref) p.channel?.ref?.();
       else p.channel?.unref?.();
@@ -81,8 +80,7 @@ function processIO(): WorkerIO {
     onMessage: (listener) => void p.on("message", listener),
     onDisconnect: (listener) => void p.on("disconnect", listener),
     refChannel(ref) {
-      if (unrefLater !== undefined) clearTimeout(unrefLater);
-      unrefLater = undefined;
+      clearTimeout(unrefLater);
       if (ref) touchChannel(true);
       // Bun builds the channel object on first touch, which costs 2-4 ms of
       // main thread: not while the server is answering its first requests.
