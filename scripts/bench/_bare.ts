@@ -94,22 +94,34 @@ export function minimalSupervisor(ctx: BenchContext): string {
   return bin;
 }
 
+const EMPTY_PRELOAD = "scripts/bench/fixtures/empty_preload.js";
+
 /**
  * Milliseconds from spawning the minimal supervisor over two fixture servers
  * to both having answered: the floor for any supervisor shipped as a compiled
- * Bun program on this machine.
+ * Bun program on this machine. With `preload`, the workers also load an empty
+ * preload the way forklift's are injected: the floor for any supervisor that
+ * puts code into an unmodified server.
  */
 export async function supervisorPairMs(
   ctx: BenchContext,
   runtime: RuntimeName,
   bin: string,
+  preload = false,
 ): Promise<number> {
   const port = await freePort();
-  const argv = [bin, ...serverArgv(ctx.runtimes, runtime, `${ctx.root}${FIXTURE}`)];
+  const empty = `${ctx.root}${EMPTY_PRELOAD}`;
+  const server = serverArgv(ctx.runtimes, runtime, `${ctx.root}${FIXTURE}`);
+  // Deno takes the preload as a flag of `run`, Bun from the workers' BUN_OPTIONS.
+  if (preload && runtime === "deno") server.splice(2, 0, "--preload", empty);
   const spawnedAt = performance.now();
-  const proc = start(argv, {
+  const proc = start([bin, ...server], {
     cwd: ctx.root,
-    env: { PORT: String(port), WORKERS: "2" },
+    env: {
+      PORT: String(port),
+      WORKERS: "2",
+      ...(preload && runtime === "bun" ? { WORKER_BUN_OPTIONS: `--preload ${empty}` } : {}),
+    },
     deadlineMs: 120_000,
   });
   try {

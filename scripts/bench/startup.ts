@@ -11,7 +11,8 @@
  * Informational anchors sit beside it: forklift with `--no-inject`, two bare
  * servers started by hand, and two started by a minimal compiled supervisor
  * that does nothing else (`fixtures/supervisor.ts`), the floor for any master
- * shipped as forklift is.
+ * shipped as forklift is, with and without an empty preload in its workers
+ * (`fixtures/empty_preload.js`), the floor for any master that injects code.
  *
  * @module
  */
@@ -66,18 +67,21 @@ export const startup: Bench = {
       const bare: number[] = [];
       const pair: number[] = [];
       const floor: number[] = [];
+      const floorPreload: number[] = [];
       const noInject: number[] = [];
       const first: number[] = [];
       const all: number[] = [];
       for (let r = 0; r < rounds; r++) {
         // Alternate which goes first, so neither always follows the other's teardown.
-        const order = ["bare", "pair", "floor", "no-inject", "forklift"];
+        const order = ["bare", "pair", "floor", "floor-preload", "no-inject", "forklift"];
         if (r % 2 === 1) order.reverse();
         for (const which of order) {
           if (which === "bare") bare.push(await bareStartMs(ctx, runtime));
           else if (which === "pair") pair.push(await barePairMs(ctx, runtime));
           else if (which === "floor") floor.push(await supervisorPairMs(ctx, runtime, supervisor));
-          else if (which === "no-inject") {
+          else if (which === "floor-preload") {
+            floorPreload.push(await supervisorPairMs(ctx, runtime, supervisor, true));
+          } else if (which === "no-inject") {
             noInject.push((await forkliftStart(ctx, runtime, false)).allMs);
           } else {
             const f = await forkliftStart(ctx, runtime);
@@ -124,6 +128,13 @@ export const startup: Bench = {
           `(spawns two workers, nothing else; bare + ${fmt(s - b)} ms)`,
         "minimal supervisor",
         s,
+      );
+      const p = median(floorPreload);
+      info(
+        "against the minimal supervisor whose workers load an empty preload " +
+          `(the floor of any injecting supervisor; bare + ${fmt(p - b)} ms)`,
+        "minimal supervisor + empty preload",
+        p,
       );
     }
     return rows;
