@@ -16,10 +16,16 @@ import { masterMetrics, renderPrometheus } from "../export/prometheus.ts";
 import type { StatusDocument, WorkerStatus } from "../export/status.ts";
 import type { Runtime, SignalName } from "../runtime/runtime.ts";
 import { prepareSpawn, spawnWorkerProcess } from "../runtime/spawn.ts";
-import { type ChannelServer, channelToken, listenChannel } from "../runtime/channel_server.ts";
+import {
+  type ChannelServer,
+  channelToken,
+  listenChannel,
+  probeSocket,
+} from "../runtime/channel_server.ts";
 import { VERSION } from "../version.ts";
 import type { Hooks, MasterDescriptor, WorkerDescriptor } from "./hooks.ts";
 import type { LaunchPlan } from "./inject.ts";
+import { sweepStaleChannels } from "./channel_path.ts";
 import { migrateReqWarning, readMigrateReq } from "./sysctl.ts";
 import { describeExit, WorkerHandle } from "./worker_handle.ts";
 
@@ -404,7 +410,20 @@ export class Arbiter {
       this.#log.info("All {n} worker(s) ready", { n: this.#slots.size });
       await this.#startServices();
       await this.#hook("whenReady", this.#master());
+      await this.#sweepChannels();
       await this.#o.runtime.releaseStartupMemory();
+    }
+  }
+
+  /** Once booted, removes the sockets that killed masters left beside this one's. */
+  async #sweepChannels(): Promise<void> {
+    if (this.#channel === undefined) return;
+    const removed = await sweepStaleChannels(this.#channel.path, probeSocket);
+    if (removed.length > 0) {
+      this.#log.info("Removed {n} channel socket(s) left by masters that were killed: {paths}", {
+        n: removed.length,
+        paths: removed.join(", "),
+      });
     }
   }
 

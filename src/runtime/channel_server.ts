@@ -254,6 +254,48 @@ export function listenChannel(path: string): ChannelServer {
   };
 }
 
+/** What a connection attempt says of a Unix socket file. */
+export type SocketState = "live" | "stale" | "unknown";
+
+function refused(error: unknown): boolean {
+  const g = globalThis as any;
+  if (g.Deno?.errors?.ConnectionRefused && error instanceof g.Deno.errors.ConnectionRefused) {
+    return true;
+  }
+  return (error as { code?: unknown } | null)?.code === "ECONNREFUSED";
+}
+
+/**
+ * Connects to the Unix socket at `path` and hangs up at once: `"live"` when a
+ * listener accepted, `"stale"` when the kernel refused (the file outlived the
+ * process that listened on it), `"unknown"` for anything else (no such file,
+ * no permission).
+ *
+ * @example
+ * ```ts ignore
+ * import { probeSocket } from "./channel_server.ts";
+ * if (await probeSocket("/tmp/forklift-123.sock") === "stale") console.log("left behind");
+ * ```
+ */
+export async function probeSocket(path: string): Promise<SocketState> {
+  const g = globalThis as any;
+  try {
+    if (g.Bun !== undefined) {
+      const socket = await g.Bun.connect({
+        unix: path,
+        socket: { data() {}, open() {}, close() {}, error() {}, connectError() {} },
+      });
+      socket.end();
+    } else {
+      const conn = await g.Deno.connect({ transport: "unix", path });
+      conn.close();
+    }
+    return "live";
+  } catch (error) {
+    return refused(error) ? "stale" : "unknown";
+  }
+}
+
 /**
  * Returns a fresh random token (128 bits, hex).
  *
