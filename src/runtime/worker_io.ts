@@ -58,6 +58,7 @@ function g(): any {
 /** The Node IPC channel through the `process` global (Bun, Node, and Deno's fallback). */
 function processIO(): WorkerIO {
   const p = g().process;
+  const bun = typeof g().Bun === "object";
   let unrefLater: ReturnType<typeof setTimeout> | undefined;
   const touchChannel = (ref: boolean) => {
     try {
@@ -72,7 +73,12 @@ function processIO(): WorkerIO {
     connected: () => typeof p.send === "function" && p.connected !== false,
     send(message, done) {
       try {
-        p.send(message, (error: unknown) => done?.(error ?? null));
+        // A callback makes Bun start its process.nextTick queue, 2 ms of main
+        // thread in the middle of a worker's boot: Bun gets none unless the
+        // caller waits for one. Without one, a send on a closed channel is an
+        // 'error' event on process, which Bun does not throw and Node does.
+        if (done === undefined && bun) p.send(message);
+        else p.send(message, (error: unknown) => done?.(error ?? null));
       } catch (error) {
         done?.(error);
       }
