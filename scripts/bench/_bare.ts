@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, statSync } from "node:fs";
 import type { BenchContext } from "./_context.ts";
 import { allAnswering, FIXTURE } from "./_forklift.ts";
 import { pollUntil } from "./_http.ts";
-import { freePort, start, type Started, stop } from "./_process.ts";
+import { freePort, start, type Started, stop, treeCpuMs } from "./_process.ts";
 import { type RuntimeName, serverArgv } from "./_runtimes.ts";
 
 /** A bare server that has answered once. */
@@ -98,17 +98,18 @@ const EMPTY_PRELOAD = "scripts/bench/fixtures/empty_preload.js";
 
 /**
  * Milliseconds from spawning the minimal supervisor over two fixture servers
- * to both having answered: the floor for any supervisor shipped as a compiled
- * Bun program on this machine. With `preload`, the workers also load an empty
- * preload the way forklift's are injected: the floor for any supervisor that
- * puts code into an unmodified server.
+ * to both having answered, and the CPU time it and its workers used until
+ * then: the floor for any supervisor shipped as a compiled Bun program on
+ * this machine. With `preload`, the workers also load an empty preload the
+ * way forklift's are injected: the floor for any supervisor that puts code
+ * into an unmodified server.
  */
 export async function supervisorPairMs(
   ctx: BenchContext,
   runtime: RuntimeName,
   bin: string,
   preload = false,
-): Promise<number> {
+): Promise<{ ms: number; cpu: { own: number; children: number } }> {
   const port = await freePort();
   const empty = `${ctx.root}${EMPTY_PRELOAD}`;
   const server = serverArgv(ctx.runtimes, runtime, `${ctx.root}${FIXTURE}`);
@@ -126,7 +127,7 @@ export async function supervisorPairMs(
   });
   try {
     const all = await allAnswering({ proc, port, metricsPort: 0, spawnedAt }, 2);
-    return all.at - spawnedAt;
+    return { ms: all.at - spawnedAt, cpu: treeCpuMs(proc.pid) };
   } finally {
     await stop(proc, "SIGTERM", 5000);
   }

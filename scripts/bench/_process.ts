@@ -121,6 +121,45 @@ export function childrenOf(pid: number): number[] {
   return out;
 }
 
+/**
+ * CPU time `pid` has used so far, all its threads, in milliseconds: Linux's
+ * per-thread `schedstat`, in nanoseconds (`/proc/PID/stat` counts 10 ms
+ * ticks). 0 where it cannot be read.
+ */
+export function cpuMs(pid: number): number {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return 0;
+  }
+  let ns = 0;
+  for (const task of tasks) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      // The thread ended while we looked.
+    }
+  }
+  return ns / 1e6;
+}
+
+/**
+ * CPU time used so far by `pid` and by its children together, read one right
+ * after the other (a master and its workers, at one moment).
+ */
+export function treeCpuMs(pid: number): { own: number; children: number } {
+  const own = cpuMs(pid);
+  let kids: number[];
+  try {
+    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/)
+      .filter((x) => x !== "").map(Number);
+  } catch {
+    kids = childrenOf(pid);
+  }
+  return { own, children: kids.reduce((sum, kid) => sum + cpuMs(kid), 0) };
+}
+
 /** Signals `pid` and every child it has now (a master and its workers). */
 export function killTree(pid: number, sig: NodeJS.Signals): void {
   if (pid <= 0) return;

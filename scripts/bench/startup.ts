@@ -13,6 +13,8 @@
  * that does nothing else (`fixtures/supervisor.ts`), the floor for any master
  * shipped as forklift is, with and without an empty preload in its workers
  * (`fixtures/empty_preload.js`), the floor for any master that injects code.
+ * A last row gives the CPU time forklift's master and workers, and the
+ * injecting floor's, had used when both answered (Linux's schedstat).
  *
  * @module
  */
@@ -20,7 +22,7 @@ import { barePairMs, bareStartMs, minimalSupervisor, supervisorPairMs } from "./
 import type { Bench, BenchContext } from "./_context.ts";
 import { allAnswering, startMaster } from "./_forklift.ts";
 import { pollUntil } from "./_http.ts";
-import { stop } from "./_process.ts";
+import { stop, treeCpuMs } from "./_process.ts";
 import type { Row } from "./_report.ts";
 import type { RuntimeName } from "./_runtimes.ts";
 import { fmt, median } from "./_stats.ts";
@@ -32,18 +34,28 @@ function signedMs(x: number): string {
   return `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x))} ms`;
 }
 
-/** One forklift start: ms to the first answer and to both workers answering. */
+/** CPU time of a supervisor and of its workers, in ms. */
+interface Cpu {
+  own: number;
+  children: number;
+}
+
+/**
+ * One forklift start: ms to the first answer and to both workers answering,
+ * and the CPU time the master and its workers had used by then.
+ */
 async function forkliftStart(
   ctx: BenchContext,
   runtime: RuntimeName,
   inject = true,
-): Promise<{ firstMs: number; allMs: number }> {
+): Promise<{ firstMs: number; allMs: number; cpu: Cpu }> {
   const m = await startMaster(ctx, { runtime, workers: 2, inject });
   try {
     const first = await pollUntil(m.port, () => true, m.spawnedAt + 20_000, m.proc.done);
     if (first === undefined) throw new Error(`forklift did not answer:\n${m.proc.output()}`);
     const all = await allAnswering(m, 2);
-    return { firstMs: first.at - m.spawnedAt, allMs: all.at - m.spawnedAt };
+    const cpu = treeCpuMs(m.proc.pid);
+    return { firstMs: first.at - m.spawnedAt, allMs: all.at - m.spawnedAt, cpu };
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${m.proc.output()}`);
   } finally {
@@ -71,6 +83,8 @@ export const startup: Bench = {
       const noInject: number[] = [];
       const first: number[] = [];
       const all: number[] = [];
+      const cpu: Cpu[] = [];
+      const floorCpu: Cpu[] = [];
       for (let r = 0; r < rounds; r++) {
         // Alternate which goes first, so neither always follows the other's teardown.
         const order = ["bare", "pair", "floor", "floor-preload", "no-inject", "forklift"];
@@ -78,15 +92,19 @@ export const startup: Bench = {
         for (const which of order) {
           if (which === "bare") bare.push(await bareStartMs(ctx, runtime));
           else if (which === "pair") pair.push(await barePairMs(ctx, runtime));
-          else if (which === "floor") floor.push(await supervisorPairMs(ctx, runtime, supervisor));
-          else if (which === "floor-preload") {
-            floorPreload.push(await supervisorPairMs(ctx, runtime, supervisor, true));
+          else if (which === "floor") {
+            floor.push((await supervisorPairMs(ctx, runtime, supervisor)).ms);
+          } else if (which === "floor-preload") {
+            const s = await supervisorPairMs(ctx, runtime, supervisor, true);
+            floorPreload.push(s.ms);
+            floorCpu.push(s.cpu);
           } else if (which === "no-inject") {
             noInject.push((await forkliftStart(ctx, runtime, false)).allMs);
           } else {
             const f = await forkliftStart(ctx, runtime);
             first.push(f.firstMs);
             all.push(f.allMs);
+            cpu.push(f.cpu);
           }
         }
       }
@@ -136,6 +154,23 @@ export const startup: Bench = {
         "minimal supervisor + empty preload",
         p,
       );
+      // Two cores: every millisecond any process spends before both answer
+      // delays that moment by about half of one.
+      const own = median(cpu.map((c) => c.own));
+      const kids = median(cpu.map((c) => c.children));
+      const floorOwn = median(floorCpu.map((c) => c.own));
+      const floorKids = median(floorCpu.map((c) => c.children));
+      rows.push({
+        bench: "startup",
+        metric:
+          `CPU time from start until both answer, ${runtime}: supervisor + its two workers, ` +
+          "all threads (forklift against the minimal supervisor with an empty preload)",
+        forklift: `${fmt(own)} + ${fmt(kids)} ms`,
+        anchor: `floor ${fmt(floorOwn)} + ${fmt(floorKids)} ms`,
+        versus: signedMs(own + kids - floorOwn - floorKids),
+        target: "(info)",
+        pass: null,
+      });
     }
     return rows;
   },
