@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, statSync } from "node:fs";
 import type { BenchContext } from "./_context.ts";
 import { allAnswering, FIXTURE } from "./_forklift.ts";
 import { pollUntil } from "./_http.ts";
-import { freePort, start, type Started, stop, treeCpuMs } from "./_process.ts";
+import { freePort, start, type Started, stop, type TreeCpu, treeCpuMs } from "./_process.ts";
 import { type RuntimeName, serverArgv } from "./_runtimes.ts";
 
 /** A bare server that has answered once. */
@@ -109,7 +109,7 @@ export async function supervisorPairMs(
   runtime: RuntimeName,
   bin: string,
   preload = false,
-): Promise<{ ms: number; cpu: { own: number; children: number } }> {
+): Promise<{ ms: number; cpu: TreeCpu }> {
   const port = await freePort();
   const empty = `${ctx.root}${EMPTY_PRELOAD}`;
   const server = serverArgv(ctx.runtimes, runtime, `${ctx.root}${FIXTURE}`);

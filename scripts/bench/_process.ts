@@ -144,11 +144,17 @@ export function cpuMs(pid: number): number {
   return ns / 1e6;
 }
 
+/** CPU time of a process and of its children, in milliseconds. */
+export interface TreeCpu {
+  own: number;
+  children: number;
+}
+
 /**
  * CPU time used so far by `pid` and by its children together, read one right
  * after the other (a master and its workers, at one moment).
  */
-export function treeCpuMs(pid: number): { own: number; children: number } {
+export function treeCpuMs(pid: number): TreeCpu {
   const own = cpuMs(pid);
   let kids: number[];
   try {

@@ -22,7 +22,7 @@ import { barePairMs, bareStartMs, minimalSupervisor, supervisorPairMs } from "./
 import type { Bench, BenchContext } from "./_context.ts";
 import { allAnswering, startMaster } from "./_forklift.ts";
 import { pollUntil } from "./_http.ts";
-import { stop, treeCpuMs } from "./_process.ts";
+import { stop, type TreeCpu, treeCpuMs } from "./_process.ts";
 import type { Row } from "./_report.ts";
 import type { RuntimeName } from "./_runtimes.ts";
 import { fmt, median } from "./_stats.ts";
@@ -34,12 +34,6 @@ function signedMs(x: number): string {
   return `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x))} ms`;
 }
 
-/** CPU time of a supervisor and of its workers, in ms. */
-interface Cpu {
-  own: number;
-  children: number;
-}
-
 /**
  * One forklift start: ms to the first answer and to both workers answering,
  * and the CPU time the master and its workers had used by then.
@@ -48,7 +42,7 @@ async function forkliftStart(
   ctx: BenchContext,
   runtime: RuntimeName,
   inject = true,
-): Promise<{ firstMs: number; allMs: number; cpu: Cpu }> {
+): Promise<{ firstMs: number; allMs: number; cpu: TreeCpu }> {
   const m = await startMaster(ctx, { runtime, workers: 2, inject });
   try {
     const first = await pollUntil(m.port, () => true, m.spawnedAt + 20_000, m.proc.done);
@@ -83,8 +77,8 @@ export const startup: Bench = {
       const noInject: number[] = [];
       const first: number[] = [];
       const all: number[] = [];
-      const cpu: Cpu[] = [];
-      const floorCpu: Cpu[] = [];
+      const cpu: TreeCpu[] = [];
+      const floorCpu: TreeCpu[] = [];
       for (let r = 0; r < rounds; r++) {
         // Alternate which goes first, so neither always follows the other's teardown.
         const order = ["bare", "pair", "floor", "floor-preload", "no-inject", "forklift"];

@@ -16,12 +16,7 @@ import { masterMetrics, renderPrometheus } from "../export/prometheus.ts";
 import type { StatusDocument, WorkerStatus } from "../export/status.ts";
 import type { Runtime, SignalName } from "../runtime/runtime.ts";
 import { prepareSpawn, spawnWorkerProcess } from "../runtime/spawn.ts";
-import {
-  type ChannelServer,
-  channelToken,
-  listenChannel,
-  probeSocket,
-} from "../runtime/channel_server.ts";
+import { type ChannelServer, channelToken, listenChannel } from "../runtime/channel_server.ts";
 import { VERSION } from "../version.ts";
 import type { Hooks, MasterDescriptor, WorkerDescriptor } from "./hooks.ts";
 import type { LaunchPlan } from "./inject.ts";
@@ -418,7 +413,7 @@ export class Arbiter {
   /** Once booted, removes the sockets that killed masters left beside this one's. */
   async #sweepChannels(): Promise<void> {
     if (this.#channel === undefined) return;
-    const removed = await sweepStaleChannels(this.#channel.path, probeSocket);
+    const removed = await sweepStaleChannels(this.#channel.path);
     if (removed.length > 0) {
       this.#log.info("Removed {n} channel socket(s) left by masters that were killed: {paths}", {
         n: removed.length,

@@ -7,7 +7,7 @@
 import { lstatSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import process from "node:process";
-import type { SocketState } from "../runtime/channel_server.ts";
+import { probeSocket } from "../runtime/channel_server.ts";
 
 /**
  * Returns the socket path for the master with pid `pid`: in
@@ -40,22 +40,17 @@ export const STALE_AFTER_MS = 60_000;
  * Removes the channel sockets that masters killed with SIGKILL left beside
  * `own` (the sweeping master's): files named as {@linkcode channelPath} names
  * them, sockets, owned by this user, at least {@linkcode STALE_AFTER_MS} old,
- * on which `probe` finds no listener. A live master's socket always accepts,
+ * on which no listener accepts. A live master's socket always accepts,
  * whatever pid namespace it runs in, so only the dead are removed. Resolves to
  * the paths removed; never throws.
  *
  * @example
  * ```ts ignore
  * import { sweepStaleChannels } from "./channel_path.ts";
- * import { probeSocket } from "../runtime/channel_server.ts";
- * const removed = await sweepStaleChannels("/run/user/1000/forklift-42.sock", probeSocket);
+ * const removed = await sweepStaleChannels("/run/user/1000/forklift-42.sock");
  * ```
  */
-export async function sweepStaleChannels(
-  own: string,
-  probe: (path: string) => Promise<SocketState>,
-  now = Date.now(),
-): Promise<string[]> {
+export async function sweepStaleChannels(own: string): Promise<string[]> {
   const dir = own.slice(0, own.lastIndexOf("/")) || "/";
   const uid = typeof process.getuid === "function" ? process.getuid() : undefined;
   const removed: string[] = [];
@@ -71,8 +66,8 @@ export async function sweepStaleChannels(
     try {
       const stat = lstatSync(path);
       if (!stat.isSocket() || (uid !== undefined && stat.uid !== uid)) continue;
-      if (now - stat.mtimeMs < STALE_AFTER_MS) continue;
-      if (await probe(path) !== "stale") continue;
+      if (Date.now() - stat.mtimeMs < STALE_AFTER_MS) continue;
+      if (await probeSocket(path) !== "stale") continue;
       rmSync(path, { force: true });
       removed.push(path);
     } catch { /* gone meanwhile, or not ours to remove */ }

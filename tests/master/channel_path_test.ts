@@ -87,7 +87,7 @@ test("sweepStaleChannels() removes only old sockets of killed masters, never its
     ) {
       age(at(name), old);
     }
-    const removed = await sweepStaleChannels(at("forklift-5.sock"), probeSocket);
+    const removed = await sweepStaleChannels(at("forklift-5.sock"));
     assert.deepEqual(removed, [at("forklift-1.sock")]);
     for (
       const name of [
@@ -101,7 +101,7 @@ test("sweepStaleChannels() removes only old sockets of killed masters, never its
       assert.equal(existsSync(at(name)), true, `${name} is kept`);
     }
     assert.equal(await probeSocket(at("forklift-3.sock")), "live", "the live master still listens");
-    assert.deepEqual(await sweepStaleChannels(`${dir}/missing/forklift-9.sock`, probeSocket), []);
+    assert.deepEqual(await sweepStaleChannels(`${dir}/missing/forklift-9.sock`), []);
   } finally {
     live.close();
     rmSync(dir, { recursive: true, force: true });
