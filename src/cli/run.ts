@@ -16,6 +16,9 @@ import { type Hooks, loadHooks } from "../master/hooks.ts";
 import { type LaunchPlan, planLaunch, shellQuote } from "../master/inject.ts";
 import { channelPath } from "../master/channel_path.ts";
 import { preloadPath } from "../master/preload_path.ts";
+import { ProcessSpawner } from "../master/spawner.ts";
+import { MasterTelemetry } from "../master/telemetry.ts";
+import { workerEnv } from "../protocol/env.ts";
 import type { CommandContext } from "./context.ts";
 
 /**
@@ -31,13 +34,12 @@ export function renderDryRun(plan: LaunchPlan, workers: number, masterPid: numbe
   const lines: string[] = [];
   for (let slot = 1; slot <= workers; slot++) {
     const env = {
-      FORKLIFT_MASTER_PID: String(masterPid),
-      FORKLIFT_WORKER_ID: String(slot),
-      FORKLIFT_WORKERS: String(workers),
-      ...(plan.channel === undefined ? {} : {
-        FORKLIFT_CHANNEL: plan.channel,
-        // Drawn afresh for each process the master starts.
-        FORKLIFT_CHANNEL_TOKEN: "<random>",
+      ...workerEnv({
+        masterPid,
+        slot,
+        workers,
+        // The token is drawn afresh for each process the master starts.
+        channel: plan.channel === undefined ? undefined : { path: plan.channel, token: "<random>" },
       }),
       ...plan.env,
     };
@@ -102,14 +104,31 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
       cpuCount: runtime.cpuCount(),
     });
   const log = logger("arbiter");
+  const serviceName = (ctx.settings.values.service_name as string | null) ??
+    programName(program);
+  const spawner = new ProcessSpawner({
+    settings: ctx.settings,
+    plan,
+    env,
+    cwd,
+    serviceName,
+    log,
+    write: {
+      stdout: (s) => writeTo(1, s),
+      stderr: (s) => writeTo(2, s),
+    },
+  });
   const arbiter = new Arbiter({
     runtime,
     settings: ctx.settings,
     reloadSettings,
-    plan,
-    env,
-    cwd,
-    serviceName: (ctx.settings.values.service_name as string | null) ?? programName(program),
+    spawner,
+    telemetry: (snapshot) =>
+      new MasterTelemetry({
+        serviceName,
+        snapshot,
+        onError: (e) => log.error("Metrics endpoint failed: {error}", { error: e.message }),
+      }),
     hooks,
     log,
     reconfigureLogging: (s) => {
@@ -125,10 +144,6 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
     reopenLogs: () => {
       const error = reopenLogFile();
       if (error) log.error("Cannot reopen the log file: {error}", { error });
-    },
-    write: {
-      stdout: (s) => writeTo(1, s),
-      stderr: (s) => writeTo(2, s),
     },
   });
   return await arbiter.run();

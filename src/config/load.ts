@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { ALL_WORKER_ENV_NAMES } from "../protocol/env.ts";
 import { ConfigError, hint } from "./errors.ts";
 import type { FlagValue } from "./argv.ts";
 import { type IniFile, readIniFile } from "./ini_file.ts";
@@ -16,7 +17,6 @@ import {
   SETTINGS,
   SETTINGS_BY_NAME,
   type SettingValue,
-  WORKER_ENV,
 } from "./settings.ts";
 
 /** Inputs of {@linkcode loadSettings}. */
@@ -78,7 +78,7 @@ function checkKeys(file: IniFile): void {
 
 function checkEnv(env: Record<string, string | undefined>): void {
   const settable = [CONFIG_FILE_ENV, ENVIRONMENT_ENV, ...SETTINGS.map(envName)];
-  const known = new Set([...settable, ...WORKER_ENV]);
+  const known = new Set([...settable, ...ALL_WORKER_ENV_NAMES]);
   for (const name of Object.keys(env)) {
     if (!name.startsWith("FORKLIFT_") || known.has(name)) continue;
     throw new ConfigError(

@@ -63,8 +63,6 @@ export interface Setting {
 export const CONFIG_FILE_ENV = "FORKLIFT_CONFIG_FILE";
 /** The environment variable that picks the `[forklift:ENV]` section. */
 export const ENVIRONMENT_ENV = "FORKLIFT_ENVIRONMENT";
-/** Variables the master sets for its workers; never settings. */
-export const WORKER_ENV = ["FORKLIFT_WORKER_ID", "FORKLIFT_WORKERS", "FORKLIFT_MASTER_PID"];
 
 function integer(min: number, raw: string): number {
   const t = raw.trim();

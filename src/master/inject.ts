@@ -8,13 +8,7 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { ConfigError } from "../config/errors.ts";
-
-/** Variables the master sets for each worker. */
-export const WORKER_ENV_NAMES = [
-  "FORKLIFT_MASTER_PID",
-  "FORKLIFT_WORKER_ID",
-  "FORKLIFT_WORKERS",
-] as const;
+import { CHANNEL_ENV_NAMES, WORKER_ENV_NAMES } from "../protocol/env.ts";
 
 /** How a worker is started, apart from its per-worker variables. */
 export interface LaunchPlan {
@@ -48,9 +42,6 @@ export interface PlanOptions {
   /** Socket path for Deno workers' channel; without it they get a Node IPC channel. */
   channel?: string;
 }
-
-/** Variables a Deno worker reads when it talks over a socket channel. */
-const CHANNEL_ENV_NAMES = ["FORKLIFT_CHANNEL", "FORKLIFT_CHANNEL_TOKEN"];
 
 /** Whether `flags` grant a whole permission (`-A`, or the bare flag or its short form). */
 function grants(flags: string[], long: string, short: string): boolean {

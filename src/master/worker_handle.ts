@@ -1,6 +1,8 @@
 /**
- * One worker process as the master sees it: its slot and generation, its
- * lifecycle timestamps, and its end of the handshake and harvest protocol.
+ * One worker process as the master sees it: its slot and generation, what it
+ * reported about itself, and its end of the handshake and harvest protocol.
+ * Its lifecycle (starting, ready, stopping) is the supervisor's to decide;
+ * this handle only records it for `/status`.
  *
  * @module
  */
@@ -14,19 +16,18 @@ import {
 } from "../protocol/messages.ts";
 import { lineWriter, type OutputOptions } from "./output.ts";
 
-/** Where a worker is in its life. */
-export type WorkerPhase = "starting" | "ready" | "stopping" | "exited";
-
-/** What the arbiter hears from a worker. */
+/** What a handle hears from its worker. */
 export interface WorkerEvents {
   /** Builds the `welcome` for a worker that said `hello`. */
   welcome(worker: WorkerHandle): Omit<WelcomeMessage, "type" | "v">;
-  /** The worker's server listens, or the worker is taken as ready. */
+  /** It said `hello` (once), and was welcomed. */
+  hello(worker: WorkerHandle): void;
+  /** Its server listens. */
   ready(worker: WorkerHandle): void;
+  /** Any other valid message; `requests` when it reported its request count. */
+  seen(worker: WorkerHandle, requests?: number): void;
   /** A validated harvest; the handle acks it after this returns. */
   harvest(worker: WorkerHandle, message: HarvestMessage): void;
-  /** The worker reported its request count (harvest or heartbeat). */
-  progress(worker: WorkerHandle): void;
   /** A message failed validation (counted, never fatal). */
   invalid(worker: WorkerHandle, reason: string): void;
   /** The process is gone. */
@@ -40,26 +41,13 @@ export interface Transition {
 }
 
 /**
- * Describes how a process ended: `code 3`, `signal SIGKILL`.
- *
- * @example
- * ```ts
- * import { describeExit } from "./worker_handle.ts";
- * console.assert(describeExit(null, "SIGKILL") === "signal SIGKILL");
- * ```
- */
-export function describeExit(code: number | null, signal: string | null): string {
-  return signal ? `signal ${signal}` : `code ${code ?? "unknown"}`;
-}
-
-/**
  * The master's handle on one worker process.
  *
  * @example Wrap a spawned child
  * ```ts ignore
  * import { WorkerHandle } from "./worker_handle.ts";
- * const w = new WorkerHandle(child, 1, 1, events, output, (s) => process.stdout.write(s));
- * w.shutdown(30_000);
+ * const w = new WorkerHandle(start, 1, 1, events, output, write);
+ * w.send({ type: "shutdown", v: 1, graceful_ms: 30_000 });
  * ```
  */
 export class WorkerHandle {
@@ -68,18 +56,10 @@ export class WorkerHandle {
   readonly pid: number | null;
   readonly spawnedAt: number = performance.now();
   readonly spawnedWall: Date = new Date();
-  phase: WorkerPhase = "starting";
-  /** Said `hello`: it runs the reporter and speaks the protocol. */
-  managed = false;
-  /**
-   * Will say `hello` once its program runs: a Deno worker on the socket
-   * channel connects only when its server listens, so no hello yet does not
-   * mean no reporter.
-   */
-  expectsHello = false;
+  /** The supervisor's phase for it, as last recorded. */
+  phase = "starting";
   helloAt?: number;
   readyAt?: number;
-  lastSeen: number = performance.now();
   lastSeenWall?: Date;
   lastHarvestWall?: Date;
   requests = 0;
@@ -88,19 +68,15 @@ export class WorkerHandle {
   runtime?: string;
   exitCode: number | null = null;
   exitSignal: string | null = null;
-  /** Why the arbiter stopped it, if it did. */
-  stopReason?: string;
-  /** The per-worker request limit (max_requests + jitter), 0 for none. */
-  requestLimit = 0;
   readonly transitions: Transition[] = [];
   #child: WorkerProcess;
   #events: WorkerEvents;
-  #killTimer?: ReturnType<typeof setTimeout>;
   #outputs: Array<{ flush(): void }> = [];
+  #exited = false;
 
   /**
    * Starts the worker: `start` spawns the process with the events this
-   * handle listens to (see `spawnWorkerProcess`).
+   * handle listens to (see `spawnWorkerProcess`), and may throw.
    */
   constructor(
     start: (events: WorkerProcessEvents) => WorkerProcess,
@@ -113,7 +89,7 @@ export class WorkerHandle {
     this.slot = slot;
     this.generation = generation;
     this.#events = events;
-    this.#mark("starting");
+    this.mark("starting");
     const out = lineWriter(slot, "stdout", write.stdout, output);
     const err = lineWriter(slot, "stderr", write.stderr, output);
     this.#outputs = [out, err];
@@ -135,7 +111,9 @@ export class WorkerHandle {
     return this.#child.connected === true;
   }
 
-  #mark(state: string): void {
+  /** Records a state change with its time. */
+  mark(state: string): void {
+    if (state === "ready" && this.readyAt === undefined) this.readyAt = performance.now();
     this.transitions.push({ state, at: new Date().toISOString() });
   }
 
@@ -144,17 +122,13 @@ export class WorkerHandle {
     return this.#child.send(message);
   }
 
-  /** Marks the worker ready (once). */
-  markReady(): void {
-    if (this.phase !== "starting") return;
-    this.phase = "ready";
-    this.readyAt = performance.now();
-    this.#mark("ready");
-    this.#events.ready(this);
+  /** Sends a signal to the worker process (by pid, never by name). */
+  signal(signal: string): void {
+    if (this.#exited || this.pid === null) return;
+    this.#child.kill(signal);
   }
 
   #onMessage(raw: unknown): void {
-    this.lastSeen = performance.now();
     this.lastSeenWall = new Date();
     const parsed = parseWorkerMessage(raw);
     if (!parsed.ok) {
@@ -164,97 +138,42 @@ export class WorkerHandle {
     const m = parsed.message;
     switch (m.type) {
       case "hello": {
-        if (this.managed) return;
-        this.managed = true;
+        if (this.helloAt !== undefined) return this.#events.seen(this);
         this.helloAt = performance.now();
         this.runtime = m.runtime;
-        this.#mark("hello");
+        this.mark("hello");
         this.send({ type: "welcome", v: PROTOCOL_VERSION, ...this.#events.welcome(this) });
-        return;
+        return this.#events.hello(this);
       }
       case "ready":
         this.addr = m.addr;
-        this.markReady();
-        return;
+        return this.#events.ready(this);
       case "heartbeat":
-        if (m.requests !== undefined) {
-          this.requests = Math.max(this.requests, m.requests);
-          this.#events.progress(this);
-        }
-        return;
+        return this.#events.seen(this, this.#count(m.requests));
       case "harvest":
         this.harvests++;
         this.lastHarvestWall = new Date();
         this.#events.harvest(this, m);
         this.send({ type: "ack", v: PROTOCOL_VERSION, seq: m.seq });
-        if (m.requests !== undefined) {
-          this.requests = Math.max(this.requests, m.requests);
-          this.#events.progress(this);
-        }
-        return;
+        return this.#events.seen(this, this.#count(m.requests));
       case "bye":
-        this.#mark("bye");
-        return;
+        this.mark("bye");
+        return this.#events.seen(this);
     }
+  }
+
+  #count(requests: number | undefined): number | undefined {
+    if (requests !== undefined) this.requests = Math.max(this.requests, requests);
+    return requests;
   }
 
   #onExit(code: number | null, signal: string | null): void {
-    if (this.phase === "exited") return;
+    if (this.#exited) return;
+    this.#exited = true;
     for (const o of this.#outputs) o.flush();
-    clearTimeout(this.#killTimer);
     this.exitCode = code;
     this.exitSignal = signal;
-    this.phase = "exited";
-    this.#mark("exited");
+    this.mark("exited");
     this.#events.exit(this);
-  }
-
-  /**
-   * Asks the worker to stop: a `shutdown` message when it speaks the
-   * protocol (drain, final harvest, `bye`), else SIGTERM; SIGKILL after
-   * `gracefulMs`.
-   */
-  shutdown(gracefulMs: number, reason: string): void {
-    if (this.phase === "exited") return;
-    if (this.#stopping(reason)) {
-      const asked = this.managed &&
-        this.send({ type: "shutdown", v: PROTOCOL_VERSION, graceful_ms: Math.round(gracefulMs) });
-      if (!asked) this.signal("SIGTERM");
-    }
-    this.killAfter(gracefulMs + 1000);
-  }
-
-  /**
-   * Stops a worker that cannot be asked: SIGTERM, then SIGKILL after
-   * `graceMs`. Not SIGABRT, as gunicorn sends: a blocked event loop runs no
-   * handler anyway, and the default action dumps core (Bun also prints a
-   * crash report blaming itself).
-   */
-  kill(reason: string, graceMs: number): void {
-    if (this.phase === "exited") return;
-    this.#stopping(reason);
-    this.signal("SIGTERM");
-    this.killAfter(graceMs);
-  }
-
-  /** Enters the stopping phase (once); true when this call entered it. */
-  #stopping(reason: string): boolean {
-    this.stopReason ??= reason;
-    if (this.phase === "stopping") return false;
-    this.phase = "stopping";
-    this.#mark("stopping");
-    return true;
-  }
-
-  /** Sends SIGKILL after `ms` unless the worker has exited by then. */
-  killAfter(ms: number): void {
-    clearTimeout(this.#killTimer);
-    this.#killTimer = setTimeout(() => this.signal("SIGKILL"), ms);
-  }
-
-  /** Sends a signal to the worker process (by pid, never by name). */
-  signal(signal: string): void {
-    if (this.phase === "exited" || this.pid === null) return;
-    this.#child.kill(signal);
   }
 }

@@ -18,6 +18,7 @@ import {
   type WelcomeMessage,
   type WorkerMessage,
 } from "../protocol/messages.ts";
+import { MASTER_PID_ENV } from "../protocol/env.ts";
 import { runtimeId } from "../runtime/detect.ts";
 import { hookServe, type ServedServer } from "../runtime/serve.ts";
 import { type WorkerIO, workerIO } from "../runtime/worker_io.ts";
@@ -279,7 +280,7 @@ export class Reporter {
   #underForklift(): boolean {
     const host = this.#host;
     if (!host.connected()) return false; // no channel: never touch env
-    const master = host.env("FORKLIFT_MASTER_PID");
+    const master = host.env(MASTER_PID_ENV);
     return master !== undefined && master !== "" && Number(master) === host.ppid;
   }
 

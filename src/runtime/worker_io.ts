@@ -15,14 +15,10 @@
 
 // deno-lint-ignore-file no-explicit-any
 
+import { CHANNEL_ENV, CHANNEL_TOKEN_ENV, MASTER_PID_ENV } from "../protocol/env.ts";
 import { encodeLine, LineSplitter, parseLine } from "../protocol/framing.ts";
 import { readChunks, writeAll } from "./deno_conn.ts";
 import { readEnv } from "./serve.ts";
-
-/** Socket path of a Deno worker's channel (set by the master). */
-export const CHANNEL_ENV = "FORKLIFT_CHANNEL";
-/** The token a Deno worker sends first on its channel, naming itself. */
-export const CHANNEL_TOKEN_ENV = "FORKLIFT_CHANNEL_TOKEN";
 
 /** How long after `welcome` a worker lets go of its Node IPC channel. */
 export const UNREF_DELAY_MS = 100;
@@ -223,7 +219,7 @@ function denoIO(deno: any): WorkerIO {
     // No socket named: only a program run by forklift without injection (whose
     // master gave it a Node IPC channel) needs `process`; anything else must
     // not pay for the Node layer.
-    const master = readEnv("FORKLIFT_MASTER_PID");
+    const master = readEnv(MASTER_PID_ENV);
     if (master !== undefined && Number(master) === deno.ppid) return processIO();
   }
   const channel = path && token ? new SocketChannel(path, token) : undefined;

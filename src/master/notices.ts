@@ -1,0 +1,150 @@
+/**
+ * Words the supervisor's notices for the master's log. The supervisor says
+ * what happened; this file alone says how it reads.
+ *
+ * @module
+ */
+import { describeExit } from "./exit_status.ts";
+import type { Notice, WorkerRef } from "./supervisor.ts";
+
+/** A log record: level, logtape message template and its properties. */
+export interface LogLine {
+  level: "info" | "warn" | "error";
+  message: string;
+  props: Record<string, unknown>;
+}
+
+/** What the wording needs to know of a worker beyond its ref. */
+export interface WorkerFacts {
+  pid: number | null;
+  addr?: string;
+}
+
+/**
+ * The log line for a notice.
+ *
+ * @example
+ * ```ts
+ * import { noticeLine } from "./notices.ts";
+ * const line = noticeLine({ kind: "scaled", workers: 3 }, () => undefined);
+ * console.assert(line.message === "Workers: {n}" && line.props.n === 3);
+ * ```
+ */
+export function noticeLine(
+  notice: Notice,
+  facts: (worker: WorkerRef) => WorkerFacts | undefined,
+): LogLine {
+  const info = (message: string, props: Record<string, unknown> = {}): LogLine => ({
+    level: "info",
+    message,
+    props,
+  });
+  const pid = (w: WorkerRef) => facts(w)?.pid ?? null;
+  switch (notice.kind) {
+    case "ready": {
+      const w = notice.worker;
+      const addr = facts(w)?.addr;
+      return info("Worker {slot} (pid {pid}, generation {gen}) ready{addr} in {ms} ms", {
+        slot: w.slot,
+        pid: pid(w),
+        gen: w.generation,
+        addr: addr ? ` on ${addr}` : "",
+        ms: Math.round(notice.afterMs),
+      });
+    }
+    case "noReadyReport":
+      return {
+        level: "warn",
+        message: "Worker {slot} reported no ready server in {s} s; taking it as ready",
+        props: { slot: notice.worker.slot, s: notice.afterMs / 1000 },
+      };
+    case "booted":
+      return info("All {n} worker(s) ready", { n: notice.workers });
+    case "exited":
+      return info(
+        `Worker {slot} (pid {pid}) exited with {status}${notice.reason ? " ({reason})" : ""}`,
+        {
+          slot: notice.worker.slot,
+          pid: pid(notice.worker),
+          status: describeExit(notice.code, notice.signal),
+          reason: notice.reason,
+        },
+      );
+    case "programExited":
+      return info("Program exited with {status}", {
+        status: describeExit(notice.code, notice.signal),
+      });
+    case "bootFailed": {
+      const c = notice.cause;
+      const line = `Worker ${notice.worker.slot} failed to boot: ${
+        "exit" in c
+          ? `exited with ${describeExit(c.exit.code, c.exit.signal)} before it was ready`
+          : `cannot start its process (${c.spawn})`
+      }`;
+      const then = notice.then;
+      switch (then.action) {
+        case "stop":
+          return { level: "error", message: "{line}; stopping", props: { line } };
+        case "keep":
+          return {
+            level: "error",
+            message: "{line}; keeping generation {gen} in slot {slot}",
+            props: { line, gen: then.generation ?? "-", slot: notice.worker.slot },
+          };
+        case "giveUp":
+          return {
+            level: "error",
+            message: "{line}, {n} times in a row; stopping",
+            props: { line, n: then.failures },
+          };
+        case "respawn":
+          return {
+            level: "warn",
+            message: "{line}; respawning in {ms} ms",
+            props: { line, ms: then.delayMs },
+          };
+      }
+      break;
+    }
+    case "crashed": {
+      const oom = notice.signal === "SIGKILL"
+        ? " (SIGKILL: killed by the OOM killer or by hand?)"
+        : "";
+      const line = `Worker ${notice.worker.slot} (pid ${pid(notice.worker)}) crashed: exited with ${
+        describeExit(notice.code, notice.signal)
+      }${oom}`;
+      return {
+        level: "warn",
+        message: "{line}; respawning in {ms} ms",
+        props: { line, ms: notice.delayMs },
+      };
+    }
+    case "silent":
+      return {
+        level: "error",
+        message: "Worker {slot} (pid {pid}) sent nothing for {s} s: killing it",
+        props: {
+          slot: notice.worker.slot,
+          pid: pid(notice.worker),
+          s: Math.round(notice.silentMs / 1000),
+        },
+      };
+    case "recycling":
+      return info("Worker {slot} served {n} requests (limit {limit}): recycling it", {
+        slot: notice.worker.slot,
+        n: notice.requests,
+        limit: notice.limit,
+      });
+    case "scaled":
+      return info("Workers: {n}", { n: notice.workers });
+    case "atFloor":
+      return info("Not going below one worker");
+    case "reloading":
+      return info("Reloading: rolling {n} worker(s)", { n: notice.workers });
+    case "stopping":
+      return notice.mode === "graceful"
+        ? info("Stopping gracefully (up to {s} s)", { s: notice.graceMs / 1000 })
+        : info("Stopping quickly");
+  }
+  throw new TypeError(`Unknown notice ${JSON.stringify(notice)}`);
+}

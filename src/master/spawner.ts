@@ -1,0 +1,220 @@
+/**
+ * The spawner port: starts a worker process for a slot and generation, and
+ * tells the arbiter what it hears from it. The real spawner gives each worker
+ * its environment, its channel (a Node IPC channel, or the socket Deno
+ * workers talk over), its request limit with jitter and its `welcome`.
+ *
+ * @module
+ */
+import process from "node:process";
+import type { Logger } from "@logtape/logtape";
+import type { ResolvedSettings } from "../config/load.ts";
+import { workerEnv } from "../protocol/env.ts";
+import type { HarvestMessage, WelcomeMessage } from "../protocol/messages.ts";
+import { type ChannelServer, channelToken, listenChannel } from "../runtime/channel_server.ts";
+import { prepareSpawn, spawnWorkerProcess } from "../runtime/spawn.ts";
+import { sweepStaleChannels } from "./channel_sweep.ts";
+import type { LaunchPlan } from "./inject.ts";
+import type { WorkerRef } from "./supervisor.ts";
+import { WorkerHandle } from "./worker_handle.ts";
+
+/** What a spawner reports about the workers it started, each named by its ref. */
+export interface WorkerListener {
+  hello(worker: WorkerRef): void;
+  ready(worker: WorkerRef): void;
+  seen(worker: WorkerRef, requests?: number): void;
+  harvest(worker: WorkerRef, message: HarvestMessage): void;
+  invalid(worker: WorkerRef, reason: string): void;
+  exit(worker: WorkerRef, code: number | null, signal: string | null): void;
+}
+
+/** A started worker: its handle, and what the supervisor must know of it. */
+export interface Spawned {
+  handle: WorkerHandle;
+  /** It will say `hello` once its program runs, even if that takes a while. */
+  expectsHello: boolean;
+  /** Requests after which it is recycled (max_requests + jitter), 0 for never. */
+  requestLimit: number;
+}
+
+/** Starts workers. */
+export interface WorkerSpawner {
+  /** The argv every worker runs. */
+  readonly argv: string[];
+  /** Loads what spawning needs; call once before the first spawn. */
+  prepare(): Promise<void>;
+  /** Takes new settings (a reload): the next spawn uses them. */
+  configure(settings: ResolvedSettings): void;
+  /** Starts one worker; throws when the process cannot be started. */
+  spawn(worker: WorkerRef, workers: number, listener: WorkerListener): Spawned;
+  /** Housekeeping once every worker is ready; resolves to lines worth logging. */
+  afterBoot(): Promise<string[]>;
+  /** Releases what it holds (the channel socket). */
+  close(): void;
+}
+
+/** Options of {@linkcode ProcessSpawner}. */
+export interface ProcessSpawnerOptions {
+  settings: ResolvedSettings;
+  /** Plans a worker's argv and env for the given settings. */
+  plan: (settings: ResolvedSettings) => LaunchPlan;
+  /** The master's environment, passed on to every worker. */
+  env: Record<string, string>;
+  cwd: string;
+  /** The service.name resource of every worker. */
+  serviceName: string;
+  log: Logger;
+  write: { stdout(s: string): void; stderr(s: string): void };
+  /** A number in [0, 1) for the max_requests jitter. */
+  random?: () => number;
+}
+
+/**
+ * The real spawner: worker processes on this runtime.
+ *
+ * @example
+ * ```ts ignore
+ * import { ProcessSpawner } from "./spawner.ts";
+ * const spawner = new ProcessSpawner({ settings, plan, env, cwd, serviceName, log, write });
+ * await spawner.prepare();
+ * const { handle } = spawner.spawn({ id: 1, slot: 1, generation: 1 }, 1, listener);
+ * ```
+ */
+export class ProcessSpawner implements WorkerSpawner {
+  #o: ProcessSpawnerOptions;
+  #settings: ResolvedSettings;
+  #plan: LaunchPlan;
+  #workers = 1;
+  /** The socket Deno workers talk over; opened with the first such worker. */
+  #channel?: ChannelServer;
+  #channelFailed = false;
+
+  constructor(options: ProcessSpawnerOptions) {
+    this.#o = options;
+    this.#settings = options.settings;
+    this.#plan = options.plan(options.settings);
+  }
+
+  get argv(): string[] {
+    return this.#plan.argv;
+  }
+
+  async prepare(): Promise<void> {
+    await prepareSpawn();
+  }
+
+  configure(settings: ResolvedSettings): void {
+    this.#settings = settings;
+    this.#plan = this.#o.plan(settings);
+  }
+
+  spawn(ref: WorkerRef, workers: number, listener: WorkerListener): Spawned {
+    this.#workers = workers;
+    const values = this.#settings.values;
+    const once = values.once as boolean;
+    const channel = this.#openChannel();
+    const env = {
+      ...this.#o.env,
+      ...this.#plan.env,
+      ...workerEnv({
+        masterPid: process.pid,
+        slot: ref.slot,
+        workers,
+        channel: channel && { path: channel.server.path, token: channel.token },
+      }),
+    };
+    const spawnOptions = {
+      env,
+      cwd: this.#o.cwd,
+      // --once behaves as the program itself (same process group, stdin); otherwise
+      // workers get their own group so a terminal's Ctrl-C reaches only the master,
+      // which asks for a final harvest before anything is signalled.
+      inheritStdin: once,
+      detached: !once,
+      channel,
+    };
+    const argv = this.#plan.argv;
+    const handle = new WorkerHandle(
+      (on) => spawnWorkerProcess(argv, spawnOptions, on),
+      ref.slot,
+      ref.generation,
+      {
+        welcome: (h) => this.#welcome(h),
+        hello: () => listener.hello(ref),
+        ready: () => listener.ready(ref),
+        seen: (_, requests) => listener.seen(ref, requests),
+        harvest: (_, m) => listener.harvest(ref, m),
+        invalid: (_, reason) => listener.invalid(ref, reason),
+        exit: (h) => listener.exit(ref, h.exitCode, h.exitSignal),
+      },
+      {
+        prefix: () => this.#workers > 1,
+        json: () => this.#settings.values.log_format === "json",
+      },
+      this.#o.write,
+    );
+    const maxRequests = values.max_requests as number;
+    const jitter = values.max_requests_jitter as number;
+    const random = this.#o.random ?? Math.random;
+    return {
+      handle,
+      expectsHello: channel !== undefined,
+      requestLimit: maxRequests > 0 ? maxRequests + Math.floor(random() * (jitter + 1)) : 0,
+    };
+  }
+
+  async afterBoot(): Promise<string[]> {
+    if (this.#channel === undefined) return [];
+    const removed = await sweepStaleChannels(this.#channel.path);
+    return removed.length === 0 ? [] : [
+      `Removed ${removed.length} channel socket(s) left by masters that were killed: ${
+        removed.join(", ")
+      }`,
+    ];
+  }
+
+  close(): void {
+    this.#channel?.close();
+  }
+
+  /** The socket channel and a fresh token for the next worker, when the plan asks for one. */
+  #openChannel(): { server: ChannelServer; token: string } | undefined {
+    const path = this.#plan.channel;
+    if (path === undefined || this.#channelFailed) return undefined;
+    if (this.#channel === undefined) {
+      try {
+        this.#channel = listenChannel(path);
+      } catch (e) {
+        // Workers then find no socket named and use the Node IPC channel.
+        this.#channelFailed = true;
+        this.#o.log.warn("Cannot listen on {path} ({error}); Deno workers use Node IPC instead", {
+          path,
+          error: String((e as Error)?.message ?? e),
+        });
+        return undefined;
+      }
+    }
+    return { server: this.#channel, token: channelToken() };
+  }
+
+  #welcome(w: WorkerHandle): Omit<WelcomeMessage, "type" | "v"> {
+    const harvestMs = Math.round((this.#settings.values.harvest_interval as number) * 1000);
+    const timeoutMs = (this.#settings.values.timeout as number) * 1000;
+    // Heartbeats often enough that one late beat never trips the timeout.
+    const heartbeatMs = timeoutMs > 0
+      ? Math.max(50, Math.min(harvestMs, Math.round(timeoutMs / 4)))
+      : 0;
+    return {
+      worker: w.slot,
+      generation: w.generation,
+      harvest_interval_ms: harvestMs,
+      heartbeat_ms: heartbeatMs,
+      resource: {
+        "service.name": this.#o.serviceName,
+        "service.instance.id": `${process.pid}-${w.slot}`,
+        "process.pid": String(w.pid ?? ""),
+      },
+      reuse_port: true,
+    };
+  }
+}

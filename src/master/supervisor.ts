@@ -1,0 +1,742 @@
+/**
+ * The master's supervision policy as a pure state machine: slots and
+ * generations, boot-failure detection, crash backoff, the rolling replacement
+ * queue (HUP, max_requests), scaling, heartbeat deadlines, graceful and quick
+ * stop, and the `--once` exit status. It does no I/O and reads no clock: every
+ * event carries its time, and {@linkcode Supervisor.dispatch} answers with the
+ * actions the arbiter carries out.
+ *
+ * @module
+ */
+import type { SignalName } from "../runtime/runtime.ts";
+import { EXIT_BOOT_FAILURE, exitStatus } from "./exit_status.ts";
+
+/** Why a worker was replaced, as `forklift_worker_restarts_total{reason}` counts it. */
+export type RestartReason = "crash" | "timeout" | "reload" | "max_requests" | "scale";
+/** Every {@linkcode RestartReason}, in the order the exposition lists them. */
+export const RESTART_REASONS: readonly RestartReason[] = [
+  "crash",
+  "timeout",
+  "reload",
+  "max_requests",
+  "scale",
+];
+/** Why the master asked a worker to stop. */
+export type StopReason = Exclude<RestartReason, "crash"> | "stop";
+/** Why a slot rolls to a new generation while the old one serves. */
+type RollReason = "reload" | "max_requests";
+
+/** A worker as the supervisor names it: a unique id, its slot and generation. */
+export interface WorkerRef {
+  readonly id: number;
+  readonly slot: number;
+  readonly generation: number;
+}
+
+/** What the policy needs of the settings. */
+export interface SupervisorConfig {
+  workers: number;
+  once: boolean;
+  /** Heartbeat timeout in ms; 0 turns it off. */
+  timeoutMs: number;
+  gracefulMs: number;
+}
+
+/** Where a worker is in its life; each state holds what only it needs. */
+export type WorkerPhase =
+  | { name: "starting" }
+  | { name: "ready"; at: number }
+  | {
+    name: "stopping";
+    reason: StopReason;
+    /** When a quick stop sends SIGTERM. */
+    termAt?: number;
+    /** When SIGKILL goes out (again) unless the worker has exited. */
+    killAt: number;
+  };
+
+/** Whether a worker speaks the protocol: only those can be judged silent or asked to drain. */
+export type Speech = "silent" | "expected" | "speaking";
+
+/** Where the master is in its life. */
+export type MasterPhase =
+  | { name: "booting" }
+  | { name: "running" }
+  | { name: "stopping"; mode: "graceful" | "quick"; deadline: number }
+  | { name: "exited"; code: number };
+
+/** What happens to the supervisor; `now` is a monotonic time in ms. */
+export type SupervisorEvent =
+  | { type: "start"; now: number }
+  | { type: "spawned"; worker: number; now: number; expectsHello: boolean; requestLimit: number }
+  | { type: "spawnFailed"; worker: number; now: number; error: string }
+  | { type: "hello"; worker: number; now: number }
+  | { type: "ready"; worker: number; now: number }
+  /** Any valid message; `requests` when it reported its request count. */
+  | { type: "seen"; worker: number; now: number; requests?: number }
+  | { type: "exited"; worker: number; now: number; code: number | null; signal: string | null }
+  | { type: "signal"; signal: SignalName; now: number }
+  /** The configuration a `reload` action asked for, read and valid. */
+  | { type: "reloaded"; config: SupervisorConfig; now: number }
+  /** The master cannot go on (its metrics endpoint failed): stop quickly with `code`. */
+  | { type: "fail"; code: number; now: number }
+  | { type: "tick"; now: number };
+
+/** How a worker that never became ready ended. */
+export type BootFailureCause =
+  | { exit: { code: number | null; signal: string | null } }
+  | { spawn: string };
+
+/** What the master should tell its log; the arbiter words it. */
+export type Notice =
+  | { kind: "ready"; worker: WorkerRef; afterMs: number }
+  | { kind: "noReadyReport"; worker: WorkerRef; afterMs: number }
+  | { kind: "booted"; workers: number }
+  | {
+    kind: "exited";
+    worker: WorkerRef;
+    code: number | null;
+    signal: string | null;
+    reason?: string;
+  }
+  | { kind: "programExited"; worker: WorkerRef; code: number | null; signal: string | null }
+  | {
+    kind: "bootFailed";
+    worker: WorkerRef;
+    cause: BootFailureCause;
+    then:
+      | { action: "stop" }
+      | { action: "keep"; generation: number | undefined }
+      | { action: "giveUp"; failures: number }
+      | { action: "respawn"; delayMs: number };
+  }
+  | {
+    kind: "crashed";
+    worker: WorkerRef;
+    code: number | null;
+    signal: string | null;
+    delayMs: number;
+  }
+  | { kind: "silent"; worker: WorkerRef; silentMs: number }
+  | { kind: "recycling"; worker: WorkerRef; requests: number; limit: number }
+  | { kind: "scaled"; workers: number }
+  | { kind: "atFloor" }
+  | { kind: "reloading"; workers: number }
+  | { kind: "stopping"; mode: "graceful" | "quick"; graceMs: number };
+
+/** What the arbiter must do. */
+export type SupervisorAction =
+  | { type: "spawn"; worker: WorkerRef }
+  /** Ask a worker that speaks the protocol to drain and exit (SIGTERM if it cannot be asked). */
+  | { type: "shutdown"; worker: WorkerRef; gracefulMs: number }
+  /** Ask for a final harvest now. */
+  | { type: "flush"; worker: WorkerRef }
+  | { type: "signal"; worker: WorkerRef; signal: "SIGTERM" | "SIGKILL" }
+  /** No live worker is left in this slot: its gauges go. */
+  | { type: "forget"; slot: number }
+  /** Re-read the configuration and answer with a `reloaded` event. */
+  | { type: "reload" }
+  | { type: "reopenLogs" }
+  | { type: "notify"; notice: Notice }
+  | { type: "exit"; code: number };
+
+/** A worker in a `/status` listing. */
+export interface WorkerView {
+  worker: WorkerRef;
+  phase: WorkerPhase["name"];
+  /** Why it was asked to stop, once it was. */
+  reason?: StopReason;
+  /** Times its slot has been respawned. */
+  restarts: number;
+}
+
+interface WorkerRecord {
+  ref: WorkerRef;
+  spawnedAt: number;
+  phase: WorkerPhase;
+  speech: Speech;
+  lastSeen: number;
+  requests: number;
+  requestLimit: number;
+  /** Counted once its process exists (a spawn that throws replaces nothing). */
+  countAs?: RestartReason;
+  everReady: boolean;
+}
+
+interface Slot {
+  id: number;
+  current?: WorkerRecord;
+  /** The next generation, started to replace `current`. */
+  next?: WorkerRecord;
+  nextReason?: RollReason;
+  spawns: number;
+  restarts: number;
+  /** Consecutive boot failures, for the backoff. */
+  bootFailures: number;
+  /** Crashes in a row (each within CRASH_WINDOW_MS of the last), for the backoff. */
+  crashes: number;
+  lastCrashAt: number;
+  /** No respawn, and no roll, before this time. */
+  backoffUntil: number;
+  /** The reason to count when the slot is next filled. */
+  pendingReason?: RestartReason;
+}
+
+/** A worker killed for silence gets this long after SIGTERM before SIGKILL. */
+export const KILL_GRACE_MS = 1_000;
+/** A retired worker gets this long past its graceful time before SIGKILL. */
+const RETIRE_GRACE_MS = 1_000;
+/** A graceful stop SIGKILLs whatever still runs this long past the graceful time. */
+const STOP_GRACE_MS = 2_000;
+/** A quick stop: flush now, SIGTERM after this, SIGKILL after QUICK_KILL_MS. */
+const QUICK_TERM_MS = 300;
+const QUICK_KILL_MS = 1_500;
+/** How often SIGKILL is repeated for a process that has not gone yet. */
+const KILL_REPEAT_MS = 1_000;
+export const MAX_BACKOFF_MS = 5_000;
+/** Boot failures in a row, in one slot of a booted master, before it gives up. */
+export const MAX_BOOT_FAILURES = 5;
+const CRASH_WINDOW_MS = 10_000;
+/** A program that never says hello is taken as booted once it has lived this long. */
+export const UNMANAGED_READY_MS = 1_000;
+/** A reporter that never says ready (a server it did not wrap) is taken as ready after this. */
+export const MANAGED_READY_MS = 10_000;
+
+/**
+ * The respawn delay after `n` failures in a row: none for the first, then
+ * doubling from 200 ms to a cap of 5 s.
+ *
+ * @example
+ * ```ts
+ * import { backoffDelay } from "./supervisor.ts";
+ * console.assert([0, 1, 2, 3, 9].map(backoffDelay).join() === "0,200,400,800,5000");
+ * ```
+ */
+export function backoffDelay(n: number): number {
+  return n <= 0 ? 0 : Math.min(MAX_BACKOFF_MS, 100 * 2 ** n);
+}
+
+/**
+ * The supervision policy. Feed it events; carry out the actions it returns,
+ * in order.
+ *
+ * @example Start two workers
+ * ```ts
+ * import { Supervisor } from "./supervisor.ts";
+ * const s = new Supervisor({ workers: 2, once: false, timeoutMs: 30_000, gracefulMs: 30_000 });
+ * const actions = s.dispatch({ type: "start", now: 0 });
+ * console.assert(actions.filter((a) => a.type === "spawn").length === 2);
+ * ```
+ */
+export class Supervisor {
+  #config: SupervisorConfig;
+  #phase: MasterPhase = { name: "booting" };
+  #slots = new Map<number, Slot>();
+  /** Workers that left their slot and are draining. */
+  #retiring = new Set<WorkerRecord>();
+  #byId = new Map<number, WorkerRecord>();
+  #nextId = 1;
+  /** Slots waiting for a rolling replacement, in order. */
+  #rollQueue: Array<{ slot: number; reason: RollReason }> = [];
+  #restarts = Object.fromEntries(RESTART_REASONS.map((r) => [r, 0])) as Record<
+    RestartReason,
+    number
+  >;
+  /** The exit code a stop was asked to end with (boot failure, metrics endpoint). */
+  #stopCode?: number;
+  /** The program's own exit status, under `--once`. */
+  #onceStatus?: number;
+  #out: SupervisorAction[] = [];
+
+  constructor(config: SupervisorConfig) {
+    this.#config = { ...config };
+  }
+
+  /** The master's phase. */
+  get phase(): MasterPhase {
+    return this.#phase;
+  }
+
+  /** The number of slots wanted now (1 under `--once`). */
+  get workerCount(): number {
+    return this.#config.once ? 1 : this.#config.workers;
+  }
+
+  /** Restarts by reason since the start. */
+  get restarts(): Readonly<Record<RestartReason, number>> {
+    return this.#restarts;
+  }
+
+  /** Slots whose current worker is ready. */
+  get readyCount(): number {
+    let n = 0;
+    for (const s of this.#slots.values()) if (s.current?.phase.name === "ready") n++;
+    return n;
+  }
+
+  /** Every live worker: each slot's current and next, then the retiring ones. */
+  workers(): WorkerView[] {
+    return [...this.#live()].map((w) => this.#view(w));
+  }
+
+  /** One live worker, by id. */
+  worker(id: number): WorkerView | undefined {
+    const w = this.#byId.get(id);
+    return w && this.#view(w);
+  }
+
+  #view(w: WorkerRecord): WorkerView {
+    return {
+      worker: w.ref,
+      phase: w.phase.name,
+      reason: w.phase.name === "stopping" ? w.phase.reason : undefined,
+      restarts: this.#slots.get(w.ref.slot)?.restarts ?? 0,
+    };
+  }
+
+  /** The earliest time after `now` at which a `tick` has something to do, if any. */
+  wakeAt(now: number): number | undefined {
+    let at = Infinity;
+    const soon = (t: number | undefined) => void (t !== undefined && t > now && t < at && (at = t));
+    const stopping = this.#phase.name === "stopping";
+    if (this.#phase.name === "stopping") soon(this.#phase.deadline);
+    for (const w of this.#live()) {
+      if (w.phase.name === "stopping") {
+        soon(w.phase.termAt);
+        soon(w.phase.killAt);
+      } else if (!stopping && w.phase.name === "starting") {
+        soon(w.spawnedAt + (w.speech === "silent" ? UNMANAGED_READY_MS : MANAGED_READY_MS));
+      } else if (!stopping && this.#watched(w)) {
+        soon(w.lastSeen + this.#config.timeoutMs + 1);
+      }
+    }
+    if (!stopping) {
+      for (const s of this.#slots.values()) soon(s.backoffUntil);
+    }
+    return at === Infinity ? undefined : at;
+  }
+
+  /** Takes one event and returns what to do about it. */
+  dispatch(event: SupervisorEvent): SupervisorAction[] {
+    if (this.#phase.name === "exited") return [];
+    this.#out = [];
+    this.#handle(event);
+    this.#manage(event.now);
+    const out = this.#out;
+    this.#out = [];
+    return out;
+  }
+
+  #handle(e: SupervisorEvent): void {
+    if (e.type === "hello" || e.type === "ready" || e.type === "seen") {
+      const w = this.#byId.get(e.worker);
+      if (w) w.lastSeen = e.now;
+    }
+    switch (e.type) {
+      case "start":
+        for (let id = 1; id <= this.workerCount; id++) this.#slots.set(id, newSlot(id));
+        return;
+      case "spawned": {
+        const w = this.#byId.get(e.worker);
+        if (!w) return;
+        w.speech = e.expectsHello ? "expected" : "silent";
+        w.requestLimit = e.requestLimit;
+        const slot = this.#slots.get(w.ref.slot);
+        if (w.countAs && slot) this.#countRestart(slot, w.countAs);
+        w.countAs = undefined;
+        return;
+      }
+      case "spawnFailed":
+        return this.#onExit(e.worker, e.now, { spawn: e.error });
+      case "hello": {
+        const w = this.#byId.get(e.worker);
+        if (w) w.speech = "speaking";
+        return;
+      }
+      case "ready":
+        return this.#onReady(e.worker, e.now);
+      case "seen":
+        return this.#onSeen(e.worker, e.requests);
+      case "exited":
+        return this.#onExit(e.worker, e.now, { exit: { code: e.code, signal: e.signal } });
+      case "signal":
+        return this.#onSignal(e.signal, e.now);
+      case "reloaded":
+        return this.#onReloaded(e.config, e.now);
+      case "fail":
+        return this.#stop("quick", e.now, e.code);
+      case "tick":
+        return this.#onTick(e.now);
+    }
+  }
+
+  #emit(action: SupervisorAction): void {
+    this.#out.push(action);
+  }
+
+  #notify(notice: Notice): void {
+    this.#out.push({ type: "notify", notice });
+  }
+
+  *#live(): Generator<WorkerRecord> {
+    for (const s of this.#slots.values()) {
+      if (s.current) yield s.current;
+      if (s.next) yield s.next;
+    }
+    yield* this.#retiring;
+  }
+
+  #watched(w: WorkerRecord): boolean {
+    return this.#config.timeoutMs > 0 && w.speech === "speaking" && w.phase.name === "ready";
+  }
+
+  // ---- events ---------------------------------------------------------------
+
+  #onSignal(signal: SignalName, now: number): void {
+    const stopping = this.#phase.name === "stopping";
+    switch (signal) {
+      case "SIGTERM":
+        return this.#stop("graceful", now);
+      case "SIGINT":
+      case "SIGQUIT":
+        return this.#stop("quick", now);
+      case "SIGHUP":
+        if (!stopping) this.#emit({ type: "reload" });
+        return;
+      case "SIGTTIN":
+        if (!stopping && !this.#config.once) this.#scaleTo(this.workerCount + 1, now, true);
+        return;
+      case "SIGTTOU":
+        if (stopping || this.#config.once) return;
+        if (this.workerCount <= 1) return this.#notify({ kind: "atFloor" });
+        return this.#scaleTo(this.workerCount - 1, now, true);
+      case "SIGUSR1":
+        return this.#emit({ type: "reopenLogs" });
+    }
+  }
+
+  #onReloaded(config: SupervisorConfig, now: number): void {
+    if (this.#phase.name === "stopping") return;
+    this.#config = { ...config, workers: this.#config.once ? 1 : config.workers };
+    const want = this.workerCount;
+    this.#notify({ kind: "reloading", workers: want });
+    // Slots a changed `workers` adds start on the new configuration already:
+    // only the ones that were running roll.
+    const running = [...this.#slots.keys()].filter((id) => id <= want).sort((a, b) => a - b);
+    this.#scaleTo(want, now, false);
+    this.#rollQueue = running.map((slot) => ({ slot, reason: "reload" as const }));
+  }
+
+  #onReady(id: number, now: number): void {
+    const w = this.#byId.get(id);
+    if (!w || w.phase.name !== "starting") return;
+    w.phase = { name: "ready", at: now };
+    w.everReady = true;
+    this.#notify({ kind: "ready", worker: w.ref, afterMs: now - w.spawnedAt });
+    const slot = this.#slots.get(w.ref.slot);
+    if (slot && (slot.current === w || slot.next === w)) slot.bootFailures = 0;
+    if (slot && slot.next === w) {
+      // The new generation listens: retire the old one (zero downtime).
+      const old = slot.current;
+      const reason = slot.nextReason ?? "reload";
+      slot.current = w;
+      slot.next = undefined;
+      slot.nextReason = undefined;
+      // The old one died meanwhile (crash, timeout): that is what this replaces.
+      this.#countRestart(slot, slot.pendingReason ?? reason);
+      slot.pendingReason = undefined;
+      if (old) this.#retire(old, reason, now);
+    }
+    const all = [...this.#slots.values()].every((s) => s.current?.phase.name === "ready");
+    if (this.#phase.name === "booting" && all) {
+      this.#phase = { name: "running" };
+      this.#notify({ kind: "booted", workers: this.#slots.size });
+    }
+  }
+
+  #onSeen(id: number, requests: number | undefined): void {
+    const w = this.#byId.get(id);
+    if (!w || requests === undefined) return;
+    w.requests = Math.max(w.requests, requests);
+    if (w.requestLimit === 0 || w.requests < w.requestLimit || w.phase.name !== "ready") return;
+    if (this.#phase.name === "stopping") return;
+    // Already queued or rolling; the old generation keeps serving meanwhile.
+    if (this.#rollQueue.some((r) => r.slot === w.ref.slot)) return;
+    const slot = this.#slots.get(w.ref.slot);
+    if (!slot || slot.current !== w || slot.next) return;
+    this.#notify({ kind: "recycling", worker: w.ref, requests: w.requests, limit: w.requestLimit });
+    this.#rollQueue.push({ slot: w.ref.slot, reason: "max_requests" });
+  }
+
+  #onExit(id: number, now: number, cause: BootFailureCause): void {
+    const w = this.#byId.get(id);
+    if (!w) return;
+    this.#byId.delete(id);
+    const slot = this.#slots.get(w.ref.slot);
+    const wasCurrent = slot?.current === w;
+    const wasNext = slot?.next === w;
+    const planned = w.phase.name === "stopping" ? w.phase.reason : undefined;
+    this.#retiring.delete(w);
+    if (wasCurrent) slot!.current = undefined;
+    if (wasNext) slot!.next = undefined;
+    if (![...this.#live()].some((o) => o.ref.slot === w.ref.slot)) {
+      this.#emit({ type: "forget", slot: w.ref.slot });
+    }
+    const { code, signal } = exitOf(cause);
+
+    if (this.#config.once) {
+      this.#onceStatus = exitStatus(code, signal);
+      this.#notify({ kind: "programExited", worker: w.ref, code, signal });
+      if (this.#phase.name !== "stopping") this.#stop("graceful", now);
+      return;
+    }
+    if (this.#phase.name === "stopping") {
+      return this.#notify({ kind: "exited", worker: w.ref, code, signal });
+    }
+    if (!w.everReady && planned === undefined) {
+      return this.#onBootFailure(w, slot, wasNext, cause, now);
+    }
+    if (!wasCurrent || !slot) return this.#notify({ kind: "exited", worker: w.ref, code, signal });
+    if (planned === undefined) {
+      const delayMs = this.#backoff(slot, now);
+      this.#notify({ kind: "crashed", worker: w.ref, code, signal, delayMs });
+      slot.pendingReason = "crash";
+    } else {
+      slot.pendingReason = planned === "stop" ? "crash" : planned;
+      this.#notify({ kind: "exited", worker: w.ref, code, signal, reason: planned });
+    }
+  }
+
+  #onBootFailure(
+    w: WorkerRecord,
+    slot: Slot | undefined,
+    wasNext: boolean,
+    cause: BootFailureCause,
+    now: number,
+  ): void {
+    const notice = (then: Extract<Notice, { kind: "bootFailed" }>["then"]) =>
+      this.#notify({ kind: "bootFailed", worker: w.ref, cause, then });
+    if (this.#phase.name === "booting") {
+      notice({ action: "stop" });
+      return this.#stop("quick", now, EXIT_BOOT_FAILURE);
+    }
+    if (!slot) return this.#notify({ kind: "exited", worker: w.ref, ...exitOf(cause) });
+    slot.bootFailures++;
+    if (wasNext) {
+      // The new generation cannot boot: keep the old one serving, and retry a
+      // recycle only after a backoff, so broken code on disk is no spawn loop.
+      this.#rollQueue = [];
+      slot.nextReason = undefined;
+      slot.backoffUntil = now + backoffDelay(slot.bootFailures);
+      return notice({ action: "keep", generation: slot.current?.ref.generation });
+    }
+    if (slot.bootFailures >= MAX_BOOT_FAILURES) {
+      notice({ action: "giveUp", failures: slot.bootFailures });
+      return this.#stop("quick", now, EXIT_BOOT_FAILURE);
+    }
+    notice({ action: "respawn", delayMs: this.#backoff(slot, now) });
+  }
+
+  #onTick(now: number): void {
+    for (const w of this.#live()) {
+      if (w.phase.name !== "stopping") continue;
+      if (w.phase.termAt !== undefined && now >= w.phase.termAt) {
+        w.phase.termAt = undefined;
+        this.#emit({ type: "signal", worker: w.ref, signal: "SIGTERM" });
+      }
+      if (now >= w.phase.killAt) {
+        w.phase.killAt = now + KILL_REPEAT_MS;
+        this.#emit({ type: "signal", worker: w.ref, signal: "SIGKILL" });
+      }
+    }
+    if (this.#phase.name === "stopping") {
+      if (now < this.#phase.deadline) return;
+      this.#phase.deadline = now + KILL_REPEAT_MS;
+      for (const w of this.#live()) {
+        this.#emit({ type: "signal", worker: w.ref, signal: "SIGKILL" });
+      }
+      return;
+    }
+    for (const w of [...this.#live()]) {
+      if (w.phase.name === "starting") {
+        const age = now - w.spawnedAt;
+        if (w.speech === "silent" && age >= UNMANAGED_READY_MS) this.#onReady(w.ref.id, now);
+        else if (w.speech !== "silent" && age >= MANAGED_READY_MS) {
+          this.#notify({ kind: "noReadyReport", worker: w.ref, afterMs: MANAGED_READY_MS });
+          this.#onReady(w.ref.id, now);
+        }
+      }
+      // Heartbeat: only workers that speak the protocol can be judged silent.
+      if (this.#watched(w) && now - w.lastSeen > this.#config.timeoutMs) {
+        this.#notify({ kind: "silent", worker: w.ref, silentMs: now - w.lastSeen });
+        this.#kill(w, "timeout", now);
+      }
+    }
+  }
+
+  // ---- policy ---------------------------------------------------------------
+
+  /**
+   * Delays the slot's respawn: none for a first crash (a replacement should
+   * answer as fast as the runtime starts), then doubling up to a cap while
+   * crashes or boot failures follow each other. Returns the delay.
+   */
+  #backoff(slot: Slot, now: number): number {
+    slot.crashes = now - slot.lastCrashAt < CRASH_WINDOW_MS ? slot.crashes + 1 : 1;
+    slot.lastCrashAt = now;
+    const delay = backoffDelay(Math.max(slot.crashes - 1, slot.bootFailures));
+    slot.backoffUntil = now + delay;
+    return delay;
+  }
+
+  #countRestart(slot: Slot, reason: RestartReason): void {
+    slot.restarts++;
+    this.#restarts[reason]++;
+  }
+
+  /** Enters the stopping phase (once); true when this call entered it. */
+  #enterStopping(w: WorkerRecord, reason: StopReason, killAt: number): boolean {
+    if (w.phase.name === "stopping") {
+      w.phase.killAt = killAt;
+      return false;
+    }
+    w.phase = { name: "stopping", reason, killAt };
+    return true;
+  }
+
+  /** Takes a worker out of its slot and lets it drain. */
+  #retire(w: WorkerRecord, reason: StopReason, now: number): void {
+    this.#retiring.add(w);
+    this.#drain(w, reason, now);
+  }
+
+  /** Asks a worker to drain and exit; SIGKILL once its graceful time is over. */
+  #drain(w: WorkerRecord, reason: StopReason, now: number): void {
+    const gracefulMs = this.#config.gracefulMs;
+    if (!this.#enterStopping(w, reason, now + gracefulMs + RETIRE_GRACE_MS)) return;
+    this.#emit(
+      w.speech === "speaking"
+        ? { type: "shutdown", worker: w.ref, gracefulMs }
+        : { type: "signal", worker: w.ref, signal: "SIGTERM" },
+    );
+  }
+
+  /**
+   * Stops a worker that cannot be asked: SIGTERM, then SIGKILL. Not SIGABRT,
+   * as gunicorn sends: a blocked event loop runs no handler anyway, and the
+   * default action dumps core.
+   */
+  #kill(w: WorkerRecord, reason: StopReason, now: number): void {
+    this.#enterStopping(w, reason, now + KILL_GRACE_MS);
+    this.#emit({ type: "signal", worker: w.ref, signal: "SIGTERM" });
+  }
+
+  #scaleTo(n: number, now: number, count: boolean): void {
+    const target = Math.max(1, n);
+    this.#config.workers = target;
+    for (const id of [...this.#slots.keys()].sort((a, b) => a - b)) {
+      if (id <= target) continue;
+      const slot = this.#slots.get(id)!;
+      this.#slots.delete(id);
+      this.#rollQueue = this.#rollQueue.filter((r) => r.slot !== id);
+      const live = [slot.current, slot.next].filter((w) => w !== undefined);
+      for (const w of live) this.#retire(w, "scale", now);
+      // One slot removed is one count, even when it was mid-roll (two workers).
+      if (count && live.length > 0) this.#restarts.scale++;
+    }
+    for (let id = 1; id <= target; id++) {
+      if (this.#slots.has(id)) continue;
+      const slot = newSlot(id);
+      if (count) slot.pendingReason = "scale";
+      this.#slots.set(id, slot);
+    }
+    this.#notify({ kind: "scaled", workers: target });
+  }
+
+  #spawn(slot: Slot, now: number, countAs?: RestartReason): WorkerRecord {
+    const ref: WorkerRef = { id: this.#nextId++, slot: slot.id, generation: ++slot.spawns };
+    const w: WorkerRecord = {
+      ref,
+      spawnedAt: now,
+      phase: { name: "starting" },
+      speech: "silent",
+      lastSeen: now,
+      requests: 0,
+      requestLimit: 0,
+      countAs,
+      everReady: false,
+    };
+    this.#byId.set(ref.id, w);
+    this.#emit({ type: "spawn", worker: ref });
+    return w;
+  }
+
+  /** Fills empty slots and advances the rolling replacement; ends a finished stop. */
+  #manage(now: number): void {
+    if (this.#phase.name === "stopping") {
+      if (this.#live().next().done) {
+        const code = this.#stopCode ?? this.#onceStatus ?? 0;
+        this.#phase = { name: "exited", code };
+        this.#emit({ type: "exit", code });
+      }
+      return;
+    }
+    for (const slot of this.#slots.values()) {
+      if (slot.current || slot.next || now < slot.backoffUntil) continue;
+      const reason = slot.pendingReason;
+      slot.pendingReason = undefined;
+      slot.current = this.#spawn(slot, now, reason);
+    }
+    // Rolling: one slot at a time gets a new generation; the old one retires on
+    // ready. The old one is not marked as stopping before then: if the new one
+    // cannot boot, the old one must stay fully supervised (heartbeat, recycling).
+    if ([...this.#slots.values()].some((s) => s.next !== undefined)) return;
+    const at = this.#rollQueue.findIndex((r) =>
+      (this.#slots.get(r.slot)?.backoffUntil ?? 0) <= now
+    );
+    if (at < 0) return;
+    const [{ slot: id, reason }] = this.#rollQueue.splice(at, 1);
+    const slot = this.#slots.get(id);
+    if (slot?.current && slot.current.phase.name !== "stopping") {
+      slot.nextReason = reason;
+      slot.next = this.#spawn(slot, now);
+    }
+  }
+
+  #stop(mode: "graceful" | "quick", now: number, code?: number): void {
+    if (code !== undefined) this.#stopCode = code;
+    const phase = this.#phase;
+    if (phase.name === "stopping" && (phase.mode === "quick" || mode === "graceful")) return;
+    this.#rollQueue = [];
+    const graceMs = this.#config.gracefulMs;
+    this.#notify({ kind: "stopping", mode, graceMs });
+    if (mode === "graceful") {
+      this.#phase = { name: "stopping", mode, deadline: now + graceMs + STOP_GRACE_MS };
+      for (const w of this.#live()) this.#drain(w, "stop", now);
+      return;
+    }
+    this.#phase = { name: "stopping", mode, deadline: now + QUICK_KILL_MS };
+    for (const w of this.#live()) {
+      // Ask for a final harvest first: a signal would lose what is not yet harvested.
+      if (w.speech === "speaking") this.#emit({ type: "flush", worker: w.ref });
+      this.#enterStopping(w, "stop", now + QUICK_KILL_MS);
+      if (w.phase.name === "stopping") w.phase.termAt = now + QUICK_TERM_MS;
+    }
+  }
+}
+
+function exitOf(cause: BootFailureCause): { code: number | null; signal: string | null } {
+  return "exit" in cause ? cause.exit : { code: null, signal: null };
+}
+
+function newSlot(id: number): Slot {
+  return {
+    id,
+    spawns: 0,
+    restarts: 0,
+    bootFailures: 0,
+    crashes: 0,
+    lastCrashAt: -Infinity,
+    backoffUntil: 0,
+  };
+}
