@@ -62,7 +62,7 @@ export type Speech = "silent" | "expected" | "speaking";
 export type MasterPhase =
   | { name: "booting" }
   | { name: "running" }
-  | { name: "stopping"; mode: "graceful" | "quick"; deadline: number }
+  | { name: "stopping"; mode: "graceful" | "quick" }
   | { name: "exited"; code: number };
 
 /** What happens to the supervisor; `now` is a monotonic time in ms. */
@@ -186,8 +186,6 @@ interface Slot {
 export const KILL_GRACE_MS = 1_000;
 /** A retired worker gets this long past its graceful time before SIGKILL. */
 const RETIRE_GRACE_MS = 1_000;
-/** A graceful stop SIGKILLs whatever still runs this long past the graceful time. */
-const STOP_GRACE_MS = 2_000;
 /** A quick stop: flush now, SIGTERM after this, SIGKILL after QUICK_KILL_MS. */
 const QUICK_TERM_MS = 300;
 const QUICK_KILL_MS = 1_500;
@@ -299,7 +297,6 @@ export class Supervisor {
     let at = Infinity;
     const soon = (t: number | undefined) => void (t !== undefined && t > now && t < at && (at = t));
     const stopping = this.#phase.name === "stopping";
-    if (this.#phase.name === "stopping") soon(this.#phase.deadline);
     for (const w of this.#live()) {
       if (w.phase.name === "stopping") {
         soon(w.phase.termAt);
@@ -479,6 +476,8 @@ export class Supervisor {
     this.#retiring.delete(w);
     if (wasCurrent) slot!.current = undefined;
     if (wasNext) slot!.next = undefined;
+    // A process that never started replaced nothing: its successor counts instead.
+    if (w.countAs && slot && !slot.pendingReason) slot.pendingReason = w.countAs;
     if (![...this.#live()].some((o) => o.ref.slot === w.ref.slot)) {
       this.#emit({ type: "forget", slot: w.ref.slot });
     }
@@ -549,14 +548,7 @@ export class Supervisor {
         this.#emit({ type: "signal", worker: w.ref, signal: "SIGKILL" });
       }
     }
-    if (this.#phase.name === "stopping") {
-      if (now < this.#phase.deadline) return;
-      this.#phase.deadline = now + KILL_REPEAT_MS;
-      for (const w of this.#live()) {
-        this.#emit({ type: "signal", worker: w.ref, signal: "SIGKILL" });
-      }
-      return;
-    }
+    if (this.#phase.name === "stopping") return;
     for (const w of [...this.#live()]) {
       if (w.phase.name === "starting") {
         const age = now - w.spawnedAt;
@@ -594,10 +586,13 @@ export class Supervisor {
     this.#restarts[reason]++;
   }
 
-  /** Enters the stopping phase (once); true when this call entered it. */
+  /**
+   * Enters the stopping phase (once; the first reason stays) and brings the
+   * SIGKILL forward to `killAt`; true when this call entered it.
+   */
   #enterStopping(w: WorkerRecord, reason: StopReason, killAt: number): boolean {
     if (w.phase.name === "stopping") {
-      w.phase.killAt = killAt;
+      w.phase.killAt = Math.min(w.phase.killAt, killAt);
       return false;
     }
     w.phase = { name: "stopping", reason, killAt };
@@ -711,11 +706,11 @@ export class Supervisor {
     const graceMs = this.#config.gracefulMs;
     this.#notify({ kind: "stopping", mode, graceMs });
     if (mode === "graceful") {
-      this.#phase = { name: "stopping", mode, deadline: now + graceMs + STOP_GRACE_MS };
+      this.#phase = { name: "stopping", mode };
       for (const w of this.#live()) this.#drain(w, "stop", now);
       return;
     }
-    this.#phase = { name: "stopping", mode, deadline: now + QUICK_KILL_MS };
+    this.#phase = { name: "stopping", mode };
     for (const w of this.#live()) {
       // Ask for a final harvest first: a signal would lose what is not yet harvested.
       if (w.speech === "speaking") this.#emit({ type: "flush", worker: w.ref });

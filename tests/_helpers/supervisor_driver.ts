@@ -1,0 +1,134 @@
+/**
+ * Drives the pure {@linkcode Supervisor} with a fake spawner and a fake clock:
+ * every `spawn` action is answered at once with `spawned` (or `spawnFailed`),
+ * time moves only when a test advances it, and every action is kept for the
+ * test to look at.
+ *
+ * @module
+ */
+import {
+  Supervisor,
+  type SupervisorAction,
+  type SupervisorConfig,
+  type SupervisorEvent,
+  type WorkerRef,
+} from "../../src/master/supervisor.ts";
+
+type Unstamped<E> = E extends unknown ? Omit<E, "now"> : never;
+type Notice = Extract<SupervisorAction, { type: "notify" }>["notice"];
+
+/** The fake spawner's answers. */
+export interface SpawnBehaviour {
+  /** Workers say hello (Deno socket channel) when true. */
+  expectsHello?: boolean;
+  requestLimit?: number;
+  /** The next spawns throw with this message, in order (undefined: succeed). */
+  failures?: Array<string | undefined>;
+}
+
+/** A supervisor, its fake clock and spawner, and everything it asked for. */
+export class SupervisorDriver {
+  readonly sup: Supervisor;
+  now = 0;
+  /** Every action, in order. */
+  readonly log: SupervisorAction[] = [];
+  readonly spawnBehaviour: SpawnBehaviour;
+
+  constructor(config: Partial<SupervisorConfig> = {}, spawn: SpawnBehaviour = {}) {
+    this.sup = new Supervisor({
+      workers: 2,
+      once: false,
+      timeoutMs: 30_000,
+      gracefulMs: 30_000,
+      ...config,
+    });
+    this.spawnBehaviour = spawn;
+  }
+
+  /** Dispatches an event at the current time; returns its actions (spawn answers included). */
+  send(event: Unstamped<SupervisorEvent>): SupervisorAction[] {
+    const out: SupervisorAction[] = [];
+    const pending: SupervisorEvent[] = [{ ...event, now: this.now } as SupervisorEvent];
+    while (pending.length > 0) {
+      const actions = this.sup.dispatch(pending.shift()!);
+      for (const a of actions) {
+        out.push(a);
+        this.log.push(a);
+        if (a.type !== "spawn") continue;
+        const failure = this.spawnBehaviour.failures?.shift();
+        pending.push(
+          failure === undefined
+            ? {
+              type: "spawned",
+              worker: a.worker.id,
+              now: this.now,
+              expectsHello: this.spawnBehaviour.expectsHello ?? false,
+              requestLimit: this.spawnBehaviour.requestLimit ?? 0,
+            }
+            : { type: "spawnFailed", worker: a.worker.id, now: this.now, error: failure },
+        );
+      }
+    }
+    return out;
+  }
+
+  /** Moves the clock on by `ms` and ticks. */
+  advance(ms: number): SupervisorAction[] {
+    this.now += ms;
+    return this.send({ type: "tick" });
+  }
+
+  /** Starts and brings every worker to ready (saying hello first when `speaking`). */
+  boot(speaking = true): WorkerRef[] {
+    const spawned = spawnsIn(this.send({ type: "start" }));
+    for (const w of spawned) this.readyUp(w, speaking);
+    return spawned;
+  }
+
+  /** A worker says hello (when `speaking`) and ready. */
+  readyUp(w: WorkerRef, speaking = true): SupervisorAction[] {
+    const out = speaking ? this.send({ type: "hello", worker: w.id }) : [];
+    return [...out, ...this.send({ type: "ready", worker: w.id })];
+  }
+
+  /** A worker's process exits. */
+  exit(w: WorkerRef, code: number | null, signal: string | null = null): SupervisorAction[] {
+    return this.send({ type: "exited", worker: w.id, code, signal });
+  }
+
+  /** The live worker in `slot` that is its current one (the first listed). */
+  current(slot: number): WorkerRef {
+    const view = this.sup.workers().find((v) => v.worker.slot === slot && v.phase !== "stopping");
+    if (!view) throw new Error(`no current worker in slot ${slot}`);
+    return view.worker;
+  }
+}
+
+/** The workers a batch of actions spawns. */
+export function spawnsIn(actions: SupervisorAction[]): WorkerRef[] {
+  return actions.flatMap((a) => a.type === "spawn" ? [a.worker] : []);
+}
+
+/** The notices in a batch of actions. */
+export function noticesIn(actions: SupervisorAction[]): Notice[] {
+  return actions.flatMap((a) => a.type === "notify" ? [a.notice] : []);
+}
+
+/** The notices of one kind in a batch of actions. */
+export function noticesOf<K extends Notice["kind"]>(
+  actions: SupervisorAction[],
+  kind: K,
+): Array<Extract<Notice, { kind: K }>> {
+  return noticesIn(actions).filter((n): n is Extract<Notice, { kind: K }> => n.kind === kind);
+}
+
+/** `type:slot.generation` for each worker-directed action, `type` for the rest (no notices). */
+export function brief(actions: SupervisorAction[]): string[] {
+  return actions.filter((a) => a.type !== "notify").map((a) => {
+    if (a.type === "signal") return `${a.signal}:${a.worker.slot}.${a.worker.generation}`;
+    if ("worker" in a) return `${a.type}:${a.worker.slot}.${a.worker.generation}`;
+    if (a.type === "forget") return `forget:${a.slot}`;
+    if (a.type === "exit") return `exit:${a.code}`;
+    return a.type;
+  });
+}

@@ -1,0 +1,248 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import process from "node:process";
+import { loadSettings, type ResolvedSettings } from "../../src/config/load.ts";
+import { logger } from "../../src/log/logging.ts";
+import { Arbiter } from "../../src/master/arbiter.ts";
+import type { Clock } from "../../src/master/clock.ts";
+import type { Spawned, WorkerListener, WorkerSpawner } from "../../src/master/spawner.ts";
+import type { WorkerRef } from "../../src/master/supervisor.ts";
+import type { SupervisionSnapshot, Telemetry } from "../../src/master/telemetry.ts";
+import { WorkerHandle } from "../../src/master/worker_handle.ts";
+import type { WorkerProcessEvents } from "../../src/runtime/spawn.ts";
+import type { SignalName } from "../../src/runtime/runtime.ts";
+
+/** A clock whose timers fire only when the test advances it. */
+class FakeClock implements Clock {
+  time = 0;
+  #timers = new Set<{ at: number; fn: () => void }>();
+  now(): number {
+    return this.time;
+  }
+  after(ms: number, fn: () => void): () => void {
+    const t = { at: this.time + ms, fn };
+    this.#timers.add(t);
+    return () => void this.#timers.delete(t);
+  }
+  /** Moves time on, firing due timers in order, and lets the loop run after each. */
+  async advance(ms: number): Promise<void> {
+    const end = this.time + ms;
+    for (;;) {
+      await settle();
+      const due = [...this.#timers].filter((t) => t.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (!due) break;
+      this.#timers.delete(due);
+      this.time = Math.max(this.time, due.at);
+      due.fn();
+    }
+    this.time = end;
+    await settle();
+  }
+}
+
+/** Lets queued promise callbacks run. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 0));
+}
+
+/** A fake worker process: records what the master sent it and lets the test speak for it. */
+interface FakeWorker {
+  ref: WorkerRef;
+  events: WorkerProcessEvents;
+  sent: unknown[];
+  signals: string[];
+}
+
+class FakeSpawner implements WorkerSpawner {
+  readonly argv = ["app"];
+  workers: FakeWorker[] = [];
+  /** Messages of the errors the next spawns throw (undefined: succeed). */
+  failures: Array<string | undefined> = [];
+  closed = false;
+  async prepare(): Promise<void> {}
+  configure(): void {}
+  spawn(ref: WorkerRef, _workers: number, listener: WorkerListener): Spawned {
+    const failure = this.failures.shift();
+    if (failure !== undefined) throw new Error(failure);
+    const fake: FakeWorker = { ref, events: undefined!, sent: [], signals: [] };
+    const handle = new WorkerHandle(
+      (events) => {
+        fake.events = events;
+        return {
+          pid: 50_000 + ref.id,
+          connected: true,
+          send: (m) => (fake.sent.push(m), true),
+          kill: (s) => void fake.signals.push(s),
+        };
+      },
+      ref.slot,
+      ref.generation,
+      {
+        welcome: (h) => ({
+          worker: h.slot,
+          generation: h.generation,
+          harvest_interval_ms: 1000,
+          heartbeat_ms: 0,
+          resource: {},
+        }),
+        hello: () => listener.hello(ref),
+        ready: () => listener.ready(ref),
+        seen: (_, n) => listener.seen(ref, n),
+        harvest: (_, m) => listener.harvest(ref, m),
+        invalid: (_, r) => listener.invalid(ref, r),
+        exit: (h) => listener.exit(ref, h.exitCode, h.exitSignal),
+      },
+      { prefix: () => false, json: () => false },
+      { stdout: () => {}, stderr: () => {} },
+    );
+    this.workers.push(fake);
+    return { handle, expectsHello: false, requestLimit: 0 };
+  }
+  async afterBoot(): Promise<string[]> {
+    return [];
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+class FakeTelemetry implements Telemetry {
+  harvests = 0;
+  forgotten: number[] = [];
+  constructor(readonly snapshot: () => SupervisionSnapshot) {}
+  harvest(): void {
+    this.harvests++;
+  }
+  invalid(): void {}
+  forget(slot: number): void {
+    this.forgotten.push(slot);
+  }
+  serve(): Promise<{ host: string; port: number }> {
+    return Promise.resolve({ host: "127.0.0.1", port: 1 });
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function settings(values: Record<string, string>): ResolvedSettings {
+  return loadSettings({
+    env: {},
+    flags: new Map(Object.entries(values).map(([k, raw]) => [k, { raw, flag: `--${k}` }])),
+  });
+}
+
+function harness(values: Record<string, string>) {
+  const clock = new FakeClock();
+  const spawner = new FakeSpawner();
+  const listeners = new Map<SignalName, () => void>();
+  let telemetry: FakeTelemetry | undefined;
+  const calls: string[] = [];
+  const s = settings({ metrics_bind: "off", ...values });
+  const arbiter = new Arbiter({
+    runtime: {
+      onSignal: (signal, fn) => (listeners.set(signal, fn), () => listeners.delete(signal)),
+      releaseStartupMemory: () => Promise.resolve(),
+    },
+    settings: s,
+    reloadSettings: () => s,
+    spawner,
+    telemetry: (snapshot) => (telemetry = new FakeTelemetry(snapshot)),
+    clock,
+    hooks: {
+      childExit: (w) => void calls.push(`childExit ${w.slot}.${w.generation} ${w.reason}`),
+      onExit: () => void calls.push("onExit"),
+    },
+    log: logger("arbiter-test"),
+  });
+  const raise = (signal: SignalName) => listeners.get(signal)!();
+  return { arbiter, clock, spawner, raise, calls, telemetry: () => telemetry!, listeners };
+}
+
+function say(w: FakeWorker, message: Record<string, unknown>): void {
+  w.events.message({ v: 1, ...message });
+}
+
+describe("Arbiter with fake ports", () => {
+  test("Arbiter.run() stops cleanly with exit 3 when a spawn throws: pid file gone, worker stopped", async () => {
+    const dir = mkdtempSync(`${tmpdir()}/forklift-arbiter-`);
+    const pidFile = `${dir}/forklift.pid`;
+    const h = harness({ workers: "2", pid_file: pidFile });
+    h.spawner.failures = ["spawn EAGAIN"];
+    try {
+      const done = h.arbiter.run();
+      await h.clock.advance(0);
+      assert.equal(existsSync(pidFile), true);
+      assert.equal(h.spawner.workers.length, 1, "the second slot still gets its process");
+      const [other] = h.spawner.workers;
+      await h.clock.advance(300);
+      assert.deepEqual(other.signals, ["SIGTERM"]);
+      other.events.exit(null, "SIGTERM");
+      assert.equal(await done, 3);
+      assert.equal(existsSync(pidFile), false, "pid file left behind");
+      assert.equal(h.spawner.closed, true);
+      assert.equal(h.listeners.size, 0, "signal listeners left installed");
+      assert.deepEqual(h.calls, ["childExit 2.1 stop", "onExit"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("Arbiter.run() drains reporting workers on TERM and exits 0 once they are gone", async () => {
+    const h = harness({ workers: "2", graceful_timeout: "5" });
+    const done = h.arbiter.run();
+    await h.clock.advance(0);
+    for (const w of h.spawner.workers) {
+      say(w, { type: "hello", pid: 1, runtime: "test/1" });
+      say(w, { type: "ready", addr: "127.0.0.1:1" });
+    }
+    await h.clock.advance(0);
+    const status = h.telemetry().snapshot();
+    assert.deepEqual(status.workers.map((w) => w.view.phase), ["ready", "ready"]);
+    assert.equal(status.readyWorkers, 2);
+    h.raise("SIGTERM");
+    await h.clock.advance(0);
+    for (const w of h.spawner.workers) {
+      assert.deepEqual(w.sent.map((m) => (m as { type: string }).type), ["welcome", "shutdown"]);
+      assert.deepEqual(w.signals, []);
+    }
+    assert.deepEqual(
+      h.telemetry().snapshot().workers.map((w) => w.handle.transitions.map((t) => t.state)),
+      [["starting", "hello", "ready", "stopping"], ["starting", "hello", "ready", "stopping"]],
+    );
+    h.spawner.workers[0].events.exit(0, null);
+    await h.clock.advance(5_999);
+    assert.deepEqual(h.spawner.workers[1].signals, []);
+    await h.clock.advance(1);
+    assert.deepEqual(h.spawner.workers[1].signals, ["SIGKILL"]);
+    h.spawner.workers[1].events.exit(null, "SIGKILL");
+    assert.equal(await done, 0);
+    assert.deepEqual(h.telemetry().forgotten, [1, 2]);
+  });
+
+  test("Arbiter.run() merges harvests and acks them, and respawns a crashed worker", async () => {
+    const h = harness({ workers: "1" });
+    const done = h.arbiter.run();
+    await h.clock.advance(0);
+    const [w] = h.spawner.workers;
+    say(w, { type: "hello", pid: 1, runtime: "test/1" });
+    say(w, { type: "ready", addr: "127.0.0.1:1" });
+    say(w, { type: "harvest", seq: 1, metrics: [] });
+    await h.clock.advance(0);
+    assert.equal(h.telemetry().harvests, 1);
+    assert.deepEqual(w.sent.at(-1), { type: "ack", v: 1, seq: 1 });
+    w.events.exit(1, null);
+    await h.clock.advance(0);
+    assert.equal(h.spawner.workers.length, 2);
+    assert.equal(h.spawner.workers[1].ref.generation, 2);
+    assert.equal(h.telemetry().snapshot().restarts.crash, 1);
+    h.raise("SIGINT");
+    await h.clock.advance(300);
+    assert.deepEqual(h.spawner.workers[1].signals, ["SIGTERM"]);
+    h.spawner.workers[1].events.exit(null, "SIGTERM");
+    assert.equal(await done, 0);
+    assert.equal(process.exitCode ?? 0, 0);
+  });
+});
