@@ -93,6 +93,11 @@ const add = (o: Outcome, label: string) => {
   console.log(`--- ${label}: ${o.passed} passed, ${o.failed} failed`);
 };
 
+// npm dependencies first, once: a master that downloads them while a test
+// reads its output would mix Deno's "Download ..." lines into it.
+const install = await run("deno install", deno, ["install", "--quiet"], env, 300_000);
+if (install.code !== 0) add({ passed: 0, failed: 1 }, "deno install");
+
 const junit = `${mkdtempSync(`${tmpdir()}/forklift-test-`)}/deno.xml`;
 const d = await run(
   "deno test",

@@ -217,6 +217,7 @@ export class Arbiter {
     });
     while (this.#code === undefined) {
       const event = await this.#next();
+      if (event.type === "signal") this.#log.info("Received {signal}", { signal: event.signal });
       if (event.type === "services") await this.#startServices();
       else await this.#dispatch(event);
     }

@@ -133,6 +133,22 @@ export class Master {
     return doc;
   }
 
+  /** Waits until `/status` lists exactly `n` workers, all ready; resolves to them. */
+  async waitReady(
+    n: number,
+    timeoutMs = 15_000,
+  ): Promise<Array<Record<string, unknown> & { slot: number; pid: number; state: string }>> {
+    return await waitFor(`${n} ready worker(s) and no other`, async () => {
+      if (this.exit) {
+        throw new Error(`master exited (${JSON.stringify(this.exit)}):\n${this.stderr}`);
+      }
+      const ws = (await this.status()).workers as Array<
+        Record<string, unknown> & { slot: number; pid: number; state: string }
+      >;
+      return ws.length === n && ws.every((w) => w.state === "ready") ? ws : undefined;
+    }, timeoutMs);
+  }
+
   /** Pids of the workers in state `ready`. */
   async readyPids(): Promise<number[]> {
     const doc = await this.status();
@@ -381,7 +397,7 @@ export async function startWorkers(
     ...serverArgv(runtime, script),
   ], { env: cleanEnv({ PORT: String(port), ...options.env }) });
   try {
-    await master.waitLog(new RegExp(`All ${workers} worker\\(s\\) ready`));
+    await master.waitReady(workers);
   } catch (e) {
     await master.cleanup();
     throw e;

@@ -21,8 +21,7 @@ describe("forklift status", () => {
       { env: cleanEnv({ PORT: String(port) }) },
     );
     try {
-      await m.waitLog(/All 2 worker\(s\) ready/);
-      await m.waitLog(/Serving metrics at/);
+      await m.waitReady(2);
       const bind = `127.0.0.1:${m.metricsPort}`;
       const text = await runCli(["status", "--metrics-bind", bind]);
       assert.equal(text.code, 0, text.stderr);

@@ -100,8 +100,8 @@ class FakeSpawner implements WorkerSpawner {
     this.workers.push(fake);
     return { handle, expectsHello: false, requestLimit: 0 };
   }
-  async afterBoot(): Promise<string[]> {
-    return [];
+  afterBoot(): Promise<string[]> {
+    return Promise.resolve([]);
   }
   close(): void {
     this.closed = true;

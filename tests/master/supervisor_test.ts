@@ -58,7 +58,13 @@ describe("Supervisor start and boot", () => {
     assert.equal(second.slot, 2);
     d.advance(300);
     assert.deepEqual(brief(d.exit(second, null, "SIGTERM")), ["forget:2", "exit:3"]);
-    assert.deepEqual(d.sup.restarts, { crash: 0, timeout: 0, reload: 0, max_requests: 0, scale: 0 });
+    assert.deepEqual(d.sup.restarts, {
+      crash: 0,
+      timeout: 0,
+      reload: 0,
+      max_requests: 0,
+      scale: 0,
+    });
   });
 
   test("Supervisor.dispatch() backs off a spawn that throws after boot and counts nothing for it", () => {
@@ -207,7 +213,10 @@ describe("Supervisor rolling replacement", () => {
     d.boot();
     d.send({ type: "signal", signal: "SIGHUP" });
     const [next] = spawnsIn(
-      d.send({ type: "reloaded", config: { workers: 1, once: false, timeoutMs: 0, gracefulMs: 2_000 } }),
+      d.send({
+        type: "reloaded",
+        config: { workers: 1, once: false, timeoutMs: 0, gracefulMs: 2_000 },
+      }),
     );
     d.readyUp(next);
     assert.deepEqual(brief(d.advance(2_999)), []);
