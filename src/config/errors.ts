@@ -78,3 +78,17 @@ function editDistance(a: string, b: string): number {
   }
   return d[a.length][b.length];
 }
+
+/**
+ * The first line of an error's message (or of anything thrown), for a one-line
+ * report: runtimes append stacks and hints on later lines.
+ *
+ * @example
+ * ```ts
+ * import { firstLine } from "./errors.ts";
+ * console.assert(firstLine(new Error("EMFILE: too many open files\n    at x")) === "EMFILE: too many open files");
+ * ```
+ */
+export function firstLine(error: unknown): string {
+  return String((error as Error)?.message ?? error).split("\n")[0];
+}

@@ -12,15 +12,17 @@ import type { ResolvedSettings } from "../config/load.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import { listenSignals } from "../runtime/signals.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { EXIT_FAILURE, EXIT_USAGE } from "./exit_status.ts";
-import type { Hooks, MasterDescriptor, WorkerDescriptor } from "./hooks.ts";
+import { EXIT_USAGE, firstLine } from "../config/errors.ts";
+import { EventQueue } from "./event_queue.ts";
+import { EXIT_FAILURE } from "./exit_status.ts";
+import { callHook, type Hooks, type MasterDescriptor, type WorkerDescriptor } from "./hooks.ts";
 import { noticeLine } from "./notices.ts";
 import { type PidFile, writePidFile } from "./pid_file.ts";
 import type { WorkerListener, WorkerSpawner } from "./spawner.ts";
 import {
   Supervisor,
   type SupervisorAction,
-  type SupervisorConfig,
+  supervisorConfig,
   type SupervisorEvent,
   type WorkerRef,
 } from "./supervisor.ts";
@@ -60,25 +62,6 @@ const TICK_MS = 500;
 const SERVICES_DELAY_MS = 250;
 
 /**
- * The policy's view of the settings.
- *
- * @example
- * ```ts ignore
- * import { supervisorConfig } from "./arbiter.ts";
- * const config = supervisorConfig(loadSettings({}));
- * ```
- */
-export function supervisorConfig(settings: ResolvedSettings): SupervisorConfig {
-  const v = settings.values;
-  return {
-    workers: v.workers as number,
-    once: v.once as boolean,
-    timeoutMs: (v.timeout as number) * 1000,
-    gracefulMs: (v.graceful_timeout as number) * 1000,
-  };
-}
-
-/**
  * The master process's supervisor.
  *
  * @example Run until a signal stops it
@@ -94,13 +77,12 @@ export class Arbiter {
   #clock: Clock;
   #telemetry: Telemetry;
   #handles = new Map<number, WorkerHandle>();
-  #queue: Queued[] = [];
-  #wake?: () => void;
+  #queue: EventQueue<Queued>;
   #servicesStarted = false;
   #cancelServices?: () => void;
   #pidFile?: PidFile;
   #code?: number;
-  /** Lines logged once a batch of spawns is done: a log line costs the next spawn milliseconds. */
+  /** Logged once the loop is done with an event: a log line would cost the next spawn milliseconds. */
   #deferred: Array<() => void> = [];
   #listener: WorkerListener;
 
@@ -108,7 +90,8 @@ export class Arbiter {
     this.#o = options;
     this.#settings = options.settings;
     this.#clock = options.clock ?? systemClock;
-    this.#sup = new Supervisor(supervisorConfig(options.settings));
+    this.#queue = new EventQueue(this.#clock);
+    this.#sup = new Supervisor(supervisorConfig(options.settings.values));
     this.#telemetry = options.telemetry(() => this.#snapshot());
     this.#listener = {
       hello: (w) => this.#enqueue({ type: "hello", worker: w.id }),
@@ -148,39 +131,20 @@ export class Arbiter {
     return { slot, generation, pid, exitCode, signal, reason };
   }
 
-  async #hook<K extends keyof Hooks>(name: K, arg: Parameters<NonNullable<Hooks[K]>>[0]) {
-    const fn = this.#o.hooks[name] as ((a: typeof arg) => unknown) | undefined;
-    if (!fn) return;
-    try {
-      await fn(arg);
-    } catch (e) {
-      this.#log.error("Hook {hook} failed: {error}", { hook: name, error: errorText(e) });
-    }
+  #hook<K extends keyof Hooks>(name: K, arg: Parameters<NonNullable<Hooks[K]>>[0]) {
+    return callHook(this.#o.hooks, name, arg, this.#log);
   }
 
   #enqueue(event: Unstamped<Queued>): void {
     this.#queue.push({ ...event, now: this.#clock.now() } as Queued);
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
   }
 
+  /** The next event, or a tick at the supervisor's next deadline (TICK_MS at most). */
   #next(): Promise<Queued> {
-    const queued = this.#queue.shift();
-    if (queued) return Promise.resolve(queued);
     const now = this.#clock.now();
     const at = this.#sup.wakeAt(now);
     const ms = at === undefined ? TICK_MS : Math.min(TICK_MS, Math.max(0, Math.ceil(at - now)));
-    return new Promise((resolve) => {
-      const cancel = this.#clock.after(ms, () => {
-        this.#wake = undefined;
-        resolve({ type: "tick", now: this.#clock.now() });
-      });
-      this.#wake = () => {
-        cancel();
-        resolve(this.#queue.shift()!);
-      };
-    });
+    return this.#queue.next(ms, () => ({ type: "tick", now: this.#clock.now() }));
   }
 
   /** Starts everything and resolves to the exit code once the master stops. */
@@ -190,7 +154,7 @@ export class Arbiter {
       try {
         await onStarting(this.#master());
       } catch (e) {
-        this.#log.error("Hook onStarting failed, not starting: {error}", { error: errorText(e) });
+        this.#log.error("Hook onStarting failed, not starting: {error}", { error: firstLine(e) });
         return EXIT_USAGE;
       }
     }
@@ -198,7 +162,7 @@ export class Arbiter {
     try {
       if (pidPath !== null) this.#pidFile = writePidFile(pidPath, process.pid);
     } catch (e) {
-      this.#log.error("{error}", { error: errorText(e) });
+      this.#log.error("{error}", { error: firstLine(e) });
       return EXIT_FAILURE;
     }
     const unlisten = listenSignals(this.#o.runtime, (signal) => {
@@ -207,6 +171,7 @@ export class Arbiter {
     await this.#o.spawner.prepare();
     // Workers first: they boot while the master sets up the rest.
     await this.#dispatch({ type: "start", now: this.#clock.now() });
+    for (const line of this.#deferred.splice(0)) line();
     this.#log.info("Started {n} worker(s): {argv}", {
       n: this.#sup.workerCount,
       argv: this.#o.spawner.argv.join(" "),
@@ -220,6 +185,7 @@ export class Arbiter {
       if (event.type === "signal") this.#log.info("Received {signal}", { signal: event.signal });
       if (event.type === "services") await this.#startServices();
       else await this.#dispatch(event);
+      for (const line of this.#deferred.splice(0)) line();
     }
     unlisten();
     this.#cancelServices();
@@ -242,7 +208,7 @@ export class Arbiter {
       } catch (e) {
         this.#log.error("Cannot carry out {action}: {error}", {
           action: action.type,
-          error: errorText(e),
+          error: firstLine(e),
         });
       }
     }
@@ -257,7 +223,6 @@ export class Arbiter {
       this.#handles.delete(gone);
       await this.#hook("childExit", this.#describe(exited, reason));
     }
-    for (const line of this.#deferred.splice(0)) line();
   }
 
   async #act(a: SupervisorAction): Promise<void> {
@@ -304,7 +269,7 @@ export class Arbiter {
         type: "spawnFailed",
         worker: ref.id,
         now: this.#clock.now(),
-        error: errorText(e),
+        error: firstLine(e),
       });
     }
     const { handle, expectsHello, requestLimit } = spawned;
@@ -327,7 +292,7 @@ export class Arbiter {
       next = this.#o.reloadSettings();
     } catch (e) {
       this.#log.error("Reload failed, keeping the running configuration: {error}", {
-        error: errorText(e),
+        error: firstLine(e),
       });
       return;
     }
@@ -335,7 +300,7 @@ export class Arbiter {
     this.#o.spawner.configure(next);
     this.#o.reconfigureLogging?.(next);
     await this.#hook("onReload", this.#master());
-    const config = supervisorConfig(next);
+    const config = supervisorConfig(next.values);
     await this.#dispatch({ type: "reloaded", config, now: this.#clock.now() });
   }
 
@@ -358,12 +323,8 @@ export class Arbiter {
       const shown = host.includes(":") ? `[${host}]` : host;
       this.#log.info("Serving metrics at http://{addr}/metrics", { addr: `${shown}:${port}` });
     } catch (e) {
-      this.#log.error("{error}; stopping", { error: errorText(e) });
+      this.#log.error("{error}; stopping", { error: firstLine(e) });
       await this.#dispatch({ type: "fail", code: EXIT_FAILURE, now: this.#clock.now() });
     }
   }
-}
-
-function errorText(e: unknown): string {
-  return String((e as Error)?.message ?? e).split("\n")[0];
 }

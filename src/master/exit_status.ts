@@ -7,8 +7,6 @@
 
 /** Exit code for a runtime failure of the master itself. */
 export const EXIT_FAILURE = 1;
-/** Exit code for a usage or configuration error (a refusing `onStarting` hook too). */
-export const EXIT_USAGE = 2;
 /** Exit code when the workers cannot boot (gunicorn's WORKER_BOOT_ERROR). */
 export const EXIT_BOOT_FAILURE = 3;
 

@@ -6,7 +6,8 @@
  */
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { ConfigError } from "../config/errors.ts";
+import type { Logger } from "@logtape/logtape";
+import { ConfigError, firstLine } from "../config/errors.ts";
 
 /** The worker a hook is about. */
 export interface WorkerDescriptor {
@@ -66,8 +67,7 @@ export async function loadHooks(path: string, cwd: string): Promise<Hooks> {
   try {
     mod = await import(pathToFileURL(abs).href);
   } catch (e) {
-    const first = String((e as Error)?.message ?? e).split("\n")[0];
-    throw new ConfigError(`Cannot load hooks module ${path}: ${first}`, { cause: e });
+    throw new ConfigError(`Cannot load hooks module ${path}: ${firstLine(e)}`, { cause: e });
   }
   const hooks: Hooks = {};
   for (const name of HOOK_NAMES) {
@@ -79,4 +79,30 @@ export async function loadHooks(path: string, cwd: string): Promise<Hooks> {
     hooks[name] = fn as (arg: never) => unknown;
   }
   return hooks;
+}
+
+/**
+ * Calls one hook, if the module has it, and waits for it. A hook that throws
+ * is logged and changes nothing: only `onStarting` may stop the master, and
+ * its caller decides that.
+ *
+ * @example
+ * ```ts ignore
+ * import { callHook } from "./hooks.ts";
+ * await callHook(hooks, "whenReady", { pid: 1, workers: 2, command: ["app"] }, log);
+ * ```
+ */
+export async function callHook<K extends keyof Hooks>(
+  hooks: Hooks,
+  name: K,
+  arg: Parameters<NonNullable<Hooks[K]>>[0],
+  log: Logger,
+): Promise<void> {
+  const fn = hooks[name] as ((a: typeof arg) => unknown) | undefined;
+  if (!fn) return;
+  try {
+    await fn(arg);
+  } catch (e) {
+    log.error("Hook {hook} failed: {error}", { hook: name, error: firstLine(e) });
+  }
 }

@@ -4,6 +4,7 @@
  * @module
  */
 import { rmSync, writeFileSync } from "node:fs";
+import { firstLine } from "../config/errors.ts";
 
 /** A written pid file. */
 export interface PidFile {
@@ -27,9 +28,7 @@ export function writePidFile(path: string, pid: number): PidFile {
   try {
     writeFileSync(path, `${pid}\n`);
   } catch (e) {
-    throw new Error(`Cannot write pid file ${path}: ${(e as Error).message.split("\n")[0]}`, {
-      cause: e,
-    });
+    throw new Error(`Cannot write pid file ${path}: ${firstLine(e)}`, { cause: e });
   }
   return {
     path,

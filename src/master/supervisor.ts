@@ -201,6 +201,26 @@ export const UNMANAGED_READY_MS = 1_000;
 export const MANAGED_READY_MS = 10_000;
 
 /**
+ * The policy's view of the settings (`workers`, `once`, `timeout` and
+ * `graceful_timeout` in seconds).
+ *
+ * @example
+ * ```ts
+ * import { supervisorConfig } from "./supervisor.ts";
+ * const c = supervisorConfig({ workers: 2, once: false, timeout: 30, graceful_timeout: 5 });
+ * console.assert(c.gracefulMs === 5000);
+ * ```
+ */
+export function supervisorConfig(values: Readonly<Record<string, unknown>>): SupervisorConfig {
+  return {
+    workers: values.workers as number,
+    once: values.once as boolean,
+    timeoutMs: (values.timeout as number) * 1000,
+    gracefulMs: (values.graceful_timeout as number) * 1000,
+  };
+}
+
+/**
  * The respawn delay after `n` failures in a row: none for the first, then
  * doubling from 200 ms to a cap of 5 s.
  *
