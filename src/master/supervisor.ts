@@ -167,8 +167,8 @@ interface Slot {
   id: number;
   current?: WorkerRecord;
   /** The next generation, started to replace `current`. */
-  next?: WorkerRecord;
-  nextReason?: RollReason;
+  /** A rolling replacement under way: the next generation and why. */
+  roll?: { next: WorkerRecord; reason: RollReason };
   spawns: number;
   restarts: number;
   /** Consecutive boot failures, for the backoff. */
@@ -398,7 +398,7 @@ export class Supervisor {
   *#live(): Generator<WorkerRecord> {
     for (const s of this.#slots.values()) {
       if (s.current) yield s.current;
-      if (s.next) yield s.next;
+      if (s.roll) yield s.roll.next;
     }
     yield* this.#retiring;
   }
@@ -451,14 +451,13 @@ export class Supervisor {
     w.everReady = true;
     this.#notify({ kind: "ready", worker: w.ref, afterMs: now - w.spawnedAt });
     const slot = this.#slots.get(w.ref.slot);
-    if (slot && (slot.current === w || slot.next === w)) slot.bootFailures = 0;
-    if (slot && slot.next === w) {
+    if (slot && (slot.current === w || slot.roll?.next === w)) slot.bootFailures = 0;
+    if (slot?.roll && slot.roll.next === w) {
       // The new generation listens: retire the old one (zero downtime).
       const old = slot.current;
-      const reason = slot.nextReason ?? "reload";
+      const reason = slot.roll.reason;
       slot.current = w;
-      slot.next = undefined;
-      slot.nextReason = undefined;
+      slot.roll = undefined;
       // The old one died meanwhile (crash, timeout): that is what this replaces.
       this.#countRestart(slot, slot.pendingReason ?? reason);
       slot.pendingReason = undefined;
@@ -480,7 +479,7 @@ export class Supervisor {
     // Already queued or rolling; the old generation keeps serving meanwhile.
     if (this.#rollQueue.some((r) => r.slot === w.ref.slot)) return;
     const slot = this.#slots.get(w.ref.slot);
-    if (!slot || slot.current !== w || slot.next) return;
+    if (!slot || slot.current !== w || slot.roll) return;
     this.#notify({ kind: "recycling", worker: w.ref, requests: w.requests, limit: w.requestLimit });
     this.#rollQueue.push({ slot: w.ref.slot, reason: "max_requests" });
   }
@@ -491,11 +490,11 @@ export class Supervisor {
     this.#byId.delete(id);
     const slot = this.#slots.get(w.ref.slot);
     const wasCurrent = slot?.current === w;
-    const wasNext = slot?.next === w;
+    const wasNext = slot?.roll?.next === w;
     const planned = w.phase.name === "stopping" ? w.phase.reason : undefined;
     this.#retiring.delete(w);
     if (wasCurrent) slot!.current = undefined;
-    if (wasNext) slot!.next = undefined;
+    if (wasNext) slot!.roll = undefined;
     // A process that never started replaced nothing: its successor counts instead.
     if (w.countAs && slot && !slot.pendingReason) slot.pendingReason = w.countAs;
     if (![...this.#live()].some((o) => o.ref.slot === w.ref.slot)) {
@@ -545,7 +544,6 @@ export class Supervisor {
       // The new generation cannot boot: keep the old one serving, and retry a
       // recycle only after a backoff, so broken code on disk is no spawn loop.
       this.#rollQueue = [];
-      slot.nextReason = undefined;
       slot.backoffUntil = now + backoffDelay(slot.bootFailures);
       return notice({ action: "keep", generation: slot.current?.ref.generation });
     }
@@ -654,7 +652,7 @@ export class Supervisor {
       const slot = this.#slots.get(id)!;
       this.#slots.delete(id);
       this.#rollQueue = this.#rollQueue.filter((r) => r.slot !== id);
-      const live = [slot.current, slot.next].filter((w) => w !== undefined);
+      const live = [slot.current, slot.roll?.next].filter((w) => w !== undefined);
       for (const w of live) this.#retire(w, "scale", now);
       // One slot removed is one count, even when it was mid-roll (two workers).
       if (count && live.length > 0) this.#restarts.scale++;
@@ -697,7 +695,7 @@ export class Supervisor {
       return;
     }
     for (const slot of this.#slots.values()) {
-      if (slot.current || slot.next || now < slot.backoffUntil) continue;
+      if (slot.current || slot.roll || now < slot.backoffUntil) continue;
       const reason = slot.pendingReason;
       slot.pendingReason = undefined;
       slot.current = this.#spawn(slot, now, reason);
@@ -705,7 +703,7 @@ export class Supervisor {
     // Rolling: one slot at a time gets a new generation; the old one retires on
     // ready. The old one is not marked as stopping before then: if the new one
     // cannot boot, the old one must stay fully supervised (heartbeat, recycling).
-    if ([...this.#slots.values()].some((s) => s.next !== undefined)) return;
+    if ([...this.#slots.values()].some((s) => s.roll !== undefined)) return;
     const at = this.#rollQueue.findIndex((r) =>
       (this.#slots.get(r.slot)?.backoffUntil ?? 0) <= now
     );
@@ -713,8 +711,7 @@ export class Supervisor {
     const [{ slot: id, reason }] = this.#rollQueue.splice(at, 1);
     const slot = this.#slots.get(id);
     if (slot?.current && slot.current.phase.name !== "stopping") {
-      slot.nextReason = reason;
-      slot.next = this.#spawn(slot, now);
+      slot.roll = { next: this.#spawn(slot, now), reason };
     }
   }
 
