@@ -34,11 +34,12 @@ export function noticeLine(
   notice: Notice,
   facts: (worker: WorkerRef) => WorkerFacts | undefined,
 ): LogLine {
-  const info = (message: string, props: Record<string, unknown> = {}): LogLine => ({
-    level: "info",
+  const at = (level: LogLine["level"]) => (message: string, props = {}): LogLine => ({
+    level,
     message,
     props,
   });
+  const [info, warn, error] = [at("info"), at("warn"), at("error")];
   const pid = (w: WorkerRef) => facts(w)?.pid ?? null;
   switch (notice.kind) {
     case "ready": {
@@ -53,11 +54,10 @@ export function noticeLine(
       });
     }
     case "noReadyReport":
-      return {
-        level: "warn",
-        message: "Worker {slot} reported no ready server in {s} s; taking it as ready",
-        props: { slot: notice.worker.slot, s: notice.afterMs / 1000 },
-      };
+      return warn("Worker {slot} reported no ready server in {s} s; taking it as ready", {
+        slot: notice.worker.slot,
+        s: notice.afterMs / 1000,
+      });
     case "booted":
       return info("All {n} worker(s) ready", { n: notice.workers });
     case "exited":
@@ -84,25 +84,17 @@ export function noticeLine(
       const then = notice.then;
       switch (then.action) {
         case "stop":
-          return { level: "error", message: "{line}; stopping", props: { line } };
+          return error("{line}; stopping", { line });
         case "keep":
-          return {
-            level: "error",
-            message: "{line}; keeping generation {gen} in slot {slot}",
-            props: { line, gen: then.generation ?? "-", slot: notice.worker.slot },
-          };
+          return error("{line}; keeping generation {gen} in slot {slot}", {
+            line,
+            gen: then.generation ?? "-",
+            slot: notice.worker.slot,
+          });
         case "giveUp":
-          return {
-            level: "error",
-            message: "{line}, {n} times in a row; stopping",
-            props: { line, n: then.failures },
-          };
+          return error("{line}, {n} times in a row; stopping", { line, n: then.failures });
         case "respawn":
-          return {
-            level: "warn",
-            message: "{line}; respawning in {ms} ms",
-            props: { line, ms: then.delayMs },
-          };
+          return warn("{line}; respawning in {ms} ms", { line, ms: then.delayMs });
       }
       break;
     }
@@ -113,22 +105,14 @@ export function noticeLine(
       const line = `Worker ${notice.worker.slot} (pid ${pid(notice.worker)}) crashed: exited with ${
         describeExit(notice.code, notice.signal)
       }${oom}`;
-      return {
-        level: "warn",
-        message: "{line}; respawning in {ms} ms",
-        props: { line, ms: notice.delayMs },
-      };
+      return warn("{line}; respawning in {ms} ms", { line, ms: notice.delayMs });
     }
     case "silent":
-      return {
-        level: "error",
-        message: "Worker {slot} (pid {pid}) sent nothing for {s} s: killing it",
-        props: {
-          slot: notice.worker.slot,
-          pid: pid(notice.worker),
-          s: Math.round(notice.silentMs / 1000),
-        },
-      };
+      return error("Worker {slot} (pid {pid}) sent nothing for {s} s: killing it", {
+        slot: notice.worker.slot,
+        pid: pid(notice.worker),
+        s: Math.round(notice.silentMs / 1000),
+      });
     case "recycling":
       return info("Worker {slot} served {n} requests (limit {limit}): recycling it", {
         slot: notice.worker.slot,
