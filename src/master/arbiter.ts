@@ -2,7 +2,8 @@
  * The master's shell: one queue and one loop feed events (signals, worker
  * messages and exits, ticks) into the {@linkcode Supervisor} and carry out the
  * actions it answers with through the ports (spawner, clock, telemetry).
- * Signal listeners and worker callbacks only enqueue, as in gunicorn.
+ * Signal listeners and worker callbacks only enqueue, as in gunicorn; harvests
+ * alone go straight to telemetry, which merges them without any policy.
  *
  * @module
  */
@@ -82,7 +83,7 @@ export class Arbiter {
   #cancelServices?: () => void;
   #pidFile?: PidFile;
   #code?: number;
-  /** Logged once the loop is done with an event: a log line would cost the next spawn milliseconds. */
+  /** Log lines written once the loop is done with an event: a line costs a spawn milliseconds. */
   #deferred: Array<() => void> = [];
   #listener: WorkerListener;
 
@@ -132,6 +133,9 @@ export class Arbiter {
   }
 
   #hook<K extends keyof Hooks>(name: K, arg: Parameters<NonNullable<Hooks[K]>>[0]) {
+    if (!this.#o.hooks[name]) return;
+    // What happened before the hook is logged before anything it logs.
+    this.#flushLog();
     return callHook(this.#o.hooks, name, arg, this.#log);
   }
 
@@ -139,11 +143,15 @@ export class Arbiter {
     this.#queue.push({ ...event, now: this.#clock.now() } as Queued);
   }
 
-  /** The next event, or a tick at the supervisor's next deadline (TICK_MS at most). */
+  /**
+   * A tick when a deadline is due, else the next event, or a tick at the next
+   * deadline (TICK_MS at most): a busy queue never holds a deadline back.
+   */
   #next(): Promise<Queued> {
     const now = this.#clock.now();
-    const at = this.#sup.wakeAt(now);
-    const ms = at === undefined ? TICK_MS : Math.min(TICK_MS, Math.max(0, Math.ceil(at - now)));
+    const at = this.#sup.wakeAt() ?? Infinity;
+    if (at <= now) return Promise.resolve({ type: "tick", now });
+    const ms = Math.min(TICK_MS, Math.ceil(at - now));
     return this.#queue.next(ms, () => ({ type: "tick", now: this.#clock.now() }));
   }
 
@@ -171,12 +179,14 @@ export class Arbiter {
     await this.#o.spawner.prepare();
     // Workers first: they boot while the master sets up the rest.
     await this.#dispatch({ type: "start", now: this.#clock.now() });
-    for (const line of this.#deferred.splice(0)) line();
-    this.#log.info("Started {n} worker(s): {argv}", {
-      n: this.#sup.workerCount,
-      argv: this.#o.spawner.argv.join(" "),
-    });
-    if (this.#sup.workerCount > 1 && readMigrateReq() === 0) this.#log.warn(migrateReqWarning());
+    this.#flushLog();
+    if (this.#sup.phase.name === "booting") {
+      this.#log.info("Started {n} worker(s): {argv}", {
+        n: this.#sup.workerCount,
+        argv: this.#o.spawner.argv.join(" "),
+      });
+      if (this.#sup.workerCount > 1 && readMigrateReq() === 0) this.#log.warn(migrateReqWarning());
+    }
     this.#cancelServices = this.#clock.after(SERVICES_DELAY_MS, () => {
       this.#enqueue({ type: "services" });
     });
@@ -185,7 +195,7 @@ export class Arbiter {
       if (event.type === "signal") this.#log.info("Received {signal}", { signal: event.signal });
       if (event.type === "services") await this.#startServices();
       else await this.#dispatch(event);
-      for (const line of this.#deferred.splice(0)) line();
+      this.#flushLog();
     }
     unlisten();
     this.#cancelServices();
@@ -201,12 +211,16 @@ export class Arbiter {
   async #dispatch(event: SupervisorEvent): Promise<void> {
     const gone = event.type === "exited" ? event.worker : undefined;
     const exited = gone === undefined ? undefined : this.#handles.get(gone);
-    const reason = gone === undefined ? undefined : this.#sup.worker(gone)?.reason;
+    if (gone !== undefined && exited !== undefined) {
+      // Before its replacement exists, as gunicorn's child_exit.
+      const reason = this.#sup.worker(gone)?.reason;
+      await this.#hook("childExit", this.#describe(exited, reason));
+    }
     for (const action of this.#sup.dispatch(event)) {
       try {
         await this.#act(action);
       } catch (e) {
-        this.#log.error("Cannot carry out {action}: {error}", {
+        this.#say("error", "Cannot carry out {action}: {error}", {
           action: action.type,
           error: firstLine(e),
         });
@@ -219,10 +233,7 @@ export class Arbiter {
       h.phase = view.phase;
       h.mark(view.phase);
     }
-    if (gone !== undefined && exited !== undefined) {
-      this.#handles.delete(gone);
-      await this.#hook("childExit", this.#describe(exited, reason));
-    }
+    if (gone !== undefined) this.#handles.delete(gone);
   }
 
   async #act(a: SupervisorAction): Promise<void> {
@@ -247,10 +258,13 @@ export class Arbiter {
       case "reopenLogs":
         return this.#o.reopenLogs?.();
       case "notify": {
+        // Worded now, while the worker's handle is still known; written once
+        // the event is done, so that a respawn does not wait for a log line.
         const line = noticeLine(a.notice, (w) => this.#handles.get(w.id));
-        this.#log[line.level](line.message, line.props);
-        if (a.notice.kind === "booted") await this.#onBooted();
-        return;
+        this.#say(line.level, line.message, line.props);
+        if (a.notice.kind !== "booted") return;
+        this.#flushLog();
+        return await this.#onBooted();
       }
       case "exit":
         this.#code = a.code;
@@ -258,12 +272,25 @@ export class Arbiter {
     }
   }
 
+  /** Logs once the loop is done with the current event (or before a hook runs). */
+  #say(level: "info" | "warn" | "error", message: string, props: Record<string, unknown> = {}) {
+    this.#deferred.push(() => this.#log[level](message, props));
+  }
+
+  #flushLog(): void {
+    for (const line of this.#deferred.splice(0)) line();
+  }
+
   async #spawn(ref: WorkerRef): Promise<void> {
     const { slot, generation } = ref;
     if (this.#o.hooks.preFork) await this.#hook("preFork", { slot, generation, pid: null });
+    if (this.#sup.worker(ref.id)?.phase !== "starting") {
+      // Stopped by an event carried out since the spawn was asked for.
+      return await this.#dispatch({ type: "abandoned", worker: ref.id, now: this.#clock.now() });
+    }
     let spawned;
     try {
-      spawned = this.#o.spawner.spawn(ref, this.#sup.workerCount, this.#listener);
+      spawned = this.#o.spawner.spawn(ref, () => this.#sup.workerCount, this.#listener);
     } catch (e) {
       return await this.#dispatch({
         type: "spawnFailed",
@@ -274,13 +301,11 @@ export class Arbiter {
     }
     const { handle, expectsHello, requestLimit } = spawned;
     this.#handles.set(ref.id, handle);
-    this.#deferred.push(() =>
-      this.#log.info("Booting worker {slot} (generation {gen}) with pid {pid}", {
-        slot,
-        gen: generation,
-        pid: handle.pid,
-      })
-    );
+    this.#say("info", "Booting worker {slot} (generation {gen}) with pid {pid}", {
+      slot,
+      gen: generation,
+      pid: handle.pid,
+    });
     const now = this.#clock.now();
     await this.#dispatch({ type: "spawned", worker: ref.id, now, expectsHello, requestLimit });
     if (this.#o.hooks.postFork) await this.#hook("postFork", this.#describe(handle));
@@ -291,7 +316,7 @@ export class Arbiter {
     try {
       next = this.#o.reloadSettings();
     } catch (e) {
-      this.#log.error("Reload failed, keeping the running configuration: {error}", {
+      this.#say("error", "Reload failed, keeping the running configuration: {error}", {
         error: firstLine(e),
       });
       return;
@@ -307,7 +332,11 @@ export class Arbiter {
   async #onBooted(): Promise<void> {
     await this.#startServices();
     await this.#hook("whenReady", this.#master());
-    for (const line of await this.#o.spawner.afterBoot()) this.#log.info("{line}", { line });
+    try {
+      for (const line of await this.#o.spawner.afterBoot()) this.#say("info", "{line}", { line });
+    } catch (e) {
+      this.#say("warn", "Housekeeping after boot failed: {error}", { error: firstLine(e) });
+    }
     await this.#o.runtime.releaseStartupMemory();
   }
 
@@ -321,9 +350,9 @@ export class Arbiter {
     try {
       const { host, port } = await this.#telemetry.serve(bind);
       const shown = host.includes(":") ? `[${host}]` : host;
-      this.#log.info("Serving metrics at http://{addr}/metrics", { addr: `${shown}:${port}` });
+      this.#say("info", "Serving metrics at http://{addr}/metrics", { addr: `${shown}:${port}` });
     } catch (e) {
-      this.#log.error("{error}; stopping", { error: firstLine(e) });
+      this.#say("error", "{error}; stopping", { error: firstLine(e) });
       await this.#dispatch({ type: "fail", code: EXIT_FAILURE, now: this.#clock.now() });
     }
   }

@@ -1,6 +1,7 @@
 /**
- * The clock port: the arbiter's only source of time and of timers, so that a
- * test can drive it by hand.
+ * The clock port: the time the arbiter stamps events with and the timers its
+ * loop waits on, so that a test can drive supervision by hand. (Worker
+ * handles keep their own wall-clock times, for `/status` only.)
  *
  * @module
  */

@@ -45,8 +45,11 @@ export interface WorkerSpawner {
   prepare(): Promise<void>;
   /** Takes new settings (a reload): the next spawn uses them. */
   configure(settings: ResolvedSettings): void;
-  /** Starts one worker; throws when the process cannot be started. */
-  spawn(worker: WorkerRef, workers: number, listener: WorkerListener): Spawned;
+  /**
+   * Starts one worker of the `workers()` the master runs now; throws when the
+   * process cannot be started.
+   */
+  spawn(worker: WorkerRef, workers: () => number, listener: WorkerListener): Spawned;
   /** Housekeeping once every worker is ready; resolves to lines worth logging. */
   afterBoot(): Promise<string[]>;
   /** Releases what it holds (the channel socket). */
@@ -84,7 +87,6 @@ export class ProcessSpawner implements WorkerSpawner {
   #o: ProcessSpawnerOptions;
   #settings: ResolvedSettings;
   #plan: LaunchPlan;
-  #workers = 1;
   /** The socket Deno workers talk over; opened with the first such worker. */
   #channel?: ChannelServer;
   #channelFailed = false;
@@ -108,8 +110,7 @@ export class ProcessSpawner implements WorkerSpawner {
     this.#plan = this.#o.plan(settings);
   }
 
-  spawn(ref: WorkerRef, workers: number, listener: WorkerListener): Spawned {
-    this.#workers = workers;
+  spawn(ref: WorkerRef, workers: () => number, listener: WorkerListener): Spawned {
     const values = this.#settings.values;
     const once = values.once as boolean;
     const channel = this.#openChannel();
@@ -119,7 +120,7 @@ export class ProcessSpawner implements WorkerSpawner {
       ...workerEnv({
         masterPid: process.pid,
         slot: ref.slot,
-        workers,
+        workers: workers(),
         channel: channel && { path: channel.server.path, token: channel.token },
       }),
     };
@@ -148,7 +149,7 @@ export class ProcessSpawner implements WorkerSpawner {
         exit: (h) => listener.exit(ref, h.exitCode, h.exitSignal),
       },
       {
-        prefix: () => this.#workers > 1,
+        prefix: () => workers() > 1,
         json: () => this.#settings.values.log_format === "json",
       },
       this.#o.write,

@@ -70,6 +70,8 @@ export type SupervisorEvent =
   | { type: "start"; now: number }
   | { type: "spawned"; worker: number; now: number; expectsHello: boolean; requestLimit: number }
   | { type: "spawnFailed"; worker: number; now: number; error: string }
+  /** A worker stopped before its spawn was carried out: no process was started for it. */
+  | { type: "abandoned"; worker: number; now: number }
   | { type: "hello"; worker: number; now: number }
   | { type: "ready"; worker: number; now: number }
   /** Any valid message; `requests` when it reported its request count. */
@@ -166,7 +168,6 @@ interface WorkerRecord {
 interface Slot {
   id: number;
   current?: WorkerRecord;
-  /** The next generation, started to replace `current`. */
   /** A rolling replacement under way: the next generation and why. */
   roll?: { next: WorkerRecord; reason: RollReason };
   spawns: number;
@@ -312,10 +313,14 @@ export class Supervisor {
     };
   }
 
-  /** The earliest time after `now` at which a `tick` has something to do, if any. */
-  wakeAt(now: number): number | undefined {
+  /**
+   * The earliest time at which a `tick` has something to do, if any; at or
+   * before `now` when one is due. Every deadline it names is one a tick acts
+   * on and moves, so a due one never repeats.
+   */
+  wakeAt(): number | undefined {
     let at = Infinity;
-    const soon = (t: number | undefined) => void (t !== undefined && t > now && t < at && (at = t));
+    const soon = (t: number | undefined) => void (t !== undefined && t < at && (at = t));
     const stopping = this.#phase.name === "stopping";
     for (const w of this.#live()) {
       if (w.phase.name === "stopping") {
@@ -328,7 +333,13 @@ export class Supervisor {
       }
     }
     if (!stopping) {
-      for (const s of this.#slots.values()) soon(s.backoffUntil);
+      // A backoff holds back an empty slot, or a queued roll while no other
+      // rolls; anything else it holds waits for an event, not for time.
+      const rolling = [...this.#slots.values()].some((s) => s.roll !== undefined);
+      for (const s of this.#slots.values()) {
+        const queued = this.#rollQueue.some((r) => r.slot === s.id);
+        if ((!s.current && !s.roll) || (queued && !rolling)) soon(s.backoffUntil);
+      }
     }
     return at === Infinity ? undefined : at;
   }
@@ -356,6 +367,9 @@ export class Supervisor {
       case "spawned": {
         const w = this.#byId.get(e.worker);
         if (!w) return;
+        // Its deadlines run from the moment its process exists, hooks and
+        // earlier spawns of the same batch aside.
+        w.spawnedAt = w.lastSeen = e.now;
         w.speech = e.expectsHello ? "expected" : "silent";
         w.requestLimit = e.requestLimit;
         const slot = this.#slots.get(w.ref.slot);
@@ -363,6 +377,8 @@ export class Supervisor {
         w.countAs = undefined;
         return;
       }
+      case "abandoned":
+        return this.#onAbandoned(e.worker);
       case "spawnFailed":
         return this.#onExit(e.worker, e.now, { spawn: e.error });
       case "hello": {
@@ -434,7 +450,7 @@ export class Supervisor {
 
   #onReloaded(config: SupervisorConfig, now: number): void {
     if (this.#phase.name === "stopping") return;
-    this.#config = { ...config, workers: this.#config.once ? 1 : config.workers };
+    this.#config = { ...config };
     const want = this.workerCount;
     this.#notify({ kind: "reloading", workers: want });
     // Slots a changed `workers` adds start on the new configuration already:
@@ -474,7 +490,7 @@ export class Supervisor {
     const w = this.#byId.get(id);
     if (!w || requests === undefined) return;
     w.requests = Math.max(w.requests, requests);
-    if (w.requestLimit === 0 || w.requests < w.requestLimit || w.phase.name !== "ready") return;
+    if (w.requestLimit === 0 || w.requests < w.requestLimit || w.phase.name === "stopping") return;
     if (this.#phase.name === "stopping") return;
     // Already queued or rolling; the old generation keeps serving meanwhile.
     if (this.#rollQueue.some((r) => r.slot === w.ref.slot)) return;
@@ -482,6 +498,16 @@ export class Supervisor {
     if (!slot || slot.current !== w || slot.roll) return;
     this.#notify({ kind: "recycling", worker: w.ref, requests: w.requests, limit: w.requestLimit });
     this.#rollQueue.push({ slot: w.ref.slot, reason: "max_requests" });
+  }
+
+  #onAbandoned(id: number): void {
+    const w = this.#byId.get(id);
+    if (!w) return;
+    this.#byId.delete(id);
+    this.#retiring.delete(w);
+    const slot = this.#slots.get(w.ref.slot);
+    if (slot?.current === w) slot.current = undefined;
+    if (slot?.roll?.next === w) slot.roll = undefined;
   }
 
   #onExit(id: number, now: number, cause: BootFailureCause): void {
@@ -501,7 +527,8 @@ export class Supervisor {
       this.#emit({ type: "forget", slot: w.ref.slot });
     }
     const { code, signal } = exitOf(cause);
-
+    // A process that could not be started did not boot, under --once too.
+    if ("spawn" in cause) return this.#onBootFailure(w, slot, wasNext, cause, now);
     if (this.#config.once) {
       this.#onceStatus = exitStatus(code, signal);
       this.#notify({ kind: "programExited", worker: w.ref, code, signal });
@@ -520,7 +547,8 @@ export class Supervisor {
       this.#notify({ kind: "crashed", worker: w.ref, code, signal, delayMs });
       slot.pendingReason = "crash";
     } else {
-      slot.pendingReason = planned === "stop" ? "crash" : planned;
+      // Not "stop": a stopping master has returned above.
+      if (planned !== "stop") slot.pendingReason = planned;
       this.#notify({ kind: "exited", worker: w.ref, code, signal, reason: planned });
     }
   }

@@ -106,11 +106,6 @@ export class WorkerHandle {
     return this.helloAt === undefined ? undefined : this.helloAt - this.spawnedAt;
   }
 
-  /** True while the IPC channel is open. */
-  get connected(): boolean {
-    return this.#child.connected === true;
-  }
-
   /** Records a state change with its time. */
   mark(state: string): void {
     if (state === "ready" && this.readyAt === undefined) this.readyAt = performance.now();
@@ -147,6 +142,7 @@ export class WorkerHandle {
       }
       case "ready":
         this.addr = m.addr;
+        this.readyAt ??= performance.now();
         return this.#events.ready(this);
       case "heartbeat":
         return this.#events.seen(this, this.#count(m.requests));

@@ -114,18 +114,24 @@ function spawnBun(argv: string[], options: SpawnOptions, on: WorkerProcessEvents
 function spawnNode(argv: string[], options: SpawnOptions, on: WorkerProcessEvents): WorkerProcess {
   if (childProcess === undefined) throw new Error("prepareSpawn() was not awaited");
   const peer = openChannel(options, on);
-  const child = childProcess.spawn(argv[0], argv.slice(1), {
-    env: options.env,
-    cwd: options.cwd,
-    stdio: [
-      options.inheritStdin ? "inherit" : "ignore",
-      "pipe",
-      "pipe",
-      ...(options.channel ? [] : ["ipc" as const]),
-    ],
-    serialization: "json",
-    detached: options.detached ?? false,
-  });
+  let child;
+  try {
+    child = childProcess.spawn(argv[0], argv.slice(1), {
+      env: options.env,
+      cwd: options.cwd,
+      stdio: [
+        options.inheritStdin ? "inherit" : "ignore",
+        "pipe",
+        "pipe",
+        ...(options.channel ? [] : ["ipc" as const]),
+      ],
+      serialization: "json",
+      detached: options.detached ?? false,
+    });
+  } catch (error) {
+    peer?.close();
+    throw error;
+  }
   let ended = false;
   const end = (code: number | null, signal: string | null) => {
     if (ended) return;

@@ -45,31 +45,42 @@ export class SupervisorDriver {
     this.spawnBehaviour = spawn;
   }
 
-  /** Dispatches an event at the current time; returns its actions (spawn answers included). */
+  /**
+   * Dispatches an event at the current time; returns its actions, those of
+   * the spawner's answers included. Like the arbiter, the fake spawner starts
+   * nothing for a worker stopped before its turn came (`abandoned`).
+   */
   send(event: Unstamped<SupervisorEvent>): SupervisorAction[] {
     const out: SupervisorAction[] = [];
-    const pending: SupervisorEvent[] = [{ ...event, now: this.now } as SupervisorEvent];
+    const pending: Array<SupervisorEvent | WorkerRef> = [
+      { ...event, now: this.now } as SupervisorEvent,
+    ];
     while (pending.length > 0) {
-      const actions = this.sup.dispatch(pending.shift()!);
+      const next = pending.shift()!;
+      const actions = this.sup.dispatch("type" in next ? next : this.#answer(next));
       for (const a of actions) {
         out.push(a);
         this.log.push(a);
-        if (a.type !== "spawn") continue;
-        const failure = this.spawnBehaviour.failures?.shift();
-        pending.push(
-          failure === undefined
-            ? {
-              type: "spawned",
-              worker: a.worker.id,
-              now: this.now,
-              expectsHello: this.spawnBehaviour.expectsHello ?? false,
-              requestLimit: this.spawnBehaviour.requestLimit ?? 0,
-            }
-            : { type: "spawnFailed", worker: a.worker.id, now: this.now, error: failure },
-        );
+        if (a.type === "spawn") pending.push(a.worker);
       }
     }
     return out;
+  }
+
+  #answer(w: WorkerRef): SupervisorEvent {
+    const now = this.now;
+    if (this.sup.worker(w.id)?.phase !== "starting") {
+      return { type: "abandoned", worker: w.id, now };
+    }
+    const failure = this.spawnBehaviour.failures?.shift();
+    if (failure !== undefined) return { type: "spawnFailed", worker: w.id, now, error: failure };
+    return {
+      type: "spawned",
+      worker: w.id,
+      now,
+      expectsHello: this.spawnBehaviour.expectsHello ?? false,
+      requestLimit: this.spawnBehaviour.requestLimit ?? 0,
+    };
   }
 
   /** Moves the clock on by `ms` and ticks. */

@@ -63,7 +63,7 @@ class FakeSpawner implements WorkerSpawner {
   closed = false;
   async prepare(): Promise<void> {}
   configure(): void {}
-  spawn(ref: WorkerRef, _workers: number, listener: WorkerListener): Spawned {
+  spawn(ref: WorkerRef, _workers: () => number, listener: WorkerListener): Spawned {
     const failure = this.failures.shift();
     if (failure !== undefined) throw new Error(failure);
     const fake: FakeWorker = { ref, events: undefined!, sent: [], signals: [] };
@@ -166,7 +166,7 @@ function say(w: FakeWorker, message: Record<string, unknown>): void {
 }
 
 describe("Arbiter with fake ports", () => {
-  test("Arbiter.run() stops cleanly with exit 3 when a spawn throws: pid file gone, worker stopped", async () => {
+  test("Arbiter.run() stops cleanly with exit 3 when a spawn throws at boot", async () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift-arbiter-`);
     const pidFile = `${dir}/forklift.pid`;
     const h = harness({ workers: "2", pid_file: pidFile });
@@ -174,17 +174,12 @@ describe("Arbiter with fake ports", () => {
     try {
       const done = h.arbiter.run();
       await h.clock.advance(0);
-      assert.equal(existsSync(pidFile), true);
-      assert.equal(h.spawner.workers.length, 1, "the second slot still gets its process");
-      const [other] = h.spawner.workers;
-      await h.clock.advance(300);
-      assert.deepEqual(other.signals, ["SIGTERM"]);
-      other.events.exit(null, "SIGTERM");
       assert.equal(await done, 3);
+      assert.equal(h.spawner.workers.length, 0, "a worker started after the stop was decided");
       assert.equal(existsSync(pidFile), false, "pid file left behind");
       assert.equal(h.spawner.closed, true);
       assert.equal(h.listeners.size, 0, "signal listeners left installed");
-      assert.deepEqual(h.calls, ["childExit 2.1 stop", "onExit"]);
+      assert.deepEqual(h.calls, ["onExit"]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -220,6 +215,43 @@ describe("Arbiter with fake ports", () => {
     h.spawner.workers[1].events.exit(null, "SIGKILL");
     assert.equal(await done, 0);
     assert.deepEqual(h.telemetry().forgotten, [1, 2]);
+  });
+
+  test("Arbiter.run() stops the worker already running when a later spawn throws", async () => {
+    const h = harness({ workers: "2" });
+    h.spawner.failures = [undefined, "spawn EMFILE"];
+    const done = h.arbiter.run();
+    await h.clock.advance(0);
+    const [first] = h.spawner.workers;
+    assert.equal(h.spawner.workers.length, 1);
+    await h.clock.advance(300);
+    assert.deepEqual(first.signals, ["SIGTERM"]);
+    first.events.exit(null, "SIGTERM");
+    assert.equal(await done, 3);
+    assert.deepEqual(h.calls, ["childExit 1.1 stop", "onExit"]);
+  });
+
+  test("Arbiter.run() calls childExit before the replacement is spawned", async () => {
+    const h = harness({ workers: "1" });
+    const done = h.arbiter.run();
+    await h.clock.advance(0);
+    const [w] = h.spawner.workers;
+    say(w, { type: "hello", pid: 1, runtime: "test/1" });
+    say(w, { type: "ready", addr: "127.0.0.1:1" });
+    await h.clock.advance(0);
+    const spawn = h.spawner.spawn.bind(h.spawner);
+    h.spawner.spawn = (ref, workers, listener) => {
+      h.calls.push(`spawn ${ref.slot}.${ref.generation}`);
+      return spawn(ref, workers, listener);
+    };
+    const calls = h.calls.length;
+    w.events.exit(1, null);
+    await h.clock.advance(0);
+    assert.deepEqual(h.calls.slice(calls), ["childExit 1.1 undefined", "spawn 1.2"]);
+    h.raise("SIGINT");
+    await h.clock.advance(300);
+    h.spawner.workers[1].events.exit(null, "SIGTERM");
+    assert.equal(await done, 0);
   });
 
   test("Arbiter.run() merges harvests and acks them, and respawns a crashed worker", async () => {

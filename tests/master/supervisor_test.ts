@@ -54,10 +54,8 @@ describe("Supervisor start and boot", () => {
     assert.equal(failed.length, 1);
     assert.deepEqual(failed[0].cause, { spawn: "EAGAIN: no processes" });
     assert.deepEqual(failed[0].then, { action: "stop" });
-    const [, second] = spawnsIn(out);
-    assert.equal(second.slot, 2);
-    d.advance(300);
-    assert.deepEqual(brief(d.exit(second, null, "SIGTERM")), ["forget:2", "exit:3"]);
+    // Slot 2, stopped before its turn, gets no process: nothing is left, the master exits 3.
+    assert.deepEqual(brief(out), ["spawn:1.1", "spawn:2.1", "forget:1", "exit:3"]);
     assert.deepEqual(d.sup.restarts, {
       crash: 0,
       timeout: 0,
@@ -65,6 +63,29 @@ describe("Supervisor start and boot", () => {
       max_requests: 0,
       scale: 0,
     });
+  });
+
+  test("Supervisor.dispatch() exits 3 under --once when the program cannot be started", () => {
+    const d = new SupervisorDriver({ once: true }, { failures: ["spawn EACCES"] });
+    const out = d.send({ type: "start" });
+    assert.deepEqual(noticesOf(out, "bootFailed").map((n) => n.cause), [{ spawn: "spawn EACCES" }]);
+    assert.deepEqual(brief(out).at(-1), "exit:3");
+  });
+
+  test("Supervisor.dispatch() times the ready deadline from the process's start", () => {
+    const d = new SupervisorDriver({ workers: 1 });
+    // Asked for at 0; a slow preFork hook starts the process at 1.2 s.
+    const [w] = spawnsIn(d.sup.dispatch({ type: "start", now: 0 }));
+    d.now = 1_200;
+    d.sup.dispatch({
+      type: "spawned",
+      worker: w.id,
+      now: d.now,
+      expectsHello: false,
+      requestLimit: 0,
+    });
+    assert.deepEqual(noticesOf(d.advance(999), "ready"), []);
+    assert.equal(noticesOf(d.advance(1), "ready").length, 1);
   });
 
   test("Supervisor.dispatch() backs off a spawn that throws after boot and counts nothing for it", () => {
@@ -96,13 +117,13 @@ describe("Supervisor start and boot", () => {
     assert.deepEqual(noticesIn(late).map((n) => n.kind), ["noReadyReport", "ready", "booted"]);
   });
 
-  test("Supervisor.wakeAt() names the next deadline and nothing in the past", () => {
+  test("Supervisor.wakeAt() names the next deadline, and none once nothing waits for time", () => {
     const d = new SupervisorDriver({ workers: 1 });
     d.send({ type: "start" });
-    assert.equal(d.sup.wakeAt(d.now), UNMANAGED_READY_MS);
+    assert.equal(d.sup.wakeAt(), UNMANAGED_READY_MS);
     d.advance(UNMANAGED_READY_MS);
     // Silent programs are not watched: nothing to wake for.
-    assert.equal(d.sup.wakeAt(d.now), undefined);
+    assert.equal(d.sup.wakeAt(), undefined);
   });
 });
 
@@ -366,7 +387,7 @@ describe("Supervisor heartbeats", () => {
   test("Supervisor.wakeAt() wakes the loop for a heartbeat deadline", () => {
     const d = new SupervisorDriver({ workers: 1, timeoutMs: 2_000 });
     d.boot();
-    assert.equal(d.sup.wakeAt(d.now), 2_001);
+    assert.equal(d.sup.wakeAt(), 2_001);
   });
 });
 
