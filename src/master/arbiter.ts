@@ -170,7 +170,10 @@ export class Arbiter {
     try {
       if (pidPath !== null) this.#pidFile = writePidFile(pidPath, process.pid);
     } catch (e) {
-      this.#log.error("{error}", { error: firstLine(e) });
+      this.#log.error("Cannot write pid file {path}: {error}", {
+        path: pidPath,
+        error: firstLine(e),
+      });
       return EXIT_FAILURE;
     }
     const unlisten = listenSignals(this.#o.runtime, (signal) => {
@@ -333,9 +336,19 @@ export class Arbiter {
     await this.#startServices();
     await this.#hook("whenReady", this.#master());
     try {
-      for (const line of await this.#o.spawner.afterBoot()) this.#say("info", "{line}", { line });
+      const paths = await this.#o.spawner.sweep();
+      if (paths.length > 0) {
+        this.#say(
+          "info",
+          "Removed {n} channel socket(s) left by masters that were killed: {paths}",
+          {
+            n: paths.length,
+            paths: paths.join(", "),
+          },
+        );
+      }
     } catch (e) {
-      this.#say("warn", "Housekeeping after boot failed: {error}", { error: firstLine(e) });
+      this.#say("warn", "Cannot sweep stale channel sockets: {error}", { error: firstLine(e) });
     }
     await this.#o.runtime.releaseStartupMemory();
   }

@@ -4,7 +4,6 @@
  * @module
  */
 import { rmSync, writeFileSync } from "node:fs";
-import { firstLine } from "../config/errors.ts";
 
 /** A written pid file. */
 export interface PidFile {
@@ -14,8 +13,7 @@ export interface PidFile {
 }
 
 /**
- * Writes `pid` and a newline to `path`. Throws an `Error` whose message names
- * the file and the first line of the cause.
+ * Writes `pid` and a newline to `path`; throws the file system's error.
  *
  * @example
  * ```ts ignore
@@ -25,11 +23,7 @@ export interface PidFile {
  * ```
  */
 export function writePidFile(path: string, pid: number): PidFile {
-  try {
-    writeFileSync(path, `${pid}\n`);
-  } catch (e) {
-    throw new Error(`Cannot write pid file ${path}: ${firstLine(e)}`, { cause: e });
-  }
+  writeFileSync(path, `${pid}\n`);
   return {
     path,
     remove() {

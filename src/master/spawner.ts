@@ -50,8 +50,11 @@ export interface WorkerSpawner {
    * process cannot be started.
    */
   spawn(worker: WorkerRef, workers: () => number, listener: WorkerListener): Spawned;
-  /** Housekeeping once every worker is ready; resolves to lines worth logging. */
-  afterBoot(): Promise<string[]>;
+  /**
+   * Removes what masters killed by SIGKILL left behind (channel sockets);
+   * resolves to the paths removed. Called once every worker is ready.
+   */
+  sweep(): Promise<string[]>;
   /** Releases what it holds (the channel socket). */
   close(): void;
 }
@@ -164,14 +167,8 @@ export class ProcessSpawner implements WorkerSpawner {
     };
   }
 
-  async afterBoot(): Promise<string[]> {
-    if (this.#channel === undefined) return [];
-    const removed = await sweepStaleChannels(this.#channel.path);
-    return removed.length === 0 ? [] : [
-      `Removed ${removed.length} channel socket(s) left by masters that were killed: ${
-        removed.join(", ")
-      }`,
-    ];
+  async sweep(): Promise<string[]> {
+    return this.#channel === undefined ? [] : await sweepStaleChannels(this.#channel.path);
   }
 
   close(): void {

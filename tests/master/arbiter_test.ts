@@ -100,7 +100,7 @@ class FakeSpawner implements WorkerSpawner {
     this.workers.push(fake);
     return { handle, expectsHello: false, requestLimit: 0 };
   }
-  afterBoot(): Promise<string[]> {
+  sweep(): Promise<string[]> {
     return Promise.resolve([]);
   }
   close(): void {
