@@ -119,7 +119,7 @@ if (only.length === 0) {
       ["deno fmt --check", ["fmt", "--check"]],
       ["deno lint", ["lint"]],
       ["settings doc is current", ["run", "-A", "scripts/gen_settings_doc.ts", "--check"]],
-      ["type check", ["check", "src/cli/main.ts", "mod.ts"]],
+      ["type check", ["check", "src/cli/main.ts", "mod.ts", "tests/", "scripts/"]],
     ] as const
   ) {
     const r = await run(label, deno, [...args], env, 300_000);

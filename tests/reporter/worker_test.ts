@@ -116,7 +116,7 @@ for (const rt of workerRuntimes()) {
       await master.line("NO-SERVER done");
       const exit = await Promise.race([
         master.exit,
-        new Promise<undefined>((r) => setTimeout(r, 3000)),
+        new Promise<undefined>((r) => setTimeout(() => r(undefined), 3000)),
       ]);
       assert.ok(exit, `still running 3 s after its program ended: ${master.stderr}`);
       assert.equal(exit.code, 0, master.stderr);
