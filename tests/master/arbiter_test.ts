@@ -165,6 +165,18 @@ function say(w: FakeWorker, message: Record<string, unknown>): void {
   w.events.message({ v: 1, ...message });
 }
 
+/** Runs the arbiter until every worker has said hello and ready; resolves to run()'s promise. */
+async function runReady(h: ReturnType<typeof harness>): Promise<{ done: Promise<number> }> {
+  const done = h.arbiter.run();
+  await h.clock.advance(0);
+  for (const w of h.spawner.workers) {
+    say(w, { type: "hello", pid: 1, runtime: "test/1" });
+    say(w, { type: "ready", addr: "127.0.0.1:1" });
+  }
+  await h.clock.advance(0);
+  return { done };
+}
+
 describe("Arbiter with fake ports", () => {
   test("Arbiter.run() stops cleanly with exit 3 when a spawn throws at boot", async () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift-arbiter-`);
@@ -187,13 +199,7 @@ describe("Arbiter with fake ports", () => {
 
   test("Arbiter.run() drains reporting workers on TERM and exits 0 once they are gone", async () => {
     const h = harness({ workers: "2", graceful_timeout: "5" });
-    const done = h.arbiter.run();
-    await h.clock.advance(0);
-    for (const w of h.spawner.workers) {
-      say(w, { type: "hello", pid: 1, runtime: "test/1" });
-      say(w, { type: "ready", addr: "127.0.0.1:1" });
-    }
-    await h.clock.advance(0);
+    const { done } = await runReady(h);
     const status = h.telemetry().snapshot();
     assert.deepEqual(status.workers.map((w) => w.view.phase), ["ready", "ready"]);
     assert.equal(status.readyWorkers, 2);
@@ -233,12 +239,8 @@ describe("Arbiter with fake ports", () => {
 
   test("Arbiter.run() calls childExit before the replacement is spawned", async () => {
     const h = harness({ workers: "1" });
-    const done = h.arbiter.run();
-    await h.clock.advance(0);
+    const { done } = await runReady(h);
     const [w] = h.spawner.workers;
-    say(w, { type: "hello", pid: 1, runtime: "test/1" });
-    say(w, { type: "ready", addr: "127.0.0.1:1" });
-    await h.clock.advance(0);
     const spawn = h.spawner.spawn.bind(h.spawner);
     h.spawner.spawn = (ref, workers, listener) => {
       h.calls.push(`spawn ${ref.slot}.${ref.generation}`);
@@ -256,11 +258,8 @@ describe("Arbiter with fake ports", () => {
 
   test("Arbiter.run() merges harvests and acks them, and respawns a crashed worker", async () => {
     const h = harness({ workers: "1" });
-    const done = h.arbiter.run();
-    await h.clock.advance(0);
+    const { done } = await runReady(h);
     const [w] = h.spawner.workers;
-    say(w, { type: "hello", pid: 1, runtime: "test/1" });
-    say(w, { type: "ready", addr: "127.0.0.1:1" });
     say(w, { type: "harvest", seq: 1, metrics: [] });
     await h.clock.advance(0);
     assert.equal(h.telemetry().harvests, 1);
