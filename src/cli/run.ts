@@ -18,6 +18,7 @@ import { channelPath } from "../master/channel_path.ts";
 import { preloadPath } from "../master/preload_path.ts";
 import { ProcessSpawner } from "../master/spawner.ts";
 import { MasterTelemetry } from "../master/telemetry.ts";
+import { serviceNameOf } from "../master/otlp_setup.ts";
 import { workerEnv } from "../protocol/env.ts";
 import type { CommandContext } from "./context.ts";
 
@@ -104,8 +105,7 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
       cpuCount: runtime.cpuCount(),
     });
   const log = logger("arbiter");
-  const serviceName = (ctx.settings.values.service_name as string | null) ??
-    programName(program);
+  const serviceName = serviceNameOf(ctx.settings.values, programName(program));
   const spawner = new ProcessSpawner({
     settings: ctx.settings,
     plan,
@@ -126,6 +126,8 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
     telemetry: (snapshot) =>
       new MasterTelemetry({
         serviceName,
+        settings: ctx.settings.values,
+        log,
         snapshot,
         onError: (e) => log.error("Metrics endpoint failed: {error}", { error: e.message }),
       }),

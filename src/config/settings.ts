@@ -157,6 +157,11 @@ export function parseHeaders(raw: string): Record<string, string> {
   return out;
 }
 
+/** An OTEL_* duration in ms as the seconds the setting reads; anything else as is, to be refused. */
+function msToSeconds(ms: string): string {
+  return /^\d+$/.test(ms.trim()) ? String(Number(ms) / 1000) : ms;
+}
+
 function text(raw: string): string | null {
   const t = raw.trim();
   return t === "" ? null : t;
@@ -275,6 +280,92 @@ export const SETTINGS: readonly Setting[] = [
     },
   },
   {
+    name: "otlp_metrics_endpoint",
+    section: "Export",
+    flag: "--otlp-metrics-endpoint",
+    meta: "URL",
+    type: "url",
+    altEnv: [{ name: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" }],
+    default: null,
+    doc: "Full OTLP/HTTP metrics URL, used as given; wins over otlp_endpoint",
+    expected: "an http:// or https:// URL",
+    parse: url,
+  },
+  {
+    name: "otlp_protocol",
+    section: "Export",
+    flag: "--otlp-protocol",
+    meta: "PROTOCOL",
+    type: "enum",
+    altEnv: [
+      { name: "OTEL_EXPORTER_OTLP_PROTOCOL" },
+      { name: "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL" },
+    ],
+    default: "http/protobuf",
+    doc: "Encoding of OTLP exports: http/protobuf or http/json",
+    expected: "http/protobuf or http/json",
+    parse: oneOf(["http/protobuf", "http/json"]),
+  },
+  {
+    name: "otlp_compression",
+    section: "Export",
+    flag: "--otlp-compression",
+    meta: "gzip|none",
+    type: "enum",
+    altEnv: [
+      { name: "OTEL_EXPORTER_OTLP_COMPRESSION" },
+      { name: "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION" },
+    ],
+    default: "none",
+    doc: "Compress OTLP request bodies",
+    expected: "gzip or none",
+    parse: oneOf(["gzip", "none"]),
+  },
+  {
+    name: "otlp_timeout",
+    section: "Export",
+    flag: "--otlp-timeout",
+    meta: "SECONDS",
+    type: "seconds",
+    altEnv: [
+      { name: "OTEL_EXPORTER_OTLP_TIMEOUT", convert: msToSeconds },
+      { name: "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", convert: msToSeconds },
+    ],
+    default: 10,
+    doc: "How long one OTLP request may take (the OTEL_* variables are in ms)",
+    expected: "a positive number of seconds",
+    parse: (raw) => seconds(raw, false),
+  },
+  {
+    name: "otlp_temporality",
+    section: "Export",
+    flag: "--otlp-temporality",
+    meta: "PREFERENCE",
+    type: "enum",
+    altEnv: [{ name: "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE" }],
+    default: "cumulative",
+    doc:
+      "cumulative (series never reset, start at the master's start), delta or lowmemory (counters and histograms as deltas)",
+    expected: "cumulative, delta or lowmemory",
+    parse: oneOf(["cumulative", "delta", "lowmemory"]),
+  },
+  {
+    name: "resource_attributes",
+    section: "Export",
+    flag: "--resource-attribute",
+    meta: "KEY=VALUE",
+    type: "headers",
+    altEnv: [{ name: "OTEL_RESOURCE_ATTRIBUTES" }],
+    default: null,
+    repeatable: true,
+    doc: "Extra resource attributes of every export (percent-decoded; service_name wins)",
+    expected: "KEY=VALUE pairs separated by commas",
+    parse: (raw) => {
+      const h = parseHeaders(raw);
+      return Object.keys(h).length === 0 ? null : h;
+    },
+  },
+  {
     name: "export_interval",
     section: "Export",
     flag: "--export-interval",
@@ -282,7 +373,7 @@ export const SETTINGS: readonly Setting[] = [
     type: "seconds",
     altEnv: [{
       name: "OTEL_METRIC_EXPORT_INTERVAL",
-      convert: (ms) => (/^\d+$/.test(ms.trim()) ? String(Number(ms) / 1000) : ms),
+      convert: msToSeconds,
     }],
     default: 60,
     doc: "How often the master pushes to the OTLP endpoint (OTEL_METRIC_EXPORT_INTERVAL is in ms)",

@@ -285,9 +285,41 @@ export function masterMetrics(state: {
   restarts: Record<string, number>;
   harvests: number;
   dropped: number;
+  /** The OTLP exporter's counts, when one runs. */
+  otlp?: { exports: number; failures: number; retries: number; dropped: number; bytes: number };
 }): MetricDelta[] {
   const reasons = Object.keys(state.restarts).sort();
+  const otlp = state.otlp;
+  const counter = (name: string, unit: string, description: string, value: number) => ({
+    name,
+    kind: "counter" as const,
+    unit,
+    description,
+    points: [{ attributes: {}, value }],
+  });
   return [
+    ...(otlp === undefined ? [] : [
+      counter(
+        "forklift.otlp.exports",
+        "{batch}",
+        "Batches an OTLP collector accepted",
+        otlp.exports,
+      ),
+      counter(
+        "forklift.otlp.failures",
+        "{request}",
+        "OTLP requests that failed, retries included",
+        otlp.failures,
+      ),
+      counter("forklift.otlp.retries", "{request}", "OTLP requests sent again", otlp.retries),
+      counter(
+        "forklift.otlp.dropped_batches",
+        "{batch}",
+        "OTLP batches given up on an answer that retrying cannot change",
+        otlp.dropped,
+      ),
+      counter("forklift.otlp.sent", "By", "OTLP request bytes sent", otlp.bytes),
+    ]),
     {
       name: "forklift.dropped_points",
       kind: "counter",

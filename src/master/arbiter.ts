@@ -203,7 +203,7 @@ export class Arbiter {
     unlisten();
     this.#cancelServices();
     this.#log.info("Master exiting with code {code}", { code: this.#code });
-    await this.#telemetry.close();
+    await this.#telemetry.close(supervisorConfig(this.#settings.values).gracefulMs);
     this.#o.spawner.close();
     this.#pidFile?.remove();
     await this.#hook("onExit", this.#master());
@@ -359,7 +359,9 @@ export class Arbiter {
     this.#servicesStarted = true;
     this.#cancelServices?.();
     const bind = this.#settings.values.metrics_bind as string | null;
-    if (bind === null || this.#sup.phase.name === "stopping") return;
+    if (this.#sup.phase.name === "stopping") return;
+    this.#telemetry.startExport();
+    if (bind === null) return;
     try {
       const { host, port } = await this.#telemetry.serve(bind);
       const shown = host.includes(":") ? `[${host}]` : host;

@@ -10,7 +10,10 @@ import { Aggregator } from "../export/aggregator.ts";
 import type { MetricsServer } from "../export/http_server.ts";
 import { masterMetrics, renderPrometheus } from "../export/prometheus.ts";
 import type { StatusDocument, WorkerStatus } from "../export/status.ts";
-import type { HarvestMessage } from "../protocol/messages.ts";
+import type { Logger } from "@logtape/logtape";
+import type { OtlpExporter } from "../export/otlp_exporter.ts";
+import type { HarvestMessage, MetricDelta } from "../protocol/messages.ts";
+import { otlpExporter } from "./otlp_setup.ts";
 import { VERSION } from "../version.ts";
 import type { WorkerView } from "./supervisor.ts";
 import type { WorkerHandle } from "./worker_handle.ts";
@@ -34,13 +37,18 @@ export interface Telemetry {
   forget(slot: number): void;
   /** Starts the metrics endpoint on `bind`; resolves to its address. Throws on failure. */
   serve(bind: string): Promise<{ host: string; port: number }>;
-  /** Stops the metrics endpoint, if it runs. */
-  close(): Promise<void>;
+  /** Starts pushing to the OTLP collector, if one is set. */
+  startExport(): void;
+  /** Sends a last OTLP export within `finalWithinMs`, then stops the metrics endpoint. */
+  close(finalWithinMs: number): Promise<void>;
 }
 
 /** Options of {@linkcode MasterTelemetry}. */
 export interface MasterTelemetryOptions {
   serviceName: string;
+  /** The settings, for the OTLP exporter. */
+  settings: Readonly<Record<string, unknown>>;
+  log: Logger;
   snapshot: () => SupervisionSnapshot;
   /** Told about failures while serving. */
   onError: (error: Error) => void;
@@ -53,8 +61,11 @@ export interface MasterTelemetryOptions {
  * @example Render the exposition of a master with no worker yet
  * ```ts
  * import { MasterTelemetry } from "./telemetry.ts";
+ * import { logger } from "../log/logging.ts";
  * const t = new MasterTelemetry({
  *   serviceName: "api",
+ *   settings: {},
+ *   log: logger("doc"),
  *   snapshot: () => ({ readyWorkers: 0, restarts: { crash: 0 }, workers: [] }),
  *   onError: () => {},
  * });
@@ -69,9 +80,17 @@ export class MasterTelemetry implements Telemetry {
   #dropped = 0;
   #invalid = 0;
   #startedAt = new Date();
+  #exporter?: OtlpExporter;
 
   constructor(options: MasterTelemetryOptions) {
     this.#o = options;
+    this.#exporter = otlpExporter(options.settings, {
+      serviceName: options.serviceName,
+      log: options.log,
+      collect: () => this.#state(),
+      workerRuntime: () => options.snapshot().workers.find((w) => w.handle.runtime)?.handle.runtime,
+      startMs: this.#startedAt.getTime(),
+    });
   }
 
   harvest(slot: number, m: HarvestMessage): void {
@@ -98,20 +117,31 @@ export class MasterTelemetry implements Telemetry {
     return this.#server.address;
   }
 
-  async close(): Promise<void> {
+  startExport(): void {
+    this.#exporter?.start();
+  }
+
+  async close(finalWithinMs: number): Promise<void> {
+    await this.#exporter?.shutdown(finalWithinMs);
     await this.#server?.close();
   }
 
-  /** The Prometheus exposition of the aggregate and the master's own metrics. */
-  metricsText(): string {
+  /** The master's own metrics, then the aggregate: what both exporters show. */
+  #state(): MetricDelta[] {
     const s = this.#o.snapshot();
     const master = masterMetrics({
       workers: s.readyWorkers,
       restarts: { ...s.restarts },
       harvests: this.#harvests,
       dropped: this.#dropped + this.#invalid,
+      otlp: this.#exporter?.stats,
     });
-    return renderPrometheus([...master, ...this.#aggregator.collect()], {
+    return [...master, ...this.#aggregator.collect()];
+  }
+
+  /** The Prometheus exposition of the aggregate and the master's own metrics. */
+  metricsText(): string {
+    return renderPrometheus(this.#state(), {
       onSkip: (skip) => void (this.#dropped += skip.points),
     });
   }

@@ -122,6 +122,7 @@ class FakeTelemetry implements Telemetry {
   serve(): Promise<{ host: string; port: number }> {
     return Promise.resolve({ host: "127.0.0.1", port: 1 });
   }
+  startExport(): void {}
   close(): Promise<void> {
     return Promise.resolve();
   }

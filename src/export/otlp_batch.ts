@@ -1,0 +1,160 @@
+/**
+ * Turns the master's cumulative state into OTLP batches, cumulative or delta
+ * as the OTLP exporter specification's temporality preference asks.
+ *
+ * @module
+ */
+import { attributesKey } from "../protocol/attributes.ts";
+import type { MetricDelta, PointDelta } from "../protocol/messages.ts";
+import {
+  type OtlpBatch,
+  type OtlpHistogramPoint,
+  type OtlpMetric,
+  type OtlpNumberPoint,
+  TEMPORALITY,
+  unixNano,
+} from "../protocol/otlp.ts";
+
+/**
+ * `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`. With neither
+ * observable instruments nor synchronous gauges of their own kind in the
+ * harvest, `lowmemory` and `delta` pick the same: counters and histograms
+ * delta, up-down counters cumulative.
+ */
+export type TemporalityPreference = "cumulative" | "delta" | "lowmemory";
+
+/** A batch and what to call once the collector has it (or it was given up). */
+export interface PendingBatch {
+  batch: OtlpBatch;
+  /** Data points in the batch. */
+  points: number;
+  /** Marks the batch as exported: the next delta starts where it ended. */
+  commit(): void;
+}
+
+interface Last {
+  value?: number;
+  count?: number;
+  sum?: number;
+  buckets?: number[];
+}
+
+/**
+ * Builds batches from cumulative state. In delta mode it remembers what the
+ * last committed batch held, one entry per series: a batch that is never
+ * committed (the collector is down) leaves its data for the next one, so
+ * every delta is exported once, whatever the retries.
+ *
+ * @example Two delta exports of a counter that went from 5 to 8
+ * ```ts
+ * import { OtlpBatcher } from "./otlp_batch.ts";
+ * const b = new OtlpBatcher({ temporality: "delta", startMs: 0, resource: () => ({}), scope: { name: "forklift", version: "0" } });
+ * const state = (v: number) => [{ name: "hits", kind: "counter" as const, points: [{ attributes: {}, value: v }] }];
+ * b.build(state(5), 1000).commit();
+ * const next = b.build(state(8), 2000);
+ * console.assert(next.batch.metrics[0].points[0].value === 3);
+ * ```
+ */
+export class OtlpBatcher {
+  #delta: boolean;
+  #resource: () => OtlpBatch["resource"];
+  #scope: OtlpBatch["scope"];
+  #startMs: number;
+  #last = new Map<string, Last>();
+  #lastMs: number;
+
+  constructor(options: {
+    temporality: TemporalityPreference;
+    /** When the master started: the start of every cumulative series. */
+    startMs: number;
+    /** The resource of each batch, read when it is built (the workers' runtime is learned late). */
+    resource: () => OtlpBatch["resource"];
+    scope: OtlpBatch["scope"];
+  }) {
+    this.#delta = options.temporality !== "cumulative";
+    this.#resource = options.resource;
+    this.#scope = options.scope;
+    this.#startMs = options.startMs;
+    this.#lastMs = options.startMs;
+  }
+
+  /** The batch for the state `metrics` at `nowMs` (Unix ms). */
+  build(metrics: MetricDelta[], nowMs: number): PendingBatch {
+    const time = unixNano(nowMs);
+    const cumulativeStart = unixNano(this.#startMs);
+    const deltaStart = unixNano(this.#lastMs);
+    const seen = new Map<string, Last>();
+    const out: OtlpMetric[] = [];
+    let points = 0;
+    for (const m of metrics) {
+      const delta = this.#delta && (m.kind === "counter" || m.kind === "histogram");
+      const start = delta ? deltaStart : cumulativeStart;
+      const head = { name: m.name, description: m.description, unit: m.unit };
+      const keyOf = (p: PointDelta) => `${m.name}\u0000${attributesKey(p.attributes)}`;
+      if (m.kind === "histogram") {
+        const ps: OtlpHistogramPoint[] = [];
+        for (const p of m.points) {
+          const key = keyOf(p);
+          const now: Last = { count: p.count ?? 0, sum: p.sum ?? 0, buckets: p.buckets ?? [] };
+          if (delta) seen.set(key, now);
+          const before = delta ? this.#last.get(key) : undefined;
+          const count = now.count! - (before?.count ?? 0);
+          if (delta && count === 0) continue;
+          ps.push({
+            attributes: p.attributes,
+            startTimeUnixNano: start,
+            timeUnixNano: time,
+            count,
+            sum: now.sum! - (before?.sum ?? 0),
+            bucketCounts: now.buckets!.map((c, i) => c - (before?.buckets?.[i] ?? 0)),
+            explicitBounds: m.boundaries ?? [],
+            // Extremes are known for the whole life only: a delta point has none.
+            ...(delta ? {} : { min: p.min, max: p.max }),
+          });
+        }
+        if (ps.length === 0) continue;
+        points += ps.length;
+        out.push({ ...head, type: "histogram", temporality: temporality(delta), points: ps });
+        continue;
+      }
+      const ps: OtlpNumberPoint[] = [];
+      for (const p of m.points) {
+        const key = keyOf(p);
+        const value = p.value ?? 0;
+        if (delta) seen.set(key, { value });
+        const before = delta ? this.#last.get(key)?.value ?? 0 : 0;
+        if (delta && value === before) continue;
+        ps.push({
+          attributes: p.attributes,
+          startTimeUnixNano: start,
+          timeUnixNano: time,
+          value: value - before,
+        });
+      }
+      if (ps.length === 0) continue;
+      points += ps.length;
+      out.push(
+        m.kind === "gauge" ? { ...head, type: "gauge", points: ps } : {
+          ...head,
+          type: "sum",
+          temporality: temporality(delta),
+          isMonotonic: m.kind === "counter",
+          points: ps,
+        },
+      );
+    }
+    return {
+      batch: { resource: this.#resource(), scope: this.#scope, metrics: out },
+      points,
+      commit: () => {
+        if (!this.#delta) return;
+        this.#last = seen;
+        this.#lastMs = nowMs;
+      },
+    };
+  }
+}
+
+function temporality(delta: boolean): 1 | 2 {
+  return delta ? TEMPORALITY.delta : TEMPORALITY.cumulative;
+}

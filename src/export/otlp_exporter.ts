@@ -1,0 +1,293 @@
+/**
+ * Pushes the master's state to an OTLP/HTTP collector every export interval:
+ * protobuf or JSON, gzip on request, a timeout per request, retries with
+ * exponential backoff and jitter on 429, 502, 503, 504 and network errors
+ * (honouring `Retry-After`), one batch dropped with one warning on any other
+ * error status, never two requests in flight, and a final export on stop.
+ *
+ * While the collector is down nothing queues up: each retry sends the state
+ * as it is then, so the memory held is the series themselves, and nothing
+ * counted meanwhile is lost once the collector answers.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import type { MetricDelta } from "../protocol/messages.ts";
+import { otlpJson } from "../protocol/otlp.ts";
+import type { OtlpBatcher, PendingBatch } from "./otlp_batch.ts";
+import { decodePartialSuccess, encodeOtlpProtobuf, type PartialSuccess } from "./otlp_protobuf.ts";
+
+/** `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`. */
+export type OtlpProtocol = "http/protobuf" | "http/json";
+
+/** Options of {@linkcode OtlpExporter}. */
+export interface OtlpExporterOptions {
+  /** The full metrics URL (`…/v1/metrics`). */
+  url: string;
+  protocol: OtlpProtocol;
+  gzip: boolean;
+  /** Secret: sent, never logged. */
+  headers: Record<string, string>;
+  timeoutMs: number;
+  intervalMs: number;
+  batcher: OtlpBatcher;
+  /** The cumulative state to export now. */
+  collect: () => MetricDelta[];
+  log: Logger;
+  /** Unix time in ms. */
+  now?: () => number;
+  random?: () => number;
+  fetch?: typeof fetch;
+}
+
+/** What the exporter has done, for the master's own metrics. */
+export interface OtlpExportStats {
+  /** Batches the collector accepted. */
+  exports: number;
+  /** Requests that failed (each retry counts). */
+  failures: number;
+  /** Requests repeated after a retryable failure. */
+  retries: number;
+  /** Batches given up on a non-retryable answer. */
+  dropped: number;
+  /** Request body bytes sent, as on the wire. */
+  bytes: number;
+}
+
+/** First retry delay; it doubles up to {@linkcode MAX_BACKOFF_MS}. */
+const FIRST_BACKOFF_MS = 1_000;
+const MAX_BACKOFF_MS = 60_000;
+/** The longest `Retry-After` honoured. */
+const MAX_RETRY_AFTER_MS = 300_000;
+const RETRYABLE = new Set([429, 502, 503, 504]);
+
+type Outcome =
+  | { kind: "ok"; partial?: PartialSuccess }
+  | { kind: "retry"; why: string; afterMs?: number }
+  | { kind: "drop"; why: string };
+
+/**
+ * The delay before retry `n` (0-based): doubling from 1 s to 60 s, spread by
+ * ±20% so that many masters do not retry in step.
+ *
+ * @example
+ * ```ts
+ * import { retryDelay } from "./otlp_exporter.ts";
+ * console.assert(retryDelay(0, () => 0.5) === 1000 && retryDelay(10, () => 0.5) === 60_000);
+ * ```
+ */
+export function retryDelay(n: number, random: () => number = Math.random): number {
+  const base = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** n);
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+/**
+ * A `Retry-After` value (seconds, or an HTTP date) in ms from `nowMs`, or
+ * `undefined` when absent or unreadable.
+ *
+ * @example
+ * ```ts
+ * import { parseRetryAfter } from "./otlp_exporter.ts";
+ * console.assert(parseRetryAfter("3", 0) === 3000);
+ * ```
+ */
+export function parseRetryAfter(value: string | null, nowMs: number): number | undefined {
+  if (value === null || value.trim() === "") return undefined;
+  const t = value.trim();
+  const ms = /^\d+$/.test(t) ? Number(t) * 1000 : Date.parse(t) - nowMs;
+  return Number.isFinite(ms) ? Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms)) : undefined;
+}
+
+async function gzip(body: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([body as BlobPart]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/**
+ * The master's OTLP exporter.
+ *
+ * @example
+ * ```ts ignore
+ * import { OtlpExporter } from "./otlp_exporter.ts";
+ * const exporter = new OtlpExporter({ url, protocol: "http/protobuf", gzip: false, headers: {},
+ *   timeoutMs: 10_000, intervalMs: 60_000, batcher, collect, log });
+ * exporter.start();
+ * await exporter.shutdown(5_000);
+ * ```
+ */
+export class OtlpExporter {
+  readonly stats: OtlpExportStats = { exports: 0, failures: 0, retries: 0, dropped: 0, bytes: 0 };
+  #o: OtlpExporterOptions;
+  #timer?: ReturnType<typeof setTimeout>;
+  #running?: Promise<void>;
+  #stopped = false;
+  /** Cuts a retry's wait short (shutdown). */
+  #wake?: () => void;
+
+  constructor(options: OtlpExporterOptions) {
+    this.#o = options;
+  }
+
+  #now(): number {
+    return (this.#o.now ?? Date.now)();
+  }
+
+  /** Exports every interval from now on. */
+  start(): void {
+    if (this.#stopped || this.#timer !== undefined) return;
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    this.#timer = setTimeout(() => {
+      this.#running = this.#cycle().finally(() => {
+        this.#running = undefined;
+        if (!this.#stopped) this.#schedule();
+      });
+    }, this.#o.intervalMs);
+    // The master lives for its workers, not for this timer.
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  /**
+   * Stops the interval and sends what is left, once, within `withinMs`: an
+   * export under way gives up its retries and the final one carries its data.
+   */
+  async shutdown(withinMs: number): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#wake?.();
+    await this.#running;
+    const pending = this.#o.batcher.build(this.#o.collect(), this.#now());
+    if (pending.points === 0) return;
+    const outcome = await this.#send(pending, Math.min(withinMs, this.#o.timeoutMs));
+    this.#settle(pending, outcome, 0);
+    if (outcome.kind === "retry") {
+      this.#o.log.warn("Final OTLP export to {url} failed ({why}); its data is lost", {
+        url: this.#o.url,
+        why: outcome.why,
+      });
+    }
+  }
+
+  /** One export, retried until the collector takes it, gives it up, or shutdown. */
+  async #cycle(): Promise<void> {
+    for (let attempt = 0; !this.#stopped; attempt++) {
+      const pending = this.#o.batcher.build(this.#o.collect(), this.#now());
+      if (pending.points === 0) return pending.commit();
+      const outcome = await this.#send(pending, this.#o.timeoutMs);
+      if (!this.#settle(pending, outcome, attempt)) return;
+      if (outcome.kind !== "retry") return;
+      const delay = outcome.afterMs ?? retryDelay(attempt, this.#o.random);
+      if (attempt === 0) {
+        this.#o.log.warn("OTLP export to {url} failed ({why}); retrying in {s} s", {
+          url: this.#o.url,
+          why: outcome.why,
+          s: Math.round(delay / 100) / 10,
+        });
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delay);
+        this.#wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.#wake = undefined;
+      if (!this.#stopped) this.stats.retries++;
+    }
+  }
+
+  /** Counts and logs an outcome; true when the cycle should go on (a retry). */
+  #settle(pending: PendingBatch, outcome: Outcome, attempt: number): boolean {
+    switch (outcome.kind) {
+      case "ok":
+        pending.commit();
+        this.stats.exports++;
+        if (attempt > 0) {
+          this.#o.log.info("OTLP export to {url} succeeded after {n} retries", {
+            url: this.#o.url,
+            n: attempt,
+          });
+        }
+        if (outcome.partial) {
+          this.#o.log.warn("The collector rejected {n} data point(s): {message}", {
+            n: outcome.partial.rejectedDataPoints,
+            message: outcome.partial.errorMessage || "(no reason given)",
+          });
+        }
+        return false;
+      case "drop":
+        // A batch the collector will never take must not block the ones after it.
+        pending.commit();
+        this.stats.failures++;
+        this.stats.dropped++;
+        this.#o.log.warn("OTLP export to {url} refused ({why}); dropped {n} data point(s)", {
+          url: this.#o.url,
+          why: outcome.why,
+          n: pending.points,
+        });
+        return false;
+      case "retry":
+        this.stats.failures++;
+        return true;
+    }
+  }
+
+  async #send(pending: PendingBatch, timeoutMs: number): Promise<Outcome> {
+    const json = this.#o.protocol === "http/json";
+    let body: Uint8Array = json
+      ? new TextEncoder().encode(JSON.stringify(otlpJson(pending.batch)))
+      : encodeOtlpProtobuf(pending.batch);
+    const headers: Record<string, string> = {
+      ...this.#o.headers,
+      "content-type": json ? "application/json" : "application/x-protobuf",
+    };
+    if (this.#o.gzip) {
+      body = await gzip(body);
+      headers["content-encoding"] = "gzip";
+    }
+    let res: Response;
+    try {
+      res = await (this.#o.fetch ?? fetch)(this.#o.url, {
+        method: "POST",
+        headers,
+        body: body as BodyInit,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (e) {
+      const err = e as Error;
+      const why = err.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : err.message;
+      return { kind: "retry", why: why.split("\n")[0] };
+    }
+    this.stats.bytes += body.length;
+    const answer = new Uint8Array(await res.arrayBuffer().catch(() => new ArrayBuffer(0)));
+    const status = `HTTP ${res.status}`;
+    if (res.ok) return { kind: "ok", partial: readPartialSuccess(answer, res) };
+    if (RETRYABLE.has(res.status)) {
+      const afterMs = parseRetryAfter(res.headers.get("retry-after"), this.#now());
+      return { kind: "retry", why: status, afterMs };
+    }
+    // The specification retries only the codes above; anything else would fail again.
+    return { kind: "drop", why: status };
+  }
+}
+
+/** The response's partial success, protobuf or JSON; undefined when unreadable or empty. */
+function readPartialSuccess(body: Uint8Array, res: Response): PartialSuccess | undefined {
+  if (body.length === 0) return undefined;
+  try {
+    if ((res.headers.get("content-type") ?? "").includes("json")) {
+      const ps = JSON.parse(new TextDecoder().decode(body))?.partialSuccess;
+      const n = Number(ps?.rejectedDataPoints ?? 0);
+      const message = String(ps?.errorMessage ?? "");
+      return n !== 0 || message !== ""
+        ? { rejectedDataPoints: n, errorMessage: message }
+        : undefined;
+    }
+    return decodePartialSuccess(body);
+  } catch {
+    return undefined;
+  }
+}

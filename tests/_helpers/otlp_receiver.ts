@@ -1,0 +1,99 @@
+/**
+ * A local OTLP/HTTP receiver for tests: it decodes every request with the
+ * OTLP protobuf definitions the OpenTelemetry project publishes (or as JSON),
+ * keeps it, and answers with the statuses a test scripts.
+ *
+ * @module
+ */
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import { gunzipSync } from "node:zlib";
+// The generated protobuf classes of opentelemetry-proto, as the OpenTelemetry JS SDK ships them.
+import generated from "@opentelemetry/otlp-transformer/build/src/generated/root.js";
+
+// deno-lint-ignore no-explicit-any
+const proto = (generated as any).opentelemetry.proto;
+const Request = proto.collector.metrics.v1.ExportMetricsServiceRequest;
+const Response = proto.collector.metrics.v1.ExportMetricsServiceResponse;
+
+/** Decodes protobuf bytes into the OTLP/JSON shape (64-bit integers as strings, enums as numbers). */
+export function decodeProtobufRequest(bytes: Uint8Array): Record<string, unknown> {
+  const message = Request.decode(bytes);
+  return Request.toObject(message, { longs: String, enums: Number, defaults: false });
+}
+
+/** Encodes a protobuf `ExportMetricsServiceResponse` with a partial success. */
+export function partialSuccessResponse(rejected: number, message: string): Uint8Array {
+  return Response.encode({ partialSuccess: { rejectedDataPoints: rejected, errorMessage: message } })
+    .finish();
+}
+
+/** One request the receiver got. */
+export interface Received {
+  at: number;
+  headers: IncomingMessage["headers"];
+  contentType: string;
+  /** The body as sent (maybe gzipped). */
+  wireBytes: number;
+  /** The decoded request, in the OTLP/JSON shape. */
+  body: Record<string, unknown>;
+  status: number;
+}
+
+/** An answer to script: a status, headers and body. */
+export interface Answer {
+  status: number;
+  headers?: Record<string, string>;
+  body?: Uint8Array | string;
+}
+
+/** A receiver on 127.0.0.1 with an ephemeral port. */
+export class OtlpReceiver {
+  readonly received: Received[] = [];
+  /** Answers for the next requests, in order; 200 once they run out. */
+  answers: Answer[] = [];
+  #server: Server;
+  port = 0;
+
+  constructor() {
+    this.#server = createServer((req, res) => {
+      const chunks: Uint8Array[] = [];
+      req.on("data", (c: Uint8Array) => chunks.push(c));
+      req.on("end", () => {
+        const raw = Buffer.concat(chunks);
+        const bytes = req.headers["content-encoding"] === "gzip" ? gunzipSync(raw) : raw;
+        const contentType = String(req.headers["content-type"] ?? "");
+        const body = contentType.includes("json")
+          ? JSON.parse(new TextDecoder().decode(bytes))
+          : decodeProtobufRequest(new Uint8Array(bytes));
+        const answer = this.answers.shift() ?? { status: 200 };
+        this.received.push({
+          at: performance.now(),
+          headers: req.headers,
+          contentType,
+          wireBytes: raw.length,
+          body,
+          status: answer.status,
+        });
+        res.writeHead(answer.status, answer.headers ?? {});
+        res.end(answer.body ?? "");
+      });
+    });
+  }
+
+  /** Listens; resolves to the base URL (`http://127.0.0.1:PORT`). */
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
+    this.port = (this.#server.address() as { port: number }).port;
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Requests answered 2xx. */
+  get accepted(): Received[] {
+    return this.received.filter((r) => r.status >= 200 && r.status < 300);
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections?.();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
