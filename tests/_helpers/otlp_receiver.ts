@@ -23,7 +23,9 @@ export function decodeProtobufRequest(bytes: Uint8Array): Record<string, unknown
 
 /** Encodes a protobuf `ExportMetricsServiceResponse` with a partial success. */
 export function partialSuccessResponse(rejected: number, message: string): Uint8Array {
-  return Response.encode({ partialSuccess: { rejectedDataPoints: rejected, errorMessage: message } })
+  return Response.encode({
+    partialSuccess: { rejectedDataPoints: rejected, errorMessage: message },
+  })
     .finish();
 }
 
@@ -44,6 +46,8 @@ export interface Answer {
   status: number;
   headers?: Record<string, string>;
   body?: Uint8Array | string;
+  /** Answer this long after the request arrived. */
+  delayMs?: number;
 }
 
 /** A receiver on 127.0.0.1 with an ephemeral port. */
@@ -51,11 +55,16 @@ export class OtlpReceiver {
   readonly received: Received[] = [];
   /** Answers for the next requests, in order; 200 once they run out. */
   answers: Answer[] = [];
+  /** The most requests open at once. */
+  maxInFlight = 0;
+  #inFlight = 0;
   #server: Server;
   port = 0;
 
   constructor() {
     this.#server = createServer((req, res) => {
+      this.maxInFlight = Math.max(this.maxInFlight, ++this.#inFlight);
+      res.on("close", () => this.#inFlight--);
       const chunks: Uint8Array[] = [];
       req.on("data", (c: Uint8Array) => chunks.push(c));
       req.on("end", () => {
@@ -74,8 +83,10 @@ export class OtlpReceiver {
           body,
           status: answer.status,
         });
-        res.writeHead(answer.status, answer.headers ?? {});
-        res.end(answer.body ?? "");
+        setTimeout(() => {
+          res.writeHead(answer.status, answer.headers ?? {});
+          res.end(answer.body ?? "");
+        }, answer.delayMs ?? 0);
       });
     });
   }

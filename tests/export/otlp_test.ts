@@ -1,0 +1,322 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import type { Logger } from "@logtape/logtape";
+import { OtlpBatcher } from "../../src/export/otlp_batch.ts";
+import { OtlpExporter, parseRetryAfter, retryDelay } from "../../src/export/otlp_exporter.ts";
+import { decodePartialSuccess, encodeOtlpProtobuf } from "../../src/export/otlp_protobuf.ts";
+import type { MetricDelta } from "../../src/protocol/messages.ts";
+import { type OtlpBatch, otlpJson, unixNano } from "../../src/protocol/otlp.ts";
+import {
+  decodeProtobufRequest,
+  OtlpReceiver,
+  partialSuccessResponse,
+} from "../_helpers/otlp_receiver.ts";
+
+const T0 = 1_700_000_000_000;
+
+const BATCH: OtlpBatch = {
+  resource: { "service.name": "api", "process.pid": 42, "deployment.ratio": 0.5, on: true },
+  scope: { name: "forklift", version: "0.1.0" },
+  metrics: [
+    {
+      name: "app.hits",
+      unit: "{hit}",
+      description: "Hits",
+      type: "sum",
+      temporality: 2,
+      isMonotonic: true,
+      points: [{
+        attributes: { route: "/a" },
+        startTimeUnixNano: unixNano(T0),
+        timeUnixNano: unixNano(T0 + 1500.25),
+        value: 7,
+      }],
+    },
+    {
+      name: "http.server.request.duration",
+      unit: "s",
+      type: "histogram",
+      temporality: 1,
+      points: [{
+        attributes: { "http.request.method": "GET", "http.response.status_code": 200 },
+        startTimeUnixNano: unixNano(T0),
+        timeUnixNano: unixNano(T0 + 2000),
+        count: 4,
+        sum: 0.75,
+        bucketCounts: [1, 2, 1],
+        explicitBounds: [0.1, 0.5],
+        min: 0.05,
+        max: 0.4,
+      }],
+    },
+    {
+      name: "queue.depth",
+      type: "gauge",
+      points: [{
+        attributes: { worker: 2 },
+        startTimeUnixNano: unixNano(T0),
+        timeUnixNano: unixNano(T0 + 2000),
+        value: -1.5,
+      }],
+    },
+  ],
+};
+
+describe("OTLP encodings", () => {
+  test("otlpJson() writes 64-bit integers and times as decimal strings and enums as numbers", () => {
+    const body = otlpJson(BATCH) as { resourceMetrics: Array<Record<string, any>> };
+    const rm = body.resourceMetrics[0];
+    assert.deepEqual(rm.resource.attributes, [
+      { key: "service.name", value: { stringValue: "api" } },
+      { key: "process.pid", value: { intValue: "42" } },
+      { key: "deployment.ratio", value: { doubleValue: 0.5 } },
+      { key: "on", value: { boolValue: true } },
+    ]);
+    const [sum, hist, gauge] = rm.scopeMetrics[0].metrics;
+    assert.deepEqual(rm.scopeMetrics[0].scope, { name: "forklift", version: "0.1.0" });
+    assert.deepEqual(sum, {
+      name: "app.hits",
+      description: "Hits",
+      unit: "{hit}",
+      sum: {
+        dataPoints: [{
+          attributes: [{ key: "route", value: { stringValue: "/a" } }],
+          startTimeUnixNano: "1700000000000000000",
+          timeUnixNano: "1700000001500250000",
+          asDouble: 7,
+        }],
+        aggregationTemporality: 2,
+        isMonotonic: true,
+      },
+    });
+    const hp = hist.histogram.dataPoints[0];
+    assert.equal(hist.histogram.aggregationTemporality, 1);
+    assert.equal(hp.count, "4");
+    assert.deepEqual(hp.bucketCounts, ["1", "2", "1"]);
+    assert.equal(hp.bucketCounts.length, hp.explicitBounds.length + 1);
+    assert.deepEqual([hp.sum, hp.min, hp.max], [0.75, 0.05, 0.4]);
+    assert.deepEqual(gauge.gauge.dataPoints[0].attributes, [{
+      key: "worker",
+      value: { intValue: "2" },
+    }]);
+  });
+
+  test("encodeOtlpProtobuf() decodes, with the OTLP definitions, to exactly the JSON encoding", () => {
+    const decoded = decodeProtobufRequest(encodeOtlpProtobuf(BATCH));
+    assert.deepEqual(decoded, JSON.parse(JSON.stringify(otlpJson(BATCH))));
+  });
+
+  test("decodePartialSuccess() reads what a collector rejected, and nothing from an empty answer", () => {
+    assert.deepEqual(decodePartialSuccess(partialSuccessResponse(3, "bad unit")), {
+      rejectedDataPoints: 3,
+      errorMessage: "bad unit",
+    });
+    assert.equal(decodePartialSuccess(new Uint8Array()), undefined);
+    assert.throws(() => decodePartialSuccess(new Uint8Array([0x0a, 0x05])), RangeError);
+  });
+});
+
+function counterState(value: number, buckets = [1, 0]): MetricDelta[] {
+  return [
+    { name: "hits", kind: "counter", points: [{ attributes: { a: 1 }, value }] },
+    { name: "level", kind: "updown", points: [{ attributes: {}, value: value - 10 }] },
+    {
+      name: "dur",
+      kind: "histogram",
+      boundaries: [1],
+      points: [{
+        attributes: {},
+        count: buckets[0] + buckets[1],
+        sum: value,
+        buckets,
+        min: 0.5,
+        max: 3,
+      }],
+    },
+  ];
+}
+
+function batcher(temporality: "cumulative" | "delta" | "lowmemory") {
+  return new OtlpBatcher({
+    temporality,
+    startMs: T0,
+    resource: () => ({ "service.name": "api" }),
+    scope: { name: "forklift", version: "0" },
+  });
+}
+
+describe("OtlpBatcher", () => {
+  test("OtlpBatcher.build() keeps cumulative series starting at the master's start", () => {
+    const b = batcher("cumulative");
+    const first = b.build(counterState(5), T0 + 1000);
+    first.commit();
+    const second = b.build(counterState(8), T0 + 2000).batch;
+    const hits = second.metrics.find((m) => m.name === "hits")!;
+    assert.equal(hits.type === "sum" && hits.temporality, 2);
+    assert.equal(hits.points[0].value, 8);
+    assert.equal(hits.points[0].startTimeUnixNano, unixNano(T0));
+    const dur = second.metrics.find((m) => m.name === "dur")!;
+    assert.deepEqual(dur.type === "histogram" && [dur.points[0].min, dur.points[0].max], [0.5, 3]);
+  });
+
+  test("OtlpBatcher.build() exports each delta once: an uncommitted batch is carried into the next", () => {
+    const b = batcher("delta");
+    b.build(counterState(5, [1, 1]), T0 + 1000).commit();
+    // The collector is down: this one is never committed.
+    b.build(counterState(7, [2, 1]), T0 + 2000);
+    const next = b.build(counterState(9, [2, 3]), T0 + 3000);
+    const hits = next.batch.metrics.find((m) => m.name === "hits")!;
+    assert.equal(hits.type === "sum" && hits.temporality, 1);
+    assert.equal(hits.points[0].value, 4);
+    assert.equal(hits.points[0].startTimeUnixNano, unixNano(T0 + 1000));
+    const dur = next.batch.metrics.find((m) => m.name === "dur")!;
+    assert.ok(dur.type === "histogram");
+    assert.deepEqual(dur.points[0].bucketCounts, [1, 2]);
+    assert.equal(dur.points[0].count, 3);
+    assert.equal(dur.points[0].min, undefined, "a delta point has no extremes");
+    // Up-down counters stay cumulative, as the specification's preference says.
+    const level = next.batch.metrics.find((m) => m.name === "level")!;
+    assert.equal(level.type === "sum" && level.temporality, 2);
+    next.commit();
+    const quiet = b.build(counterState(9, [2, 3]), T0 + 4000);
+    assert.deepEqual(quiet.batch.metrics.map((m) => m.name), ["level"]);
+  });
+
+  test("OtlpBatcher.build() treats lowmemory as delta for counters and histograms", () => {
+    const b = batcher("lowmemory");
+    b.build(counterState(5), T0 + 1000).commit();
+    const hits = b.build(counterState(6), T0 + 2000).batch.metrics[0];
+    assert.deepEqual(hits.type === "sum" && [hits.temporality, hits.points[0].value], [1, 1]);
+  });
+});
+
+function recordingLog(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const at = (level: string) => (message: string, props: Record<string, unknown> = {}) =>
+    lines.push(`${level}: ${message.replace(/\{(\w+)\}/g, (_, k) => String(props[k]))}`);
+  return {
+    lines,
+    info: at("info"),
+    warn: at("warn"),
+    error: at("error"),
+    debug: at("debug"),
+  } as unknown as Logger & { lines: string[] };
+}
+
+function exporter(
+  url: string,
+  collect: () => MetricDelta[],
+  extra: Partial<{ gzip: boolean }> = {},
+) {
+  const log = recordingLog();
+  const e = new OtlpExporter({
+    url: `${url}/v1/metrics`,
+    protocol: "http/protobuf",
+    gzip: extra.gzip ?? false,
+    headers: { "api-key": "secret-key" },
+    timeoutMs: 2_000,
+    intervalMs: 100,
+    batcher: batcher("cumulative"),
+    collect,
+    log,
+    random: () => 0.5,
+  });
+  return { e, log };
+}
+
+describe("OtlpExporter against a local receiver", () => {
+  test("OtlpExporter honours Retry-After, backs off, and loses nothing", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    r.answers = [{ status: 503, headers: { "retry-after": "1" } }, { status: 429 }];
+    let value = 1;
+    const { e, log } = exporter(url, () => counterState(value++));
+    try {
+      e.start();
+      const deadline = Date.now() + 8_000;
+      while (r.accepted.length < 2 && Date.now() < deadline) {
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      assert.ok(r.accepted.length >= 2, `accepted ${r.accepted.length}`);
+      const [a, b, c] = r.received;
+      assert.deepEqual([a.status, b.status, c.status], [503, 429, 200]);
+      assert.ok(b.at - a.at >= 950, `Retry-After 1 s not honoured: ${b.at - a.at | 0} ms`);
+      // Backoff after a 429 without Retry-After: the second delay, 2 s at jitter 0.5.
+      assert.ok(c.at - b.at >= 1_900, `no backoff: ${c.at - b.at | 0} ms`);
+      assert.equal(r.received[0].headers["api-key"], "secret-key");
+      assert.equal(r.received[0].contentType, "application/x-protobuf");
+      // The accepted export carries the latest state: nothing counted meanwhile is lost.
+      const hits = (c.body as any).resourceMetrics[0].scopeMetrics[0].metrics[0].sum.dataPoints[0];
+      assert.ok(hits.asDouble >= 3, JSON.stringify(hits));
+      assert.deepEqual(e.stats.retries, 2);
+      assert.equal(log.lines.filter((l) => l.startsWith("warn")).length, 1, log.lines.join("\n"));
+      assert.ok(log.lines.every((l) => !l.includes("secret-key")));
+    } finally {
+      await e.shutdown(1_000);
+      await r.close();
+    }
+  });
+
+  test("OtlpExporter drops a refused batch with one warning, never overlaps requests, and gzips", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    r.answers = [
+      // Slower than the export interval: the next export must wait for it.
+      { status: 400, delayMs: 300 },
+      {
+        status: 200,
+        headers: { "content-type": "application/x-protobuf" },
+        body: partialSuccessResponse(2, "unit too long"),
+      },
+    ];
+    const { e, log } = exporter(url, () => counterState(5), { gzip: true });
+    try {
+      e.start();
+      const deadline = Date.now() + 5_000;
+      while (r.received.length < 3 && Date.now() < deadline) {
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      assert.deepEqual(r.received.slice(0, 3).map((x) => x.status), [400, 200, 200]);
+      assert.equal(r.received[0].headers["content-encoding"], "gzip");
+      assert.equal(r.maxInFlight, 1);
+      assert.equal(e.stats.dropped, 1);
+      assert.equal(e.stats.retries, 0);
+      const warnings = log.lines.filter((l) => l.startsWith("warn"));
+      assert.equal(warnings.length, 2, warnings.join("\n"));
+      assert.match(warnings[0], /refused \(HTTP 400\); dropped 3 data point\(s\)/);
+      assert.match(warnings[1], /rejected 2 data point\(s\): unit too long/);
+    } finally {
+      await e.shutdown(1_000);
+      await r.close();
+    }
+  });
+
+  test("OtlpExporter.shutdown() sends a final export, once", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    const { e } = exporter(url, () => counterState(42));
+    await e.shutdown(1_000);
+    await e.shutdown(1_000);
+    assert.equal(r.received.length, 1);
+    assert.ok(e.stats.bytes > 0);
+    await r.close();
+  });
+
+  test("retryDelay() and parseRetryAfter() follow the specification's backoff", () => {
+    assert.deepEqual([0, 1, 2, 6, 20].map((n) => retryDelay(n, () => 0.5)), [
+      1000,
+      2000,
+      4000,
+      60_000,
+      60_000,
+    ]);
+    assert.equal(retryDelay(0, () => 0), 800);
+    assert.equal(retryDelay(0, () => 0.999), 1200);
+    assert.equal(
+      parseRetryAfter("Wed, 21 Oct 2015 07:28:05 GMT", Date.parse("2015-10-21T07:28:00Z")),
+      5000,
+    );
+    assert.equal(parseRetryAfter("soon", 0), undefined);
+    assert.equal(parseRetryAfter(null, 0), undefined);
+  });
+});

@@ -1,0 +1,187 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { cleanEnv, ROOT } from "../_helpers/cli.ts";
+import { freePort, getFresh, Master, RUNTIMES, serverArgv, waitFor } from "../_helpers/master.ts";
+import { OtlpReceiver, type Received } from "../_helpers/otlp_receiver.ts";
+
+const APP = `${ROOT}tests/fixtures/master/app.ts`;
+const DURATION = "http.server.request.duration";
+
+// deno-lint-ignore no-explicit-any
+type Json = any;
+
+function metricsOf(r: Received): Json[] {
+  return r.body.resourceMetrics?.[0]?.scopeMetrics?.[0]?.metrics ?? [];
+}
+
+/** Requests counted in one export's request-duration histogram. */
+function requestsIn(r: Received | undefined): number {
+  if (r === undefined) return 0;
+  const m = metricsOf(r).find((x) => x.name === DURATION);
+  return (m?.histogram?.dataPoints ?? []).reduce((n: number, p: Json) => n + Number(p.count), 0);
+}
+
+function resourceOf(r: Received): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const { key, value } of r.body.resourceMetrics[0].resource.attributes) {
+    out[key] = Object.values(value)[0];
+  }
+  return out;
+}
+
+async function start(runtime: "deno" | "bun", url: string, flags: string[] = []) {
+  const port = await freePort();
+  const m = new Master([
+    "-w",
+    "2",
+    "--harvest-interval",
+    "0.3",
+    "--export-interval",
+    "0.5",
+    "--metrics-bind",
+    "127.0.0.1:0",
+    "--otlp-endpoint",
+    url,
+    ...flags,
+    "--",
+    ...serverArgv(runtime, APP),
+  ], { env: cleanEnv({ PORT: String(port) }), deadlineMs: 45_000 });
+  await m.waitReady(2);
+  return { m, port };
+}
+
+async function serve(port: number, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) assert.equal((await getFresh(port, "/"))?.status, 200);
+}
+
+for (const runtime of ["deno", "bun"] as const) {
+  describe(`OTLP export with ${runtime} workers`, { skip: !RUNTIMES[runtime] }, () => {
+    test(`Arbiter exports every ${runtime} request to an OTLP receiver, and once more on stop`, async () => {
+      const r = new OtlpReceiver();
+      const url = await r.listen();
+      const { m, port } = await start(runtime, url);
+      try {
+        await serve(port, 40);
+        await waitFor("40 requests exported", () => requestsIn(r.accepted.at(-1)) === 40, 8_000);
+        const first = r.accepted[0];
+        assert.equal(first.contentType, "application/x-protobuf");
+        const resource = resourceOf(r.accepted.at(-1)!);
+        assert.equal(resource["service.name"], "app");
+        assert.equal(resource["process.pid"], String(m.pid));
+        assert.equal(resource["process.runtime.name"], runtime);
+        assert.equal(typeof resource["host.name"], "string");
+        assert.equal(typeof resource["service.instance.id"], "string");
+        assert.deepEqual(first.body.resourceMetrics[0].scopeMetrics[0].scope.name, "forklift");
+        // Cumulative: every export's series start at the master's start.
+        const starts = new Set(
+          r.accepted.flatMap((x) =>
+            metricsOf(x).flatMap((mm) =>
+              (mm.sum ?? mm.histogram)?.dataPoints?.map((p: Json) => p.startTimeUnixNano) ?? []
+            )
+          ),
+        );
+        assert.equal(starts.size, 1, [...starts].join());
+        const names = metricsOf(r.accepted.at(-1)!).map((x) => x.name);
+        assert.ok(names.includes("forklift.workers"), names.join());
+        await serve(port, 5);
+        const before = r.received.length;
+        m.signal("SIGTERM");
+        assert.equal((await m.exited).code, 0, m.stderr);
+        assert.ok(r.received.length > before, "no final export");
+        assert.equal(requestsIn(r.received.at(-1)!), 45);
+      } finally {
+        await m.cleanup();
+        await r.close();
+      }
+    });
+  });
+}
+
+const ONE = RUNTIMES.bun ? "bun" : "deno";
+
+describe("OTLP export through an outage", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
+  test("Arbiter loses nothing while the collector answers 503, backs off, and sends no storm", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    r.answers = [{ status: 503 }, { status: 503 }];
+    const { m, port } = await start(ONE, url);
+    try {
+      await serve(port, 30);
+      await waitFor(
+        "30 requests exported",
+        () => requestsIn(r.accepted.at(-1)) === 30,
+        10_000,
+      );
+      const [a, b, c] = r.received;
+      assert.deepEqual([a.status, b.status, c.status], [503, 503, 200]);
+      assert.ok(b.at - a.at >= 750, `first retry after ${b.at - a.at | 0} ms`);
+      assert.ok(c.at - b.at >= 1_500, `second retry after ${c.at - b.at | 0} ms`);
+      console.log(
+        `OTLP outage (${ONE}): served 30, exported ${requestsIn(c)}, retries after ${
+          b.at - a.at | 0
+        } and ${c.at - b.at | 0} ms`,
+      );
+      const text = await m.metrics();
+      assert.match(text, /^forklift_otlp_retries_total 2$/m);
+      assert.match(text, /^forklift_otlp_failures_total 2$/m);
+      assert.match(text, /^forklift_otlp_sent_bytes_total [1-9]\d*$/m);
+      assert.equal((m.stderr.match(/OTLP export to .* failed/g) ?? []).length, 1, m.stderr);
+    } finally {
+      await m.cleanup();
+      await r.close();
+    }
+  });
+
+  test("Arbiter drops one refused batch with one warning and goes on", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    r.answers = [{ status: 400 }];
+    const { m, port } = await start(ONE, url);
+    try {
+      await serve(port, 10);
+      await waitFor(
+        "10 requests exported",
+        () => requestsIn(r.accepted.at(-1)) === 10,
+        8_000,
+      );
+      assert.equal(r.received[0].status, 400);
+      assert.equal((m.stderr.match(/refused \(HTTP 400\)/g) ?? []).length, 1, m.stderr);
+      assert.match(await m.metrics(), /^forklift_otlp_dropped_batches_total 1$/m);
+    } finally {
+      await m.cleanup();
+      await r.close();
+    }
+  });
+
+  test("Arbiter's delta exports (JSON, gzip) add up to the requests served", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    const { m, port } = await start(ONE, url, [
+      "--otlp-temporality",
+      "delta",
+      "--otlp-protocol",
+      "http/json",
+      "--otlp-compression",
+      "gzip",
+    ]);
+    const total = () => r.accepted.reduce((n, x) => n + requestsIn(x), 0);
+    try {
+      await serve(port, 25);
+      await waitFor("25 requests in deltas", () => total() === 25, 8_000);
+      await serve(port, 15);
+      m.signal("SIGTERM");
+      await m.exited;
+      assert.equal(total(), 40);
+      const last = r.accepted.at(-1)!;
+      assert.equal(last.contentType, "application/json");
+      assert.equal(last.headers["content-encoding"], "gzip");
+      const hist = metricsOf(r.accepted.find((x) => requestsIn(x) > 0)!).find((x) =>
+        x.name === DURATION
+      );
+      assert.equal(hist.histogram.aggregationTemporality, 1);
+    } finally {
+      await m.cleanup();
+      await r.close();
+    }
+  });
+});
