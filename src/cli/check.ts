@@ -1,47 +1,65 @@
 /**
  * `forklift check`: validates the configuration (loading it already did) and,
- * with `--connect`, sends one empty OTLP export to prove the collector answers.
+ * with `--connect`, sends one small real OTLP export to prove the collector
+ * takes it.
  *
  * @module
  */
+import { hostname } from "node:os";
 import { ConfigError } from "../config/errors.ts";
+import { type OtlpProtocol, sendOtlp } from "../export/otlp_exporter.ts";
+import { metricsUrl, serviceNameOf } from "../master/otlp_setup.ts";
+import { unixNano } from "../protocol/otlp.ts";
+import { VERSION } from "../version.ts";
 import type { CommandContext } from "./context.ts";
 
 /** Exit code for a failed `--connect` export. */
 export const EXIT_CONNECT_FAILED = 1;
 
 /**
- * Sends one empty OTLP/HTTP JSON export; resolves to a one-line verdict.
+ * Sends one small real export (a `forklift.check` gauge of 1, with the
+ * service's resource) the way `forklift run` would: same URL, encoding,
+ * compression and headers. Resolves to a one-line verdict with the latency.
  *
  * @example Try a collector
  * ```ts ignore
  * import { tryExport } from "./check.ts";
- * const r = await tryExport("http://127.0.0.1:4318", {}, 5000);
+ * const r = await tryExport(settings.values, "api");
  * console.log(r.ok, r.detail);
  * ```
  */
 export async function tryExport(
-  endpoint: string,
-  headers: Record<string, string>,
-  timeoutMs: number,
+  values: Readonly<Record<string, unknown>>,
+  serviceName: string,
 ): Promise<{ ok: boolean; detail: string }> {
-  const url = `${endpoint}/v1/metrics`;
-  try {
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { ...headers, "content-type": "application/json" },
-      body: JSON.stringify({ resourceMetrics: [] }),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    await res.body?.cancel();
-    return res.ok
-      ? { ok: true, detail: `${url} answered ${res.status}` }
-      : { ok: false, detail: `${url} answered ${res.status} ${res.statusText}` };
-  } catch (e) {
-    const err = e as Error & { cause?: { code?: string } };
-    const why = err.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : err.message;
-    return { ok: false, detail: `${url} failed: ${why}` };
+  const url = metricsUrl(values)!;
+  const now = unixNano(Date.now());
+  const t0 = performance.now();
+  const { outcome } = await sendOtlp({
+    resource: { "service.name": serviceName, "host.name": hostname() },
+    scope: { name: "forklift", version: VERSION },
+    metrics: [{
+      name: "forklift.check",
+      unit: "1",
+      type: "gauge",
+      points: [{ attributes: {}, startTimeUnixNano: now, timeUnixNano: now, value: 1 }],
+    }],
+  }, {
+    url,
+    protocol: values.otlp_protocol as OtlpProtocol,
+    gzip: values.otlp_compression === "gzip",
+    headers: (values.otlp_headers ?? {}) as Record<string, string>,
+    timeoutMs: (values.otlp_timeout as number) * 1000,
+  });
+  const ms = Math.round(performance.now() - t0);
+  const how = `${values.otlp_protocol}${values.otlp_compression === "gzip" ? ", gzip" : ""}`;
+  if (outcome.kind === "ok") {
+    const partial = outcome.partial
+      ? `, but it rejected ${outcome.partial.rejectedDataPoints} point(s): ${outcome.partial.errorMessage}`
+      : "";
+    return { ok: true, detail: `${url} took the export (${how}) in ${ms} ms${partial}` };
   }
+  return { ok: false, detail: `${url} (${how}) after ${ms} ms: ${outcome.why}` };
 }
 
 /**
@@ -60,13 +78,12 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
     : "no config file";
   ctx.print(`Configuration OK (${where}; ${values.workers} worker(s))\n`);
   if (!ctx.commandLine.switches.has("connect")) return 0;
-  const endpoint = values.otlp_endpoint as string | null;
-  if (endpoint === null) {
+  if (metricsUrl(values) === undefined) {
     throw new ConfigError(
       "No otlp_endpoint is set, nothing to connect to (set --otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)",
     );
   }
-  const r = await tryExport(endpoint, (values.otlp_headers ?? {}) as Record<string, string>, 5000);
+  const r = await tryExport(values, serviceNameOf(values, "forklift"));
   ctx.print(`${r.ok ? "Export OK" : "Export failed"}: ${r.detail}\n`);
   return r.ok ? 0 : EXIT_CONNECT_FAILED;
 }

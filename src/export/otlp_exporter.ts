@@ -13,7 +13,7 @@
  */
 import type { Logger } from "@logtape/logtape";
 import type { MetricDelta } from "../protocol/messages.ts";
-import { otlpJson } from "../protocol/otlp.ts";
+import { type OtlpBatch, otlpJson } from "../protocol/otlp.ts";
 import type { OtlpBatcher, PendingBatch } from "./otlp_batch.ts";
 import { decodePartialSuccess, encodeOtlpProtobuf, type PartialSuccess } from "./otlp_protobuf.ts";
 
@@ -61,7 +61,8 @@ const MAX_BACKOFF_MS = 60_000;
 const MAX_RETRY_AFTER_MS = 300_000;
 const RETRYABLE = new Set([429, 502, 503, 504]);
 
-type Outcome =
+/** What a request's answer means for the batch. */
+export type Outcome =
   | { kind: "ok"; partial?: PartialSuccess }
   | { kind: "retry"; why: string; afterMs?: number }
   | { kind: "drop"; why: string };
@@ -236,42 +237,68 @@ export class OtlpExporter {
   }
 
   async #send(pending: PendingBatch, timeoutMs: number): Promise<Outcome> {
-    const json = this.#o.protocol === "http/json";
-    let body: Uint8Array = json
-      ? new TextEncoder().encode(JSON.stringify(otlpJson(pending.batch)))
-      : encodeOtlpProtobuf(pending.batch);
-    const headers: Record<string, string> = {
-      ...this.#o.headers,
-      "content-type": json ? "application/json" : "application/x-protobuf",
-    };
-    if (this.#o.gzip) {
-      body = await gzip(body);
-      headers["content-encoding"] = "gzip";
-    }
-    let res: Response;
-    try {
-      res = await (this.#o.fetch ?? fetch)(this.#o.url, {
-        method: "POST",
-        headers,
-        body: body as BodyInit,
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (e) {
-      const err = e as Error;
-      const why = err.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : err.message;
-      return { kind: "retry", why: why.split("\n")[0] };
-    }
-    this.stats.bytes += body.length;
-    const answer = new Uint8Array(await res.arrayBuffer().catch(() => new ArrayBuffer(0)));
-    const status = `HTTP ${res.status}`;
-    if (res.ok) return { kind: "ok", partial: readPartialSuccess(answer, res) };
-    if (RETRYABLE.has(res.status)) {
-      const afterMs = parseRetryAfter(res.headers.get("retry-after"), this.#now());
-      return { kind: "retry", why: status, afterMs };
-    }
-    // The specification retries only the codes above; anything else would fail again.
-    return { kind: "drop", why: status };
+    const { outcome, bytes } = await sendOtlp(pending.batch, { ...this.#o, timeoutMs });
+    this.stats.bytes += bytes;
+    return outcome;
   }
+}
+
+/** Where and how {@linkcode sendOtlp} posts. */
+export type SendOptions = Pick<
+  OtlpExporterOptions,
+  "url" | "protocol" | "gzip" | "headers" | "timeoutMs" | "now" | "fetch"
+>;
+
+/**
+ * Posts one batch, once; resolves to what to do next and the body bytes sent
+ * (0 when no answer came). Never throws.
+ *
+ * @example
+ * ```ts ignore
+ * import { sendOtlp } from "./otlp_exporter.ts";
+ * const { outcome } = await sendOtlp(batch, { url, protocol: "http/json", gzip: false, headers: {}, timeoutMs: 5000 });
+ * console.log(outcome.kind);
+ * ```
+ */
+export async function sendOtlp(
+  batch: OtlpBatch,
+  o: SendOptions,
+): Promise<{ outcome: Outcome; bytes: number }> {
+  const json = o.protocol === "http/json";
+  let body: Uint8Array = json
+    ? new TextEncoder().encode(JSON.stringify(otlpJson(batch)))
+    : encodeOtlpProtobuf(batch);
+  const headers: Record<string, string> = {
+    ...o.headers,
+    "content-type": json ? "application/json" : "application/x-protobuf",
+  };
+  if (o.gzip) {
+    body = await gzip(body);
+    headers["content-encoding"] = "gzip";
+  }
+  let res: Response;
+  try {
+    res = await (o.fetch ?? fetch)(o.url, {
+      method: "POST",
+      headers,
+      body: body as BodyInit,
+      signal: AbortSignal.timeout(o.timeoutMs),
+    });
+  } catch (e) {
+    const err = e as Error;
+    const why = err.name === "TimeoutError" ? `no answer within ${o.timeoutMs} ms` : err.message;
+    return { outcome: { kind: "retry", why: why.split("\n")[0] }, bytes: 0 };
+  }
+  const answer = new Uint8Array(await res.arrayBuffer().catch(() => new ArrayBuffer(0)));
+  const status = `HTTP ${res.status}`;
+  const bytes = body.length;
+  if (res.ok) return { outcome: { kind: "ok", partial: readPartialSuccess(answer, res) }, bytes };
+  if (RETRYABLE.has(res.status)) {
+    const afterMs = parseRetryAfter(res.headers.get("retry-after"), (o.now ?? Date.now)());
+    return { outcome: { kind: "retry", why: status, afterMs }, bytes };
+  }
+  // The specification retries only the codes above; anything else would fail again.
+  return { outcome: { kind: "drop", why: status }, bytes };
 }
 
 /** The response's partial success, protobuf or JSON; undefined when unreadable or empty. */

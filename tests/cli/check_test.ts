@@ -26,7 +26,7 @@ function collector(status: number) {
 }
 
 describe("forklift check --connect", () => {
-  test("checkCommand() sends one empty OTLP export with the configured headers", async () => {
+  test("checkCommand() sends one real OTLP export with the configured headers and encoding", async () => {
     const c = await collector(200);
     try {
       const r = await runCli([
@@ -36,17 +36,24 @@ describe("forklift check --connect", () => {
         `http://127.0.0.1:${c.port}`,
         "--otlp-header",
         "api-key=s3cret",
+        "--otlp-protocol",
+        "http/json",
       ]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(
         r.stdout,
-        new RegExp(`^Export OK: http://127\\.0\\.0\\.1:${c.port}/v1/metrics answered 200$`, "m"),
+        new RegExp(
+          `^Export OK: http://127\\.0\\.0\\.1:${c.port}/v1/metrics took the export \\(http/json\\) in \\d+ ms$`,
+          "m",
+        ),
       );
       assert.ok(!r.stdout.includes("s3cret"));
       assert.equal(c.seen.length, 1);
       assert.equal(c.seen[0].url, "/v1/metrics");
       assert.equal(c.seen[0].headers["api-key"], "s3cret");
-      assert.deepEqual(JSON.parse(c.seen[0].body), { resourceMetrics: [] });
+      const metrics = JSON.parse(c.seen[0].body).resourceMetrics[0].scopeMetrics[0].metrics;
+      assert.equal(metrics[0].name, "forklift.check");
+      assert.equal(metrics[0].gauge.dataPoints[0].asDouble, 1);
     } finally {
       await c.close();
     }
@@ -62,14 +69,17 @@ describe("forklift check --connect", () => {
         `http://127.0.0.1:${c.port}`,
       ]);
       assert.equal(r.code, 1);
-      assert.match(r.stdout, /^Export failed: .*answered 503/m);
+      assert.match(r.stdout, /^Export failed: .*\(http\/protobuf\) after \d+ ms: HTTP 503$/m);
     } finally {
       await c.close();
     }
     const closed = await freePort();
     const r = await runCli(["check", "--connect", "--otlp-endpoint", `http://127.0.0.1:${closed}`]);
     assert.equal(r.code, 1);
-    assert.match(r.stdout, /^Export failed: http:\/\/127\.0\.0\.1:\d+\/v1\/metrics failed: /m);
+    assert.match(
+      r.stdout,
+      /^Export failed: http:\/\/127\.0\.0\.1:\d+\/v1\/metrics \(http\/protobuf\) after \d+ ms: \S/m,
+    );
   });
 
   test("checkCommand() --connect without an endpoint is a usage error", async () => {
