@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-explicit-any
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Logger } from "@logtape/logtape";
@@ -153,7 +154,7 @@ describe("OtlpBatcher", () => {
     const second = b.build(counterState(8), T0 + 2000).batch;
     const hits = second.metrics.find((m) => m.name === "hits")!;
     assert.equal(hits.type === "sum" && hits.temporality, 2);
-    assert.equal(hits.points[0].value, 8);
+    assert.equal((hits.points[0] as any).value, 8);
     assert.equal(hits.points[0].startTimeUnixNano, unixNano(T0));
     const dur = second.metrics.find((m) => m.name === "dur")!;
     assert.deepEqual(dur.type === "histogram" && [dur.points[0].min, dur.points[0].max], [0.5, 3]);
@@ -167,7 +168,7 @@ describe("OtlpBatcher", () => {
     const next = b.build(counterState(9, [2, 3]), T0 + 3000);
     const hits = next.batch.metrics.find((m) => m.name === "hits")!;
     assert.equal(hits.type === "sum" && hits.temporality, 1);
-    assert.equal(hits.points[0].value, 4);
+    assert.equal((hits.points[0] as any).value, 4);
     assert.equal(hits.points[0].startTimeUnixNano, unixNano(T0 + 1000));
     const dur = next.batch.metrics.find((m) => m.name === "dur")!;
     assert.ok(dur.type === "histogram");
@@ -186,7 +187,10 @@ describe("OtlpBatcher", () => {
     const b = batcher("lowmemory");
     b.build(counterState(5), T0 + 1000).commit();
     const hits = b.build(counterState(6), T0 + 2000).batch.metrics[0];
-    assert.deepEqual(hits.type === "sum" && [hits.temporality, hits.points[0].value], [1, 1]);
+    assert.deepEqual(hits.type === "sum" && [hits.temporality, (hits.points[0] as any).value], [
+      1,
+      1,
+    ]);
   });
 });
 
