@@ -7,6 +7,7 @@
  */
 import { ALL_WORKER_ENV_NAMES } from "../protocol/env.ts";
 import { ConfigError, hint } from "./errors.ts";
+import { applyNewRelicPreset } from "./new_relic.ts";
 import type { FlagValue } from "./argv.ts";
 import { type IniFile, readIniFile } from "./ini_file.ts";
 import {
@@ -177,5 +178,6 @@ export function loadSettings(options: LoadOptions = {}): ResolvedSettings {
     origins[name] = `flag:${f.flag.startsWith("--") ? f.flag : s.flag}`;
   }
 
+  applyNewRelicPreset(values, origins, env);
   return { values, origins, file: file?.path, environment: file ? environment : undefined };
 }

@@ -19,11 +19,11 @@ export function runtimeArgv(script: string): string[] {
     : [process.execPath, script];
 }
 
-/** The environment without any FORKLIFT_* or OTEL_* or WEB_CONCURRENCY variable. */
+/** The environment without any FORKLIFT_*, OTEL_*, NEW_RELIC_* or WEB_CONCURRENCY variable. */
 export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || k.startsWith("FORKLIFT_") || k.startsWith("OTEL_")) continue;
+    if (v === undefined || /^(FORKLIFT|OTEL|NEW_RELIC)_/.test(k)) continue;
     if (k === "WEB_CONCURRENCY") continue;
     env[k] = v;
   }
