@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { parseKeyValues } from "../protocol/otlp.ts";
 
 /** The value a setting may hold once parsed. */
 export type SettingValue =
@@ -142,19 +143,7 @@ function url(raw: string): string | null {
  * ```
  */
 export function parseHeaders(raw: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of raw.split(",")) {
-    if (part.trim() === "") continue;
-    const i = part.indexOf("=");
-    const key = i > 0 ? part.slice(0, i).trim() : "";
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key)) throw new TypeError("not key=value");
-    try {
-      out[key] = decodeURIComponent(part.slice(i + 1).trim());
-    } catch {
-      throw new TypeError("not key=value");
-    }
-  }
-  return out;
+  return parseKeyValues(raw);
 }
 
 /** An OTEL_* duration in ms as the seconds the setting reads; anything else as is, to be refused. */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Attributes, AttributeValue } from "./messages.ts";
+import type { Attributes, AttributeValue, MetricDelta } from "./messages.ts";
 
 /** `AggregationTemporality` as OTLP numbers it. */
 export const TEMPORALITY = { delta: 1, cumulative: 2 } as const;
@@ -164,4 +164,88 @@ export function otlpJson(batch: OtlpBatch): Record<string, unknown> {
  */
 export function unixNano(ms: number): bigint {
   return BigInt(Math.round(ms * 1000)) * 1000n;
+}
+
+/**
+ * A batch of deltas, as a reporter's cut holds them: counters, up-down
+ * counters and histograms with delta temporality over `[startMs, nowMs]`
+ * (Unix ms), gauges as they are.
+ *
+ * @example
+ * ```ts
+ * import { deltaBatch } from "./otlp.ts";
+ * const b = deltaBatch([{ name: "hits", kind: "counter", points: [{ attributes: {}, value: 2 }] }], {
+ *   startMs: 0, nowMs: 1000, resource: {}, scope: { name: "forklift", version: "0" },
+ * });
+ * console.assert(b.metrics[0].type === "sum" && b.metrics[0].temporality === 1);
+ * ```
+ */
+export function deltaBatch(
+  metrics: MetricDelta[],
+  o: { startMs: number; nowMs: number; resource: Attributes; scope: OtlpBatch["scope"] },
+): OtlpBatch {
+  const start = unixNano(o.startMs);
+  const time = unixNano(o.nowMs);
+  const out: OtlpMetric[] = metrics.map((m) => {
+    const head = { name: m.name, description: m.description, unit: m.unit };
+    if (m.kind === "histogram") {
+      return {
+        ...head,
+        type: "histogram",
+        temporality: TEMPORALITY.delta,
+        points: m.points.map((p) => ({
+          attributes: p.attributes,
+          startTimeUnixNano: start,
+          timeUnixNano: time,
+          count: p.count ?? 0,
+          sum: p.sum ?? 0,
+          bucketCounts: p.buckets ?? [],
+          explicitBounds: m.boundaries ?? [],
+          min: p.min,
+          max: p.max,
+        })),
+      };
+    }
+    const points = m.points.map((p) => ({
+      attributes: p.attributes,
+      startTimeUnixNano: start,
+      timeUnixNano: time,
+      value: p.value ?? 0,
+    }));
+    return m.kind === "gauge" ? { ...head, type: "gauge", points } : {
+      ...head,
+      type: "sum",
+      temporality: TEMPORALITY.delta,
+      isMonotonic: m.kind === "counter",
+      points,
+    };
+  });
+  return { resource: o.resource, scope: o.scope, metrics: out };
+}
+
+/**
+ * Reads `key=value,key=value` with percent-encoded values, as
+ * `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_RESOURCE_ATTRIBUTES` are written.
+ * Throws a `TypeError` for a part that is not `key=value`.
+ *
+ * @example
+ * ```ts
+ * import { parseKeyValues } from "./otlp.ts";
+ * console.assert(parseKeyValues("a=1, b=x%20y").b === "x y");
+ * ```
+ */
+export function parseKeyValues(raw: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of raw.split(",")) {
+    if (part.trim() === "") continue;
+    const i = part.indexOf("=");
+    const key = i > 0 ? part.slice(0, i).trim() : "";
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key)) throw new TypeError("not key=value");
+    try {
+      out[key] = decodeURIComponent(part.slice(i + 1).trim());
+    } catch {
+      throw new TypeError("not key=value");
+    }
+  }
+  return out;
 }

@@ -22,6 +22,8 @@ import { MASTER_PID_ENV } from "../protocol/env.ts";
 import { runtimeId } from "../runtime/detect.ts";
 import { hookServe, type ServedServer } from "../runtime/serve.ts";
 import { type WorkerIO, workerIO } from "../runtime/worker_io.ts";
+import { beforeExit } from "../runtime/before_exit.ts";
+import { standaloneOtlp } from "./otlp_standalone.ts";
 import { type FetchHandler, HttpMetrics } from "./http.ts";
 import {
   Counter,
@@ -104,6 +106,8 @@ export interface ReporterHost extends Omit<WorkerIO, "send" | "wake"> {
   hookServe?(reporter: Reporter): void;
   /** The program runs (a server listens): opens a channel that waited for it. */
   wake?(): void;
+  /** Calls `fn` before a normal exit (the event loop ran dry). */
+  beforeExit?(fn: () => void): void;
 }
 
 export { unrefTimer };
@@ -140,6 +144,7 @@ export function processHost(): ReporterHost {
     exit: io.exit,
     wake: io.wake,
     hookServe: (reporter) => void hookServe(reporter.serveHooks()),
+    beforeExit,
   };
 }
 
@@ -314,9 +319,21 @@ export class Reporter {
   }
 
   #lazyStart(): void {
-    if (this.#state === "standalone" && this.#timer === undefined) {
-      this.#arm(STANDALONE_INTERVAL_MS);
+    if (this.#state !== "standalone" || this.#timer !== undefined) return;
+    let periodMs = STANDALONE_INTERVAL_MS;
+    // Read only now, on the first recording: importing the API costs nothing.
+    const otlp = this.#exporter === undefined ? standaloneOtlp(this.#host) : undefined;
+    if (otlp !== undefined) {
+      this.#exporter = (cut) => otlp.export(cut);
+      periodMs = otlp.intervalMs;
+      let sent = false;
+      this.#host.beforeExit?.(() => {
+        if (sent) return;
+        sent = true;
+        this.tick();
+      });
     }
+    this.#arm(periodMs);
   }
 
   #arm(periodMs: number): void {

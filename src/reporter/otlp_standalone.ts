@@ -1,0 +1,115 @@
+/**
+ * The standalone reporter's OTLP export: a program that imports forklift's
+ * API and runs without a master sends its cuts straight to
+ * `OTEL_EXPORTER_OTLP_ENDPOINT` as OTLP/JSON deltas. A failed export keeps
+ * its data for the next one (merged, so memory stays the series'). No npm
+ * dependency, nothing read before the first recording.
+ *
+ * @module
+ */
+import { deltaBatch, otlpJson, parseKeyValues } from "../protocol/otlp.ts";
+import type { Attributes } from "../protocol/messages.ts";
+// A leaf constant that imports nothing: the reporter stays dependency-free.
+import { VERSION } from "../version.ts";
+import { type Cut, mergeCuts } from "./storage.ts";
+
+/** What the standalone export needs of its process. */
+export interface StandaloneHost {
+  pid: number;
+  /** `"deno/2.9.6"`, … */
+  runtime: string;
+  env(name: string): string | undefined;
+}
+
+/** The export the environment asks for. */
+export interface StandaloneOtlp {
+  /** Exports a cut (or keeps it for later while one is in flight). */
+  export(cut: Cut): void;
+  /** The interval `OTEL_METRIC_EXPORT_INTERVAL` asks for, in ms. */
+  intervalMs: number;
+}
+
+function keyValues(raw: string | undefined): Record<string, string> {
+  try {
+    return raw ? parseKeyValues(raw) : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * The standalone OTLP export configured by `OTEL_*` variables, or
+ * `undefined` when no endpoint is set.
+ *
+ * @example
+ * ```ts ignore
+ * import { standaloneOtlp } from "./otlp_standalone.ts";
+ * const otlp = standaloneOtlp({ pid: 1, runtime: "deno/2.9.6", env: (n) => Deno.env.get(n) });
+ * otlp?.export(storage.cut());
+ * ```
+ */
+export function standaloneOtlp(host: StandaloneHost): StandaloneOtlp | undefined {
+  const env = (name: string) => host.env(name)?.trim() || undefined;
+  const base = env("OTEL_EXPORTER_OTLP_ENDPOINT")?.replace(/\/+$/, "");
+  const url = env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") ??
+    (base === undefined ? undefined : `${base}/v1/metrics`);
+  if (url === undefined) return undefined;
+  const headers = {
+    ...keyValues(env("OTEL_EXPORTER_OTLP_HEADERS")),
+    ...keyValues(env("OTEL_EXPORTER_OTLP_METRICS_HEADERS")),
+    "content-type": "application/json",
+  };
+  const ms = (name: string, fallback: number) => {
+    const n = Number(env(name));
+    return Number.isFinite(n) && n > 0 ? n : fallback;
+  };
+  const timeoutMs = ms("OTEL_EXPORTER_OTLP_TIMEOUT", 10_000);
+  const attrs = keyValues(env("OTEL_RESOURCE_ATTRIBUTES"));
+  const [runtimeName, runtimeVersion] = host.runtime.split("/");
+  const resource: Attributes = {
+    ...attrs,
+    "service.name": env("OTEL_SERVICE_NAME") ?? attrs["service.name"] ?? "unknown_service",
+    "process.pid": host.pid,
+    "process.runtime.name": runtimeName,
+    "process.runtime.version": runtimeVersion ?? "",
+  };
+  let pending: Cut | undefined;
+  let inflight = false;
+  let lastMs = Date.now();
+
+  const send = () => {
+    const cut = pending!;
+    pending = undefined;
+    inflight = true;
+    const nowMs = Date.now();
+    const batch = deltaBatch(cut.metrics, {
+      startMs: lastMs,
+      nowMs,
+      resource,
+      scope: { name: "forklift", version: VERSION },
+    });
+    fetch(url, {
+      method: "POST",
+      headers,
+      body: JSON.stringify(otlpJson(batch)),
+      signal: AbortSignal.timeout(timeoutMs),
+    }).then(async (res) => {
+      await res.body?.cancel();
+      // A refusal other than these will not change on retry: drop it.
+      if (!res.ok && [429, 502, 503, 504].includes(res.status)) throw new Error(`${res.status}`);
+      lastMs = nowMs;
+    }).catch(() => {
+      pending = pending === undefined ? cut : mergeCuts(cut, pending);
+    }).finally(() => {
+      inflight = false;
+    });
+  };
+
+  return {
+    intervalMs: ms("OTEL_METRIC_EXPORT_INTERVAL", 60_000),
+    export(cut) {
+      if (cut.metrics.length > 0) pending = pending === undefined ? cut : mergeCuts(pending, cut);
+      if (!inflight && pending !== undefined) send();
+    },
+  };
+}

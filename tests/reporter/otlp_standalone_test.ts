@@ -1,0 +1,79 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { cleanEnv, ROOT } from "../_helpers/cli.ts";
+import { RUNTIMES, serverArgv } from "../_helpers/master.ts";
+import { OtlpReceiver, type Received } from "../_helpers/otlp_receiver.ts";
+
+const JOB = `${ROOT}tests/fixtures/standalone_export.ts`;
+
+/** Runs the batch-job fixture to its normal end (10 s at most); resolves to its exit code. */
+function runJob(runtime: "deno" | "bun", env: Record<string, string>): Promise<number | null> {
+  const [cmd, ...args] = serverArgv(runtime, JOB);
+  const child = spawn(cmd, args, { env: cleanEnv(env), stdio: ["ignore", "inherit", "inherit"] });
+  const deadline = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  return new Promise((resolve) =>
+    child.on("exit", (code) => {
+      clearTimeout(deadline);
+      resolve(code);
+    })
+  );
+}
+
+function jobsDone(r: Received): Array<{ value: number; temporality: number }> {
+  const metrics = r.body.resourceMetrics[0].scopeMetrics[0].metrics;
+  const m = metrics.find((x: { name: string }) => x.name === "jobs.done");
+  return (m?.sum?.dataPoints ?? []).map((p: { asDouble: number }) => ({
+    value: p.asDouble,
+    temporality: m.sum.aggregationTemporality,
+  }));
+}
+
+for (const runtime of ["deno", "bun"] as const) {
+  describe(`Standalone OTLP export on ${runtime}`, { skip: !RUNTIMES[runtime] }, () => {
+    test(`Reporter exports a ${runtime} program's counts on a normal exit, with no master`, async () => {
+      const r = new OtlpReceiver();
+      const url = await r.listen();
+      try {
+        const code = await runJob(runtime, {
+          OTEL_EXPORTER_OTLP_ENDPOINT: url,
+          OTEL_SERVICE_NAME: "batch-job",
+          OTEL_EXPORTER_OTLP_HEADERS: "x-team=mail%20ops",
+        });
+        assert.equal(code, 0);
+        assert.equal(r.received.length, 1);
+        const [got] = r.received;
+        assert.equal(got.contentType, "application/json");
+        assert.equal(got.headers["x-team"], "mail ops");
+        assert.deepEqual(jobsDone(got), [{ value: 7, temporality: 1 }]);
+        const resource = Object.fromEntries(
+          got.body.resourceMetrics[0].resource.attributes.map((
+            a: { key: string; value: Record<string, unknown> },
+          ) => [a.key, Object.values(a.value)[0]]),
+        );
+        assert.equal(resource["service.name"], "batch-job");
+        assert.equal(resource["process.runtime.name"], runtime);
+      } finally {
+        await r.close();
+      }
+    });
+
+    test(`Reporter exports a ${runtime} program every OTEL_METRIC_EXPORT_INTERVAL, each delta once`, async () => {
+      const r = new OtlpReceiver();
+      const url = await r.listen();
+      try {
+        const code = await runJob(runtime, {
+          OTEL_EXPORTER_OTLP_ENDPOINT: url,
+          OTEL_METRIC_EXPORT_INTERVAL: "150",
+          JOB_PAUSE_MS: "600",
+        });
+        assert.equal(code, 0);
+        assert.ok(r.received.length >= 2, `${r.received.length} export(s)`);
+        const total = r.received.flatMap(jobsDone).reduce((n, p) => n + p.value, 0);
+        assert.equal(total, 7);
+      } finally {
+        await r.close();
+      }
+    });
+  });
+}
