@@ -5,7 +5,7 @@
  *
  * Usage: deno task bench [--quick] [--build] [--no-write] [NAME...]
  *
- * NAME is any of record, overhead, parts, startup, respawn, idle (all when none).
+ * NAME is any of record, overhead, parts, startup, respawn, idle, export (all when none).
  * `--quick` runs fewer rounds (a look, not figures to publish), `--build`
  * rebuilds `dist/forklift` first, `--no-write` leaves the docs page alone.
  * Deno and Bun come from `FORKLIFT_TEST_DENO` / `FORKLIFT_TEST_BUN`, the
@@ -22,6 +22,7 @@ import { forkliftBinary } from "./_forklift.ts";
 import { killAll } from "./_process.ts";
 import { renderTable, type Row, writeResults } from "./_report.ts";
 import { findBun, findDeno, versionOf } from "./_runtimes.ts";
+import { exportCost } from "./export.ts";
 import { idle } from "./idle.ts";
 import { overhead } from "./overhead.ts";
 import { parts } from "./parts.ts";
@@ -29,7 +30,7 @@ import { record } from "./record.ts";
 import { respawn } from "./respawn.ts";
 import { startup } from "./startup.ts";
 
-const BENCHES: Bench[] = [record, overhead, parts, startup, respawn, idle];
+const BENCHES: Bench[] = [record, overhead, parts, startup, respawn, idle, exportCost];
 const root = new URL("../..", import.meta.url).pathname;
 
 const { values: opts, positionals } = parseArgs({
@@ -63,7 +64,7 @@ const selected = positionals.length === 0
 
 const log = (line: string) => console.error(`bench: ${line}`);
 const runtimes = { deno: findDeno(), bun: findBun() };
-const needsBinary = selected.some((b) => b.name !== "record");
+const needsBinary = selected.some((b) => b.name !== "record" && b.name !== "export");
 const ctx: BenchContext = {
   root,
   runtimes,

@@ -10,7 +10,7 @@ import { ConfigError } from "../config/errors.ts";
 import { type OtlpProtocol, sendOtlp } from "../export/otlp_exporter.ts";
 import { metricsUrl, serviceNameOf } from "../master/otlp_setup.ts";
 import { unixNano } from "../protocol/otlp.ts";
-import { VERSION } from "../version.ts";
+import { VERSION } from "../protocol/version.ts";
 import type { CommandContext } from "./context.ts";
 
 /** Exit code for a failed `--connect` export. */

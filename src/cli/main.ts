@@ -11,7 +11,7 @@ import { ConfigError, EXIT_USAGE } from "../config/errors.ts";
 import { loadSettings } from "../config/load.ts";
 import { describeReadError } from "../config/ini_file.ts";
 import { currentRuntime, type Runtime } from "../runtime/runtime.ts";
-import { VERSION } from "../version.ts";
+import { VERSION } from "../protocol/version.ts";
 import type { Command } from "./context.ts";
 
 const LOADERS: Record<Exclude<CommandName, "help" | "version">, () => Promise<Command>> = {

@@ -15,22 +15,39 @@ import type {
 
 const encoder = new TextEncoder();
 
-/** An append-only protobuf writer; nested messages are written to their own writer. */
+/**
+ * A protobuf writer on one growing buffer. A nested message reserves one
+ * byte for its length and moves its body along in the rare case the length
+ * needs more: no per-message buffers, no second pass.
+ */
 class Writer {
-  #chunks: Uint8Array[] = [];
-  #buf = new Uint8Array(256);
+  #buf = new Uint8Array(64 * 1024);
   #view = new DataView(this.#buf.buffer);
   #at = 0;
 
   #room(n: number): void {
     if (this.#at + n <= this.#buf.length) return;
-    this.#chunks.push(this.#buf.subarray(0, this.#at));
-    this.#buf = new Uint8Array(Math.max(n, 4096));
-    this.#view = new DataView(this.#buf.buffer);
-    this.#at = 0;
+    let size = this.#buf.length * 2;
+    while (size < this.#at + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.#buf.subarray(0, this.#at));
+    this.#buf = next;
+    this.#view = new DataView(next.buffer);
   }
 
-  varint(n: number | bigint): void {
+  /** A non-negative integer up to 2^53. */
+  uint(n: number): void {
+    this.#room(10);
+    while (n > 0x7f) {
+      this.#buf[this.#at++] = (n % 0x80) | 0x80;
+      n = Math.floor(n / 0x80);
+    }
+    this.#buf[this.#at++] = n;
+  }
+
+  /** Any 64-bit integer, two's complement for negatives (int64). */
+  int64(n: number): void {
+    if (n >= 0) return this.uint(n);
     let v = BigInt.asUintN(64, BigInt(n));
     this.#room(10);
     while (v > 0x7fn) {
@@ -40,24 +57,17 @@ class Writer {
     this.#buf[this.#at++] = Number(v);
   }
 
-  /** A small non-negative integer (tags, lengths, enums) without BigInt. */
-  uint(n: number): void {
-    if (n > 0x7fffffff) return this.varint(n);
-    this.#room(5);
-    while (n > 0x7f) {
-      this.#buf[this.#at++] = (n & 0x7f) | 0x80;
-      n >>>= 7;
-    }
-    this.#buf[this.#at++] = n;
-  }
-
   tag(field: number, wire: number): void {
     this.uint((field << 3) | wire);
   }
 
   fixed64(n: number | bigint): void {
     this.#room(8);
-    this.#view.setBigUint64(this.#at, BigInt.asUintN(64, BigInt(n)), true);
+    if (typeof n === "bigint") this.#view.setBigUint64(this.#at, n, true);
+    else {
+      this.#view.setUint32(this.#at, n % 0x1_0000_0000, true);
+      this.#view.setUint32(this.#at + 4, Math.floor(n / 0x1_0000_0000), true);
+    }
     this.#at += 8;
   }
 
@@ -67,55 +77,59 @@ class Writer {
     this.#at += 8;
   }
 
-  bytes(b: Uint8Array): void {
-    this.uint(b.length);
-    this.#room(b.length);
-    this.#buf.set(b, this.#at);
-    this.#at += b.length;
+  /** Starts a length-delimited field; returns what {@linkcode Writer.end} takes. */
+  begin(field: number): number {
+    this.tag(field, 2);
+    this.#room(1);
+    return this.#at++;
   }
 
-  #size(): number {
-    let n = this.#at;
-    for (const c of this.#chunks) n += c.length;
-    return n;
+  end(lengthAt: number): void {
+    const len = this.#at - lengthAt - 1;
+    let size = 1;
+    for (let v = len; v > 0x7f; v = Math.floor(v / 0x80)) size++;
+    if (size > 1) {
+      this.#room(size - 1);
+      this.#buf.copyWithin(lengthAt + size, lengthAt + 1, this.#at);
+      this.#at += size - 1;
+    }
+    const at = this.#at;
+    this.#at = lengthAt;
+    this.uint(len);
+    this.#at = at;
+  }
+
+  text(field: number, s: string): void {
+    const at = this.begin(field);
+    this.#room(s.length * 3);
+    this.#at += encoder.encodeInto(s, this.#buf.subarray(this.#at)).written;
+    this.end(at);
   }
 
   finish(): Uint8Array {
-    const out = new Uint8Array(this.#size());
-    let at = 0;
-    for (const c of [...this.#chunks, this.#buf.subarray(0, this.#at)]) {
-      out.set(c, at);
-      at += c.length;
-    }
-    return out;
+    return this.#buf.slice(0, this.#at);
   }
 }
 
 function string(w: Writer, field: number, s: string | undefined): void {
-  if (!s) return;
-  w.tag(field, 2);
-  w.bytes(encoder.encode(s));
+  if (s) w.text(field, s);
 }
 
 function message(w: Writer, field: number, write: (m: Writer) => void): void {
-  const m = new Writer();
-  write(m);
-  w.tag(field, 2);
-  w.bytes(m.finish());
+  const at = w.begin(field);
+  write(w);
+  w.end(at);
 }
 
 function anyValue(w: Writer, v: AttributeValue): void {
-  if (typeof v === "string") {
-    w.tag(1, 2);
-    return w.bytes(encoder.encode(v));
-  }
+  if (typeof v === "string") return w.text(1, v);
   if (typeof v === "boolean") {
     w.tag(2, 0);
     return w.uint(v ? 1 : 0);
   }
   if (Number.isSafeInteger(v)) {
     w.tag(3, 0);
-    return w.varint(v);
+    return w.int64(v);
   }
   w.tag(4, 1);
   w.double(v);

@@ -10,7 +10,7 @@ import type { Logger } from "@logtape/logtape";
 import type { Attributes, MetricDelta } from "../protocol/messages.ts";
 import { OtlpBatcher, type TemporalityPreference } from "../export/otlp_batch.ts";
 import { OtlpExporter, type OtlpProtocol } from "../export/otlp_exporter.ts";
-import { VERSION } from "../version.ts";
+import { VERSION } from "../protocol/version.ts";
 
 /**
  * The metrics URL the settings name: `otlp_metrics_endpoint` as given, else

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
-import { VERSION } from "../version.ts";
+import { VERSION } from "../protocol/version.ts";
 
 declare const FORKLIFT_PRELOAD_BUNDLE: string | undefined;
 declare const FORKLIFT_PRELOAD_BUN: string | undefined;

@@ -14,7 +14,7 @@ import type { Logger } from "@logtape/logtape";
 import type { OtlpExporter } from "../export/otlp_exporter.ts";
 import type { HarvestMessage, MetricDelta } from "../protocol/messages.ts";
 import { otlpExporter } from "./otlp_setup.ts";
-import { VERSION } from "../version.ts";
+import { VERSION } from "../protocol/version.ts";
 import type { WorkerView } from "./supervisor.ts";
 import type { WorkerHandle } from "./worker_handle.ts";
 

@@ -9,8 +9,7 @@
  */
 import { deltaBatch, otlpJson, parseKeyValues } from "../protocol/otlp.ts";
 import type { Attributes } from "../protocol/messages.ts";
-// A leaf constant that imports nothing: the reporter stays dependency-free.
-import { VERSION } from "../version.ts";
+import { VERSION } from "../protocol/version.ts";
 import { type Cut, mergeCuts } from "./storage.ts";
 
 /** What the standalone export needs of its process. */

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { cleanEnv, runCli } from "../_helpers/cli.ts";
-import { VERSION } from "../../src/version.ts";
+import { VERSION } from "../../src/protocol/version.ts";
 
 function withIni(text: string, fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(`${tmpdir()}/forklift-cli-`);

@@ -16,7 +16,13 @@ import {
 const T0 = 1_700_000_000_000;
 
 const BATCH: OtlpBatch = {
-  resource: { "service.name": "api", "process.pid": 42, "deployment.ratio": 0.5, on: true },
+  resource: {
+    "service.name": "api",
+    "process.pid": 42,
+    "deployment.ratio": 0.5,
+    on: true,
+    "tz.offset": -3,
+  },
   scope: { name: "forklift", version: "0.1.0" },
   metrics: [
     {
@@ -72,6 +78,7 @@ describe("OTLP encodings", () => {
       { key: "process.pid", value: { intValue: "42" } },
       { key: "deployment.ratio", value: { doubleValue: 0.5 } },
       { key: "on", value: { boolValue: true } },
+      { key: "tz.offset", value: { intValue: "-3" } },
     ]);
     const [sum, hist, gauge] = rm.scopeMetrics[0].metrics;
     assert.deepEqual(rm.scopeMetrics[0].scope, { name: "forklift", version: "0.1.0" });
