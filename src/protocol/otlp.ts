@@ -66,13 +66,17 @@ function jsonValue(v: AttributeValue): JsonValue {
   return Number.isSafeInteger(v) ? { intValue: String(v) } : { doubleValue: v };
 }
 
-function jsonAttributes(attributes: Attributes): Array<{ key: string; value: JsonValue }> {
-  return Object.entries(attributes).map(([key, v]) => ({ key, value: jsonValue(v) }));
+/** `{ attributes: [...] }`, or nothing for none: the JSON mapping omits empty repeated fields. */
+function jsonAttributes(
+  attributes: Attributes,
+): { attributes?: Array<{ key: string; value: JsonValue }> } {
+  const list = Object.entries(attributes).map(([key, v]) => ({ key, value: jsonValue(v) }));
+  return list.length === 0 ? {} : { attributes: list };
 }
 
 function jsonNumber(p: OtlpNumberPoint) {
   return {
-    attributes: jsonAttributes(p.attributes),
+    ...jsonAttributes(p.attributes),
     startTimeUnixNano: String(p.startTimeUnixNano),
     timeUnixNano: String(p.timeUnixNano),
     asDouble: p.value,
@@ -81,7 +85,7 @@ function jsonNumber(p: OtlpNumberPoint) {
 
 function jsonHistogram(p: OtlpHistogramPoint) {
   return {
-    attributes: jsonAttributes(p.attributes),
+    ...jsonAttributes(p.attributes),
     startTimeUnixNano: String(p.startTimeUnixNano),
     timeUnixNano: String(p.timeUnixNano),
     count: String(p.count),
@@ -143,7 +147,7 @@ function jsonMetric(m: OtlpMetric) {
 export function otlpJson(batch: OtlpBatch): Record<string, unknown> {
   return {
     resourceMetrics: [{
-      resource: { attributes: jsonAttributes(batch.resource) },
+      resource: jsonAttributes(batch.resource),
       scopeMetrics: [{
         scope: { name: batch.scope.name, version: batch.scope.version },
         metrics: batch.metrics.map(jsonMetric),

@@ -21,6 +21,32 @@ export function decodeProtobufRequest(bytes: Uint8Array): Record<string, unknown
   return Request.toObject(message, { longs: String, enums: Number, defaults: false });
 }
 
+/**
+ * Whether an OTLP/JSON body is a valid `ExportMetricsServiceRequest`: read
+ * into the protobuf message and written back, it must come out the same (a
+ * misnamed field or a wrongly typed value would be dropped or changed).
+ */
+export function isValidJsonRequest(body: unknown): boolean {
+  try {
+    const back = Request.toObject(Request.fromObject(body), {
+      longs: String,
+      enums: Number,
+      defaults: false,
+    });
+    return JSON.stringify(sortKeys(back)) === JSON.stringify(sortKeys(body));
+  } catch {
+    return false;
+  }
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v === null || typeof v !== "object") return v;
+  return Object.fromEntries(
+    Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]),
+  );
+}
+
 /** Encodes a protobuf `ExportMetricsServiceResponse` with a partial success. */
 export function partialSuccessResponse(rejected: number, message: string): Uint8Array {
   return Response.encode({
@@ -36,6 +62,8 @@ export interface Received {
   contentType: string;
   /** The body as sent (maybe gzipped). */
   wireBytes: number;
+  /** Decoded with the OTLP definitions (protobuf), or read back through them unchanged (JSON). */
+  valid: boolean;
   /** The decoded request, in the OTLP/JSON shape. */
   // deno-lint-ignore no-explicit-any
   body: any;
@@ -72,14 +100,22 @@ export class OtlpReceiver {
         const raw = Buffer.concat(chunks);
         const bytes = req.headers["content-encoding"] === "gzip" ? gunzipSync(raw) : raw;
         const contentType = String(req.headers["content-type"] ?? "");
-        const body = contentType.includes("json")
-          ? JSON.parse(new TextDecoder().decode(bytes))
-          : decodeProtobufRequest(new Uint8Array(bytes));
+        let body: unknown = undefined;
+        let valid = false;
+        try {
+          body = contentType.includes("json")
+            ? JSON.parse(new TextDecoder().decode(bytes))
+            : decodeProtobufRequest(new Uint8Array(bytes));
+          valid = contentType.includes("json") ? isValidJsonRequest(body) : true;
+        } catch {
+          // Kept as invalid: the test says so.
+        }
         const answer = this.answers.shift() ?? { status: 200 };
         this.received.push({
           at: performance.now(),
           headers: req.headers,
           contentType,
+          valid,
           wireBytes: raw.length,
           body,
           status: answer.status,

@@ -9,6 +9,7 @@ import type { MetricDelta } from "../../src/protocol/messages.ts";
 import { type OtlpBatch, otlpJson, unixNano } from "../../src/protocol/otlp.ts";
 import {
   decodeProtobufRequest,
+  isValidJsonRequest,
   OtlpReceiver,
   partialSuccessResponse,
 } from "../_helpers/otlp_receiver.ts";
@@ -112,6 +113,13 @@ describe("OTLP encodings", () => {
   test("encodeOtlpProtobuf() decodes, with the OTLP definitions, to exactly the JSON encoding", () => {
     const decoded = decodeProtobufRequest(encodeOtlpProtobuf(BATCH));
     assert.deepEqual(decoded, JSON.parse(JSON.stringify(otlpJson(BATCH))));
+  });
+
+  test("otlpJson() reads back through the OTLP definitions unchanged; a misnamed field does not", () => {
+    const body = JSON.parse(JSON.stringify(otlpJson(BATCH)));
+    assert.equal(isValidJsonRequest(body), true);
+    body.resourceMetrics[0].scopeMetrics[0].metrics[0].sum.isMonotone = true;
+    assert.equal(isValidJsonRequest(body), false);
   });
 
   test("decodePartialSuccess() reads what a collector rejected, and nothing from an empty answer", () => {

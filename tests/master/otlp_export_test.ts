@@ -89,6 +89,7 @@ for (const runtime of ["deno", "bun"] as const) {
         assert.equal((await m.exited).code, 0, m.stderr);
         assert.ok(r.received.length > before, "no final export");
         assert.equal(requestsIn(r.received.at(-1)!), 45);
+        assert.ok(r.received.every((x) => x.valid), "a payload the OTLP definitions do not take");
       } finally {
         await m.cleanup();
         await r.close();
@@ -179,6 +180,7 @@ describe("OTLP export through an outage", { skip: !RUNTIMES.deno && !RUNTIMES.bu
         x.name === DURATION
       );
       assert.equal(hist.histogram.aggregationTemporality, 1);
+      assert.ok(r.received.every((x) => x.valid), "a payload the OTLP definitions do not take");
     } finally {
       await m.cleanup();
       await r.close();

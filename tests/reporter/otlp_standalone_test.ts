@@ -44,6 +44,7 @@ for (const runtime of ["deno", "bun"] as const) {
         assert.equal(r.received.length, 1);
         const [got] = r.received;
         assert.equal(got.contentType, "application/json");
+        assert.ok(got.valid, "not a valid OTLP/JSON request");
         assert.equal(got.headers["x-team"], "mail ops");
         assert.deepEqual(jobsDone(got), [{ value: 7, temporality: 1 }]);
         const resource = Object.fromEntries(
