@@ -218,3 +218,31 @@ export function freePort(): Promise<number> {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/**
+ * Runs an in-process benchmark loop (`scripts/bench/*_loop.ts`) under one
+ * runtime and parses the JSON line it ends with.
+ *
+ * @example
+ * ```ts ignore
+ * const r = await runLoop<{ ms: number }>(ctx, "bun", "export_loop.ts", ["--rounds", "11"]);
+ * ```
+ */
+export async function runLoop<T>(
+  ctx: { root: string; runtimes: { deno: string; bun: string } },
+  runtime: "deno" | "bun",
+  name: string,
+  args: string[],
+): Promise<T> {
+  const script = `${ctx.root}scripts/bench/${name}`;
+  const argv = runtime === "deno"
+    ? [ctx.runtimes.deno, "run", "-A", script, ...args]
+    : [ctx.runtimes.bun, script, ...args];
+  const p = start(argv, { cwd: ctx.root, deadlineMs: 300_000 });
+  const code = await p.exited;
+  const line = p.output().trim().split("\n").pop() ?? "";
+  if (code !== 0 || !line.startsWith("{")) {
+    throw new Error(`${name} under ${runtime} exited with ${code}:\n${p.output()}`);
+  }
+  return JSON.parse(line);
+}

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Bench, BenchContext } from "./_context.ts";
-import { start } from "./_process.ts";
+import { runLoop } from "./_process.ts";
 import type { Row } from "./_report.ts";
 import type { RuntimeName } from "./_runtimes.ts";
 import { fmt } from "./_stats.ts";
@@ -20,19 +20,13 @@ interface LoopResult {
 
 const TARGET = 0.1;
 
-async function measure(ctx: BenchContext, name: RuntimeName): Promise<LoopResult> {
-  const script = `${ctx.root}scripts/bench/record_loop.ts`;
-  const args = ["--rounds", ctx.quick ? "5" : "21", "--round-ms", ctx.quick ? "30" : "80"];
-  const argv = name === "deno"
-    ? [ctx.runtimes.deno, "run", "-A", script, ...args]
-    : [ctx.runtimes.bun, script, ...args];
-  const p = start(argv, { cwd: ctx.root, deadlineMs: 300_000 });
-  const code = await p.exited;
-  const line = p.output().trim().split("\n").pop() ?? "";
-  if (code !== 0 || !line.startsWith("{")) {
-    throw new Error(`record_loop.ts under ${name} exited with ${code}:\n${p.output()}`);
-  }
-  return JSON.parse(line);
+function measure(ctx: BenchContext, name: RuntimeName): Promise<LoopResult> {
+  return runLoop<LoopResult>(ctx, name, "record_loop.ts", [
+    "--rounds",
+    ctx.quick ? "5" : "21",
+    "--round-ms",
+    ctx.quick ? "30" : "80",
+  ]);
 }
 
 /** The `record` benchmark. */

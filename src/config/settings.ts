@@ -146,6 +146,12 @@ export function parseHeaders(raw: string): Record<string, string> {
   return parseKeyValues(raw);
 }
 
+/** `key=value,…` pairs, or null for none. */
+function keyValuesOrNull(raw: string): Record<string, string> | null {
+  const h = parseHeaders(raw);
+  return Object.keys(h).length === 0 ? null : h;
+}
+
 /** An OTEL_* duration in ms as the seconds the setting reads; anything else as is, to be refused. */
 function msToSeconds(ms: string): string {
   return /^\d+$/.test(ms.trim()) ? String(Number(ms) / 1000) : ms;
@@ -263,10 +269,7 @@ export const SETTINGS: readonly Setting[] = [
     repeatable: true,
     doc: "Headers sent with every OTLP export, e.g. an API key (repeat the flag for several)",
     expected: "KEY=VALUE pairs separated by commas",
-    parse: (raw) => {
-      const h = parseHeaders(raw);
-      return Object.keys(h).length === 0 ? null : h;
-    },
+    parse: keyValuesOrNull,
   },
   {
     name: "otlp_metrics_endpoint",
@@ -349,10 +352,7 @@ export const SETTINGS: readonly Setting[] = [
     repeatable: true,
     doc: "Extra resource attributes of every export (percent-decoded; service_name wins)",
     expected: "KEY=VALUE pairs separated by commas",
-    parse: (raw) => {
-      const h = parseHeaders(raw);
-      return Object.keys(h).length === 0 ? null : h;
-    },
+    parse: keyValuesOrNull,
   },
   {
     name: "export_interval",

@@ -144,21 +144,23 @@ function attributes(w: Writer, field: number, attrs: Attributes): void {
   }
 }
 
-function numberPoint(w: Writer, p: OtlpNumberPoint): void {
+/** Fields 2 and 3 of both point messages. */
+function times(w: Writer, p: OtlpNumberPoint | OtlpHistogramPoint): void {
   w.tag(2, 1);
   w.fixed64(p.startTimeUnixNano);
   w.tag(3, 1);
   w.fixed64(p.timeUnixNano);
+}
+
+function numberPoint(w: Writer, p: OtlpNumberPoint): void {
+  times(w, p);
   w.tag(4, 1);
   w.double(p.value);
   attributes(w, 7, p.attributes);
 }
 
 function histogramPoint(w: Writer, p: OtlpHistogramPoint): void {
-  w.tag(2, 1);
-  w.fixed64(p.startTimeUnixNano);
-  w.tag(3, 1);
-  w.fixed64(p.timeUnixNano);
+  times(w, p);
   w.tag(4, 1);
   w.fixed64(p.count);
   w.tag(5, 1);

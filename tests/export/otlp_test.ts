@@ -13,6 +13,7 @@ import {
   OtlpReceiver,
   partialSuccessResponse,
 } from "../_helpers/otlp_receiver.ts";
+import { waitFor } from "../_helpers/master.ts";
 
 const T0 = 1_700_000_000_000;
 
@@ -252,10 +253,7 @@ describe("OtlpExporter against a local receiver", () => {
     const { e, log } = exporter(url, () => counterState(value++));
     try {
       e.start();
-      const deadline = Date.now() + 8_000;
-      while (r.accepted.length < 2 && Date.now() < deadline) {
-        await new Promise((res) => setTimeout(res, 50));
-      }
+      await waitFor("two accepted exports", () => r.accepted.length >= 2, 8_000).catch(() => {});
       assert.ok(r.accepted.length >= 2, `accepted ${r.accepted.length}`);
       const [a, b, c] = r.received;
       assert.deepEqual([a.status, b.status, c.status], [503, 429, 200]);
@@ -291,10 +289,7 @@ describe("OtlpExporter against a local receiver", () => {
     const { e, log } = exporter(url, () => counterState(5), { gzip: true });
     try {
       e.start();
-      const deadline = Date.now() + 5_000;
-      while (r.received.length < 3 && Date.now() < deadline) {
-        await new Promise((res) => setTimeout(res, 20));
-      }
+      await waitFor("three requests", () => r.received.length >= 3, 5_000).catch(() => {});
       assert.deepEqual(r.received.slice(0, 3).map((x) => x.status), [400, 200, 200]);
       assert.equal(r.received[0].headers["content-encoding"], "gzip");
       assert.equal(r.maxInFlight, 1);
