@@ -34,6 +34,9 @@ export interface WorkerEvents {
   exit(worker: WorkerHandle): void;
 }
 
+/** How many recent harvest seqs a handle remembers (resends come within a few intervals). */
+const MERGED_SEQS = 1024;
+
 /** A state change with its time, for `/status`. */
 export interface Transition {
   state: string;
@@ -73,6 +76,8 @@ export class WorkerHandle {
   #events: WorkerEvents;
   #outputs: Array<{ flush(): void }> = [];
   #exited = false;
+  /** The seqs merged lately, oldest first. */
+  #merged = new Set<number>();
 
   /**
    * Starts the worker: `start` spawns the process with the events this
@@ -147,9 +152,16 @@ export class WorkerHandle {
       case "heartbeat":
         return this.#events.seen(this, this.#count(m.requests));
       case "harvest":
-        this.harvests++;
-        this.lastHarvestWall = new Date();
-        this.#events.harvest(this, m);
+        // A worker resends what it saw no ack for, with the same seq: merge each seq once.
+        if (!this.#merged.has(m.seq)) {
+          this.#merged.add(m.seq);
+          if (this.#merged.size > MERGED_SEQS) {
+            this.#merged.delete(this.#merged.values().next().value!);
+          }
+          this.harvests++;
+          this.lastHarvestWall = new Date();
+          this.#events.harvest(this, m);
+        }
         this.send({ type: "ack", v: PROTOCOL_VERSION, seq: m.seq });
         return this.#events.seen(this, this.#count(m.requests));
       case "bye":

@@ -33,7 +33,7 @@ import {
   type InstrumentOptions,
   UpDownCounter,
 } from "./instruments.ts";
-import { type Cut, mergeCuts, Storage } from "./storage.ts";
+import { type Cut, splitMetrics, Storage } from "./storage.ts";
 
 /** The key of the per-process singleton on `globalThis`. */
 export const REPORTER_KEY: unique symbol = Symbol.for("forklift.reporter") as never;
@@ -174,11 +174,19 @@ export function timerPeriod(harvestMs: number, heartbeatMs: number): number {
   return d >= shorter / 4 ? d : shorter;
 }
 
+/** A harvest sent and not acked yet; a resend carries the same `seq` and data. */
 interface InFlight {
   seq: number;
-  cut: Cut;
+  metrics: Cut["metrics"];
+  dropped: number;
+  requests: number;
   sentAt: number;
 }
+
+/** Points per harvest message at most: a big cut goes as several, far below any frame limit. */
+export const MAX_HARVEST_POINTS = 2_000;
+/** An unacked harvest is sent again after this many harvest intervals. */
+const RESEND_INTERVALS = 2;
 
 /**
  * One process's reporter. Use {@linkcode getReporter} for the singleton; build
@@ -211,7 +219,8 @@ export class Reporter {
   #nextHeartbeat = 0;
   #seq = 0;
   #acked = 0;
-  #inflight: InFlight | undefined;
+  /** Unacked harvests, oldest first. */
+  #inflight: InFlight[] = [];
   #ackWaiters = new Set<() => void>();
   #invalid = 0;
   #servers = new Set<ServedServer>();
@@ -383,22 +392,41 @@ export class Reporter {
    * for that ack in vain, folds the unacked data in.
    */
   harvest(force = false): boolean {
-    const host = this.#host;
-    const old = this.#inflight;
-    if (!force && old !== undefined) return false;
-    let cut = this.storage.cut();
-    if (old !== undefined) cut = mergeCuts(old.cut, cut);
-    const seq = ++this.#seq;
-    this.#inflight = { seq, cut, sentAt: host.now() };
+    const now = this.#host.now();
+    if (this.#inflight.length > 0) {
+      // The master merges each seq once, so a resend can never count twice.
+      const due = now - this.#inflight[0].sentAt >= RESEND_INTERVALS * this.#harvestMs;
+      if (due || force) {
+        for (const h of this.#inflight) this.#sendHarvest(h, now);
+      }
+      if (!force) return due;
+    }
+    const cut = this.storage.cut();
+    const requests = this.http.requests;
+    for (const [i, metrics] of splitMetrics(cut.metrics, MAX_HARVEST_POINTS).entries()) {
+      const h: InFlight = {
+        seq: ++this.#seq,
+        metrics,
+        dropped: i === 0 ? cut.dropped : 0,
+        requests,
+        sentAt: now,
+      };
+      this.#inflight.push(h);
+      this.#sendHarvest(h, now);
+    }
+    return true;
+  }
+
+  #sendHarvest(h: InFlight, now: number): void {
+    h.sentAt = now;
     this.#send({
       type: "harvest",
       v: PROTOCOL_VERSION,
-      seq,
-      metrics: cut.metrics,
-      dropped: cut.dropped,
-      requests: this.http.requests,
+      seq: h.seq,
+      metrics: h.metrics,
+      dropped: h.dropped,
+      requests: h.requests,
     });
-    return true;
   }
 
   /** Handles one raw message from the master; invalid ones are counted and ignored. */
@@ -421,8 +449,7 @@ export class Reporter {
         return this.#welcomed(message);
       case "ack": {
         if (message.seq > this.#acked) this.#acked = message.seq;
-        const inflight = this.#inflight;
-        if (inflight !== undefined && message.seq >= inflight.seq) this.#inflight = undefined;
+        this.#inflight = this.#inflight.filter((h) => h.seq > message.seq);
         for (const wake of this.#ackWaiters) wake();
         return;
       }
@@ -455,7 +482,8 @@ export class Reporter {
   }
 
   async #flush(): Promise<void> {
-    if (this.#inflight !== undefined) await this.#awaitAck(this.#inflight.seq, ACK_TIMEOUT_MS);
+    const last = this.#inflight.at(-1);
+    if (last !== undefined) await this.#awaitAck(last.seq, ACK_TIMEOUT_MS);
     if (this.#state === "welcomed") this.harvest(true);
   }
 
@@ -627,9 +655,8 @@ export class Reporter {
       if (farewell) host.refChannel(true);
       await this.#drainServers(gracefulMs);
       if (farewell && worker && host.connected()) {
-        if (this.#inflight !== undefined) {
-          await this.#awaitAck(this.#inflight.seq, ACK_TIMEOUT_MS);
-        }
+        const last = this.#inflight.at(-1);
+        if (last !== undefined) await this.#awaitAck(last.seq, ACK_TIMEOUT_MS);
         this.harvest(true);
         const seq = this.#seq;
         await this.#awaitAck(seq, ACK_TIMEOUT_MS);

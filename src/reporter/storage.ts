@@ -447,3 +447,36 @@ export function mergeCuts(earlier: Cut, later: Cut): Cut {
   for (const { metric, points } of byName.values()) metric.points = [...points.values()];
   return { metrics: out, dropped: earlier.dropped + later.dropped };
 }
+
+/**
+ * Splits metrics into groups of at most `maxPoints` points each, an
+ * instrument's points across several groups when it has more. Always at
+ * least one group (empty when there is nothing), so an empty harvest still
+ * goes out as a heartbeat would.
+ *
+ * @example
+ * ```ts
+ * import { splitMetrics } from "./storage.ts";
+ * const points = Array.from({ length: 5 }, (_, i) => ({ attributes: { i }, value: i }));
+ * const groups = splitMetrics([{ name: "x", kind: "counter", points }], 2);
+ * console.assert(groups.length === 3 && groups[2][0].points.length === 1);
+ * ```
+ */
+export function splitMetrics(metrics: MetricDelta[], maxPoints: number): MetricDelta[][] {
+  const groups: MetricDelta[][] = [[]];
+  let room = maxPoints;
+  for (const m of metrics) {
+    let at = 0;
+    do {
+      if (room === 0) {
+        groups.push([]);
+        room = maxPoints;
+      }
+      const points = m.points.slice(at, at + room);
+      groups.at(-1)!.push({ ...m, points });
+      at += points.length;
+      room -= points.length;
+    } while (at < m.points.length);
+  }
+  return groups;
+}

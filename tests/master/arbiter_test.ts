@@ -257,6 +257,29 @@ describe("Arbiter with fake ports", () => {
     assert.equal(await done, 0);
   });
 
+  test("Arbiter merges each harvest seq of a worker once, however often it is resent", async () => {
+    const h = harness({ workers: "1" });
+    const { done } = await runReady(h);
+    const [w] = h.spawner.workers;
+    const harvest = (seq: number) => ({
+      type: "harvest",
+      seq,
+      metrics: [{ name: "hits", kind: "counter", points: [{ attributes: {}, value: 10 }] }],
+    });
+    say(w, harvest(1));
+    say(w, harvest(1)); // the ack came late: the worker sent seq 1 again
+    say(w, harvest(2));
+    say(w, harvest(1));
+    await h.clock.advance(0);
+    assert.equal(h.telemetry().harvests, 2);
+    const acks = w.sent.filter((m) => (m as { type: string }).type === "ack");
+    assert.deepEqual(acks.map((m) => (m as { seq: number }).seq), [1, 1, 2, 1]);
+    h.raise("SIGINT");
+    await h.clock.advance(300);
+    w.events.exit(null, "SIGTERM");
+    assert.equal(await done, 0);
+  });
+
   test("Arbiter.run() merges harvests and acks them, and respawns a crashed worker", async () => {
     const h = harness({ workers: "1" });
     const { done } = await runReady(h);

@@ -1,6 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Reporter, timerPeriod, unrefTimer } from "../../src/reporter/reporter.ts";
+import {
+  MAX_HARVEST_POINTS,
+  Reporter,
+  timerPeriod,
+  unrefTimer,
+} from "../../src/reporter/reporter.ts";
 import type { ServedServer } from "../../src/runtime/serve.ts";
 import { FakeHost, settle, welcome } from "../_helpers/fake_host.ts";
 
@@ -115,7 +120,7 @@ test("Reporter welcome re-binds an armed timer to the master's interval", () => 
   assert.equal(host.intervals()[0].ms, 2000);
 });
 
-test("Reporter harvest drops data only on ack and never resends unacked data while connected", () => {
+test("Reporter harvest drops data only on ack and resends an unacked one with its own seq", () => {
   const { host, reporter } = started();
   const hits = reporter.counter("hits");
   host.deliver(welcome({ heartbeat_ms: 0 }));
@@ -125,19 +130,43 @@ test("Reporter harvest drops data only on ack and never resends unacked data whi
   hits.add(2);
   host.advance(5000); // seq 2, not acked yet
   hits.add(3);
-  host.advance(5000); // still waiting: a late ack must not become a double count
-  host.advance(5000);
+  host.advance(5000); // one interval: still waiting
   assert.deepEqual(host.ofType("harvest").map((h) => h.seq), [1, 2]);
+  host.advance(5000); // two intervals: seq 2 again, unchanged, never merged with newer data
+  assert.deepEqual(host.ofType("harvest").map((h) => h.seq), [1, 2, 2]);
   host.deliver({ type: "ack", v: 1, seq: 2 });
   host.advance(5000); // seq 3 carries what was recorded meanwhile
   const harvests = host.ofType("harvest");
-  assert.deepEqual(harvests.map((h) => h.seq), [1, 2, 3]);
-  assert.deepEqual(harvests.map((h) => h.metrics[0].points[0].value), [1, 2, 3]);
+  assert.deepEqual(harvests.map((h) => h.seq), [1, 2, 2, 3]);
+  assert.deepEqual(harvests.map((h) => h.metrics[0].points[0].value), [1, 2, 2, 3]);
   host.deliver({ type: "ack", v: 1, seq: 3 });
   host.advance(5000);
-  assert.equal(host.ofType("harvest").length, 4);
-  assert.deepEqual(host.ofType("harvest")[3].metrics, []);
+  assert.equal(host.ofType("harvest").length, 5);
+  assert.deepEqual(host.ofType("harvest")[4].metrics, []);
   assert.equal(reporter.stats().acked, 3);
+});
+
+test("Reporter harvest splits a big cut into messages of at most MAX_HARVEST_POINTS points", () => {
+  const { host, reporter } = started();
+  host.deliver(welcome({ heartbeat_ms: 0 }));
+  // Three instruments of 1,500 series each (below the per-instrument limit) and one more point.
+  for (const name of ["a", "b", "c"]) {
+    const c = reporter.counter(name);
+    for (let i = 0; i < 1500; i++) c.add(1, { i });
+  }
+  reporter.counter("other").add(1);
+  reporter.counter("a").add(-1); // one dropped point, reported once
+  host.advance(5000);
+  const harvests = host.ofType("harvest");
+  assert.deepEqual(harvests.map((h) => h.seq), [1, 2, 3]);
+  const points = harvests.map((h) => h.metrics.reduce((n, m) => n + m.points.length, 0));
+  assert.equal(MAX_HARVEST_POINTS, 2000);
+  assert.deepEqual(points, [2000, 2000, 501]);
+  assert.deepEqual(harvests.map((h) => h.dropped), [1, 0, 0]);
+  host.deliver({ type: "ack", v: 1, seq: 3 });
+  host.advance(5000);
+  // The ack of the last seq acks them all: the next harvest is new, nothing is resent.
+  assert.deepEqual(host.ofType("harvest").map((h) => h.seq), [1, 2, 3, 4]);
 });
 
 test("Reporter harvest waits for a recent unacked harvest instead of merging it", async () => {
@@ -272,11 +301,12 @@ test("Reporter shutdown drains, sends a final harvest, waits for its ack, says b
   await settle();
   assert.deepEqual(log, ["drain 0.0.0.0:8000"]);
   assert.equal(host.intervals().length, 0, "the harvest timer is disarmed");
-  host.advance(1000); // harvest 1 is never acked: the final one includes it
+  host.advance(1000); // harvest 1 is never acked: it goes again, as seq 1, before seq 2
   await settle();
-  const final = host.ofType("harvest").at(-1)!;
+  const [, resent, final] = host.ofType("harvest");
+  assert.deepEqual([resent.seq, resent.metrics[0].points[0].value], [1, 2]);
   assert.equal(final.seq, 2);
-  assert.equal(final.metrics[0].points[0].value, 5);
+  assert.equal(final.metrics[0].points[0].value, 3);
   assert.equal(host.exitCode, undefined, "waits for the ack");
   host.deliver({ type: "ack", v: 1, seq: 2 });
   await settle();
