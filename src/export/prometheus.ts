@@ -32,6 +32,11 @@ export interface RenderPrometheusOptions {
    * or label set is already taken by an earlier one.
    */
   onSkip?: (skip: PrometheusSkip) => void;
+  /**
+   * Sample names already shown elsewhere (another exposition rendered beside
+   * this one): a metric that would use one is left out and reported.
+   */
+  reserved?: Iterable<string>;
 }
 
 type _Type = "counter" | "gauge" | "histogram";
@@ -115,6 +120,7 @@ export function renderPrometheus(
   const families = new Map<string, _Family>();
   /** Every sample name in use, mapped to the family that owns it. */
   const owners = new Map<string, string>();
+  for (const name of options.reserved ?? []) owners.set(name, name);
   const order: _Family[] = [];
   const skip = (metric: MetricDelta, prometheusName: string, points: number, reason: string) => {
     if (points > 0) options.onSkip?.({ name: metric.name, prometheusName, points, reason });

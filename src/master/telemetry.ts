@@ -8,7 +8,7 @@
 import process from "node:process";
 import { Aggregator } from "../export/aggregator.ts";
 import type { MetricsServer } from "../export/http_server.ts";
-import { masterMetrics, renderPrometheus } from "../export/prometheus.ts";
+import { masterMetrics, prometheusMetricName, renderPrometheus } from "../export/prometheus.ts";
 import type { StatusDocument, WorkerStatus } from "../export/status.ts";
 import type { Logger } from "@logtape/logtape";
 import type { OtlpExporter } from "../export/otlp_exporter.ts";
@@ -17,6 +17,15 @@ import { otlpExporter } from "./otlp_setup.ts";
 import { VERSION } from "../protocol/version.ts";
 import type { WorkerView } from "./supervisor.ts";
 import type { WorkerHandle } from "./worker_handle.ts";
+
+/** Every sample name the master's own metrics may use, with or without an OTLP exporter. */
+const MASTER_SAMPLE_NAMES: readonly string[] = masterMetrics({
+  workers: 0,
+  restarts: {},
+  harvests: 0,
+  dropped: 0,
+  otlp: { exports: 0, failures: 0, retries: 0, dropped: 0, bytes: 0 },
+}).map(prometheusMetricName);
 
 /** What the supervision looks like now, for the exposition and `/status`. */
 export interface SupervisionSnapshot {
@@ -81,6 +90,10 @@ export class MasterTelemetry implements Telemetry {
   #invalid = 0;
   #startedAt = new Date();
   #exporter?: OtlpExporter;
+  /** Each metric name's rank of arrival. */
+  #firstSeen = new Map<string, number>();
+  /** Points left out of the exposition so far, by metric and Prometheus name: each counted once. */
+  #skipped = new Map<string, number>();
 
   constructor(options: MasterTelemetryOptions) {
     this.#o = options;
@@ -95,6 +108,9 @@ export class MasterTelemetry implements Telemetry {
 
   harvest(slot: number, m: HarvestMessage): void {
     this.#harvests++;
+    for (const metric of m.metrics) {
+      if (!this.#firstSeen.has(metric.name)) this.#firstSeen.set(metric.name, this.#firstSeen.size);
+    }
     this.#dropped += (m.dropped ?? 0) + this.#aggregator.merge(slot, m.metrics);
   }
 
@@ -128,22 +144,45 @@ export class MasterTelemetry implements Telemetry {
 
   /** The master's own metrics, then the aggregate: what both exporters show. */
   #state(): MetricDelta[] {
+    return [...this.#masterMetrics(), ...this.#workerMetrics()];
+  }
+
+  #masterMetrics(): MetricDelta[] {
     const s = this.#o.snapshot();
-    const master = masterMetrics({
+    return masterMetrics({
       workers: s.readyWorkers,
       restarts: { ...s.restarts },
       harvests: this.#harvests,
       dropped: this.#dropped + this.#invalid,
       otlp: this.#exporter?.stats,
     });
-    return [...master, ...this.#aggregator.collect()];
+  }
+
+  /**
+   * Workers' metrics in the order they were first seen: when two map to one
+   * Prometheus name, the first keeps it on every scrape and the later one is
+   * left out and counted, so no series ever jumps to the other's value.
+   */
+  #workerMetrics(): MetricDelta[] {
+    const rank = (name: string) => this.#firstSeen.get(name) ?? Infinity;
+    return this.#aggregator.collect().sort((a, b) => rank(a.name) - rank(b.name));
   }
 
   /** The Prometheus exposition of the aggregate and the master's own metrics. */
   metricsText(): string {
-    return renderPrometheus(this.#state(), {
-      onSkip: (skip) => void (this.#dropped += skip.points),
+    // The workers' part first, so that what it leaves out is in this scrape's
+    // forklift_dropped_points_total; the master's names are kept for it.
+    const workers = renderPrometheus(this.#workerMetrics(), {
+      reserved: MASTER_SAMPLE_NAMES,
+      onSkip: (skip) => {
+        const key = `${skip.name}\u0000${skip.prometheusName}`;
+        const before = this.#skipped.get(key) ?? 0;
+        if (skip.points <= before) return;
+        this.#dropped += skip.points - before;
+        this.#skipped.set(key, skip.points);
+      },
     });
+    return renderPrometheus(this.#masterMetrics()) + workers;
   }
 
   /** The `/status` document. */

@@ -1,0 +1,66 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { logger } from "../../src/log/logging.ts";
+import { MasterTelemetry } from "../../src/master/telemetry.ts";
+import type { MetricDelta } from "../../src/protocol/messages.ts";
+
+function telemetry(): MasterTelemetry {
+  return new MasterTelemetry({
+    serviceName: "api",
+    settings: {},
+    log: logger("telemetry-test"),
+    snapshot: () => ({ readyWorkers: 1, restarts: {}, workers: [] }),
+    onError: () => {},
+  });
+}
+
+const counter = (name: string, value: number): MetricDelta => ({
+  name,
+  kind: "counter",
+  points: [{ attributes: {}, value }],
+});
+
+function sample(text: string, name: string): string | undefined {
+  return new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1];
+}
+
+test("MasterTelemetry.metricsText() keeps a Prometheus name for the metric seen first, on every scrape", () => {
+  const t = telemetry();
+  t.harvest(1, { type: "harvest", v: 1, seq: 1, metrics: [counter("jobs.done", 1000)] });
+  assert.equal(sample(t.metricsText(), "jobs_done_total"), "1000");
+  // Names that map to the same Prometheus name and sort before it arrive later.
+  t.harvest(2, { type: "harvest", v: 1, seq: 1, metrics: [counter("jobs_done", 1)] });
+  t.harvest(2, { type: "harvest", v: 1, seq: 2, metrics: [counter("jobs-done", 2)] });
+  for (let scrape = 0; scrape < 3; scrape++) {
+    assert.equal(sample(t.metricsText(), "jobs_done_total"), "1000");
+  }
+});
+
+test("MasterTelemetry.metricsText() counts a point left out once, however often it is scraped", () => {
+  const t = telemetry();
+  t.harvest(1, {
+    type: "harvest",
+    v: 1,
+    seq: 1,
+    metrics: [counter("jobs.done", 5), counter("jobs_done", 1)],
+  });
+  const dropped = () => sample(t.metricsText(), "forklift_dropped_points_total");
+  t.metricsText();
+  t.metricsText();
+  assert.equal(dropped(), "1");
+  t.harvest(1, {
+    type: "harvest",
+    v: 1,
+    seq: 2,
+    metrics: [{
+      name: "jobs_done",
+      kind: "counter",
+      points: [{ attributes: { q: "x" }, value: 1 }],
+    }],
+  });
+  assert.equal(dropped(), "1", "a series of its own is shown, not dropped");
+  assert.match(t.metricsText(), /^jobs_done_total\{q="x"\} 1$/m);
+  t.harvest(1, { type: "harvest", v: 1, seq: 3, metrics: [counter("jobs-done", 7)] });
+  assert.equal(dropped(), "2", "a second point left out counts once more");
+  assert.equal(dropped(), "2");
+});
