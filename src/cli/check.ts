@@ -9,7 +9,7 @@ import { hostname } from "node:os";
 import { ConfigError } from "../config/errors.ts";
 import { type OtlpProtocol, sendOtlp } from "../export/otlp_exporter.ts";
 import { metricsUrl, serviceNameOf } from "../master/otlp_setup.ts";
-import { unixNano } from "../protocol/otlp.ts";
+import { redactUrl, unixNano } from "../protocol/otlp.ts";
 import { VERSION } from "../protocol/version.ts";
 import type { CommandContext } from "./context.ts";
 
@@ -33,6 +33,7 @@ export async function tryExport(
   serviceName: string,
 ): Promise<{ ok: boolean; detail: string }> {
   const url = metricsUrl(values)!;
+  const shown = redactUrl(url);
   const now = unixNano(Date.now());
   const t0 = performance.now();
   const { outcome } = await sendOtlp({
@@ -57,9 +58,9 @@ export async function tryExport(
     const partial = outcome.partial
       ? `, but it rejected ${outcome.partial.rejectedDataPoints} point(s): ${outcome.partial.errorMessage}`
       : "";
-    return { ok: true, detail: `${url} took the export (${how}) in ${ms} ms${partial}` };
+    return { ok: true, detail: `${shown} took the export (${how}) in ${ms} ms${partial}` };
   }
-  return { ok: false, detail: `${url} (${how}) after ${ms} ms: ${outcome.why}` };
+  return { ok: false, detail: `${shown} (${how}) after ${ms} ms: ${outcome.why}` };
 }
 
 /**

@@ -5,7 +5,6 @@
  * @module
  */
 import { readFileSync } from "node:fs";
-import ini from "ini";
 import { ConfigError } from "./errors.ts";
 
 /** One `key = value` line. */
@@ -46,8 +45,18 @@ export function describeReadError(error: unknown): string {
 }
 
 /**
- * Parses INI text. Comments start with `;` or `#`; values are decoded as the
- * npm `ini` package decodes them (quotes, escapes).
+ * A value as written, without the quotes around it when it has a pair. `#`
+ * and `;` start a comment only at the beginning of a line, as in Python's
+ * configparser: inside a value they are part of it (`key=ab#cd`).
+ */
+function unquote(v: string): string {
+  const q = v[0];
+  return v.length >= 2 && (q === '"' || q === "'") && v.at(-1) === q ? v.slice(1, -1) : v;
+}
+
+/**
+ * Parses INI text. Lines starting with `;` or `#` are comments; a value is
+ * the rest of its line, with one pair of surrounding quotes removed.
  *
  * @example Parse two sections
  * ```ts
@@ -77,10 +86,9 @@ export function parseIni(text: string, path: string): IniFile {
     }
     const eq = t.indexOf("=");
     if (eq <= 0) {
+      // The line itself is not repeated: it may hold a secret.
       throw new ConfigError(
-        `Cannot parse ${path} line ${line}: expected "key = value" or "[section]", got ${
-          JSON.stringify(t)
-        }`,
+        `Cannot parse ${path} line ${line}: expected "key = value" or "[section]"`,
       );
     }
     const key = t.slice(0, eq).trim();
@@ -89,7 +97,7 @@ export function parseIni(text: string, path: string): IniFile {
         `Cannot parse ${path} line ${line}: "${key}" comes before any [forklift] section`,
       );
     }
-    current.push({ key, value: String(ini.unsafe(t.slice(eq + 1).trim())), line });
+    current.push({ key, value: unquote(t.slice(eq + 1).trim()), line });
   }
   return { path, sections };
 }

@@ -6,6 +6,7 @@
  * @module
  */
 import { ALL_WORKER_ENV_NAMES } from "../protocol/env.ts";
+import { redactUrl } from "../protocol/otlp.ts";
 import { ConfigError, hint } from "./errors.ts";
 import { applyNewRelicPreset } from "./new_relic.ts";
 import type { FlagValue } from "./argv.ts";
@@ -55,7 +56,9 @@ function parseValue(setting: Setting, raw: string, where: string, cpuCount: numb
   try {
     return setting.parse(raw, { cpuCount });
   } catch (e) {
-    const shown = setting.secret ? "****" : JSON.stringify(raw);
+    const shown = setting.secret
+      ? "****"
+      : JSON.stringify(setting.type === "url" ? redactUrl(raw) : raw);
     throw new ConfigError(
       `Cannot read "${setting.name}" ${where}: expected ${setting.expected}, got ${shown}`,
       { cause: e },
@@ -123,6 +126,12 @@ export function loadSettings(options: LoadOptions = {}): ResolvedSettings {
   const path = fromFlag ? options.config : nonEmpty(env[CONFIG_FILE_ENV]);
   const environment = options.environment ?? nonEmpty(env[ENVIRONMENT_ENV]);
   let file: IniFile | undefined;
+  if (path === undefined && environment !== undefined) {
+    const from = options.environment !== undefined ? "-e/--environment" : `env:${ENVIRONMENT_ENV}`;
+    throw new ConfigError(
+      `Environment "${environment}" (from ${from}) names a [forklift:${environment}] section, but no config file is given (-c/--config or ${CONFIG_FILE_ENV})`,
+    );
+  }
   if (path !== undefined) {
     if (path.trim() === "") {
       throw new ConfigError("Config file path given with -c/--config is empty");

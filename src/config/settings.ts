@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { parseKeyValues } from "../protocol/otlp.ts";
+import { parseKeyValues, redactUrl } from "../protocol/otlp.ts";
 
 /** The value a setting may hold once parsed. */
 export type SettingValue =
@@ -491,6 +491,7 @@ export function envName(setting: Setting): string {
 export function displayValue(setting: Setting, value: SettingValue): string {
   if (value === null) return "";
   if (setting.secret) return "****";
+  if (setting.type === "url") return redactUrl(String(value));
   if (typeof value === "object") {
     return Object.entries(value).map(([k, v]) => `${k}=${v}`).join(",");
   }
@@ -508,5 +509,6 @@ export function displayValue(setting: Setting, value: SettingValue): string {
  */
 export function jsonValue(setting: Setting, value: SettingValue): SettingValue {
   if (value !== null && setting.secret) return "****";
+  if (value !== null && setting.type === "url") return redactUrl(String(value));
   return value;
 }

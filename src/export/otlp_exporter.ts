@@ -13,7 +13,7 @@
  */
 import type { Logger } from "@logtape/logtape";
 import type { MetricDelta } from "../protocol/messages.ts";
-import { type OtlpBatch, otlpJson } from "../protocol/otlp.ts";
+import { type OtlpBatch, otlpJson, redactUrl, urlCredentials } from "../protocol/otlp.ts";
 import type { OtlpBatcher, PendingBatch } from "./otlp_batch.ts";
 import { decodePartialSuccess, encodeOtlpProtobuf, type PartialSuccess } from "./otlp_protobuf.ts";
 
@@ -166,7 +166,7 @@ export class OtlpExporter {
     this.#settle(pending, outcome, 0);
     if (outcome.kind === "retry") {
       this.#o.log.warn("Final OTLP export to {url} failed ({why}); its data is lost", {
-        url: this.#o.url,
+        url: redactUrl(this.#o.url),
         why: outcome.why,
       });
     }
@@ -183,7 +183,7 @@ export class OtlpExporter {
       const delay = outcome.afterMs ?? retryDelay(attempt, this.#o.random);
       if (attempt === 0) {
         this.#o.log.warn("OTLP export to {url} failed ({why}); retrying in {s} s", {
-          url: this.#o.url,
+          url: redactUrl(this.#o.url),
           why: outcome.why,
           s: Math.round(delay / 100) / 10,
         });
@@ -208,7 +208,7 @@ export class OtlpExporter {
         this.stats.exports++;
         if (attempt > 0) {
           this.#o.log.info("OTLP export to {url} succeeded after {n} retries", {
-            url: this.#o.url,
+            url: redactUrl(this.#o.url),
             n: attempt,
           });
         }
@@ -225,7 +225,7 @@ export class OtlpExporter {
         this.stats.failures++;
         this.stats.dropped++;
         this.#o.log.warn("OTLP export to {url} refused ({why}); dropped {n} data point(s)", {
-          url: this.#o.url,
+          url: redactUrl(this.#o.url),
           why: outcome.why,
           n: pending.points,
         });
@@ -268,7 +268,9 @@ export async function sendOtlp(
   let body: Uint8Array = json
     ? new TextEncoder().encode(JSON.stringify(otlpJson(batch)))
     : encodeOtlpProtobuf(batch);
+  const { url, authorization } = urlCredentials(o.url);
   const headers: Record<string, string> = {
+    ...(authorization === undefined ? {} : { authorization }),
     ...o.headers,
     "content-type": json ? "application/json" : "application/x-protobuf",
   };
@@ -278,7 +280,7 @@ export async function sendOtlp(
   }
   let res: Response;
   try {
-    res = await (o.fetch ?? fetch)(o.url, {
+    res = await (o.fetch ?? fetch)(url, {
       method: "POST",
       headers,
       body: body as BodyInit,

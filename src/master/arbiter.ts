@@ -53,6 +53,8 @@ export interface ArbiterOptions {
 type Queued = SupervisorEvent | { type: "services"; now: number };
 type Unstamped<E> = E extends unknown ? Omit<E, "now"> : never;
 
+/** At most one invalid-message line per worker this often. */
+const INVALID_LOG_MS = 10_000;
 /** The longest the loop sleeps without a tick. */
 const TICK_MS = 500;
 /**
@@ -86,6 +88,8 @@ export class Arbiter {
   /** Log lines written once the loop is done with an event: a line costs a spawn milliseconds. */
   #deferred: Array<() => void> = [];
   #listener: WorkerListener;
+  /** When each worker's last invalid message was logged, and how many were not since. */
+  #invalidLogged = new Map<number, { at: number; suppressed: number }>();
 
   constructor(options: ArbiterOptions) {
     this.#o = options;
@@ -102,9 +106,17 @@ export class Arbiter {
       harvest: (w, m) => this.#telemetry.harvest(w.slot, m),
       invalid: (w, reason) => {
         this.#telemetry.invalid(w.slot);
-        this.#log.warn("Dropped an invalid message from worker {slot}: {reason}", {
+        // A hostile or broken worker must not flood the log: one line per
+        // worker every INVALID_LOG_MS, the reason cut short (it may quote the message).
+        const now = this.#clock.now();
+        const last = this.#invalidLogged.get(w.id);
+        if (last !== undefined && now - last.at < INVALID_LOG_MS) return void last.suppressed++;
+        this.#invalidLogged.set(w.id, { at: now, suppressed: 0 });
+        const more = last?.suppressed ? ` (and ${last.suppressed} more since the last report)` : "";
+        this.#log.warn("Dropped an invalid message from worker {slot}: {reason}{more}", {
           slot: w.slot,
-          reason,
+          reason: reason.length > 200 ? `${reason.slice(0, 200)}…` : reason,
+          more,
         });
       },
     };
@@ -236,7 +248,10 @@ export class Arbiter {
       h.phase = view.phase;
       h.mark(view.phase);
     }
-    if (gone !== undefined) this.#handles.delete(gone);
+    if (gone !== undefined) {
+      this.#handles.delete(gone);
+      this.#invalidLogged.delete(gone);
+    }
   }
 
   async #act(a: SupervisorAction): Promise<void> {

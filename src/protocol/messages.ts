@@ -288,8 +288,17 @@ export function parseWorkerMessage(raw: unknown): Parsed<WorkerMessage> {
       const metrics: MetricDelta[] = [];
       let dropped = (raw.dropped as number | undefined) ?? 0;
       for (const m of raw.metrics) {
-        if (checkMetric(m) === undefined) metrics.push(m as MetricDelta);
-        else dropped += isObject(m) && Array.isArray(m.points) ? Math.max(1, m.points.length) : 1;
+        if (checkMetric(m) === undefined) {
+          metrics.push(m as MetricDelta);
+          continue;
+        }
+        // A sound instrument keeps its good points: one bad value costs one point.
+        const points = isObject(m) && Array.isArray(m.points) ? m.points : [];
+        const good = checkMetric({ ...(m as object), points: [] }) === undefined
+          ? points.filter((p) => checkMetric({ ...(m as object), points: [p] }) === undefined)
+          : [];
+        dropped += Math.max(1, points.length) - good.length;
+        if (good.length > 0) metrics.push({ ...(m as MetricDelta), points: good });
       }
       return {
         ok: true,

@@ -253,3 +253,44 @@ export function parseKeyValues(raw: string): Record<string, string> {
   }
   return out;
 }
+
+/**
+ * A URL fit to print: credentials in it (`https://user:pass@host`) shown as
+ * `****`.
+ *
+ * @example
+ * ```ts
+ * import { redactUrl } from "./otlp.ts";
+ * console.assert(redactUrl("https://u:p@c:4318/x") === "https://****@c:4318/x");
+ * ```
+ */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, "$1****@");
+}
+
+/**
+ * Splits credentials out of a URL: fetch refuses a URL that holds them, so
+ * they go as a `Basic` authorization header instead.
+ *
+ * @example
+ * ```ts
+ * import { urlCredentials } from "./otlp.ts";
+ * const r = urlCredentials("https://me:s%40cret@c/v1/metrics");
+ * console.assert(r.url === "https://c/v1/metrics" && r.authorization === "Basic " + btoa("me:s@cret"));
+ * ```
+ */
+export function urlCredentials(url: string): { url: string; authorization?: string } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return { url };
+  }
+  if (u.username === "" && u.password === "") return { url };
+  const user = decodeURIComponent(u.username);
+  const pass = decodeURIComponent(u.password);
+  u.username = "";
+  u.password = "";
+  const bytes = new TextEncoder().encode(`${user}:${pass}`);
+  return { url: u.href, authorization: `Basic ${btoa(String.fromCharCode(...bytes))}` };
+}

@@ -71,7 +71,10 @@ function apply(
 ): void {
   try {
     const s = table.get(attributes);
-    s.value = set ? value : s.value + value;
+    const next = set ? value : s.value + value;
+    // A sum past the largest double is no count at all: drop this add, keep the sum.
+    if (!Number.isFinite(next)) return storage.drop();
+    s.value = next;
     s.dirty = true;
   } catch {
     return storage.drop();
@@ -201,6 +204,7 @@ export class Histogram extends Instrument {
     if (typeof value !== "number" || !(value >= 0) || value === Infinity) return storage.drop();
     try {
       const s = this.table.get(attributes);
+      if (!Number.isFinite(s.sum + value)) return storage.drop();
       s.count++;
       s.sum += value;
       if (value < s.min) s.min = value;

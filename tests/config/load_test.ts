@@ -150,7 +150,7 @@ describe("loadSettings()", () => {
     withIni("[forklift]\nworkers 3\n", (dir) => {
       assertConfigError(
         () => loadSettings({ cwd: dir, config: "forklift.ini" }),
-        'Cannot parse forklift.ini line 2: expected "key = value" or "[section]", got "workers 3"',
+        'Cannot parse forklift.ini line 2: expected "key = value" or "[section]"',
       );
     });
   });
@@ -275,5 +275,34 @@ describe("loadSettings()", () => {
         /^Cannot read "timeout" in forklift.ini line 2 \[forklift:production\]: /,
       );
     });
+  });
+});
+
+describe("loadSettings() and the environment forklift itself sets", () => {
+  test("loadSettings() accepts every worker variable, so forklift can run inside a worker", () => {
+    const r = loadSettings({
+      env: {
+        FORKLIFT_MASTER_PID: "1",
+        FORKLIFT_WORKER_ID: "1",
+        FORKLIFT_WORKERS: "2",
+        FORKLIFT_CHANNEL: "/run/forklift-1.sock",
+        FORKLIFT_CHANNEL_TOKEN: "t",
+      },
+    });
+    assert.equal(r.values.workers, 2);
+  });
+
+  test("loadSettings() refuses an environment name with no config file to hold its section", () => {
+    assert.throws(
+      () => loadSettings({ environment: "prod" }),
+      (e: Error) =>
+        e instanceof ConfigError &&
+        e.message ===
+          'Environment "prod" (from -e/--environment) names a [forklift:prod] section, but no config file is given (-c/--config or FORKLIFT_CONFIG_FILE)',
+    );
+    assert.throws(
+      () => loadSettings({ env: { FORKLIFT_ENVIRONMENT: "prod" } }),
+      /env:FORKLIFT_ENVIRONMENT/,
+    );
   });
 });

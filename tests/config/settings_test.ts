@@ -122,3 +122,13 @@ describe("suggest()", () => {
     assert.equal(suggest("zzz", ["workers", "timeout"]), undefined);
   });
 });
+
+test("displayValue() and jsonValue() hide credentials inside a URL", () => {
+  const s = SETTINGS_BY_NAME.get("otlp_endpoint")!;
+  assert.equal(
+    displayValue(s, "https://me:s3cret@otlp.example:4318"),
+    "https://****@otlp.example:4318",
+  );
+  assert.equal(jsonValue(s, "https://me:s3cret@otlp.example"), "https://****@otlp.example");
+  assert.equal(displayValue(s, "https://otlp.example"), "https://otlp.example");
+});

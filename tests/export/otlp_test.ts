@@ -1,7 +1,6 @@
 // deno-lint-ignore-file no-explicit-any
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import type { Logger } from "@logtape/logtape";
 import { OtlpBatcher } from "../../src/export/otlp_batch.ts";
 import { OtlpExporter, parseRetryAfter, retryDelay } from "../../src/export/otlp_exporter.ts";
 import { decodePartialSuccess, encodeOtlpProtobuf } from "../../src/export/otlp_protobuf.ts";
@@ -14,6 +13,7 @@ import {
   partialSuccessResponse,
 } from "../_helpers/otlp_receiver.ts";
 import { waitFor } from "../_helpers/master.ts";
+import { recordingLog } from "../_helpers/recording_log.ts";
 
 const T0 = 1_700_000_000_000;
 
@@ -210,19 +210,6 @@ describe("OtlpBatcher", () => {
   });
 });
 
-function recordingLog(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const at = (level: string) => (message: string, props: Record<string, unknown> = {}) =>
-    lines.push(`${level}: ${message.replace(/\{(\w+)\}/g, (_, k) => String(props[k]))}`);
-  return {
-    lines,
-    info: at("info"),
-    warn: at("warn"),
-    error: at("error"),
-    debug: at("debug"),
-  } as unknown as Logger & { lines: string[] };
-}
-
 function exporter(
   url: string,
   collect: () => MetricDelta[],
@@ -299,6 +286,27 @@ describe("OtlpExporter against a local receiver", () => {
       assert.equal(warnings.length, 2, warnings.join("\n"));
       assert.match(warnings[0], /refused \(HTTP 400\); dropped 3 data point\(s\)/);
       assert.match(warnings[1], /rejected 2 data point\(s\): unit too long/);
+    } finally {
+      await e.shutdown(1_000);
+      await r.close();
+    }
+  });
+
+  test("OtlpExporter sends credentials in the URL as Basic authorization and never logs them", async () => {
+    const r = new OtlpReceiver();
+    const base = await r.listen();
+    r.answers = [{ status: 503, headers: { "retry-after": "0" } }];
+    const { e, log } = exporter(
+      base.replace("http://", "http://me:s3cret@"),
+      () => counterState(1),
+    );
+    try {
+      e.start();
+      await waitFor("an accepted export", () => r.accepted.length >= 1, 5_000);
+      assert.equal(r.received[0].headers.authorization, `Basic ${btoa("me:s3cret")}`);
+      assert.ok(log.lines.length > 0);
+      assert.ok(log.lines.every((l) => !l.includes("s3cret")), log.lines.join("\n"));
+      assert.match(log.lines[0], /http:\/\/\*\*\*\*@127\.0\.0\.1/);
     } finally {
       await e.shutdown(1_000);
       await r.close();

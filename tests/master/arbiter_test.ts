@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { loadSettings, type ResolvedSettings } from "../../src/config/load.ts";
-import { logger } from "../../src/log/logging.ts";
+import { recordingLog } from "../_helpers/recording_log.ts";
 import { Arbiter } from "../../src/master/arbiter.ts";
 import type { Clock } from "../../src/master/clock.ts";
 import type { Spawned, WorkerListener, WorkerSpawner } from "../../src/master/spawner.ts";
@@ -141,6 +141,7 @@ function harness(values: Record<string, string>) {
   const listeners = new Map<SignalName, () => void>();
   let telemetry: FakeTelemetry | undefined;
   const calls: string[] = [];
+  const log = recordingLog();
   const s = settings({ metrics_bind: "off", ...values });
   const arbiter = new Arbiter({
     runtime: {
@@ -156,10 +157,10 @@ function harness(values: Record<string, string>) {
       childExit: (w) => void calls.push(`childExit ${w.slot}.${w.generation} ${w.reason}`),
       onExit: () => void calls.push("onExit"),
     },
-    log: logger("arbiter-test"),
+    log,
   });
   const raise = (signal: SignalName) => listeners.get(signal)!();
-  return { arbiter, clock, spawner, raise, calls, telemetry: () => telemetry!, listeners };
+  return { arbiter, clock, spawner, raise, calls, log, telemetry: () => telemetry!, listeners };
 }
 
 function say(w: FakeWorker, message: Record<string, unknown>): void {
@@ -274,6 +275,28 @@ describe("Arbiter with fake ports", () => {
     assert.equal(h.telemetry().harvests, 2);
     const acks = w.sent.filter((m) => (m as { type: string }).type === "ack");
     assert.deepEqual(acks.map((m) => (m as { seq: number }).seq), [1, 1, 2, 1]);
+    h.raise("SIGINT");
+    await h.clock.advance(300);
+    w.events.exit(null, "SIGTERM");
+    assert.equal(await done, 0);
+  });
+
+  test("Arbiter logs invalid messages once per worker every 10 s, cut short", async () => {
+    const h = harness({ workers: "1" });
+    const { done } = await runReady(h);
+    const [w] = h.spawner.workers;
+    const huge = "x".repeat(1_000_000);
+    for (let i = 0; i < 50; i++) say(w, { type: "nope", v: huge });
+    await h.clock.advance(0);
+    let warnings = h.log.lines.filter((l) => l.includes("invalid message"));
+    assert.equal(warnings.length, 1);
+    assert.ok(warnings[0].length < 400, `${warnings[0].length} characters`);
+    await h.clock.advance(10_000);
+    say(w, { type: "nope" });
+    await h.clock.advance(0);
+    warnings = h.log.lines.filter((l) => l.includes("invalid message"));
+    assert.equal(warnings.length, 2);
+    assert.match(warnings[1], /and 49 more since the last report/);
     h.raise("SIGINT");
     await h.clock.advance(300);
     w.events.exit(null, "SIGTERM");

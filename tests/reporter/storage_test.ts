@@ -210,3 +210,18 @@ test("mergeCuts() adds counters and histograms and keeps the later gauge", () =>
   ]);
   assert.equal(earlier.metrics[0].points[0].value, 2);
 });
+
+test("Counter.add() drops an add that would carry the sum past the largest double, and keeps the sum", () => {
+  const storage = new Storage();
+  const c = new Counter(storage, "big");
+  const h = new Histogram(storage, "big.h", { boundaries: [1] });
+  c.add(Number.MAX_VALUE);
+  c.add(Number.MAX_VALUE);
+  h.record(Number.MAX_VALUE);
+  h.record(Number.MAX_VALUE);
+  const cut = storage.cut();
+  assert.equal(cut.dropped, 2);
+  assert.equal(cut.metrics.find((m) => m.name === "big")!.points[0].value, Number.MAX_VALUE);
+  const hp = cut.metrics.find((m) => m.name === "big.h")!.points[0];
+  assert.deepEqual([hp.count, hp.sum], [1, Number.MAX_VALUE]);
+});
