@@ -12,7 +12,8 @@
 
 // deno-lint-ignore-file no-explicit-any
 
-import { rmSync } from "node:fs";
+import { chmodSync, lstatSync, rmSync } from "node:fs";
+import process from "node:process";
 import { encodeLine, LineSplitter, MAX_LINE_BYTES, parseLine } from "../protocol/framing.ts";
 import { readChunks, writeAll } from "./deno_conn.ts";
 
@@ -232,6 +233,19 @@ export function listenChannel(path: string): ChannelServer {
   const stop = g.Bun !== undefined
     ? listenBun(g.Bun, path, pairing)
     : listenDeno(g.Deno, path, pairing);
+  // The file's mode follows the umask: make it the owner's alone, and check.
+  try {
+    chmodSync(path, 0o600);
+    const st = lstatSync(path);
+    const uid = typeof process.getuid === "function" ? process.getuid() : st.uid;
+    if ((st.mode & 0o077) !== 0 || st.uid !== uid || !st.isSocket()) {
+      throw new Error(`${path} is not a socket private to this user`);
+    }
+  } catch (e) {
+    stop();
+    rmSync(path, { force: true });
+    throw e;
+  }
   let open = true;
   return {
     path,

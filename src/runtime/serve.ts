@@ -85,6 +85,31 @@ export function readEnv(name: string): string | undefined {
   }
 }
 
+/**
+ * Removes a variable from this process's environment, so that processes it
+ * starts from now on do not inherit it. Best effort: never throws, never
+ * prompts.
+ *
+ * @example Forget a one-time token once read
+ * ```ts ignore
+ * import { forgetEnv, readEnv } from "./serve.ts";
+ * const token = readEnv("FORKLIFT_CHANNEL_TOKEN");
+ * forgetEnv("FORKLIFT_CHANNEL_TOKEN");
+ * ```
+ */
+export function forgetEnv(name: string): void {
+  try {
+    const deno = g().Deno;
+    if (deno !== undefined) {
+      if (!mayPrompt(deno)) deno.env.delete(name);
+      return;
+    }
+    delete g().process?.env?.[name];
+  } catch {
+    // Not permitted: the variable stays, and the token still works only once.
+  }
+}
+
 function hostPort(hostname: string, port: number): string {
   return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }

@@ -18,7 +18,7 @@
 import { CHANNEL_ENV, CHANNEL_TOKEN_ENV, MASTER_PID_ENV } from "../protocol/env.ts";
 import { encodeLine, LineSplitter, parseLine } from "../protocol/framing.ts";
 import { readChunks, writeAll } from "./deno_conn.ts";
-import { readEnv } from "./serve.ts";
+import { forgetEnv, readEnv } from "./serve.ts";
 
 /** How long after `welcome` a worker lets go of its Node IPC channel. */
 export const UNREF_DELAY_MS = 100;
@@ -215,6 +215,9 @@ class SocketChannel {
 function denoIO(deno: any): WorkerIO {
   const path = readEnv(CHANNEL_ENV);
   const token = readEnv(CHANNEL_TOKEN_ENV);
+  // The app's own subprocesses must not inherit the token: one that connected
+  // first would take this worker's place on the channel.
+  if (token) forgetEnv(CHANNEL_TOKEN_ENV);
   if (!path || !token) {
     // No socket named: only a program run by forklift without injection (whose
     // master gave it a Node IPC channel) needs `process`; anything else must

@@ -87,6 +87,20 @@ for (const runtime of ["deno", "bun"] as const) {
   });
 }
 
+describe("forklift run's channel token", { skip: !RUNTIMES.deno }, () => {
+  test("Arbiter's Deno workers keep their channel token from the app's own subprocesses", async () => {
+    const { master: m, port } = await startWorkers("deno", APP, { workers: 1 });
+    try {
+      const r = await getFresh(port, "/childenv?name=FORKLIFT_CHANNEL_TOKEN");
+      assert.equal(r?.status, 200);
+      assert.equal(r?.body, "", "a subprocess inherited the token");
+      assert.notEqual((await getFresh(port, "/childenv?name=FORKLIFT_CHANNEL"))?.body, "");
+    } finally {
+      await m.cleanup();
+    }
+  });
+});
+
 describe("forklift run /metrics", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
   test("Arbiter.metricsText() passes promtool check metrics", async () => {
     const promtool = spawnSync("promtool", ["--version"]);

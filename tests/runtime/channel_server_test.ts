@@ -4,7 +4,9 @@ import { connect, type Socket } from "node:net";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { channelToken, listenChannel } from "../../src/runtime/channel_server.ts";
-import { waitFor } from "../_helpers/master.ts";
+import { execFileSync } from "node:child_process";
+import { serverArgv, waitFor } from "../_helpers/master.ts";
+import { fixture, testRuntime } from "../_helpers/runtime.ts";
 
 function client(path: string): Promise<{ socket: Socket; lines: string[]; closed: Promise<void> }> {
   return new Promise((resolve, reject) => {
@@ -90,3 +92,18 @@ test(
     }
   }),
 );
+
+test("listenChannel() makes its socket the owner's alone, whatever the umask", async () => {
+  const dir = mkdtempSync(`${tmpdir()}/forklift-umask-`);
+  try {
+    const [cmd, ...args] = serverArgv(testRuntime(), fixture("channel_mode.ts"));
+    const script = [cmd, ...args, `${dir}/forklift-1.sock`].map((a) => `'${a}'`).join(" ");
+    const out = execFileSync("sh", ["-c", `umask 000; exec ${script}`], {
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    assert.equal(out.trim().split("\n").pop(), "600");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
