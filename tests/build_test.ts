@@ -2,8 +2,19 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import process from "node:process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
+import { dirname } from "node:path";
 import { cleanEnv, ROOT, runProcess, runtimeArgv } from "./_helpers/cli.ts";
 import { freePort, getFresh, RUNTIMES, sumSamples, waitFor } from "./_helpers/master.ts";
 
@@ -35,6 +46,35 @@ describe("the forklift binary", { skip: !RUNTIMES.bun }, () => {
         readFileSync(`${preload}.jsc`).length,
         readFileSync(`${ROOT}dist/bun/preload.js.jsc`).length,
       );
+
+      // The preload's directory name is predictable. One made first by another
+      // user (here: owned by nobody, writable by all) is never used, nor a file in it.
+      const owned = dirname(preload!);
+      rmSync(owned, { recursive: true, force: true });
+      mkdirSync(owned, { mode: 0o777 });
+      chmodSync(owned, 0o777);
+      writeFileSync(`${owned}/preload.bun.js`, "globalThis.planted = true;\n");
+      try {
+        chownSync(owned, 65534, 65534);
+      } catch {
+        // Not root: the mode alone makes it another's to write.
+      }
+      const planted = await runProcess([bin, "run", "--dry-run", "--", RUNTIMES.bun!, "app.ts"], {
+        env,
+      });
+      const elsewhere = /BUN_OPTIONS='--preload ([^']+)'/.exec(planted.stdout)?.[1];
+      assert.ok(elsewhere && dirname(elsewhere) !== owned, planted.stdout);
+      assert.match(readFileSync(elsewhere!, "utf8"), /forklift\.reporter/);
+      assert.equal((statSync(dirname(elsewhere!)).mode & 0o777).toString(8), "700");
+      // In its own private directory, a file that is not the one the binary carries is replaced.
+      rmSync(owned, { recursive: true, force: true });
+      assert.equal(
+        (await runProcess([bin, "run", "--dry-run", "--", RUNTIMES.bun!, "app.ts"], { env })).code,
+        0,
+      );
+      writeFileSync(preload!, "globalThis.tampered = true;\n");
+      await runProcess([bin, "run", "--dry-run", "--", RUNTIMES.bun!, "app.ts"], { env });
+      assert.match(readFileSync(preload!, "utf8"), /forklift\.reporter/);
 
       const port = await freePort();
       const app = `${ROOT}tests/fixtures/master/app.ts`;

@@ -6,7 +6,14 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
@@ -110,19 +117,58 @@ export function preloadPath(
   const hash = typeof FORKLIFT_PRELOAD_HASH === "string"
     ? FORKLIFT_PRELOAD_HASH
     : fnv1a(String(bundle.files.find((f) => f.name === "preload.js")!.data()));
-  const base = cacheDir ?? env.XDG_RUNTIME_DIR ?? tmpdir();
-  const dir = `${base}/forklift-${VERSION}-${hash}`;
+  const base = (cacheDir ?? env.XDG_RUNTIME_DIR ?? tmpdir()).replace(/\/+$/, "");
+  const uid = typeof process.getuid === "function" ? process.getuid() : -1;
+  // The name is predictable: another user may have made it first. Only a
+  // directory of this user's that nobody else may write is used; else a new one.
+  mkdirSync(base, { recursive: true, mode: 0o700 });
+  let dir = `${base}/forklift-${uid}-${VERSION}-${hash}`;
+  if (!privateDir(dir, uid)) dir = mkdtempSync(`${base}/forklift-`);
   for (const file of bundle.files) {
     const path = `${dir}/${file.name}`;
-    if (existsSync(path)) continue;
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const data = file.data();
+    if (sameFile(path, data, uid)) continue;
     // Write then rename, so a concurrent master never preloads half a file.
     const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, file.data(), { mode: 0o644 });
+    writeFileSync(tmp, data, { mode: 0o600 });
     renameSync(tmp, path);
   }
   const deno = `${dir}/preload.js`;
   return { deno, bun: bundle.bun ? `${dir}/preload.bun.js` : deno };
+}
+
+/**
+ * Makes `dir` (mode 0700) or checks the one there: a real directory (no
+ * symbolic link followed), owned by `uid`, that no one else may write into.
+ */
+function privateDir(dir: string, uid: number): boolean {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as { code?: string }).code !== "EEXIST") return false;
+  }
+  try {
+    const st = lstatSync(dir);
+    return st.isDirectory() && (uid < 0 || st.uid === uid) && (st.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether `path` is a regular file of `uid`'s, writable by no one else, with
+ * exactly `data` in it: the proof that a worker may preload it.
+ */
+function sameFile(path: string, data: string | Uint8Array, uid: number): boolean {
+  try {
+    const st = lstatSync(path);
+    if (!st.isFile() || (uid >= 0 && st.uid !== uid) || (st.mode & 0o022) !== 0) return false;
+    const expected = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    if (st.size !== expected.length) return false;
+    return readFileSync(path).equals(expected);
+  } catch {
+    return false;
+  }
 }
 
 /**
