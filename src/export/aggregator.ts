@@ -16,6 +16,12 @@ export interface AggregatorOptions {
    * attribute sets are merged into the overflow series. Default 2000.
    */
   cardinalityLimit?: number;
+  /**
+   * Told when an instrument is declared anew (another kind, unit or
+   * boundaries, as after a reload): its series start over on the new
+   * declaration, and points still sent on the old one are dropped.
+   */
+  onRedeclare?: (name: string, from: string, to: string) => void;
 }
 
 export { OVERFLOW_ATTRIBUTE };
@@ -28,7 +34,7 @@ export const DEFAULT_CARDINALITY_LIMIT = CARDINALITY_LIMIT;
 
 interface _Series {
   attributes: Attributes;
-  /** Gauges only: the slot that owns the series. */
+  /** Gauges only: the worker (its unique key) that owns the series. */
   worker?: number;
   value: number;
   count: number;
@@ -77,6 +83,9 @@ export class Aggregator {
   #limit: number;
   #instruments = new Map<string, _Instrument>();
   #dropped = 0;
+  #onRedeclare?: AggregatorOptions["onRedeclare"];
+  /** Declarations an instrument has left behind, by name: never taken up again. */
+  #retired = new Map<string, Set<string>>();
 
   /**
    * Creates an empty aggregator.
@@ -98,6 +107,7 @@ export class Aggregator {
       );
     }
     this.#limit = limit;
+    this.#onRedeclare = options.onRedeclare;
   }
 
   /**
@@ -118,8 +128,9 @@ export class Aggregator {
   }
 
   /**
-   * Merges one validated harvest from the worker in `worker` (slot 1..N).
-   * Never throws; returns how many points had to be dropped.
+   * Merges one validated harvest from `worker`, a key unique to one worker
+   * process, whose gauges are labelled with its `slot` (1..N; the key itself
+   * when not given). Never throws; returns how many points had to be dropped.
    *
    * @example Merge a histogram
    * ```ts
@@ -135,12 +146,12 @@ export class Aggregator {
    * console.assert(dropped === 0);
    * ```
    */
-  merge(worker: number, metrics: MetricDelta[]): number {
+  merge(worker: number, metrics: MetricDelta[], slot: number = worker): number {
     let dropped = 0;
     if (!Array.isArray(metrics)) return 0;
     for (const metric of metrics) {
       try {
-        dropped += this.#mergeMetric(worker, metric);
+        dropped += this.#mergeMetric(worker, slot, metric);
       } catch {
         // A shape the validator should have refused: count it, never throw.
         dropped += Array.isArray(metric?.points) ? Math.max(1, metric.points.length) : 1;
@@ -151,8 +162,8 @@ export class Aggregator {
   }
 
   /**
-   * Forgets the gauges of the worker in slot `worker`; its counters and
-   * histograms stay in the cumulative totals.
+   * Forgets the gauges of `worker` (the key it was merged with); its
+   * counters and histograms stay in the cumulative totals.
    *
    * @example A gauge vanishes with its worker
    * ```ts
@@ -201,18 +212,41 @@ export class Aggregator {
       if (instrument.unit !== "") metric.unit = instrument.unit;
       if (instrument.description !== undefined) metric.description = instrument.description;
       if (instrument.boundaries) metric.boundaries = [...instrument.boundaries];
+      // Gauges: while a slot rolls, its two generations may report the same
+      // series; the newer worker's value is the one shown.
+      const shown = new Map<string, _Series>();
       for (const key of keys) {
-        metric.points.push(_snapshot(instrument.kind, instrument.series.get(key)!));
+        const series = instrument.series.get(key)!;
+        const id = key.split("\u0001")[0];
+        const other = shown.get(id);
+        if (other === undefined || (series.worker ?? 0) > (other.worker ?? 0)) {
+          shown.set(id, series);
+        }
       }
+      for (const series of shown.values()) metric.points.push(_snapshot(instrument.kind, series));
       out.push(metric);
     }
     return out;
   }
 
-  #mergeMetric(worker: number, metric: MetricDelta): number {
+  #mergeMetric(worker: number, slot: number, metric: MetricDelta): number {
     const points = Array.isArray(metric.points) ? metric.points : [];
     const unit = metric.unit ?? "";
     let instrument = this.#instruments.get(metric.name);
+    const declared = _declaration(metric.kind, unit, metric.boundaries);
+    if (instrument !== undefined) {
+      const current = _declaration(instrument.kind, instrument.unit, instrument.boundaries);
+      if (current !== declared) {
+        const retired = this.#retired.get(metric.name) ?? new Set();
+        // Points on a declaration already left behind (an old generation draining) are dropped.
+        if (retired.has(declared)) return points.length;
+        retired.add(current);
+        this.#retired.set(metric.name, retired);
+        this.#instruments.delete(metric.name);
+        instrument = undefined;
+        this.#onRedeclare?.(metric.name, current, declared);
+      }
+    }
     if (instrument === undefined) {
       instrument = {
         name: metric.name,
@@ -224,34 +258,33 @@ export class Aggregator {
         admitted: 0,
       };
       this.#instruments.set(metric.name, instrument);
-    } else if (
-      instrument.kind !== metric.kind || instrument.unit !== unit ||
-      (instrument.kind === "histogram" &&
-        !_sameNumbers(instrument.boundaries!, metric.boundaries ?? []))
-    ) {
-      return points.length;
     }
     if (instrument.description === undefined && metric.description !== undefined) {
       instrument.description = metric.description;
     }
     let dropped = 0;
     for (const point of points) {
-      if (!this.#mergePoint(instrument, worker, point)) dropped++;
+      if (!this.#mergePoint(instrument, worker, slot, point)) dropped++;
     }
     return dropped;
   }
 
-  #mergePoint(instrument: _Instrument, worker: number, point: PointDelta): boolean {
+  #mergePoint(instrument: _Instrument, worker: number, slot: number, point: PointDelta): boolean {
     if (!_validPoint(instrument, point)) return false;
+    const gauge = instrument.kind === "gauge";
     let attributes: Attributes = { ...point.attributes };
-    if (instrument.kind === "gauge") attributes[WORKER_ATTRIBUTE] = String(worker);
-    let key = canonicalAttributes(attributes);
+    if (gauge) attributes[WORKER_ATTRIBUTE] = String(slot);
+    // A gauge series belongs to one worker process: two generations of a slot
+    // (a roll) each keep theirs, and each one's go when it exits.
+    const owned = (a: Attributes) =>
+      gauge ? `${canonicalAttributes(a)}\u0001${worker}` : canonicalAttributes(a);
+    let key = owned(attributes);
     let series = instrument.series.get(key);
     if (series === undefined) {
       if (!_isOverflow(attributes) && instrument.admitted >= this.#limit - 1) {
         attributes = { [OVERFLOW_ATTRIBUTE]: true };
-        if (instrument.kind === "gauge") attributes[WORKER_ATTRIBUTE] = String(worker);
-        key = canonicalAttributes(attributes);
+        if (gauge) attributes[WORKER_ATTRIBUTE] = String(slot);
+        key = owned(attributes);
         series = instrument.series.get(key);
       }
       if (series === undefined) {
@@ -309,10 +342,9 @@ function _isOverflow(attributes: Attributes): boolean {
   return attributes[OVERFLOW_ATTRIBUTE] === true;
 }
 
-function _sameNumbers(a: number[], b: number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/** An instrument's declaration in one string: `kind unit [boundaries]`. */
+function _declaration(kind: InstrumentKind, unit: string, boundaries?: number[]): string {
+  return kind === "histogram" ? `${kind} ${unit} [${boundaries ?? []}]` : `${kind} ${unit}`;
 }
 
 function _finite(x: unknown): x is number {

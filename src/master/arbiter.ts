@@ -103,9 +103,9 @@ export class Arbiter {
       ready: (w) => this.#enqueue({ type: "ready", worker: w.id }),
       seen: (w, requests) => this.#enqueue({ type: "seen", worker: w.id, requests }),
       exit: (w, code, signal) => this.#enqueue({ type: "exited", worker: w.id, code, signal }),
-      harvest: (w, m) => this.#telemetry.harvest(w.slot, m),
+      harvest: (w, m) => this.#telemetry.harvest(w, m),
       invalid: (w, reason) => {
-        this.#telemetry.invalid(w.slot);
+        this.#telemetry.invalid(w);
         // A hostile or broken worker must not flood the log: one line per
         // worker every INVALID_LOG_MS, the reason cut short (it may quote the message).
         const now = this.#clock.now();
@@ -270,7 +270,7 @@ export class Arbiter {
       case "signal":
         return handle?.signal(a.signal);
       case "forget":
-        return this.#telemetry.forget(a.slot);
+        return this.#telemetry.forget(a.worker);
       case "reload":
         return await this.#reload();
       case "reopenLogs":

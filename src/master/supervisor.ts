@@ -134,8 +134,8 @@ export type SupervisorAction =
   /** Ask for a final harvest now. */
   | { type: "flush"; worker: WorkerRef }
   | { type: "signal"; worker: WorkerRef; signal: "SIGTERM" | "SIGKILL" }
-  /** No live worker is left in this slot: its gauges go. */
-  | { type: "forget"; slot: number }
+  /** The worker is gone: its gauges go (its counts stay in the totals). */
+  | { type: "forget"; worker: WorkerRef }
   /** Re-read the configuration and answer with a `reloaded` event. */
   | { type: "reload" }
   | { type: "reopenLogs" }
@@ -523,9 +523,7 @@ export class Supervisor {
     if (wasNext) slot!.roll = undefined;
     // A process that never started replaced nothing: its successor counts instead.
     if (w.countAs && slot && !slot.pendingReason) slot.pendingReason = w.countAs;
-    if (![...this.#live()].some((o) => o.ref.slot === w.ref.slot)) {
-      this.#emit({ type: "forget", slot: w.ref.slot });
-    }
+    this.#emit({ type: "forget", worker: w.ref });
     const { code, signal } = exitOf(cause);
     // A process that could not be started did not boot, under --once too.
     if ("spawn" in cause) return this.#onBootFailure(w, slot, wasNext, cause, now);

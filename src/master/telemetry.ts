@@ -27,6 +27,12 @@ const MASTER_SAMPLE_NAMES: readonly string[] = masterMetrics({
   otlp: { exports: 0, failures: 0, retries: 0, dropped: 0, bytes: 0 },
 }).map(prometheusMetricName);
 
+/** A worker process as telemetry keys it: a unique id, and the slot its gauges are labelled with. */
+export interface WorkerKey {
+  readonly id: number;
+  readonly slot: number;
+}
+
 /** What the supervision looks like now, for the exposition and `/status`. */
 export interface SupervisionSnapshot {
   /** Slots whose current worker is ready. */
@@ -39,11 +45,11 @@ export interface SupervisionSnapshot {
 /** Where harvests go and how the master shows itself. */
 export interface Telemetry {
   /** Merges a worker's harvest. */
-  harvest(slot: number, message: HarvestMessage): void;
+  harvest(worker: WorkerKey, message: HarvestMessage): void;
   /** Counts a message that failed validation. */
-  invalid(slot: number): void;
-  /** No live worker is left in `slot`: its gauges go. */
-  forget(slot: number): void;
+  invalid(worker: WorkerKey): void;
+  /** The worker is gone: its gauges go, its counts stay. */
+  forget(worker: WorkerKey): void;
   /** Starts the metrics endpoint on `bind`; resolves to its address. Throws on failure. */
   serve(bind: string): Promise<{ host: string; port: number }>;
   /** Starts pushing to the OTLP collector, if one is set. */
@@ -83,7 +89,7 @@ export interface MasterTelemetryOptions {
  */
 export class MasterTelemetry implements Telemetry {
   #o: MasterTelemetryOptions;
-  #aggregator = new Aggregator();
+  #aggregator: Aggregator;
   #server?: MetricsServer;
   #harvests = 0;
   #dropped = 0;
@@ -97,6 +103,14 @@ export class MasterTelemetry implements Telemetry {
 
   constructor(options: MasterTelemetryOptions) {
     this.#o = options;
+    this.#aggregator = new Aggregator({
+      onRedeclare: (name, from, to) =>
+        options.log.warn("Metric {name} is declared anew ({from} → {to}): its series start over", {
+          name,
+          from,
+          to,
+        }),
+    });
     this.#exporter = otlpExporter(options.settings, {
       serviceName: options.serviceName,
       log: options.log,
@@ -106,20 +120,20 @@ export class MasterTelemetry implements Telemetry {
     });
   }
 
-  harvest(slot: number, m: HarvestMessage): void {
+  harvest(worker: WorkerKey, m: HarvestMessage): void {
     this.#harvests++;
     for (const metric of m.metrics) {
       if (!this.#firstSeen.has(metric.name)) this.#firstSeen.set(metric.name, this.#firstSeen.size);
     }
-    this.#dropped += (m.dropped ?? 0) + this.#aggregator.merge(slot, m.metrics);
+    this.#dropped += (m.dropped ?? 0) + this.#aggregator.merge(worker.id, m.metrics, worker.slot);
   }
 
-  invalid(_slot: number): void {
+  invalid(_worker: WorkerKey): void {
     this.#invalid++;
   }
 
-  forget(slot: number): void {
-    this.#aggregator.removeWorker(slot);
+  forget(worker: WorkerKey): void {
+    this.#aggregator.removeWorker(worker.id);
   }
 
   async serve(bind: string): Promise<{ host: string; port: number }> {

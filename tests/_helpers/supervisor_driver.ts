@@ -133,12 +133,12 @@ export function noticesOf<K extends Notice["kind"]>(
   return noticesIn(actions).filter((n): n is Extract<Notice, { kind: K }> => n.kind === kind);
 }
 
-/** `type:slot.generation` for each worker-directed action, `type` for the rest (no notices). */
+/** `type:slot.generation` for each worker-directed action (`forget:slot`), `type` for the rest (no notices). */
 export function brief(actions: SupervisorAction[]): string[] {
   return actions.filter((a) => a.type !== "notify").map((a) => {
     if (a.type === "signal") return `${a.signal}:${a.worker.slot}.${a.worker.generation}`;
+    if (a.type === "forget") return `forget:${a.worker.slot}`;
     if ("worker" in a) return `${a.type}:${a.worker.slot}.${a.worker.generation}`;
-    if (a.type === "forget") return `forget:${a.slot}`;
     if (a.type === "exit") return `exit:${a.code}`;
     return a.type;
   });

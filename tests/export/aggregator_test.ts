@@ -106,34 +106,67 @@ test("Aggregator.removeWorker() drops that worker's gauges and keeps everything 
   assert.deepEqual(agg.collect().map((m) => m.name), ["app.hits"]);
 });
 
-test("Aggregator.merge() drops points of an instrument re-declared with another kind", () => {
-  const agg = new Aggregator();
+test("Aggregator.merge() takes an instrument declared anew, once, and drops points on the old declaration", () => {
+  const changes: string[] = [];
+  const agg = new Aggregator({
+    onRedeclare: (name, from, to) => changes.push(`${name}: ${from} -> ${to}`),
+  });
   agg.merge(1, [counter("app.hits", 1)]);
-  const bad: MetricDelta = {
+  const gauge: MetricDelta = {
     name: "app.hits",
     kind: "gauge",
     points: [{ attributes: {}, value: 7 }, { attributes: { a: "b" }, value: 8 }],
   };
-  assert.equal(agg.merge(2, [bad, counter("app.hits", 1)]), 2);
-  assert.equal(agg.dropped, 2);
-  assert.deepEqual(agg.collect(), [
-    { name: "app.hits", kind: "counter", points: [{ attributes: {}, value: 2 }] },
-  ]);
+  assert.equal(agg.merge(2, [gauge]), 0);
+  // The old declaration, from a worker still draining, never comes back.
+  assert.equal(agg.merge(1, [counter("app.hits", 1)]), 1);
+  assert.deepEqual(changes, ["app.hits: counter  -> gauge "]);
+  assert.deepEqual(agg.collect()[0].kind, "gauge");
+  assert.equal(agg.collect()[0].points.length, 2);
 });
 
-test("Aggregator.merge() drops points of an instrument re-declared with another unit or boundaries", () => {
+test("Aggregator.merge() starts a new series set when a reload changes a histogram's boundaries", () => {
   const agg = new Aggregator();
   agg.merge(1, [histogram([{ attributes: {}, count: 1, sum: 0.5, buckets: [0, 1, 0] }])]);
-  const otherUnit = { ...histogram([{ attributes: {}, count: 1, sum: 5, buckets: [0, 0, 1] }]) };
-  otherUnit.unit = "ms";
-  const otherBounds = histogram(
-    [{ attributes: {}, count: 1, sum: 0.5, buckets: [0, 1, 0, 0] }],
+  const newBounds = histogram(
+    [{ attributes: {}, count: 3, sum: 0.5, buckets: [0, 1, 2, 0] }],
     [0.1, 1, 10],
   );
-  assert.equal(agg.merge(2, [otherUnit]), 1);
-  assert.equal(agg.merge(2, [otherBounds]), 1);
-  assert.equal(agg.dropped, 2);
-  assert.equal(agg.collect()[0].points[0].count, 1);
+  assert.equal(agg.merge(2, [newBounds]), 0);
+  assert.equal(agg.merge(2, [newBounds]), 0, "the new boundaries keep being merged");
+  assert.equal(
+    agg.merge(1, [histogram([{ attributes: {}, count: 1, sum: 5, buckets: [0, 0, 1] }])]),
+    1,
+  );
+  const [h] = agg.collect();
+  assert.deepEqual(h.boundaries, [0.1, 1, 10]);
+  assert.equal(h.points[0].count, 6);
+  const otherUnit = histogram([{ attributes: {}, count: 1, sum: 5, buckets: [0, 0, 1, 0] }], [
+    0.1,
+    1,
+    10,
+  ]);
+  otherUnit.unit = "ms";
+  assert.equal(agg.merge(3, [otherUnit]), 0);
+  assert.equal(agg.collect()[0].unit, "ms");
+});
+
+test("Aggregator.removeWorker() drops a retired generation's gauges, and the newer generation's value wins meanwhile", () => {
+  const agg = new Aggregator();
+  const g = (value: number, attributes = {}): MetricDelta => ({
+    name: "app.queue",
+    kind: "gauge",
+    points: [{ attributes, value }],
+  });
+  // Slot 1, generation 1 (key 10) and its replacement (key 11) during a roll.
+  agg.merge(10, [g(5), g(1, { only: "old" })], 1);
+  agg.merge(11, [g(9)], 1);
+  const values = () => agg.collect()[0]?.points.map((p) => [p.attributes, p.value]);
+  assert.deepEqual(values(), [[{ only: "old", worker: "1" }, 1], [{ worker: "1" }, 9]]);
+  agg.removeWorker(10);
+  assert.deepEqual(values(), [[{ worker: "1" }, 9]]);
+  agg.removeWorker(11);
+  assert.deepEqual(agg.collect(), []);
 });
 
 test("Aggregator.merge() sends series beyond the cardinality limit to the overflow series", () => {

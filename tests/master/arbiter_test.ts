@@ -116,8 +116,8 @@ class FakeTelemetry implements Telemetry {
     this.harvests++;
   }
   invalid(): void {}
-  forget(slot: number): void {
-    this.forgotten.push(slot);
+  forget(worker: { slot: number }): void {
+    this.forgotten.push(worker.slot);
   }
   serve(): Promise<{ host: string; port: number }> {
     return Promise.resolve({ host: "127.0.0.1", port: 1 });

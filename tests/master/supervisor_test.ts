@@ -220,8 +220,9 @@ describe("Supervisor rolling replacement", () => {
     assert.equal(shutdown?.type === "shutdown" && shutdown.gracefulMs, 5_000);
     const b2 = spawnsIn(swap)[0];
     assert.deepEqual(brief(d.readyUp(b2)), ["shutdown:2.1"]);
-    assert.deepEqual(brief(d.exit(a, 0)), []);
-    assert.deepEqual(brief(d.exit(b, 0)), []);
+    // Each exit forgets that worker's gauges, its successor's stay.
+    assert.deepEqual(brief(d.exit(a, 0)), ["forget:1"]);
+    assert.deepEqual(brief(d.exit(b, 0)), ["forget:2"]);
     assert.equal(d.sup.restarts.reload, 2);
     assert.deepEqual(d.sup.workers().map((v) => `${v.worker.slot}.${v.worker.generation}`), [
       "1.2",
@@ -254,7 +255,7 @@ describe("Supervisor rolling replacement", () => {
     const [failed] = noticesOf(out, "bootFailed");
     assert.deepEqual(failed.then, { action: "keep", generation: 1 });
     // The roll is abandoned: slot 2 is not rolled onto broken code, and slot 1 keeps generation 1.
-    assert.deepEqual(brief(out), []);
+    assert.deepEqual(brief(out), ["forget:1"]);
     assert.deepEqual(brief(d.advance(500)), []);
     assert.equal(d.current(1).id, a.id);
     assert.equal(d.sup.phase.name, "running");
@@ -293,7 +294,7 @@ describe("Supervisor rolling replacement", () => {
     const d = new SupervisorDriver({ workers: 1 }, { requestLimit: 10 });
     const [a] = d.boot();
     const [a2] = spawnsIn(d.send({ type: "seen", worker: a.id, requests: 10 }));
-    assert.deepEqual(brief(d.exit(a, 1)), []);
+    assert.deepEqual(brief(d.exit(a, 1)), ["forget:1"]);
     d.readyUp(a2);
     assert.deepEqual(d.sup.restarts.crash + d.sup.restarts.max_requests, 1);
     assert.equal(d.sup.restarts.crash, 1);

@@ -26,11 +26,26 @@ function sample(text: string, name: string): string | undefined {
 
 test("MasterTelemetry.metricsText() keeps a Prometheus name for the metric seen first, on every scrape", () => {
   const t = telemetry();
-  t.harvest(1, { type: "harvest", v: 1, seq: 1, metrics: [counter("jobs.done", 1000)] });
+  t.harvest({ id: 1, slot: 1 }, {
+    type: "harvest",
+    v: 1,
+    seq: 1,
+    metrics: [counter("jobs.done", 1000)],
+  });
   assert.equal(sample(t.metricsText(), "jobs_done_total"), "1000");
   // Names that map to the same Prometheus name and sort before it arrive later.
-  t.harvest(2, { type: "harvest", v: 1, seq: 1, metrics: [counter("jobs_done", 1)] });
-  t.harvest(2, { type: "harvest", v: 1, seq: 2, metrics: [counter("jobs-done", 2)] });
+  t.harvest({ id: 2, slot: 2 }, {
+    type: "harvest",
+    v: 1,
+    seq: 1,
+    metrics: [counter("jobs_done", 1)],
+  });
+  t.harvest({ id: 2, slot: 2 }, {
+    type: "harvest",
+    v: 1,
+    seq: 2,
+    metrics: [counter("jobs-done", 2)],
+  });
   for (let scrape = 0; scrape < 3; scrape++) {
     assert.equal(sample(t.metricsText(), "jobs_done_total"), "1000");
   }
@@ -38,7 +53,7 @@ test("MasterTelemetry.metricsText() keeps a Prometheus name for the metric seen 
 
 test("MasterTelemetry.metricsText() counts a point left out once, however often it is scraped", () => {
   const t = telemetry();
-  t.harvest(1, {
+  t.harvest({ id: 1, slot: 1 }, {
     type: "harvest",
     v: 1,
     seq: 1,
@@ -48,7 +63,7 @@ test("MasterTelemetry.metricsText() counts a point left out once, however often 
   t.metricsText();
   t.metricsText();
   assert.equal(dropped(), "1");
-  t.harvest(1, {
+  t.harvest({ id: 1, slot: 1 }, {
     type: "harvest",
     v: 1,
     seq: 2,
@@ -60,7 +75,12 @@ test("MasterTelemetry.metricsText() counts a point left out once, however often 
   });
   assert.equal(dropped(), "1", "a series of its own is shown, not dropped");
   assert.match(t.metricsText(), /^jobs_done_total\{q="x"\} 1$/m);
-  t.harvest(1, { type: "harvest", v: 1, seq: 3, metrics: [counter("jobs-done", 7)] });
+  t.harvest({ id: 1, slot: 1 }, {
+    type: "harvest",
+    v: 1,
+    seq: 3,
+    metrics: [counter("jobs-done", 7)],
+  });
   assert.equal(dropped(), "2", "a second point left out counts once more");
   assert.equal(dropped(), "2");
 });
