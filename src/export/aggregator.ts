@@ -22,7 +22,12 @@ export interface AggregatorOptions {
    * declaration, and points still sent on the old one are dropped.
    */
   onRedeclare?: (name: string, from: string, to: string) => void;
+  /** Most instruments kept; points of further ones are dropped and counted. Default 2000. */
+  instrumentLimit?: number;
 }
+
+/** Instruments the master keeps when no limit is given: two workers' worth of the reporter's own cap. */
+export const DEFAULT_INSTRUMENT_LIMIT = 2000;
 
 export { OVERFLOW_ATTRIBUTE };
 
@@ -84,6 +89,7 @@ export class Aggregator {
   #instruments = new Map<string, _Instrument>();
   #dropped = 0;
   #onRedeclare?: AggregatorOptions["onRedeclare"];
+  #instrumentLimit: number;
   /** Declarations an instrument has left behind, by name: never taken up again. */
   #retired = new Map<string, Set<string>>();
 
@@ -108,6 +114,7 @@ export class Aggregator {
     }
     this.#limit = limit;
     this.#onRedeclare = options.onRedeclare;
+    this.#instrumentLimit = options.instrumentLimit ?? DEFAULT_INSTRUMENT_LIMIT;
   }
 
   /**
@@ -248,6 +255,7 @@ export class Aggregator {
       }
     }
     if (instrument === undefined) {
+      if (this.#instruments.size >= this.#instrumentLimit) return points.length;
       instrument = {
         name: metric.name,
         kind: metric.kind,
@@ -338,8 +346,14 @@ function _compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/**
+ * Whether these are the overflow series' attributes: the flag alone (and a
+ * gauge's worker). A point that carries the flag beside other attributes is
+ * an ordinary series, under the cap like any other.
+ */
 function _isOverflow(attributes: Attributes): boolean {
-  return attributes[OVERFLOW_ATTRIBUTE] === true;
+  if (attributes[OVERFLOW_ATTRIBUTE] !== true) return false;
+  return Object.keys(attributes).every((k) => k === OVERFLOW_ATTRIBUTE || k === WORKER_ATTRIBUTE);
 }
 
 /** An instrument's declaration in one string: `kind unit [boundaries]`. */

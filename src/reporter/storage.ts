@@ -276,6 +276,19 @@ export interface Cut {
   dropped: number;
 }
 
+/** Most instruments one process keeps; the ones after them record nothing and count drops. */
+export const INSTRUMENT_LIMIT = 1000;
+
+/** A table that takes no series: every recording on it is dropped. */
+class NoSeries extends SeriesTable {
+  constructor() {
+    super(0, 0);
+  }
+  override get(): Series {
+    throw new RangeError("instrument limit reached");
+  }
+}
+
 /**
  * All instruments of one process and their accumulations since the last cut.
  *
@@ -307,6 +320,11 @@ export class Storage {
    */
   register(info: InstrumentInfo): InstrumentState {
     const old = this.#instruments.get(info.name);
+    if (old === undefined && this.#instruments.size >= INSTRUMENT_LIMIT) {
+      // One instrument too many (a name built from data): it records nothing,
+      // and every recording on it is counted as dropped.
+      return { ...info, table: new NoSeries() };
+    }
     if (old !== undefined) {
       if (
         old.kind !== info.kind || old.unit !== info.unit ||

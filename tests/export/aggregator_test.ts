@@ -247,3 +247,23 @@ test("Aggregator() rejects a cardinality limit below 1", () => {
     message: "Cannot create the aggregator: cardinalityLimit must be a positive integer, got 0",
   });
 });
+
+test("Aggregator.merge() keeps points that carry the overflow flag beside other attributes under the cap", () => {
+  const agg = new Aggregator({ cardinalityLimit: 3 });
+  for (let i = 0; i < 50; i++) {
+    agg.merge(1, [counter("app.hits", 1, { "otel.metric.overflow": true, i })]);
+  }
+  const [m] = agg.collect();
+  assert.equal(m.points.length, 3, "the flag must not open a way past the cap");
+  const total = m.points.reduce((n, p) => n + (p.value ?? 0), 0);
+  assert.equal(total, 50, "nothing is lost: past the cap, points go to the overflow series");
+});
+
+test("Aggregator.merge() keeps at most instrumentLimit instruments and counts the rest as dropped", () => {
+  const agg = new Aggregator({ instrumentLimit: 10 });
+  let dropped = 0;
+  for (let i = 0; i < 25; i++) dropped += agg.merge(1, [counter(`app.m${i}`, 1)]);
+  assert.equal(agg.collect().length, 10);
+  assert.equal(dropped, 15);
+  assert.equal(agg.merge(1, [counter("app.m3", 1)]), 0, "a kept instrument still merges");
+});

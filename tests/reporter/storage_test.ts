@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import {
   canonicalAttributes,
   type Cut,
+  INSTRUMENT_LIMIT,
   mergeCuts,
   SeriesTable,
   Storage,
@@ -224,4 +225,12 @@ test("Counter.add() drops an add that would carry the sum past the largest doubl
   assert.equal(cut.metrics.find((m) => m.name === "big")!.points[0].value, Number.MAX_VALUE);
   const hp = cut.metrics.find((m) => m.name === "big.h")!.points[0];
   assert.deepEqual([hp.count, hp.sum], [1, Number.MAX_VALUE]);
+});
+
+test("Storage.register() keeps INSTRUMENT_LIMIT instruments; recordings on more are counted as dropped", () => {
+  const storage = new Storage();
+  for (let i = 0; i < INSTRUMENT_LIMIT + 20; i++) new Counter(storage, `m${i}`).add(1);
+  const cut = storage.cut();
+  assert.equal(cut.metrics.length, INSTRUMENT_LIMIT);
+  assert.equal(cut.dropped, 20);
 });
