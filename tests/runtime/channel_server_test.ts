@@ -93,7 +93,7 @@ test(
   }),
 );
 
-test("listenChannel() makes its socket the owner's alone, whatever the umask", async () => {
+test("listenChannel() makes its socket the owner's alone, whatever the umask", () => {
   const dir = mkdtempSync(`${tmpdir()}/forklift-umask-`);
   try {
     const [cmd, ...args] = serverArgv(testRuntime(), fixture("channel_mode.ts"));
