@@ -90,14 +90,47 @@ class Peer implements ChannelPeer {
 }
 
 /** Pairs connections with expected tokens and splits their lines. */
+/** How long a new connection has to present its token. */
+const TOKEN_DEADLINE_MS = 5_000;
+/** Connections waiting to present a token at once, at most. */
+const MAX_UNNAMED = 64;
+/** The pause after a failed accept before the next one. */
+const ACCEPT_RETRY_MS = 100;
+
 class Pairing {
   readonly expected = new Map<string, Peer>();
   rejected = 0;
+  /** Connections that have not named themselves yet. */
+  #unnamed = 0;
+  #deadlineMs: number;
+
+  constructor(deadlineMs: number) {
+    this.#deadlineMs = deadlineMs;
+  }
 
   /** Returns the byte sink for one new connection. */
   connection(wire: Wire): { data(chunk: Uint8Array): void; closed(): void } {
     let peer: Peer | undefined;
     let dead = false;
+    let named = false;
+    const settle = () => {
+      if (named) return;
+      named = true;
+      this.#unnamed--;
+      clearTimeout(deadline);
+    };
+    const refuse = () => {
+      this.rejected++;
+      dead = true;
+      settle();
+      wire.end();
+    };
+    // A connection that does not name itself in time, or one too many waiting
+    // to, is closed: they would hold descriptors the workers need.
+    this.#unnamed++;
+    const deadline = setTimeout(() => !named && refuse(), this.#deadlineMs);
+    (deadline as { unref?: () => void }).unref?.();
+    if (this.#unnamed > MAX_UNNAMED) refuse();
     const split = new LineSplitter((line) => {
       if (dead) return;
       if (peer !== undefined) {
@@ -105,12 +138,8 @@ class Pairing {
         return;
       }
       const found = line === undefined ? undefined : this.expected.get(line);
-      if (found === undefined || found.closed) {
-        this.rejected++;
-        dead = true;
-        wire.end();
-        return;
-      }
+      if (found === undefined || found.closed) return refuse();
+      settle();
       this.expected.delete(found.token);
       found.wire = wire;
       peer = found;
@@ -123,6 +152,7 @@ class Pairing {
       },
       closed: () => {
         dead = true;
+        settle();
         if (peer !== undefined) peer.closed = true;
       },
     };
@@ -196,12 +226,21 @@ function listenDeno(deno: any, path: string, pairing: Pairing): () => void {
     wire.end();
     conns.delete(conn);
   };
+  let open = true;
   (async () => {
-    try {
-      for await (const conn of listener) void serve(conn);
-    } catch { /* listener closed */ }
+    // One failed accept (EMFILE when descriptors run out) must not end the
+    // loop: no worker would be heard again. Only closing the listener does.
+    while (open) {
+      try {
+        void serve(await listener.accept());
+      } catch (e) {
+        if (!open || (e as Error)?.name === "BadResource") return;
+        await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS));
+      }
+    }
   })();
   return () => {
+    open = false;
     try {
       listener.close();
     } catch { /* already closed */ }
@@ -226,9 +265,12 @@ function listenDeno(deno: any, path: string, pairing: Pairing): () => void {
  * const peer = server.expect("token-of-worker-1", { message: (m) => console.log(m) });
  * ```
  */
-export function listenChannel(path: string): ChannelServer {
+export function listenChannel(
+  path: string,
+  options: { tokenDeadlineMs?: number } = {},
+): ChannelServer {
   rmSync(path, { force: true });
-  const pairing = new Pairing();
+  const pairing = new Pairing(options.tokenDeadlineMs ?? TOKEN_DEADLINE_MS);
   const g = globalThis as any;
   const stop = g.Bun !== undefined
     ? listenBun(g.Bun, path, pairing)

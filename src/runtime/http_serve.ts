@@ -81,6 +81,9 @@ function isName(host: string): boolean {
  * await server.close();
  * ```
  */
+/** How long a server that stopped on an accept error waits before listening again. */
+const RESTART_MS = 1_000;
+
 export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
   let host = options.host;
   if (isName(host)) {
@@ -94,20 +97,46 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
   const g = globalThis as any;
   try {
     if (g.Bun) {
-      const server = g.Bun.serve({ hostname: host, port: options.port, fetch: options.handler });
+      // A client that sends half a request is let go after 10 s.
+      const server = g.Bun.serve({
+        hostname: host,
+        port: options.port,
+        fetch: options.handler,
+        idleTimeout: 10,
+      });
       return {
         address: { host, port: server.port },
         close: async () => void await server.stop(true),
       };
     }
-    const server = g.Deno.serve(
-      { hostname: host, port: options.port, onListen: () => {} },
-      options.handler,
-    );
+    const start = (port: number) =>
+      g.Deno.serve({ hostname: host, port, onListen: () => {} }, options.handler);
+    let server = start(options.port);
+    const port: number = server.addr.port;
+    let closing = false;
+    // Deno's server ends for good on an accept error (EMFILE when the process
+    // runs out of descriptors), rejecting `finished`: listen again once
+    // descriptors are back, on the same port, for as long as it is not closed.
+    const watch = (s: any) =>
+      s.finished.catch(async () => {
+        while (!closing) {
+          await new Promise((r) => setTimeout(r, RESTART_MS));
+          if (closing) return;
+          try {
+            server = start(port);
+            watch(server);
+            return;
+          } catch {
+            // Still out of descriptors, or the port taken: try again.
+          }
+        }
+      });
+    watch(server);
     return {
-      address: { host, port: server.addr.port },
+      address: { host, port },
       close: async () => {
-        await server.shutdown();
+        closing = true;
+        await server.shutdown().catch(() => {});
       },
     };
   } catch (e) {

@@ -107,3 +107,38 @@ test("listenChannel() makes its socket the owner's alone, whatever the umask", (
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test(
+  "listenChannel() closes a connection that does not name itself in time, and one too many waiting",
+  withServer(async (path) => {
+    const server = listenChannel(path, { tokenDeadlineMs: 300 });
+    const clients: Awaited<ReturnType<typeof client>>[] = [];
+    try {
+      const silent = await client(path);
+      clients.push(silent);
+      const t0 = performance.now();
+      await Promise.race([
+        silent.closed,
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error("still open after 3 s")), 3000)
+        ),
+      ]);
+      assert.ok(performance.now() - t0 >= 250, "closed before its deadline");
+      // 70 at once: past 64 waiting, the newest are closed at once.
+      for (let i = 0; i < 70; i++) clients.push(await client(path));
+      await waitFor("the extra ones closed", () => server.rejected >= 1 + 6, 2000);
+      // A worker with its token still gets in.
+      const token = channelToken();
+      const got: unknown[] = [];
+      server.expect(token, { message: (m) => got.push(m) });
+      await waitFor("all waiting ones timed out", () => server.rejected >= 71, 3000);
+      const worker = await client(path);
+      clients.push(worker);
+      worker.socket.write(`${token}\n{"type":"hello","v":1}\n`);
+      await waitFor("hello", () => got.length === 1, 3000);
+    } finally {
+      for (const c of clients) c.socket.destroy();
+      server.close();
+    }
+  }),
+);
