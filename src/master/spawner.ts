@@ -12,6 +12,7 @@ import type { ResolvedSettings } from "../config/load.ts";
 import { workerEnv } from "../protocol/env.ts";
 import type { HarvestMessage, WelcomeMessage } from "../protocol/messages.ts";
 import { type ChannelServer, channelToken, listenChannel } from "../runtime/channel_server.ts";
+import { type OrphanWatch, startOrphanWatch } from "../runtime/orphan_watch.ts";
 import { prepareSpawn, spawnWorkerProcess } from "../runtime/spawn.ts";
 import { sweepStaleChannels } from "./channel_sweep.ts";
 import type { LaunchPlan } from "./inject.ts";
@@ -93,6 +94,10 @@ export class ProcessSpawner implements WorkerSpawner {
   /** The socket Deno workers talk over; opened with the first such worker. */
   #channel?: ChannelServer;
   #channelFailed = false;
+  #orphans?: OrphanWatch;
+  #watchStarting = false;
+  /** Groups spawned before the watch was up. */
+  #pendingGroups: number[] = [];
 
   constructor(options: ProcessSpawnerOptions) {
     this.#o = options;
@@ -149,7 +154,13 @@ export class ProcessSpawner implements WorkerSpawner {
         seen: (_, requests) => listener.seen(ref, requests),
         harvest: (_, m) => listener.harvest(ref, m),
         invalid: (_, reason) => listener.invalid(ref, reason),
-        exit: (h) => listener.exit(ref, h.exitCode, h.exitSignal),
+        exit: (h) => {
+          if (h.pid !== null) {
+            this.#orphans?.remove(h.pid);
+            this.#pendingGroups = this.#pendingGroups.filter((p) => p !== h.pid);
+          }
+          listener.exit(ref, h.exitCode, h.exitSignal);
+        },
       },
       {
         prefix: () => workers() > 1,
@@ -157,6 +168,7 @@ export class ProcessSpawner implements WorkerSpawner {
       },
       this.#o.write,
     );
+    if (!once && handle.pid !== null) this.#watch(handle.pid);
     const maxRequests = values.max_requests as number;
     const jitter = values.max_requests_jitter as number;
     const random = this.#o.random ?? Math.random;
@@ -173,6 +185,28 @@ export class ProcessSpawner implements WorkerSpawner {
 
   close(): void {
     this.#channel?.close();
+    this.#orphans?.close();
+  }
+
+  /**
+   * Lists a worker's process group with the orphan watch, started with the
+   * first worker (after it, so as not to delay its boot).
+   */
+  #watch(pid: number): void {
+    if (this.#orphans !== undefined) return this.#orphans.add(pid);
+    this.#pendingGroups.push(pid);
+    if (this.#watchStarting) return;
+    this.#watchStarting = true;
+    void startOrphanWatch().then((watch) => {
+      if (watch === undefined) {
+        this.#o.log.warn(
+          "Cannot start the orphan watch (no sh?): workers of a killed master may outlive it",
+        );
+        return;
+      }
+      this.#orphans = watch;
+      for (const p of this.#pendingGroups.splice(0)) watch.add(p);
+    });
   }
 
   /** The socket channel and a fresh token for the next worker, when the plan asks for one. */

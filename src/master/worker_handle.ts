@@ -37,6 +37,9 @@ export interface WorkerEvents {
 /** How many recent harvest seqs a handle remembers (resends come within a few intervals). */
 const MERGED_SEQS = 1024;
 
+/** How long the app's leftover processes have after SIGTERM before SIGKILL. */
+const GROUP_KILL_MS = 1_000;
+
 /** A state change with its time, for `/status`. */
 export interface Transition {
   state: string;
@@ -178,6 +181,10 @@ export class WorkerHandle {
   #onExit(code: number | null, signal: string | null): void {
     if (this.#exited) return;
     this.#exited = true;
+    // What the app started and left behind in the worker's group goes with it.
+    this.#child.killGroup("SIGTERM");
+    const late = setTimeout(() => this.#child.killGroup("SIGKILL"), GROUP_KILL_MS);
+    (late as { unref?: () => void }).unref?.();
     for (const o of this.#outputs) o.flush();
     this.exitCode = code;
     this.exitSignal = signal;

@@ -10,6 +10,7 @@
 
 // deno-lint-ignore-file no-explicit-any
 
+import process from "node:process";
 import type { ChannelPeer, ChannelServer } from "./channel_server.ts";
 
 /** What the master hears from a worker process. */
@@ -45,8 +46,13 @@ export interface WorkerProcess {
   readonly connected: boolean;
   /** Sends a message over IPC; false when the channel is gone. */
   send(message: unknown): boolean;
-  /** Sends a signal (by pid, never by name). */
+  /**
+   * Sends a signal (by pid, never by name): to the worker's whole process
+   * group when it has its own (`detached`), so the app's own children get it too.
+   */
   kill(signal: string): void;
+  /** Signals what is left of the worker's own process group (after it exited); no-op without one. */
+  killGroup(signal: string): void;
 }
 
 /** How long an exit may wait for its output to drain (a grandchild may hold the pipes). */
@@ -108,7 +114,7 @@ function spawnBun(argv: string[], options: SpawnOptions, on: WorkerProcessEvents
     on.exit(proc.signalCode ? null : proc.exitCode, proc.signalCode ?? null);
   });
   const link = peer ?? ipcLink(() => connected && !proc.killed, (message) => proc.send(message));
-  return workerProcess(proc.pid, link, (signal) => proc.kill(signal));
+  return workerProcess(proc.pid, link, (signal) => proc.kill(signal), options.detached ?? false);
 }
 
 function spawnNode(argv: string[], options: SpawnOptions, on: WorkerProcessEvents): WorkerProcess {
@@ -152,7 +158,12 @@ function spawnNode(argv: string[], options: SpawnOptions, on: WorkerProcessEvent
   });
   const link = peer ??
     ipcLink(() => child.connected === true, (message) => child.send(message as any));
-  return workerProcess(child.pid, link, (signal) => child.kill(signal as any));
+  return workerProcess(
+    child.pid,
+    link,
+    (signal) => child.kill(signal as any),
+    options.detached ?? false,
+  );
 }
 
 function openChannel(options: SpawnOptions, on: WorkerProcessEvents): ChannelPeer | undefined {
@@ -185,7 +196,17 @@ function workerProcess(
   pid: number | undefined,
   link: Link,
   kill: (signal: string) => void,
+  group: boolean,
 ): WorkerProcess {
+  const killGroup = (signal: string): boolean => {
+    if (!group || pid === undefined) return false;
+    try {
+      process.kill(-pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  };
   return {
     pid,
     get connected() {
@@ -193,12 +214,14 @@ function workerProcess(
     },
     send: (message) => link.send(message),
     kill(signal) {
+      if (killGroup(signal)) return;
       try {
         kill(signal);
       } catch {
         // Already gone.
       }
     },
+    killGroup: (signal) => void killGroup(signal),
   };
 }
 

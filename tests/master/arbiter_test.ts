@@ -75,6 +75,7 @@ class FakeSpawner implements WorkerSpawner {
           connected: true,
           send: (m) => (fake.sent.push(m), true),
           kill: (s) => void fake.signals.push(s),
+          killGroup: () => {},
         };
       },
       ref.slot,

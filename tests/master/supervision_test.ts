@@ -300,6 +300,32 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
+    test(`Arbiter stops what a ${runtime} worker started along with it, and --no-inject workers die with the master`, async () => {
+      const { m, port } = await start(runtime, ["-w", "1"]);
+      let helper = 0;
+      try {
+        await settled(m, 1);
+        helper = Number((await getFresh(port, "/helper"))?.body);
+        assert.ok(helper > 0 && alive(helper));
+        m.signal("SIGTERM");
+        assert.equal((await m.exited).code, 0, m.stderr);
+        await waitFor("the app's helper gone", () => !alive(helper), 3_000);
+      } finally {
+        await m.cleanup();
+        if (helper > 0 && alive(helper)) process.kill(helper, "SIGKILL");
+      }
+      // A worker without the reporter hears nothing of its master's death by itself.
+      const plain = await start(runtime, ["-w", "1", "--no-inject"]);
+      try {
+        const [w] = await settled(plain.m, 1);
+        plain.m.signal("SIGKILL");
+        await plain.m.exited;
+        await waitFor("the --no-inject worker gone", () => !alive(w.pid), 4_000);
+      } finally {
+        await plain.m.cleanup();
+      }
+    });
+
     test(`Arbiter calls every hook in order with ${runtime} workers`, async () => {
       const dir = mkdtempSync(`${tmpdir()}/forklift-hooks-`);
       const log = `${dir}/hooks.jsonl`;
