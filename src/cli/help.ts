@@ -87,7 +87,7 @@ export function helpText(topic?: string): string {
     ].join("\n");
   }
   const name = topic === "run-program" ? "run" : topic;
-  if (!(name in COMMANDS)) {
+  if (!Object.hasOwn(COMMANDS, name)) {
     throw new ConfigError(
       `No help for "${topic}"${hint(topic, Object.keys(COMMANDS), (s) => `"${s}"`)}`,
     );

@@ -114,8 +114,9 @@ export function parseCommandLine(argv: string[]): CommandLine {
   } else if (first === "--version" || first === "-V") {
     command = "version";
     args = args.slice(1);
-  } else if (first in COMMANDS || first in ALIASES) {
-    command = ALIASES[first] ?? (first as CommandName);
+  } else if (Object.hasOwn(COMMANDS, first) || Object.hasOwn(ALIASES, first)) {
+    // Own keys only: "constructor" or "__proto__" is no command.
+    command = Object.hasOwn(ALIASES, first) ? ALIASES[first] : (first as CommandName);
     args = args.slice(1);
   } else if (first.startsWith("-")) {
     throw new ConfigError(

@@ -7,6 +7,9 @@
 /** Exit code for a usage or configuration error. */
 export const EXIT_USAGE = 2;
 
+/** The longest a configuration error's message gets. */
+const MAX_MESSAGE = 500;
+
 /**
  * A bad flag, variable, file or value. Its message is one line that names the
  * source; the CLI prints it and exits with {@linkcode EXIT_USAGE}.
@@ -26,7 +29,12 @@ export class ConfigError extends Error {
   readonly exitCode: number = EXIT_USAGE;
 
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    // One line, whatever the input it quotes: control characters escaped, and
+    // no more than MAX_MESSAGE characters.
+    // deno-lint-ignore no-control-regex
+    let line = message.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+    if (line.length > MAX_MESSAGE) line = `${line.slice(0, MAX_MESSAGE)}…`;
+    super(line, options);
     this.name = "ConfigError";
   }
 }

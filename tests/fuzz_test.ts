@@ -1,0 +1,275 @@
+/**
+ * Fuzzing of everything that reads outside input: the worker-message
+ * validator, the line framing, the INI reader, the argv parser and the
+ * settings loader. Random and mutated input must end in a clean rejection (or
+ * a one-line `ConfigError`), never another throw, a hang or a stack trace.
+ *
+ * Short by default; `FORKLIFT_FUZZ_ITERATIONS=200000 deno task test tests/fuzz_test.ts`
+ * runs a long session. `FORKLIFT_FUZZ_SEED` replays one.
+ *
+ * @module
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import process from "node:process";
+import { parseCommandLine } from "../src/config/argv.ts";
+import { ConfigError } from "../src/config/errors.ts";
+import { parseIni } from "../src/config/ini_file.ts";
+import { loadSettings } from "../src/config/load.ts";
+import { LineSplitter, parseLine } from "../src/protocol/framing.ts";
+import { parseWorkerMessage } from "../src/protocol/messages.ts";
+
+const ITERATIONS = Number(process.env.FORKLIFT_FUZZ_ITERATIONS ?? 3000);
+const SEED = Number(process.env.FORKLIFT_FUZZ_SEED ?? Date.now() % 1_000_000);
+
+/** A small seeded PRNG (mulberry32): the same seed gives the same inputs. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const ODD = [
+  "",
+  "\u0000",
+  "\n",
+  "=",
+  "[",
+  "]",
+  "#",
+  ";",
+  "--",
+  "-w",
+  "NaN",
+  "Infinity",
+  "-1",
+  "1e309",
+  "9007199254740993",
+  "__proto__",
+  "constructor",
+  "💥",
+  "\uD800",
+  "%",
+  "%ZZ",
+  '"',
+  "'",
+  "{",
+  "}",
+  "null",
+  "true",
+];
+
+function fuzzer(seed: number) {
+  const r = prng(seed);
+  const int = (n: number) => Math.floor(r() * n);
+  const pick = <T>(xs: readonly T[]) => xs[int(xs.length)];
+  const text = (max = 40): string => {
+    let s = "";
+    const n = int(max);
+    for (let i = 0; i < n; i++) {
+      s += r() < 0.3 ? pick(ODD) : String.fromCharCode(r() < 0.9 ? 32 + int(95) : int(0x3000));
+    }
+    return s;
+  };
+  const value = (depth = 0): unknown => {
+    switch (int(depth > 3 ? 6 : 9)) {
+      case 0:
+        return text();
+      case 1:
+        return pick([0, -1, 1.5, NaN, Infinity, -Infinity, 2 ** 53, 1e308, -0]);
+      case 2:
+        return pick([true, false, null, undefined]);
+      case 3:
+        return int(1000);
+      case 4:
+        return pick(ODD);
+      case 5:
+        return {};
+      case 6:
+        return Array.from({ length: int(4) }, () => value(depth + 1));
+      default: {
+        const o: Record<string, unknown> = {};
+        for (let i = 0; i < int(5); i++) o[pick([...KEYS, text(8)])] = value(depth + 1);
+        return o;
+      }
+    }
+  };
+  return { r, int, pick, text, value };
+}
+
+const KEYS = [
+  "type",
+  "v",
+  "seq",
+  "metrics",
+  "name",
+  "kind",
+  "points",
+  "attributes",
+  "value",
+  "count",
+  "sum",
+  "buckets",
+  "boundaries",
+  "min",
+  "max",
+  "unit",
+  "dropped",
+  "requests",
+  "pid",
+  "runtime",
+  "addr",
+];
+
+const VALID_HARVEST = {
+  type: "harvest",
+  v: 1,
+  seq: 3,
+  dropped: 0,
+  requests: 10,
+  metrics: [
+    { name: "hits", kind: "counter", points: [{ attributes: { a: "b" }, value: 3 }] },
+    {
+      name: "d",
+      kind: "histogram",
+      unit: "s",
+      boundaries: [0.1, 1],
+      points: [{ attributes: {}, count: 2, sum: 0.3, buckets: [1, 1, 0], min: 0.1, max: 0.2 }],
+    },
+  ],
+};
+
+/** A deep copy of `x` with one random change somewhere inside. */
+function mutate(f: ReturnType<typeof fuzzer>, x: unknown): unknown {
+  const copy = structuredClone(x) as Record<string, unknown>;
+  const paths: Array<[Record<string, unknown> | unknown[], string | number]> = [];
+  const walk = (node: unknown) => {
+    if (node === null || typeof node !== "object") return;
+    for (const k of Object.keys(node)) {
+      paths.push([node as Record<string, unknown>, Array.isArray(node) ? Number(k) : k]);
+      walk((node as Record<string, unknown>)[k]);
+    }
+  };
+  walk(copy);
+  const [parent, key] = f.pick(paths);
+  const op = f.int(3);
+  if (op === 0) delete (parent as Record<string, unknown>)[key as string];
+  else (parent as Record<string | number, unknown>)[key] = f.value();
+  if (op === 2) (parent as Record<string, unknown>)[f.pick(KEYS)] = f.value();
+  return copy;
+}
+
+function fuzz(name: string, body: (f: ReturnType<typeof fuzzer>) => void): void {
+  test(`${name} (seed ${SEED}, ${ITERATIONS} inputs)`, () => {
+    const f = fuzzer(SEED);
+    const t0 = performance.now();
+    for (let i = 0; i < ITERATIONS; i++) body(f);
+    const ms = performance.now() - t0;
+    assert.ok(ms < ITERATIONS * 5, `${ITERATIONS} inputs took ${ms | 0} ms: something is slow`);
+  });
+}
+
+/** A `ConfigError` is the one accepted failure, as one line. */
+function configErrorOnly(fn: () => unknown): void {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `not a ConfigError: ${(e as Error)?.stack ?? e}`);
+    assert.ok(!e.message.includes("\n"), `a message on several lines: ${e.message}`);
+    assert.ok(e.message.length < 1000, `a message of ${e.message.length} characters`);
+  }
+}
+
+fuzz("parseWorkerMessage() answers every random or mutated message without throwing", (f) => {
+  const input = f.r() < 0.5 ? mutate(f, VALID_HARVEST) : f.value();
+  const result = parseWorkerMessage(input);
+  assert.equal(typeof result.ok, "boolean");
+  if (!result.ok) assert.equal(typeof result.error, "string");
+  else if (result.message.type === "harvest") {
+    for (const m of result.message.metrics) {
+      for (const p of m.points) {
+        const read = m.kind === "histogram" ? [p.count, p.sum, p.min, p.max] : [p.value];
+        for (const v of read) {
+          assert.ok(v === undefined || Number.isFinite(v), `a non-finite ${v} got through`);
+        }
+      }
+    }
+  }
+});
+
+fuzz("LineSplitter and parseLine() frame any bytes without throwing", (f) => {
+  const lines: unknown[] = [];
+  const split = new LineSplitter(
+    (line) => lines.push(line === undefined ? undefined : parseLine(line)),
+    256,
+  );
+  const n = f.int(6);
+  for (let i = 0; i < n; i++) {
+    const chunk = new TextEncoder().encode(
+      f.r() < 0.5 ? f.text(300) : JSON.stringify(f.value()) + "\n",
+    );
+    split.push(chunk.subarray(0, f.int(chunk.length + 1)));
+  }
+  assert.ok(lines.length <= n * 300);
+});
+
+fuzz("parseIni() reads any text or fails with one ConfigError line", (f) => {
+  const lines = Array.from({ length: f.int(8) }, () =>
+    f.pick([
+      () => `[${f.text(10)}]`,
+      () => `${f.text(10)} = ${f.text(20)}`,
+      () => f.text(30),
+      () => "[forklift]",
+      () => `workers = ${f.pick(ODD)}`,
+    ])());
+  configErrorOnly(() => parseIni(lines.join(f.pick(["\n", "\r\n"])), "fuzz.ini"));
+});
+
+fuzz(
+  "parseCommandLine() and loadSettings() take any argv and env or fail with one ConfigError line",
+  (f) => {
+    const flags = [
+      "-w",
+      "--workers",
+      "--timeout",
+      "--otlp-endpoint",
+      "--otlp-header",
+      "--metrics-bind",
+      "--log-format",
+      "--once",
+      "--no-inject",
+      "-c",
+      "-e",
+      "--",
+      "run",
+      "check",
+      "config",
+      "--dry-run",
+    ];
+    const argv = Array.from({ length: f.int(8) }, () => f.r() < 0.6 ? f.pick(flags) : f.text(12));
+    const env: Record<string, string> = {};
+    for (let i = 0; i < f.int(3); i++) {
+      env[
+        f.pick([
+          "FORKLIFT_WORKERS",
+          "FORKLIFT_TIMEOUT",
+          "OTEL_EXPORTER_OTLP_HEADERS",
+          "OTEL_RESOURCE_ATTRIBUTES",
+          "OTEL_METRIC_EXPORT_INTERVAL",
+          "NEW_RELIC_LICENSE_KEY",
+          `FORKLIFT_${f.text(5)}`,
+        ])
+      ] = f.text(20);
+    }
+    configErrorOnly(() => {
+      const line = parseCommandLine(argv);
+      if (line.config !== undefined) return; // a file to read: not the fuzzer's business
+      loadSettings({ flags: line.flags, environment: line.environment, env });
+    });
+  },
+);
