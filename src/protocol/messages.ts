@@ -160,9 +160,20 @@ function fail<T>(error: string): Parsed<T> {
   return { ok: false, error };
 }
 
+/** Attributes one point may carry, and how long a key and a string value may be. */
+const MAX_ATTRIBUTES = 64;
+const MAX_ATTRIBUTE_KEY = 256;
+const MAX_ATTRIBUTE_VALUE = 16_384;
+
 function checkAttributes(x: unknown): string | undefined {
   if (!isObject(x)) return "attributes must be an object";
-  for (const [k, v] of Object.entries(x)) {
+  const entries = Object.entries(x);
+  if (entries.length > MAX_ATTRIBUTES) return `more than ${MAX_ATTRIBUTES} attributes`;
+  for (const [k, v] of entries) {
+    if (k.length > MAX_ATTRIBUTE_KEY) return `an attribute name longer than ${MAX_ATTRIBUTE_KEY}`;
+    if (typeof v === "string" && v.length > MAX_ATTRIBUTE_VALUE) {
+      return `attribute "${k}" is longer than ${MAX_ATTRIBUTE_VALUE} characters`;
+    }
     const t = typeof v;
     if (t !== "string" && t !== "boolean" && !(t === "number" && isFiniteNumber(v))) {
       return `attribute "${k}" must be a string, a finite number or a boolean`;

@@ -1,0 +1,64 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { cleanEnv, ROOT } from "../_helpers/cli.ts";
+import {
+  alive,
+  freePort,
+  getFresh,
+  Master,
+  RUNTIMES,
+  serverArgv,
+  sumSamples,
+  waitFor,
+} from "../_helpers/master.ts";
+
+const HOSTILE = `${ROOT}tests/fixtures/master/hostile_app.ts`;
+const COUNT = "http_server_request_duration_seconds_count";
+
+test(
+  "Arbiter withstands a worker that speaks the protocol badly, and the honest counts stay exact",
+  { skip: !RUNTIMES.bun },
+  async () => {
+    const port = await freePort();
+    const m = new Master(
+      [
+        "-w",
+        "2",
+        "--harvest-interval",
+        "0.3",
+        "--metrics-bind",
+        "127.0.0.1:0",
+        "--",
+        ...serverArgv("bun", HOSTILE),
+      ],
+      { env: cleanEnv({ PORT: String(port) }), deadlineMs: 60_000 },
+    );
+    try {
+      await m.waitReady(2);
+      await waitFor("the hostile worker's burst", () => m.stdout.includes("hostile: done"), 20_000);
+      const K = 100;
+      for (let i = 0; i < K; i++) assert.equal((await getFresh(port, "/"))?.status, 200);
+      await waitFor("exact count", async () => sumSamples(await m.metrics(), COUNT) === K, 5_000);
+      const t0 = performance.now();
+      const text = await m.metrics();
+      const renderMs = performance.now() - t0;
+      assert.ok(alive(m.pid), "the master died");
+      assert.equal((await m.waitReady(2)).length, 2, "a worker was lost");
+      assert.match(text, /^hostile_replayed_total 1$/m, "a replayed seq was merged twice");
+      const flood = text.split("\n").filter((l) => l.startsWith("hostile_flood_total{")).length;
+      assert.ok(flood <= 2000, `${flood} series of one instrument`);
+      assert.doesNotMatch(text, /hostile_long/, "a 10 MB attribute value was kept");
+      assert.doesNotMatch(text, /hostile_bad_total\{[^}]*\} -/);
+      const dropped = Number(/^forklift_dropped_points_total (\d+)$/m.exec(text)?.[1]);
+      assert.ok(dropped >= 3, `dropped points: ${dropped}`);
+      assert.ok(text.length < 2_000_000, `an exposition of ${text.length} bytes`);
+      console.log(
+        `hostile worker: master alive, ${K} requests counted exactly, /metrics ${text.length} bytes in ${
+          renderMs | 0
+        } ms, ${dropped} points dropped`,
+      );
+    } finally {
+      await m.cleanup();
+    }
+  },
+);
