@@ -5,7 +5,7 @@
  *
  * Usage: deno task bench [--quick] [--build] [--no-write] [NAME...]
  *
- * NAME is any of record, overhead, parts, startup, respawn, idle, export (all when none).
+ * NAME is any of record, overhead, parts, startup, respawn, idle, export, scale (all when none).
  * `--quick` runs fewer rounds (a look, not figures to publish), `--build`
  * rebuilds `dist/forklift` first, `--no-write` leaves the docs page alone.
  * Deno and Bun come from `FORKLIFT_TEST_DENO` / `FORKLIFT_TEST_BUN`, the
@@ -28,9 +28,10 @@ import { overhead } from "./overhead.ts";
 import { parts } from "./parts.ts";
 import { record } from "./record.ts";
 import { respawn } from "./respawn.ts";
+import { scale } from "./scale.ts";
 import { startup } from "./startup.ts";
 
-const BENCHES: Bench[] = [record, overhead, parts, startup, respawn, idle, exportCost];
+const BENCHES: Bench[] = [record, overhead, parts, startup, respawn, idle, exportCost, scale];
 const root = new URL("../..", import.meta.url).pathname;
 
 const { values: opts, positionals } = parseArgs({
