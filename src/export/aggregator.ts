@@ -280,8 +280,10 @@ export class Aggregator {
   #mergePoint(instrument: _Instrument, worker: number, slot: number, point: PointDelta): boolean {
     if (!_validPoint(instrument, point)) return false;
     const gauge = instrument.kind === "gauge";
-    let attributes: Attributes = { ...point.attributes };
-    if (gauge) attributes[WORKER_ATTRIBUTE] = String(slot);
+    // The attributes are copied only for a new series: most points hit one.
+    let attributes: Attributes = gauge
+      ? { ...point.attributes, [WORKER_ATTRIBUTE]: String(slot) }
+      : point.attributes;
     // A gauge series belongs to one worker process: two generations of a slot
     // (a roll) each keep theirs, and each one's go when it exits.
     const owned = (a: Attributes) =>
@@ -289,6 +291,7 @@ export class Aggregator {
     let key = owned(attributes);
     let series = instrument.series.get(key);
     if (series === undefined) {
+      if (!gauge) attributes = { ...attributes };
       if (!_isOverflow(attributes) && instrument.admitted >= this.#limit - 1) {
         attributes = { [OVERFLOW_ATTRIBUTE]: true };
         if (gauge) attributes[WORKER_ATTRIBUTE] = String(slot);

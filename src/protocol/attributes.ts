@@ -23,7 +23,14 @@ export const CARDINALITY_LIMIT = 2000;
  * ```
  */
 export function attributesKey(attributes: Attributes): string {
-  const names = Object.keys(attributes).sort();
+  let names = Object.keys(attributes);
+  // Sets usually arrive in key order already (the reporter writes them so): sort only when not.
+  for (let i = 1; i < names.length; i++) {
+    if (names[i - 1] > names[i]) {
+      names = names.sort();
+      break;
+    }
+  }
   let key = "";
   for (const name of names) {
     key += `${JSON.stringify(name)}:${JSON.stringify(attributes[name])},`;
