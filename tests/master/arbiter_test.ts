@@ -168,6 +168,14 @@ function say(w: FakeWorker, message: Record<string, unknown>): void {
   w.events.message({ v: 1, ...message });
 }
 
+/** INT, then the worker's exit at its SIGTERM: the arbiter must end with 0. */
+async function quickStop(h: ReturnType<typeof harness>, w: FakeWorker, done: Promise<number>) {
+  h.raise("SIGINT");
+  await h.clock.advance(300);
+  w.events.exit(null, "SIGTERM");
+  assert.equal(await done, 0);
+}
+
 /** Runs the arbiter until every worker has said hello and ready; resolves to run()'s promise. */
 async function runReady(h: ReturnType<typeof harness>): Promise<{ done: Promise<number> }> {
   const done = h.arbiter.run();
@@ -253,10 +261,7 @@ describe("Arbiter with fake ports", () => {
     w.events.exit(1, null);
     await h.clock.advance(0);
     assert.deepEqual(h.calls.slice(calls), ["childExit 1.1 undefined", "spawn 1.2"]);
-    h.raise("SIGINT");
-    await h.clock.advance(300);
-    h.spawner.workers[1].events.exit(null, "SIGTERM");
-    assert.equal(await done, 0);
+    await quickStop(h, h.spawner.workers[1], done);
   });
 
   test("Arbiter merges each harvest seq of a worker once, however often it is resent", async () => {
@@ -276,10 +281,7 @@ describe("Arbiter with fake ports", () => {
     assert.equal(h.telemetry().harvests, 2);
     const acks = w.sent.filter((m) => (m as { type: string }).type === "ack");
     assert.deepEqual(acks.map((m) => (m as { seq: number }).seq), [1, 1, 2, 1]);
-    h.raise("SIGINT");
-    await h.clock.advance(300);
-    w.events.exit(null, "SIGTERM");
-    assert.equal(await done, 0);
+    await quickStop(h, w, done);
   });
 
   test("Arbiter logs invalid messages once per worker every 10 s, cut short", async () => {
@@ -298,10 +300,7 @@ describe("Arbiter with fake ports", () => {
     warnings = h.log.lines.filter((l) => l.includes("invalid message"));
     assert.equal(warnings.length, 2);
     assert.match(warnings[1], /and 49 more since the last report/);
-    h.raise("SIGINT");
-    await h.clock.advance(300);
-    w.events.exit(null, "SIGTERM");
-    assert.equal(await done, 0);
+    await quickStop(h, w, done);
   });
 
   test("Arbiter.run() merges harvests and acks them, and respawns a crashed worker", async () => {
