@@ -349,6 +349,7 @@ export class Arbiter {
 
   async #onBooted(): Promise<void> {
     await this.#startServices();
+    this.#o.spawner.watchOrphans();
     await this.#hook("whenReady", this.#master());
     try {
       const paths = await this.#o.spawner.sweep();

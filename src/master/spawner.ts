@@ -56,6 +56,11 @@ export interface WorkerSpawner {
    * resolves to the paths removed. Called once every worker is ready.
    */
   sweep(): Promise<string[]>;
+  /**
+   * Starts making every worker die with the master, whatever it runs. Called
+   * once the workers are ready: starting it costs the booting workers CPU.
+   */
+  watchOrphans(): void;
   /** Releases what it holds (the channel socket). */
   close(): void;
 }
@@ -188,13 +193,13 @@ export class ProcessSpawner implements WorkerSpawner {
     this.#orphans?.close();
   }
 
-  /**
-   * Lists a worker's process group with the orphan watch, started with the
-   * first worker (after it, so as not to delay its boot).
-   */
+  /** Lists a worker's process group with the orphan watch, or for it once it runs. */
   #watch(pid: number): void {
     if (this.#orphans !== undefined) return this.#orphans.add(pid);
     this.#pendingGroups.push(pid);
+  }
+
+  watchOrphans(): void {
     if (this.#watchStarting) return;
     this.#watchStarting = true;
     void startOrphanWatch().then((watch) => {

@@ -5,7 +5,8 @@
  * list (a master killed by SIGKILL runs no exit code), it signals each group,
  * TERM then KILL a second later. It costs one idle process per master and
  * nothing per request; a worker with a reporter also stops on its own when
- * its channel to the master breaks.
+ * its channel to the master breaks. The master starts it once its workers are
+ * ready: a master killed during the boot leaves `--no-inject` workers behind.
  *
  * @module
  */

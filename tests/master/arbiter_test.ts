@@ -101,6 +101,7 @@ class FakeSpawner implements WorkerSpawner {
     this.workers.push(fake);
     return { handle, expectsHello: false, requestLimit: 0 };
   }
+  watchOrphans(): void {}
   sweep(): Promise<string[]> {
     return Promise.resolve([]);
   }
