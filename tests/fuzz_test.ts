@@ -17,7 +17,8 @@ import { ConfigError } from "../src/config/errors.ts";
 import { parseIni } from "../src/config/ini_file.ts";
 import { loadSettings } from "../src/config/load.ts";
 import { LineSplitter, parseLine } from "../src/protocol/framing.ts";
-import { parseWorkerMessage } from "../src/protocol/messages.ts";
+import { MAX_SERIES_ID, parseWorkerMessage } from "../src/protocol/messages.ts";
+import { Aggregator } from "../src/export/aggregator.ts";
 
 const ITERATIONS = Number(process.env.FORKLIFT_FUZZ_ITERATIONS ?? 3000);
 const SEED = Number(process.env.FORKLIFT_FUZZ_SEED ?? Date.now() % 1_000_000);
@@ -124,6 +125,9 @@ const KEYS = [
   "pid",
   "runtime",
   "addr",
+  "id",
+  "ids",
+  "values",
 ];
 
 const VALID_HARVEST = {
@@ -134,6 +138,13 @@ const VALID_HARVEST = {
   requests: 10,
   metrics: [
     { name: "hits", kind: "counter", points: [{ attributes: { a: "b" }, value: 3 }] },
+    {
+      name: "jobs",
+      kind: "counter",
+      points: [{ id: 4, attributes: { q: "x" }, value: 1 }],
+      ids: [4, 5],
+      values: [2, 0],
+    },
     {
       name: "d",
       kind: "histogram",
@@ -185,6 +196,9 @@ function configErrorOnly(fn: () => unknown): void {
   }
 }
 
+/** Takes every accepted harvest: the merge must never throw on what the validator let through. */
+const aggregator = new Aggregator();
+
 fuzz("parseWorkerMessage() answers every random or mutated message without throwing", (f) => {
   const input = f.r() < 0.5 ? mutate(f, VALID_HARVEST) : f.value();
   const result = parseWorkerMessage(input);
@@ -198,7 +212,13 @@ fuzz("parseWorkerMessage() answers every random or mutated message without throw
           assert.ok(v === undefined || Number.isFinite(v), `a non-finite ${v} got through`);
         }
       }
+      const { ids = [], values = [] } = m;
+      assert.equal(ids.length, values.length, "ragged columns got through");
+      for (const id of ids) assert.ok(Number.isInteger(id) && id >= 0 && id < MAX_SERIES_ID);
+      for (const v of values) assert.ok(Number.isFinite(v), `a non-finite ${v} got through`);
     }
+    const dropped = aggregator.merge(1 + f.int(3), result.message.metrics);
+    assert.ok(Number.isSafeInteger(dropped) && dropped >= 0);
   }
 });
 

@@ -6,8 +6,16 @@
  * @module
  */
 
-import type { Attributes, InstrumentKind, MetricDelta, PointDelta } from "../protocol/messages.ts";
+import type {
+  Attributes,
+  HarvestMetric,
+  HarvestPoint,
+  InstrumentKind,
+  MetricDelta,
+  PointDelta,
+} from "../protocol/messages.ts";
 import { attributesKey, CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTE } from "../protocol/attributes.ts";
+import { MAX_SERIES_ID } from "../protocol/messages.ts";
 
 /** Options of an {@linkcode Aggregator}. */
 export interface AggregatorOptions {
@@ -39,6 +47,8 @@ export const DEFAULT_CARDINALITY_LIMIT = CARDINALITY_LIMIT;
 
 interface _Series {
   attributes: Attributes;
+  /** Removed from its instrument: a worker's id must not lead back to it. */
+  gone?: boolean;
   /** Gauges only: the worker (its unique key) that owns the series. */
   worker?: number;
   value: number;
@@ -47,6 +57,18 @@ interface _Series {
   min?: number;
   max?: number;
   buckets?: number[];
+}
+
+/**
+ * A series a worker numbered: its attributes and their canonical key, and the
+ * series its points went to last, so that the next point by id goes straight there.
+ */
+interface _Known {
+  attributes: Attributes;
+  /** The canonical key, until the series is found: 64 workers' ids must not each keep a copy. */
+  key?: string;
+  instrument?: _Instrument;
+  series?: _Series;
 }
 
 interface _Instrument {
@@ -70,7 +92,9 @@ interface _Instrument {
  * when {@linkcode Aggregator.removeWorker} is called for that slot.
  *
  * Points whose attributes differ only in key order belong to the same
- * series. An instrument keeps the kind, unit and boundaries it was first seen
+ * series. A point may name its series by the id its worker gave it in an
+ * earlier harvest (see `HarvestPoint`); the ids of a worker are forgotten with
+ * it, and a point naming an id its worker never defined is dropped. An instrument keeps the kind, unit and boundaries it was first seen
  * with; points re-declaring it differently are dropped and counted in
  * {@linkcode Aggregator.dropped}.
  *
@@ -92,6 +116,10 @@ export class Aggregator {
   #instrumentLimit: number;
   /** Declarations an instrument has left behind, by name: never taken up again. */
   #retired = new Map<string, Set<string>>();
+  /** Each worker's numbered series, by worker key and then by id. */
+  #known = new Map<number, _Known[]>();
+  /** The numbered series of the worker being merged, by id. */
+  #ids: _Known[] | undefined;
 
   /**
    * Creates an empty aggregator.
@@ -153,11 +181,12 @@ export class Aggregator {
    * console.assert(dropped === 0);
    * ```
    */
-  merge(worker: number, metrics: MetricDelta[], slot: number = worker): number {
+  merge(worker: number, metrics: HarvestMetric[], slot: number = worker): number {
     let dropped = 0;
     if (!Array.isArray(metrics)) return 0;
     for (const metric of metrics) {
       try {
+        this.#ids = this.#known.get(worker);
         dropped += this.#mergeMetric(worker, slot, metric);
       } catch {
         // A shape the validator should have refused: count it, never throw.
@@ -169,8 +198,9 @@ export class Aggregator {
   }
 
   /**
-   * Forgets the gauges of `worker` (the key it was merged with); its
-   * counters and histograms stay in the cumulative totals.
+   * Forgets the gauges of `worker` (the key it was merged with) and the ids
+   * it gave its series; its counters and histograms stay in the cumulative
+   * totals.
    *
    * @example A gauge vanishes with its worker
    * ```ts
@@ -182,10 +212,12 @@ export class Aggregator {
    * ```
    */
   removeWorker(worker: number): void {
+    this.#known.delete(worker);
     for (const instrument of this.#instruments.values()) {
       if (instrument.kind !== "gauge") continue;
       for (const [key, series] of instrument.series) {
         if (series.worker !== worker) continue;
+        series.gone = true;
         instrument.series.delete(key);
         if (!_isOverflow(series.attributes)) instrument.admitted--;
       }
@@ -236,8 +268,11 @@ export class Aggregator {
     return out;
   }
 
-  #mergeMetric(worker: number, slot: number, metric: MetricDelta): number {
+  #mergeMetric(worker: number, slot: number, metric: HarvestMetric): number {
     const points = Array.isArray(metric.points) ? metric.points : [];
+    const ids = Array.isArray(metric.ids) ? metric.ids : [];
+    const values = Array.isArray(metric.values) ? metric.values : [];
+    const size = points.length + ids.length;
     const unit = metric.unit ?? "";
     let instrument = this.#instruments.get(metric.name);
     const declared = _declaration(metric.kind, unit, metric.boundaries);
@@ -246,7 +281,7 @@ export class Aggregator {
       if (current !== declared) {
         const retired = this.#retired.get(metric.name) ?? new Set();
         // Points on a declaration already left behind (an old generation draining) are dropped.
-        if (retired.has(declared)) return points.length;
+        if (retired.has(declared)) return size;
         retired.add(current);
         this.#retired.set(metric.name, retired);
         this.#instruments.delete(metric.name);
@@ -255,7 +290,7 @@ export class Aggregator {
       }
     }
     if (instrument === undefined) {
-      if (this.#instruments.size >= this.#instrumentLimit) return points.length;
+      if (this.#instruments.size >= this.#instrumentLimit) return size;
       instrument = {
         name: metric.name,
         kind: metric.kind,
@@ -274,38 +309,115 @@ export class Aggregator {
     for (const point of points) {
       if (!this.#mergePoint(instrument, worker, slot, point)) dropped++;
     }
+    if (ids.length > 0) dropped += this.#mergeColumns(instrument, worker, slot, ids, values);
     return dropped;
   }
 
-  #mergePoint(instrument: _Instrument, worker: number, slot: number, point: PointDelta): boolean {
-    if (!_validPoint(instrument, point)) return false;
+  /** Merges the `ids` and `values` columns of a counter, up-down counter or gauge. */
+  #mergeColumns(
+    instrument: _Instrument,
+    worker: number,
+    slot: number,
+    ids: number[],
+    values: number[],
+  ): number {
+    const kind = instrument.kind;
+    if (kind === "histogram" || ids.length !== values.length) return ids.length;
+    const known = this.#ids;
+    let dropped = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      const entry = Number.isInteger(id) && id >= 0 && id < MAX_SERIES_ID ? known?.[id] : undefined;
+      const value = values[i];
+      if (entry === undefined || !_finite(value) || (kind === "counter" && value < 0)) {
+        dropped++;
+        continue;
+      }
+      let series = entry.series;
+      if (series === undefined || series.gone === true || entry.instrument !== instrument) {
+        series = this.#seriesOf(instrument, worker, slot, entry);
+        entry.instrument = instrument;
+        entry.series = series;
+        entry.key = undefined;
+      }
+      if (kind === "gauge") series.value = value;
+      else series.value += value;
+    }
+    return dropped;
+  }
+
+  /** The attributes of a point and their canonical key, from the point or its worker's ids. */
+  #resolve(worker: number, point: HarvestPoint): _Known | undefined {
+    const attributes = point.attributes;
+    const id = point.id;
+    if (attributes !== undefined) {
+      if (typeof attributes !== "object" || attributes === null) return undefined;
+      const known: _Known = { attributes, key: canonicalAttributes(attributes) };
+      if (id !== undefined && Number.isInteger(id) && id >= 0 && id < MAX_SERIES_ID) {
+        if (this.#ids === undefined) this.#known.set(worker, this.#ids = []);
+        this.#ids[id] = known;
+      }
+      return known;
+    }
+    if (id === undefined || !Number.isInteger(id) || id < 0 || id >= MAX_SERIES_ID) {
+      return undefined;
+    }
+    return this.#ids?.[id];
+  }
+
+  /** The series a point with these attributes goes to, created when new (or the overflow series). */
+  #seriesOf(instrument: _Instrument, worker: number, slot: number, known: _Known): _Series {
     const gauge = instrument.kind === "gauge";
-    // The attributes are copied only for a new series: most points hit one.
-    let attributes: Attributes = gauge
-      ? { ...point.attributes, [WORKER_ATTRIBUTE]: String(slot) }
-      : point.attributes;
     // A gauge series belongs to one worker process: two generations of a slot
     // (a roll) each keep theirs, and each one's go when it exits.
-    const owned = (a: Attributes) =>
-      gauge ? `${canonicalAttributes(a)}\u0001${worker}` : canonicalAttributes(a);
-    let key = owned(attributes);
+    const owned = (a: Attributes) => `${canonicalAttributes(a)}\u0001${worker}`;
+    let attributes: Attributes | undefined = gauge
+      ? { ...known.attributes, [WORKER_ATTRIBUTE]: String(slot) }
+      : undefined;
+    let key = attributes === undefined
+      ? known.key ?? canonicalAttributes(known.attributes)
+      : owned(attributes);
     let series = instrument.series.get(key);
-    if (series === undefined) {
-      if (!gauge) attributes = { ...attributes };
-      if (!_isOverflow(attributes) && instrument.admitted >= this.#limit - 1) {
-        attributes = { [OVERFLOW_ATTRIBUTE]: true };
-        if (gauge) attributes[WORKER_ATTRIBUTE] = String(slot);
-        key = owned(attributes);
-        series = instrument.series.get(key);
-      }
-      if (series === undefined) {
-        series = { attributes, value: 0, count: 0, sum: 0 };
-        if (instrument.kind === "gauge") series.worker = worker;
-        if (instrument.kind === "histogram") {
-          series.buckets = new Array(instrument.boundaries!.length + 1).fill(0);
-        }
-        instrument.series.set(key, series);
-        if (!_isOverflow(attributes)) instrument.admitted++;
+    if (series !== undefined) {
+      // A worker's definition of a series the master holds: remember the held copy, not a second one.
+      if (!gauge) known.attributes = series.attributes;
+      return series;
+    }
+    // The attributes are copied only for a new series: most points hit one.
+    attributes ??= { ...known.attributes };
+    if (!_isOverflow(attributes) && instrument.admitted >= this.#limit - 1) {
+      attributes = { [OVERFLOW_ATTRIBUTE]: true };
+      if (gauge) attributes[WORKER_ATTRIBUTE] = String(slot);
+      key = gauge ? owned(attributes) : canonicalAttributes(attributes);
+      series = instrument.series.get(key);
+      if (series !== undefined) return series;
+    }
+    series = { attributes, value: 0, count: 0, sum: 0 };
+    if (gauge) series.worker = worker;
+    if (instrument.kind === "histogram") {
+      series.buckets = new Array(instrument.boundaries!.length + 1).fill(0);
+    }
+    instrument.series.set(key, series);
+    if (!_isOverflow(attributes)) instrument.admitted++;
+    return series;
+  }
+
+  #mergePoint(
+    instrument: _Instrument,
+    worker: number,
+    slot: number,
+    point: HarvestPoint,
+  ): boolean {
+    if (!_validPoint(instrument, point)) return false;
+    const known = this.#resolve(worker, point);
+    if (known === undefined) return false;
+    let series = known.series;
+    if (series === undefined || series.gone === true || known.instrument !== instrument) {
+      series = this.#seriesOf(instrument, worker, slot, known);
+      if (point.id !== undefined) {
+        known.instrument = instrument;
+        known.series = series;
+        known.key = undefined;
       }
     }
     switch (instrument.kind) {
@@ -368,9 +480,8 @@ function _finite(x: unknown): x is number {
   return typeof x === "number" && Number.isFinite(x);
 }
 
-function _validPoint(instrument: _Instrument, point: PointDelta): boolean {
+function _validPoint(instrument: _Instrument, point: HarvestPoint): boolean {
   if (typeof point !== "object" || point === null) return false;
-  if (typeof point.attributes !== "object" || point.attributes === null) return false;
   if (instrument.kind !== "histogram") {
     if (!_finite(point.value)) return false;
     return instrument.kind !== "counter" || point.value >= 0;

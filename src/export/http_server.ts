@@ -1,11 +1,16 @@
 /**
  * The master's HTTP endpoint: `/metrics` (Prometheus text), `/status` (JSON)
- * and a small index, served on the runtime's own server.
+ * and a small index, over HTTP/1.1 with deadlines (see `http1.ts`) and a cap
+ * on connections.
  *
  * @module
  */
-import { serveHttp } from "../runtime/http_serve.ts";
+import { serveTcp } from "../runtime/tcp_serve.ts";
+import { DEFAULT_HTTP1_LIMITS, Http1Connection, type Http1Limits } from "./http1.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "./prometheus.ts";
+
+/** Connections the endpoint holds at once; past it, the one waiting longest for a head goes. */
+export const MAX_CONNECTIONS = 64;
 
 /** Options of {@linkcode startMetricsServer}. */
 export interface MetricsServerOptions {
@@ -17,6 +22,8 @@ export interface MetricsServerOptions {
   status: () => unknown;
   /** Told about failures while serving (a throwing `metrics()`, a socket error). */
   onError?: (error: Error) => void;
+  /** Deadlines and sizes of each connection; {@linkcode DEFAULT_HTTP1_LIMITS} when not given. */
+  limits?: Http1Limits;
 }
 
 /** A listening metrics server. */
@@ -136,13 +143,43 @@ export function metricsHandler(
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
   const target = parseBind(options.bind);
   const where = `${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
+  const handler = metricsHandler(options);
+  const limits = options.limits ?? DEFAULT_HTTP1_LIMITS;
+  const connections = new Set<Http1Connection>();
+  let server;
   try {
-    return await serveHttp({
+    server = await serveTcp({
       host: target.host,
       port: target.port,
-      handler: metricsHandler(options),
+      open(stream) {
+        if (connections.size >= MAX_CONNECTIONS) {
+          // A slow or silent client must not lock out the scraper: the longest wait goes.
+          let oldest: Http1Connection | undefined;
+          for (const c of connections) {
+            if (c.waiting && (oldest === undefined || c.since < oldest.since)) oldest = c;
+          }
+          if (oldest === undefined) {
+            stream.close();
+            return { data: () => {}, closed: () => {} };
+          }
+          oldest.close();
+        }
+        const conn = new Http1Connection(stream, handler, limits, where);
+        connections.add(conn);
+        conn.onClose = () => connections.delete(conn);
+        return { data: (chunk) => conn.receive(chunk), closed: () => conn.close() };
+      },
     });
   } catch (e) {
     throw new Error(`Cannot listen on ${where} for metrics: ${(e as Error).message}`, { cause: e });
   }
+  const { address } = server;
+  return {
+    address,
+    close() {
+      server.close();
+      for (const c of connections) c.close();
+      return Promise.resolve();
+    },
+  };
 }

@@ -37,6 +37,33 @@ export interface PointDelta {
   buckets?: number[];
 }
 
+/**
+ * One data point as a harvest carries it. A worker may number its series: the
+ * first harvests that carry a series give its `id` with its `attributes` (a
+ * definition), and once one of them is acked the worker may name the series
+ * by its `id` alone. Ids are the worker's own (one numbering per worker
+ * process, across all its instruments) and below {@linkcode MAX_SERIES_ID}.
+ * A point without an `id` carries its attributes every time.
+ */
+export interface HarvestPoint extends Omit<PointDelta, "attributes"> {
+  attributes?: Attributes;
+  id?: number;
+}
+
+/** The highest series id a worker may use, plus one: what a master remembers per worker is bounded. */
+export const MAX_SERIES_ID = 100_000;
+
+/**
+ * All points of one instrument in a harvest. Counters, up-down counters and
+ * gauges may give points of series the master knows as two columns, `ids` and
+ * `values` (the same length): the compact form a busy worker sends most.
+ */
+export interface HarvestMetric extends Omit<MetricDelta, "points"> {
+  points: HarvestPoint[];
+  ids?: number[];
+  values?: number[];
+}
+
 /** All points of one instrument in a harvest. */
 export interface MetricDelta {
   name: string;
@@ -68,7 +95,7 @@ export interface HarvestMessage {
   type: "harvest";
   v: number;
   seq: number;
-  metrics: MetricDelta[];
+  metrics: HarvestMetric[];
   /** Points the worker dropped (bad values, overflow) since its last harvest. */
   dropped?: number;
   /** Requests this worker has completed since it started (cumulative). */
@@ -182,10 +209,20 @@ function checkAttributes(x: unknown): string | undefined {
   return undefined;
 }
 
+function isSeriesId(x: unknown): x is number {
+  return typeof x === "number" && Number.isInteger(x) && x >= 0 && x < MAX_SERIES_ID;
+}
+
 function checkPoint(p: unknown, kind: InstrumentKind, nBuckets: number): string | undefined {
   if (!isObject(p)) return "point must be an object";
-  const bad = checkAttributes(p.attributes);
-  if (bad) return bad;
+  if (p.id !== undefined && !isSeriesId(p.id)) {
+    return `point id must be an integer from 0 to ${MAX_SERIES_ID - 1}`;
+  }
+  // A numbered point may leave its attributes out: the worker defined them earlier.
+  if (p.attributes !== undefined || p.id === undefined) {
+    const bad = checkAttributes(p.attributes);
+    if (bad) return bad;
+  }
   if (kind === "histogram") {
     if (!isCount(p.count)) return "histogram count must be a non-negative integer";
     if (!isFiniteNumber(p.sum)) return "histogram sum must be a finite number";
@@ -249,7 +286,52 @@ export function checkMetric(m: unknown): string | undefined {
     const bad = checkPoint(p, m.kind as InstrumentKind, nBuckets);
     if (bad) return `metric "${m.name}": ${bad}`;
   }
+  if (m.ids !== undefined || m.values !== undefined) {
+    const bad = checkColumns(m.ids, m.values, m.kind as InstrumentKind);
+    if (bad) return `metric "${m.name}": ${bad}`;
+  }
   return undefined;
+}
+
+/** Why the `ids` and `values` columns of a metric are unsound, or undefined. */
+function checkColumns(ids: unknown, values: unknown, kind: InstrumentKind): string | undefined {
+  if (kind === "histogram") return "a histogram cannot send ids and values";
+  if (!Array.isArray(ids) || !Array.isArray(values) || ids.length !== values.length) {
+    return "ids and values must be arrays of one length";
+  }
+  for (let i = 0; i < ids.length; i++) {
+    if (!isSeriesId(ids[i])) return `point id must be an integer from 0 to ${MAX_SERIES_ID - 1}`;
+    const v = values[i];
+    if (!isFiniteNumber(v)) return "value must be a finite number";
+    if (kind === "counter" && v < 0) return "counter delta must not be negative";
+  }
+  return undefined;
+}
+
+/** The sound points of a metric that failed {@linkcode checkMetric}, and how many were not. */
+function salvage(m: unknown): { good?: HarvestMetric; bad: number } {
+  const o = isObject(m) ? m : {};
+  const points = Array.isArray(o.points) ? o.points : [];
+  const ids = Array.isArray(o.ids) ? o.ids : [];
+  const values = Array.isArray(o.values) ? o.values : [];
+  const total = Math.max(1, points.length + Math.max(ids.length, values.length));
+  const bare = { ...o, points: [], ids: undefined, values: undefined };
+  if (checkMetric(bare) !== undefined) return { bad: total };
+  const good: HarvestMetric = { ...(bare as unknown as HarvestMetric) };
+  delete good.ids;
+  delete good.values;
+  good.points = points.filter((p) => checkMetric({ ...bare, points: [p] }) === undefined);
+  const kind = o.kind as InstrumentKind;
+  const keep: number[] = [];
+  for (let i = 0; i < Math.min(ids.length, values.length); i++) {
+    if (checkColumns([ids[i]], [values[i]], kind) === undefined) keep.push(i);
+  }
+  if (keep.length > 0) {
+    good.ids = keep.map((i) => ids[i] as number);
+    good.values = keep.map((i) => values[i] as number);
+  }
+  const n = good.points.length + keep.length;
+  return { good: n > 0 ? good : undefined, bad: total - n };
 }
 
 /**
@@ -296,20 +378,17 @@ export function parseWorkerMessage(raw: unknown): Parsed<WorkerMessage> {
       if (raw.requests !== undefined && !isCount(raw.requests)) {
         return fail("harvest.requests must be a non-negative integer");
       }
-      const metrics: MetricDelta[] = [];
+      const metrics: HarvestMetric[] = [];
       let dropped = (raw.dropped as number | undefined) ?? 0;
       for (const m of raw.metrics) {
         if (checkMetric(m) === undefined) {
-          metrics.push(m as MetricDelta);
+          metrics.push(m as HarvestMetric);
           continue;
         }
         // A sound instrument keeps its good points: one bad value costs one point.
-        const points = isObject(m) && Array.isArray(m.points) ? m.points : [];
-        const good = checkMetric({ ...(m as object), points: [] }) === undefined
-          ? points.filter((p) => checkMetric({ ...(m as object), points: [p] }) === undefined)
-          : [];
-        dropped += Math.max(1, points.length) - good.length;
-        if (good.length > 0) metrics.push({ ...(m as MetricDelta), points: good });
+        const { good, bad } = salvage(m);
+        dropped += bad;
+        if (good !== undefined) metrics.push(good);
       }
       return {
         ok: true,

@@ -33,7 +33,7 @@ import {
   type InstrumentOptions,
   UpDownCounter,
 } from "./instruments.ts";
-import { type Cut, splitMetrics, Storage } from "./storage.ts";
+import { type Cut, type HarvestCut, splitMetrics, Storage } from "./storage.ts";
 
 /** The key of the per-process singleton on `globalThis`. */
 export const REPORTER_KEY: unique symbol = Symbol.for("forklift.reporter") as never;
@@ -177,7 +177,9 @@ export function timerPeriod(harvestMs: number, heartbeatMs: number): number {
 /** A harvest sent and not acked yet; a resend carries the same `seq` and data. */
 interface InFlight {
   seq: number;
-  metrics: Cut["metrics"];
+  /** The storage cut it came from; its last message's ack acknowledges the cut. */
+  cut: number;
+  metrics: HarvestCut["metrics"];
   dropped: number;
   requests: number;
   sentAt: number;
@@ -401,11 +403,12 @@ export class Reporter {
       }
       if (!force) return due;
     }
-    const cut = this.storage.cut();
+    const cut = this.storage.harvestCut();
     const requests = this.http.requests;
     for (const [i, metrics] of splitMetrics(cut.metrics, MAX_HARVEST_POINTS).entries()) {
       const h: InFlight = {
         seq: ++this.#seq,
+        cut: cut.number,
         metrics,
         dropped: i === 0 ? cut.dropped : 0,
         requests,
@@ -449,7 +452,12 @@ export class Reporter {
         return this.#welcomed(message);
       case "ack": {
         if (message.seq > this.#acked) this.#acked = message.seq;
+        const acked = this.#inflight.filter((h) => h.seq <= message.seq);
         this.#inflight = this.#inflight.filter((h) => h.seq > message.seq);
+        // Acks are cumulative; a cut is the master's once none of its messages is in flight.
+        for (const h of acked) {
+          if (!this.#inflight.some((p) => p.cut === h.cut)) this.storage.acknowledge(h.cut);
+        }
         for (const wake of this.#ackWaiters) wake();
         return;
       }

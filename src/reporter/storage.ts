@@ -12,12 +12,15 @@
  * @module
  */
 
-import type {
-  Attributes,
-  AttributeValue,
-  InstrumentKind,
-  MetricDelta,
-  PointDelta,
+import {
+  type Attributes,
+  type AttributeValue,
+  type HarvestMetric,
+  type HarvestPoint,
+  type InstrumentKind,
+  MAX_SERIES_ID,
+  type MetricDelta,
+  type PointDelta,
 } from "../protocol/messages.ts";
 import { attributesKey, CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTE } from "../protocol/attributes.ts";
 
@@ -57,6 +60,10 @@ export class Series {
   max: number = -Infinity;
   /** Per-bucket counts (not cumulative); empty unless a histogram. */
   readonly buckets: number[];
+  /** The id harvests give this series once numbered, -1 before (or when ids ran out). */
+  id = -1;
+  /** The first harvest cut that carried its attributes with its id; 0 before it. */
+  definedIn = 0;
 
   /**
    * Creates an empty series.
@@ -276,6 +283,16 @@ export interface Cut {
   dropped: number;
 }
 
+/** A cut for a master: points numbered, attributes left out where the master knows them. */
+export interface HarvestCut {
+  /** Instruments with at least one changed series. */
+  metrics: HarvestMetric[];
+  /** Points dropped in the interval. */
+  dropped: number;
+  /** This cut's number, for {@linkcode Storage.acknowledge}. */
+  number: number;
+}
+
 /** Most instruments one process keeps; the ones after them record nothing and count drops. */
 export const INSTRUMENT_LIMIT = 1000;
 
@@ -311,6 +328,10 @@ export class Storage {
   idle = true;
   /** Called once, on the first recording (the standalone lazy start). */
   onWake: (() => void) | undefined = undefined;
+  #nextId = 0;
+  #cuts = 0;
+  /** The last harvest cut the master acknowledged in full. */
+  #acknowledged = 0;
 
   /**
    * Registers an instrument, or returns the one already registered under that
@@ -367,34 +388,89 @@ export class Storage {
    * resets them.
    */
   cut(): Cut {
-    const metrics: MetricDelta[] = [];
+    return this.#cut(false) as Cut;
+  }
+
+  /**
+   * Like {@linkcode Storage.cut}, for a harvest: each point carries its
+   * series' id, and its attributes too until a cut that carried them is
+   * acknowledged (see {@linkcode Storage.acknowledge}).
+   *
+   * @example The attributes go until the master has them
+   * ```ts
+   * import { Storage } from "./storage.ts";
+   * const storage = new Storage();
+   * const s = storage.register({ name: "hits", kind: "counter" }).table.get({ a: 1 });
+   * s.value = 1, s.dirty = true;
+   * const first = storage.harvestCut();
+   * storage.acknowledge(first.number);
+   * s.value = 1, s.dirty = true;
+   * console.assert(storage.harvestCut().metrics[0].points[0].attributes === undefined);
+   * ```
+   */
+  harvestCut(): HarvestCut {
+    return { ...this.#cut(true), number: this.#cuts };
+  }
+
+  /** The master holds every point of harvest cut `number` and of those before it. */
+  acknowledge(number: number): void {
+    if (number > this.#acknowledged) this.#acknowledged = number;
+  }
+
+  #cut(numbered: boolean): { metrics: HarvestMetric[]; dropped: number } {
+    const metrics: HarvestMetric[] = [];
+    const cut = numbered ? ++this.#cuts : 0;
+    /** Whether the master holds the series' attributes under its id (numbering it when new). */
+    const known = (s: Series): boolean => {
+      if (!numbered) return false;
+      if (s.id < 0 && this.#nextId < MAX_SERIES_ID) s.id = this.#nextId++;
+      if (s.id < 0) return false;
+      if (s.definedIn > 0 && s.definedIn <= this.#acknowledged) return true;
+      // Acknowledgements are cumulative: the first cut that carried it is the one to wait for.
+      if (s.definedIn === 0) s.definedIn = cut;
+      return false;
+    };
     for (const inst of this.#instruments.values()) {
-      const points: PointDelta[] = [];
+      const points: HarvestPoint[] = [];
+      const ids: number[] = [];
+      const values: number[] = [];
       const hist = inst.kind === "histogram";
       inst.table.forEach((s) => {
         if (!s.dirty) return;
         s.dirty = false;
         if (hist) {
           if (s.count === 0) return;
-          points.push({
-            attributes: s.attributes,
-            count: s.count,
-            sum: s.sum,
-            min: s.min,
-            max: s.max,
-            buckets: s.buckets.slice(),
-          });
+          const p: HarvestPoint = known(s) ? { id: s.id } : _defined(s, numbered);
+          p.count = s.count;
+          p.sum = s.sum;
+          p.min = s.min;
+          p.max = s.max;
+          p.buckets = s.buckets.slice();
+          points.push(p);
           s.count = 0;
           s.sum = 0;
           s.min = Infinity;
           s.max = -Infinity;
           s.buckets.fill(0);
-        } else {
-          points.push({ attributes: s.attributes, value: s.value });
-          if (inst.kind !== "gauge") s.value = 0;
+          return;
         }
+        if (known(s)) {
+          ids.push(s.id);
+          values.push(s.value);
+        } else {
+          const p = _defined(s, numbered);
+          p.value = s.value;
+          points.push(p);
+        }
+        if (inst.kind !== "gauge") s.value = 0;
       });
-      if (points.length > 0) metrics.push(describe(inst, points));
+      if (points.length === 0 && ids.length === 0) continue;
+      const m = describe(inst, points);
+      if (ids.length > 0) {
+        m.ids = ids;
+        m.values = values;
+      }
+      metrics.push(m);
     }
     const dropped = this.dropped;
     this.dropped = 0;
@@ -402,8 +478,15 @@ export class Storage {
   }
 }
 
-function describe(info: InstrumentInfo, points: PointDelta[]): MetricDelta {
-  const m: MetricDelta = { name: info.name, kind: info.kind, points };
+/** A point that carries its series' attributes, with its id when numbered. */
+function _defined(s: Series, numbered: boolean): HarvestPoint {
+  return numbered && s.id >= 0
+    ? { id: s.id, attributes: s.attributes }
+    : { attributes: s.attributes };
+}
+
+function describe(info: InstrumentInfo, points: HarvestPoint[]): HarvestMetric {
+  const m: HarvestMetric = { name: info.name, kind: info.kind, points };
   if (info.unit !== undefined) m.unit = info.unit;
   if (info.description !== undefined) m.description = info.description;
   if (info.boundaries !== undefined) m.boundaries = info.boundaries.slice();
@@ -467,10 +550,11 @@ export function mergeCuts(earlier: Cut, later: Cut): Cut {
 }
 
 /**
- * Splits metrics into groups of at most `maxPoints` points each, an
- * instrument's points across several groups when it has more. Always at
- * least one group (empty when there is nothing), so an empty harvest still
- * goes out as a heartbeat would.
+ * Splits metrics into groups of at most `maxPoints` points each (a point in
+ * the `ids` and `values` columns counts as one), an instrument's points
+ * across several groups when it has more. Always at least one group (empty
+ * when there is nothing), so an empty harvest still goes out as a heartbeat
+ * would.
  *
  * @example
  * ```ts
@@ -480,21 +564,33 @@ export function mergeCuts(earlier: Cut, later: Cut): Cut {
  * console.assert(groups.length === 3 && groups[2][0].points.length === 1);
  * ```
  */
-export function splitMetrics(metrics: MetricDelta[], maxPoints: number): MetricDelta[][] {
-  const groups: MetricDelta[][] = [[]];
+export function splitMetrics(metrics: HarvestMetric[], maxPoints: number): HarvestMetric[][] {
+  const groups: HarvestMetric[][] = [[]];
   let room = maxPoints;
+  const next = () => {
+    if (room > 0) return;
+    groups.push([]);
+    room = maxPoints;
+  };
   for (const m of metrics) {
+    const { ids = [], values = [] } = m;
     let at = 0;
+    let column = 0;
     do {
-      if (room === 0) {
-        groups.push([]);
-        room = maxPoints;
+      next();
+      const part: HarvestMetric = { ...m, points: m.points.slice(at, at + room) };
+      delete part.ids;
+      delete part.values;
+      at += part.points.length;
+      room -= part.points.length;
+      if (room > 0 && column < ids.length) {
+        part.ids = ids.slice(column, column + room);
+        part.values = values.slice(column, column + room);
+        column += part.ids.length;
+        room -= part.ids.length;
       }
-      const points = m.points.slice(at, at + room);
-      groups.at(-1)!.push({ ...m, points });
-      at += points.length;
-      room -= points.length;
-    } while (at < m.points.length);
+      groups.at(-1)!.push(part);
+    } while (at < m.points.length || column < ids.length);
   }
   return groups;
 }

@@ -9,7 +9,7 @@
 
 import process from "node:process";
 import { type ChildProcess, spawn } from "node:child_process";
-import type { HarvestMessage, WorkerMessage } from "../../src/protocol/messages.ts";
+import type { Attributes, HarvestMessage, WorkerMessage } from "../../src/protocol/messages.ts";
 import { parseWorkerMessage } from "../../src/protocol/messages.ts";
 import { launch, type LaunchOptions, type WorkerRuntime } from "./runtime.ts";
 
@@ -26,6 +26,10 @@ export class FakeMaster {
   readonly child: ChildProcess;
   readonly messages: WorkerMessage[] = [];
   readonly invalid: unknown[] = [];
+  /** Points that named a series id the worker never defined. */
+  unknownIds = 0;
+  /** The worker's numbered series, as the master keeps them. */
+  #series = new Map<number, Attributes>();
   stdout = "";
   stderr = "";
   exit: Promise<{ code: number | null; signal: string | null; at: number }>;
@@ -50,6 +54,7 @@ export class FakeMaster {
       if (!parsed.ok) {
         this.invalid.push(raw);
       } else {
+        if (parsed.message.type === "harvest") this.#resolve(parsed.message);
         this.messages.push(parsed.message);
         if (this.#autoAck && parsed.message.type === "harvest") {
           this.send({ type: "ack", v: 1, seq: parsed.message.seq });
@@ -64,6 +69,25 @@ export class FakeMaster {
         this.#wake();
       });
     });
+  }
+
+  /**
+   * Gives every numbered point its attributes, as the master does on merge,
+   * and turns the `ids` and `values` columns into such points.
+   */
+  #resolve(harvest: HarvestMessage): void {
+    for (const m of harvest.metrics) {
+      const { ids = [], values = [] } = m;
+      for (let i = 0; i < ids.length; i++) m.points.push({ id: ids[i], value: values[i] });
+      delete m.ids;
+      delete m.values;
+      for (const p of m.points) {
+        if (p.id === undefined) continue;
+        if (p.attributes !== undefined) this.#series.set(p.id, p.attributes);
+        else if (this.#series.has(p.id)) p.attributes = this.#series.get(p.id);
+        else this.unknownIds++;
+      }
+    }
   }
 
   /** Spawns `file` on `rt` as a forklift worker of this process. */
@@ -173,7 +197,9 @@ export class FakeMaster {
     for (const h of this.harvests()) {
       for (const m of h.metrics) {
         if (m.name !== name) continue;
-        for (const p of m.points) if (match(p.attributes)) sum += p.count ?? p.value ?? 0;
+        for (const p of m.points) {
+          if (match(p.attributes ?? {})) sum += p.count ?? p.value ?? 0;
+        }
       }
     }
     return sum;

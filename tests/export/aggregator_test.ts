@@ -1,7 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Aggregator, canonicalAttributes } from "../../src/export/aggregator.ts";
-import type { MetricDelta, PointDelta } from "../../src/protocol/messages.ts";
+import type {
+  HarvestMetric,
+  HarvestPoint,
+  MetricDelta,
+  PointDelta,
+} from "../../src/protocol/messages.ts";
 
 function counter(name: string, value: number, attributes = {}): MetricDelta {
   return { name, kind: "counter", points: [{ attributes, value }] };
@@ -266,4 +271,61 @@ test("Aggregator.merge() keeps at most instrumentLimit instruments and counts th
   assert.equal(agg.collect().length, 10);
   assert.equal(dropped, 15);
   assert.equal(agg.merge(1, [counter("app.m3", 1)]), 0, "a kept instrument still merges");
+});
+
+test("Aggregator.merge() resolves a worker's numbered series and forgets its ids with it", () => {
+  const agg = new Aggregator();
+  const numbered = (points: HarvestPoint[]): HarvestMetric[] => [
+    { name: "app.hits", kind: "counter", points },
+  ];
+  assert.equal(agg.merge(1, numbered([{ id: 7, attributes: { route: "/a" }, value: 1 }])), 0);
+  assert.equal(agg.merge(1, numbered([{ id: 7, value: 2 }])), 0);
+  // Ids are each worker's own: worker 2's 7 is not worker 1's.
+  assert.equal(agg.merge(2, numbered([{ id: 7, value: 100 }])), 1);
+  assert.equal(agg.merge(2, numbered([{ id: 7, attributes: { route: "/b" }, value: 5 }])), 0);
+  assert.equal(valueOf(agg, "app.hits", { route: "/a" }), 3);
+  assert.equal(valueOf(agg, "app.hits", { route: "/b" }), 5);
+  agg.removeWorker(1);
+  assert.equal(agg.merge(1, numbered([{ id: 7, value: 1 }])), 1, "gone with its worker");
+  assert.equal(valueOf(agg, "app.hits", { route: "/a" }), 3);
+  assert.equal(agg.dropped, 2);
+});
+
+test("Aggregator.merge() resolves numbered gauges to the worker's own series", () => {
+  const agg = new Aggregator();
+  const g = (points: HarvestPoint[]): HarvestMetric[] => [{ name: "q", kind: "gauge", points }];
+  agg.merge(1, g([{ id: 0, attributes: { pool: "x" }, value: 4 }]), 1);
+  agg.merge(2, g([{ id: 0, attributes: { pool: "x" }, value: 6 }]), 2);
+  agg.merge(1, g([{ id: 0, value: 5 }]), 1);
+  assert.equal(valueOf(agg, "q", { pool: "x", worker: "1" }), 5);
+  assert.equal(valueOf(agg, "q", { pool: "x", worker: "2" }), 6);
+});
+
+test("Aggregator.merge() adds the ids and values columns to the worker's numbered series", () => {
+  const agg = new Aggregator();
+  agg.merge(1, [{
+    name: "hits",
+    kind: "counter",
+    points: [{ id: 0, attributes: { a: "x" }, value: 1 }],
+  }]);
+  agg.merge(2, [{
+    name: "hits",
+    kind: "counter",
+    points: [{ id: 0, attributes: { a: "y" }, value: 1 }],
+  }]);
+  const dropped = agg.merge(1, [
+    { name: "hits", kind: "counter", points: [], ids: [0, 0, 1, 0], values: [2, 3, 9, -1] },
+  ]);
+  assert.equal(dropped, 2, "an unknown id and a negative counter delta");
+  agg.merge(2, [{ name: "hits", kind: "counter", points: [], ids: [0], values: [10] }]);
+  assert.equal(valueOf(agg, "hits", { a: "x" }), 6);
+  assert.equal(valueOf(agg, "hits", { a: "y" }), 11);
+  const g = (w: number, ids: number[], values: number[], points: HarvestPoint[] = []) =>
+    agg.merge(w, [{ name: "q", kind: "gauge", points, ids, values }], w);
+  g(1, [], [], [{ id: 5, attributes: { pool: "p" }, value: 1 }]);
+  g(1, [5], [7]);
+  assert.equal(valueOf(agg, "q", { pool: "p", worker: "1" }), 7);
+  agg.removeWorker(1);
+  assert.equal(g(1, [5], [8]), 1, "its series and ids went with it");
+  assert.equal(agg.collect().find((m) => m.name === "q"), undefined);
 });

@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Agent, request } from "node:http";
-import { startMetricsServer } from "../../src/export/http_server.ts";
+import { connect, type Socket } from "node:net";
+import { MAX_CONNECTIONS, startMetricsServer } from "../../src/export/http_server.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../../src/export/prometheus.ts";
 
 const EXPOSITION = "# HELP up Whether the target is up\n# TYPE up gauge\nup 1\n";
@@ -157,5 +158,54 @@ test("startMetricsServer() close() also closes idle keep-alive connections", asy
     clearTimeout(timer);
   } finally {
     agent.destroy();
+  }
+});
+
+test("startMetricsServer() drops a half-sent head after the deadline and still serves", async () => {
+  const server = await startMetricsServer({
+    bind: "127.0.0.1:0",
+    metrics: () => EXPOSITION,
+    status: () => ({}),
+    limits: { headMs: 300, writeMs: 1000, maxHeadBytes: 16 * 1024 },
+  });
+  const sockets: Socket[] = [];
+  try {
+    const closedAt = (s: Socket) =>
+      new Promise<number>((resolve) => s.on("close", () => resolve(performance.now())));
+    const t0 = performance.now();
+    const partial = connect(
+      server.address.port,
+      "127.0.0.1",
+      () => partial.write("GET / HTTP/1.1\r\n"),
+    );
+    const silent = connect(server.address.port, "127.0.0.1");
+    sockets.push(partial, silent);
+    for (const s of sockets) s.on("error", () => {});
+    const [a, b] = await Promise.all([closedAt(partial), closedAt(silent)]);
+    assert.ok(a - t0 >= 250 && a - t0 < 2000, `half a head held ${a - t0} ms`);
+    assert.ok(b - t0 >= 250 && b - t0 < 2000, `silence held ${b - t0} ms`);
+    assert.equal((await call(server.address.port, "GET", "/metrics")).status, 200);
+  } finally {
+    for (const s of sockets) s.destroy();
+    await server.close();
+  }
+});
+
+test("startMetricsServer() lets a scrape in past MAX_CONNECTIONS idle clients", async () => {
+  const server = await start();
+  const sockets: Socket[] = [];
+  try {
+    for (let i = 0; i < MAX_CONNECTIONS + 10; i++) {
+      const s = connect(server.address.port, "127.0.0.1");
+      s.on("error", () => {});
+      sockets.push(s);
+    }
+    await Promise.all(sockets.map((s) => new Promise((r) => s.once("connect", r))));
+    const res = await call(server.address.port, "GET", "/metrics");
+    assert.equal(res.status, 200);
+    assert.equal(res.body, EXPOSITION);
+  } finally {
+    for (const s of sockets) s.destroy();
+    await server.close();
   }
 });

@@ -48,6 +48,9 @@ test(
       const flood = text.split("\n").filter((l) => l.startsWith("hostile_flood_total{")).length;
       assert.ok(flood <= 2000, `${flood} series of one instrument`);
       assert.doesNotMatch(text, /hostile_long/, "a 10 MB attribute value was kept");
+      assert.match(text, /^hostile_ids_total\{k="defined"\} 3$/m, "a defined id, and only it");
+      assert.match(text, /^hostile_ragged_total\{k="defined"\} 1$/m, "ragged columns: the pair");
+      assert.doesNotMatch(text, /hostile_hcols/, "columns on a histogram");
       assert.doesNotMatch(text, /hostile_bad_total\{[^}]*\} -/);
       const dropped = Number(/^forklift_dropped_points_total (\d+)$/m.exec(text)?.[1]);
       assert.ok(dropped >= 3, `dropped points: ${dropped}`);

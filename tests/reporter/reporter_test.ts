@@ -7,12 +7,18 @@ import {
   unrefTimer,
 } from "../../src/reporter/reporter.ts";
 import type { ServedServer } from "../../src/runtime/serve.ts";
+import type { HarvestMetric } from "../../src/protocol/messages.ts";
 import { FakeHost, settle, welcome } from "../_helpers/fake_host.ts";
 
 function started(host = new FakeHost()): { host: FakeHost; reporter: Reporter } {
   const reporter = new Reporter(host);
   reporter.start();
   return { host, reporter };
+}
+
+/** The first value of a counter in a harvest, whichever form it went in. */
+function firstValue(m: HarvestMetric): number | undefined {
+  return m.points[0]?.value ?? m.values?.[0];
 }
 
 function fakeServer(addr: string, log: string[]): ServedServer {
@@ -106,8 +112,56 @@ test("Reporter welcome arms exactly one unref'd timer and keeps pre-welcome data
   const [harvest] = host.ofType("harvest");
   assert.equal(harvest.seq, 1);
   assert.deepEqual(harvest.metrics, [
-    { name: "hits", kind: "counter", points: [{ attributes: { at: "import" }, value: 5 }] },
+    { name: "hits", kind: "counter", points: [{ id: 0, attributes: { at: "import" }, value: 5 }] },
   ]);
+});
+
+test("Reporter harvest sends a series' attributes until a harvest that carried them is acked", () => {
+  const { host, reporter } = started();
+  const hits = reporter.counter("hits");
+  host.deliver(welcome({ heartbeat_ms: 0 }));
+  hits.add(1, { route: "/a" });
+  host.advance(5000); // seq 1 defines id 0
+  host.advance(5000);
+  host.advance(5000); // seq 1 resent after two intervals: still the definition
+  host.deliver({ type: "ack", v: 1, seq: 1 });
+  hits.add(2, { route: "/a" });
+  hits.add(1, { route: "/b" });
+  host.advance(5000); // seq 2: /a by id alone, /b defined
+  const metrics = host.ofType("harvest").map((h) => h.metrics[0]);
+  const defined = { name: "hits", kind: "counter" };
+  assert.deepEqual(metrics, [
+    { ...defined, points: [{ id: 0, attributes: { route: "/a" }, value: 1 }] },
+    { ...defined, points: [{ id: 0, attributes: { route: "/a" }, value: 1 }] },
+    // Known series go as two columns: ids and values.
+    {
+      ...defined,
+      points: [{ id: 1, attributes: { route: "/b" }, value: 1 }],
+      ids: [0],
+      values: [2],
+    },
+  ]);
+});
+
+test("Reporter harvest acknowledges a cut only when its last message is acked", () => {
+  const { host, reporter } = started();
+  host.deliver(welcome({ heartbeat_ms: 0 }));
+  const c = reporter.counter("c");
+  const n = MAX_HARVEST_POINTS + 1;
+  for (let i = 0; i < n; i++) c.add(1, { i });
+  host.advance(5000); // seq 1 and 2 define every series
+  host.deliver({ type: "ack", v: 1, seq: 1 });
+  for (let i = 0; i < n; i++) c.add(1, { i });
+  reporter.harvest(true); // seq 2 resent, then seq 3 and 4: seq 2 is not acked, so definitions again
+  host.deliver({ type: "ack", v: 1, seq: 4 });
+  for (let i = 0; i < n; i++) c.add(1, { i });
+  host.advance(5000); // seq 5 and 6: by id alone
+  const harvests = host.ofType("harvest");
+  assert.deepEqual(harvests.map((h) => h.seq), [1, 2, 2, 3, 4, 5, 6]);
+  const defined = harvests.map((h) =>
+    h.metrics[0].points.filter((p) => p.attributes !== undefined).length
+  );
+  assert.deepEqual(defined, [2000, 1, 1, 2000, 1, 0, 0]);
 });
 
 test("Reporter welcome re-binds an armed timer to the master's interval", () => {
@@ -138,7 +192,7 @@ test("Reporter harvest drops data only on ack and resends an unacked one with it
   host.advance(5000); // seq 3 carries what was recorded meanwhile
   const harvests = host.ofType("harvest");
   assert.deepEqual(harvests.map((h) => h.seq), [1, 2, 2, 3]);
-  assert.deepEqual(harvests.map((h) => h.metrics[0].points[0].value), [1, 2, 2, 3]);
+  assert.deepEqual(harvests.map((h) => firstValue(h.metrics[0])), [1, 2, 2, 3]);
   host.deliver({ type: "ack", v: 1, seq: 3 });
   host.advance(5000);
   assert.equal(host.ofType("harvest").length, 5);
@@ -159,7 +213,9 @@ test("Reporter harvest splits a big cut into messages of at most MAX_HARVEST_POI
   host.advance(5000);
   const harvests = host.ofType("harvest");
   assert.deepEqual(harvests.map((h) => h.seq), [1, 2, 3]);
-  const points = harvests.map((h) => h.metrics.reduce((n, m) => n + m.points.length, 0));
+  const points = harvests.map((h) =>
+    h.metrics.reduce((n, m) => n + m.points.length + (m.ids?.length ?? 0), 0)
+  );
   assert.equal(MAX_HARVEST_POINTS, 2000);
   assert.deepEqual(points, [2000, 2000, 501]);
   assert.deepEqual(harvests.map((h) => h.dropped), [1, 0, 0]);
@@ -185,7 +241,7 @@ test("Reporter harvest waits for a recent unacked harvest instead of merging it"
   host.advance(5000);
   const harvests = host.ofType("harvest");
   assert.equal(harvests.length, 2);
-  assert.equal(harvests[1].metrics[0].points[0].value, 1);
+  assert.equal(firstValue(harvests[1].metrics[0]), 1);
 });
 
 test("Reporter harvest carries dropped points and cumulative requests", async () => {

@@ -6,6 +6,7 @@ import {
   INSTRUMENT_LIMIT,
   mergeCuts,
   SeriesTable,
+  splitMetrics,
   Storage,
 } from "../../src/reporter/storage.ts";
 import { Counter, Gauge, Histogram, UpDownCounter } from "../../src/reporter/instruments.ts";
@@ -233,4 +234,51 @@ test("Storage.register() keeps INSTRUMENT_LIMIT instruments; recordings on more 
   const cut = storage.cut();
   assert.equal(cut.metrics.length, INSTRUMENT_LIMIT);
   assert.equal(cut.dropped, 20);
+});
+
+test("splitMetrics() counts the ids and values columns and splits them too", () => {
+  const points = [{ id: 9, attributes: { a: 1 }, value: 1 }];
+  const groups = splitMetrics(
+    [{ name: "x", kind: "counter", points, ids: [1, 2, 3, 4], values: [1, 2, 3, 4] }],
+    2,
+  );
+  assert.deepEqual(groups, [
+    [{ name: "x", kind: "counter", points, ids: [1], values: [1] }],
+    [{ name: "x", kind: "counter", points: [], ids: [2, 3], values: [2, 3] }],
+    [{ name: "x", kind: "counter", points: [], ids: [4], values: [4] }],
+  ]);
+});
+
+test("Storage.harvestCut() numbers series and sends known ones as columns after acknowledge()", () => {
+  const storage = new Storage();
+  const { table } = storage.register({ name: "hits", kind: "counter" });
+  const hist = storage.register({ name: "h", kind: "histogram", boundaries: [1] }).table;
+  const add = () => {
+    const s = table.get({ a: 1 });
+    s.value += 1;
+    s.dirty = true;
+    const h = hist.get(undefined);
+    h.count += 1;
+    h.sum += 0.5;
+    h.buckets[0] += 1;
+    h.dirty = true;
+  };
+  add();
+  const first = storage.harvestCut();
+  assert.deepEqual(first.metrics[0].points, [{ id: 0, attributes: { a: 1 }, value: 1 }]);
+  add();
+  assert.equal(storage.harvestCut().metrics[0].ids, undefined, "cut 1 is not acknowledged yet");
+  storage.acknowledge(first.number);
+  add();
+  const third = storage.harvestCut();
+  assert.deepEqual(third.metrics[0], {
+    name: "hits",
+    kind: "counter",
+    points: [],
+    ids: [0],
+    values: [1],
+  });
+  assert.deepEqual(third.metrics[1].points[0].id, 1);
+  assert.equal(third.metrics[1].points[0].attributes, undefined, "a histogram by id, as a point");
+  assert.equal(storage.cut().metrics.length, 0);
 });
