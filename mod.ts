@@ -170,8 +170,10 @@ export function instrument<H extends FetchHandler>(
 }
 
 /**
- * Names the route of a request, recorded as `http.route` on its duration.
- * Without it no route is recorded (never the raw path).
+ * Names the route of a request, recorded as `http.route` on its duration:
+ * a fetch `Request`, or a `node:http` request (`req` in Express, `req.raw` in
+ * Fastify, `ctx.req` in Koa). Express routes are named without it. Without
+ * either, no route is recorded (never the raw path).
  *
  * @example Name a parameterised route
  * ```ts
@@ -180,7 +182,7 @@ export function instrument<H extends FetchHandler>(
  * setRoute(req, "/users/:id");
  * ```
  */
-export function setRoute(req: Request, route: string): void {
+export function setRoute(req: Request | object, route: string): void {
   getReporter().setRoute(req, route);
 }
 

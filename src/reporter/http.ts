@@ -1,7 +1,9 @@
 /**
- * Timing of fetch-style request handlers: `http.server.request.duration` with
- * the request method, the response status and, when the app named it, the
- * route. Shared by the wrapped `Deno.serve` / `Bun.serve` and by `instrument()`.
+ * Timing of fetch-style request handlers and of `node:http` requests:
+ * `http.server.request.duration` with the request method, the response status
+ * and, when the app or its framework named it, the route. Shared by the
+ * wrapped `Deno.serve` / `Bun.serve`, the hooked `node:http` servers and
+ * `instrument()`.
  *
  * @module
  */
@@ -49,6 +51,42 @@ function statusOf(res: unknown): number {
   return typeof status === "number" ? status : 500;
 }
 
+/** A `node:http` request as the timing reads it (`IncomingMessage`, Express's `req`). */
+export interface NodeRequest {
+  method?: string;
+  /** Express: the route that matched, once it has. */
+  route?: { path?: unknown };
+  /** Express: where the router that matched is mounted. */
+  baseUrl?: unknown;
+}
+
+/** A `node:http` response as the timing reads it (`ServerResponse`). */
+export interface NodeResponse {
+  statusCode?: number;
+  once(event: "close", listener: (this: NodeResponse) => void): unknown;
+}
+
+const STARTED = Symbol("forklift.started");
+const REQUEST = Symbol("forklift.request");
+
+/**
+ * The route template Express matched for a request (`req.baseUrl` +
+ * `req.route.path`, as `"/api/items/:id"`), or undefined when none did or the
+ * route is not a string (a RegExp path would name raw paths).
+ *
+ * @example
+ * ```ts
+ * import { expressRoute } from "./http.ts";
+ * console.assert(expressRoute({ baseUrl: "/api", route: { path: "/items/:id" } }) === "/api/items/:id");
+ * console.assert(expressRoute({}) === undefined);
+ * ```
+ */
+export function expressRoute(req: NodeRequest): string | undefined {
+  const path = req.route?.path;
+  if (typeof path !== "string") return undefined;
+  return typeof req.baseUrl === "string" ? req.baseUrl + path : path;
+}
+
 /**
  * The HTTP server metrics of one process and the wrappers that feed them.
  *
@@ -68,11 +106,24 @@ export class HttpMetrics {
   /** Servers wrapped by the runtime hook; `instrument()` then only names routes. */
   wrappedServers = 0;
   readonly #duration: Histogram;
-  readonly #routes = new WeakMap<Request, string>();
+  readonly #routes = new WeakMap<object, string>();
   #routesUsed = false;
+  /** Records a `node:http` response when it closes; `this` is the response. */
+  readonly #nodeClosed: (this: NodeResponse) => void;
 
   /** Creates the metrics in `storage`. */
   constructor(storage: Storage) {
+    // deno-lint-ignore no-this-alias
+    const metrics = this;
+    this.#nodeClosed = function (this: NodeResponse) {
+      const res = this as NodeResponse & { [STARTED]?: number; [REQUEST]?: NodeRequest };
+      const req = res[REQUEST];
+      const t0 = res[STARTED];
+      if (req === undefined || t0 === undefined) return;
+      res[REQUEST] = undefined;
+      const status = typeof res.statusCode === "number" ? res.statusCode : 500;
+      metrics.done(req as unknown as Request, status, t0, expressRoute(req));
+    };
     this.#duration = new Histogram(storage, HTTP_DURATION, {
       unit: "s",
       description: "Duration of HTTP server requests",
@@ -80,8 +131,23 @@ export class HttpMetrics {
     });
   }
 
-  /** Names the route of `req` (`http.route`), e.g. `"/users/:id"`. */
-  setRoute(req: Request, route: string): void {
+  /**
+   * Times one `node:http` request, from now until its response closes
+   * (finished, or cut off by the client).
+   */
+  nodeRequest(req: NodeRequest, res: NodeResponse): void {
+    if (typeof res?.once !== "function") return;
+    const r = res as NodeResponse & { [STARTED]?: number; [REQUEST]?: NodeRequest };
+    r[STARTED] = performance.now();
+    r[REQUEST] = req;
+    res.once("close", this.#nodeClosed);
+  }
+
+  /**
+   * Names the route of `req` (`http.route`), e.g. `"/users/:id"`: a fetch
+   * `Request`, or a `node:http` request.
+   */
+  setRoute(req: Request | object, route: string): void {
     if (typeof req !== "object" || req === null) return;
     this.#routesUsed = true;
     this.#routes.set(req, String(route));

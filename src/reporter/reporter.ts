@@ -24,7 +24,7 @@ import { hookServe, type ServedServer } from "../runtime/serve.ts";
 import { type WorkerIO, workerIO } from "../runtime/worker_io.ts";
 import { beforeExit } from "../runtime/before_exit.ts";
 import { standaloneOtlp } from "./otlp_standalone.ts";
-import { type FetchHandler, HttpMetrics } from "./http.ts";
+import { type FetchHandler, HttpMetrics, type NodeResponse } from "./http.ts";
 import {
   Counter,
   Gauge,
@@ -261,7 +261,7 @@ export class Reporter {
   }
 
   /** Names the route of a request (`http.route`). */
-  setRoute(req: Request, route: string): void {
+  setRoute(req: Request | object, route: string): void {
     this.http.setRoute(req, route);
   }
 
@@ -608,6 +608,7 @@ export class Reporter {
         return this.http.wrap(handler, route);
       },
       listening: (server) => this.listening(server),
+      request: (req, res) => this.http.nodeRequest(req, res as NodeResponse),
       closed: (server) => {
         if (this.#servers.delete(server)) this.http.wrappedServers--;
       },

@@ -1,11 +1,19 @@
 /**
- * Hooks `Deno.serve` and `Bun.serve` so every server a worker starts is timed,
- * shares its port (`reusePort`) when asked, reports its bound address, and can
- * be drained on a graceful shutdown. Both the call form and the
- * `export default { fetch }` form go through these globals: Deno's
- * `DENO_AUTO_SERVE=1 deno run` calls `Deno.serve({ handler, port, hostname,
- * onListen })`, and Bun serves a default export by calling `Bun.serve(exported)`
- * after the preload ran.
+ * Hooks `Deno.serve`, `Bun.serve` and `node:http` / `node:https` servers so
+ * every server a worker starts is timed, shares its port (`reusePort`) when
+ * asked, reports its bound address, and can be drained on a graceful
+ * shutdown. Both the call form and the `export default { fetch }` form go
+ * through these globals: Deno's `DENO_AUTO_SERVE=1 deno run` calls
+ * `Deno.serve({ handler, port, hostname, onListen })`, and Bun serves a
+ * default export by calling `Bun.serve(exported)` after the preload ran.
+ *
+ * `node:http` is never loaded here: in Deno its first use costs 13–40 ms of
+ * start-up. Its servers are found when they listen. Bun's call `Bun.serve`
+ * with an `onNodeHTTPRequest` handler; Deno's read `reusePort` from the
+ * listen options, which a getter on `Object.prototype` answers (and so
+ * shares the port). Either way `node:http` is loaded by then, and its server
+ * class's `emit` is wrapped once: `request` is timed, `listening` tracks the
+ * server, `close` forgets it.
  *
  * This file, with the rest of `src/runtime/`, is the only place that touches
  * `Deno.*` or `Bun.*`. It imports nothing.
@@ -35,6 +43,8 @@ export interface ServeHooks {
   listening(server: ServedServer): void;
   /** Called when a server has closed (by the app or by a drain). */
   closed(server: ServedServer): void;
+  /** A `node:http` server received a request: time it until `res` closes. */
+  request(req: object, res: object): void;
 }
 
 const HOOKED = Symbol.for("forklift.serve.hooked");
@@ -206,6 +216,12 @@ function hookBun(bun: any, hooks: ServeHooks): void {
     if (options === null || typeof options !== "object") {
       return original.call(bun, options, ...rest);
     }
+    if (typeof options.onNodeHTTPRequest === "function") {
+      // Bun's own node:http server: timed and tracked at the node level.
+      hookNodeServers(hooks);
+      const reuse = hooks.reusePort() && options.unix === undefined;
+      return original.call(bun, reuse ? derive(options, { reusePort: true }) : options, ...rest);
+    }
     const server = original.call(
       bun,
       derive(options, bunOverrides(options, hooks, hooks.reusePort())),
@@ -249,6 +265,94 @@ function hookBun(bun: any, hooks: ServeHooks): void {
   bun.serve = serve;
 }
 
+const NODE_HOOKED = Symbol.for("forklift.node.hooked");
+
+/**
+ * Wraps `emit` of the server class `node:http` servers share (Deno's
+ * `net.Server`, Bun's `http.Server`), once per process. `node:http` is
+ * loaded already whenever this runs.
+ */
+function hookNodeServers(hooks: ServeHooks): void {
+  const global = g();
+  if (global[NODE_HOOKED]) return;
+  Object.defineProperty(global, NODE_HOOKED, { value: true });
+  try {
+    const load = global.process?.getBuiltinModule;
+    if (typeof load !== "function") return;
+    const http = load.call(global.process, "node:http");
+    const net = load.call(global.process, "node:net");
+    const proto = http.Server.prototype instanceof net.Server
+      ? net.Server.prototype
+      : http.Server.prototype;
+    const emit = proto.emit;
+    proto.emit = function (this: any, type: unknown, a: any, b: any): boolean {
+      if (type === "request") {
+        try {
+          hooks.request(a, b);
+        } catch { /* never in the request's way */ }
+      } else if (type === "listening") {
+        trackNode(this, hooks);
+      } else if (type === "close") {
+        closedOnce(this, hooks);
+      }
+      return emit.apply(this, arguments as any);
+    };
+  } catch {
+    // An unexpected node layer: its servers go untimed, never broken.
+  }
+}
+
+function trackNode(server: any, hooks: ServeHooks): void {
+  if (server[SERVED] !== undefined) return;
+  track(
+    server,
+    hooks,
+    () => {
+      const a = server.address();
+      if (typeof a === "string") return `unix:${a}`;
+      return hostPort(String(a?.address), Number(a?.port));
+    },
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive connections with no request in flight would hold close() open.
+        server.closeIdleConnections?.();
+      }),
+    () => {
+      server.closeAllConnections?.();
+      server.close?.();
+    },
+  );
+}
+
+/**
+ * Deno's `node:net` reads `reusePort` from its listen options, a plain
+ * object: a getter on `Object.prototype` finds every `node:http` server as
+ * it binds and shares its port under forklift. An own `reusePort` (set by
+ * the app, or by a `Deno.serve` hook) is never reached; assigning one makes
+ * it own.
+ */
+function trapNodeListen(hooks: ServeHooks): void {
+  Object.defineProperty(Object.prototype, "reusePort", {
+    configurable: true,
+    enumerable: false,
+    get(this: unknown): true | undefined {
+      if (!g()[NODE_HOOKED] && /deno_node|node:/.test(new Error().stack ?? "")) {
+        hookNodeServers(hooks);
+      }
+      return hooks.reusePort() ? true : undefined;
+    },
+    set(this: object, value: unknown) {
+      Object.defineProperty(this, "reusePort", {
+        value,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    },
+  });
+}
+
 const SERVED = Symbol("forklift.served");
 
 function track(
@@ -284,7 +388,8 @@ function closedOnce(server: any, hooks: ServeHooks): void {
 }
 
 /**
- * Replaces `Deno.serve` / `Bun.serve` with timed versions. Runs at most once
+ * Replaces `Deno.serve` / `Bun.serve` with timed versions, and finds
+ * `node:http` servers as they listen. Runs at most once
  * per process, however many copies of this module are loaded; returns whether
  * this call installed the hook.
  *
@@ -296,14 +401,17 @@ function closedOnce(server: any, hooks: ServeHooks): void {
  *   wrap: (handler) => handler,
  *   listening: (server) => console.log("listening on", server.addr),
  *   closed: () => {},
+ *   request: () => {},
  * });
  * ```
  */
 export function hookServe(hooks: ServeHooks): boolean {
   const global = g();
   if (global[HOOKED]) return false;
-  if (global.Deno !== undefined) hookDeno(global.Deno, hooks);
-  else if (global.Bun !== undefined) hookBun(global.Bun, hooks);
+  if (global.Deno !== undefined) {
+    hookDeno(global.Deno, hooks);
+    trapNodeListen(hooks);
+  } else if (global.Bun !== undefined) hookBun(global.Bun, hooks);
   else return false;
   Object.defineProperty(global, HOOKED, { value: true });
   return true;
