@@ -116,10 +116,11 @@ export class Aggregator {
   #instrumentLimit: number;
   /** Declarations an instrument has left behind, by name: never taken up again. */
   #retired = new Map<string, Set<string>>();
-  /** Each worker's numbered series, by worker key and then by id. */
-  #known = new Map<number, _Known[]>();
-  /** The numbered series of the worker being merged, by id. */
+  /** Each worker's numbered series, by worker key, then stream (its isolates), then id. */
+  #known = new Map<number, Map<number, _Known[]>>();
+  /** The numbered series of the worker and stream being merged, by id. */
   #ids: _Known[] | undefined;
+  #stream = 0;
 
   /**
    * Creates an empty aggregator.
@@ -165,7 +166,9 @@ export class Aggregator {
   /**
    * Merges one validated harvest from `worker`, a key unique to one worker
    * process, whose gauges are labelled with its `slot` (1..N; the key itself
-   * when not given). Never throws; returns how many points had to be dropped.
+   * when not given). `stream` tells apart the reporters of one process (its
+   * isolates), each numbering its series on its own. Never throws; returns
+   * how many points had to be dropped.
    *
    * @example Merge a histogram
    * ```ts
@@ -181,12 +184,13 @@ export class Aggregator {
    * console.assert(dropped === 0);
    * ```
    */
-  merge(worker: number, metrics: HarvestMetric[], slot: number = worker): number {
+  merge(worker: number, metrics: HarvestMetric[], slot: number = worker, stream = 0): number {
     let dropped = 0;
     if (!Array.isArray(metrics)) return 0;
     for (const metric of metrics) {
       try {
-        this.#ids = this.#known.get(worker);
+        this.#ids = this.#known.get(worker)?.get(stream);
+        this.#stream = stream;
         dropped += this.#mergeMetric(worker, slot, metric);
       } catch {
         // A shape the validator should have refused: count it, never throw.
@@ -354,7 +358,11 @@ export class Aggregator {
       if (typeof attributes !== "object" || attributes === null) return undefined;
       const known: _Known = { attributes, key: canonicalAttributes(attributes) };
       if (id !== undefined && Number.isInteger(id) && id >= 0 && id < MAX_SERIES_ID) {
-        if (this.#ids === undefined) this.#known.set(worker, this.#ids = []);
+        if (this.#ids === undefined) {
+          let streams = this.#known.get(worker);
+          if (streams === undefined) this.#known.set(worker, streams = new Map());
+          streams.set(this.#stream, this.#ids = []);
+        }
         this.#ids[id] = known;
       }
       return known;

@@ -103,7 +103,7 @@ export class Arbiter {
       ready: (w) => this.#enqueue({ type: "ready", worker: w.id }),
       seen: (w, requests) => this.#enqueue({ type: "seen", worker: w.id, requests }),
       exit: (w, code, signal) => this.#enqueue({ type: "exited", worker: w.id, code, signal }),
-      harvest: (w, m) => this.#telemetry.harvest(w, m),
+      harvest: (w, m, stream) => this.#telemetry.harvest(w, m, stream),
       invalid: (w, reason) => {
         this.#telemetry.invalid(w);
         // A hostile or broken worker must not flood the log: one line per

@@ -6,9 +6,11 @@
  * @module
  */
 import { readFileSync } from "node:fs";
-import { basename } from "node:path";
+import { availableParallelism } from "node:os";
+import { basename, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { ConfigError } from "../config/errors.ts";
-import { CHANNEL_ENV_NAMES, WORKER_ENV_NAMES } from "../protocol/env.ts";
+import { CHANNEL_ENV_NAMES, ISOLATES_ENV, WORKER_ENV_NAMES } from "../protocol/env.ts";
 
 /** How a worker is started, apart from its per-worker variables. */
 export interface LaunchPlan {
@@ -25,6 +27,8 @@ export interface LaunchPlan {
    * channel: set for injected Deno programs (see `src/runtime/worker_io.ts`).
    */
   channel?: string;
+  /** Isolates in each worker, each with its own reporter (`deno serve --parallel`); 1 when absent. */
+  isolates?: number;
 }
 
 /** Options of {@linkcode planLaunch}. */
@@ -81,6 +85,82 @@ function denoServeAddress(args: string[]): { args: string[]; address?: string } 
   }
   const address = host || port ? `tcp:${host ?? "0.0.0.0"}:${port ?? "8000"}` : undefined;
   return { args: out, address };
+}
+
+/** `deno serve` flags whose value is the next argument. */
+const SERVE_VALUE_FLAGS = new Set([
+  "--port",
+  "--host",
+  "-c",
+  "--config",
+  "--import-map",
+  "--cert",
+  "--location",
+  "--seed",
+  "--ext",
+  "--conditions",
+  "--preload",
+  "--require",
+]);
+
+/** Splits `deno serve` arguments into its flags, the file it serves, and the program's own. */
+function splitServeArgs(args: string[]): { flags: string[]; file?: string; rest: string[] } {
+  const flags: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--") return { flags, file: args[i + 1], rest: args.slice(i + 2) };
+    if (!a.startsWith("-") || a === "-") return { flags, file: a, rest: args.slice(i + 1) };
+    flags.push(a);
+    if (SERVE_VALUE_FLAGS.has(a) && i + 1 < args.length) flags.push(args[++i]);
+  }
+  return { flags, rest: [] };
+}
+
+/**
+ * `deno serve --parallel FILE`: Deno's own isolates, each of which must load
+ * the reporter, and `deno serve` does not load `--preload` modules. The file
+ * served becomes a module of two lines, as a `data:` URL: import the
+ * reporter, then re-export the app's default export. Each isolate reports on
+ * its own connection to the master, all with the worker's token.
+ */
+function planParallelServe(argv: string[], options: PlanOptions): LaunchPlan {
+  const { flags, file, rest } = splitServeArgs(argv.slice(2));
+  if (file === undefined) {
+    throw new ConfigError("deno serve --parallel needs the FILE to serve, after its flags");
+  }
+  const app = /^[a-z][a-z0-9+.-]*:/i.test(file) && !/^[a-z]:[\\/]/i.test(file)
+    ? file
+    : pathToFileURL(resolve(options.cwd, file)).href;
+  const preload = pathToFileURL(options.preload).href;
+  const entry = `import ${JSON.stringify(preload)};\nexport { default } from ${
+    JSON.stringify(app)
+  };\n`;
+  const jobs = Number(options.env.DENO_JOBS);
+  const isolates = Number.isSafeInteger(jobs) && jobs > 0 ? jobs : availableParallelism();
+  const ours = denoFlags(options.preload, flags, options.channel);
+  // The reporter comes in through the entry module: `deno serve` would not load it as --preload.
+  ours.splice(ours.indexOf("--preload"), 2);
+  const env = ours.findIndex((f) => f.startsWith("--allow-env="));
+  if (env >= 0) ours[env] += `,${ISOLATES_ENV}`;
+  // Under `deno serve`, connecting to a Unix socket takes net permission on it.
+  if (options.channel !== undefined && !grants(flags, "--allow-net", "-N")) {
+    ours.push(`--allow-net=unix:${options.channel}`);
+  }
+  return {
+    argv: [
+      argv[0],
+      "serve",
+      ...ours,
+      ...flags,
+      `data:application/javascript,${encodeURIComponent(entry)}`,
+      ...rest,
+    ],
+    env: { DENO_JOBS: String(isolates), [ISOLATES_ENV]: String(isolates) },
+    injected: true,
+    runtime: "deno",
+    isolates,
+    ...(options.channel ? { channel: options.channel } : {}),
+  };
 }
 
 function stripJsonComments(text: string): string {
@@ -160,6 +240,7 @@ export function planLaunch(argv: string[], options: PlanOptions): LaunchPlan {
       ...(options.channel ? { channel: options.channel } : {}),
     });
     if (sub === "run") return injected(argv.slice(2), {});
+    if (sub === "serve" && argv.includes("--parallel")) return planParallelServe(argv, options);
     if (sub === "serve") {
       const { args, address } = denoServeAddress(argv.slice(2));
       return injected(args, {

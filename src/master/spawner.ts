@@ -24,7 +24,8 @@ export interface WorkerListener {
   hello(worker: WorkerRef): void;
   ready(worker: WorkerRef): void;
   seen(worker: WorkerRef, requests?: number): void;
-  harvest(worker: WorkerRef, message: HarvestMessage): void;
+  /** A harvest, and the stream (isolate) of the worker it came on. */
+  harvest(worker: WorkerRef, message: HarvestMessage, stream: number): void;
   invalid(worker: WorkerRef, reason: string): void;
   exit(worker: WorkerRef, code: number | null, signal: string | null): void;
 }
@@ -145,7 +146,7 @@ export class ProcessSpawner implements WorkerSpawner {
       // which asks for a final harvest before anything is signalled.
       inheritStdin: once,
       detached: !once,
-      channel,
+      channel: channel && { ...channel, streams: this.#plan.isolates ?? 1 },
     };
     const argv = this.#plan.argv;
     const handle = new WorkerHandle(
@@ -157,7 +158,7 @@ export class ProcessSpawner implements WorkerSpawner {
         hello: () => listener.hello(ref),
         ready: () => listener.ready(ref),
         seen: (_, requests) => listener.seen(ref, requests),
-        harvest: (_, m) => listener.harvest(ref, m),
+        harvest: (_, m, stream) => listener.harvest(ref, m, stream),
         invalid: (_, reason) => listener.invalid(ref, reason),
         exit: (h) => {
           if (h.pid !== null) {
@@ -172,6 +173,7 @@ export class ProcessSpawner implements WorkerSpawner {
         json: () => this.#settings.values.log_format === "json",
       },
       this.#o.write,
+      channel === undefined ? 1 : this.#plan.isolates ?? 1,
     );
     if (!once && handle.pid !== null) this.#watch(handle.pid);
     const maxRequests = values.max_requests as number;

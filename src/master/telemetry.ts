@@ -44,8 +44,8 @@ export interface SupervisionSnapshot {
 
 /** Where harvests go and how the master shows itself. */
 export interface Telemetry {
-  /** Merges a worker's harvest. */
-  harvest(worker: WorkerKey, message: HarvestMessage): void;
+  /** Merges a worker's harvest, from one of its streams (isolates; 0 when it has one). */
+  harvest(worker: WorkerKey, message: HarvestMessage, stream?: number): void;
   /** Counts a message that failed validation. */
   invalid(worker: WorkerKey): void;
   /** The worker is gone: its gauges go, its counts stay. */
@@ -120,12 +120,13 @@ export class MasterTelemetry implements Telemetry {
     });
   }
 
-  harvest(worker: WorkerKey, m: HarvestMessage): void {
+  harvest(worker: WorkerKey, m: HarvestMessage, stream = 0): void {
     this.#harvests++;
     for (const metric of m.metrics) {
       if (!this.#firstSeen.has(metric.name)) this.#firstSeen.set(metric.name, this.#firstSeen.size);
     }
-    this.#dropped += (m.dropped ?? 0) + this.#aggregator.merge(worker.id, m.metrics, worker.slot);
+    this.#dropped += (m.dropped ?? 0) +
+      this.#aggregator.merge(worker.id, m.metrics, worker.slot, stream);
   }
 
   invalid(_worker: WorkerKey): void {

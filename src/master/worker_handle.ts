@@ -26,8 +26,8 @@ export interface WorkerEvents {
   ready(worker: WorkerHandle): void;
   /** Any other valid message; `requests` when it reported its request count. */
   seen(worker: WorkerHandle, requests?: number): void;
-  /** A validated harvest; the handle acks it after this returns. */
-  harvest(worker: WorkerHandle, message: HarvestMessage): void;
+  /** A validated harvest, and the stream (isolate) it came on; the handle acks it after this returns. */
+  harvest(worker: WorkerHandle, message: HarvestMessage, stream: number): void;
   /** A message failed validation (counted, never fatal). */
   invalid(worker: WorkerHandle, reason: string): void;
   /** The process is gone. */
@@ -39,6 +39,17 @@ const MERGED_SEQS = 1024;
 
 /** How long the app's leftover processes have after SIGTERM before SIGKILL. */
 const GROUP_KILL_MS = 1_000;
+
+/** What a handle knows of one stream: one reporter (isolate) in the worker process. */
+interface StreamState {
+  hello: boolean;
+  ready: boolean;
+  bye: boolean;
+  /** Requests it reported completing (cumulative). */
+  requests: number;
+  /** The seqs merged lately, oldest first. */
+  merged: Set<number>;
+}
 
 /** A state change with its time, for `/status`. */
 export interface Transition {
@@ -79,8 +90,9 @@ export class WorkerHandle {
   #events: WorkerEvents;
   #outputs: Array<{ flush(): void }> = [];
   #exited = false;
-  /** The seqs merged lately, oldest first. */
-  #merged = new Set<number>();
+  /** Reporters the process runs: one, or one per isolate (`deno serve --parallel`). */
+  readonly streams: number;
+  #streams = new Map<number, StreamState>();
 
   /**
    * Starts the worker: `start` spawns the process with the events this
@@ -93,7 +105,9 @@ export class WorkerHandle {
     events: WorkerEvents,
     output: OutputOptions,
     write: { stdout(s: string): void; stderr(s: string): void },
+    streams = 1,
   ) {
+    this.streams = streams;
     this.slot = slot;
     this.generation = generation;
     this.#events = events;
@@ -103,7 +117,7 @@ export class WorkerHandle {
     this.#outputs = [out, err];
     this.#child = start({
       output: (stream, chunk) => (stream === "stdout" ? out : err).write(chunk),
-      message: (raw) => this.#onMessage(raw),
+      message: (raw, stream) => this.#onMessage(raw, stream),
       exit: (code, signal) => this.#onExit(code, signal),
     });
     this.pid = this.#child.pid ?? null;
@@ -120,9 +134,28 @@ export class WorkerHandle {
     this.transitions.push({ state, at: new Date().toISOString() });
   }
 
-  /** Sends a message; false when the channel is gone. */
+  /** Sends a message to every reporter of the worker; false when the channel is gone. */
   send(message: MasterMessage): boolean {
     return this.#child.send(message);
+  }
+
+  #stream(stream: number): StreamState {
+    let st = this.#streams.get(stream);
+    if (st === undefined) {
+      st = { hello: false, ready: false, bye: false, requests: 0, merged: new Set() };
+      this.#streams.set(stream, st);
+    }
+    return st;
+  }
+
+  #all(flag: "ready" | "bye"): boolean {
+    let n = 0;
+    for (const st of this.#streams.values()) {
+      if (!st.hello) continue;
+      if (!st[flag]) return false;
+      n++;
+    }
+    return flag === "bye" ? n > 0 : n >= this.streams;
   }
 
   /** Sends a signal to the worker process (by pid, never by name). */
@@ -131,7 +164,7 @@ export class WorkerHandle {
     this.#child.kill(signal);
   }
 
-  #onMessage(raw: unknown): void {
+  #onMessage(raw: unknown, stream = 0): void {
     this.lastSeenWall = new Date();
     const parsed = parseWorkerMessage(raw);
     if (!parsed.ok) {
@@ -139,43 +172,69 @@ export class WorkerHandle {
       return;
     }
     const m = parsed.message;
+    const st = this.#stream(stream);
     switch (m.type) {
       case "hello": {
+        if (st.hello) return this.#events.seen(this);
+        st.hello = true;
+        this.#child.send(
+          { type: "welcome", v: PROTOCOL_VERSION, ...this.#events.welcome(this) },
+          stream,
+        );
         if (this.helloAt !== undefined) return this.#events.seen(this);
         this.helloAt = performance.now();
         this.runtime = m.runtime;
         this.mark("hello");
-        this.send({ type: "welcome", v: PROTOCOL_VERSION, ...this.#events.welcome(this) });
         return this.#events.hello(this);
       }
       case "ready":
-        this.addr = m.addr;
+        st.ready = true;
+        this.addr ??= m.addr;
+        // A worker of several isolates is ready once each of them listens.
+        if (!this.#all("ready")) return this.#events.seen(this);
         this.readyAt ??= performance.now();
         return this.#events.ready(this);
       case "heartbeat":
-        return this.#events.seen(this, this.#count(m.requests));
+        return this.#events.seen(this, this.#count(st, m.requests));
       case "harvest":
         // A worker resends what it saw no ack for, with the same seq: merge each seq once.
-        if (!this.#merged.has(m.seq)) {
-          this.#merged.add(m.seq);
-          if (this.#merged.size > MERGED_SEQS) {
-            this.#merged.delete(this.#merged.values().next().value!);
+        if (!st.merged.has(m.seq)) {
+          st.merged.add(m.seq);
+          if (st.merged.size > MERGED_SEQS) {
+            st.merged.delete(st.merged.values().next().value!);
           }
           this.harvests++;
           this.lastHarvestWall = new Date();
-          this.#events.harvest(this, m);
+          this.#events.harvest(this, m, stream);
         }
-        this.send({ type: "ack", v: PROTOCOL_VERSION, seq: m.seq });
-        return this.#events.seen(this, this.#count(m.requests));
+        this.#child.send({ type: "ack", v: PROTOCOL_VERSION, seq: m.seq }, stream);
+        return this.#events.seen(this, this.#count(st, m.requests));
       case "bye":
+        st.bye = true;
+        if (!this.#all("bye")) return this.#events.seen(this);
         this.mark("bye");
+        // Isolates of one process do not exit one by one (the first would end
+        // them all): once each has handed over its last harvest, the process goes.
+        if (this.streams > 1) this.#end();
         return this.#events.seen(this);
     }
   }
 
-  #count(requests: number | undefined): number | undefined {
-    if (requests !== undefined) this.requests = Math.max(this.requests, requests);
-    return requests;
+  /** Takes a stream's cumulative request count; returns the worker's, summed over its streams. */
+  #count(st: StreamState, requests: number | undefined): number | undefined {
+    if (requests === undefined) return undefined;
+    st.requests = Math.max(st.requests, requests);
+    let total = 0;
+    for (const s of this.#streams.values()) total += s.requests;
+    this.requests = total;
+    return total;
+  }
+
+  /** Ends a process of several isolates that all said bye: TERM, and KILL if the app holds on. */
+  #end(): void {
+    this.signal("SIGTERM");
+    const late = setTimeout(() => this.signal("SIGKILL"), GROUP_KILL_MS);
+    (late as { unref?: () => void }).unref?.();
   }
 
   #onExit(code: number | null, signal: string | null): void {

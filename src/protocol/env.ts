@@ -17,6 +17,11 @@ export const WORKERS_ENV = "FORKLIFT_WORKERS";
 export const CHANNEL_ENV = "FORKLIFT_CHANNEL";
 /** The token a Deno worker sends first on its channel, naming itself. */
 export const CHANNEL_TOKEN_ENV = "FORKLIFT_CHANNEL_TOKEN";
+/**
+ * Isolates in the worker, each with its own reporter and channel connection
+ * (`deno serve --parallel`); absent for one.
+ */
+export const ISOLATES_ENV = "FORKLIFT_ISOLATES";
 
 /** Variables every worker gets. */
 export const WORKER_ENV_NAMES: readonly string[] = [MASTER_PID_ENV, WORKER_ID_ENV, WORKERS_ENV];
@@ -26,6 +31,7 @@ export const CHANNEL_ENV_NAMES: readonly string[] = [CHANNEL_ENV, CHANNEL_TOKEN_
 export const ALL_WORKER_ENV_NAMES: readonly string[] = [
   ...WORKER_ENV_NAMES,
   ...CHANNEL_ENV_NAMES,
+  ISOLATES_ENV,
 ];
 
 /** One worker's place, as {@linkcode workerEnv} writes it. */

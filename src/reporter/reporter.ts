@@ -142,6 +142,7 @@ export function processHost(): ReporterHost {
     nextTick: io.nextTick,
     now: () => performance.now(),
     exit: io.exit,
+    isolates: io.isolates,
     wake: io.wake,
     hookServe: (reporter) => void hookServe(reporter.serveHooks()),
     beforeExit,
@@ -660,6 +661,7 @@ export class Reporter {
     const worker = this.#state === "welcomed" || this.#state === "hello";
     this.#state = "stopping";
     this.#disarm();
+    let said = false;
     try {
       if (farewell) host.refChannel(true);
       await this.#drainServers(gracefulMs);
@@ -673,6 +675,7 @@ export class Reporter {
           const timer = host.setTimeout(resolve, ACK_TIMEOUT_MS);
           this.#send({ type: "bye", v: PROTOCOL_VERSION, seq }, () => {
             host.clearTimer(timer);
+            said = true;
             resolve();
           });
         });
@@ -681,6 +684,12 @@ export class Reporter {
       // Exit anyway: a worker told to stop must stop.
     }
     this.#state = "stopped";
+    // One isolate of several ending the process would cut the others' last
+    // harvests short: the master ends it once every isolate has said bye.
+    if (said && (host.isolates ?? 1) > 1) {
+      host.refChannel(false);
+      return;
+    }
     host.exit(0);
   }
 }

@@ -20,20 +20,24 @@ import { readChunks, writeAll } from "./deno_conn.ts";
 /** Longest a token line may be; anything longer is not one of ours. */
 const MAX_TOKEN_BYTES = 128;
 
-/** The master's end of one worker's channel. */
+/**
+ * The master's end of one worker's channel: one connection, or one per
+ * isolate when the worker runs several (`deno serve --parallel`), each a
+ * numbered stream.
+ */
 export interface ChannelPeer {
-  /** True once the worker connected and until its connection closes. */
+  /** True once the worker connected and until its connections close. */
   readonly connected: boolean;
-  /** Sends a message; false when not connected. */
-  send(message: unknown): boolean;
-  /** Forgets the token and closes the connection, if any. */
+  /** Sends a message to one stream, or to every stream; false when none got it. */
+  send(message: unknown, stream?: number): boolean;
+  /** Forgets the token and closes the connections, if any. */
   close(): void;
 }
 
 /** What the master hears on one worker's channel. */
 export interface ChannelEvents {
-  /** A message, or `undefined` for a line that was not JSON. */
-  message(message: unknown): void;
+  /** A message, or `undefined` for a line that was not JSON, and the stream it came on. */
+  message(message: unknown, stream: number): void;
 }
 
 /** The socket all Deno workers connect to. */
@@ -41,8 +45,8 @@ export interface ChannelServer {
   readonly path: string;
   /** Connections closed because their first line was no known token. */
   readonly rejected: number;
-  /** Expects one connection presenting `token`. */
-  expect(token: string, events: ChannelEvents): ChannelPeer;
+  /** Expects `streams` connections (1 by default) presenting `token`. */
+  expect(token: string, events: ChannelEvents, streams?: number): ChannelPeer;
   /** Stops listening, closes every connection and removes the socket file. */
   close(): void;
 }
@@ -56,36 +60,65 @@ interface Wire {
 class Peer implements ChannelPeer {
   readonly token: string;
   readonly events: ChannelEvents;
-  wire: Wire | undefined;
+  /** The connections so far, by stream; an ended one stays as `undefined`. */
+  readonly wires: Array<Wire | undefined> = [];
+  /** How many connections the token admits. */
+  readonly streams: number;
   closed = false;
   readonly #forget: (peer: Peer) => void;
 
-  constructor(token: string, events: ChannelEvents, forget: (peer: Peer) => void) {
+  constructor(
+    token: string,
+    events: ChannelEvents,
+    streams: number,
+    forget: (peer: Peer) => void,
+  ) {
     this.token = token;
     this.events = events;
+    this.streams = streams;
     this.#forget = forget;
   }
 
   get connected(): boolean {
-    return this.wire !== undefined && !this.closed;
+    return !this.closed && this.wires.some((w) => w !== undefined);
   }
 
-  send(message: unknown): boolean {
-    if (!this.connected) return false;
-    try {
-      this.wire!.write(encodeLine(message));
-      return true;
-    } catch {
-      return false;
+  /** Takes one more connection; returns its stream, or -1 when the token admits no more. */
+  attach(wire: Wire): number {
+    if (this.closed || this.wires.length >= this.streams) return -1;
+    this.wires.push(wire);
+    if (this.wires.length >= this.streams) this.#forget(this);
+    return this.wires.length - 1;
+  }
+
+  detach(stream: number): void {
+    this.wires[stream] = undefined;
+  }
+
+  send(message: unknown, stream?: number): boolean {
+    if (this.closed) return false;
+    const targets = stream === undefined ? this.wires : [this.wires[stream]];
+    let sent = false;
+    for (const wire of targets) {
+      if (wire === undefined) continue;
+      try {
+        wire.write(encodeLine(message));
+        sent = true;
+      } catch {
+        // That stream is gone; the others may not be.
+      }
     }
+    return sent;
   }
 
   close(): void {
     this.closed = true;
     this.#forget(this);
-    try {
-      this.wire?.end();
-    } catch { /* already closed */ }
+    for (const wire of this.wires) {
+      try {
+        wire?.end();
+      } catch { /* already closed */ }
+    }
   }
 }
 
@@ -111,6 +144,7 @@ class Pairing {
   /** Returns the byte sink for one new connection. */
   connection(wire: Wire): { data(chunk: Uint8Array): void; closed(): void } {
     let peer: Peer | undefined;
+    let stream = -1;
     let dead = false;
     let named = false;
     const settle = () => {
@@ -134,14 +168,14 @@ class Pairing {
     const split = new LineSplitter((line) => {
       if (dead) return;
       if (peer !== undefined) {
-        peer.events.message(line === undefined ? undefined : parseLine(line));
+        peer.events.message(line === undefined ? undefined : parseLine(line), stream);
         return;
       }
       const found = line === undefined ? undefined : this.expected.get(line);
       if (found === undefined || found.closed) return refuse();
+      stream = found.attach(wire);
+      if (stream < 0) return refuse();
       settle();
-      this.expected.delete(found.token);
-      found.wire = wire;
       peer = found;
       // Past the token, protocol messages may be long.
       split.maxBytes = MAX_LINE_BYTES;
@@ -153,7 +187,7 @@ class Pairing {
       closed: () => {
         dead = true;
         settle();
-        if (peer !== undefined) peer.closed = true;
+        peer?.detach(stream);
       },
     };
   }
@@ -294,8 +328,8 @@ export function listenChannel(
     get rejected() {
       return pairing.rejected;
     },
-    expect(token, events) {
-      const peer = new Peer(token, events, (p) => {
+    expect(token, events, streams = 1) {
+      const peer = new Peer(token, events, Math.max(1, streams), (p) => {
         if (pairing.expected.get(p.token) === p) pairing.expected.delete(p.token);
       });
       pairing.expected.set(token, peer);

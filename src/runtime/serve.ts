@@ -152,9 +152,19 @@ function hookDeno(deno: any, hooks: ServeHooks): void {
     if (typeof handler !== "function") return original.apply(this, arguments);
     const wrapped = hooks.wrap(handler);
     const overrides: Record<string, unknown> = {};
-    if (hooks.reusePort() && options.path === undefined) overrides.reusePort = true;
+    const share = hooks.reusePort() && options.path === undefined;
+    if (share) overrides.reusePort = true;
     if (inOptions) overrides.handler = wrapped;
-    const server = original.call(deno, derive(options, overrides), ...(inOptions ? [] : [wrapped]));
+    const derived = derive(options, overrides);
+    if (share) {
+      // `deno serve --parallel` balances its isolates over one socket of its
+      // own, which no other process may bind: give each isolate a reusePort
+      // socket instead, and the kernel balances every isolate of every worker.
+      for (const key of Object.getOwnPropertySymbols(derived)) {
+        if (key.description === "kLoadBalanced") derived[key] = false;
+      }
+    }
+    const server = original.call(deno, derived, ...(inOptions ? [] : [wrapped]));
     track(
       server,
       hooks,

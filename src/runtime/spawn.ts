@@ -17,8 +17,8 @@ import type { ChannelPeer, ChannelServer } from "./channel_server.ts";
 export interface WorkerProcessEvents {
   /** A chunk of the worker's stdout or stderr. */
   output(stream: "stdout" | "stderr", chunk: Uint8Array): void;
-  /** A message from the worker's `process.send`. */
-  message(message: unknown): void;
+  /** A message from the worker, and the stream it came on (0 but for several isolates). */
+  message(message: unknown, stream: number): void;
   /** The process ended (once), after its output was drained where possible. */
   exit(code: number | null, signal: string | null): void;
 }
@@ -33,10 +33,10 @@ export interface SpawnOptions {
   /** Start the child in its own process group. */
   detached?: boolean;
   /**
-   * Talk over this socket channel (the child connects with `token`) instead
-   * of a Node IPC channel.
+   * Talk over this socket channel (the child connects with `token`, once per
+   * isolate: `streams` times) instead of a Node IPC channel.
    */
-  channel?: { server: ChannelServer; token: string };
+  channel?: { server: ChannelServer; token: string; streams?: number };
 }
 
 /** The master's end of a worker process. */
@@ -44,8 +44,8 @@ export interface WorkerProcess {
   readonly pid: number | undefined;
   /** True while the IPC channel is open. */
   readonly connected: boolean;
-  /** Sends a message over IPC; false when the channel is gone. */
-  send(message: unknown): boolean;
+  /** Sends a message to one stream, or to all; false when the channel is gone. */
+  send(message: unknown, stream?: number): boolean;
   /**
    * Sends a signal (by pid, never by name): to the worker's whole process
    * group when it has its own (`detached`), so the app's own children get it too.
@@ -86,7 +86,7 @@ function spawnBun(argv: string[], options: SpawnOptions, on: WorkerProcessEvents
       serialization: "json",
       detached: options.detached ?? false,
       ...(options.channel ? {} : {
-        ipc: (message: unknown) => on.message(message),
+        ipc: (message: unknown) => on.message(message, 0),
         onDisconnect: () => void (connected = false),
       }),
     });
@@ -147,7 +147,7 @@ function spawnNode(argv: string[], options: SpawnOptions, on: WorkerProcessEvent
   };
   child.stdout?.on("data", (d: Uint8Array) => on.output("stdout", d));
   child.stderr?.on("data", (d: Uint8Array) => on.output("stderr", d));
-  child.on("message", (m: unknown) => on.message(m));
+  child.on("message", (m: unknown) => on.message(m, 0));
   // 'close' waits for stdio to end, so the last lines are written first. Deno
   // never emits it for a child killed by a signal after IPC traffic, so an
   // 'exit' without a 'close' soon after counts as the end too.
@@ -168,7 +168,9 @@ function spawnNode(argv: string[], options: SpawnOptions, on: WorkerProcessEvent
 
 function openChannel(options: SpawnOptions, on: WorkerProcessEvents): ChannelPeer | undefined {
   const c = options.channel;
-  return c === undefined ? undefined : c.server.expect(c.token, { message: on.message });
+  return c === undefined
+    ? undefined
+    : c.server.expect(c.token, { message: on.message }, c.streams ?? 1);
 }
 
 /** The channel half of a worker: a socket channel's peer or a Node IPC channel. */
@@ -212,7 +214,7 @@ function workerProcess(
     get connected() {
       return link.connected;
     },
-    send: (message) => link.send(message),
+    send: (message, stream) => link.send(message, stream),
     kill(signal) {
       if (killGroup(signal)) return;
       try {
@@ -235,7 +237,7 @@ function workerProcess(
  * await prepareSpawn();
  * const worker = spawnWorkerProcess(["/usr/bin/deno", "run", "server.ts"], { env: {}, cwd: "." }, {
  *   output: (stream, chunk) => console.log(stream, chunk.length),
- *   message: (m) => console.log(m),
+ *   message: (m, stream) => console.log(stream, m),
  *   exit: (code, signal) => console.log("exited", code, signal),
  * });
  * ```

@@ -15,7 +15,7 @@
 
 // deno-lint-ignore-file no-explicit-any
 
-import { CHANNEL_ENV, CHANNEL_TOKEN_ENV, MASTER_PID_ENV } from "../protocol/env.ts";
+import { CHANNEL_ENV, CHANNEL_TOKEN_ENV, ISOLATES_ENV, MASTER_PID_ENV } from "../protocol/env.ts";
 import { encodeLine, LineSplitter, parseLine } from "../protocol/framing.ts";
 import { readChunks, writeAll } from "./deno_conn.ts";
 import { forgetEnv, readEnv } from "./serve.ts";
@@ -43,6 +43,12 @@ export interface WorkerIO {
   nextTick(fn: () => void): void;
   /** Ends the process. */
   exit(code: number): void;
+  /**
+   * Reporters in this process: one, or one per isolate (`deno serve
+   * --parallel`). With several, none may end the process (it would end them
+   * all): the master stops it once each has said `bye`.
+   */
+  readonly isolates?: number;
   /** Says the program runs (its server listens): a deferred channel opens now. */
   wake(): void;
 }
@@ -215,9 +221,12 @@ class SocketChannel {
 function denoIO(deno: any): WorkerIO {
   const path = readEnv(CHANNEL_ENV);
   const token = readEnv(CHANNEL_TOKEN_ENV);
+  const isolates = Number(readEnv(ISOLATES_ENV) ?? 1) || 1;
   // The app's own subprocesses must not inherit the token: one that connected
-  // first would take this worker's place on the channel.
-  if (token) forgetEnv(CHANNEL_TOKEN_ENV);
+  // first would take this worker's place on the channel. Isolates share the
+  // environment and each needs the token: there the master admits as many
+  // connections as isolates, and no more.
+  if (token && isolates <= 1) forgetEnv(CHANNEL_TOKEN_ENV);
   if (!path || !token) {
     // No socket named: only a program run by forklift without injection (whose
     // master gave it a Node IPC channel) needs `process`; anything else must
@@ -241,6 +250,7 @@ function denoIO(deno: any): WorkerIO {
     nextTick: (fn) => queueMicrotask(fn),
     exit: (code) => deno.exit(code),
     wake: () => channel?.wake(),
+    isolates,
   };
 }
 

@@ -91,7 +91,7 @@ class FakeSpawner implements WorkerSpawner {
         hello: () => listener.hello(ref),
         ready: () => listener.ready(ref),
         seen: (_, n) => listener.seen(ref, n),
-        harvest: (_, m) => listener.harvest(ref, m),
+        harvest: (_, m, stream) => listener.harvest(ref, m, stream),
         invalid: (_, r) => listener.invalid(ref, r),
         exit: (h) => listener.exit(ref, h.exitCode, h.exitSignal),
       },
@@ -166,7 +166,7 @@ function harness(values: Record<string, string>) {
 }
 
 function say(w: FakeWorker, message: Record<string, unknown>): void {
-  w.events.message({ v: 1, ...message });
+  w.events.message({ v: 1, ...message }, 0);
 }
 
 /** INT, then the worker's exit at its SIGTERM: the arbiter must end with 0. */

@@ -117,6 +117,35 @@ describe("planLaunch()", () => {
     assert.deepEqual(p.env, { DENO_AUTO_SERVE: "1", DENO_SERVE_ADDRESS: "tcp:127.0.0.1:9000" });
   });
 
+  test("planLaunch() keeps deno serve --parallel, loading the reporter in each isolate", () => {
+    const p = plan(
+      ["deno", "serve", "--parallel", "--port", "9000", "--env-file=.env", "app.ts", "x"],
+      { channel: SOCK, env: { DENO_JOBS: "3" }, cwd: "/srv/app" },
+    );
+    const entry = p.argv.at(-2)!;
+    assert.deepEqual(p.argv.slice(0, -2), [
+      "deno",
+      "serve",
+      "--unstable-net",
+      `${ALLOW_CHANNEL},FORKLIFT_ISOLATES`,
+      `--allow-read=${SOCK}`,
+      `--allow-write=${SOCK}`,
+      `--allow-net=unix:${SOCK}`,
+      "--parallel",
+      "--port",
+      "9000",
+      "--env-file=.env",
+    ]);
+    assert.equal(p.argv.at(-1), "x");
+    assert.equal(
+      decodeURIComponent(entry.slice("data:application/javascript,".length)),
+      `import "file://${PRELOAD}";\nexport { default } from "file:///srv/app/app.ts";\n`,
+    );
+    assert.deepEqual(p.env, { DENO_JOBS: "3", FORKLIFT_ISOLATES: "3" });
+    assert.equal(p.isolates, 3);
+    assert.throws(() => plan(["deno", "serve", "--parallel"]), ConfigError);
+  });
+
   test("planLaunch() runs a simple deno task's own command", () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift-inject-`);
     try {

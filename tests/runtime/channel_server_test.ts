@@ -142,3 +142,39 @@ test(
     }
   }),
 );
+
+test(
+  "listenChannel() admits one connection per isolate on a token, as numbered streams, and no more",
+  withServer(async (path) => {
+    const server = listenChannel(path);
+    try {
+      const token = channelToken();
+      const got: Array<[unknown, number]> = [];
+      const peer = server.expect(token, { message: (m, stream) => got.push([m, stream]) }, 2);
+      const a = await client(path);
+      const b = await client(path);
+      a.socket.write(`${token}\n{"n":"a"}\n`);
+      await waitFor("a", () => got.length === 1, 3000);
+      b.socket.write(`${token}\n{"n":"b"}\n`);
+      await waitFor("b", () => got.length === 2, 3000);
+      assert.deepEqual(got, [[{ n: "a" }, 0], [{ n: "b" }, 1]]);
+      const c = await client(path);
+      c.socket.write(`${token}\n{"n":"c"}\n`);
+      await c.closed;
+      assert.equal(got.length, 2, "a third connection on a token for two got in");
+      assert.equal(server.rejected, 1);
+      assert.equal(peer.send({ to: "b" }, 1), true);
+      assert.equal(peer.send({ to: "all" }), true);
+      await waitFor("lines", () => a.lines.length === 1 && b.lines.length === 2, 3000);
+      assert.deepEqual(a.lines.map((l) => JSON.parse(l)), [{ to: "all" }]);
+      assert.deepEqual(b.lines.map((l) => JSON.parse(l)), [{ to: "b" }, { to: "all" }]);
+      a.socket.end();
+      await a.closed;
+      assert.equal(peer.connected, true, "one stream left");
+      b.socket.end();
+      await waitFor("both gone", () => !peer.connected, 3000);
+    } finally {
+      server.close();
+    }
+  }),
+);
