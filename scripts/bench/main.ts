@@ -5,7 +5,8 @@
  *
  * Usage: deno task bench [--quick] [--build] [--no-write] [NAME...]
  *
- * NAME is any of record, overhead, parts, startup, respawn, idle, export, scale (all when none).
+ * NAME is any of record, overhead, apps, parts, startup, respawn, idle, export, scale (all when
+ * none).
  * `--quick` runs fewer rounds (a look, not figures to publish), `--build`
  * rebuilds `dist/forklift` first, `--no-write` leaves the docs page alone.
  * Deno and Bun come from `FORKLIFT_TEST_DENO` / `FORKLIFT_TEST_BUN`, the
@@ -22,6 +23,7 @@ import { forkliftBinary } from "./_forklift.ts";
 import { killAll } from "./_process.ts";
 import { renderTable, type Row, writeResults } from "./_report.ts";
 import { findBun, findDeno, versionOf } from "./_runtimes.ts";
+import { apps } from "./apps.ts";
 import { exportCost } from "./export.ts";
 import { idle } from "./idle.ts";
 import { overhead } from "./overhead.ts";
@@ -31,7 +33,17 @@ import { respawn } from "./respawn.ts";
 import { scale } from "./scale.ts";
 import { startup } from "./startup.ts";
 
-const BENCHES: Bench[] = [record, overhead, parts, startup, respawn, idle, exportCost, scale];
+const BENCHES: Bench[] = [
+  record,
+  overhead,
+  apps,
+  parts,
+  startup,
+  respawn,
+  idle,
+  exportCost,
+  scale,
+];
 const root = new URL("../..", import.meta.url).pathname;
 
 const { values: opts, positionals } = parseArgs({

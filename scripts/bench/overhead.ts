@@ -23,10 +23,15 @@ const TARGET_LOSS = 0.03;
 /** wrk's threads and connections: one thread and 32 keep-alive connections. */
 const WRK_ARGS = ["-t1", "-c32", "--timeout", "2s"];
 
-/** Whether wrk can be run. */
-export function hasWrk(): boolean {
+/** Whether wrk can be run; says how to get it when not, for the benchmark `name`. */
+export function wrkFound(ctx: BenchContext, name: string): boolean {
   const r = spawnSync("wrk", ["-v"], { encoding: "utf8", timeout: 5000 });
-  return r.error === undefined;
+  if (r.error === undefined) return true;
+  ctx.log(
+    `${name}: wrk not found; install it (Debian/Ubuntu: apt-get install -y wrk, ` +
+      `macOS: brew install wrk) and rerun \`deno task bench ${name}\``,
+  );
+  return false;
 }
 
 /**
@@ -46,17 +51,22 @@ export function pinning(): { server: string[]; client: string[]; note: string } 
   };
 }
 
-/** Runs wrk against `port`; resolves to requests per second and any errors. */
+/**
+ * Runs wrk against `port` (GET / unless a Lua `script` makes the requests);
+ * resolves to requests per second and any errors.
+ */
 export async function wrk(
   port: number,
   seconds: number,
   prefix: string[],
+  script?: string,
 ): Promise<{ rps: number; requests: number; errors: string }> {
   const p = start([
     ...prefix,
     "wrk",
     ...WRK_ARGS,
     `-d${seconds}s`,
+    ...(script === undefined ? [] : ["-s", script]),
     `http://127.0.0.1:${port}/`,
   ], {
     deadlineMs: (seconds + 30) * 1000,
@@ -128,13 +138,7 @@ export const overhead: Bench = {
   async run(ctx) {
     const metric = (runtime: string, workers: number) =>
       `hello-world req/s, ${runtime}, -w ${workers} (wrk ${WRK_ARGS.slice(0, 2).join(" ")})`;
-    if (!hasWrk()) {
-      ctx.log(
-        "overhead: wrk not found; install it (Debian/Ubuntu: apt-get install -y wrk, " +
-          "macOS: brew install wrk) and rerun `deno task bench overhead`",
-      );
-      return [];
-    }
+    if (!wrkFound(ctx, "overhead")) return [];
     const rows: Row[] = [];
     // Fresh masters for each block: a process's own luck (its JIT's choices,
     // how the kernel spreads wrk's connections over the workers) stays with it

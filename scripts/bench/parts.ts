@@ -21,7 +21,7 @@ import type { Row } from "./_report.ts";
 import { type RuntimeName, serverArgv } from "./_runtimes.ts";
 import { fmt, median, pairedRatio } from "./_stats.ts";
 import { cpuTicks, ticksPerSecond } from "./idle.ts";
-import { hasWrk, pinning, wrk } from "./overhead.ts";
+import { pinning, wrk, wrkFound } from "./overhead.ts";
 
 /** The preload builds, in the order the table shows them. */
 const VARIANTS: Array<{ name: string; what: string }> = [
@@ -85,10 +85,7 @@ export const parts: Bench = {
   name: "parts",
   summary: "where the reporter's per-request cost goes (preload variants vs bare, info)",
   async run(ctx) {
-    if (!hasWrk()) {
-      ctx.log("parts: wrk not found; install it and rerun `deno task bench parts`");
-      return [];
-    }
+    if (!wrkFound(ctx, "parts")) return [];
     const rows: Row[] = [];
     const rounds = ctx.quick ? 4 : 14;
     const seconds = ctx.quick ? 1 : 2;

@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { Attributes } from "../protocol/messages.ts";
 import { Histogram, HTTP_DURATION_BOUNDARIES } from "./instruments.ts";
 import type { Storage } from "./storage.ts";
 
@@ -66,6 +67,9 @@ export interface NodeResponse {
   once(event: "close", listener: (this: NodeResponse) => void): unknown;
 }
 
+/** Attribute sets kept for reuse, at most. */
+const MAX_ATTRIBUTE_SETS = 512;
+
 const STARTED = Symbol("forklift.started");
 const REQUEST = Symbol("forklift.request");
 
@@ -108,6 +112,9 @@ export class HttpMetrics {
   readonly #duration: Histogram;
   readonly #routes = new WeakMap<object, string>();
   #routesUsed = false;
+  /** Attribute sets already built, by route ("" for none), method and status. */
+  readonly #sets = new Map<string, Map<string, Map<number, Attributes>>>();
+  #setCount = 0;
   /** Records a `node:http` response when it closes; `this` is the response. */
   readonly #nodeClosed: (this: NodeResponse) => void;
 
@@ -160,21 +167,31 @@ export class HttpMetrics {
     try {
       const method = normaliseMethod(req.method);
       if (route === undefined && this.#routesUsed) route = this.#routes.get(req);
-      if (route === undefined) {
-        this.#duration.record(seconds, {
-          "http.request.method": method,
-          "http.response.status_code": status,
-        });
-      } else {
-        this.#duration.record(seconds, {
-          "http.request.method": method,
-          "http.response.status_code": status,
-          "http.route": route,
-        });
-      }
+      this.#duration.record(seconds, this.#attributes(method, status, route));
     } catch {
       // Never let metrics reach the request.
     }
+  }
+
+  /**
+   * The attributes of a request's duration. The same few sets recur: each is
+   * built once and reused, so a request allocates none (bounded, for apps
+   * with many routes or odd statuses).
+   */
+  #attributes(method: string, status: number, route: string | undefined): Attributes {
+    const byMethod = this.#sets.get(route ?? "");
+    const byStatus = byMethod?.get(method);
+    const known = byStatus?.get(status);
+    if (known !== undefined) return known;
+    const attributes: Attributes = route === undefined
+      ? { "http.request.method": method, "http.response.status_code": status }
+      : { "http.request.method": method, "http.response.status_code": status, "http.route": route };
+    if (this.#setCount >= MAX_ATTRIBUTE_SETS) return attributes;
+    this.#setCount++;
+    if (byStatus !== undefined) byStatus.set(status, attributes);
+    else if (byMethod !== undefined) byMethod.set(method, new Map([[status, attributes]]));
+    else this.#sets.set(route ?? "", new Map([[method, new Map([[status, attributes]])]]));
+    return attributes;
   }
 
   /**

@@ -1,0 +1,224 @@
+/**
+ * `apps`: the per-worker cost of forklift on the apps users run. A Hono app
+ * and an Express app (a route with a parameter, a JSON body in and out; wrk
+ * sends three reads for each write, `fixtures/mixed.lua`), and hello-world as
+ * a second row, on Deno and on Bun: `forklift run -w 2` against the same app
+ * as two processes started by hand on one reusePort port, in the same run.
+ * The servers share one core and wrk has the other; short rounds alternate
+ * between the two sides (ABBA).
+ *
+ * Per side: the servers' CPU time per request (`/proc`, both processes), wrk's
+ * requests per second, and each server's resident memory after the load.
+ * Targets: CPU per request within 3% of the pair, requests per second at
+ * least 0.97× the pair, each worker's RSS within 1 MiB of a bare server's.
+ *
+ * Bun's `node:http` takes no `reusePort` (a second Express started by hand
+ * fails with "port in use"); its hand-started pair gets it from a three-line
+ * preload, `fixtures/reuse_port_preload.ts`, the anchor's only addition.
+ *
+ * @module
+ */
+import type { Bench, BenchContext } from "./_context.ts";
+import { allAnswering, masterArgv, type MasterVia } from "./_forklift.ts";
+import { freePort, start, type Started, stop } from "./_process.ts";
+import type { Row } from "./_report.ts";
+import type { RuntimeName } from "./_runtimes.ts";
+import { fmt, median, pairedRatio } from "./_stats.ts";
+import { cpuTicks, ticksPerSecond } from "./idle.ts";
+import { pinning, wrk, wrkFound } from "./overhead.ts";
+import { readFileSync } from "node:fs";
+
+type App = "hono" | "express" | "hello";
+
+const FIXTURES: Record<App, string> = {
+  hono: "scripts/bench/fixtures/hono_app.ts",
+  express: "scripts/bench/fixtures/express_app.ts",
+  hello: "scripts/bench/fixtures/hello.ts",
+};
+const MIXED = "scripts/bench/fixtures/mixed.lua";
+const REUSE_PORT_PRELOAD = "scripts/bench/fixtures/reuse_port_preload.ts";
+
+/** Two servers on one port: forklift's workers, or a pair started by hand. */
+interface Side {
+  port: number;
+  pids: number[];
+  procs: Started[];
+}
+
+function appArgv(ctx: BenchContext, runtime: RuntimeName, app: App, bare: boolean): string[] {
+  const script = `${ctx.root}${FIXTURES[app]}`;
+  if (runtime === "deno") return [ctx.runtimes.deno, "run", "-A", "--unstable-net", script];
+  if (bare && app === "express") {
+    return [ctx.runtimes.bun, "--preload", `${ctx.root}${REUSE_PORT_PRELOAD}`, script];
+  }
+  return [ctx.runtimes.bun, script];
+}
+
+async function startSide(
+  ctx: BenchContext,
+  runtime: RuntimeName,
+  app: App,
+  via: MasterVia | "bare",
+  prefix: string[],
+): Promise<Side> {
+  const port = await freePort();
+  const env = { PORT: String(port) };
+  const procs: Started[] = [];
+  if (via === "bare") {
+    for (let i = 0; i < 2; i++) {
+      procs.push(start([...prefix, ...appArgv(ctx, runtime, app, true)], {
+        cwd: ctx.root,
+        env,
+        deadlineMs: 600_000,
+      }));
+    }
+  } else {
+    procs.push(start([
+      ...prefix,
+      ...masterArgv(ctx, via),
+      "run",
+      "-w",
+      "2",
+      "--metrics-bind",
+      `127.0.0.1:${await freePort()}`,
+      "--",
+      ...appArgv(ctx, runtime, app, false),
+    ], { cwd: ctx.root, env, deadlineMs: 600_000 }));
+  }
+  const done = () => procs.some((p) => p.done());
+  const { pids } = await allAnswering({ proc: { ...procs[0], done }, port } as never, 2, 30_000);
+  return { port, pids, procs };
+}
+
+/** `VmRSS` and `RssAnon` of a process, in MiB. */
+function memoryMiB(pid: number): { rss: number; anon: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { rss: kb("VmRSS") / 1024, anon: kb("RssAnon") / 1024 };
+}
+
+interface Figures {
+  rps: number[];
+  cpuUs: number[];
+  rss: number[];
+  /** The private part of `rss`: what the runtime's shared executable pages leave out. */
+  anon: number[];
+}
+
+/** Alternating rounds on a forklift side and a bare pair; each side's figures. */
+async function compare(
+  ctx: BenchContext,
+  runtime: RuntimeName,
+  app: App,
+  via: MasterVia,
+  rounds: { blocks: number; pairs: number; seconds: number },
+): Promise<[Figures, Figures]> {
+  const pin = pinning();
+  const script = app === "hello" ? undefined : `${ctx.root}${MIXED}`;
+  const tick = 1000 / ticksPerSecond();
+  const out: [Figures, Figures] = [
+    { rps: [], cpuUs: [], rss: [], anon: [] },
+    { rps: [], cpuUs: [], rss: [], anon: [] },
+  ];
+  for (let b = 0; b < rounds.blocks; b++) {
+    const sides: Side[] = [];
+    try {
+      sides.push(await startSide(ctx, runtime, app, via, pin.server));
+      sides.push(await startSide(ctx, runtime, app, "bare", pin.server));
+      for (const s of sides) await wrk(s.port, 1, pin.client, script);
+      for (let i = 0; i < rounds.pairs; i++) {
+        for (const k of i % 2 === 0 ? [0, 1] : [1, 0]) {
+          const { port, pids } = sides[k];
+          const cpu = () => pids.reduce((sum, pid) => sum + cpuTicks(pid), 0);
+          const before = cpu();
+          const r = await wrk(port, rounds.seconds, pin.client, script);
+          if (r.errors) ctx.log(`apps: ${runtime} ${app}: ${r.errors}`);
+          out[k].rps.push(r.rps);
+          out[k].cpuUs.push(r.requests > 0 ? ((cpu() - before) * tick * 1000) / r.requests : NaN);
+        }
+      }
+      for (const k of [0, 1]) {
+        for (const pid of sides[k].pids) {
+          const m = memoryMiB(pid);
+          out[k].rss.push(m.rss);
+          out[k].anon.push(m.anon);
+        }
+      }
+    } finally {
+      for (const s of sides) for (const p of s.procs) await stop(p, "SIGTERM", 10_000);
+    }
+  }
+  return out;
+}
+
+const signed = (x: number) => `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x) * 100, 2)}%`;
+
+/** The `apps` benchmark. */
+export const apps: Bench = {
+  name: "apps",
+  summary: "Hono and Express (route parameter, JSON body) under forklift -w 2 vs a bare pair",
+  async run(ctx) {
+    if (!wrkFound(ctx, "apps")) return [];
+    const rows: Row[] = [];
+    const rounds = ctx.quick
+      ? { blocks: 1, pairs: 2, seconds: 1 }
+      : { blocks: 3, pairs: 4, seconds: 2 };
+    const cases: Array<[RuntimeName, App, MasterVia]> = [];
+    for (const runtime of ["deno", "bun"] as const) {
+      for (const app of ["hono", "express", "hello"] as const) cases.push([runtime, app, "binary"]);
+      for (const app of ["hono", "express"] as const) cases.push([runtime, app, "deno"]);
+    }
+    const pin = pinning();
+    for (const [runtime, app, via] of cases) {
+      ctx.log(`apps: ${runtime} ${app}, master ${via === "binary" ? "binary" : "deno task"}`);
+      const [f, bare] = await compare(ctx, runtime, app, via, rounds);
+      const info = app === "hello";
+      const master = via === "binary" ? "binary master" : "master on Deno";
+      const what = `${app === "hello" ? "hello-world" : app}, ${runtime} workers, ${master}`;
+      // The verdicts come from each pair of rounds' own ratio.
+      const cpu = pairedRatio(f.cpuUs, bare.cpuUs) - 1;
+      const rps = pairedRatio(f.rps, bare.rps);
+      const rss = median(f.rss) - median(bare.rss);
+      const anon = median(f.anon) - median(bare.anon);
+      rows.push({
+        bench: "apps",
+        metric:
+          `${what}: server CPU per request, -w 2 against a hand-started reusePort pair (${pin.note}; median of the pairs' ratios)`,
+        forklift: `${fmt(median(f.cpuUs), 3)} µs/req`,
+        anchor: `bare pair ${fmt(median(bare.cpuUs), 3)} µs/req`,
+        versus: signed(cpu),
+        target: info ? "(info)" : "≤ +3%",
+        pass: info ? null : cpu <= 0.03,
+      });
+      rows.push({
+        bench: "apps",
+        metric: `${what}: requests per second (wrk -t1 -c32${info ? "" : ", mixed.lua"})`,
+        forklift: `${fmt(median(f.rps), 4)}`,
+        anchor: `bare pair ${fmt(median(bare.rps), 4)}`,
+        versus: `${fmt(rps, 3)}×`,
+        target: info ? "(info)" : "≥ 0.97×",
+        pass: info ? null : rps >= 0.97,
+      });
+      rows.push({
+        bench: "apps",
+        metric: `${what}: resident memory (VmRSS) of each server after the load (median)`,
+        forklift: `${fmt(median(f.rss), 3)} MiB`,
+        anchor: `bare server ${fmt(median(bare.rss), 3)} MiB`,
+        versus: `${rss >= 0 ? "+" : "−"}${fmt(Math.abs(rss), 2)} MiB`,
+        target: info ? "(info)" : "≤ +1 MiB",
+        pass: info ? null : rss <= 1,
+      });
+      rows.push({
+        bench: "apps",
+        metric:
+          `${what}: private memory (RssAnon, VmRSS without the pages of files such as the runtime's own executable, which every process of it shares) of each server after the load (median)`,
+        forklift: `${fmt(median(f.anon), 3)} MiB`,
+        anchor: `bare server ${fmt(median(bare.anon), 3)} MiB`,
+        versus: `${anon >= 0 ? "+" : "−"}${fmt(Math.abs(anon), 2)} MiB`,
+        target: "(info)",
+        pass: null,
+      });
+    }
+    return rows;
+  },
+};
