@@ -110,7 +110,9 @@ export function gauge(name: string, options?: InstrumentOptions): Gauge {
 
 /**
  * Creates a histogram with explicit bucket boundaries (upper bounds,
- * inclusive, strictly ascending).
+ * inclusive, strictly ascending). Without `boundaries` it takes the
+ * semantic conventions' duration buckets (0.005 s … 10 s) when its unit is
+ * `s`, else the OpenTelemetry API's default (0 … 10000).
  *
  * @example Time a job in seconds
  * ```ts
@@ -119,7 +121,7 @@ export function gauge(name: string, options?: InstrumentOptions): Gauge {
  * took.record(0.25, { job: "resize" });
  * ```
  */
-export function histogram(name: string, options: HistogramOptions): Histogram {
+export function histogram(name: string, options?: HistogramOptions): Histogram {
   return getReporter().histogram(name, options);
 }
 

@@ -20,7 +20,7 @@
  */
 import type { Bench, BenchContext } from "./_context.ts";
 import { allAnswering, masterArgv, type MasterVia } from "./_forklift.ts";
-import { freePort, start, type Started, stop } from "./_process.ts";
+import { freePort, sleep, start, type Started, stop } from "./_process.ts";
 import type { Row } from "./_report.ts";
 import type { RuntimeName } from "./_runtimes.ts";
 import { fmt, median, pairedRatio } from "./_stats.ts";
@@ -137,6 +137,9 @@ async function compare(
           out[k].cpuUs.push(r.requests > 0 ? ((cpu() - before) * tick * 1000) / r.requests : NaN);
         }
       }
+      // Both sides idle alike before their memory is read: a side read right after
+      // its own round would carry that round's garbage, the other not.
+      await sleep(3_000);
       for (const k of [0, 1]) {
         for (const pid of sides[k].pids) {
           const m = memoryMiB(pid);

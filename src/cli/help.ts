@@ -42,7 +42,10 @@ export const COMMAND_HELP: Record<
 function settingLines(): string[] {
   const lines: string[] = [];
   let section = "";
-  for (const s of SETTINGS) {
+  // Each section once, in the order sections first appear, whatever the registry's order.
+  const order = [...new Set(SETTINGS.map((s) => s.section))];
+  const sorted = [...SETTINGS].sort((a, b) => order.indexOf(a.section) - order.indexOf(b.section));
+  for (const s of sorted) {
     if (s.section !== section) {
       section = s.section;
       lines.push("", `${section}:`);

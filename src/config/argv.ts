@@ -104,7 +104,8 @@ function splitProgram(args: string[], table: Map<string, OptionSpec>): [string[]
  * ```
  */
 export function parseCommandLine(argv: string[]): CommandLine {
-  let args = [...argv];
+  // `deno task cli -- run …` hands the separator on: before any command it means nothing.
+  let args = argv[0] === "--" ? argv.slice(1) : [...argv];
   let command: CommandName;
   let helpFlag = false;
   const first = args[0];

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { serveTcp } from "../runtime/tcp_serve.ts";
+import { probeListen, serveTcp } from "../runtime/tcp_serve.ts";
 import { DEFAULT_HTTP1_LIMITS, Http1Connection, type Http1Limits } from "./http1.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "./prometheus.ts";
 
@@ -117,6 +117,32 @@ export function metricsHandler(
       return reply(method, 500, TEXT, "Cannot render status\n");
     }
   };
+}
+
+/**
+ * Checks, before any worker starts, that the metrics endpoint will be able to
+ * listen on `bind`: rejects with an error that names the address, the reason
+ * and the setting to change.
+ *
+ * @example
+ * ```ts ignore
+ * import { checkMetricsBind } from "./http_server.ts";
+ * await checkMetricsBind("127.0.0.1:9464");
+ * ```
+ */
+export async function checkMetricsBind(bind: string): Promise<void> {
+  const target = parseBind(bind);
+  const where = `${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
+  try {
+    await probeListen(target.host, target.port);
+  } catch (e) {
+    throw new Error(
+      `Cannot listen on ${where} for metrics: ${
+        (e as Error).message
+      }; choose another address with --metrics-bind HOST:PORT (or off)`,
+      { cause: e },
+    );
+  }
 }
 
 /**

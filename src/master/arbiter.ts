@@ -21,6 +21,7 @@ import { noticeLine } from "./notices.ts";
 import { type PidFile, writePidFile } from "./pid_file.ts";
 import type { WorkerListener, WorkerSpawner } from "./spawner.ts";
 import {
+  type Notice,
   Supervisor,
   type SupervisorAction,
   supervisorConfig,
@@ -28,12 +29,13 @@ import {
   type WorkerRef,
 } from "./supervisor.ts";
 import { migrateReqWarning, readMigrateReq } from "./sysctl.ts";
+import { statusLine, SystemdNotifier } from "./systemd.ts";
 import type { SupervisionSnapshot, Telemetry } from "./telemetry.ts";
 import type { WorkerHandle } from "./worker_handle.ts";
 
 /** Everything the arbiter needs to run. */
 export interface ArbiterOptions {
-  runtime: Pick<Runtime, "onSignal" | "releaseStartupMemory">;
+  runtime: Pick<Runtime, "onSignal" | "releaseStartupMemory" | "env">;
   settings: ResolvedSettings;
   /** Re-resolves the settings for a HUP reload; throws a ConfigError on bad input. */
   reloadSettings: () => ResolvedSettings;
@@ -52,6 +54,9 @@ export interface ArbiterOptions {
 /** The shell's own event besides the supervisor's: start the metrics endpoint. */
 type Queued = SupervisorEvent | { type: "services"; now: number };
 type Unstamped<E> = E extends unknown ? Omit<E, "now"> : never;
+
+/** A SIGINT this soon after another is the same key press, delivered twice. */
+const REPEAT_INT_MS = 100;
 
 /** At most one invalid-message line per worker this often. */
 const INVALID_LOG_MS = 10_000;
@@ -80,6 +85,7 @@ export class Arbiter {
   #clock: Clock;
   #telemetry: Telemetry;
   #handles = new Map<number, WorkerHandle>();
+  #systemd?: SystemdNotifier;
   #queue: EventQueue<Queued>;
   #servicesStarted = false;
   #cancelServices?: () => void;
@@ -188,9 +194,30 @@ export class Arbiter {
       });
       return EXIT_FAILURE;
     }
+    let lastInt = -Infinity;
     const unlisten = listenSignals(this.#o.runtime, (signal) => {
+      // One Ctrl-C under `deno task` arrives twice: from the terminal, and
+      // forwarded by deno task. Within a moment, the second is the same press.
+      if (signal === "SIGINT") {
+        const now = this.#clock.now();
+        if (now - lastInt < REPEAT_INT_MS) return;
+        lastInt = now;
+      }
       this.#enqueue({ type: "signal", signal });
     });
+    const bind = this.#settings.values.metrics_bind as string | null;
+    if (bind !== null) {
+      // Found now, not once the workers run: a taken metrics port is a usage error.
+      try {
+        await this.#telemetry.checkBind(bind);
+      } catch (e) {
+        unlisten();
+        this.#pidFile?.remove();
+        this.#log.error("{error}", { error: firstLine(e) });
+        return EXIT_USAGE;
+      }
+    }
+    await this.#openSystemd();
     await this.#o.spawner.prepare();
     // Workers first: they boot while the master sets up the rest.
     await this.#dispatch({ type: "start", now: this.#clock.now() });
@@ -217,6 +244,7 @@ export class Arbiter {
     this.#log.info("Master exiting with code {code}", { code: this.#code });
     await this.#telemetry.close(supervisorConfig(this.#settings.values).gracefulMs);
     this.#o.spawner.close();
+    this.#systemd?.close();
     this.#pidFile?.remove();
     await this.#hook("onExit", this.#master());
     return this.#code;
@@ -280,6 +308,7 @@ export class Arbiter {
         // the event is done, so that a respawn does not wait for a log line.
         const line = noticeLine(a.notice, (w) => this.#handles.get(w.id));
         this.#say(line.level, line.message, line.props);
+        this.#tellSystemd(a.notice);
         if (a.notice.kind !== "booted") return;
         this.#flushLog();
         return await this.#onBooted();
@@ -348,6 +377,7 @@ export class Arbiter {
   }
 
   async #onBooted(): Promise<void> {
+    if (await this.#portShared()) return;
     await this.#startServices();
     this.#o.spawner.watchOrphans();
     await this.#hook("whenReady", this.#master());
@@ -367,6 +397,69 @@ export class Arbiter {
       this.#say("warn", "Cannot sweep stale channel sockets: {error}", { error: firstLine(e) });
     }
     await this.#o.runtime.releaseStartupMemory();
+  }
+
+  /** Under systemd `Type=notify` (`NOTIFY_SOCKET` set): the socket to report to. */
+  async #openSystemd(): Promise<void> {
+    const env = this.#o.runtime.env();
+    if (!env.NOTIFY_SOCKET) return;
+    const { openSystemdSocket } = await import("../runtime/sd_notify.ts");
+    const socket = await openSystemdSocket(env.NOTIFY_SOCKET);
+    if (socket === undefined) {
+      this.#log.warn(
+        "NOTIFY_SOCKET is set but the C library cannot be called from here: systemd will not hear READY=1 (use Type=exec)",
+      );
+      return;
+    }
+    this.#systemd = new SystemdNotifier(socket);
+    this.#systemd.startWatchdog(env, process.pid);
+  }
+
+  #tellSystemd(notice: Notice): void {
+    const sd = this.#systemd;
+    if (sd === undefined) return;
+    const status = statusLine(this.#sup.readyCount, this.#sup.workerCount);
+    switch (notice.kind) {
+      case "booted":
+      case "reloaded":
+        return sd.ready(status);
+      case "reloading":
+        return sd.reloading(status);
+      case "stopping":
+        return sd.stopping(status);
+      case "ready":
+      case "exited":
+      case "scaled":
+      case "crashed":
+        return sd.status(status);
+    }
+  }
+
+  /**
+   * Whether another program already listens on the workers' port: they bind
+   * with SO_REUSEPORT and would silently split its traffic with it. Then the
+   * master stops, as gunicorn does on a taken address (exit 2).
+   */
+  async #portShared(): Promise<boolean> {
+    const handles = [...this.#handles.values()];
+    const pids = handles.flatMap((h) => (h.pid === null ? [] : [h.pid]));
+    const ports = new Set<number>();
+    for (const h of handles) {
+      const m = /^(?!unix:).*:(\d+)$/.exec(h.addr ?? "");
+      if (m) ports.add(Number(m[1]));
+    }
+    for (const port of ports) {
+      const others = this.#o.spawner.foreignListeners(port, pids);
+      if (others.length === 0) continue;
+      this.#say(
+        "error",
+        "Port {port} is already served by another program ({n} listening socket(s), uid {uids}): the workers would share its traffic; stop it or give the app another port",
+        { port, n: others.length, uids: [...new Set(others.map((o) => o.uid))].join(", ") },
+      );
+      await this.#dispatch({ type: "fail", code: EXIT_USAGE, now: this.#clock.now() });
+      return true;
+    }
+    return false;
   }
 
   /** Starts the metrics endpoint, once: when all workers are first ready or after a delay. */

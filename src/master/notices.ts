@@ -125,6 +125,8 @@ export function noticeLine(
       return info("Not going below one worker");
     case "reloading":
       return info("Reloading: rolling {n} worker(s)", { n: notice.workers });
+    case "reloaded":
+      return info("Reloaded: all {n} worker(s) run the new configuration", { n: notice.workers });
     case "stopping":
       return notice.mode === "graceful"
         ? info("Stopping gracefully (up to {s} s)", { s: notice.graceMs / 1000 })

@@ -15,6 +15,8 @@ import { type ChannelServer, channelToken, listenChannel } from "../runtime/chan
 import { type OrphanWatch, startOrphanWatch } from "../runtime/orphan_watch.ts";
 import { prepareSpawn, spawnWorkerProcess } from "../runtime/spawn.ts";
 import { sweepStaleChannels } from "./channel_sweep.ts";
+import { foreignListeners, type Listener } from "./port_owners.ts";
+import { SYSTEMD_ENV_NAMES } from "./systemd.ts";
 import type { LaunchPlan } from "./inject.ts";
 import type { WorkerRef } from "./supervisor.ts";
 import { WorkerHandle } from "./worker_handle.ts";
@@ -52,6 +54,11 @@ export interface WorkerSpawner {
    * process cannot be started.
    */
   spawn(worker: WorkerRef, workers: () => number, listener: WorkerListener): Spawned;
+  /**
+   * The sockets listening on `port` that none of `pids` (the workers) holds:
+   * another program already serving the workers' port.
+   */
+  foreignListeners(port: number, pids: readonly number[]): Listener[];
   /**
    * Removes what masters killed by SIGKILL left behind (channel sockets);
    * resolves to the paths removed. Called once every worker is ready.
@@ -129,7 +136,7 @@ export class ProcessSpawner implements WorkerSpawner {
     const once = values.once as boolean;
     const channel = this.#openChannel();
     const env = {
-      ...this.#o.env,
+      ...withoutSystemd(this.#o.env),
       ...this.#plan.env,
       ...workerEnv({
         masterPid: process.pid,
@@ -184,6 +191,10 @@ export class ProcessSpawner implements WorkerSpawner {
       expectsHello: channel !== undefined,
       requestLimit: maxRequests > 0 ? maxRequests + Math.floor(random() * (jitter + 1)) : 0,
     };
+  }
+
+  foreignListeners(port: number, pids: readonly number[]): Listener[] {
+    return foreignListeners(port, pids);
   }
 
   async sweep(): Promise<string[]> {
@@ -256,4 +267,12 @@ export class ProcessSpawner implements WorkerSpawner {
       reuse_port: true,
     };
   }
+}
+
+/** The master's environment without systemd's notify variables: they are the master's alone. */
+function withoutSystemd(env: Record<string, string>): Record<string, string> {
+  if (!SYSTEMD_ENV_NAMES.some((name) => name in env)) return env;
+  const out = { ...env };
+  for (const name of SYSTEMD_ENV_NAMES) delete out[name];
+  return out;
 }

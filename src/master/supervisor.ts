@@ -124,6 +124,7 @@ export type Notice =
   | { kind: "scaled"; workers: number }
   | { kind: "atFloor" }
   | { kind: "reloading"; workers: number }
+  | { kind: "reloaded"; workers: number }
   | { kind: "stopping"; mode: "graceful" | "quick"; graceMs: number };
 
 /** What the arbiter must do. */
@@ -250,6 +251,8 @@ export function backoffDelay(n: number): number {
 export class Supervisor {
   #config: SupervisorConfig;
   #phase: MasterPhase = { name: "booting" };
+  /** A reload's roll is under way: `reloaded` is told once every slot took the new config. */
+  #reloading = false;
   #slots = new Map<number, Slot>();
   /** Workers that left their slot and are draining. */
   #retiring = new Set<WorkerRecord>();
@@ -458,6 +461,7 @@ export class Supervisor {
     const running = [...this.#slots.keys()].filter((id) => id <= want).sort((a, b) => a - b);
     this.#scaleTo(want, now, false);
     this.#rollQueue = running.map((slot) => ({ slot, reason: "reload" as const }));
+    this.#reloading = true;
   }
 
   #onReady(id: number, now: number): void {
@@ -483,6 +487,12 @@ export class Supervisor {
     if (this.#phase.name === "booting" && all) {
       this.#phase = { name: "running" };
       this.#notify({ kind: "booted", workers: this.#slots.size });
+    }
+    const rolling = this.#rollQueue.some((r) => r.reason === "reload") ||
+      [...this.#slots.values()].some((s) => s.roll?.reason === "reload");
+    if (this.#reloading && all && !rolling) {
+      this.#reloading = false;
+      this.#notify({ kind: "reloaded", workers: this.#slots.size });
     }
   }
 

@@ -52,6 +52,8 @@ export interface Telemetry {
   forget(worker: WorkerKey): void;
   /** Starts the metrics endpoint on `bind`; resolves to its address. Throws on failure. */
   serve(bind: string): Promise<{ host: string; port: number }>;
+  /** Rejects, with what to change, when the endpoint could not listen on `bind` now. */
+  checkBind(bind: string): Promise<void>;
   /** Starts pushing to the OTLP collector, if one is set. */
   startExport(): void;
   /** Sends a last OTLP export within `finalWithinMs`, then stops the metrics endpoint. */
@@ -135,6 +137,11 @@ export class MasterTelemetry implements Telemetry {
 
   forget(worker: WorkerKey): void {
     this.#aggregator.removeWorker(worker.id);
+  }
+
+  async checkBind(bind: string): Promise<void> {
+    const { checkMetricsBind } = await import("../export/http_server.ts");
+    await checkMetricsBind(bind);
   }
 
   async serve(bind: string): Promise<{ host: string; port: number }> {

@@ -22,9 +22,32 @@ export interface InstrumentOptions {
 
 /** Options of a histogram. */
 export interface HistogramOptions extends InstrumentOptions {
-  /** Bucket upper bounds (inclusive), finite and strictly ascending. */
-  boundaries: readonly number[];
+  /**
+   * Bucket upper bounds (inclusive), finite and strictly ascending. When not
+   * given: {@linkcode DURATION_BOUNDARIES} for unit `s`, else the OpenTelemetry
+   * API's default, {@linkcode DEFAULT_BOUNDARIES}.
+   */
+  boundaries?: readonly number[];
 }
+
+/** The OpenTelemetry SDK's default explicit bucket boundaries. */
+export const DEFAULT_BOUNDARIES: readonly number[] = Object.freeze([
+  0,
+  5,
+  10,
+  25,
+  50,
+  75,
+  100,
+  250,
+  500,
+  750,
+  1000,
+  2500,
+  5000,
+  7500,
+  10000,
+]);
 
 /**
  * Boundaries of `http.server.request.duration`, in seconds (OpenTelemetry
@@ -187,9 +210,13 @@ export class Histogram extends Instrument {
   readonly #bounds: number[];
 
   /** Creates (or finds) a histogram in `storage`. */
-  constructor(storage: Storage, name: string, options: HistogramOptions) {
+  constructor(storage: Storage, name: string, options: HistogramOptions = {}) {
     const checked = checkOptions(name, options);
-    const bounds = checkBoundaries(name, options?.boundaries);
+    const bounds = checkBoundaries(
+      name,
+      options?.boundaries ??
+        (options?.unit === "s" ? HTTP_DURATION_BOUNDARIES : DEFAULT_BOUNDARIES),
+    );
     super(
       storage,
       name,

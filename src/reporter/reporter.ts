@@ -257,7 +257,7 @@ export class Reporter {
   }
 
   /** Creates (or finds) a histogram. */
-  histogram(name: string, options: HistogramOptions): Histogram {
+  histogram(name: string, options?: HistogramOptions): Histogram {
     return new Histogram(this.storage, name, options);
   }
 

@@ -71,6 +71,28 @@ function isName(host: string): boolean {
 }
 
 /**
+ * Tries `host:port` and lets it go at once: resolves when a listen there
+ * would succeed now, rejects with a {@linkcode ListenError} otherwise.
+ *
+ * @example
+ * ```ts ignore
+ * import { probeListen } from "./tcp_serve.ts";
+ * await probeListen("127.0.0.1", 9464); // throws "address already in use" when taken
+ * ```
+ */
+export async function probeListen(host: string, port: number): Promise<void> {
+  const server = await serveTcp({
+    host,
+    port,
+    open: (conn) => {
+      conn.close();
+      return { data: () => {}, closed: () => {} };
+    },
+  });
+  server.close();
+}
+
+/**
  * Listens on `host:port` and hands each connection to `open`. Rejects with a
  * {@linkcode ListenError} whose message is the reason alone.
  *

@@ -152,6 +152,8 @@ describe("forklift help and version", () => {
     assert.equal(r.code, 0);
     assert.match(r.stdout, /Usage: forklift run/);
     assert.match(r.stdout, /--graceful-timeout SECONDS/);
+    const headings = r.stdout.split("\n").filter((l) => /^[A-Z][a-z]+:$/.test(l));
+    assert.deepEqual(headings, [...new Set(headings)], "a section heading twice");
     const unknown = await runCli(["help", "rnu"]);
     assertUsageError(unknown, 'No help for "rnu" (did you mean "run"?)');
   });

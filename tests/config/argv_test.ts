@@ -77,3 +77,9 @@ describe("parseCommandLine()", () => {
     assert.equal(parseCommandLine(["config", "--help"]).help, true);
   });
 });
+
+test("parseCommandLine() takes a leading -- as nothing, as deno task cli -- ARGS passes it", () => {
+  const line = parseCommandLine(["--", "run", "-w", "2", "--", "deno", "run", "app.ts"]);
+  assert.equal(line.command, "run");
+  assert.deepEqual(line.rest, ["deno", "run", "app.ts"]);
+});

@@ -1,6 +1,5 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import {
   formatPrometheusNumber,
   masterMetrics,
@@ -11,19 +10,13 @@ import {
   renderPrometheus,
 } from "../../src/export/prometheus.ts";
 import { Aggregator } from "../../src/export/aggregator.ts";
+import { NEEDS_PROMTOOL, promtoolCheck } from "../_helpers/promtool.ts";
 import type { InstrumentKind, MetricDelta } from "../../src/protocol/messages.ts";
 
 const BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
 
-/** Runs `promtool check metrics` on `text`; `undefined` when promtool is missing. */
-function promtool(text: string): { code: number | null; output: string } | undefined {
-  const r = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
-  if (r.error) return undefined;
-  return { code: r.status, output: `${r.stdout}${r.stderr}`.trim() };
-}
-
-const HAVE_PROMTOOL = promtool("") !== undefined;
-const NO_PROMTOOL = HAVE_PROMTOOL ? false : "promtool is not installed: skipping the lint check";
+const promtool = promtoolCheck;
+const NO_PROMTOOL = NEEDS_PROMTOOL;
 
 test("prometheusMetricName() adds unit suffixes and _total the OpenTelemetry way", () => {
   const cases: [string, InstrumentKind, string | undefined, string][] = [

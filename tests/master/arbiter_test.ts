@@ -102,6 +102,9 @@ class FakeSpawner implements WorkerSpawner {
     return { handle, expectsHello: false, requestLimit: 0 };
   }
   watchOrphans(): void {}
+  foreignListeners(): [] {
+    return [];
+  }
   sweep(): Promise<string[]> {
     return Promise.resolve([]);
   }
@@ -123,6 +126,9 @@ class FakeTelemetry implements Telemetry {
   }
   serve(): Promise<{ host: string; port: number }> {
     return Promise.resolve({ host: "127.0.0.1", port: 1 });
+  }
+  checkBind(): Promise<void> {
+    return Promise.resolve();
   }
   startExport(): void {}
   close(): Promise<void> {
@@ -149,6 +155,7 @@ function harness(values: Record<string, string>) {
     runtime: {
       onSignal: (signal, fn) => (listeners.set(signal, fn), () => listeners.delete(signal)),
       releaseStartupMemory: () => Promise.resolve(),
+      env: () => ({}),
     },
     settings: s,
     reloadSettings: () => s,
@@ -190,6 +197,21 @@ async function runReady(h: ReturnType<typeof harness>): Promise<{ done: Promise<
 }
 
 describe("Arbiter with fake ports", () => {
+  test("Arbiter.run() takes one Ctrl-C delivered twice (deno task forwards it) as one SIGINT", async () => {
+    const h = harness({ workers: "1" });
+    const { done } = await runReady(h);
+    const [w] = h.spawner.workers;
+    h.raise("SIGINT");
+    h.raise("SIGINT");
+    await h.clock.advance(50);
+    h.raise("SIGINT");
+    await h.clock.advance(0);
+    assert.equal(h.log.lines.filter((l) => l.includes("Received SIGINT")).length, 1);
+    await h.clock.advance(300);
+    w.events.exit(null, "SIGTERM");
+    assert.equal(await done, 0);
+  });
+
   test("Arbiter.run() stops cleanly with exit 3 when a spawn throws at boot", async () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift-arbiter-`);
     const pidFile = `${dir}/forklift.pid`;

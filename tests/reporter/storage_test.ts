@@ -9,7 +9,13 @@ import {
   splitMetrics,
   Storage,
 } from "../../src/reporter/storage.ts";
-import { Counter, Gauge, Histogram, UpDownCounter } from "../../src/reporter/instruments.ts";
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  HTTP_DURATION_BOUNDARIES,
+  UpDownCounter,
+} from "../../src/reporter/instruments.ts";
 
 function points(cut: Cut, name: string) {
   return cut.metrics.find((m) => m.name === name)?.points ?? [];
@@ -142,6 +148,33 @@ test("Histogram() rejects unordered boundaries", () => {
       'Cannot create histogram "bad": boundaries must be strictly ascending, got 1 after 1',
     ),
   );
+});
+
+test("Histogram() without boundaries takes OpenTelemetry's defaults, or the duration buckets for seconds", () => {
+  const storage = new Storage();
+  new Histogram(storage, "plain").record(30);
+  new Histogram(storage, "took", { unit: "s" }).record(0.03);
+  const [plain, took] = storage.cut().metrics;
+  assert.deepEqual(plain.boundaries, [
+    0,
+    5,
+    10,
+    25,
+    50,
+    75,
+    100,
+    250,
+    500,
+    750,
+    1000,
+    2500,
+    5000,
+    7500,
+    10000,
+  ]);
+  assert.equal(plain.points[0].buckets![4], 1, "30 goes in (25, 50]");
+  assert.deepEqual(took.boundaries, [...HTTP_DURATION_BOUNDARIES]);
+  assert.equal(took.points[0].buckets![3], 1, "0.03 goes in (0.025, 0.05]");
 });
 
 test("Storage.register() refuses one name for two kinds", () => {

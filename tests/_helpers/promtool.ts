@@ -1,0 +1,26 @@
+/**
+ * Prometheus's own `promtool check metrics`, which validates the exposition.
+ * `.ci/run` installs it (Debian package `prometheus`); on a machine without
+ * it, the checks that need it are skipped with a reason, and fail under CI.
+ *
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import process from "node:process";
+
+/** Runs `promtool check metrics` on `text`; `undefined` when promtool is missing. */
+export function promtoolCheck(text: string): { code: number | null; output: string } | undefined {
+  const r = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
+  if (r.error) return undefined;
+  return { code: r.status, output: `${r.stdout}${r.stderr}`.trim() };
+}
+
+const present = promtoolCheck("") !== undefined;
+
+/**
+ * The `skip` option of a test that needs promtool: false when it is there
+ * (or under CI, where its absence must fail), else the reason.
+ */
+export const NEEDS_PROMTOOL: string | false = present || process.env.CI
+  ? false
+  : "promtool is not installed (Debian package prometheus; .ci/run installs it)";
