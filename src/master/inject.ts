@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { basename, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ConfigError } from "../config/errors.ts";
 import { CHANNEL_ENV_NAMES, ISOLATES_ENV, WORKER_ENV_NAMES } from "../protocol/env.ts";
@@ -85,6 +85,38 @@ function denoServeAddress(args: string[]): { args: string[]; address?: string } 
   }
   const address = host || port ? `tcp:${host ?? "0.0.0.0"}:${port ?? "8000"}` : undefined;
   return { args: out, address };
+}
+
+/** Commands that download or find a package and run it as their own child. */
+const LAUNCHERS = new Set(["npx", "bunx", "pnpx", "pnpm", "yarn", "npm"]);
+
+/**
+ * The real `deno` binary behind npm's `deno` package, whose `bin` is a Node
+ * script that starts it as a child: run as is, the worker would be a
+ * grandchild of the master, and its reporter would not speak to it.
+ */
+function npmShimTarget(path: string): string | undefined {
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch {
+    return undefined;
+  }
+  if (basename(real) !== "bin.cjs" || basename(dirname(real)) !== "deno") return undefined;
+  const pkg = dirname(real);
+  for (const scope of [`${pkg}/node_modules/@deno`, `${dirname(pkg)}/@deno`]) {
+    let entries: string[];
+    try {
+      entries = readdirSync(scope);
+    } catch {
+      continue;
+    }
+    for (const entry of entries) {
+      const candidate = `${scope}/${entry}/deno`;
+      if (existsSync(candidate)) return candidate;
+    }
+  }
+  return undefined;
 }
 
 /** `deno serve` flags whose value is the next argument. */
@@ -217,6 +249,26 @@ function planDenoTask(argv: string[], options: PlanOptions): LaunchPlan {
  * ```
  */
 export function planLaunch(argv: string[], options: PlanOptions): LaunchPlan {
+  if (options.inject && LAUNCHERS.has(basename(argv[0] ?? ""))) {
+    const runtime = argv.slice(1).find((a) => /^(deno|bun)(@[^\s/]+)?$/.test(a));
+    if (runtime !== undefined) {
+      const name = runtime.replace(/@.*/, "");
+      throw new ConfigError(
+        `Cannot preload the reporter through ${
+          basename(argv[0])
+        }: it starts ${name} as its own child, ` +
+          `out of forklift's reach. Give ${name}'s own path instead (\`${
+            basename(argv[0])
+          } ${runtime} ` +
+          `${
+            name === "deno"
+              ? "eval 'console.log(Deno.execPath())'"
+              : "-e 'console.log(process.execPath)'"
+          }\` prints it), or add --no-inject`,
+      );
+    }
+  }
+  argv = [npmShimTarget(argv[0] ?? "") ?? argv[0], ...argv.slice(1)];
   const exe = basename(argv[0] ?? "");
   const isDeno = exe === "deno" || exe === "deno.exe";
   const isBun = exe === "bun" || exe === "bun.exe";

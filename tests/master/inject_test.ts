@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { planLaunch, shellQuote } from "../../src/master/inject.ts";
 import { ConfigError } from "../../src/config/errors.ts";
@@ -144,6 +144,42 @@ describe("planLaunch()", () => {
     assert.deepEqual(p.env, { DENO_JOBS: "3", FORKLIFT_ISOLATES: "3" });
     assert.equal(p.isolates, 3);
     assert.throws(() => plan(["deno", "serve", "--parallel"]), ConfigError);
+  });
+
+  test("planLaunch() refuses npx deno with what to give instead, unless --no-inject", () => {
+    assert.throws(
+      () => plan(["/usr/bin/npx", "-y", "deno@2.9.6", "run", "-A", "app.ts"]),
+      (e: Error) =>
+        e instanceof ConfigError &&
+        /through npx: it starts deno as its own child/.test(e.message) &&
+        /Deno\.execPath\(\)/.test(e.message) && /--no-inject/.test(e.message),
+    );
+    assert.equal(
+      plan(["/usr/bin/npx", "-y", "deno@2.9.6", "run", "app.ts"], { inject: false }).injected,
+      false,
+    );
+    assert.equal(
+      plan(["/usr/bin/npx", "tsx", "app.ts"]).injected,
+      false,
+      "not a runtime forklift knows",
+    );
+  });
+
+  test("planLaunch() sees through npm's deno shim to the binary it would start", () => {
+    const dir = mkdtempSync(`${tmpdir()}/forklift-shim-`);
+    try {
+      mkdirSync(`${dir}/node_modules/deno`, { recursive: true });
+      mkdirSync(`${dir}/node_modules/@deno/linux-x64-glibc`, { recursive: true });
+      mkdirSync(`${dir}/node_modules/.bin`, { recursive: true });
+      writeFileSync(`${dir}/node_modules/deno/bin.cjs`, "#!/usr/bin/env node\n");
+      writeFileSync(`${dir}/node_modules/@deno/linux-x64-glibc/deno`, "", { mode: 0o755 });
+      symlinkSync("../deno/bin.cjs", `${dir}/node_modules/.bin/deno`);
+      const p = plan([`${dir}/node_modules/.bin/deno`, "run", "app.ts"]);
+      assert.equal(p.argv[0], `${dir}/node_modules/@deno/linux-x64-glibc/deno`);
+      assert.equal(p.injected, true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("planLaunch() runs a simple deno task's own command", () => {
