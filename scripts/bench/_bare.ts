@@ -126,7 +126,7 @@ export async function supervisorPairMs(
     deadlineMs: 120_000,
   });
   try {
-    const all = await allAnswering({ proc, port, metricsPort: 0, spawnedAt }, 2);
+    const all = await allAnswering({ proc, port }, 2);
     return { ms: all.at - spawnedAt, cpu: treeCpuMs(proc.pid) };
   } finally {
     await stop(proc, "SIGTERM", 5000);

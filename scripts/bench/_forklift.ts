@@ -112,7 +112,7 @@ export async function startMaster(
  * answered; resolves to the time the last of them answered and the pids.
  */
 export async function allAnswering(
-  m: Master,
+  m: { port: number; proc: Pick<Started, "done"> },
   n: number,
   timeoutMs = 20_000,
 ): Promise<{ at: number; pids: number[] }> {

@@ -86,7 +86,7 @@ async function startSide(
     ], { cwd: ctx.root, env, deadlineMs: 600_000 }));
   }
   const done = () => procs.some((p) => p.done());
-  const { pids } = await allAnswering({ proc: { ...procs[0], done }, port } as never, 2, 30_000);
+  const { pids } = await allAnswering({ proc: { done }, port }, 2, 30_000);
   return { port, pids, procs };
 }
 

@@ -15,7 +15,7 @@ import type {
   PointDelta,
 } from "../protocol/messages.ts";
 import { attributesKey, CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTE } from "../protocol/attributes.ts";
-import { MAX_SERIES_ID } from "../protocol/messages.ts";
+import { isSeriesId } from "../protocol/messages.ts";
 
 /** Options of an {@linkcode Aggregator}. */
 export interface AggregatorOptions {
@@ -94,8 +94,8 @@ interface _Instrument {
  * Points whose attributes differ only in key order belong to the same
  * series. A point may name its series by the id its worker gave it in an
  * earlier harvest (see `HarvestPoint`); the ids of a worker are forgotten with
- * it, and a point naming an id its worker never defined is dropped. An instrument keeps the kind, unit and boundaries it was first seen
- * with; points re-declaring it differently are dropped and counted in
+ * it, and a point naming an id its worker never defined is dropped. An
+ * instrument keeps the kind, unit and boundaries it was first seen with; points re-declaring it differently are dropped and counted in
  * {@linkcode Aggregator.dropped}.
  *
  * @example Merge two workers' counters and read the cumulative total
@@ -187,10 +187,10 @@ export class Aggregator {
   merge(worker: number, metrics: HarvestMetric[], slot: number = worker, stream = 0): number {
     let dropped = 0;
     if (!Array.isArray(metrics)) return 0;
+    this.#ids = this.#known.get(worker)?.get(stream);
+    this.#stream = stream;
     for (const metric of metrics) {
       try {
-        this.#ids = this.#known.get(worker)?.get(stream);
-        this.#stream = stream;
         dropped += this.#mergeMetric(worker, slot, metric);
       } catch {
         // A shape the validator should have refused: count it, never throw.
@@ -331,19 +331,13 @@ export class Aggregator {
     let dropped = 0;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
-      const entry = Number.isInteger(id) && id >= 0 && id < MAX_SERIES_ID ? known?.[id] : undefined;
+      const entry = isSeriesId(id) ? known?.[id] : undefined;
       const value = values[i];
       if (entry === undefined || !_finite(value) || (kind === "counter" && value < 0)) {
         dropped++;
         continue;
       }
-      let series = entry.series;
-      if (series === undefined || series.gone === true || entry.instrument !== instrument) {
-        series = this.#seriesOf(instrument, worker, slot, entry);
-        entry.instrument = instrument;
-        entry.series = series;
-        entry.key = undefined;
-      }
+      const series = this.#seriesFor(instrument, worker, slot, entry, true);
       if (kind === "gauge") series.value = value;
       else series.value += value;
     }
@@ -357,7 +351,7 @@ export class Aggregator {
     if (attributes !== undefined) {
       if (typeof attributes !== "object" || attributes === null) return undefined;
       const known: _Known = { attributes, key: canonicalAttributes(attributes) };
-      if (id !== undefined && Number.isInteger(id) && id >= 0 && id < MAX_SERIES_ID) {
+      if (isSeriesId(id)) {
         if (this.#ids === undefined) {
           let streams = this.#known.get(worker);
           if (streams === undefined) this.#known.set(worker, streams = new Map());
@@ -367,10 +361,30 @@ export class Aggregator {
       }
       return known;
     }
-    if (id === undefined || !Number.isInteger(id) || id < 0 || id >= MAX_SERIES_ID) {
-      return undefined;
+    return isSeriesId(id) ? this.#ids?.[id] : undefined;
+  }
+
+  /**
+   * The series `known` goes to: the one its id led to last while that still
+   * stands, else found (or created) by its attributes and, for an id,
+   * remembered for the next point.
+   */
+  #seriesFor(
+    instrument: _Instrument,
+    worker: number,
+    slot: number,
+    known: _Known,
+    numbered: boolean,
+  ): _Series {
+    const last = known.series;
+    if (last !== undefined && last.gone !== true && known.instrument === instrument) return last;
+    const series = this.#seriesOf(instrument, worker, slot, known);
+    if (numbered) {
+      known.instrument = instrument;
+      known.series = series;
+      known.key = undefined;
     }
-    return this.#ids?.[id];
+    return series;
   }
 
   /** The series a point with these attributes goes to, created when new (or the overflow series). */
@@ -419,15 +433,7 @@ export class Aggregator {
     if (!_validPoint(instrument, point)) return false;
     const known = this.#resolve(worker, point);
     if (known === undefined) return false;
-    let series = known.series;
-    if (series === undefined || series.gone === true || known.instrument !== instrument) {
-      series = this.#seriesOf(instrument, worker, slot, known);
-      if (point.id !== undefined) {
-        known.instrument = instrument;
-        known.series = series;
-        known.key = undefined;
-      }
-    }
+    const series = this.#seriesFor(instrument, worker, slot, known, point.id !== undefined);
     switch (instrument.kind) {
       case "counter":
       case "updown":

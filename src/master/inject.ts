@@ -253,18 +253,11 @@ export function planLaunch(argv: string[], options: PlanOptions): LaunchPlan {
     const runtime = argv.slice(1).find((a) => /^(deno|bun)(@[^\s/]+)?$/.test(a));
     if (runtime !== undefined) {
       const name = runtime.replace(/@.*/, "");
+      const launcher = basename(argv[0]);
       throw new ConfigError(
-        `Cannot preload the reporter through ${
-          basename(argv[0])
-        }: it starts ${name} as its own child, ` +
-          `out of forklift's reach. Give ${name}'s own path instead (\`${
-            basename(argv[0])
-          } ${runtime} ` +
-          `${
-            name === "deno"
-              ? "eval 'console.log(Deno.execPath())'"
-              : "-e 'console.log(process.execPath)'"
-          }\` prints it), or add --no-inject`,
+        `Cannot preload the reporter through ${launcher}: it starts ${name} as its own child, ` +
+          `out of forklift's reach. Give ${name}'s own path instead (after ` +
+          `\`npm install -g ${runtime}\`, \`command -v ${name}\` prints it), or add --no-inject`,
       );
     }
   }

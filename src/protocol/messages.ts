@@ -209,7 +209,17 @@ function checkAttributes(x: unknown): string | undefined {
   return undefined;
 }
 
-function isSeriesId(x: unknown): x is number {
+/**
+ * Whether `x` is a series id a worker may use: an integer from 0 to
+ * {@linkcode MAX_SERIES_ID} − 1.
+ *
+ * @example
+ * ```ts
+ * import { isSeriesId } from "./messages.ts";
+ * console.assert(isSeriesId(7) && !isSeriesId(-1) && !isSeriesId(1.5));
+ * ```
+ */
+export function isSeriesId(x: unknown): x is number {
   return typeof x === "number" && Number.isInteger(x) && x >= 0 && x < MAX_SERIES_ID;
 }
 

@@ -76,6 +76,36 @@ function firstLibrary<T>(open: (name: string) => T): T {
   throw last;
 }
 
+/** The C calls, with pointers and sizes already in the runtime's FFI terms. */
+interface Libc {
+  socket(domain: number, type: number, protocol: number): number;
+  sendto(fd: number, buf: Uint8Array, flags: number, addr: Uint8Array, addrLength: number): number;
+  clockGettime(clock: number, timespec: BigInt64Array): void;
+  close(fd: number): void;
+  unload(): void;
+}
+
+function systemdSocket(libc: Libc, target: { addr: Uint8Array; length: number }): SystemdSocket {
+  const fd = libc.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw new Error("socket() failed");
+  const ts = new BigInt64Array(2);
+  return {
+    send(message) {
+      const bytes = new TextEncoder().encode(message);
+      if (bytes.length === 0) return false;
+      return libc.sendto(fd, bytes, MSG_NOSIGNAL, target.addr, target.length) === bytes.length;
+    },
+    monotonicUsec() {
+      libc.clockGettime(CLOCK_MONOTONIC, ts);
+      return ts[0] * 1_000_000n + ts[1] / 1000n;
+    },
+    close() {
+      libc.close(fd);
+      libc.unload();
+    },
+  };
+}
+
 async function bunSocket(target: { addr: Uint8Array; length: number }): Promise<SystemdSocket> {
   const { dlopen, FFIType, ptr } = await import("bun:ffi" as string);
   const lib = firstLibrary((name) =>
@@ -89,32 +119,15 @@ async function bunSocket(target: { addr: Uint8Array; length: number }): Promise<
       close: { args: [FFIType.i32], returns: FFIType.i32 },
     })
   );
-  const fd = lib.symbols.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw new Error("socket() failed");
-  const ts = new BigInt64Array(2);
-  return {
-    send(message) {
-      const bytes = new TextEncoder().encode(message);
-      if (bytes.length === 0) return false;
-      const n = lib.symbols.sendto(
-        fd,
-        ptr(bytes),
-        bytes.length,
-        MSG_NOSIGNAL,
-        ptr(target.addr),
-        target.length,
-      );
-      return Number(n) === bytes.length;
-    },
-    monotonicUsec() {
-      lib.symbols.clock_gettime(CLOCK_MONOTONIC, ptr(ts));
-      return ts[0] * 1_000_000n + ts[1] / 1000n;
-    },
-    close() {
-      lib.symbols.close(fd);
-      lib.close();
-    },
-  };
+  const c = lib.symbols;
+  return systemdSocket({
+    socket: (d, t, p) => c.socket(d, t, p),
+    sendto: (fd, buf, flags, addr, len) =>
+      Number(c.sendto(fd, ptr(buf), buf.length, flags, ptr(addr), len)),
+    clockGettime: (clock, ts) => void c.clock_gettime(clock, ptr(ts)),
+    close: (fd) => void c.close(fd),
+    unload: () => lib.close(),
+  }, target);
 }
 
 function denoSocket(deno: any, target: { addr: Uint8Array; length: number }): SystemdSocket {
@@ -129,30 +142,13 @@ function denoSocket(deno: any, target: { addr: Uint8Array; length: number }): Sy
       close: { parameters: ["i32"], result: "i32" },
     })
   );
-  const fd = lib.symbols.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw new Error("socket() failed");
-  const ts = new BigInt64Array(2);
-  return {
-    send(message) {
-      const bytes = new TextEncoder().encode(message);
-      if (bytes.length === 0) return false;
-      const n = lib.symbols.sendto(
-        fd,
-        bytes,
-        BigInt(bytes.length),
-        MSG_NOSIGNAL,
-        target.addr,
-        target.length,
-      );
-      return Number(n) === bytes.length;
-    },
-    monotonicUsec() {
-      lib.symbols.clock_gettime(CLOCK_MONOTONIC, new Uint8Array(ts.buffer));
-      return ts[0] * 1_000_000n + ts[1] / 1000n;
-    },
-    close() {
-      lib.symbols.close(fd);
-      lib.close();
-    },
-  };
+  const c = lib.symbols;
+  return systemdSocket({
+    socket: (d, t, p) => c.socket(d, t, p),
+    sendto: (fd, buf, flags, addr, len) =>
+      Number(c.sendto(fd, buf, BigInt(buf.length), flags, addr, len)),
+    clockGettime: (clock, ts) => void c.clock_gettime(clock, new Uint8Array(ts.buffer)),
+    close: (fd) => void c.close(fd),
+    unload: () => lib.close(),
+  }, target);
 }

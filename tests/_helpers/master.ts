@@ -381,6 +381,8 @@ export async function startWorkers(
     harvestInterval?: number;
     args?: string[];
     env?: Record<string, string>;
+    /** The workers' command, given the port; `<runtime> script` when not given. */
+    command?: (port: number) => string[];
   } = {},
 ): Promise<{ master: Master; port: number }> {
   const workers = options.workers ?? 2;
@@ -394,7 +396,7 @@ export async function startWorkers(
     "127.0.0.1:0",
     ...(options.args ?? []),
     "--",
-    ...serverArgv(runtime, script),
+    ...(options.command?.(port) ?? serverArgv(runtime, script)),
   ], { env: cleanEnv({ PORT: String(port), ...options.env }) });
   try {
     await master.waitReady(workers);

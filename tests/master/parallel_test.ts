@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cleanEnv, ROOT } from "../_helpers/cli.ts";
-import { freePort, Master, RUNTIMES, sleep, sumSamples, waitFor } from "../_helpers/master.ts";
+import { ROOT } from "../_helpers/cli.ts";
+import { RUNTIMES, sleep, startWorkers, sumSamples, waitFor } from "../_helpers/master.ts";
 
 const APP = `${ROOT}tests/fixtures/master/parallel_app.ts`;
 const COUNT = "http_server_request_duration_seconds_count";
@@ -22,24 +22,11 @@ test(
   "Arbiter runs deno serve --parallel workers: every isolate reports, counts stay exact through a roll",
   { skip: !RUNTIMES.deno },
   async () => {
-    const port = await freePort();
-    const m = new Master([
-      "-w",
-      "2",
-      "--harvest-interval",
-      "0.3",
-      "--metrics-bind",
-      "127.0.0.1:0",
-      "--",
-      RUNTIMES.deno!,
-      "serve",
-      "--parallel",
-      "--port",
-      String(port),
-      APP,
-    ], { env: cleanEnv({ DENO_JOBS: "2" }), deadlineMs: 60_000 });
+    const { master: m, port } = await startWorkers("deno", APP, {
+      env: { DENO_JOBS: "2" },
+      command: (port) => [RUNTIMES.deno!, "serve", "--parallel", "--port", String(port), APP],
+    });
     try {
-      await m.waitReady(2);
       const isolates = new Set<string>();
       const pids = new Set<number>();
       let answered = 0;
