@@ -1,13 +1,15 @@
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import process from "node:process";
 import {
   chmodSync,
   chownSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -16,103 +18,164 @@ import {
 import { tmpdir } from "node:os";
 import { dirname } from "node:path";
 import { cleanEnv, ROOT, runProcess, runtimeArgv } from "./_helpers/cli.ts";
-import { freePort, getFresh, RUNTIMES, sumSamples, waitFor } from "./_helpers/master.ts";
+import {
+  freePort,
+  getFresh,
+  Master,
+  RUNTIMES,
+  serverArgv,
+  sumSamples,
+  waitFor,
+} from "./_helpers/master.ts";
 
 describe("the forklift binary", { skip: !RUNTIMES.bun }, () => {
+  let dir = "";
+  let bin = "";
+
+  before(() => {
+    dir = mkdtempSync(`${tmpdir()}/forklift-build-`);
+    bin = `${dir}/forklift`;
+    const [cmd, ...pre] = runtimeArgv(`${ROOT}scripts/build.ts`);
+    const built = spawnSync(cmd, [...pre, "--outfile", bin], {
+      cwd: ROOT,
+      env: { ...process.env, FORKLIFT_TEST_BUN: RUNTIMES.bun! },
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    assert.equal(built.status, 0, built.stderr);
+  });
+
+  after(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
   test("build.ts makes one binary that preloads its embedded reporter into workers", async () => {
-    const dir = mkdtempSync(`${tmpdir()}/forklift-build-`);
-    const bin = `${dir}/forklift`;
+    const cache = `${dir}/cache`;
+    const env = cleanEnv({ XDG_RUNTIME_DIR: cache });
+    const dry = await runProcess([bin, "run", "--dry-run", "--", RUNTIMES.bun!, "app.ts"], {
+      env,
+    });
+    assert.equal(dry.code, 0, dry.stderr);
+    const preload = /BUN_OPTIONS='--preload ([^']+)'/.exec(dry.stdout)?.[1];
+    assert.ok(preload?.startsWith(`${cache}/forklift-`), dry.stdout);
+    assert.ok(existsSync(preload!));
+    assert.match(readFileSync(preload!, "utf8"), /forklift\.reporter/);
+    // Bun's build of the preload comes with its bytecode, whole.
+    assert.equal(
+      readFileSync(`${preload}.jsc`).length,
+      readFileSync(`${ROOT}dist/bun/preload.js.jsc`).length,
+    );
+
+    // The preload's directory name is predictable. One made first by another
+    // user (here: owned by nobody, writable by all) is never used, nor a file in it.
+    const owned = dirname(preload!);
+    rmSync(owned, { recursive: true, force: true });
+    mkdirSync(owned, { mode: 0o777 });
+    chmodSync(owned, 0o777);
+    writeFileSync(`${owned}/preload.bun.js`, "globalThis.planted = true;\n");
     try {
-      const [cmd, ...pre] = runtimeArgv(`${ROOT}scripts/build.ts`);
-      const built = spawnSync(cmd, [...pre, "--outfile", bin], {
-        cwd: ROOT,
-        env: { ...process.env, FORKLIFT_TEST_BUN: RUNTIMES.bun! },
-        encoding: "utf8",
-        timeout: 120_000,
-      });
-      assert.equal(built.status, 0, built.stderr);
-      const cache = `${dir}/cache`;
-      const env = cleanEnv({ XDG_RUNTIME_DIR: cache });
-      const dry = await runProcess([bin, "run", "--dry-run", "--", RUNTIMES.bun!, "app.ts"], {
-        env,
-      });
-      assert.equal(dry.code, 0, dry.stderr);
-      const preload = /BUN_OPTIONS='--preload ([^']+)'/.exec(dry.stdout)?.[1];
-      assert.ok(preload?.startsWith(`${cache}/forklift-`), dry.stdout);
-      assert.ok(existsSync(preload!));
-      assert.match(readFileSync(preload!, "utf8"), /forklift\.reporter/);
-      // Bun's build of the preload comes with its bytecode, whole.
-      assert.equal(
-        readFileSync(`${preload}.jsc`).length,
-        readFileSync(`${ROOT}dist/bun/preload.js.jsc`).length,
-      );
-
-      // The preload's directory name is predictable. One made first by another
-      // user (here: owned by nobody, writable by all) is never used, nor a file in it.
-      const owned = dirname(preload!);
-      rmSync(owned, { recursive: true, force: true });
-      mkdirSync(owned, { mode: 0o777 });
-      chmodSync(owned, 0o777);
-      writeFileSync(`${owned}/preload.bun.js`, "globalThis.planted = true;\n");
-      try {
-        chownSync(owned, 65534, 65534);
-      } catch {
-        // Not root: the mode alone makes it another's to write.
-      }
-      const planted = await runProcess([bin, "run", "--dry-run", "--", RUNTIMES.bun!, "app.ts"], {
-        env,
-      });
-      const elsewhere = /BUN_OPTIONS='--preload ([^']+)'/.exec(planted.stdout)?.[1];
-      assert.ok(elsewhere && dirname(elsewhere) !== owned, planted.stdout);
-      assert.match(readFileSync(elsewhere!, "utf8"), /forklift\.reporter/);
-      assert.equal((statSync(dirname(elsewhere!)).mode & 0o777).toString(8), "700");
-      // In its own private directory, a file that is not the one the binary carries is replaced.
-      rmSync(owned, { recursive: true, force: true });
-      assert.equal(
-        (await runProcess([bin, "run", "--dry-run", "--", RUNTIMES.bun!, "app.ts"], { env })).code,
-        0,
-      );
-      writeFileSync(preload!, "globalThis.tampered = true;\n");
-      await runProcess([bin, "run", "--dry-run", "--", RUNTIMES.bun!, "app.ts"], { env });
-      assert.match(readFileSync(preload!, "utf8"), /forklift\.reporter/);
-
-      const port = await freePort();
-      const app = `${ROOT}tests/fixtures/master/app.ts`;
-      const master = spawn(bin, [
-        "run",
-        "-w",
-        "2",
-        "--harvest-interval",
-        "0.3",
-        "--metrics-bind",
-        "127.0.0.1:0",
-        "--",
-        RUNTIMES.bun!,
-        app,
-      ], { env: { ...env, PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
-      let log = "";
-      master.stderr!.on("data", (d) => (log += d));
-      const deadline = setTimeout(() => master.kill("SIGKILL"), 30_000);
-      const closed = new Promise((r) => master.on("close", r));
-      try {
-        await waitFor("ready", () => /All 2 worker\(s\) ready/.test(log));
-        const serving = await waitFor(
-          "metrics endpoint",
-          () => /Serving metrics at http:\/\/[^:]+:(\d+)/.exec(log),
-        );
-        const metricsPort = Number(serving[1]);
-        for (let i = 0; i < 10; i++) assert.equal((await getFresh(port, "/"))?.status, 200);
-        await waitFor("count", async () => {
-          const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-          return sumSamples(text, "http_server_request_duration_seconds_count") === 10;
-        }, 3_000);
-      } finally {
-        master.kill("SIGTERM");
-        await closed;
-        clearTimeout(deadline);
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+      chownSync(owned, 65534, 65534);
+    } catch {
+      // Not root: the mode alone makes it another's to write.
     }
+    const planted = await runProcess([bin, "run", "--dry-run", "--", RUNTIMES.bun!, "app.ts"], {
+      env,
+    });
+    const elsewhere = /BUN_OPTIONS='--preload ([^']+)'/.exec(planted.stdout)?.[1];
+    assert.ok(elsewhere && dirname(elsewhere) !== owned, planted.stdout);
+    assert.match(readFileSync(elsewhere!, "utf8"), /forklift\.reporter/);
+    assert.equal((statSync(dirname(elsewhere!)).mode & 0o777).toString(8), "700");
+    // In its own private directory, a file that is not the one the binary carries is replaced.
+    rmSync(owned, { recursive: true, force: true });
+    assert.equal(
+      (await runProcess([bin, "run", "--dry-run", "--", RUNTIMES.bun!, "app.ts"], { env })).code,
+      0,
+    );
+    writeFileSync(preload!, "globalThis.tampered = true;\n");
+    await runProcess([bin, "run", "--dry-run", "--", RUNTIMES.bun!, "app.ts"], { env });
+    assert.match(readFileSync(preload!, "utf8"), /forklift\.reporter/);
+
+    const port = await freePort();
+    const app = `${ROOT}tests/fixtures/master/app.ts`;
+    const master = spawn(bin, [
+      "run",
+      "-w",
+      "2",
+      "--harvest-interval",
+      "0.3",
+      "--metrics-bind",
+      "127.0.0.1:0",
+      "--",
+      RUNTIMES.bun!,
+      app,
+    ], { env: { ...env, PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
+    let log = "";
+    master.stderr!.on("data", (d) => (log += d));
+    const deadline = setTimeout(() => master.kill("SIGKILL"), 30_000);
+    const closed = new Promise((r) => master.on("close", r));
+    try {
+      await waitFor("ready", () => /All 2 worker\(s\) ready/.test(log));
+      const serving = await waitFor(
+        "metrics endpoint",
+        () => /Serving metrics at http:\/\/[^:]+:(\d+)/.exec(log),
+      );
+      const metricsPort = Number(serving[1]);
+      for (let i = 0; i < 10; i++) assert.equal((await getFresh(port, "/"))?.status, 200);
+      await waitFor("count", async () => {
+        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        return sumSamples(text, "http_server_request_duration_seconds_count") === 10;
+      }, 3_000);
+    } finally {
+      master.kill("SIGTERM");
+      await closed;
+      clearTimeout(deadline);
+    }
+  });
+
+  test("the binary copied alone into an empty directory runs Deno and Bun workers, counts exactly, exits 0", async () => {
+    const alone = `${dir}/alone`;
+    mkdirSync(alone);
+    copyFileSync(bin, `${alone}/forklift`);
+    const app = `${ROOT}tests/fixtures/master/app.ts`;
+    for (const runtime of ["deno", "bun"] as const) {
+      if (!RUNTIMES[runtime]) continue;
+      const port = await freePort();
+      const master = new Master(
+        [
+          "-w",
+          "2",
+          "--harvest-interval",
+          "0.3",
+          "--metrics-bind",
+          "127.0.0.1:0",
+          "--",
+          ...serverArgv(runtime, app),
+        ],
+        {
+          forklift: [`${alone}/forklift`],
+          cwd: alone,
+          env: cleanEnv({ PORT: String(port), XDG_RUNTIME_DIR: `${dir}/run-${runtime}` }),
+          deadlineMs: 40_000,
+        },
+      );
+      try {
+        await master.waitReady(2);
+        const sent = 16;
+        for (let i = 0; i < sent; i++) assert.equal((await getFresh(port, "/"))?.status, 200);
+        await waitFor(
+          `${runtime} count`,
+          async () =>
+            sumSamples(await master.metrics(), "http_server_request_duration_seconds_count") ===
+              sent,
+          5_000,
+        );
+        master.signal("SIGTERM");
+        assert.deepEqual(await master.exited, { code: 0, signal: null }, master.stderr);
+      } finally {
+        await master.cleanup();
+      }
+    }
+    // The binary needs nothing beside it and writes nothing where it runs.
+    assert.deepEqual(readdirSync(alone), ["forklift"]);
   });
 });

@@ -82,9 +82,15 @@ export class Master {
 
   constructor(
     args: string[],
-    options: { env?: Record<string, string>; cwd?: string; deadlineMs?: number },
+    options: {
+      env?: Record<string, string>;
+      cwd?: string;
+      deadlineMs?: number;
+      /** What runs `forklift` (a built binary); the checkout's CLI by default. */
+      forklift?: string[];
+    },
   ) {
-    const [cmd, ...pre] = runtimeArgv(MAIN);
+    const [cmd, ...pre] = options.forklift ?? runtimeArgv(MAIN);
     this.child = spawn(cmd, [...pre, "run", ...args], {
       cwd: options.cwd ?? ROOT,
       env: options.env ?? cleanEnv(),
