@@ -18,6 +18,7 @@ import { EventQueue } from "./event_queue.ts";
 import { EXIT_FAILURE } from "./exit_status.ts";
 import { callHook, type Hooks, type MasterDescriptor, type WorkerDescriptor } from "./hooks.ts";
 import { noticeLine } from "./notices.ts";
+import { OrphanSweeper } from "./orphans.ts";
 import { type PidFile, writePidFile } from "./pid_file.ts";
 import type { WorkerListener, WorkerSpawner } from "./spawner.ts";
 import {
@@ -86,6 +87,7 @@ export class Arbiter {
   #telemetry: Telemetry;
   #handles = new Map<number, WorkerHandle>();
   #systemd?: SystemdNotifier;
+  #orphans?: OrphanSweeper;
   #queue: EventQueue<Queued>;
   #servicesStarted = false;
   #cancelServices?: () => void;
@@ -218,6 +220,8 @@ export class Arbiter {
       }
     }
     await this.#openSystemd();
+    // PID 1 (a container's entry point) inherits every orphan, and must wait for each.
+    if (process.pid === 1) this.#orphans = await OrphanSweeper.start(this.#log, this.#clock);
     await this.#o.spawner.prepare();
     // Workers first: they boot while the master sets up the rest.
     await this.#dispatch({ type: "start", now: this.#clock.now() });
@@ -245,6 +249,7 @@ export class Arbiter {
     await this.#telemetry.close(supervisorConfig(this.#settings.values).gracefulMs);
     this.#o.spawner.close();
     this.#systemd?.close();
+    this.#orphans?.stop();
     this.#pidFile?.remove();
     await this.#hook("onExit", this.#master());
     return this.#code;

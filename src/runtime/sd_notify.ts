@@ -10,7 +10,7 @@
  * @module
  */
 
-// deno-lint-ignore-file no-explicit-any
+import { openLibc } from "./libc.ts";
 
 /** A connection to systemd's notification socket. */
 export interface SystemdSocket {
@@ -40,8 +40,6 @@ function address(path: string): { addr: Uint8Array; length: number } | undefined
   return { addr, length: 2 + name.length + (path.startsWith("@") ? 0 : 1) };
 }
 
-const LIBC = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
-
 /**
  * Opens a datagram socket towards `path`; undefined where the C library or
  * FFI is not available (the caller then tells the user, once).
@@ -56,99 +54,38 @@ const LIBC = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "l
 export async function openSystemdSocket(path: string): Promise<SystemdSocket | undefined> {
   const target = address(path);
   if (target === undefined) return undefined;
-  const g = globalThis as any;
+  let libc;
   try {
-    return g.Bun ? await bunSocket(target) : denoSocket(g.Deno, target);
+    libc = await openLibc({
+      socket: { params: ["i32", "i32", "i32"], result: "i32" },
+      sendto: { params: ["i32", "pointer", "usize", "i32", "pointer", "u32"], result: "isize" },
+      clock_gettime: { params: ["i32", "pointer"], result: "i32" },
+      close: { params: ["i32"], result: "i32" },
+    });
   } catch {
     return undefined;
   }
-}
-
-function firstLibrary<T>(open: (name: string) => T): T {
-  let last: unknown;
-  for (const name of LIBC) {
-    try {
-      return open(name);
-    } catch (e) {
-      last = e;
-    }
+  const c = libc.call;
+  const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    libc.close();
+    return undefined;
   }
-  throw last;
-}
-
-/** The C calls, with pointers and sizes already in the runtime's FFI terms. */
-interface Libc {
-  socket(domain: number, type: number, protocol: number): number;
-  sendto(fd: number, buf: Uint8Array, flags: number, addr: Uint8Array, addrLength: number): number;
-  clockGettime(clock: number, timespec: BigInt64Array): void;
-  close(fd: number): void;
-  unload(): void;
-}
-
-function systemdSocket(libc: Libc, target: { addr: Uint8Array; length: number }): SystemdSocket {
-  const fd = libc.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw new Error("socket() failed");
   const ts = new BigInt64Array(2);
   return {
     send(message) {
       const bytes = new TextEncoder().encode(message);
       if (bytes.length === 0) return false;
-      return libc.sendto(fd, bytes, MSG_NOSIGNAL, target.addr, target.length) === bytes.length;
+      return c.sendto(fd, bytes, bytes.length, MSG_NOSIGNAL, target.addr, target.length) ===
+        bytes.length;
     },
     monotonicUsec() {
-      libc.clockGettime(CLOCK_MONOTONIC, ts);
+      c.clock_gettime(CLOCK_MONOTONIC, ts);
       return ts[0] * 1_000_000n + ts[1] / 1000n;
     },
     close() {
-      libc.close(fd);
-      libc.unload();
+      c.close(fd);
+      libc.close();
     },
   };
-}
-
-async function bunSocket(target: { addr: Uint8Array; length: number }): Promise<SystemdSocket> {
-  const { dlopen, FFIType, ptr } = await import("bun:ffi" as string);
-  const lib = firstLibrary((name) =>
-    dlopen(name, {
-      socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-      sendto: {
-        args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32],
-        returns: FFIType.i64,
-      },
-      clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
-      close: { args: [FFIType.i32], returns: FFIType.i32 },
-    })
-  );
-  const c = lib.symbols;
-  return systemdSocket({
-    socket: (d, t, p) => c.socket(d, t, p),
-    sendto: (fd, buf, flags, addr, len) =>
-      Number(c.sendto(fd, ptr(buf), buf.length, flags, ptr(addr), len)),
-    clockGettime: (clock, ts) => void c.clock_gettime(clock, ptr(ts)),
-    close: (fd) => void c.close(fd),
-    unload: () => lib.close(),
-  }, target);
-}
-
-function denoSocket(deno: any, target: { addr: Uint8Array; length: number }): SystemdSocket {
-  const lib = firstLibrary((name) =>
-    deno.dlopen(name, {
-      socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-      sendto: {
-        parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"],
-        result: "isize",
-      },
-      clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
-      close: { parameters: ["i32"], result: "i32" },
-    })
-  );
-  const c = lib.symbols;
-  return systemdSocket({
-    socket: (d, t, p) => c.socket(d, t, p),
-    sendto: (fd, buf, flags, addr, len) =>
-      Number(c.sendto(fd, buf, BigInt(buf.length), flags, addr, len)),
-    clockGettime: (clock, ts) => void c.clock_gettime(clock, new Uint8Array(ts.buffer)),
-    close: (fd) => void c.close(fd),
-    unload: () => lib.close(),
-  }, target);
 }

@@ -60,6 +60,24 @@ const DRAIN_MS = 100;
 
 let childProcess: typeof import("node:child_process") | undefined;
 
+// Workers this process started that the runtime has not yet waited for: their
+// exit status is the runtime's to collect, never a zombie reaper's.
+const unreaped = new Set<number>();
+
+/**
+ * Whether `pid` is a worker started here whose exit the runtime has not
+ * collected yet.
+ *
+ * @example
+ * ```ts
+ * import { isUnreapedWorker } from "./spawn.ts";
+ * console.assert(isUnreapedWorker(1) === false);
+ * ```
+ */
+export function isUnreapedWorker(pid: number): boolean {
+  return unreaped.has(pid);
+}
+
 /**
  * Loads what spawning needs on this runtime; call once before the first
  * {@linkcode spawnWorkerProcess}. A no-op on Bun.
@@ -107,7 +125,9 @@ function spawnBun(argv: string[], options: SpawnOptions, on: WorkerProcessEvents
     }
   };
   const drained = Promise.all([pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr")]);
+  unreaped.add(proc.pid);
   proc.exited.then(async () => {
+    unreaped.delete(proc.pid);
     connected = false;
     peer?.close();
     await Promise.race([drained, new Promise((r) => setTimeout(r, DRAIN_MS))]);
@@ -138,8 +158,11 @@ function spawnNode(argv: string[], options: SpawnOptions, on: WorkerProcessEvent
     peer?.close();
     throw error;
   }
+  const pid = child.pid;
+  if (pid !== undefined) unreaped.add(pid);
   let ended = false;
   const end = (code: number | null, signal: string | null) => {
+    if (pid !== undefined) unreaped.delete(pid);
     if (ended) return;
     ended = true;
     peer?.close();
@@ -152,7 +175,10 @@ function spawnNode(argv: string[], options: SpawnOptions, on: WorkerProcessEvent
   // never emits it for a child killed by a signal after IPC traffic, so an
   // 'exit' without a 'close' soon after counts as the end too.
   child.on("close", (code, signal) => end(code, signal));
-  child.on("exit", (code, signal) => void setTimeout(() => end(code, signal), DRAIN_MS));
+  child.on("exit", (code, signal) => {
+    if (pid !== undefined) unreaped.delete(pid);
+    setTimeout(() => end(code, signal), DRAIN_MS);
+  });
   child.on("error", () => {
     // A spawn error also ends in 'close'.
   });
