@@ -14,15 +14,18 @@
  * shipped as forklift is, with and without an empty preload in its workers
  * (`fixtures/empty_preload.js`), the floor for any master that injects code.
  * A last row gives the CPU time forklift's master and workers, and the
- * injecting floor's, had used when both answered (Linux's schedstat).
+ * injecting floor's, had used when both answered (Linux's schedstat). Two
+ * more time the binary alone (`forklift version`, spawn to exit) beside each
+ * runtime running an empty script, with the binary's size.
  *
  * @module
  */
+import { statSync } from "node:fs";
 import { barePairMs, bareStartMs, minimalSupervisor, supervisorPairMs } from "./_bare.ts";
 import type { Bench, BenchContext } from "./_context.ts";
 import { allAnswering, startMaster } from "./_forklift.ts";
 import { pollUntil } from "./_http.ts";
-import { stop, type TreeCpu, treeCpuMs } from "./_process.ts";
+import { start, stop, type TreeCpu, treeCpuMs } from "./_process.ts";
 import type { Row } from "./_report.ts";
 import type { RuntimeName } from "./_runtimes.ts";
 import { fmt, median } from "./_stats.ts";
@@ -55,6 +58,44 @@ async function forkliftStart(
   } finally {
     await stop(m.proc, "SIGTERM", 5000);
   }
+}
+
+/** Milliseconds from spawning `argv` until it exits (0 expected). */
+async function runMs(argv: string[]): Promise<number> {
+  const t0 = performance.now();
+  const p = start(argv, { deadlineMs: 20_000 });
+  const code = await p.exited;
+  if (code !== 0) throw new Error(`${argv.join(" ")} exited with ${code}:\n${p.output()}`);
+  return performance.now() - t0;
+}
+
+/** The binary's own start, `forklift version`, against each runtime's empty script. */
+async function binaryRows(ctx: BenchContext, rounds: number): Promise<Row[]> {
+  const empty = `${ctx.root}scripts/bench/fixtures/empty_preload.js`;
+  const argvs = {
+    forklift: [ctx.forklift, "version"],
+    deno: [ctx.runtimes.deno, "run", empty],
+    bun: [ctx.runtimes.bun, empty],
+  };
+  const times: Record<keyof typeof argvs, number[]> = { forklift: [], deno: [], bun: [] };
+  for (const argv of Object.values(argvs)) await runMs(argv);
+  for (let r = 0; r < rounds; r++) {
+    const order = Object.keys(argvs) as Array<keyof typeof argvs>;
+    if (r % 2 === 1) order.reverse();
+    for (const k of order) times[k].push(await runMs(argvs[k]));
+  }
+  const mib = statSync(ctx.forklift).size / 2 ** 20;
+  const f = median(times.forklift);
+  return (["bun", "deno"] as const).map((runtime) => ({
+    bench: "startup",
+    metric: `the binary alone (${fmt(mib)} MiB): forklift version, spawn to exit, ` +
+      `against ${runtime} running an empty script`,
+    forklift: `${fmt(f)} ms`,
+    anchor: `${runtime} ${fmt(median(times[runtime]))} ms`,
+    versus: signedMs(f - median(times[runtime])),
+    target: "(info)",
+    pass: null,
+  }));
 }
 
 /** The `startup` benchmark. */
@@ -166,6 +207,7 @@ export const startup: Bench = {
         pass: null,
       });
     }
+    rows.push(...await binaryRows(ctx, rounds));
     return rows;
   },
 };
