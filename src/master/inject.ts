@@ -61,9 +61,11 @@ function denoFlags(preload: string, userFlags: string[], channel: string | undef
     flags.push(`--allow-env=${names.join(",")}`);
   }
   if (channel !== undefined) {
-    // Connecting to a Unix socket takes read and write permission on its path.
+    // Connecting to a Unix socket takes read and write permission on its
+    // path, and net permission on `unix:` and its path.
     if (!grants(userFlags, "--allow-read", "-R")) flags.push(`--allow-read=${channel}`);
     if (!grants(userFlags, "--allow-write", "-W")) flags.push(`--allow-write=${channel}`);
+    if (!grants(userFlags, "--allow-net", "-N")) flags.push(`--allow-net=unix:${channel}`);
   }
   return flags;
 }
@@ -174,10 +176,6 @@ function planParallelServe(argv: string[], options: PlanOptions): LaunchPlan {
   ours.splice(ours.indexOf("--preload"), 2);
   const env = ours.findIndex((f) => f.startsWith("--allow-env="));
   if (env >= 0) ours[env] += `,${ISOLATES_ENV}`;
-  // Under `deno serve`, connecting to a Unix socket takes net permission on it.
-  if (options.channel !== undefined && !grants(flags, "--allow-net", "-N")) {
-    ours.push(`--allow-net=unix:${options.channel}`);
-  }
   return {
     argv: [
       argv[0],

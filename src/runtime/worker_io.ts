@@ -187,6 +187,12 @@ class SocketChannel {
         resolve(conn);
         void this.#read(conn);
       }, (error: unknown) => {
+        // Said once, on the worker's stderr: the master cannot hear it otherwise.
+        console.error(
+          `forklift: this worker cannot reach the master's socket ${this.#path}: ${
+            String(error).split("\n")[0]
+          }`,
+        );
         reject(error);
         this.#close();
       });

@@ -74,9 +74,14 @@ describe("planLaunch()", () => {
       const [flags, expected] of [
         [["-A"], []],
         [["--allow-all"], []],
-        [["-R", "-W", "-E"], []],
-        [["--allow-read", "--allow-env"], [`--allow-write=${SOCK}`]],
-        [["--allow-write"], [ALLOW_CHANNEL, `--allow-read=${SOCK}`]],
+        [["-R", "-W", "-E", "-N"], []],
+        [["-R", "-W", "-E"], [`--allow-net=unix:${SOCK}`]],
+        [["--allow-read", "--allow-env", "--allow-net"], [`--allow-write=${SOCK}`]],
+        [["--allow-write", "--allow-net=0.0.0.0:8000"], [
+          ALLOW_CHANNEL,
+          `--allow-read=${SOCK}`,
+          `--allow-net=unix:${SOCK}`,
+        ]],
       ] as const
     ) {
       const p = plan(["deno", "run", ...flags, "server.ts"], { channel: SOCK });

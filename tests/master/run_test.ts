@@ -15,6 +15,7 @@ import {
 } from "../_helpers/master.ts";
 
 const APP = `${ROOT}tests/fixtures/master/app.ts`;
+const PLAIN = `${ROOT}tests/fixtures/deno_plain.ts`;
 const EXIT = `${ROOT}tests/fixtures/master/exit_code.ts`;
 const COUNT = "http_server_request_duration_seconds_count";
 
@@ -95,6 +96,32 @@ describe("forklift run's channel token", { skip: !RUNTIMES.deno }, () => {
       assert.equal(r?.status, 200);
       assert.equal(r?.body, "", "a subprocess inherited the token");
       assert.notEqual((await getFresh(port, "/childenv?name=FORKLIFT_CHANNEL"))?.body, "");
+    } finally {
+      await m.cleanup();
+    }
+  });
+});
+
+describe("forklift run with Deno's permissions scoped", { skip: !RUNTIMES.deno }, () => {
+  test("Arbiter's Deno workers reach the master under --allow-net and --allow-env lists of their own", async () => {
+    const { master: m, port } = await startWorkers("deno", PLAIN, {
+      workers: 2,
+      command: (port) => [
+        RUNTIMES.deno!,
+        "run",
+        `--allow-net=127.0.0.1:${port}`,
+        "--allow-env=PORT",
+        PLAIN,
+      ],
+    });
+    try {
+      for (let i = 0; i < 6; i++) assert.equal((await getFresh(port, "/"))?.status, 200);
+      await waitFor(
+        "count",
+        async () =>
+          sumSamples(await m.metrics(), "http_server_request_duration_seconds_count") === 6,
+        3_000,
+      );
     } finally {
       await m.cleanup();
     }
@@ -186,7 +213,7 @@ describe("forklift run exit codes", () => {
     );
     assert.match(
       lines[1],
-      /^worker 1: argv \S+ run --unstable-net --preload \S+preload\.ts --allow-env=FORKLIFT_MASTER_PID,FORKLIFT_WORKER_ID,FORKLIFT_WORKERS,FORKLIFT_CHANNEL,FORKLIFT_CHANNEL_TOKEN --allow-read=(\S+\.sock) --allow-write=\1 app\.ts$/,
+      /^worker 1: argv \S+ run --unstable-net --preload \S+preload\.ts --allow-env=FORKLIFT_MASTER_PID,FORKLIFT_WORKER_ID,FORKLIFT_WORKERS,FORKLIFT_CHANNEL,FORKLIFT_CHANNEL_TOKEN --allow-read=(\S+\.sock) --allow-write=\1 --allow-net=unix:\1 app\.ts$/,
     );
     assert.match(lines[2], /FORKLIFT_WORKER_ID=2/);
     assert.equal(lines[4], "reporter: preloaded (deno)");
