@@ -8,7 +8,7 @@
 import process from "node:process";
 import { type CommandName, parseCommandLine } from "../config/argv.ts";
 import { ConfigError, EXIT_USAGE } from "../config/errors.ts";
-import { loadSettings } from "../config/load.ts";
+import { loadSettings, type ResolvedSettings } from "../config/load.ts";
 import { describeReadError } from "../config/ini_file.ts";
 import { currentRuntime, type Runtime } from "../runtime/runtime.ts";
 import { VERSION } from "../protocol/version.ts";
@@ -36,6 +36,7 @@ function print(text: string): void {
  * ```
  */
 export async function main(argv?: string[], runtime: Runtime = currentRuntime()): Promise<number> {
+  let settings: ResolvedSettings | undefined;
   try {
     const commandLine = parseCommandLine(argv ?? runtime.args());
     const { command } = commandLine;
@@ -49,7 +50,7 @@ export async function main(argv?: string[], runtime: Runtime = currentRuntime())
       print(`forklift ${VERSION} (${runtime.name} ${runtime.version})\n`);
       return 0;
     }
-    const settings = loadSettings({
+    settings = loadSettings({
       flags: commandLine.flags,
       config: commandLine.config,
       environment: commandLine.environment,
@@ -79,7 +80,10 @@ export async function main(argv?: string[], runtime: Runtime = currentRuntime())
       return err.exitCode;
     }
     console.error(`forklift: internal error: ${err?.message ?? String(e)}`);
-    if (runtime.env().FORKLIFT_LOG_LEVEL === "debug") console.error(err?.stack);
+    // The level as resolved (flag, file or environment), or as the environment
+    // says when the settings themselves failed.
+    const level = settings?.values.log_level ?? runtime.env().FORKLIFT_LOG_LEVEL;
+    if (level === "debug") console.error(err?.stack);
     return 1;
   }
 }

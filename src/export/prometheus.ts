@@ -351,7 +351,7 @@ export function masterMetrics(state: {
       name: "forklift.workers",
       kind: "gauge",
       unit: "{worker}",
-      description: "Worker processes currently running",
+      description: "Worker slots whose worker is ready",
       points: [{ attributes: {}, value: state.workers }],
     },
   ];

@@ -48,7 +48,7 @@ export interface WorkerStatus {
 
 /** Totals over the master's lifetime, in the `/status` document. */
 export interface StatusTotals {
-  /** Worker processes now running (any state but `exited` and `backoff`). */
+  /** Workers ready now. */
   workers: number;
   /** Requests completed by all workers, the exited ones included. */
   requests: number;
@@ -66,7 +66,7 @@ export interface StatusDocument {
   started_at: string;
   uptime_s: number;
   service_name: string;
-  /** Timers the master has armed right now (the reporter arms none in it). */
+  /** Timers a reporter has ever armed in the master's process: 0, as it loads none. */
   master_timers_armed: number;
   workers: WorkerStatus[];
   /** Worker replacements by reason (crash, timeout, reload, max_requests, scale). */

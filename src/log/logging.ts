@@ -13,6 +13,7 @@ import {
   getTextFormatter,
   type Logger,
   type LogLevel,
+  type LogRecord,
   resetSync,
   type Sink,
 } from "@logtape/logtape";
@@ -59,6 +60,18 @@ function plain(value: unknown): string {
   }
 }
 
+// The JSON Lines formatter renders the message's values as JSON (a string in
+// quotes); its "message" is for people, so values go in as the text format
+// writes them, and stay typed under "properties".
+function jsonLines(): (record: LogRecord) => string {
+  const json = getJsonLinesFormatter();
+  return (record) =>
+    json({
+      ...record,
+      message: [record.message.map((part, i) => i % 2 === 1 ? plain(part) : part).join("")],
+    });
+}
+
 let fd: number | undefined;
 let path: string | undefined;
 
@@ -83,7 +96,7 @@ function openLog(file: string): void {
  */
 export function setupLogging(options: LoggingOptions): void {
   const format = options.format === "json"
-    ? getJsonLinesFormatter()
+    ? jsonLines()
     : getTextFormatter({ timestamp: "date-time-timezone", value: plain, category: "." });
   if (options.file) {
     if (options.file !== path) openLog(options.file);

@@ -303,7 +303,7 @@ export class Arbiter {
       case "signal":
         return handle?.signal(a.signal);
       case "forget":
-        return this.#telemetry.forget(a.worker);
+        return this.#telemetry.forget(a.worker, handle?.requests);
       case "reload":
         return await this.#reload();
       case "reopenLogs":

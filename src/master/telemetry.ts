@@ -48,8 +48,8 @@ export interface Telemetry {
   harvest(worker: WorkerKey, message: HarvestMessage, stream?: number): void;
   /** Counts a message that failed validation. */
   invalid(worker: WorkerKey): void;
-  /** The worker is gone: its gauges go, its counts stay. */
-  forget(worker: WorkerKey): void;
+  /** The worker is gone, after `requests`: its gauges go, its counts stay. */
+  forget(worker: WorkerKey, requests?: number): void;
   /** Starts the metrics endpoint on `bind`; resolves to its address. Throws on failure. */
   serve(bind: string): Promise<{ host: string; port: number }>;
   /** Rejects, with what to change, when the endpoint could not listen on `bind` now. */
@@ -94,6 +94,8 @@ export class MasterTelemetry implements Telemetry {
   #aggregator: Aggregator;
   #server?: MetricsServer;
   #harvests = 0;
+  // Requests of the workers that have exited, for /status's lifetime total.
+  #exitedRequests = 0;
   #dropped = 0;
   #invalid = 0;
   #startedAt = new Date();
@@ -135,8 +137,9 @@ export class MasterTelemetry implements Telemetry {
     this.#invalid++;
   }
 
-  forget(worker: WorkerKey): void {
+  forget(worker: WorkerKey, requests = 0): void {
     this.#aggregator.removeWorker(worker.id);
+    this.#exitedRequests += requests;
   }
 
   async checkBind(bind: string): Promise<void> {
@@ -242,7 +245,7 @@ export class MasterTelemetry implements Telemetry {
       restarts_by_reason: { ...s.restarts },
       totals: {
         workers: workers.filter((w) => w.state === "ready").length,
-        requests: workers.reduce((n, w) => n + w.requests, 0),
+        requests: workers.reduce((n, w) => n + w.requests, this.#exitedRequests),
         restarts: Object.values(s.restarts).reduce((a, b) => a + b, 0),
         harvests: this.#harvests,
         dropped_points: this.#dropped + this.#invalid,

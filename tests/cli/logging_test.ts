@@ -30,6 +30,11 @@ describe("forklift logging", { skip: !RUNTIMES.bun && !RUNTIMES.deno }, () => {
     const logs = records.filter((x) => x.level !== undefined);
     assert.ok(logs.length >= 3, r.stderr);
     assert.ok(logs.every((x) => typeof x.message === "string" && x.logger === "forklift.arbiter"));
+    // Values read in the message as in the text format, and stay typed in the properties.
+    const started = logs.find((x) => /^Started 1 worker\(s\): /.test(x.message));
+    assert.ok(started, r.stderr);
+    assert.doesNotMatch(started.message, /"/);
+    assert.equal(started.properties.n, 1);
   });
 
   test("setupLogging() appends to log_file and honours log_level", async () => {

@@ -59,6 +59,12 @@ for (const runtime of ["deno", "bun"] as const) {
           async () => sumSamples(await m.metrics(), COUNT) === K + 30,
           2_000,
         );
+        // /status's total keeps the retired worker's requests too.
+        await waitFor(
+          "total in /status",
+          async () => (await m.status()).totals.requests === K + 30,
+          2_000,
+        );
       } finally {
         await m.cleanup();
       }
