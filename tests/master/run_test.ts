@@ -62,7 +62,7 @@ for (const runtime of ["deno", "bun"] as const) {
         // /status's total keeps the retired worker's requests too.
         await waitFor(
           "total in /status",
-          async () => (await m.status()).totals.requests === K + 30,
+          async () => ((await m.status()).totals as { requests: number }).requests === K + 30,
           2_000,
         );
       } finally {
