@@ -8,8 +8,7 @@
  * @module
  */
 
-import type { Attributes } from "../protocol/messages.ts";
-import { Histogram, HTTP_DURATION_BOUNDARIES } from "./instruments.ts";
+import { BoundHistogram, Histogram, HTTP_DURATION_BOUNDARIES } from "./instruments.ts";
 import type { Storage } from "./storage.ts";
 
 /** Name of the request duration histogram. */
@@ -19,17 +18,48 @@ export const HTTP_DURATION = "http.server.request.duration";
 // deno-lint-ignore no-explicit-any
 export type FetchHandler = (this: any, req: Request, ...rest: any[]) => unknown;
 
-const METHODS: Record<string, string> = {
-  GET: "GET",
-  HEAD: "HEAD",
-  POST: "POST",
-  PUT: "PUT",
-  DELETE: "DELETE",
-  CONNECT: "CONNECT",
-  OPTIONS: "OPTIONS",
-  TRACE: "TRACE",
-  PATCH: "PATCH",
-};
+/** `http.request.method` values: the standard methods, then `_OTHER`, by {@linkcode methodIndex}. */
+const METHODS = [
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "DELETE",
+  "CONNECT",
+  "OPTIONS",
+  "TRACE",
+  "PATCH",
+  "_OTHER",
+] as const;
+
+/**
+ * The index in METHODS of a request's method. A switch compares the
+ * characters; a property lookup would first intern the runtime's string.
+ */
+function methodIndex(method: unknown): number {
+  switch (method) {
+    case "GET":
+      return 0;
+    case "HEAD":
+      return 1;
+    case "POST":
+      return 2;
+    case "PUT":
+      return 3;
+    case "DELETE":
+      return 4;
+    case "CONNECT":
+      return 5;
+    case "OPTIONS":
+      return 6;
+    case "TRACE":
+      return 7;
+    case "PATCH":
+      return 8;
+    default:
+      return 9;
+  }
+}
 
 /**
  * Returns the `http.request.method` attribute for a method: the method when
@@ -43,13 +73,17 @@ const METHODS: Record<string, string> = {
  * ```
  */
 export function normaliseMethod(method: string): string {
-  return Object.hasOwn(METHODS, method) ? METHODS[method] : "_OTHER";
+  return METHODS[methodIndex(method)];
 }
 
 function statusOf(res: unknown): number {
   if (res === undefined || res === null) return 101; // Bun: upgraded to a WebSocket
-  const status = (res as { status?: unknown }).status;
-  return typeof status === "number" ? status : 500;
+  try {
+    const status = (res as { status?: unknown }).status;
+    return typeof status === "number" ? status : 500;
+  } catch {
+    return 500; // a status getter that throws: never let it reach the server
+  }
 }
 
 /** A `node:http` request as the timing reads it (`IncomingMessage`, Express's `req`). */
@@ -112,8 +146,14 @@ export class HttpMetrics {
   readonly #duration: Histogram;
   readonly #routes = new WeakMap<object, string>();
   #routesUsed = false;
-  /** Attribute sets already built, by route ("" for none), method and status. */
-  readonly #sets = new Map<string, Map<string, Map<number, Attributes>>>();
+  /**
+   * The duration histogram bound to each attribute set already built: by
+   * `method index * 1000 + status` for requests without a route, and the same
+   * per route for the others. A request allocates nothing and looks no
+   * series up (bounded, for apps with many routes or odd statuses).
+   */
+  readonly #plain = new Map<number, BoundHistogram>();
+  readonly #routed = new Map<string, Map<number, BoundHistogram>>();
   #setCount = 0;
   /** Records a `node:http` response when it closes; `this` is the response. */
   readonly #nodeClosed: (this: NodeResponse) => void;
@@ -165,33 +205,42 @@ export class HttpMetrics {
     const seconds = (performance.now() - t0) / 1000;
     this.requests++;
     try {
-      const method = normaliseMethod(req.method);
+      const method = methodIndex(req.method);
       if (route === undefined && this.#routesUsed) route = this.#routes.get(req);
-      this.#duration.record(seconds, this.#attributes(method, status, route));
+      this.#timer(method, status, route).record(seconds);
     } catch {
       // Never let metrics reach the request.
     }
   }
 
   /**
-   * The attributes of a request's duration. The same few sets recur: each is
-   * built once and reused, so a request allocates none (bounded, for apps
-   * with many routes or odd statuses).
+   * The duration histogram bound to a request's attributes. The same few sets
+   * recur: each is built once and reused.
    */
-  #attributes(method: string, status: number, route: string | undefined): Attributes {
-    const byMethod = this.#sets.get(route ?? "");
-    const byStatus = byMethod?.get(method);
-    const known = byStatus?.get(status);
+  #timer(method: number, status: number, route: string | undefined): BoundHistogram {
+    // An integer status below 1000 (any real one) packs with the method into one key.
+    const key = status >= 0 && status < 1000 && (status | 0) === status
+      ? method * 1000 + status
+      : -1;
+    let byKey: Map<number, BoundHistogram> | undefined = this.#plain;
+    if (route !== undefined) byKey = this.#routed.get(route);
+    const known = byKey?.get(key);
     if (known !== undefined) return known;
-    const attributes: Attributes = route === undefined
-      ? { "http.request.method": method, "http.response.status_code": status }
-      : { "http.request.method": method, "http.response.status_code": status, "http.route": route };
-    if (this.#setCount >= MAX_ATTRIBUTE_SETS) return attributes;
+    const name = METHODS[method];
+    const timer = new BoundHistogram(
+      this.#duration,
+      route === undefined
+        ? { "http.request.method": name, "http.response.status_code": status }
+        : { "http.request.method": name, "http.response.status_code": status, "http.route": route },
+    );
+    if (key < 0 || this.#setCount >= MAX_ATTRIBUTE_SETS) return timer;
     this.#setCount++;
-    if (byStatus !== undefined) byStatus.set(status, attributes);
-    else if (byMethod !== undefined) byMethod.set(method, new Map([[status, attributes]]));
-    else this.#sets.set(route ?? "", new Map([[method, new Map([[status, attributes]])]]));
-    return attributes;
+    if (byKey === undefined) {
+      byKey = new Map();
+      this.#routed.set(route!, byKey);
+    }
+    byKey.set(key, timer);
+    return timer;
   }
 
   /**
@@ -224,8 +273,32 @@ export class HttpMetrics {
     return timed as unknown as H;
   }
 
-  /** Waits for an async handler's response and records it. */
-  async settle(
+  /**
+   * Records an async handler's response once it settles. A native promise is
+   * watched and handed back as it is: the server waits on the app's own
+   * promise, with no promise of ours in between (one microtask sooner, one
+   * promise fewer). The watch is attached first, so the request is recorded
+   * before the server sees the response. Any other thenable is awaited.
+   */
+  settle(
+    pending: Promise<unknown>,
+    req: Request,
+    t0: number,
+    route: string | undefined,
+  ): Promise<unknown> {
+    if (Object.getPrototypeOf(pending) !== Promise.prototype) {
+      return this.#awaited(pending, req, t0, route);
+    }
+    // Neither reaction throws (done() and statusOf() catch), so the promise
+    // then() returns never rejects: no unhandled rejection of ours.
+    pending.then(
+      (res) => this.done(req, statusOf(res), t0, route),
+      () => this.done(req, 500, t0, route),
+    );
+    return pending;
+  }
+
+  async #awaited(
     pending: Promise<unknown>,
     req: Request,
     t0: number,

@@ -7,7 +7,7 @@
  */
 
 import type { Attributes } from "../protocol/messages.ts";
-import type { SeriesTable, Storage } from "./storage.ts";
+import type { Series, SeriesTable, Storage } from "./storage.ts";
 
 /** Attributes a caller may pass when recording; cleaned once per new series. */
 export type RecordAttributes = Readonly<Record<string, unknown>> | Attributes;
@@ -84,6 +84,20 @@ abstract class Instrument {
   }
 }
 
+/**
+ * The series `attributes` names, or undefined when finding it threw (a getter
+ * or a proxy among the attributes, or no room for another instrument). The
+ * try/catch lives here, in a function of its own, so the recording methods
+ * stay small enough for engines to inline into the code that records.
+ */
+function find(table: SeriesTable, attributes: RecordAttributes | undefined): Series | undefined {
+  try {
+    return table.get(attributes);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Adds `value` to (or, for a gauge, sets) the series `attributes` names; drops on failure. */
 function apply(
   storage: Storage,
@@ -92,17 +106,148 @@ function apply(
   attributes: RecordAttributes | undefined,
   set: boolean,
 ): void {
-  try {
-    const s = table.get(attributes);
+  const s = find(table, attributes);
+  if (s !== undefined) {
     const next = set ? value : s.value + value;
-    // A sum past the largest double is no count at all: drop this add, keep the sum.
-    if (!Number.isFinite(next)) return storage.drop();
-    s.value = next;
-    s.dirty = true;
-  } catch {
-    return storage.drop();
+    // Finite (`x - x` is NaN for ±Infinity): a sum past the largest double is
+    // no count at all, so that add is dropped and the sum kept.
+    if (next - next === 0) {
+      s.value = next;
+      s.dirty = true;
+      return storage.recorded();
+    }
   }
-  if (storage.idle) storage.wake();
+  storage.drop();
+}
+
+// The bits of a double: a value's bucket is looked up from its exponent and
+// the top of its mantissa (see BucketFinder).
+const F64 = new Float64Array(1);
+const U32 = new Uint32Array(F64.buffer);
+/** The same words signed: a non-negative double's high word is below 2^31. */
+const I32 = new Int32Array(F64.buffer);
+/** Index in U32 and I32 of a double's high word (sign, exponent, top of the mantissa). */
+const HI = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
+/** Most cells a finder's table has (unless its boundaries span more than 2^500 or so). */
+const MAX_CELLS = 512;
+
+function highWord(x: number): number {
+  F64[0] = x;
+  return U32[HI];
+}
+
+function fromWords(high: number, low: number): number {
+  U32[HI] = high;
+  U32[1 - HI] = low;
+  return F64[0];
+}
+
+/**
+ * Finds the bucket of a histogram value (finite, `>= 0`) in a few steps,
+ * whatever the boundaries and however the values spread over them: no search,
+ * so no branch the processor mispredicts on every other value.
+ *
+ * Non-negative doubles sort like the unsigned integers of their bits, so the
+ * high 32 bits shifted right cut the number line into cells: a few per binary
+ * order of magnitude, over the span of the boundaries (the first and last cell
+ * reach down to 0 and up to the largest double). A table gives each cell's
+ * bucket, or, for the few cells that hold a boundary, the first bucket to
+ * compare from.
+ *
+ * @example
+ * ```ts
+ * import { BucketFinder } from "./instruments.ts";
+ * const f = new BucketFinder([0, 5, 10]);
+ * console.assert(f.index(0) === 0 && f.index(5) === 1 && f.index(5.5) === 2 && f.index(11) === 3);
+ * ```
+ */
+export class BucketFinder {
+  readonly #bounds: readonly number[];
+  /** Right shift of a value's high word that gives its cell (before `base`). */
+  readonly #shift: number;
+  /** The first cell's number. */
+  readonly #base: number;
+  /** The last cell's index in `table`. */
+  readonly #last: number;
+  /**
+   * Per cell: `bucket * 4 + kind`. Kind 0: every value of the cell is in
+   * `bucket`. Kind 1: in `bucket`, or the next one past `bounds[bucket]`.
+   * Kind 2: `bucket` or later (a search from there).
+   */
+  readonly #table: Int32Array;
+
+  /** Builds the table for `bounds`: finite and strictly ascending. */
+  constructor(bounds: readonly number[]) {
+    this.#bounds = bounds.slice();
+    const positive = bounds.filter((b) => b > 0);
+    const low = positive.length === 0 ? 0 : highWord(positive[0]);
+    const high = positive.length === 0 ? 0 : highWord(positive[positive.length - 1]);
+    // 2^(20 - shift) cells per binary order of magnitude: the finest cut that
+    // fits in MAX_CELLS. At shift 20 (one cell per order) a cell's top is
+    // always a finite double.
+    let shift = 12;
+    while (shift < 20 && (high >>> shift) - (low >>> shift) + 3 > MAX_CELLS) shift++;
+    // Cell 0 ends below the smallest positive boundary and reaches down to 0;
+    // the last cell starts above the largest boundary.
+    const base = Math.max(0, (low >>> shift) - 1);
+    const last = (high >>> shift) - base + 1;
+    const table = new Int32Array(last + 1);
+    for (let c = 0; c < last; c++) {
+      const bottom = c === 0 ? 0 : fromWords(((c + base) << shift) >>> 0, 0);
+      const top = fromWords(((((c + base + 1) << shift) >>> 0) - 1) >>> 0, 0xffffffff);
+      const first = countBelow(bounds, bottom);
+      const span = countBelow(bounds, top) - first;
+      table[c] = first * 4 + (span === 0 ? 0 : span === 1 ? 1 : 2);
+    }
+    table[last] = bounds.length * 4;
+    this.#shift = shift;
+    this.#base = base;
+    this.#last = last;
+    this.#table = table;
+  }
+
+  /** The bucket of `value` (finite, `>= 0`): the number of boundaries below it. */
+  index(value: number): number {
+    F64[0] = value + 0; // -0 as +0: its sign bit would put it in the last cell
+    let c = (I32[HI] >> this.#shift) - this.#base;
+    if (c < 0) c = 0;
+    else if (c > this.#last) c = this.#last;
+    const e = this.#table[c];
+    return (e & 3) === 0 ? e >>> 2 : this.#near(e, value);
+  }
+
+  #near(e: number, value: number): number {
+    const b = this.#bounds;
+    let i = e >>> 2;
+    if ((e & 3) === 1) return value > b[i] ? i + 1 : i;
+    let hi = b.length;
+    while (i < hi) {
+      const mid = (i + hi) >>> 1;
+      if (value > b[mid]) i = mid + 1;
+      else hi = mid;
+    }
+    return i;
+  }
+}
+
+/** How many of the ascending `bounds` are below `x`: the bucket of `x`. */
+function countBelow(bounds: readonly number[], x: number): number {
+  let i = 0;
+  while (i < bounds.length && x > bounds[i]) i++;
+  return i;
+}
+
+/** Finders already built, by boundaries: most histograms share a few sets. */
+const finders = new Map<string, BucketFinder>();
+
+function finderFor(bounds: readonly number[]): BucketFinder {
+  const key = bounds.join();
+  let f = finders.get(key);
+  if (f === undefined) {
+    f = new BucketFinder(bounds);
+    if (finders.size < 64) finders.set(key, f);
+  }
+  return f;
 }
 
 /**
@@ -128,10 +273,10 @@ export class Counter extends Instrument {
 
   /** Adds `value` (finite, `>= 0`) to the series named by `attributes`. */
   add(value: number, attributes?: RecordAttributes): void {
-    if (typeof value !== "number" || !(value >= 0) || value === Infinity) {
-      return this.storage.drop();
+    if (typeof value === "number" && value >= 0 && value < Infinity) {
+      return apply(this.storage, this.table, value, attributes, false);
     }
-    apply(this.storage, this.table, value, attributes, false);
+    this.storage.drop();
   }
 }
 
@@ -193,6 +338,13 @@ export class Gauge extends Instrument {
   }
 }
 
+/** What a {@linkcode BoundHistogram} needs of its histogram (set by the Histogram class). */
+let histogramParts: (h: Histogram) => {
+  storage: Storage;
+  table: SeriesTable;
+  buckets: BucketFinder;
+};
+
 /**
  * A distribution: count, sum, min, max and per-bucket counts. Values must be
  * finite and `>= 0`; a value equal to a boundary falls in that boundary's
@@ -207,7 +359,11 @@ export class Gauge extends Instrument {
  * ```
  */
 export class Histogram extends Instrument {
-  readonly #bounds: number[];
+  readonly #buckets: BucketFinder;
+
+  static {
+    histogramParts = (h) => ({ storage: h.storage, table: h.table, buckets: h.#buckets });
+  }
 
   /** Creates (or finds) a histogram in `storage`. */
   constructor(storage: Storage, name: string, options: HistogramOptions = {}) {
@@ -222,39 +378,66 @@ export class Histogram extends Instrument {
       name,
       storage.register({ name, kind: "histogram", ...checked, boundaries: bounds }).table,
     );
-    this.#bounds = bounds;
+    this.#buckets = finderFor(bounds);
   }
 
   /** Records `value` (finite, `>= 0`) in the series named by `attributes`. */
   record(value: number, attributes?: RecordAttributes): void {
-    const storage = this.storage;
-    if (typeof value !== "number" || !(value >= 0) || value === Infinity) return storage.drop();
-    try {
-      const s = this.table.get(attributes);
-      if (!Number.isFinite(s.sum + value)) return storage.drop();
-      s.count++;
-      s.sum += value;
-      if (value < s.min) s.min = value;
-      if (value > s.max) s.max = value;
-      const b = this.#bounds;
-      const n = b.length;
-      let i = 0;
-      if (n <= 8) {
-        while (i < n && value > b[i]) i++;
-      } else {
-        let hi = n;
-        while (i < hi) {
-          const mid = (i + hi) >>> 1;
-          if (value > b[mid]) i = mid + 1;
-          else hi = mid;
-        }
+    // Bad values are dropped before the lookup, so they never create a series.
+    if (typeof value === "number" && value >= 0 && value < Infinity) {
+      const s = find(this.table, attributes);
+      // observe() is false, and changes nothing, when the sum would pass the
+      // largest double.
+      if (s !== undefined && s.observe(value, this.#buckets.index(value))) {
+        return this.storage.recorded();
       }
-      s.buckets[i]++;
-      s.dirty = true;
-    } catch {
-      return storage.drop();
     }
-    if (storage.idle) storage.wake();
+    this.storage.drop();
+  }
+}
+
+/**
+ * A histogram with its attributes fixed: the series is found on the first
+ * recording and kept (series are never removed), so each later recording
+ * skips the lookup. For a caller that builds a few attribute sets once and
+ * reuses them, such as the HTTP timing; recording is otherwise the same as
+ * {@linkcode Histogram.record}, drops and the overflow series included.
+ *
+ * @example
+ * ```ts
+ * import { Storage } from "./storage.ts";
+ * import { BoundHistogram, Histogram } from "./instruments.ts";
+ * const took = new Histogram(new Storage(), "app.job.duration", { unit: "s" });
+ * const resize = new BoundHistogram(took, { job: "resize" });
+ * resize.record(0.42);
+ * ```
+ */
+export class BoundHistogram {
+  /** The attributes every recording carries. */
+  readonly attributes: Attributes;
+  readonly #storage: Storage;
+  readonly #table: SeriesTable;
+  readonly #buckets: BucketFinder;
+  #series: Series | undefined = undefined;
+
+  /** Binds `histogram` to `attributes`, which must not change afterwards. */
+  constructor(histogram: Histogram, attributes: Attributes) {
+    const { storage, table, buckets } = histogramParts(histogram);
+    this.attributes = attributes;
+    this.#storage = storage;
+    this.#table = table;
+    this.#buckets = buckets;
+  }
+
+  /** Records `value` (finite, `>= 0`) in the bound series. */
+  record(value: number): void {
+    if (typeof value === "number" && value >= 0 && value < Infinity) {
+      const s = this.#series ??= find(this.#table, this.attributes);
+      if (s !== undefined && s.observe(value, this.#buckets.index(value))) {
+        return this.#storage.recorded();
+      }
+    }
+    this.#storage.drop();
   }
 }
 

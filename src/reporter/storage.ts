@@ -5,7 +5,9 @@
  *
  * The hot path ({@linkcode SeriesTable.get}) walks a small trie keyed by the
  * attribute names and values in the order the caller wrote them: no string is
- * built, nothing is sorted and nothing is allocated once a series exists.
+ * built, nothing is sorted and nothing is allocated once a series exists. Each
+ * trie node remembers the step last taken from it, so a combination recorded
+ * again and again costs two comparisons per attribute, not a Map lookup.
  * Canonicalisation (sorted keys, cleaned values, series that differ only in key
  * order merged into one) happens once, the first time a combination is seen.
  *
@@ -75,6 +77,30 @@ export class Series {
     this.attributes = attributes;
     this.buckets = Array.from({ length: nBuckets }, () => 0);
   }
+
+  /**
+   * Histogram: adds `value` (finite, `>= 0`) in bucket `bucket`. Returns false,
+   * and changes nothing, when the sum would pass the largest double.
+   *
+   * @example
+   * ```ts
+   * import { Series } from "./storage.ts";
+   * const s = new Series({}, 2);
+   * s.observe(0.5, 1);
+   * console.assert(s.count === 1 && s.sum === 0.5 && s.buckets[1] === 1);
+   * ```
+   */
+  observe(value: number, bucket: number): boolean {
+    const sum = this.sum + value;
+    if (sum === Infinity) return false;
+    this.count++;
+    this.sum = sum;
+    if (value < this.min) this.min = value;
+    if (value > this.max) this.max = value;
+    this.buckets[bucket]++;
+    this.dirty = true;
+    return true;
+  }
 }
 
 /** A trie node: one attribute (name, value) step of a recorded combination. */
@@ -84,6 +110,25 @@ class _Node {
   name: string | undefined = undefined;
   values: Map<unknown, _Node> | undefined = undefined;
   next: Map<string, Map<unknown, _Node>> | undefined = undefined;
+  /**
+   * The step last taken from here: its name, its value and the node it led
+   * to. Nodes are never removed, so it never goes stale.
+   */
+  hitName: string | undefined = undefined;
+  hitValue: unknown = undefined;
+  hitChild: _Node | undefined = undefined;
+
+  /** The child for (name, value), remembered as the last step; undefined when none. */
+  step(name: string, value: unknown): _Node | undefined {
+    const values = name === this.name ? this.values : this.next?.get(name);
+    const child = values === undefined ? undefined : values.get(value);
+    if (child !== undefined) {
+      this.hitName = name;
+      this.hitValue = value;
+      this.hitChild = child;
+    }
+    return child;
+  }
 }
 
 function cleanValue(v: unknown): AttributeValue | undefined {
@@ -183,18 +228,20 @@ export class SeriesTable {
    * ```
    */
   get(attributes: Readonly<Record<string, unknown>> | undefined): Series {
-    let node = this.#root;
+    // Kept small, the slow steps in methods of their own, so that engines
+    // inline it (and the recording around it) into the caller.
+    let node: _Node | undefined = this.#root;
     if (attributes !== undefined) {
       for (const name in attributes) {
         const value = attributes[name];
-        const values = name === node.name ? node.values : node.next?.get(name);
-        const child = values === undefined ? undefined : values.get(value);
-        if (child === undefined) return this.#insert(attributes);
-        node = child;
+        // A name from for-in is a string, so an unset hitName never matches.
+        node = name === node.hitName && value === node.hitValue
+          ? node.hitChild
+          : node.step(name, value);
+        if (node === undefined) return this.#insert(attributes);
       }
     }
-    const series = node.series;
-    return series === undefined ? this.#insert(attributes) : series;
+    return node.series ?? this.#insert(attributes);
   }
 
   /** Calls `fn` on every series, the overflow series last. */
@@ -361,6 +408,11 @@ export class Storage {
     const state: InstrumentState = { ...info, table: new SeriesTable(nBuckets) };
     this.#instruments.set(info.name, state);
     return state;
+  }
+
+  /** Called after each recording: wakes the storage on the first one. */
+  recorded(): void {
+    if (this.idle) this.wake();
   }
 
   /** Counts one dropped point and wakes the storage. */

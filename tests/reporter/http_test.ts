@@ -98,3 +98,81 @@ test("HttpMetrics.instrument() times on its own without a wrapped server", () =>
   assert.equal(point.attributes["http.route"], "/x");
   assert.equal(http.requests, 1);
 });
+
+test("HttpMetrics.wrap() hands back an async handler's own promise, recorded before the caller sees it", async () => {
+  const storage = new Storage();
+  const http = new HttpMetrics(storage);
+  const pending = Promise.resolve(new Response("a", { status: 202 }));
+  const handler = http.wrap((_r: Request) => pending);
+  const out = handler(req("DELETE"));
+  assert.equal(out, pending, "no promise of the wrapper's own in between");
+  let seen = -1;
+  await (out as Promise<Response>).then(() => seen = http.requests);
+  assert.equal(seen, 1);
+  assert.deepEqual(durations(storage).map((p) => p.attributes), [
+    { "http.request.method": "DELETE", "http.response.status_code": 202 },
+  ]);
+});
+
+test("HttpMetrics.wrap() awaits a thenable that is not a native promise", async () => {
+  const storage = new Storage();
+  const http = new HttpMetrics(storage);
+  let calls = 0;
+  const thenable = {
+    then(ok: (r: Response) => void) {
+      calls++;
+      ok(new Response("t", { status: 203 }));
+    },
+  };
+  const handler = http.wrap((_r: Request) => thenable);
+  const out = await (handler(req()) as Promise<Response>);
+  assert.equal(out.status, 203);
+  assert.equal(calls, 1, "then() called once");
+  assert.equal(durations(storage)[0].attributes["http.response.status_code"], 203);
+});
+
+test("HttpMetrics.wrap() records a response whose status getter throws as 500, and passes it on", async () => {
+  const storage = new Storage();
+  const http = new HttpMetrics(storage);
+  const odd = {
+    get status(): number {
+      throw new Error("no status");
+    },
+  };
+  const sync = http.wrap((_r: Request) => odd);
+  const later = http.wrap((_r: Request) => Promise.resolve(odd));
+  assert.equal(sync(req()), odd);
+  assert.equal(await later(req()), odd);
+  const [point] = durations(storage);
+  assert.equal(point.attributes["http.response.status_code"], 500);
+  assert.equal(point.count, 2);
+});
+
+test("HttpMetrics keeps one series per method, status and route across many requests", () => {
+  const storage = new Storage();
+  const http = new HttpMetrics(storage);
+  const statuses = [200, 404, 200, 500, 201];
+  const methods = ["GET", "POST", "OPTIONS", "PURGE", "PATCH"];
+  let i = 0;
+  const handler = http.wrap((r: Request) => {
+    if (i % 3 === 0) http.setRoute(r, i % 2 === 0 ? "/a" : "/b");
+    return new Response(null, { status: statuses[i % statuses.length] });
+  });
+  const expected = new Map<string, number>();
+  for (; i < 200; i++) {
+    const method = methods[i % methods.length];
+    handler(req(method));
+    const attrs: Record<string, unknown> = {
+      "http.request.method": method === "PURGE" ? "_OTHER" : method,
+      "http.response.status_code": statuses[i % statuses.length],
+    };
+    if (i % 3 === 0) attrs["http.route"] = i % 2 === 0 ? "/a" : "/b";
+    const key = JSON.stringify(Object.entries(attrs).sort());
+    expected.set(key, (expected.get(key) ?? 0) + 1);
+  }
+  const got = new Map(
+    durations(storage).map((p) => [JSON.stringify(Object.entries(p.attributes).sort()), p.count]),
+  );
+  assert.deepEqual(got, expected);
+  assert.equal(http.requests, 200);
+});

@@ -10,7 +10,10 @@ import {
   Storage,
 } from "../../src/reporter/storage.ts";
 import {
+  BoundHistogram,
+  BucketFinder,
   Counter,
+  DEFAULT_BOUNDARIES,
   Gauge,
   Histogram,
   HTTP_DURATION_BOUNDARIES,
@@ -33,6 +36,36 @@ test("SeriesTable.get() returns one series whatever the key order", () => {
 test("SeriesTable.get() tells values of different types apart", () => {
   const table = new SeriesTable(0);
   assert.notEqual(table.get({ code: 200 }), table.get({ code: "200" }));
+});
+
+test("SeriesTable.get() finds the right series as values alternate, repeat and change type", () => {
+  // Each trie node remembers its last step: every combination below must
+  // still land on its own series, whichever was seen just before.
+  const table = new SeriesTable(0);
+  const combos: Record<string, unknown>[] = [
+    { method: "GET", status: 200 },
+    { method: "POST", status: 200 },
+    { method: "GET", status: 404 },
+    { method: "GET", status: "200" },
+    { method: "GET", status: NaN },
+    { method: "GET", status: -0 },
+    { method: "GET" },
+    { status: 200, method: "GET" },
+    { method: "GET", status: 200, route: "/a" },
+    { method: "GET", status: undefined },
+  ];
+  const first = combos.map((c) => table.get(c));
+  let seed = 7;
+  for (let i = 0; i < 500; i++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    const k = seed % combos.length;
+    for (let j = 0; j < seed % 3 + 1; j++) assert.equal(table.get({ ...combos[k] }), first[k]);
+  }
+  assert.equal(first[7], first[0], "key order does not matter");
+  assert.equal(first[9], first[6], "an undefined value is no attribute");
+  assert.equal(table.get({ method: "GET", status: 0 }), first[5], "0 and -0 are one value");
+  assert.notEqual(first[3], first[0], '"200" is not 200');
+  assert.equal(table.size, 8);
 });
 
 test("SeriesTable.get() sends series past the limit to one overflow series", () => {
@@ -125,7 +158,108 @@ test("Histogram.record() fills non-cumulative buckets, inclusive upper bounds", 
   assert.equal(cut.dropped, 1);
 });
 
-test("Histogram.record() uses a binary search on long boundary lists", () => {
+test("Histogram.record() drops Infinity and keeps -0 in the first bucket", () => {
+  const storage = new Storage();
+  const h = new Histogram(storage, "lat", { boundaries: [0, 1] });
+  h.record(Infinity);
+  h.record(-0);
+  h.record(Number.MIN_VALUE);
+  const cut = storage.cut();
+  assert.equal(cut.dropped, 1);
+  assert.deepEqual(cut.metrics[0].points[0].buckets, [1, 1, 0]);
+  assert.equal(cut.metrics[0].points[0].count, 2);
+});
+
+test("A dropped value creates no series", () => {
+  const storage = new Storage();
+  const table = storage.register({ name: "lat", kind: "histogram", boundaries: [1] }).table;
+  const h = new Histogram(storage, "lat", { boundaries: [1] });
+  const c = new Counter(storage, "hits");
+  for (const bad of [Infinity, -1, NaN]) {
+    h.record(bad, { user: String(bad) });
+    c.add(bad, { user: String(bad) });
+  }
+  assert.equal(table.size, 0);
+  assert.equal(storage.cut().dropped, 6);
+});
+
+test("BucketFinder.index() counts the boundaries below a value, whatever the boundaries", () => {
+  const below = (bounds: number[], x: number) => bounds.filter((b) => b < x).length;
+  let seed = 42;
+  const random = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const sets: number[][] = [
+    [],
+    [0],
+    [-5],
+    [-5, 0, 5],
+    [1],
+    [...DEFAULT_BOUNDARIES],
+    [...HTTP_DURATION_BOUNDARIES],
+    [Number.MIN_VALUE, 1e-310, 1],
+    [1e-300, 1e300],
+    [Number.MAX_VALUE],
+    [1, 1 + Number.EPSILON, 1 + 2 * Number.EPSILON, 2],
+    Array.from({ length: 3000 }, (_, i) => (i - 100) / 7),
+  ];
+  for (let k = 0; k < 60; k++) {
+    const scale = 10 ** Math.floor(random() * 40 - 20);
+    const s = new Set(
+      Array.from({ length: Math.floor(random() * 30) }, () => (random() - 0.2) * scale),
+    );
+    sets.push([...s].sort((a, b) => a - b));
+  }
+  const bits = new Float64Array(1);
+  const word = new BigUint64Array(bits.buffer);
+  for (const bounds of sets) {
+    const finder = new BucketFinder(bounds);
+    const values = [0, -0, Number.MIN_VALUE, Number.MAX_VALUE, 0.5, 1, 3, 1e-300, 1e300];
+    for (const b of bounds) {
+      if (b <= 0) continue;
+      // The boundary and the doubles right next to it.
+      bits[0] = b;
+      const at = word[0];
+      for (const d of [-2n, -1n, 0n, 1n, 2n]) {
+        word[0] = at + d;
+        values.push(bits[0]);
+      }
+      values.push(b / 2, b * 2);
+    }
+    const top = Math.abs(bounds.at(-1) ?? 1);
+    for (let i = 0; i < 300; i++) values.push(random() ** 3 * top * 2);
+    for (const v of values) {
+      if (!Number.isFinite(v)) continue; // past the largest double: never passed in
+      assert.equal(finder.index(v), below(bounds, v), `${v} among ${bounds.slice(0, 5)}…`);
+    }
+  }
+});
+
+test("BoundHistogram records into the series Histogram.record() uses, and drops alike", () => {
+  const storage = new Storage();
+  const h = new Histogram(storage, "lat", { boundaries: [1, 2] });
+  const bound = new BoundHistogram(h, { route: "/a" });
+  h.record(0.5, { route: "/a" });
+  bound.record(1.5);
+  bound.record(3);
+  bound.record(-1);
+  bound.record(NaN);
+  bound.record(Infinity);
+  const cut = storage.cut();
+  assert.equal(cut.dropped, 3);
+  assert.deepEqual(points(cut, "lat"), [
+    { attributes: { route: "/a" }, count: 3, sum: 5, min: 0.5, max: 3, buckets: [1, 1, 1] },
+  ]);
+});
+
+test("BoundHistogram past the instrument limit drops every recording", () => {
+  const storage = new Storage();
+  for (let i = 0; i < INSTRUMENT_LIMIT; i++) new Counter(storage, `m${i}`);
+  const bound = new BoundHistogram(new Histogram(storage, "one.too.many"), { a: 1 });
+  bound.record(1);
+  bound.record(2);
+  assert.equal(storage.cut().dropped, 2);
+});
+
+test("Histogram.record() finds the bucket on long boundary lists", () => {
   const storage = new Storage();
   const boundaries = Array.from({ length: 40 }, (_, i) => i + 1);
   const h = new Histogram(storage, "long", { boundaries });
