@@ -18,7 +18,7 @@ interface LoopResult {
   mismatches: string[];
 }
 
-const TARGET = 0.1;
+const TARGET = 0.05;
 
 function measure(ctx: BenchContext, name: RuntimeName): Promise<LoopResult> {
   return runLoop<LoopResult>(ctx, name, "record_loop.ts", [

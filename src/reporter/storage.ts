@@ -205,7 +205,7 @@ export class SeriesTable {
    * Creates an empty table.
    *
    * @param nBuckets Number of histogram buckets, 0 for other kinds.
-   * @param limit Most distinct series before overflow.
+   * @param limit Most series, the overflow series included (at least 1).
    */
   constructor(nBuckets: number, limit: number = CARDINALITY_LIMIT) {
     this.#nBuckets = nBuckets;
@@ -254,7 +254,9 @@ export class SeriesTable {
     const { attributes: clean, key } = canonicalAttributes(attributes);
     let series = this.#canonical.get(key);
     if (series === undefined) {
-      if (this.#canonical.size < this.#limit) {
+      // As OpenTelemetry counts its cardinality limit, and as the master does:
+      // the overflow series is one of the `limit`.
+      if (this.#canonical.size < this.#limit - 1) {
         series = new Series(clean, this.#nBuckets);
         this.#canonical.set(key, series);
       } else {

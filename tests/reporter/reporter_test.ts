@@ -147,14 +147,19 @@ test("Reporter harvest acknowledges a cut only when its last message is acked", 
   const { host, reporter } = started();
   host.deliver(welcome({ heartbeat_ms: 0 }));
   const c = reporter.counter("c");
-  const n = MAX_HARVEST_POINTS + 1;
-  for (let i = 0; i < n; i++) c.add(1, { i });
+  const d = reporter.counter("d");
+  // c's full 2,000 series (the overflow series one of them) and one of d's: one point too many.
+  const record = () => {
+    for (let i = 0; i < MAX_HARVEST_POINTS; i++) c.add(1, { i });
+    d.add(1);
+  };
+  record();
   host.advance(5000); // seq 1 and 2 define every series
   host.deliver({ type: "ack", v: 1, seq: 1 });
-  for (let i = 0; i < n; i++) c.add(1, { i });
+  record();
   reporter.harvest(true); // seq 2 resent, then seq 3 and 4: seq 2 is not acked, so definitions again
   host.deliver({ type: "ack", v: 1, seq: 4 });
-  for (let i = 0; i < n; i++) c.add(1, { i });
+  record();
   host.advance(5000); // seq 5 and 6: by id alone
   const harvests = host.ofType("harvest");
   assert.deepEqual(harvests.map((h) => h.seq), [1, 2, 2, 3, 4, 5, 6]);

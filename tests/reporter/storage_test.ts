@@ -68,8 +68,8 @@ test("SeriesTable.get() finds the right series as values alternate, repeat and c
   assert.equal(table.size, 8);
 });
 
-test("SeriesTable.get() sends series past the limit to one overflow series", () => {
-  const table = new SeriesTable(0, 3);
+test("SeriesTable.get() sends series past the limit to one overflow series, counted in it", () => {
+  const table = new SeriesTable(0, 4);
   for (let i = 0; i < 3; i++) table.get({ user: `u${i}` });
   const over1 = table.get({ user: "u3" });
   const over2 = table.get({ user: "u4", extra: true });
