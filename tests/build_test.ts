@@ -1,6 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import process from "node:process";
 import {
   chmodSync,
@@ -18,15 +18,7 @@ import {
 import { tmpdir } from "node:os";
 import { dirname } from "node:path";
 import { cleanEnv, ROOT, runProcess, runtimeArgv } from "./_helpers/cli.ts";
-import {
-  freePort,
-  getFresh,
-  Master,
-  RUNTIMES,
-  serverArgv,
-  sumSamples,
-  waitFor,
-} from "./_helpers/master.ts";
+import { getFresh, RUNTIMES, startWorkers, sumSamples, waitFor } from "./_helpers/master.ts";
 
 describe("the forklift binary", { skip: !RUNTIMES.bun }, () => {
   let dir = "";
@@ -49,7 +41,7 @@ describe("the forklift binary", { skip: !RUNTIMES.bun }, () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test("build.ts makes one binary that preloads its embedded reporter into workers", async () => {
+  test("build.ts makes one binary that writes its embedded reporter where only it can write", async () => {
     const cache = `${dir}/cache`;
     const env = cleanEnv({ XDG_RUNTIME_DIR: cache });
     const dry = await runProcess([bin, "run", "--dry-run", "--", RUNTIMES.bun!, "app.ts"], {
@@ -94,42 +86,6 @@ describe("the forklift binary", { skip: !RUNTIMES.bun }, () => {
     writeFileSync(preload!, "globalThis.tampered = true;\n");
     await runProcess([bin, "run", "--dry-run", "--", RUNTIMES.bun!, "app.ts"], { env });
     assert.match(readFileSync(preload!, "utf8"), /forklift\.reporter/);
-
-    const port = await freePort();
-    const app = `${ROOT}tests/fixtures/master/app.ts`;
-    const master = spawn(bin, [
-      "run",
-      "-w",
-      "2",
-      "--harvest-interval",
-      "0.3",
-      "--metrics-bind",
-      "127.0.0.1:0",
-      "--",
-      RUNTIMES.bun!,
-      app,
-    ], { env: { ...env, PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
-    let log = "";
-    master.stderr!.on("data", (d) => (log += d));
-    const deadline = setTimeout(() => master.kill("SIGKILL"), 30_000);
-    const closed = new Promise((r) => master.on("close", r));
-    try {
-      await waitFor("ready", () => /All 2 worker\(s\) ready/.test(log));
-      const serving = await waitFor(
-        "metrics endpoint",
-        () => /Serving metrics at http:\/\/[^:]+:(\d+)/.exec(log),
-      );
-      const metricsPort = Number(serving[1]);
-      for (let i = 0; i < 10; i++) assert.equal((await getFresh(port, "/"))?.status, 200);
-      await waitFor("count", async () => {
-        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-        return sumSamples(text, "http_server_request_duration_seconds_count") === 10;
-      }, 3_000);
-    } finally {
-      master.kill("SIGTERM");
-      await closed;
-      clearTimeout(deadline);
-    }
   });
 
   test("the binary copied alone into an empty directory runs Deno and Bun workers, counts exactly, exits 0", async () => {
@@ -139,27 +95,12 @@ describe("the forklift binary", { skip: !RUNTIMES.bun }, () => {
     const app = `${ROOT}tests/fixtures/master/app.ts`;
     for (const runtime of ["deno", "bun"] as const) {
       if (!RUNTIMES[runtime]) continue;
-      const port = await freePort();
-      const master = new Master(
-        [
-          "-w",
-          "2",
-          "--harvest-interval",
-          "0.3",
-          "--metrics-bind",
-          "127.0.0.1:0",
-          "--",
-          ...serverArgv(runtime, app),
-        ],
-        {
-          forklift: [`${alone}/forklift`],
-          cwd: alone,
-          env: cleanEnv({ PORT: String(port), XDG_RUNTIME_DIR: `${dir}/run-${runtime}` }),
-          deadlineMs: 40_000,
-        },
-      );
+      const { master, port } = await startWorkers(runtime, app, {
+        forklift: [`${alone}/forklift`],
+        cwd: alone,
+        env: { XDG_RUNTIME_DIR: `${dir}/run-${runtime}` },
+      });
       try {
-        await master.waitReady(2);
         const sent = 16;
         for (let i = 0; i < sent; i++) assert.equal((await getFresh(port, "/"))?.status, 200);
         await waitFor(

@@ -5,7 +5,7 @@ import process from "node:process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { cleanEnv, ROOT, runProcess, runtimeArgv } from "./_helpers/cli.ts";
-import { freePort, getFresh, Master, RUNTIMES, sumSamples, waitFor } from "./_helpers/master.ts";
+import { getFresh, RUNTIMES, startWorkers, sumSamples, waitFor } from "./_helpers/master.ts";
 import { VERSION } from "../src/protocol/version.ts";
 
 const npmFound = spawnSync("npm", ["--version"], { encoding: "utf8" }).status === 0;
@@ -98,16 +98,11 @@ describe("the packed API in fresh apps under the binary", { skip: SKIP }, () => 
           });
           assert.equal(checked.code, 0, checked.stderr);
         }
-        const port = await freePort();
-        const argv = runtime === "deno"
-          ? [RUNTIMES.deno!, "run", "-A", "server.ts"]
-          : [RUNTIMES.bun!, "server.ts"];
-        const master = new Master(
-          ["-w", "2", "--harvest-interval", "0.3", "--metrics-bind", "127.0.0.1:0", "--", ...argv],
-          { forklift: [bin], cwd: app, env: cleanEnv({ PORT: String(port) }), deadlineMs: 40_000 },
-        );
+        const { master, port } = await startWorkers(runtime, `${app}/server.ts`, {
+          forklift: [bin],
+          cwd: app,
+        });
         try {
-          await master.waitReady(2);
           const orders = 12;
           for (let i = 0; i < orders; i++) {
             assert.equal((await getFresh(port, "/order"))?.status, 200);

@@ -18,7 +18,7 @@ import { EventQueue } from "./event_queue.ts";
 import { EXIT_FAILURE } from "./exit_status.ts";
 import { callHook, type Hooks, type MasterDescriptor, type WorkerDescriptor } from "./hooks.ts";
 import { noticeLine } from "./notices.ts";
-import { OrphanSweeper } from "./orphans.ts";
+import type { OrphanSweeper } from "./orphans.ts";
 import { type PidFile, writePidFile } from "./pid_file.ts";
 import type { WorkerListener, WorkerSpawner } from "./spawner.ts";
 import {
@@ -221,7 +221,10 @@ export class Arbiter {
     }
     await this.#openSystemd();
     // PID 1 (a container's entry point) inherits every orphan, and must wait for each.
-    if (process.pid === 1) this.#orphans = await OrphanSweeper.start(this.#log, this.#clock);
+    if (process.pid === 1) {
+      const { OrphanSweeper } = await import("./orphans.ts");
+      this.#orphans = await OrphanSweeper.start(this.#log, this.#clock);
+    }
     await this.#o.spawner.prepare();
     // Workers first: they boot while the master sets up the rest.
     await this.#dispatch({ type: "start", now: this.#clock.now() });

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { BoundHistogram, Histogram, HTTP_DURATION_BOUNDARIES } from "./instruments.ts";
+import { type BoundHistogram, Histogram, HTTP_DURATION_BOUNDARIES } from "./instruments.ts";
 import type { Storage } from "./storage.ts";
 
 /** Name of the request duration histogram. */
@@ -227,8 +227,7 @@ export class HttpMetrics {
     const known = byKey?.get(key);
     if (known !== undefined) return known;
     const name = METHODS[method];
-    const timer = new BoundHistogram(
-      this.#duration,
+    const timer = this.#duration.bind(
       route === undefined
         ? { "http.request.method": name, "http.response.status_code": status }
         : { "http.request.method": name, "http.response.status_code": status, "http.route": route },

@@ -338,13 +338,6 @@ export class Gauge extends Instrument {
   }
 }
 
-/** What a {@linkcode BoundHistogram} needs of its histogram (set by the Histogram class). */
-let histogramParts: (h: Histogram) => {
-  storage: Storage;
-  table: SeriesTable;
-  buckets: BucketFinder;
-};
-
 /**
  * A distribution: count, sum, min, max and per-bucket counts. Values must be
  * finite and `>= 0`; a value equal to a boundary falls in that boundary's
@@ -360,10 +353,6 @@ let histogramParts: (h: Histogram) => {
  */
 export class Histogram extends Instrument {
   readonly #buckets: BucketFinder;
-
-  static {
-    histogramParts = (h) => ({ storage: h.storage, table: h.table, buckets: h.#buckets });
-  }
 
   /** Creates (or finds) a histogram in `storage`. */
   constructor(storage: Storage, name: string, options: HistogramOptions = {}) {
@@ -394,10 +383,26 @@ export class Histogram extends Instrument {
     }
     this.storage.drop();
   }
+
+  /**
+   * This histogram with `attributes` fixed, which must not change afterwards:
+   * see {@linkcode BoundHistogram}.
+   *
+   * @example
+   * ```ts
+   * import { Storage } from "./storage.ts";
+   * import { Histogram } from "./instruments.ts";
+   * const took = new Histogram(new Storage(), "app.job.duration", { unit: "s" });
+   * took.bind({ job: "resize" }).record(0.42);
+   * ```
+   */
+  bind(attributes: Attributes): BoundHistogram {
+    return new BoundHistogram(this.storage, this.table, this.#buckets, attributes);
+  }
 }
 
 /**
- * A histogram with its attributes fixed: the series is found on the first
+ * A histogram with its attributes fixed ({@linkcode Histogram.bind}): the series is found on the first
  * recording and kept (series are never removed), so each later recording
  * skips the lookup. For a caller that builds a few attribute sets once and
  * reuses them, such as the HTTP timing; recording is otherwise the same as
@@ -406,9 +411,9 @@ export class Histogram extends Instrument {
  * @example
  * ```ts
  * import { Storage } from "./storage.ts";
- * import { BoundHistogram, Histogram } from "./instruments.ts";
+ * import { Histogram } from "./instruments.ts";
  * const took = new Histogram(new Storage(), "app.job.duration", { unit: "s" });
- * const resize = new BoundHistogram(took, { job: "resize" });
+ * const resize = took.bind({ job: "resize" });
  * resize.record(0.42);
  * ```
  */
@@ -420,9 +425,8 @@ export class BoundHistogram {
   readonly #buckets: BucketFinder;
   #series: Series | undefined = undefined;
 
-  /** Binds `histogram` to `attributes`, which must not change afterwards. */
-  constructor(histogram: Histogram, attributes: Attributes) {
-    const { storage, table, buckets } = histogramParts(histogram);
+  /** Made by {@linkcode Histogram.bind}, from the histogram's parts. */
+  constructor(storage: Storage, table: SeriesTable, buckets: BucketFinder, attributes: Attributes) {
     this.attributes = attributes;
     this.#storage = storage;
     this.#table = table;

@@ -389,6 +389,9 @@ export async function startWorkers(
     env?: Record<string, string>;
     /** The workers' command, given the port; `<runtime> script` when not given. */
     command?: (port: number) => string[];
+    /** What runs `forklift` (a built binary), and where; the checkout's CLI by default. */
+    forklift?: string[];
+    cwd?: string;
   } = {},
 ): Promise<{ master: Master; port: number }> {
   const workers = options.workers ?? 2;
@@ -403,7 +406,11 @@ export async function startWorkers(
     ...(options.args ?? []),
     "--",
     ...(options.command?.(port) ?? serverArgv(runtime, script)),
-  ], { env: cleanEnv({ PORT: String(port), ...options.env }) });
+  ], {
+    env: cleanEnv({ PORT: String(port), ...options.env }),
+    forklift: options.forklift,
+    cwd: options.cwd,
+  });
   try {
     await master.waitReady(workers);
   } catch (e) {

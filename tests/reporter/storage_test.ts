@@ -10,7 +10,6 @@ import {
   Storage,
 } from "../../src/reporter/storage.ts";
 import {
-  BoundHistogram,
   BucketFinder,
   Counter,
   DEFAULT_BOUNDARIES,
@@ -233,10 +232,10 @@ test("BucketFinder.index() counts the boundaries below a value, whatever the bou
   }
 });
 
-test("BoundHistogram records into the series Histogram.record() uses, and drops alike", () => {
+test("Histogram.bind() records into the series Histogram.record() uses, and drops alike", () => {
   const storage = new Storage();
   const h = new Histogram(storage, "lat", { boundaries: [1, 2] });
-  const bound = new BoundHistogram(h, { route: "/a" });
+  const bound = h.bind({ route: "/a" });
   h.record(0.5, { route: "/a" });
   bound.record(1.5);
   bound.record(3);
@@ -250,10 +249,10 @@ test("BoundHistogram records into the series Histogram.record() uses, and drops 
   ]);
 });
 
-test("BoundHistogram past the instrument limit drops every recording", () => {
+test("Histogram.bind() past the instrument limit drops every recording", () => {
   const storage = new Storage();
   for (let i = 0; i < INSTRUMENT_LIMIT; i++) new Counter(storage, `m${i}`);
-  const bound = new BoundHistogram(new Histogram(storage, "one.too.many"), { a: 1 });
+  const bound = new Histogram(storage, "one.too.many").bind({ a: 1 });
   bound.record(1);
   bound.record(2);
   assert.equal(storage.cut().dropped, 2);
