@@ -4,17 +4,27 @@
  * sends three reads for each write, `fixtures/mixed.lua`), and hello-world as
  * a second row, on Deno and on Bun: `forklift run -w 2` against the same app
  * as two processes started by hand on one reusePort port, in the same run.
- * The servers share one core and wrk has the other; short rounds alternate
- * between the two sides (ABBA).
+ * The four servers share one core and wrk has the other. In each round one
+ * wrk loads the forklift side and another the bare pair, at once: this host's
+ * speed swings by up to half from one 2 s round to the next, and loading both
+ * sides together puts every swing on both (rounds taken one side after the
+ * other left ±10% between runs). Each round's ratio is one sample; the
+ * verdict is their median. An A/A row, a bare pair against a second one,
+ * shows what the method resolves.
  *
  * Per side: the servers' CPU time per request (`/proc`, both processes), wrk's
- * requests per second, and each server's resident memory after the load.
+ * requests per second (the two sides split the core, so this is the CPU cost
+ * seen from the client), and each server's resident memory after the load.
  * Targets: CPU per request within 3% of the pair, requests per second at
  * least 0.97× the pair, each worker's RSS within 1 MiB of a bare server's.
  *
  * Bun's `node:http` takes no `reusePort` (a second Express started by hand
  * fails with "port in use"); its hand-started pair gets it from a three-line
  * preload, `fixtures/reuse_port_preload.ts`, the anchor's only addition.
+ *
+ * `FORKLIFT_BENCH_APPS=deno:hono:binary,bun:hono:bare` runs only the cases
+ * named (runtime, app, and `binary`, `deno` for the master on Deno, or `bare`
+ * for the A/A row).
  *
  * @module
  */
@@ -26,7 +36,9 @@ import type { RuntimeName } from "./_runtimes.ts";
 import { fmt, median, pairedRatio } from "./_stats.ts";
 import { cpuTicks, ticksPerSecond } from "./idle.ts";
 import { pinning, wrk, wrkFound } from "./overhead.ts";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import process from "node:process";
 
 type App = "hono" | "express" | "hello";
 
@@ -105,15 +117,32 @@ interface Figures {
   anon: number[];
 }
 
-/** Alternating rounds on a forklift side and a bare pair; each side's figures. */
+/**
+ * `setsid` as a prefix when there is one: forklift starts each worker in a
+ * session of its own, and the scheduler shares a core between sessions
+ * (autogroups) before it shares it between processes, so each bare server
+ * gets a session too and no side is favoured.
+ */
+function ownSession(): string[] {
+  const r = spawnSync("setsid", ["true"], { timeout: 5000 });
+  return r.status === 0 ? ["setsid"] : [];
+}
+
+/**
+ * Rounds in which wrk loads the forklift side and the bare pair at once, the
+ * four servers sharing one core: each round's machine drift (this 2-core host
+ * swings by up to half from one 2 s round to the next) then hits both sides
+ * alike, and each round's ratio is the comparison. Each side's figures.
+ */
 async function compare(
   ctx: BenchContext,
   runtime: RuntimeName,
   app: App,
-  via: MasterVia,
-  rounds: { blocks: number; pairs: number; seconds: number },
+  vias: [MasterVia | "bare", "bare"],
+  rounds: { blocks: number; rounds: number; seconds: number },
 ): Promise<[Figures, Figures]> {
   const pin = pinning();
+  const session = ownSession();
   const script = app === "hello" ? undefined : `${ctx.root}${MIXED}`;
   const tick = 1000 / ticksPerSecond();
   const out: [Figures, Figures] = [
@@ -123,22 +152,26 @@ async function compare(
   for (let b = 0; b < rounds.blocks; b++) {
     const sides: Side[] = [];
     try {
-      sides.push(await startSide(ctx, runtime, app, via, pin.server));
-      sides.push(await startSide(ctx, runtime, app, "bare", pin.server));
-      for (const s of sides) await wrk(s.port, 1, pin.client, script);
-      for (let i = 0; i < rounds.pairs; i++) {
-        for (const k of i % 2 === 0 ? [0, 1] : [1, 0]) {
-          const { port, pids } = sides[k];
-          const cpu = () => pids.reduce((sum, pid) => sum + cpuTicks(pid), 0);
-          const before = cpu();
-          const r = await wrk(port, rounds.seconds, pin.client, script);
+      // Which side starts first alternates, so neither always has the warmer caches.
+      for (const k of b % 2 === 0 ? [0, 1] : [1, 0]) {
+        sides[k] = await startSide(ctx, runtime, app, vias[k], [...pin.server, ...session]);
+      }
+      await Promise.all(sides.map((s) => wrk(s.port, 2, pin.client, script)));
+      for (let i = 0; i < rounds.rounds; i++) {
+        const cpu = (s: Side) => s.pids.reduce((sum, pid) => sum + cpuTicks(pid), 0);
+        const before = sides.map(cpu);
+        const results = await Promise.all(
+          sides.map((s) => wrk(s.port, rounds.seconds, pin.client, script)),
+        );
+        results.forEach((r, k) => {
           if (r.errors) ctx.log(`apps: ${runtime} ${app}: ${r.errors}`);
           out[k].rps.push(r.rps);
-          out[k].cpuUs.push(r.requests > 0 ? ((cpu() - before) * tick * 1000) / r.requests : NaN);
-        }
+          out[k].cpuUs.push(
+            r.requests > 0 ? ((cpu(sides[k]) - before[k]) * tick * 1000) / r.requests : NaN,
+          );
+        });
       }
-      // Both sides idle alike before their memory is read: a side read right after
-      // its own round would carry that round's garbage, the other not.
+      // Both sides idle alike before their memory is read.
       await sleep(3_000);
       for (const k of [0, 1]) {
         for (const pid of sides[k].pids) {
@@ -148,7 +181,7 @@ async function compare(
         }
       }
     } finally {
-      for (const s of sides) for (const p of s.procs) await stop(p, "SIGTERM", 10_000);
+      for (const s of sides) for (const p of s?.procs ?? []) await stop(p, "SIGTERM", 10_000);
     }
   }
   return out;
@@ -164,17 +197,40 @@ export const apps: Bench = {
     if (!wrkFound(ctx, "apps")) return [];
     const rows: Row[] = [];
     const rounds = ctx.quick
-      ? { blocks: 1, pairs: 2, seconds: 1 }
-      : { blocks: 3, pairs: 4, seconds: 2 };
-    const cases: Array<[RuntimeName, App, MasterVia]> = [];
+      ? { blocks: 1, rounds: 3, seconds: 1 }
+      : { blocks: 3, rounds: 6, seconds: 2 };
+    // "bare" in the first place is the A/A row: the bare pair against a second
+    // bare pair, what this machine can resolve.
+    const cases: Array<[RuntimeName, App, MasterVia | "bare"]> = [];
+    const only = process.env.FORKLIFT_BENCH_APPS?.split(",");
     for (const runtime of ["deno", "bun"] as const) {
       for (const app of ["hono", "express", "hello"] as const) cases.push([runtime, app, "binary"]);
       for (const app of ["hono", "express"] as const) cases.push([runtime, app, "deno"]);
+      cases.push([runtime, "hono", "bare"]);
     }
     const pin = pinning();
     for (const [runtime, app, via] of cases) {
-      ctx.log(`apps: ${runtime} ${app}, master ${via === "binary" ? "binary" : "deno task"}`);
-      const [f, bare] = await compare(ctx, runtime, app, via, rounds);
+      if (only !== undefined && !only.includes(`${runtime}:${app}:${via}`)) continue;
+      ctx.log(
+        `apps: ${runtime} ${app}, ${
+          via === "bare" ? "A/A" : `master ${via === "binary" ? "binary" : "deno task"}`
+        }`,
+      );
+      const [f, bare] = await compare(ctx, runtime, app, [via, "bare"], rounds);
+      if (via === "bare") {
+        const cpu = pairedRatio(f.cpuUs, bare.cpuUs) - 1;
+        rows.push({
+          bench: "apps",
+          metric:
+            `${app}, ${runtime}: A/A, a bare pair against a second bare pair, server CPU per request (${pin.note}; the resolution of the rows above)`,
+          forklift: `${fmt(median(f.cpuUs), 3)} µs/req`,
+          anchor: `bare pair ${fmt(median(bare.cpuUs), 3)} µs/req`,
+          versus: signed(cpu),
+          target: "(info)",
+          pass: null,
+        });
+        continue;
+      }
       const info = app === "hello";
       const master = via === "binary" ? "binary master" : "master on Deno";
       const what = `${app === "hello" ? "hello-world" : app}, ${runtime} workers, ${master}`;
@@ -186,7 +242,7 @@ export const apps: Bench = {
       rows.push({
         bench: "apps",
         metric:
-          `${what}: server CPU per request, -w 2 against a hand-started reusePort pair (${pin.note}; median of the pairs' ratios)`,
+          `${what}: server CPU per request, -w 2 against a hand-started reusePort pair, both loaded at once (${pin.note}; median of the rounds' ratios)`,
         forklift: `${fmt(median(f.cpuUs), 3)} µs/req`,
         anchor: `bare pair ${fmt(median(bare.cpuUs), 3)} µs/req`,
         versus: signed(cpu),
@@ -195,7 +251,9 @@ export const apps: Bench = {
       });
       rows.push({
         bench: "apps",
-        metric: `${what}: requests per second (wrk -t1 -c32${info ? "" : ", mixed.lua"})`,
+        metric: `${what}: requests per second, both sides sharing the core (wrk -t1 -c32 each${
+          info ? "" : ", mixed.lua"
+        })`,
         forklift: `${fmt(median(f.rps), 4)}`,
         anchor: `bare pair ${fmt(median(bare.rps), 4)}`,
         versus: `${fmt(rps, 3)}×`,
