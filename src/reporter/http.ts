@@ -98,7 +98,6 @@ export interface NodeRequest {
 /** A `node:http` response as the timing reads it (`ServerResponse`). */
 export interface NodeResponse {
   statusCode?: number;
-  once(event: "close", listener: (this: NodeResponse) => void): unknown;
 }
 
 /** Attribute sets kept for reuse, at most. */
@@ -155,22 +154,9 @@ export class HttpMetrics {
   readonly #plain = new Map<number, BoundHistogram>();
   readonly #routed = new Map<string, Map<number, BoundHistogram>>();
   #setCount = 0;
-  /** Records a `node:http` response when it closes; `this` is the response. */
-  readonly #nodeClosed: (this: NodeResponse) => void;
 
   /** Creates the metrics in `storage`. */
   constructor(storage: Storage) {
-    // deno-lint-ignore no-this-alias
-    const metrics = this;
-    this.#nodeClosed = function (this: NodeResponse) {
-      const res = this as NodeResponse & { [STARTED]?: number; [REQUEST]?: NodeRequest };
-      const req = res[REQUEST];
-      const t0 = res[STARTED];
-      if (req === undefined || t0 === undefined) return;
-      res[REQUEST] = undefined;
-      const status = typeof res.statusCode === "number" ? res.statusCode : 500;
-      metrics.done(req as unknown as Request, status, t0, expressRoute(req));
-    };
     this.#duration = new Histogram(storage, HTTP_DURATION, {
       unit: "s",
       description: "Duration of HTTP server requests",
@@ -179,15 +165,40 @@ export class HttpMetrics {
   }
 
   /**
-   * Times one `node:http` request, from now until its response closes
-   * (finished, or cut off by the client).
+   * Starts timing one `node:http` request; {@linkcode HttpMetrics.nodeResponded}
+   * records it when the app ends its response.
    */
   nodeRequest(req: NodeRequest, res: NodeResponse): void {
-    if (typeof res?.once !== "function") return;
+    if (typeof res !== "object" || res === null) return;
     const r = res as NodeResponse & { [STARTED]?: number; [REQUEST]?: NodeRequest };
     r[STARTED] = performance.now();
     r[REQUEST] = req;
-    res.once("close", this.#nodeClosed);
+  }
+
+  /**
+   * Records a `node:http` request whose response the app just ended
+   * (`res.end()`), once; a response this process did not time is ignored.
+   *
+   * @example
+   * ```ts
+   * import { Storage } from "./storage.ts";
+   * import { HttpMetrics } from "./http.ts";
+   * const http = new HttpMetrics(new Storage());
+   * const req = { method: "GET" };
+   * const res = { statusCode: 204 };
+   * http.nodeRequest(req, res);
+   * http.nodeResponded(res);
+   * http.nodeResponded(res); // a second end() is not a second request
+   * console.assert(http.requests === 1);
+   * ```
+   */
+  nodeResponded(res: NodeResponse): void {
+    const r = res as NodeResponse & { [STARTED]?: number; [REQUEST]?: NodeRequest };
+    const req = r[REQUEST];
+    if (req === undefined) return;
+    r[REQUEST] = undefined;
+    const status = typeof r.statusCode === "number" ? r.statusCode : 500;
+    this.done(req as unknown as Request, status, r[STARTED]!, expressRoute(req));
   }
 
   /**

@@ -610,6 +610,7 @@ export class Reporter {
       },
       listening: (server) => this.listening(server),
       request: (req, res) => this.http.nodeRequest(req, res as NodeResponse),
+      responded: (res) => this.http.nodeResponded(res as NodeResponse),
       closed: (server) => {
         if (this.#servers.delete(server)) this.http.wrappedServers--;
       },

@@ -43,8 +43,10 @@ export interface ServeHooks {
   listening(server: ServedServer): void;
   /** Called when a server has closed (by the app or by a drain). */
   closed(server: ServedServer): void;
-  /** A `node:http` server received a request: time it until `res` closes. */
+  /** A `node:http` server received a request: its timing starts. */
   request(req: object, res: object): void;
+  /** The app ended a `node:http` response (`res.end()`): its timing stops. */
+  responded(res: object): void;
 }
 
 const HOOKED = Symbol.for("forklift.serve.hooked");
@@ -307,6 +309,22 @@ function hookNodeServers(hooks: ServeHooks): void {
       }
       return emit.apply(this, arguments as any);
     };
+    // The response's end, patched once on the class every server's responses
+    // share: a listener per response ("close", "finish") costs Bun's
+    // node:http several microseconds a request.
+    const response = http.ServerResponse?.prototype;
+    const end = response?.end;
+    if (typeof end === "function") {
+      response.end = function (this: object): unknown {
+        try {
+          return end.apply(this, arguments as any);
+        } finally {
+          try {
+            hooks.responded(this);
+          } catch { /* never in the response's way */ }
+        }
+      };
+    }
   } catch {
     // An unexpected node layer: its servers go untimed, never broken.
   }
