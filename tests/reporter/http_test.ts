@@ -176,3 +176,27 @@ test("HttpMetrics keeps one series per method, status and route across many requ
   assert.deepEqual(got, expected);
   assert.equal(http.requests, 200);
 });
+
+test("HttpMetrics.nodeResponded() records a node:http request once, at the end of its response", () => {
+  const storage = new Storage();
+  const http = new HttpMetrics(storage);
+  // As Express leaves them: the matched route is on the request by the time the app ends.
+  const request: { method: string; route?: { path: string }; baseUrl?: string } = { method: "PUT" };
+  const response = { statusCode: 200 };
+  http.nodeRequest(request, response);
+  request.baseUrl = "/api";
+  request.route = { path: "/items/:id" };
+  response.statusCode = 202;
+  http.nodeResponded(response);
+  http.nodeResponded(response); // a second end() is no second request
+  http.nodeResponded({ statusCode: 200 }); // a response no server of ours received
+  assert.equal(http.requests, 1);
+  const points = durations(storage);
+  assert.deepEqual(points.map((p) => [p.attributes, p.count]), [
+    [{
+      "http.request.method": "PUT",
+      "http.response.status_code": 202,
+      "http.route": "/api/items/:id",
+    }, 1],
+  ]);
+});
