@@ -1,5 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import https from "node:https";
 import { ROOT } from "../_helpers/cli.ts";
 import { RUNTIMES, sleep, startWorkers, waitFor } from "../_helpers/master.ts";
 
@@ -20,6 +22,25 @@ async function call(
   });
   const text = await res.text();
   return { status: res.status, body: text.startsWith("{") ? JSON.parse(text) : {} };
+}
+
+/** GETs `path` over TLS on a new connection, trusting the test certificate. */
+function callTls(port: number, path: string): Promise<{ status: number; pid: number }> {
+  const ca = readFileSync(`${ROOT}tests/fixtures/tls/cert.pem`);
+  return new Promise((resolve, reject) => {
+    const req = https.get(
+      { host: "127.0.0.1", port, path, ca, agent: false, timeout: 5_000 },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => body += d);
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, pid: JSON.parse(body).pid }));
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`no answer on ${path} in 5 s`)));
+    req.on("error", reject);
+  });
 }
 
 /** The counts of the request histogram by `route method status`. */
@@ -79,6 +100,31 @@ for (const runtime of ["deno", "bun"] as const) {
         }
       });
     }
+
+    test(`Arbiter runs a node:https server on 2 ${runtime} workers and counts every request`, async () => {
+      const script = `${ROOT}tests/fixtures/frameworks/https_app.ts`;
+      const { master, port } = await startWorkers(runtime, script);
+      try {
+        const pids = new Set<number>();
+        const K = 12;
+        for (let i = 0; i < K; i++) {
+          const r = await callTls(port, i % 4 === 3 ? "/missing" : "/");
+          assert.equal(r.status, i % 4 === 3 ? 404 : 200);
+          pids.add(r.pid);
+        }
+        assert.equal(pids.size, 2, `answered by ${[...pids]}: both workers should serve`);
+        const counts = await waitFor("every request counted", async () => {
+          const c = countsByRoute(await master.metrics());
+          return total(c) === K ? c : undefined;
+        }, 10_000);
+        assert.deepEqual(
+          [...counts].sort(),
+          [["(none) GET 200", K - K / 4], ["(none) GET 404", K / 4]],
+        );
+      } finally {
+        await master.cleanup();
+      }
+    });
 
     test(`Arbiter TERM drains an Express request in flight on ${runtime} workers`, async () => {
       const script = `${ROOT}tests/fixtures/frameworks/express_app.ts`;
