@@ -35,8 +35,7 @@ import type { Row } from "./_report.ts";
 import type { RuntimeName } from "./_runtimes.ts";
 import { fmt, median, pairedRatio } from "./_stats.ts";
 import { cpuTicks, ticksPerSecond } from "./idle.ts";
-import { pinning, wrk, wrkFound } from "./overhead.ts";
-import { spawnSync } from "node:child_process";
+import { ownSession, pinning, wrk, wrkFound } from "./overhead.ts";
 import { readFileSync } from "node:fs";
 import process from "node:process";
 
@@ -115,17 +114,6 @@ interface Figures {
   rss: number[];
   /** The private part of `rss`: what the runtime's shared executable pages leave out. */
   anon: number[];
-}
-
-/**
- * `setsid` as a prefix when there is one: forklift starts each worker in a
- * session of its own, and the scheduler shares a core between sessions
- * (autogroups) before it shares it between processes, so each bare server
- * gets a session too and no side is favoured.
- */
-function ownSession(): string[] {
-  const r = spawnSync("setsid", ["true"], { timeout: 5000 });
-  return r.status === 0 ? ["setsid"] : [];
 }
 
 /**

@@ -1,9 +1,9 @@
 /**
  * `overhead`: hello-world requests per second through forklift with the
  * reporter injected, against the same server run by forklift with
- * `--no-inject` (same worker count), on Deno and on Bun. wrk drives the load
- * with keep-alive; inject and no-inject rounds alternate in an ABBA order so
- * that slow drift cancels out. Target: at most 3% fewer requests per second.
+ * `--no-inject` (same worker count), on Deno and on Bun. In each round one
+ * wrk (keep-alive) loads each master at the same time, so the machine's drift
+ * hits both alike. Target: at most 3% fewer requests per second.
  *
  * The load generator shares the machine with the workers; keep its threads
  * and connections small on a small machine.
@@ -89,41 +89,53 @@ interface Side {
 }
 
 /**
- * Both masters run side by side, one idle while the other is measured; short
- * rounds alternate between them (ABBA) so that the machine's drift hits both
- * alike. Each round gives requests per second (wrk) and the workers' CPU time
- * per request (`/proc`), which the rest of the machine disturbs far less.
+ * `setsid` as a prefix when there is one: forklift starts each worker in a
+ * session of its own, and the scheduler shares a core between sessions
+ * (autogroups) before it shares it between processes, so every server a
+ * benchmark starts by hand gets a session too and no side is favoured.
+ */
+export function ownSession(): string[] {
+  const r = spawnSync("setsid", ["true"], { timeout: 5000 });
+  return r.status === 0 ? ["setsid"] : [];
+}
+
+/**
+ * Both masters run side by side on the pinned core, and in each round one
+ * wrk loads each of them at the same time: the machine's swings, which move
+ * one 2 s round against the next by up to half here, hit both alike, and
+ * each round's ratio cancels them. Each round gives requests per second (wrk)
+ * and the workers' CPU time per request (`/proc`).
  */
 async function measure(
   ctx: BenchContext,
   runtime: RuntimeName,
   workers: number,
-  pairs: number,
+  rounds: number,
   seconds: number,
   pin: { server: string[]; client: string[] },
   sides: [boolean, boolean],
 ): Promise<[Side, Side]> {
   const masters: Array<{ m: Awaited<ReturnType<typeof startMaster>>; pids: number[] }> = [];
   const tick = 1000 / ticksPerSecond();
+  const prefix = [...pin.server, ...ownSession()];
   try {
     for (const inject of sides) {
-      const m = await startMaster(ctx, { runtime, workers, inject, prefix: pin.server });
+      const m = await startMaster(ctx, { runtime, workers, inject, prefix });
       masters.push({ m, pids: (await allAnswering(m, workers)).pids });
-      // Warm-up: let the JIT settle before the measured rounds.
-      await wrk(m.port, 1, pin.client);
     }
+    // Warm-up: let the JIT settle before the measured rounds.
+    await Promise.all(masters.map(({ m }) => wrk(m.port, 1, pin.client)));
     const out: [Side, Side] = [{ rps: [], cpuUs: [] }, { rps: [], cpuUs: [] }];
-    for (let i = 0; i < pairs; i++) {
-      for (const k of i % 2 === 0 ? [0, 1] : [1, 0]) {
-        const { m, pids } = masters[k];
-        const cpu = () => pids.reduce((sum, pid) => sum + cpuTicks(pid), 0);
-        const before = cpu();
-        const r = await wrk(m.port, seconds, pin.client);
-        const used = (cpu() - before) * tick;
+    const cpu = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuTicks(pid), 0);
+    for (let i = 0; i < rounds; i++) {
+      const before = masters.map(({ pids }) => cpu(pids));
+      const results = await Promise.all(masters.map(({ m }) => wrk(m.port, seconds, pin.client)));
+      results.forEach((r, k) => {
+        const used = (cpu(masters[k].pids) - before[k]) * tick;
         if (r.errors) ctx.log(`overhead: ${runtime} -w ${workers}: ${r.errors}`);
         out[k].rps.push(r.rps);
         out[k].cpuUs.push(r.requests > 0 ? (used * 1000) / r.requests : NaN);
-      }
+      });
     }
     return out;
   } finally {
@@ -143,8 +155,8 @@ export const overhead: Bench = {
     // Fresh masters for each block: a process's own luck (its JIT's choices,
     // how the kernel spreads wrk's connections over the workers) stays with it
     // for its life, so one pair of masters is one sample of that luck.
-    const blocks = ctx.quick ? 2 : 5;
-    const pairsPerBlock = ctx.quick ? 3 : 5;
+    const blocks = ctx.quick ? 2 : 4;
+    const roundsPerBlock = ctx.quick ? 3 : 6;
     const seconds = ctx.quick ? 1 : 2;
     const pin = pinning();
     const list = (xs: number[]) => xs.map((x) => fmt(x, 3)).join(", ");
@@ -160,12 +172,12 @@ export const overhead: Bench = {
         ctx.log(
           `overhead: ${runtime} -w ${workers}${
             aa ? " A/A" : ""
-          }, ${blocks} blocks of ${pairsPerBlock} pairs of ${seconds} s (${pin.note})`,
+          }, ${blocks} blocks of ${roundsPerBlock} rounds of ${seconds} s (${pin.note})`,
         );
         const a: Side = { rps: [], cpuUs: [] };
         const b: Side = { rps: [], cpuUs: [] };
         for (let i = 0; i < blocks; i++) {
-          const [x, y] = await measure(ctx, runtime, workers, pairsPerBlock, seconds, pin, [
+          const [x, y] = await measure(ctx, runtime, workers, roundsPerBlock, seconds, pin, [
             ...sides,
           ]);
           a.rps.push(...x.rps);
@@ -177,7 +189,7 @@ export const overhead: Bench = {
         ctx.log(`overhead: cpu µs/req ${list(a.cpuUs)} vs ${list(b.cpuUs)}`);
         const cpuA = median(a.cpuUs);
         const cpuB = median(b.cpuUs);
-        // The verdict comes from each pair's own ratio. Requests per second a
+        // The verdict comes from each round's own ratio. Requests per second a
         // core gives, from CPU time per request.
         const loss = 1 - 1 / pairedRatio(a.cpuUs, b.cpuUs);
         const rpsLoss = 1 - median(a.rps) / median(b.rps);
@@ -186,7 +198,7 @@ export const overhead: Bench = {
           bench: "overhead",
           metric: `${metric(runtime, workers)}${
             aa ? ", A/A: --no-inject against itself" : ""
-          }, ${pin.note}; req/s per core from worker CPU per request, median of the pairs' ratios (wrk req/s ${
+          }, both loaded at once, ${pin.note}; req/s per core from worker CPU per request, median of the rounds' ratios (wrk req/s ${
             fmt(median(a.rps), 4)
           } vs ${fmt(median(b.rps), 4)}: ${signed(rpsLoss)})`,
           forklift: `${fmt(cpuA, 3)} µs/req`,

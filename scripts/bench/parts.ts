@@ -4,9 +4,10 @@
  * four builds of it (`fixtures/parts/`): as shipped, without the clock,
  * without reading the request's method, and the wrapper alone. On Deno, the
  * runtime's own OpenTelemetry instrumentation of `Deno.serve` (metrics only)
- * runs beside them for scale. The servers run side by side on one pinned core; wrk drives each in turn, the
- * order reversing every round, and each round's CPU time per request is set
- * against the bare server's in the same round. Informational: it explains the
+ * runs beside them for scale. The servers run side by side on one pinned core,
+ * each in a session of its own, and in each round one wrk per server loads
+ * them all at once; each round's CPU time per request is set against the bare
+ * server's in the same round. Informational: it explains the
  * `overhead` rows rather than judging them.
  *
  * @module
@@ -21,7 +22,7 @@ import type { Row } from "./_report.ts";
 import { type RuntimeName, serverArgv } from "./_runtimes.ts";
 import { fmt, median, pairedRatio } from "./_stats.ts";
 import { cpuTicks, ticksPerSecond } from "./idle.ts";
-import { pinning, wrk, wrkFound } from "./overhead.ts";
+import { ownSession, pinning, wrk, wrkFound } from "./overhead.ts";
 
 /** The preload builds, in the order the table shows them. */
 const VARIANTS: Array<{ name: string; what: string }> = [
@@ -87,9 +88,10 @@ export const parts: Bench = {
   async run(ctx) {
     if (!wrkFound(ctx, "parts")) return [];
     const rows: Row[] = [];
-    const rounds = ctx.quick ? 4 : 14;
+    const rounds = ctx.quick ? 4 : 20;
     const seconds = ctx.quick ? 1 : 2;
     const pin = pinning();
+    const session = ownSession();
     const tick = 1000 / ticksPerSecond();
     for (const runtime of ["deno", "bun"] as const) {
       ctx.log(`parts: ${runtime}, ${rounds} rounds of ${seconds} s (${pin.note})`);
@@ -106,7 +108,7 @@ export const parts: Bench = {
               env: DENO_OTEL_ENV,
             }
             : serverCommand(ctx, runtime, files.get(name));
-          const proc = start([...pin.server, ...argv], {
+          const proc = start([...pin.server, ...session, ...argv], {
             cwd: ctx.root,
             env: { ...env, PORT: String(port) },
             deadlineMs: 1_800_000,
@@ -118,16 +120,15 @@ export const parts: Bench = {
           if (up === undefined) throw new Error(`${s.name} did not answer:\n${s.proc.output()}`);
         }
         // Warm-up: let the JIT settle before the measured rounds.
-        for (const s of servers) await wrk(s.port, 1, pin.client);
+        await Promise.all(servers.map((s) => wrk(s.port, 1, pin.client)));
         for (let r = 0; r < rounds; r++) {
-          const order = r % 2 === 0 ? servers : [...servers].reverse();
-          for (const s of order) {
-            const pid = s.proc.pid;
-            const before = cpuTicks(pid);
-            const res = await wrk(s.port, seconds, pin.client);
-            const used = (cpuTicks(pid) - before) * tick;
+          const before = servers.map((s) => cpuTicks(s.proc.pid));
+          const results = await Promise.all(servers.map((s) => wrk(s.port, seconds, pin.client)));
+          results.forEach((res, k) => {
+            const s = servers[k];
+            const used = (cpuTicks(s.proc.pid) - before[k]) * tick;
             s.cpuUs.push(res.requests > 0 ? (used * 1000) / res.requests : NaN);
-          }
+          });
         }
       } finally {
         for (const s of servers) await stop(s.proc, "SIGKILL");
