@@ -98,6 +98,21 @@ function find(table: SeriesTable, attributes: RecordAttributes | undefined): Ser
   }
 }
 
+/**
+ * Puts a valid `value` (finite, `>= 0`) in histogram series `s`; drops it when
+ * there is no series or the sum would pass the largest double (observe() then
+ * changes nothing).
+ */
+function observe(
+  storage: Storage,
+  s: Series | undefined,
+  buckets: BucketFinder,
+  value: number,
+): void {
+  if (s !== undefined && s.observe(value, buckets.index(value))) return storage.recorded();
+  storage.drop();
+}
+
 /** Adds `value` to (or, for a gauge, sets) the series `attributes` names; drops on failure. */
 function apply(
   storage: Storage,
@@ -374,12 +389,7 @@ export class Histogram extends Instrument {
   record(value: number, attributes?: RecordAttributes): void {
     // Bad values are dropped before the lookup, so they never create a series.
     if (typeof value === "number" && value >= 0 && value < Infinity) {
-      const s = find(this.table, attributes);
-      // observe() is false, and changes nothing, when the sum would pass the
-      // largest double.
-      if (s !== undefined && s.observe(value, this.#buckets.index(value))) {
-        return this.storage.recorded();
-      }
+      return observe(this.storage, find(this.table, attributes), this.#buckets, value);
     }
     this.storage.drop();
   }
@@ -437,9 +447,7 @@ export class BoundHistogram {
   record(value: number): void {
     if (typeof value === "number" && value >= 0 && value < Infinity) {
       const s = this.#series ??= find(this.#table, this.attributes);
-      if (s !== undefined && s.observe(value, this.#buckets.index(value))) {
-        return this.#storage.recorded();
-      }
+      return observe(this.#storage, s, this.#buckets, value);
     }
     this.#storage.drop();
   }

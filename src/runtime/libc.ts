@@ -62,21 +62,24 @@ function firstLibrary<L>(open: (name: string) => L): L {
   throw last;
 }
 
+/** Each function's symbol description, in the form a runtime's `dlopen` takes. */
+function describe(
+  functions: Record<string, CFunction>,
+  as: (f: CFunction) => unknown,
+): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(functions).map(([fn, f]) => [fn, as(f)]));
+}
+
 async function bunLibc<T extends Record<string, CFunction>>(functions: T): Promise<Libc<T>> {
   const { dlopen, FFIType, ptr } = await import("bun:ffi" as string);
   const type = (t: CType) =>
     ({ i32: FFIType.i32, u32: FFIType.u32, usize: FFIType.u64, isize: FFIType.i64 } as any)[t] ??
       FFIType.ptr;
-  const lib = firstLibrary((name) =>
-    dlopen(
-      name,
-      Object.fromEntries(
-        Object.entries(functions).map((
-          [fn, f],
-        ) => [fn, { args: f.params.map(type), returns: type(f.result) }]),
-      ),
-    )
+  const symbols = describe(
+    functions,
+    (f) => ({ args: f.params.map(type), returns: type(f.result) }),
   );
+  const lib = firstLibrary((name) => dlopen(name, symbols));
   const call: Record<string, (...args: CArgument[]) => number> = {};
   for (const fn of Object.keys(functions)) {
     const symbol = lib.symbols[fn];
@@ -87,16 +90,11 @@ async function bunLibc<T extends Record<string, CFunction>>(functions: T): Promi
 
 function denoLibc<T extends Record<string, CFunction>>(deno: any, functions: T): Libc<T> {
   const type = (t: CType) => t === "pointer" ? "buffer" : t;
-  const lib = firstLibrary((name) =>
-    deno.dlopen(
-      name,
-      Object.fromEntries(
-        Object.entries(functions).map((
-          [fn, f],
-        ) => [fn, { parameters: f.params.map(type), result: type(f.result) }]),
-      ),
-    )
+  const symbols = describe(
+    functions,
+    (f) => ({ parameters: f.params.map(type), result: type(f.result) }),
   );
+  const lib = firstLibrary((name) => deno.dlopen(name, symbols));
   const call: Record<string, (...args: CArgument[]) => number> = {};
   for (const [fn, f] of Object.entries(functions)) {
     const symbol = lib.symbols[fn];
