@@ -6,7 +6,7 @@ import { ROOT } from "../_helpers/cli.ts";
 import { RUNTIMES, sleep, startWorkers, waitFor, withMigrateReq } from "../_helpers/master.ts";
 
 const COUNT = "http_server_request_duration_seconds_count";
-const FRAMEWORKS = ["express", "hono", "fastify"] as const;
+const FRAMEWORKS = ["express", "hono", "fastify", "koa"] as const;
 
 /** Sends one request on a new connection; resolves to its status and JSON body. */
 async function call(
