@@ -39,14 +39,17 @@ import { ownSession, pinning, wrk, wrkFound } from "./overhead.ts";
 import { readFileSync } from "node:fs";
 import process from "node:process";
 
-type App = "hono" | "express" | "hello";
+/** An app the benchmarks serve. */
+export type App = "hono" | "express" | "hello";
 
-const FIXTURES: Record<App, string> = {
+/** Each app's fixture, from the repository root. */
+export const FIXTURES: Record<App, string> = {
   hono: "scripts/bench/fixtures/hono_app.ts",
   express: "scripts/bench/fixtures/express_app.ts",
   hello: "scripts/bench/fixtures/hello.ts",
 };
-const MIXED = "scripts/bench/fixtures/mixed.lua";
+/** The wrk script of a small JSON API's requests, for the router apps. */
+export const MIXED = "scripts/bench/fixtures/mixed.lua";
 const REUSE_PORT_PRELOAD = "scripts/bench/fixtures/reuse_port_preload.ts";
 
 /** Two servers on one port: forklift's workers, or a pair started by hand. */

@@ -1,21 +1,24 @@
 /**
- * `parts`: where the injected reporter's per-request cost goes. The fixture
- * runs under the bare runtime, once without a preload and once with each of
- * four builds of it (`fixtures/parts/`): as shipped, without the clock,
- * without reading the request's method, and the wrapper alone. On Deno, the
+ * `parts`: where the injected reporter's per-request cost goes. Each app runs
+ * under the bare runtime, twice without a preload (the second bare server is
+ * the A/A row, the resolution of the others) and once with each of the
+ * preload's builds (`fixtures/parts/`): as shipped, without the clock, without
+ * reading the request's method, and the wrapper alone. The apps are
+ * hello-world, whose handler does nothing else, and the Hono app of `apps`
+ * (`mixed.lua`), a router that reads the method and URL itself. On Deno, the
  * runtime's own OpenTelemetry instrumentation of `Deno.serve` (metrics only)
- * runs beside them for scale. The servers run side by side on one pinned core,
- * each in a session of its own, and in each round one wrk per server loads
- * them all at once; each round's CPU time per request is set against the bare
- * server's in the same round. Informational: it explains the
- * `overhead` rows rather than judging them.
+ * runs beside hello-world for scale. The servers run side by side on one
+ * pinned core, each in a session of its own, and in each round one wrk per
+ * server loads them all at once; each round's CPU time per request is set
+ * against the first bare server's in the same round. Informational: it
+ * explains the `overhead` and `apps` rows rather than judging them.
  *
  * @module
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import type { Bench, BenchContext } from "./_context.ts";
-import { FIXTURE } from "./_forklift.ts";
+import { type App, FIXTURES, MIXED } from "./apps.ts";
 import { pollUntil } from "./_http.ts";
 import { freePort, start, type Started, stop } from "./_process.ts";
 import type { Row } from "./_report.ts";
@@ -68,17 +71,99 @@ const DENO_OTEL_ENV: Record<string, string> = {
   OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9",
 };
 
-/** The argv and env that run the fixture on `runtime`, preloading `preload` if given. */
+/** The apps measured, and how each row names it. */
+const APPS: Array<{ app: App; label: string }> = [
+  { app: "hello", label: "hello-world" },
+  { app: "hono", label: "Hono app (mixed.lua)" },
+];
+
+/** The argv and env that run `app` on `runtime`, preloading `preload` if given. */
 function serverCommand(
   ctx: BenchContext,
   runtime: RuntimeName,
+  app: App,
   preload: string | undefined,
 ): { argv: string[]; env: Record<string, string> } {
-  const argv = serverArgv(ctx.runtimes, runtime, `${ctx.root}${FIXTURE}`);
+  const argv = serverArgv(ctx.runtimes, runtime, `${ctx.root}${FIXTURES[app]}`);
   if (preload === undefined) return { argv, env: {} };
   if (runtime === "bun") return { argv, env: { BUN_OPTIONS: `--preload ${preload}` } };
   const script = argv.pop()!;
   return { argv: [...argv, "--preload", preload, script], env: {} };
+}
+
+/** One server of a round: which build it runs and its CPU time per request, per round. */
+interface PartServer {
+  name: string;
+  proc: Started;
+  port: number;
+  cpuUs: number[];
+}
+
+/** What a row says a server is. */
+function rowLabel(name: string): string {
+  if (name === "bare_again") return "A/A, a second bare server (the resolution of the rows)";
+  if (name === "deno_otel") {
+    return "Deno's own OpenTelemetry (OTEL_DENO=true, traces off), not forklift";
+  }
+  return VARIANTS.find((v) => v.name === name)?.what ?? name;
+}
+
+/**
+ * Starts `names` (bare, bare_again, deno_otel or a variant) serving `app` side
+ * by side, loads them all at once for `rounds` rounds and returns each
+ * server's CPU time per request per round.
+ */
+async function measure(
+  ctx: BenchContext,
+  runtime: RuntimeName,
+  app: App,
+  names: string[],
+  files: Map<string, string>,
+  rounds: number,
+  seconds: number,
+): Promise<PartServer[]> {
+  const pin = pinning();
+  const session = ownSession();
+  const tick = 1000 / ticksPerSecond();
+  const script = app === "hello" ? undefined : `${ctx.root}${MIXED}`;
+  const servers: PartServer[] = [];
+  try {
+    for (const name of names) {
+      const port = await freePort();
+      const { argv, env } = name === "deno_otel"
+        ? {
+          argv: serverArgv(ctx.runtimes, runtime, `${ctx.root}${FIXTURES[app]}`),
+          env: DENO_OTEL_ENV,
+        }
+        : serverCommand(ctx, runtime, app, files.get(name));
+      const proc = start([...pin.server, ...session, ...argv], {
+        cwd: ctx.root,
+        env: { ...env, PORT: String(port) },
+        deadlineMs: 1_800_000,
+      });
+      servers.push({ name, proc, port, cpuUs: [] });
+    }
+    for (const s of servers) {
+      const up = await pollUntil(s.port, () => true, performance.now() + 20_000, s.proc.done);
+      if (up === undefined) throw new Error(`${s.name} did not answer:\n${s.proc.output()}`);
+    }
+    // Warm-up: let the JIT settle before the measured rounds.
+    await Promise.all(servers.map((s) => wrk(s.port, 1, pin.client, script)));
+    for (let r = 0; r < rounds; r++) {
+      const before = servers.map((s) => cpuTicks(s.proc.pid));
+      const results = await Promise.all(
+        servers.map((s) => wrk(s.port, seconds, pin.client, script)),
+      );
+      results.forEach((res, k) => {
+        const s = servers[k];
+        const used = (cpuTicks(s.proc.pid) - before[k]) * tick;
+        s.cpuUs.push(res.requests > 0 ? (used * 1000) / res.requests : NaN);
+      });
+    }
+  } finally {
+    for (const s of servers) await stop(s.proc, "SIGKILL");
+  }
+  return servers;
 }
 
 /** The `parts` benchmark. */
@@ -90,63 +175,26 @@ export const parts: Bench = {
     const rows: Row[] = [];
     const rounds = ctx.quick ? 4 : 20;
     const seconds = ctx.quick ? 1 : 2;
-    const pin = pinning();
-    const session = ownSession();
-    const tick = 1000 / ticksPerSecond();
     for (const runtime of ["deno", "bun"] as const) {
-      ctx.log(`parts: ${runtime}, ${rounds} rounds of ${seconds} s (${pin.note})`);
       const files = buildVariants(ctx, runtime);
-      const servers: Array<{ name: string; proc: Started; port: number; cpuUs: number[] }> = [];
-      try {
-        const names = ["bare", ...VARIANTS.map((v) => v.name)];
-        if (runtime === "deno") names.push("deno_otel");
-        for (const name of names) {
-          const port = await freePort();
-          const { argv, env } = name === "deno_otel"
-            ? {
-              argv: serverArgv(ctx.runtimes, runtime, `${ctx.root}${FIXTURE}`),
-              env: DENO_OTEL_ENV,
-            }
-            : serverCommand(ctx, runtime, files.get(name));
-          const proc = start([...pin.server, ...session, ...argv], {
-            cwd: ctx.root,
-            env: { ...env, PORT: String(port) },
-            deadlineMs: 1_800_000,
-          });
-          servers.push({ name, proc, port, cpuUs: [] });
-        }
-        for (const s of servers) {
-          const up = await pollUntil(s.port, () => true, performance.now() + 20_000, s.proc.done);
-          if (up === undefined) throw new Error(`${s.name} did not answer:\n${s.proc.output()}`);
-        }
-        // Warm-up: let the JIT settle before the measured rounds.
-        await Promise.all(servers.map((s) => wrk(s.port, 1, pin.client)));
-        for (let r = 0; r < rounds; r++) {
-          const before = servers.map((s) => cpuTicks(s.proc.pid));
-          const results = await Promise.all(servers.map((s) => wrk(s.port, seconds, pin.client)));
-          results.forEach((res, k) => {
-            const s = servers[k];
-            const used = (cpuTicks(s.proc.pid) - before[k]) * tick;
-            s.cpuUs.push(res.requests > 0 ? (used * 1000) / res.requests : NaN);
+      for (const { app, label } of APPS) {
+        ctx.log(`parts: ${runtime} ${label}, ${rounds} rounds of ${seconds} s (${pinning().note})`);
+        const names = ["bare", "bare_again", ...VARIANTS.map((v) => v.name)];
+        if (runtime === "deno" && app === "hello") names.push("deno_otel");
+        const servers = await measure(ctx, runtime, app, names, files, rounds, seconds);
+        const bare = servers[0];
+        for (const s of servers.slice(1)) {
+          const ratio = pairedRatio(s.cpuUs, bare.cpuUs);
+          rows.push({
+            bench: "parts",
+            metric: `${runtime} ${label}, worker CPU per request: ${rowLabel(s.name)}`,
+            forklift: `${fmt(median(s.cpuUs), 3)} µs/req`,
+            anchor: `bare ${fmt(median(bare.cpuUs), 3)} µs/req`,
+            versus: `${ratio >= 1 ? "+" : "−"}${fmt(Math.abs(ratio - 1) * 100, 2)}%`,
+            target: "(info)",
+            pass: null,
           });
         }
-      } finally {
-        for (const s of servers) await stop(s.proc, "SIGKILL");
-      }
-      const bare = servers[0];
-      for (const s of servers.slice(1)) {
-        const ratio = pairedRatio(s.cpuUs, bare.cpuUs);
-        const what = VARIANTS.find((v) => v.name === s.name)?.what ??
-          "Deno's own OpenTelemetry (OTEL_DENO=true, traces off), not forklift";
-        rows.push({
-          bench: "parts",
-          metric: `${runtime} hello-world, worker CPU per request: ${what}`,
-          forklift: `${fmt(median(s.cpuUs), 3)} µs/req`,
-          anchor: `bare ${fmt(median(bare.cpuUs), 3)} µs/req`,
-          versus: `${ratio >= 1 ? "+" : "−"}${fmt(Math.abs(ratio - 1) * 100, 2)}%`,
-          target: "(info)",
-          pass: null,
-        });
       }
     }
     return rows;
