@@ -34,8 +34,7 @@ import { freePort, sleep, start, type Started, stop } from "./_process.ts";
 import type { Row } from "./_report.ts";
 import type { RuntimeName } from "./_runtimes.ts";
 import { fmt, median, pairedRatio } from "./_stats.ts";
-import { cpuTicks, ticksPerSecond } from "./idle.ts";
-import { ownSession, pinning, wrk, wrkFound } from "./overhead.ts";
+import { type Load, loadTogether, ownSession, pinning, wrk, wrkFound } from "./overhead.ts";
 import { readFileSync } from "node:fs";
 import process from "node:process";
 
@@ -111,19 +110,16 @@ function memoryMiB(pid: number): { rss: number; anon: number } {
   return { rss: kb("VmRSS") / 1024, anon: kb("RssAnon") / 1024 };
 }
 
-interface Figures {
-  rps: number[];
-  cpuUs: number[];
+interface Figures extends Load {
   rss: number[];
   /** The private part of `rss`: what the runtime's shared executable pages leave out. */
   anon: number[];
 }
 
 /**
- * Rounds in which wrk loads the forklift side and the bare pair at once, the
- * four servers sharing one core: each round's machine drift (this 2-core host
- * swings by up to half from one 2 s round to the next) then hits both sides
- * alike, and each round's ratio is the comparison. Each side's figures.
+ * Rounds in which wrk loads the forklift side and the bare pair at once
+ * ({@linkcode loadTogether}), the four servers sharing one core. Each side's
+ * figures.
  */
 async function compare(
   ctx: BenchContext,
@@ -135,7 +131,6 @@ async function compare(
   const pin = pinning();
   const session = ownSession();
   const script = app === "hello" ? undefined : `${ctx.root}${MIXED}`;
-  const tick = 1000 / ticksPerSecond();
   const out: [Figures, Figures] = [
     { rps: [], cpuUs: [], rss: [], anon: [] },
     { rps: [], cpuUs: [], rss: [], anon: [] },
@@ -148,20 +143,18 @@ async function compare(
         sides[k] = await startSide(ctx, runtime, app, vias[k], [...pin.server, ...session]);
       }
       await Promise.all(sides.map((s) => wrk(s.port, 2, pin.client, script)));
-      for (let i = 0; i < rounds.rounds; i++) {
-        const cpu = (s: Side) => s.pids.reduce((sum, pid) => sum + cpuTicks(pid), 0);
-        const before = sides.map(cpu);
-        const results = await Promise.all(
-          sides.map((s) => wrk(s.port, rounds.seconds, pin.client, script)),
-        );
-        results.forEach((r, k) => {
-          if (r.errors) ctx.log(`apps: ${runtime} ${app}: ${r.errors}`);
-          out[k].rps.push(r.rps);
-          out[k].cpuUs.push(
-            r.requests > 0 ? ((cpu(sides[k]) - before[k]) * tick * 1000) / r.requests : NaN,
-          );
-        });
-      }
+      const loads = await loadTogether(
+        sides,
+        rounds.rounds,
+        rounds.seconds,
+        pin.client,
+        script,
+        (_, errors) => ctx.log(`apps: ${runtime} ${app}: ${errors}`),
+      );
+      loads.forEach((l, k) => {
+        out[k].rps.push(...l.rps);
+        out[k].cpuUs.push(...l.cpuUs);
+      });
       // Both sides idle alike before their memory is read.
       await sleep(3_000);
       for (const k of [0, 1]) {

@@ -81,11 +81,60 @@ export async function wrk(
   return { rps: Number(m[1]), requests, errors };
 }
 
-/** One master's figures over the measured rounds. */
-interface Side {
+/** What one wrk loads in a round: a port, and the processes that answer on it. */
+export interface Target {
+  port: number;
+  /** The server processes whose CPU time the round's requests cost. */
+  pids: number[];
+}
+
+/** One target's figures over the measured rounds. */
+export interface Load {
+  /** wrk's requests per second. */
   rps: number[];
-  /** Workers' CPU time per request, in microseconds. */
+  /** The servers' CPU time per request, in microseconds. */
   cpuUs: number[];
+}
+
+/**
+ * Runs `rounds` rounds of `seconds` in which one wrk per target loads every
+ * target at the same time: this host's speed swings by up to half from one
+ * 2 s round to the next, and loading all targets together puts each swing on
+ * all of them, so that each round's ratio between targets cancels it. Each
+ * round gives each target's requests per second and its servers' CPU time per
+ * request (`/proc`). wrk's errors go to `onErrors` with the target's index.
+ *
+ * @example
+ * ```ts ignore
+ * const [a, b] = await loadTogether(
+ *   [{ port: 8001, pids: [101, 102] }, { port: 8002, pids: [201, 202] }],
+ *   6, 2, pinning().client,
+ * );
+ * const cost = pairedRatio(a.cpuUs, b.cpuUs);
+ * ```
+ */
+export async function loadTogether(
+  targets: Target[],
+  rounds: number,
+  seconds: number,
+  client: string[],
+  script?: string,
+  onErrors?: (target: number, errors: string) => void,
+): Promise<Load[]> {
+  const tick = 1000 / ticksPerSecond();
+  const cpu = (t: Target) => t.pids.reduce((sum, pid) => sum + cpuTicks(pid), 0);
+  const out: Load[] = targets.map(() => ({ rps: [], cpuUs: [] }));
+  for (let i = 0; i < rounds; i++) {
+    const before = targets.map(cpu);
+    const results = await Promise.all(targets.map((t) => wrk(t.port, seconds, client, script)));
+    results.forEach((r, k) => {
+      if (r.errors) onErrors?.(k, r.errors);
+      const used = (cpu(targets[k]) - before[k]) * tick;
+      out[k].rps.push(r.rps);
+      out[k].cpuUs.push(r.requests > 0 ? (used * 1000) / r.requests : NaN);
+    });
+  }
+  return out;
 }
 
 /**
@@ -100,11 +149,8 @@ export function ownSession(): string[] {
 }
 
 /**
- * Both masters run side by side on the pinned core, and in each round one
- * wrk loads each of them at the same time: the machine's swings, which move
- * one 2 s round against the next by up to half here, hit both alike, and
- * each round's ratio cancels them. Each round gives requests per second (wrk)
- * and the workers' CPU time per request (`/proc`).
+ * Both masters run side by side on the pinned core and are loaded together
+ * ({@linkcode loadTogether}); each one's figures.
  */
 async function measure(
   ctx: BenchContext,
@@ -114,9 +160,8 @@ async function measure(
   seconds: number,
   pin: { server: string[]; client: string[] },
   sides: [boolean, boolean],
-): Promise<[Side, Side]> {
+): Promise<Load[]> {
   const masters: Array<{ m: Awaited<ReturnType<typeof startMaster>>; pids: number[] }> = [];
-  const tick = 1000 / ticksPerSecond();
   const prefix = [...pin.server, ...ownSession()];
   try {
     for (const inject of sides) {
@@ -125,19 +170,14 @@ async function measure(
     }
     // Warm-up: let the JIT settle before the measured rounds.
     await Promise.all(masters.map(({ m }) => wrk(m.port, 1, pin.client)));
-    const out: [Side, Side] = [{ rps: [], cpuUs: [] }, { rps: [], cpuUs: [] }];
-    const cpu = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuTicks(pid), 0);
-    for (let i = 0; i < rounds; i++) {
-      const before = masters.map(({ pids }) => cpu(pids));
-      const results = await Promise.all(masters.map(({ m }) => wrk(m.port, seconds, pin.client)));
-      results.forEach((r, k) => {
-        const used = (cpu(masters[k].pids) - before[k]) * tick;
-        if (r.errors) ctx.log(`overhead: ${runtime} -w ${workers}: ${r.errors}`);
-        out[k].rps.push(r.rps);
-        out[k].cpuUs.push(r.requests > 0 ? (used * 1000) / r.requests : NaN);
-      });
-    }
-    return out;
+    return await loadTogether(
+      masters.map(({ m, pids }) => ({ port: m.port, pids })),
+      rounds,
+      seconds,
+      pin.client,
+      undefined,
+      (_, errors) => ctx.log(`overhead: ${runtime} -w ${workers}: ${errors}`),
+    );
   } finally {
     for (const { m } of masters) await stop(m.proc, "SIGTERM", 5000);
   }
@@ -174,8 +214,8 @@ export const overhead: Bench = {
             aa ? " A/A" : ""
           }, ${blocks} blocks of ${roundsPerBlock} rounds of ${seconds} s (${pin.note})`,
         );
-        const a: Side = { rps: [], cpuUs: [] };
-        const b: Side = { rps: [], cpuUs: [] };
+        const a: Load = { rps: [], cpuUs: [] };
+        const b: Load = { rps: [], cpuUs: [] };
         for (let i = 0; i < blocks; i++) {
           const [x, y] = await measure(ctx, runtime, workers, roundsPerBlock, seconds, pin, [
             ...sides,

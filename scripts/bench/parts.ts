@@ -24,8 +24,7 @@ import { freePort, start, type Started, stop } from "./_process.ts";
 import type { Row } from "./_report.ts";
 import { type RuntimeName, serverArgv } from "./_runtimes.ts";
 import { fmt, median, pairedRatio } from "./_stats.ts";
-import { cpuTicks, ticksPerSecond } from "./idle.ts";
-import { ownSession, pinning, wrk, wrkFound } from "./overhead.ts";
+import { loadTogether, ownSession, pinning, wrk, wrkFound } from "./overhead.ts";
 
 /** The preload builds, in the order the table shows them. */
 const VARIANTS: Array<{ name: string; what: string }> = [
@@ -91,14 +90,6 @@ function serverCommand(
   return { argv: [...argv, "--preload", preload, script], env: {} };
 }
 
-/** One server of a round: which build it runs and its CPU time per request, per round. */
-interface PartServer {
-  name: string;
-  proc: Started;
-  port: number;
-  cpuUs: number[];
-}
-
 /** What a row says a server is. */
 function rowLabel(name: string): string {
   if (name === "bare_again") return "A/A, a second bare server (the resolution of the rows)";
@@ -110,8 +101,8 @@ function rowLabel(name: string): string {
 
 /**
  * Starts `names` (bare, bare_again, deno_otel or a variant) serving `app` side
- * by side, loads them all at once for `rounds` rounds and returns each
- * server's CPU time per request per round.
+ * by side, loads them together ({@linkcode loadTogether}) and returns each
+ * server's CPU time per request per round, in the order of `names`.
  */
 async function measure(
   ctx: BenchContext,
@@ -121,12 +112,11 @@ async function measure(
   files: Map<string, string>,
   rounds: number,
   seconds: number,
-): Promise<PartServer[]> {
+): Promise<number[][]> {
   const pin = pinning();
   const session = ownSession();
-  const tick = 1000 / ticksPerSecond();
   const script = app === "hello" ? undefined : `${ctx.root}${MIXED}`;
-  const servers: PartServer[] = [];
+  const servers: Array<{ name: string; proc: Started; port: number }> = [];
   try {
     for (const name of names) {
       const port = await freePort();
@@ -141,7 +131,7 @@ async function measure(
         env: { ...env, PORT: String(port) },
         deadlineMs: 1_800_000,
       });
-      servers.push({ name, proc, port, cpuUs: [] });
+      servers.push({ name, proc, port });
     }
     for (const s of servers) {
       const up = await pollUntil(s.port, () => true, performance.now() + 20_000, s.proc.done);
@@ -149,21 +139,17 @@ async function measure(
     }
     // Warm-up: let the JIT settle before the measured rounds.
     await Promise.all(servers.map((s) => wrk(s.port, 1, pin.client, script)));
-    for (let r = 0; r < rounds; r++) {
-      const before = servers.map((s) => cpuTicks(s.proc.pid));
-      const results = await Promise.all(
-        servers.map((s) => wrk(s.port, seconds, pin.client, script)),
-      );
-      results.forEach((res, k) => {
-        const s = servers[k];
-        const used = (cpuTicks(s.proc.pid) - before[k]) * tick;
-        s.cpuUs.push(res.requests > 0 ? (used * 1000) / res.requests : NaN);
-      });
-    }
+    const loads = await loadTogether(
+      servers.map((s) => ({ port: s.port, pids: [s.proc.pid] })),
+      rounds,
+      seconds,
+      pin.client,
+      script,
+    );
+    return loads.map((l) => l.cpuUs);
   } finally {
     for (const s of servers) await stop(s.proc, "SIGKILL");
   }
-  return servers;
 }
 
 /** The `parts` benchmark. */
@@ -181,15 +167,15 @@ export const parts: Bench = {
         ctx.log(`parts: ${runtime} ${label}, ${rounds} rounds of ${seconds} s (${pinning().note})`);
         const names = ["bare", "bare_again", ...VARIANTS.map((v) => v.name)];
         if (runtime === "deno" && app === "hello") names.push("deno_otel");
-        const servers = await measure(ctx, runtime, app, names, files, rounds, seconds);
-        const bare = servers[0];
-        for (const s of servers.slice(1)) {
-          const ratio = pairedRatio(s.cpuUs, bare.cpuUs);
+        const cpuUs = await measure(ctx, runtime, app, names, files, rounds, seconds);
+        const bare = cpuUs[0];
+        for (let k = 1; k < names.length; k++) {
+          const ratio = pairedRatio(cpuUs[k], bare);
           rows.push({
             bench: "parts",
-            metric: `${runtime} ${label}, worker CPU per request: ${rowLabel(s.name)}`,
-            forklift: `${fmt(median(s.cpuUs), 3)} µs/req`,
-            anchor: `bare ${fmt(median(bare.cpuUs), 3)} µs/req`,
+            metric: `${runtime} ${label}, worker CPU per request: ${rowLabel(names[k])}`,
+            forklift: `${fmt(median(cpuUs[k]), 3)} µs/req`,
+            anchor: `bare ${fmt(median(bare), 3)} µs/req`,
             versus: `${ratio >= 1 ? "+" : "−"}${fmt(Math.abs(ratio - 1) * 100, 2)}%`,
             target: "(info)",
             pass: null,

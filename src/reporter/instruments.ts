@@ -84,6 +84,11 @@ abstract class Instrument {
   }
 }
 
+/** Whether a counter or histogram takes `value`: a finite number, `>= 0` (NaN is not). */
+function isAmount(value: unknown): value is number {
+  return typeof value === "number" && value >= 0 && value < Infinity;
+}
+
 /**
  * The series `attributes` names, or undefined when finding it threw (a getter
  * or a proxy among the attributes, or no room for another instrument). The
@@ -288,7 +293,7 @@ export class Counter extends Instrument {
 
   /** Adds `value` (finite, `>= 0`) to the series named by `attributes`. */
   add(value: number, attributes?: RecordAttributes): void {
-    if (typeof value === "number" && value >= 0 && value < Infinity) {
+    if (isAmount(value)) {
       return apply(this.storage, this.table, value, attributes, false);
     }
     this.storage.drop();
@@ -388,7 +393,7 @@ export class Histogram extends Instrument {
   /** Records `value` (finite, `>= 0`) in the series named by `attributes`. */
   record(value: number, attributes?: RecordAttributes): void {
     // Bad values are dropped before the lookup, so they never create a series.
-    if (typeof value === "number" && value >= 0 && value < Infinity) {
+    if (isAmount(value)) {
       return observe(this.storage, find(this.table, attributes), this.#buckets, value);
     }
     this.storage.drop();
@@ -445,7 +450,7 @@ export class BoundHistogram {
 
   /** Records `value` (finite, `>= 0`) in the bound series. */
   record(value: number): void {
-    if (typeof value === "number" && value >= 0 && value < Infinity) {
+    if (isAmount(value)) {
       const s = this.#series ??= find(this.#table, this.attributes);
       return observe(this.#storage, s, this.#buckets, value);
     }
