@@ -461,8 +461,14 @@ export class Arbiter {
       if (others.length === 0) continue;
       this.#say(
         "error",
-        "Port {port} is already served by another program ({n} listening socket(s), uid {uids}): the workers would share its traffic; stop it or give the app another port",
-        { port, n: others.length, uids: [...new Set(others.map((o) => o.uid))].join(", ") },
+        "Port {port} is already served by another program ({n} listening socket(s) on {addrs}, uid {uids}): the workers would share its traffic; stop it or give the app another port",
+        {
+          port,
+          n: others.length,
+          addrs: [...new Set(others.map((o) => o.family === 6 ? `[${o.address}]` : o.address))]
+            .join(", "),
+          uids: [...new Set(others.map((o) => o.uid))].join(", "),
+        },
       );
       await this.#dispatch({ type: "fail", code: EXIT_USAGE, now: this.#clock.now() });
       return true;
