@@ -1,8 +1,9 @@
 /**
  * HTTP/1.1 for the master's own endpoint, over any byte stream: request heads
  * read under a deadline, GET and HEAD answered through a fetch-style handler,
- * keep-alive and pipelining in order, and a connection dropped rather than
- * held whenever a client is slow, oversized or malformed.
+ * keep-alive and pipelining in order (a bounded run of pipelined requests),
+ * ambiguous framing refused, and a connection dropped rather than held
+ * whenever a client is slow, oversized or malformed.
  *
  * The runtimes' own servers give no way to bound how long a client may take
  * to send its request head (Deno's keeps a half-sent head open for good), and
@@ -22,6 +23,15 @@ export interface Http1Limits {
   /** Largest request head, in bytes. */
   maxHeadBytes: number;
 }
+
+/**
+ * Requests answered in a row on one connection while the next was already
+ * waiting (pipelined): the last of them is answered with `Connection: close`.
+ * Each answer may render the whole exposition, so one client sending a
+ * buffer of requests must not make the master render hundreds of times for
+ * one read; a client that waits for each response is not counted.
+ */
+export const MAX_PIPELINED = 8;
 
 /** Limits used when none are given: 10 s for a head or a response, heads up to 16 KiB. */
 export const DEFAULT_HTTP1_LIMITS: Http1Limits = {
@@ -75,6 +85,34 @@ export function parseRequestHead(text: string): RequestHead | string {
     headers.push([name.toLowerCase(), value]);
   }
   return { method: line[1], target: line[2], version: line[3] === "0" ? "1.0" : "1.1", headers };
+}
+
+/**
+ * Why a request's framing is ambiguous, as RFC 9112 makes it a 400 (or
+ * undefined when it is not): `Content-Length` values that are not digits or
+ * disagree (repeated or comma-separated), `Content-Length` with
+ * `Transfer-Encoding`, `Transfer-Encoding` in HTTP/1.0, more than one `Host`.
+ * Two parsers reading such a request differently is how requests are smuggled.
+ *
+ * @example
+ * ```ts
+ * import { framingError, parseRequestHead, type RequestHead } from "./http1.ts";
+ * const head = parseRequestHead("GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 5");
+ * console.assert(framingError(head as RequestHead) === "conflicting Content-Length");
+ * ```
+ */
+export function framingError(head: RequestHead): string | undefined {
+  const values = (name: string) => head.headers.filter(([n]) => n === name).map(([, v]) => v);
+  const lengths = values("content-length").flatMap((v) => v.split(",").map((x) => x.trim()));
+  if (lengths.some((x) => !/^[0-9]+$/.test(x))) return "invalid Content-Length";
+  if (new Set(lengths.map((x) => x.replace(/^0+(?=.)/, ""))).size > 1) {
+    return "conflicting Content-Length";
+  }
+  const te = values("transfer-encoding");
+  if (te.length > 0 && lengths.length > 0) return "Content-Length with Transfer-Encoding";
+  if (te.length > 0 && head.version === "1.0") return "Transfer-Encoding in HTTP/1.0";
+  if (values("host").length > 1) return "more than one Host";
+  return undefined;
 }
 
 const REASONS: Record<number, string> = {
@@ -137,6 +175,8 @@ export class Http1Connection {
   #buffer: Uint8Array = new Uint8Array(0);
   #busy = false;
   #closed = false;
+  /** Requests answered in a row while the next one was already buffered. */
+  #pipelined = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** Whether a request head is being waited for (not a response being made). */
   waiting = true;
@@ -173,6 +213,8 @@ export class Http1Connection {
   receive(chunk: Uint8Array): void {
     if (this.#closed) return;
     const from = this.#buffer.length;
+    // A client that waited for its last response starts a new run.
+    if (from === 0 && !this.#busy) this.#pipelined = 0;
     this.#buffer = concat(this.#buffer, chunk);
     if (this.#busy) {
       // Pipelined requests wait their turn, but not without bound.
@@ -220,15 +262,20 @@ export class Http1Connection {
     this.#busy = true;
     this.waiting = false;
     const header = (name: string) => head.headers.find(([n]) => n === name)?.[1];
-    const length = header("content-length");
-    if (header("transfer-encoding") !== undefined || (length !== undefined && length !== "0")) {
+    const framing = framingError(head);
+    if (framing !== undefined) return void await this.#fail(400, `Bad request: ${framing}\n`);
+    // Every Content-Length agrees by now: the first value stands for them all.
+    const length = header("content-length")?.split(",")[0].trim();
+    if (
+      header("transfer-encoding") !== undefined || (length !== undefined && !/^0+$/.test(length))
+    ) {
       // Every route takes GET or HEAD: a request body has nowhere to go.
       return void await this.#fail(413, "Request bodies are not accepted\n");
     }
     const connection = (header("connection") ?? "").toLowerCase();
-    const keepAlive = head.version === "1.1"
-      ? !connection.includes("close")
-      : connection.includes("keep-alive");
+    const pipelined = ++this.#pipelined >= MAX_PIPELINED;
+    const keepAlive = !pipelined &&
+      (head.version === "1.1" ? !connection.includes("close") : connection.includes("keep-alive"));
     let response: Response;
     let body: Uint8Array;
     try {

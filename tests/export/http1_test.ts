@@ -1,6 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Http1Connection, type Http1Limits, parseRequestHead } from "../../src/export/http1.ts";
+import {
+  framingError,
+  Http1Connection,
+  type Http1Limits,
+  MAX_PIPELINED,
+  parseRequestHead,
+  type RequestHead,
+} from "../../src/export/http1.ts";
 
 const LIMITS: Http1Limits = { headMs: 100, writeMs: 100, maxHeadBytes: 1024 };
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -112,4 +119,67 @@ test("Http1Connection honours Connection: close and HTTP/1.0 without keep-alive"
     assert.match(written[0], /connection: close\r\n/);
     assert.equal(isClosed(), true);
   }
+});
+
+test("framingError() refuses what two parsers could read differently, as RFC 9112 says", () => {
+  const framing = (head: string) => framingError(parseRequestHead(head) as RequestHead);
+  const cases: Array<[string, string | undefined]> = [
+    ["GET / HTTP/1.1\r\nHost: x", undefined],
+    ["GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0", undefined],
+    ["GET / HTTP/1.1\r\nContent-Length: 0, 00", undefined],
+    ["GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 5", "conflicting Content-Length"],
+    ["GET / HTTP/1.1\r\nContent-Length: 5, 0", "conflicting Content-Length"],
+    ["GET / HTTP/1.1\r\nContent-Length: +0", "invalid Content-Length"],
+    ["GET / HTTP/1.1\r\nContent-Length: 0x0", "invalid Content-Length"],
+    ["GET / HTTP/1.1\r\nContent-Length:", "invalid Content-Length"],
+    [
+      "GET / HTTP/1.1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked",
+      "Content-Length with Transfer-Encoding",
+    ],
+    ["GET / HTTP/1.0\r\nTransfer-Encoding: chunked", "Transfer-Encoding in HTTP/1.0"],
+    ["GET / HTTP/1.1\r\nHost: a\r\nHost: b", "more than one Host"],
+  ];
+  for (const [head, expected] of cases) assert.equal(framing(head), expected, head);
+});
+
+test("Http1Connection answers 400 to conflicting framing and closes before reading what follows", async () => {
+  const inputs = [
+    "GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n",
+    "GET / HTTP/1.1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+  ];
+  for (const input of inputs) {
+    const { conn, written, isClosed } = open();
+    conn.receive(bytes(input));
+    await sleep(5);
+    assert.equal(written.length, 1, input);
+    assert.match(written[0], /^HTTP\/1\.1 400 Bad Request\r\n/, input);
+    assert.match(written[0], /connection: close\r\n/);
+    assert.equal(isClosed(), true);
+  }
+  const same = open();
+  same.conn.receive(bytes("GET /a HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n"));
+  await sleep(5);
+  assert.match(same.written[0], /^HTTP\/1\.1 200 OK\r\n/, "repeated equal lengths are one");
+});
+
+test("Http1Connection answers at most MAX_PIPELINED requests of one burst, then closes", async () => {
+  let calls = 0;
+  const { conn, written, isClosed } = open(() => new Response(String(++calls)));
+  conn.receive(bytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(40)));
+  await sleep(20);
+  assert.equal(calls, MAX_PIPELINED);
+  assert.equal(written.length, MAX_PIPELINED);
+  assert.match(written.at(-1)!, /connection: close\r\n/);
+  assert.match(written[0], /connection: keep-alive\r\n/);
+  assert.equal(isClosed(), true);
+
+  // A client that waits for each answer is not pipelining: it is never cut off.
+  const patient = open();
+  for (let i = 0; i < MAX_PIPELINED * 3; i++) {
+    patient.conn.receive(bytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await sleep(1);
+  }
+  assert.equal(patient.written.length, MAX_PIPELINED * 3);
+  assert.equal(patient.isClosed(), false);
 });

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { Agent, request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { MAX_CONNECTIONS, startMetricsServer } from "../../src/export/http_server.ts";
+import { MAX_PIPELINED } from "../../src/export/http1.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../../src/export/prometheus.ts";
 
 const EXPOSITION = "# HELP up Whether the target is up\n# TYPE up gauge\nup 1\n";
@@ -206,6 +207,73 @@ test("startMetricsServer() lets a scrape in past MAX_CONNECTIONS idle clients", 
     assert.equal(res.body, EXPOSITION);
   } finally {
     for (const s of sockets) s.destroy();
+    await server.close();
+  }
+});
+
+/** Sends `text` on a raw connection and resolves to all it gets back once the server closes. */
+function raw(port: number, text: string, deadlineMs = 5_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = "";
+    const s = connect(port, "127.0.0.1", () => s.write(text));
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`the server kept the connection open; got ${got.length} bytes`));
+    }, deadlineMs);
+    s.setEncoding("latin1");
+    s.on("data", (d: string) => got += d);
+    s.on("error", () => {});
+    s.on("close", () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+  });
+}
+
+test("startMetricsServer() renders /metrics at most MAX_PIPELINED times for one burst of pipelined requests", async () => {
+  let renders = 0;
+  const server = await startMetricsServer({
+    bind: "127.0.0.1:0",
+    metrics: () => (renders++, EXPOSITION),
+    status: () => ({}),
+  });
+  try {
+    // 15 KB of requests in one write: one answer each would be ~600 renders.
+    const burst = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(15 * 1024 / 36);
+    const got = await raw(server.address.port, burst);
+    assert.equal(renders, MAX_PIPELINED);
+    assert.equal(got.split("HTTP/1.1 200 OK").length - 1, MAX_PIPELINED);
+    assert.match(got, /connection: close\r\n\r\n[^]*$/);
+    assert.equal((await call(server.address.port, "GET", "/metrics")).status, 200);
+  } finally {
+    await server.close();
+  }
+});
+
+test("startMetricsServer() answers 400 to conflicting Content-Length or Transfer-Encoding, and closes", async () => {
+  let renders = 0;
+  const server = await startMetricsServer({
+    bind: "127.0.0.1:0",
+    metrics: () => (renders++, EXPOSITION),
+    status: () => ({}),
+  });
+  try {
+    const heads = [
+      "Content-Length: 0\r\nContent-Length: 39",
+      "Content-Length: 0, 39",
+      "Content-Length: 0\r\nTransfer-Encoding: chunked",
+    ];
+    for (const head of heads) {
+      // What follows the head is a second request to whoever reads the length as 0.
+      const got = await raw(
+        server.address.port,
+        `GET /metrics HTTP/1.1\r\nHost: x\r\n${head}\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n`,
+      );
+      assert.match(got, /^HTTP\/1\.1 400 Bad Request\r\n/, head);
+      assert.equal(got.split("HTTP/1.1 ").length - 1, 1, `one answer to ${head}`);
+    }
+    assert.equal(renders, 0);
+  } finally {
     await server.close();
   }
 });
