@@ -32,7 +32,7 @@ export const COMMAND_HELP: Record<
   },
   status: {
     usage: "forklift status [--metrics-bind ADDR] [--json]",
-    summary: "Ask a running master for its workers (its HTTP /status)",
+    summary: "Ask a running master for its workers (its HTTP /status); exit 1 when not ready",
     switches: ["--json             print the raw /status document"],
   },
   version: { usage: "forklift version | --version", summary: "Print the version", switches: [] },

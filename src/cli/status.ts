@@ -8,7 +8,8 @@ import { formatStatus, renderStatus, type StatusDocument } from "../export/statu
 import type { CommandContext } from "./context.ts";
 
 /**
- * Runs `forklift status`.
+ * Runs `forklift status`: prints the document, and exits 1 when the master is
+ * not ready (as `GET /ready` would answer 503), so that it can be a probe.
  *
  * @example
  * ```ts ignore
@@ -45,5 +46,7 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
   ctx.print(
     ctx.commandLine.switches.has("json") ? renderStatus(doc) : formatStatus(doc),
   );
-  return 0;
+  if (doc.ready === true) return 0;
+  console.error(`forklift: The master at ${url} is not ready: ${doc.ready_reason ?? "unknown"}`);
+  return 1;
 }

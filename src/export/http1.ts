@@ -123,6 +123,7 @@ const REASONS: Record<number, string> = {
   413: "Content Too Large",
   431: "Request Header Fields Too Large",
   500: "Internal Server Error",
+  503: "Service Unavailable",
 };
 
 const encoder = new TextEncoder();

@@ -1,13 +1,14 @@
 /**
- * The master's HTTP endpoint: `/metrics` (Prometheus text), `/status` (JSON)
- * and a small index, over HTTP/1.1 with deadlines (see `http1.ts`) and a cap
- * on connections.
+ * The master's HTTP endpoint: `/metrics` (Prometheus text), `/status` (JSON),
+ * the probes `/ready` and `/live`, and a small index, over HTTP/1.1 with
+ * deadlines (see `http1.ts`) and a cap on connections.
  *
  * @module
  */
 import { probeListen, serveTcp } from "../runtime/tcp_serve.ts";
 import { DEFAULT_HTTP1_LIMITS, Http1Connection, type Http1Limits } from "./http1.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "./prometheus.ts";
+import type { Readiness } from "./status.ts";
 
 /** Connections the endpoint holds at once; past it, the one waiting longest for a head goes. */
 export const MAX_CONNECTIONS = 64;
@@ -20,6 +21,8 @@ export interface MetricsServerOptions {
   metrics: () => string | Promise<string>;
   /** Returns the `/status` document, sent as JSON (a string is sent as is). */
   status: () => unknown;
+  /** Whether `/ready` answers 200 or 503; always ready when not given. */
+  ready?: () => Readiness;
   /** Told about failures while serving (a throwing `metrics()`, a socket error). */
   onError?: (error: Error) => void;
   /** Deadlines and sizes of each connection; {@linkcode DEFAULT_HTTP1_LIMITS} when not given. */
@@ -56,7 +59,10 @@ export function parseBind(bind: string): { host: string; port: number } {
   return { host, port };
 }
 
-const INDEX = "forklift\n\n/metrics  Prometheus text exposition\n/status   workers as JSON\n";
+const INDEX = "forklift\n\n/metrics  Prometheus text exposition\n/status   workers as JSON\n" +
+  "/ready    200 when the service should get traffic, else 503\n" +
+  "/live     200 while the master answers\n";
+const ROUTES = new Set(["/", "/metrics", "/status", "/ready", "/live"]);
 const TEXT = "text/plain; charset=utf-8";
 
 function reply(method: string, status: number, type: string, body: string, extra?: HeadersInit) {
@@ -93,13 +99,26 @@ export function metricsHandler(
   return async (request) => {
     const { method } = request;
     const path = new URL(request.url).pathname;
-    if (path !== "/" && path !== "/metrics" && path !== "/status") {
+    if (!ROUTES.has(path)) {
       return reply(method, 404, TEXT, "Not found\n");
     }
     if (method !== "GET" && method !== "HEAD") {
       return reply(method, 405, TEXT, "Method not allowed\n", { allow: "GET, HEAD" });
     }
     if (path === "/") return reply(method, 200, TEXT, INDEX);
+    // The master's event loop answered this request: that is what a liveness probe asks.
+    if (path === "/live") return reply(method, 200, TEXT, "live\n");
+    if (path === "/ready") {
+      let state: Readiness;
+      try {
+        state = options.ready?.() ?? { ready: true, reason: "serving" };
+      } catch (e) {
+        report(e);
+        state = { ready: false, reason: "cannot tell" };
+      }
+      const body = `${state.ready ? "ready" : "not ready"}: ${state.reason}\n`;
+      return reply(method, state.ready ? 200 : 503, TEXT, body);
+    }
     if (path === "/metrics") {
       try {
         return reply(method, 200, PROMETHEUS_CONTENT_TYPE, await options.metrics());
@@ -148,8 +167,9 @@ export async function checkMetricsBind(bind: string): Promise<void> {
 /**
  * Starts the metrics server and resolves once it listens.
  *
- * Routes: `GET /metrics` (Prometheus text), `GET /status` (JSON), `GET /` (a
- * short index); `HEAD` on each; 404 for other paths and 405 for other methods.
+ * Routes: `GET /metrics` (Prometheus text), `GET /status` (JSON), `GET /ready`
+ * (200 or 503, from `ready`), `GET /live` (200), `GET /` (a short index);
+ * `HEAD` on each; 404 for other paths and 405 for other methods.
  * A bind failure rejects with an `Error` saying where and why, with the
  * system error as its `cause`.
  *

@@ -57,10 +57,57 @@ export interface StatusTotals {
   dropped_points: number;
 }
 
+/** Where the master is in its life: booting its first workers, running, stopping, exited. */
+export type MasterPhaseName = "booting" | "running" | "stopping" | "exited";
+
+/** Whether the master should get traffic, and why not. */
+export interface Readiness {
+  ready: boolean;
+  /** Why, in a few words (`booting: 1 of 2 workers ready`). */
+  reason: string;
+}
+
+/**
+ * The rule behind `GET /ready`: not ready until the first boot has every
+ * worker ready (a load balancer must not send traffic to half a service),
+ * then ready while at least one worker is (a reload or a crash leaves others
+ * serving), and not ready again once the master stops.
+ *
+ * @example
+ * ```ts
+ * import { readiness } from "./status.ts";
+ * console.assert(!readiness("booting", 1, 2).ready);
+ * console.assert(readiness("running", 1, 2).ready);
+ * console.assert(!readiness("stopping", 2, 2).ready);
+ * ```
+ */
+export function readiness(
+  phase: MasterPhaseName,
+  readyWorkers: number,
+  workers: number,
+): Readiness {
+  switch (phase) {
+    case "booting":
+      return { ready: false, reason: `booting: ${readyWorkers} of ${workers} workers ready` };
+    case "running":
+      return readyWorkers > 0
+        ? { ready: true, reason: `${readyWorkers} of ${workers} workers ready` }
+        : { ready: false, reason: `no worker ready (of ${workers})` };
+    default:
+      return { ready: false, reason: phase };
+  }
+}
+
 /** The whole `/status` document. */
 export interface StatusDocument {
   /** The master's process id. */
   pid: number;
+  /** Whether `GET /ready` answers 200 (see {@linkcode readiness}). */
+  ready?: boolean;
+  /** Why it is ready or not. */
+  ready_reason?: string;
+  /** The master's phase. */
+  phase?: MasterPhaseName;
   /** forklift's version. */
   version: string;
   started_at: string;
@@ -155,6 +202,9 @@ export function formatStatus(status: StatusDocument): string {
       Math.round(status.uptime_s)
     } s`,
     `workers ${t.workers}, requests ${t.requests}, restarts ${t.restarts}, harvests ${t.harvests}, dropped points ${t.dropped_points}`,
+    ...(status.ready === undefined
+      ? []
+      : [`${status.ready ? "ready" : "not ready"}: ${status.ready_reason ?? status.phase ?? ""}`]),
     "",
     line(header),
     ...rows.map(line),

@@ -140,7 +140,13 @@ export class Arbiter {
       const handle = this.#handles.get(view.worker.id);
       return handle ? [{ view, handle }] : [];
     });
-    return { readyWorkers: this.#sup.readyCount, restarts: this.#sup.restarts, workers };
+    return {
+      phase: this.#sup.phase.name,
+      workerCount: this.#sup.workerCount,
+      readyWorkers: this.#sup.readyCount,
+      restarts: this.#sup.restarts,
+      workers,
+    };
   }
 
   #master(): MasterDescriptor {

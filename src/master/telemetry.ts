@@ -9,7 +9,13 @@ import process from "node:process";
 import { Aggregator } from "../export/aggregator.ts";
 import type { MetricsServer } from "../export/http_server.ts";
 import { masterMetrics, prometheusMetricName, renderPrometheus } from "../export/prometheus.ts";
-import type { StatusDocument, WorkerStatus } from "../export/status.ts";
+import {
+  type MasterPhaseName,
+  type Readiness,
+  readiness,
+  type StatusDocument,
+  type WorkerStatus,
+} from "../export/status.ts";
 import type { Logger } from "@logtape/logtape";
 import type { OtlpExporter } from "../export/otlp_exporter.ts";
 import type { HarvestMessage, MetricDelta } from "../protocol/messages.ts";
@@ -35,6 +41,10 @@ export interface WorkerKey {
 
 /** What the supervision looks like now, for the exposition and `/status`. */
 export interface SupervisionSnapshot {
+  /** The master's phase, for readiness. */
+  phase: MasterPhaseName;
+  /** Slots the master keeps (workers it wants). */
+  workerCount: number;
   /** Slots whose current worker is ready. */
   readyWorkers: number;
   restarts: Readonly<Record<string, number>>;
@@ -83,10 +93,17 @@ export interface MasterTelemetryOptions {
  *   serviceName: "api",
  *   settings: {},
  *   log: logger("doc"),
- *   snapshot: () => ({ readyWorkers: 0, restarts: { crash: 0 }, workers: [] }),
+ *   snapshot: () => ({
+ *     phase: "booting",
+ *     workerCount: 1,
+ *     readyWorkers: 0,
+ *     restarts: { crash: 0 },
+ *     workers: [],
+ *   }),
  *   onError: () => {},
  * });
  * console.assert(t.metricsText().includes("forklift_workers 0"));
+ * console.assert(!t.readiness().ready);
  * ```
  */
 export class MasterTelemetry implements Telemetry {
@@ -153,6 +170,7 @@ export class MasterTelemetry implements Telemetry {
       bind,
       metrics: () => this.metricsText(),
       status: () => this.status(),
+      ready: () => this.readiness(),
       onError: this.#o.onError,
     });
     return this.#server.address;
@@ -210,9 +228,16 @@ export class MasterTelemetry implements Telemetry {
     return renderPrometheus(this.#masterMetrics()) + workers;
   }
 
+  /** Whether the master should get traffic now (`GET /ready`). */
+  readiness(): Readiness {
+    const s = this.#o.snapshot();
+    return readiness(s.phase, s.readyWorkers, s.workerCount);
+  }
+
   /** The `/status` document. */
   status(): StatusDocument {
     const s = this.#o.snapshot();
+    const ready = readiness(s.phase, s.readyWorkers, s.workerCount);
     const workers: WorkerStatus[] = s.workers.map(({ view, handle: w }) => ({
       slot: w.slot,
       pid: w.pid,
@@ -236,6 +261,9 @@ export class MasterTelemetry implements Telemetry {
     ];
     return {
       pid: process.pid,
+      ready: ready.ready,
+      ready_reason: ready.reason,
+      phase: s.phase,
       version: VERSION,
       started_at: this.#startedAt.toISOString(),
       uptime_s: Math.round((Date.now() - this.#startedAt.getTime()) / 100) / 10,

@@ -277,3 +277,39 @@ test("startMetricsServer() answers 400 to conflicting Content-Length or Transfer
     await server.close();
   }
 });
+
+test("startMetricsServer() answers /ready 200 or 503 as ready() says, and /live 200", async () => {
+  let state = { ready: false, reason: "booting: 0 of 2 workers ready" };
+  const errors: Error[] = [];
+  const server = await startMetricsServer({
+    bind: "127.0.0.1:0",
+    metrics: () => EXPOSITION,
+    status: () => ({}),
+    ready: () => {
+      if (state === undefined) throw new Error("broken");
+      return state;
+    },
+    onError: (e) => errors.push(e),
+  });
+  try {
+    const port = server.address.port;
+    const booting = await call(port, "GET", "/ready");
+    assert.equal(booting.status, 503);
+    assert.equal(booting.body, "not ready: booting: 0 of 2 workers ready\n");
+    assert.equal(booting.headers["cache-control"], "no-store");
+    assert.equal((await call(port, "GET", "/live")).status, 200);
+    state = { ready: true, reason: "2 of 2 workers ready" };
+    const ready = await call(port, "GET", "/ready");
+    assert.equal(ready.status, 200);
+    assert.equal(ready.body, "ready: 2 of 2 workers ready\n");
+    const head = await call(port, "HEAD", "/ready");
+    assert.equal(head.status, 200);
+    assert.equal(head.body, "");
+    assert.equal((await call(port, "POST", "/live")).status, 405);
+    state = undefined as unknown as typeof state;
+    assert.equal((await call(port, "GET", "/ready")).status, 503, "a failing check is not ready");
+    assert.equal(errors.length, 1);
+  } finally {
+    await server.close();
+  }
+});

@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   formatStatus,
+  readiness,
   renderStatus,
   type StatusDocument,
   type WorkerStatus,
@@ -52,4 +53,24 @@ test("formatStatus() prints a header, totals and one row per worker", () => {
   assert.match(lines[3], /^SLOT\s+PID\s+GEN\s+STATE\s+HANDSHAKE/);
   assert.match(lines[4], /^1\s+-\s+1\s+starting\s+-\s+10\s+0/);
   assert.match(lines[5], /^2\s+1002\s+1\s+ready\s+12 ms\s+20\s+0\s+2025-01-01T00:00:05\.000Z$/);
+});
+
+test("readiness() is false until the first boot is done, true while a worker is ready, false once stopping", () => {
+  assert.deepEqual(readiness("booting", 0, 2), {
+    ready: false,
+    reason: "booting: 0 of 2 workers ready",
+  });
+  assert.equal(readiness("booting", 1, 2).ready, false, "half a service gets no traffic");
+  assert.deepEqual(readiness("running", 2, 2), { ready: true, reason: "2 of 2 workers ready" });
+  assert.equal(readiness("running", 1, 2).ready, true, "a reload or a crash leaves one serving");
+  assert.deepEqual(readiness("running", 0, 2), { ready: false, reason: "no worker ready (of 2)" });
+  assert.deepEqual(readiness("stopping", 2, 2), { ready: false, reason: "stopping" });
+  assert.deepEqual(readiness("exited", 0, 2), { ready: false, reason: "exited" });
+});
+
+test("formatStatus() says whether the master is ready, and why not", () => {
+  const ready = formatStatus({ ...DOC, ready: true, ready_reason: "2 of 2 workers ready" });
+  assert.equal(ready.split("\n")[2], "ready: 2 of 2 workers ready");
+  const not = formatStatus({ ...DOC, ready: false, ready_reason: "stopping", phase: "stopping" });
+  assert.equal(not.split("\n")[2], "not ready: stopping");
 });

@@ -9,7 +9,13 @@ function telemetry(): MasterTelemetry {
     serviceName: "api",
     settings: {},
     log: logger("telemetry-test"),
-    snapshot: () => ({ readyWorkers: 1, restarts: {}, workers: [] }),
+    snapshot: () => ({
+      phase: "running",
+      workerCount: 1,
+      readyWorkers: 1,
+      restarts: {},
+      workers: [],
+    }),
     onError: () => {},
   });
 }
