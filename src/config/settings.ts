@@ -241,7 +241,7 @@ export const SETTINGS: readonly Setting[] = [
     type: "bind",
     default: "127.0.0.1:9464",
     doc:
-      "Where the master serves /metrics and /status, from when every worker is first ready (250 ms after start at the latest); `off` disables",
+      "Where the master serves /metrics, /status and the /ready and /live probes, from when every worker is first ready (250 ms after start at the latest); `off` disables",
     expected: 'HOST:PORT or "off"',
     parse: parseBind,
   },
