@@ -28,8 +28,9 @@ const DOCS = yamlDocuments(GUIDE);
 type Any = any;
 
 test("docs/containers.md Kubernetes example parses and agrees with forklift's settings", {
-  skip: DOCS === undefined && !process.env.CI ? "needs python3 with PyYAML" : false,
+  skip: DOCS === undefined && !process.env.CI ? "needs python3 with PyYAML (python3-yaml)" : false,
 }, () => {
+  assert.ok(DOCS, "PyYAML is missing (Debian package python3-yaml; .ci/run installs it)");
   const docs = DOCS as Any[];
   const deployment = docs.find((d) => d?.kind === "Deployment");
   assert.ok(deployment, "a Deployment");
