@@ -49,7 +49,9 @@ interface _Family {
   series: Set<string>;
 }
 
-const _UNITS: Record<string, string> = {
+// Maps, not object literals: a unit is a worker's string, and `toString` must
+// not find Object.prototype's.
+const _UNITS = new Map<string, string>(Object.entries({
   d: "days",
   h: "hours",
   min: "minutes",
@@ -75,9 +77,9 @@ const _UNITS: Record<string, string> = {
   Cel: "celsius",
   Hz: "hertz",
   "%": "percent",
-};
+}));
 
-const _PER_UNITS: Record<string, string> = {
+const _PER_UNITS = new Map<string, string>(Object.entries({
   s: "second",
   m: "minute",
   h: "hour",
@@ -85,7 +87,7 @@ const _PER_UNITS: Record<string, string> = {
   w: "week",
   mo: "month",
   y: "year",
-};
+}));
 
 /**
  * Renders metrics as a Prometheus text exposition (format 0.0.4).
@@ -226,12 +228,12 @@ export function prometheusUnit(unit: string, gauge = false): string {
   if (bare === "") return "";
   if (bare === "1") return gauge ? "ratio" : "";
   const slash = bare.indexOf("/");
-  if (slash < 0) return _trim(_sanitize(_UNITS[bare] ?? bare));
+  if (slash < 0) return _trim(_sanitize(_UNITS.get(bare) ?? bare));
   const num = bare.slice(0, slash).trim();
   const den = bare.slice(slash + 1).trim();
   const parts: string[] = [];
-  if (num !== "" && num !== "1") parts.push(_UNITS[num] ?? num);
-  if (den !== "") parts.push(`per_${_PER_UNITS[den] ?? _UNITS[den] ?? den}`);
+  if (num !== "" && num !== "1") parts.push(_UNITS.get(num) ?? num);
+  if (den !== "") parts.push(`per_${_PER_UNITS.get(den) ?? _UNITS.get(den) ?? den}`);
   return _trim(_sanitize(parts.join("_")));
 }
 

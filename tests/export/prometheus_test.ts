@@ -51,6 +51,25 @@ test("prometheusUnit() maps UCUM units and drops annotations", () => {
   assert.equal(prometheusUnit("widgets"), "widgets");
 });
 
+test("prometheusUnit() takes a unit named after an Object.prototype member as an unknown unit", () => {
+  for (const unit of ["toString", "constructor", "hasOwnProperty", "__proto__", "valueOf"]) {
+    assert.equal(prometheusUnit(unit), unit.replace(/^_+|_+$/g, ""));
+    assert.equal(
+      prometheusUnit(`By/${unit}`),
+      `bytes_per_${unit}`.replace(/_+$/, "").replace(/__+/g, "_"),
+    );
+    const text = renderPrometheus([
+      {
+        name: "app.x",
+        kind: "counter",
+        unit,
+        points: [{ attributes: { [unit]: unit }, value: 1 }],
+      },
+    ]);
+    assert.match(text, /^app_x_\w+_total\{\w+="\w+"\} 1$/m, text);
+  }
+});
+
 test("prometheusLabelName() turns invalid characters into underscores", () => {
   assert.equal(prometheusLabelName("otel.metric.overflow"), "otel_metric_overflow");
   assert.equal(prometheusLabelName("http.response.status_code"), "http_response_status_code");
