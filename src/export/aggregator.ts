@@ -25,11 +25,12 @@ export interface AggregatorOptions {
    */
   cardinalityLimit?: number;
   /**
-   * Told when an instrument is declared anew (another kind, unit or
-   * boundaries, as after a reload): its series start over on the new
-   * declaration, and points still sent on the old one are dropped.
+   * Told when `worker` sends points on another declaration (kind, unit or
+   * boundaries) than the one the instrument was first seen with: the first
+   * one is kept and those points are dropped. Called for every such metric:
+   * throttle what it writes.
    */
-  onRedeclare?: (name: string, from: string, to: string) => void;
+  onConflict?: (worker: number, name: string, held: string, offered: string) => void;
   /** Most instruments kept; points of further ones are dropped and counted. Default 2000. */
   instrumentLimit?: number;
 }
@@ -95,8 +96,9 @@ interface _Instrument {
  * series. A point may name its series by the id its worker gave it in an
  * earlier harvest (see `HarvestPoint`); the ids of a worker are forgotten with
  * it, and a point naming an id its worker never defined is dropped. An
- * instrument keeps the kind, unit and boundaries it was first seen with; points re-declaring it differently are dropped and counted in
- * {@linkcode Aggregator.dropped}.
+ * instrument keeps the kind, unit and boundaries it was first seen with for
+ * the aggregator's life; points sent on another declaration are dropped and
+ * counted in {@linkcode Aggregator.dropped}.
  *
  * @example Merge two workers' counters and read the cumulative total
  * ```ts
@@ -112,10 +114,8 @@ export class Aggregator {
   #limit: number;
   #instruments = new Map<string, _Instrument>();
   #dropped = 0;
-  #onRedeclare?: AggregatorOptions["onRedeclare"];
+  #onConflict?: AggregatorOptions["onConflict"];
   #instrumentLimit: number;
-  /** Declarations an instrument has left behind, by name: never taken up again. */
-  #retired = new Map<string, Set<string>>();
   /** Each worker's numbered series, by worker key, then stream (its isolates), then id. */
   #known = new Map<number, Map<number, _Known[]>>();
   /** The numbered series of the worker and stream being merged, by id. */
@@ -142,7 +142,7 @@ export class Aggregator {
       );
     }
     this.#limit = limit;
-    this.#onRedeclare = options.onRedeclare;
+    this.#onConflict = options.onConflict;
     this.#instrumentLimit = options.instrumentLimit ?? DEFAULT_INSTRUMENT_LIMIT;
   }
 
@@ -281,16 +281,12 @@ export class Aggregator {
     let instrument = this.#instruments.get(metric.name);
     const declared = _declaration(metric.kind, unit, metric.boundaries);
     if (instrument !== undefined) {
-      const current = _declaration(instrument.kind, instrument.unit, instrument.boundaries);
-      if (current !== declared) {
-        const retired = this.#retired.get(metric.name) ?? new Set();
-        // Points on a declaration already left behind (an old generation draining) are dropped.
-        if (retired.has(declared)) return size;
-        retired.add(current);
-        this.#retired.set(metric.name, retired);
-        this.#instruments.delete(metric.name);
-        instrument = undefined;
-        this.#onRedeclare?.(metric.name, current, declared);
+      // The first declaration stays: another worker's must never erase what
+      // the others reported on it.
+      const held = _declaration(instrument.kind, instrument.unit, instrument.boundaries);
+      if (held !== declared) {
+        this.#onConflict?.(worker, metric.name, held, declared);
+        return size;
       }
     }
     if (instrument === undefined) {

@@ -15,6 +15,7 @@ import type { OtlpExporter } from "../export/otlp_exporter.ts";
 import type { HarvestMessage, MetricDelta } from "../protocol/messages.ts";
 import { otlpExporter } from "./otlp_setup.ts";
 import { VERSION } from "../protocol/version.ts";
+import { LogThrottle, shorten } from "../log/throttle.ts";
 import type { WorkerView } from "./supervisor.ts";
 import type { WorkerHandle } from "./worker_handle.ts";
 
@@ -26,6 +27,9 @@ const MASTER_SAMPLE_NAMES: readonly string[] = masterMetrics({
   dropped: 0,
   otlp: { exports: 0, failures: 0, retries: 0, dropped: 0, bytes: 0 },
 }).map(prometheusMetricName);
+
+/** At most one declaration-conflict line per worker this often. */
+const CONFLICT_LOG_MS = 10_000;
 
 /** A worker process as telemetry keys it: a unique id, and the slot its gauges are labelled with. */
 export interface WorkerKey {
@@ -102,18 +106,32 @@ export class MasterTelemetry implements Telemetry {
   #exporter?: OtlpExporter;
   /** Each metric name's rank of arrival. */
   #firstSeen = new Map<string, number>();
+  /** When each worker's last declaration conflict was logged. */
+  #conflictLogged = new LogThrottle(CONFLICT_LOG_MS);
+  /** The worker whose harvest is being merged, for the log's slot. */
+  #merging?: WorkerKey;
   /** Points left out of the exposition so far, by metric and Prometheus name: each counted once. */
   #skipped = new Map<string, number>();
 
   constructor(options: MasterTelemetryOptions) {
     this.#o = options;
     this.#aggregator = new Aggregator({
-      onRedeclare: (name, from, to) =>
-        options.log.warn("Metric {name} is declared anew ({from} → {to}): its series start over", {
-          name,
-          from,
-          to,
-        }),
+      onConflict: (worker, name, held, offered) => {
+        // Each line quotes what a worker sent: one per worker every
+        // CONFLICT_LOG_MS, cut short, however many it sends.
+        const more = this.#conflictLogged.admit(worker, performance.now());
+        if (more === undefined) return;
+        options.log.warn(
+          "Dropped the points of {name} from worker {slot}: declared {offered}, kept {held}{more}",
+          {
+            name: shorten(name),
+            slot: this.#merging?.slot ?? worker,
+            offered: shorten(offered),
+            held: shorten(held),
+            more,
+          },
+        );
+      },
     });
     this.#exporter = otlpExporter(options.settings, {
       serviceName: options.serviceName,
@@ -126,6 +144,7 @@ export class MasterTelemetry implements Telemetry {
 
   harvest(worker: WorkerKey, m: HarvestMessage, stream = 0): void {
     this.#harvests++;
+    this.#merging = worker;
     for (const metric of m.metrics) {
       if (!this.#firstSeen.has(metric.name)) this.#firstSeen.set(metric.name, this.#firstSeen.size);
     }
@@ -139,6 +158,7 @@ export class MasterTelemetry implements Telemetry {
 
   forget(worker: WorkerKey, requests = 0): void {
     this.#aggregator.removeWorker(worker.id);
+    this.#conflictLogged.forget(worker.id);
     this.#exitedRequests += requests;
   }
 

@@ -111,49 +111,51 @@ test("Aggregator.removeWorker() drops that worker's gauges and keeps everything 
   assert.deepEqual(agg.collect().map((m) => m.name), ["app.hits"]);
 });
 
-test("Aggregator.merge() takes an instrument declared anew, once, and drops points on the old declaration", () => {
-  const changes: string[] = [];
+test("Aggregator.merge() keeps an instrument's first declaration and drops and counts only the conflicting worker's points", () => {
+  const conflicts: string[] = [];
   const agg = new Aggregator({
-    onRedeclare: (name, from, to) => changes.push(`${name}: ${from} -> ${to}`),
+    onConflict: (worker, name, held, offered) =>
+      conflicts.push(`${worker} ${name}: ${held} / ${offered}`),
   });
   agg.merge(1, [counter("app.hits", 1)]);
+  agg.merge(2, [counter("app.hits", 2)]);
   const gauge: MetricDelta = {
     name: "app.hits",
     kind: "gauge",
     points: [{ attributes: {}, value: 7 }, { attributes: { a: "b" }, value: 8 }],
   };
-  assert.equal(agg.merge(2, [gauge]), 0);
-  // The old declaration, from a worker still draining, never comes back.
-  assert.equal(agg.merge(1, [counter("app.hits", 1)]), 1);
-  assert.deepEqual(changes, ["app.hits: counter  -> gauge "]);
-  assert.deepEqual(agg.collect()[0].kind, "gauge");
-  assert.equal(agg.collect()[0].points.length, 2);
+  assert.equal(agg.merge(3, [gauge]), 2);
+  const other = { ...counter("app.hits", 5), unit: "ms" };
+  assert.equal(agg.merge(3, [other]), 1);
+  // The honest workers keep adding to what they had.
+  assert.equal(agg.merge(1, [counter("app.hits", 1)]), 0);
+  assert.deepEqual(conflicts, [
+    "3 app.hits: counter  / gauge ",
+    "3 app.hits: counter  / counter ms",
+  ]);
+  assert.deepEqual(agg.collect(), [
+    { name: "app.hits", kind: "counter", points: [{ attributes: {}, value: 4 }] },
+  ]);
+  assert.equal(agg.dropped, 3);
 });
 
-test("Aggregator.merge() starts a new series set when a reload changes a histogram's boundaries", () => {
+test("Aggregator.merge() keeps a histogram's first boundaries when another worker sends others", () => {
   const agg = new Aggregator();
   agg.merge(1, [histogram([{ attributes: {}, count: 1, sum: 0.5, buckets: [0, 1, 0] }])]);
   const newBounds = histogram(
     [{ attributes: {}, count: 3, sum: 0.5, buckets: [0, 1, 2, 0] }],
     [0.1, 1, 10],
   );
-  assert.equal(agg.merge(2, [newBounds]), 0);
-  assert.equal(agg.merge(2, [newBounds]), 0, "the new boundaries keep being merged");
+  assert.equal(agg.merge(2, [newBounds]), 1);
+  assert.equal(agg.merge(2, [newBounds]), 1, "the other boundaries stay refused");
   assert.equal(
     agg.merge(1, [histogram([{ attributes: {}, count: 1, sum: 5, buckets: [0, 0, 1] }])]),
-    1,
+    0,
   );
   const [h] = agg.collect();
-  assert.deepEqual(h.boundaries, [0.1, 1, 10]);
-  assert.equal(h.points[0].count, 6);
-  const otherUnit = histogram([{ attributes: {}, count: 1, sum: 5, buckets: [0, 0, 1, 0] }], [
-    0.1,
-    1,
-    10,
-  ]);
-  otherUnit.unit = "ms";
-  assert.equal(agg.merge(3, [otherUnit]), 0);
-  assert.equal(agg.collect()[0].unit, "ms");
+  assert.deepEqual(h.boundaries, [0.1, 1]);
+  assert.equal(h.points[0].count, 2);
+  assert.equal(h.points[0].sum, 5.5);
 });
 
 test("Aggregator.removeWorker() drops a retired generation's gauges, and the newer generation's value wins meanwhile", () => {
