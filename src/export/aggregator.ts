@@ -81,6 +81,8 @@ interface _Instrument {
   series: Map<string, _Series>;
   /** Series other than overflow series. */
   admitted: number;
+  /** Its rank of arrival among the instruments this aggregator has held. */
+  rank: number;
 }
 
 /**
@@ -121,6 +123,7 @@ export class Aggregator {
   /** The numbered series of the worker and stream being merged, by id. */
   #ids: _Known[] | undefined;
   #stream = 0;
+  #arrivals = 0;
 
   /**
    * Creates an empty aggregator.
@@ -225,14 +228,49 @@ export class Aggregator {
         instrument.series.delete(key);
         if (!_isOverflow(series.attributes)) instrument.admitted--;
       }
+      // A gauge nobody reports any more gives its slot back.
+      if (instrument.series.size === 0) this.#instruments.delete(instrument.name);
     }
+  }
+
+  /**
+   * The rank of arrival of the instrument `name` among those this aggregator
+   * has held (0 for the first), or undefined when it holds none of that name.
+   * Bounded by the instruments held, unlike a list of every name ever sent.
+   *
+   * @example The first instrument merged comes first
+   * ```ts
+   * import { Aggregator } from "./aggregator.ts";
+   * const agg = new Aggregator();
+   * agg.merge(1, [{ name: "b", kind: "counter", points: [{ attributes: {}, value: 1 }] }]);
+   * agg.merge(1, [{ name: "a", kind: "counter", points: [{ attributes: {}, value: 1 }] }]);
+   * console.assert(agg.rank("b")! < agg.rank("a")!);
+   * ```
+   */
+  rank(name: string): number | undefined {
+    return this.#instruments.get(name)?.rank;
+  }
+
+  /**
+   * Instruments held: those with at least one series.
+   *
+   * @example
+   * ```ts
+   * import { Aggregator } from "./aggregator.ts";
+   * const agg = new Aggregator();
+   * agg.merge(1, [{ name: "empty", kind: "counter", points: [] }]);
+   * console.assert(agg.instruments === 0);
+   * ```
+   */
+  get instruments(): number {
+    return this.#instruments.size;
   }
 
   /**
    * Returns a cumulative snapshot, sorted by metric name and then by the
    * canonical form of each point's attributes. Counter and up-down counter
    * values are running totals; histogram `buckets` hold one count per bucket
-   * (not cumulative). Instruments without any series are left out. The
+   * (not cumulative). The
    * snapshot is a copy: changing it does not change the aggregator.
    *
    * @example Snapshot a gauge per worker
@@ -277,6 +315,8 @@ export class Aggregator {
     const ids = Array.isArray(metric.ids) ? metric.ids : [];
     const values = Array.isArray(metric.values) ? metric.values : [];
     const size = points.length + ids.length;
+    // A metric with no points takes no slot: naming instruments costs nothing.
+    if (size === 0) return 0;
     const unit = metric.unit ?? "";
     let instrument = this.#instruments.get(metric.name);
     const declared = _declaration(metric.kind, unit, metric.boundaries);
@@ -289,6 +329,7 @@ export class Aggregator {
         return size;
       }
     }
+    const fresh = instrument === undefined;
     if (instrument === undefined) {
       if (this.#instruments.size >= this.#instrumentLimit) return size;
       instrument = {
@@ -299,8 +340,8 @@ export class Aggregator {
         boundaries: metric.kind === "histogram" ? [...(metric.boundaries ?? [])] : undefined,
         series: new Map(),
         admitted: 0,
+        rank: 0,
       };
-      this.#instruments.set(metric.name, instrument);
     }
     if (instrument.description === undefined && metric.description !== undefined) {
       instrument.description = metric.description;
@@ -310,6 +351,11 @@ export class Aggregator {
       if (!this.#mergePoint(instrument, worker, slot, point)) dropped++;
     }
     if (ids.length > 0) dropped += this.#mergeColumns(instrument, worker, slot, ids, values);
+    // Only an instrument that holds a series takes a slot in the table.
+    if (fresh && instrument.series.size > 0) {
+      instrument.rank = this.#arrivals++;
+      this.#instruments.set(metric.name, instrument);
+    }
     return dropped;
   }
 

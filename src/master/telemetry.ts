@@ -104,8 +104,6 @@ export class MasterTelemetry implements Telemetry {
   #invalid = 0;
   #startedAt = new Date();
   #exporter?: OtlpExporter;
-  /** Each metric name's rank of arrival. */
-  #firstSeen = new Map<string, number>();
   /** When each worker's last declaration conflict was logged. */
   #conflictLogged = new LogThrottle(CONFLICT_LOG_MS);
   /** The worker whose harvest is being merged, for the log's slot. */
@@ -145,9 +143,6 @@ export class MasterTelemetry implements Telemetry {
   harvest(worker: WorkerKey, m: HarvestMessage, stream = 0): void {
     this.#harvests++;
     this.#merging = worker;
-    for (const metric of m.metrics) {
-      if (!this.#firstSeen.has(metric.name)) this.#firstSeen.set(metric.name, this.#firstSeen.size);
-    }
     this.#dropped += (m.dropped ?? 0) +
       this.#aggregator.merge(worker.id, m.metrics, worker.slot, stream);
   }
@@ -209,7 +204,7 @@ export class MasterTelemetry implements Telemetry {
    * left out and counted, so no series ever jumps to the other's value.
    */
   #workerMetrics(): MetricDelta[] {
-    const rank = (name: string) => this.#firstSeen.get(name) ?? Infinity;
+    const rank = (name: string) => this.#aggregator.rank(name) ?? Infinity;
     return this.#aggregator.collect().sort((a, b) => rank(a.name) - rank(b.name));
   }
 
@@ -217,16 +212,18 @@ export class MasterTelemetry implements Telemetry {
   metricsText(): string {
     // The workers' part first, so that what it leaves out is in this scrape's
     // forklift_dropped_points_total; the master's names are kept for it.
+    // Only this scrape's omissions are remembered: the map holds what the aggregate holds.
+    const skipped = new Map<string, number>();
     const workers = renderPrometheus(this.#workerMetrics(), {
       reserved: MASTER_SAMPLE_NAMES,
       onSkip: (skip) => {
         const key = `${skip.name}\u0000${skip.prometheusName}`;
         const before = this.#skipped.get(key) ?? 0;
-        if (skip.points <= before) return;
-        this.#dropped += skip.points - before;
-        this.#skipped.set(key, skip.points);
+        skipped.set(key, Math.max(before, skip.points));
+        if (skip.points > before) this.#dropped += skip.points - before;
       },
     });
+    this.#skipped = skipped;
     return renderPrometheus(this.#masterMetrics()) + workers;
   }
 

@@ -275,6 +275,38 @@ test("Aggregator.merge() keeps at most instrumentLimit instruments and counts th
   assert.equal(agg.merge(1, [counter("app.m3", 1)]), 0, "a kept instrument still merges");
 });
 
+test("Aggregator.merge() gives no instrument slot to a metric without points or with only dropped ones", () => {
+  const agg = new Aggregator({ instrumentLimit: 2 });
+  const empty: HarvestMetric[] = Array.from({ length: 40_000 }, (_, i) => ({
+    name: `empty.${i}`,
+    kind: "counter",
+    points: [],
+  }));
+  assert.equal(agg.merge(1, empty), 0);
+  const unknownIds: HarvestMetric[] = Array.from({ length: 1000 }, (_, i) => ({
+    name: `unknown.${i}`,
+    kind: "counter",
+    points: [],
+    ids: [5],
+    values: [1],
+  }));
+  assert.equal(agg.merge(1, unknownIds), 1000);
+  assert.equal(agg.instruments, 0);
+  assert.equal(agg.merge(2, [counter("app.real", 1), counter("app.other", 1)]), 0);
+  assert.deepEqual(agg.collect().map((m) => m.name), ["app.other", "app.real"]);
+});
+
+test("Aggregator.removeWorker() gives back the slot of a gauge no live worker reports", () => {
+  const agg = new Aggregator({ instrumentLimit: 1 });
+  agg.merge(1, [gauge("app.queue", 1)]);
+  assert.equal(agg.merge(2, [counter("app.hits", 1)]), 1, "the table is full");
+  agg.removeWorker(1);
+  assert.equal(agg.instruments, 0);
+  assert.equal(agg.merge(2, [counter("app.hits", 1)]), 0);
+  assert.equal(agg.rank("app.hits"), 1);
+  assert.equal(agg.rank("app.queue"), undefined);
+});
+
 test("Aggregator.merge() resolves a worker's numbered series and forgets its ids with it", () => {
   const agg = new Aggregator();
   const numbered = (points: HarvestPoint[]): HarvestMetric[] => [

@@ -116,3 +116,22 @@ test("MasterTelemetry.harvest() keeps the honest workers' counts when another de
   );
   assert.ok(log.lines.join("").length < 1000);
 });
+
+test("MasterTelemetry.harvest() lets no number of empty instruments lock a later name out", () => {
+  const t = telemetry();
+  const names = Array.from({ length: 40_000 }, (_, i) => ({
+    name: `ghost.${i}`,
+    kind: "counter" as const,
+    points: [],
+  }));
+  t.harvest({ id: 1, slot: 1 }, { type: "harvest", v: 1, seq: 1, metrics: names });
+  t.harvest({ id: 1, slot: 1 }, {
+    type: "harvest",
+    v: 1,
+    seq: 2,
+    metrics: [counter("jobs.done", 3)],
+  });
+  const text = t.metricsText();
+  assert.equal(sample(text, "jobs_done_total"), "3");
+  assert.doesNotMatch(text, /ghost/);
+});
