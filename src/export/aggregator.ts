@@ -1,7 +1,7 @@
 /**
  * The master's cumulative metric state: every worker's harvest deltas merged
- * into sums that survive worker exits and restarts, and per-worker gauges that
- * vanish with their worker.
+ * into sums that survive worker exits and restarts, up-down counters that hold
+ * the sum over live workers, and per-worker gauges that vanish with their worker.
  *
  * @module
  */
@@ -88,8 +88,10 @@ interface _Instrument {
 /**
  * Merges worker harvests into cumulative state.
  *
- * Counters and up-down counters add every delta into a sum that never goes
- * back when a worker exits or restarts. Histograms add counts, sums and
+ * Counters add every delta into a sum that never goes back when a worker
+ * exits or restarts. Up-down counters add every delta too, and lose what a
+ * worker added when it exits: they hold the sum over live workers, as a
+ * gauge holds their values. Histograms add counts, sums and
  * bucket counts and keep the extremes. Gauges keep the last value per live
  * worker, with the worker slot as the extra attribute `worker`, and vanish
  * when {@linkcode Aggregator.removeWorker} is called for that slot.
@@ -124,6 +126,8 @@ export class Aggregator {
   #ids: _Known[] | undefined;
   #stream = 0;
   #arrivals = 0;
+  /** What each live worker has added to each up-down counter series, by worker key. */
+  #contributions = new Map<number, Map<_Series, number>>();
 
   /**
    * Creates an empty aggregator.
@@ -205,8 +209,9 @@ export class Aggregator {
   }
 
   /**
-   * Forgets the gauges of `worker` (the key it was merged with) and the ids
-   * it gave its series; its counters and histograms stay in the cumulative
+   * Forgets the gauges of `worker` (the key it was merged with), takes what
+   * it added to up-down counters back out of them, and forgets the ids it
+   * gave its series; its counters and histograms stay in the cumulative
    * totals.
    *
    * @example A gauge vanishes with its worker
@@ -220,6 +225,10 @@ export class Aggregator {
    */
   removeWorker(worker: number): void {
     this.#known.delete(worker);
+    // An up-down counter is the sum over live workers: connections a crashed
+    // worker held open are not open any more.
+    for (const [series, value] of this.#contributions.get(worker) ?? []) series.value -= value;
+    this.#contributions.delete(worker);
     for (const instrument of this.#instruments.values()) {
       if (instrument.kind !== "gauge") continue;
       for (const [key, series] of instrument.series) {
@@ -382,6 +391,7 @@ export class Aggregator {
       const series = this.#seriesFor(instrument, worker, slot, entry, true);
       if (kind === "gauge") series.value = value;
       else series.value += value;
+      if (kind === "updown") this.#contribute(worker, series, value);
     }
     return dropped;
   }
@@ -466,6 +476,13 @@ export class Aggregator {
     return series;
   }
 
+  /** Adds `value` to what `worker` holds in an up-down counter's `series`, to take it back at its exit. */
+  #contribute(worker: number, series: _Series, value: number): void {
+    let held = this.#contributions.get(worker);
+    if (held === undefined) this.#contributions.set(worker, held = new Map());
+    held.set(series, (held.get(series) ?? 0) + value);
+  }
+
   #mergePoint(
     instrument: _Instrument,
     worker: number,
@@ -478,8 +495,11 @@ export class Aggregator {
     const series = this.#seriesFor(instrument, worker, slot, known, point.id !== undefined);
     switch (instrument.kind) {
       case "counter":
+        series.value += point.value!;
+        break;
       case "updown":
         series.value += point.value!;
+        this.#contribute(worker, series, point.value!);
         break;
       case "gauge":
         series.value = point.value!;

@@ -45,13 +45,41 @@ test("Aggregator.merge() never lets a counter go backwards when a worker is remo
   assert.equal(valueOf(agg, "app.hits", { route: "/a" }), 16);
 });
 
-test("Aggregator.merge() keeps up-down counters cumulative across worker removal", () => {
+test("Aggregator.removeWorker() takes a crashed worker's contribution out of an up-down counter", () => {
   const agg = new Aggregator();
-  agg.merge(1, [{ name: "app.sessions", kind: "updown", points: [{ attributes: {}, value: 5 }] }]);
-  agg.merge(2, [{ name: "app.sessions", kind: "updown", points: [{ attributes: {}, value: 2 }] }]);
-  agg.merge(1, [{ name: "app.sessions", kind: "updown", points: [{ attributes: {}, value: -3 }] }]);
+  const open = (worker: number, value: number, attributes = {}) =>
+    agg.merge(worker, [{
+      name: "app.connections.open",
+      kind: "updown",
+      points: [{ attributes, value }],
+    }]);
+  open(1, 5);
+  open(2, 2);
+  open(1, -3);
+  assert.equal(valueOf(agg, "app.connections.open"), 4);
+  // Worker 1 dies with 2 connections open: they are closed with it.
   agg.removeWorker(1);
-  assert.equal(valueOf(agg, "app.sessions"), 4);
+  assert.equal(valueOf(agg, "app.connections.open"), 2);
+  // Its successor starts from zero, by id columns as well as points.
+  agg.merge(3, [{
+    name: "app.connections.open",
+    kind: "updown",
+    points: [{ id: 0, attributes: { pool: "a" }, value: 1 }],
+  }]);
+  agg.merge(3, [{
+    name: "app.connections.open",
+    kind: "updown",
+    points: [],
+    ids: [0],
+    values: [6],
+  }]);
+  open(2, 1, { pool: "a" });
+  assert.equal(valueOf(agg, "app.connections.open", { pool: "a" }), 8);
+  agg.removeWorker(3);
+  assert.equal(valueOf(agg, "app.connections.open", { pool: "a" }), 1);
+  agg.removeWorker(2);
+  assert.equal(valueOf(agg, "app.connections.open"), 0);
+  assert.equal(valueOf(agg, "app.connections.open", { pool: "a" }), 0);
 });
 
 test("Aggregator.merge() adds histogram counts, sums and buckets and keeps min and max", () => {
