@@ -24,7 +24,7 @@ const MASTER_SAMPLE_NAMES: readonly string[] = masterMetrics({
   workers: 0,
   restarts: {},
   harvests: 0,
-  dropped: 0,
+  dropped: {},
   otlp: { exports: 0, failures: 0, retries: 0, dropped: 0, bytes: 0 },
 }).map(prometheusMetricName);
 
@@ -100,8 +100,12 @@ export class MasterTelemetry implements Telemetry {
   #harvests = 0;
   // Requests of the workers that have exited, for /status's lifetime total.
   #exitedRequests = 0;
-  #dropped = 0;
+  /** Points the workers dropped themselves. */
+  #workerDropped = 0;
+  /** Invalid messages, and points the validator refused. */
   #invalid = 0;
+  /** Points left out of the exposition (a Prometheus name taken). */
+  #unexposed = 0;
   #startedAt = new Date();
   #exporter?: OtlpExporter;
   /** When each worker's last declaration conflict was logged. */
@@ -113,7 +117,9 @@ export class MasterTelemetry implements Telemetry {
 
   constructor(options: MasterTelemetryOptions) {
     this.#o = options;
+    const mib = options.settings.metrics_memory_limit;
     this.#aggregator = new Aggregator({
+      memoryLimit: typeof mib === "number" ? mib * 1024 * 1024 : undefined,
       onConflict: (worker, name, held, offered) => {
         // Each line quotes what a worker sent: one per worker every
         // CONFLICT_LOG_MS, cut short, however many it sends.
@@ -143,8 +149,10 @@ export class MasterTelemetry implements Telemetry {
   harvest(worker: WorkerKey, m: HarvestMessage, stream = 0): void {
     this.#harvests++;
     this.#merging = worker;
-    this.#dropped += (m.dropped ?? 0) +
-      this.#aggregator.merge(worker.id, m.metrics, worker.slot, stream);
+    const refused = m.refused ?? 0;
+    this.#invalid += refused;
+    this.#workerDropped += Math.max(0, (m.dropped ?? 0) - refused);
+    this.#aggregator.merge(worker.id, m.metrics, worker.slot, stream);
   }
 
   invalid(_worker: WorkerKey): void {
@@ -182,6 +190,19 @@ export class MasterTelemetry implements Telemetry {
     await this.#server?.close();
   }
 
+  /** Dropped points by reason, as `forklift_dropped_points_total` shows them. */
+  #drops(): Record<string, number> {
+    const a = this.#aggregator.drops;
+    return {
+      worker: this.#workerDropped,
+      invalid: this.#invalid + a.invalid,
+      conflict: a.conflict,
+      instrument_limit: a.instrument_limit,
+      memory_limit: a.memory_limit,
+      exposition: this.#unexposed,
+    };
+  }
+
   /** The master's own metrics, then the aggregate: what both exporters show. */
   #state(): MetricDelta[] {
     return [...this.#masterMetrics(), ...this.#workerMetrics()];
@@ -193,7 +214,7 @@ export class MasterTelemetry implements Telemetry {
       workers: s.readyWorkers,
       restarts: { ...s.restarts },
       harvests: this.#harvests,
-      dropped: this.#dropped + this.#invalid,
+      dropped: this.#drops(),
       otlp: this.#exporter?.stats,
     });
   }
@@ -220,7 +241,7 @@ export class MasterTelemetry implements Telemetry {
         const key = `${skip.name}\u0000${skip.prometheusName}`;
         const before = this.#skipped.get(key) ?? 0;
         skipped.set(key, Math.max(before, skip.points));
-        if (skip.points > before) this.#dropped += skip.points - before;
+        if (skip.points > before) this.#unexposed += skip.points - before;
       },
     });
     this.#skipped = skipped;
@@ -265,7 +286,7 @@ export class MasterTelemetry implements Telemetry {
         requests: workers.reduce((n, w) => n + w.requests, this.#exitedRequests),
         restarts: Object.values(s.restarts).reduce((a, b) => a + b, 0),
         harvests: this.#harvests,
-        dropped_points: this.#dropped + this.#invalid,
+        dropped_points: Object.values(this.#drops()).reduce((a, b) => a + b, 0),
       },
     };
   }

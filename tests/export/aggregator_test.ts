@@ -391,3 +391,67 @@ test("Aggregator.merge() adds the ids and values columns to the worker's numbere
   assert.equal(g(1, [5], [8]), 1, "its series and ids went with it");
   assert.equal(agg.collect().find((m) => m.name === "q"), undefined);
 });
+
+test("Aggregator.merge() drops and counts new series beyond the memory limit and keeps merging those it holds", () => {
+  const agg = new Aggregator({ memoryLimit: 200_000 });
+  const wide = (i: number) => ({ k: `${i}`.padEnd(1000, "x") });
+  const h = (attributes: Record<string, string>): HarvestMetric => ({
+    name: "app.took",
+    kind: "histogram",
+    boundaries: Array.from({ length: 50 }, (_, i) => i),
+    points: [{ attributes, count: 1, sum: 1, buckets: [1, ...new Array(50).fill(0)] }],
+  });
+  let held = 0;
+  for (let i = 0; i < 100; i++) if (agg.merge(1, [h(wide(i))]) === 0) held++;
+  assert.ok(held > 0 && held < 100, `${held} series held`);
+  assert.ok(agg.bytes <= 200_000, `${agg.bytes} bytes`);
+  assert.equal(agg.drops.memory_limit, 100 - held);
+  assert.equal(agg.drops.invalid, 0);
+  // Held series still take points; new ones, numbered or not, still do not.
+  assert.equal(agg.merge(2, [h(wide(0))]), 0);
+  assert.equal(agg.collect()[0].points.find((p) => p.attributes.k === wide(0).k)?.count, 2);
+  assert.equal(
+    agg.merge(2, [{
+      name: "app.new",
+      kind: "gauge",
+      points: [{ id: 1, attributes: { k: "x".repeat(100_000) }, value: 1 }],
+    }]),
+    1,
+  );
+  assert.equal(
+    agg.merge(2, [{ name: "app.new", kind: "gauge", points: [], ids: [1], values: [1] }]),
+    1,
+  );
+  assert.equal(agg.drops.memory_limit, 101 - held);
+  assert.equal(agg.drops.invalid, 1, "an id whose definition did not fit is unknown");
+});
+
+test("Aggregator.removeWorker() gives back the memory of a gone worker's gauges, ids and up-down parts", () => {
+  const agg = new Aggregator();
+  agg.merge(1, [{
+    name: "app.c",
+    kind: "counter",
+    points: [{ attributes: { a: "1" }, value: 1 }],
+  }]);
+  const base = agg.bytes;
+  agg.merge(2, [
+    {
+      name: "app.q",
+      kind: "gauge",
+      points: [{ id: 3, attributes: { a: "x".repeat(500) }, value: 1 }],
+    },
+    { name: "app.c", kind: "counter", points: [{ id: 4, attributes: { a: "1" }, value: 1 }] },
+    { name: "app.u", kind: "updown", points: [{ attributes: {}, value: 1 }] },
+  ]);
+  const updown = agg.bytes;
+  assert.ok(updown > base + 1000);
+  agg.removeWorker(2);
+  // The up-down counter series stays (at 0); what worker 2 held goes.
+  assert.ok(agg.bytes < updown && agg.bytes > base, `${base} < ${agg.bytes} < ${updown}`);
+  agg.merge(3, [{ name: "app.u", kind: "updown", points: [{ attributes: {}, value: 1 }] }]);
+  agg.removeWorker(3);
+  const after = agg.bytes;
+  agg.merge(4, [{ name: "app.u", kind: "updown", points: [{ attributes: {}, value: 1 }] }]);
+  agg.removeWorker(4);
+  assert.equal(agg.bytes, after, "no leak per worker");
+});

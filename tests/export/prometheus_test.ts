@@ -229,11 +229,12 @@ test("masterMetrics() builds the master's own metrics with Prometheus names", ()
     workers: 4,
     restarts: { timeout: 1, crash: 2 },
     harvests: 120,
-    dropped: 3,
+    dropped: { worker: 1, invalid: 2 },
   }));
   const samples = text.split("\n").filter((l) => l !== "" && !l.startsWith("#"));
   assert.deepEqual(samples, [
-    "forklift_dropped_points_total 3",
+    'forklift_dropped_points_total{reason="invalid"} 2',
+    'forklift_dropped_points_total{reason="worker"} 1',
     "forklift_harvests_total 120",
     'forklift_worker_restarts_total{reason="crash"} 2',
     'forklift_worker_restarts_total{reason="timeout"} 1',
@@ -295,7 +296,7 @@ test("renderPrometheus() output passes promtool check metrics", { skip: NO_PROMT
   }
   agg.removeWorker(3);
   const text = renderPrometheus([
-    ...masterMetrics({ workers: 2, restarts: { crash: 1, timeout: 0 }, harvests: 3, dropped: 0 }),
+    ...masterMetrics({ workers: 2, restarts: { crash: 1, timeout: 0 }, harvests: 3, dropped: {} }),
     ...agg.collect(),
   ]);
   assert.match(text, /otel_metric_overflow="true"/);

@@ -60,7 +60,8 @@ test("MasterTelemetry.metricsText() counts a point left out once, however often 
     seq: 1,
     metrics: [counter("jobs.done", 5), counter("jobs_done", 1)],
   });
-  const dropped = () => sample(t.metricsText(), "forklift_dropped_points_total");
+  const dropped = () =>
+    sample(t.metricsText(), 'forklift_dropped_points_total\\{reason="exposition"\\}');
   t.metricsText();
   t.metricsText();
   assert.equal(dropped(), "1");
@@ -134,4 +135,33 @@ test("MasterTelemetry.harvest() lets no number of empty instruments lock a later
   const text = t.metricsText();
   assert.equal(sample(text, "jobs_done_total"), "3");
   assert.doesNotMatch(text, /ghost/);
+});
+
+test("MasterTelemetry.metricsText() counts dropped points by reason", () => {
+  const t = telemetry();
+  const w = { id: 1, slot: 1 };
+  t.harvest(w, {
+    type: "harvest",
+    v: 1,
+    seq: 1,
+    dropped: 3,
+    refused: 1,
+    metrics: [counter("jobs.done", 1), counter("jobs_done", 1)],
+  });
+  t.harvest(w, {
+    type: "harvest",
+    v: 1,
+    seq: 2,
+    metrics: [{ ...counter("jobs.done", 1), kind: "gauge" }],
+  });
+  t.invalid(w);
+  const text = t.metricsText();
+  const reason = (r: string) => sample(text, `forklift_dropped_points_total\\{reason="${r}"\\}`);
+  assert.equal(reason("worker"), "2");
+  assert.equal(reason("invalid"), "2");
+  assert.equal(reason("conflict"), "1");
+  assert.equal(reason("exposition"), "1");
+  assert.equal(reason("instrument_limit"), "0");
+  assert.equal(reason("memory_limit"), "0");
+  assert.equal(t.status().totals.dropped_points, 6);
 });
