@@ -283,6 +283,22 @@ test("Histogram() rejects unordered boundaries", () => {
   );
 });
 
+test("canonicalAttributes() keeps attribute names taken from Object.prototype as attributes", () => {
+  const raw = JSON.parse('{"__proto__":"p","constructor":"c","toString":1,"hasOwnProperty":true}');
+  const { attributes, key } = canonicalAttributes(raw);
+  assert.deepEqual(Object.keys(attributes).sort(), [
+    "__proto__",
+    "constructor",
+    "hasOwnProperty",
+    "toString",
+  ]);
+  assert.equal(Object.getPrototypeOf(attributes), Object.prototype);
+  assert.match(key, /"__proto__":"p"/);
+  const storage = new Storage();
+  new Counter(storage, "c").add(1, raw);
+  assert.deepEqual(storage.cut().metrics[0].points[0].attributes, attributes);
+});
+
 test("Histogram() and Counter() refuse a unit, description or boundaries the master would refuse", () => {
   assert.throws(
     () => new Counter(new Storage(), "c", { unit: "u".repeat(64) }),
