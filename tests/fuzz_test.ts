@@ -352,12 +352,21 @@ fuzz(
     if (!parsed.ok || parsed.message.type !== "harvest") return;
     pipeline.merge(1 + f.int(2), parsed.message.metrics);
     if (f.r() < 0.05) pipeline.removeWorker(1 + f.int(2));
-    if (f.r() < 0.02) {
+    if (f.r() < 0.05) {
       const state = pipeline.collect();
       renderPrometheus(state);
-      const batch = batcher.build(state, Date.now()).batch;
-      encodeOtlpProtobuf(batch);
-      JSON.stringify(otlpJson(batch));
+      const pending = batcher.build(state, Date.now());
+      encodeOtlpProtobuf(pending.batch);
+      JSON.stringify(otlpJson(pending.batch));
+      pending.commit();
+      // A delta is never negative, whatever went before.
+      for (const m of pending.batch.metrics) {
+        if (m.type === "histogram") {
+          for (const p of m.points) assert.ok(p.count >= 0 && p.bucketCounts.every((c) => c >= 0));
+        } else if (m.type === "sum" && m.isMonotonic) {
+          for (const p of m.points) assert.ok(!(p.value < 0), `a delta of ${p.value}`);
+        }
+      }
     }
     assert.equal(
       typeof ({} as Record<string, unknown>).toString,
