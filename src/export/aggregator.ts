@@ -462,8 +462,13 @@ export class Aggregator {
       };
       if (!this.#reserve(instrument.bytes)) return this.#drop("memory_limit", size);
     }
-    if (instrument.description === undefined && metric.description !== undefined) {
-      instrument.description = metric.description;
+    // A description given later than the declaration is taken up, if it fits.
+    const description = metric.description;
+    if (instrument.description === undefined && description !== undefined) {
+      if (this.#reserve(3 * description.length)) {
+        instrument.description = description;
+        instrument.bytes += 3 * description.length;
+      }
     }
     for (const point of points) this.#mergePoint(instrument, worker, slot, point);
     if (ids.length > 0) this.#mergeColumns(instrument, worker, slot, ids, values);
