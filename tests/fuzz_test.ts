@@ -1,7 +1,7 @@
 /**
  * Fuzzing of everything that reads outside input: the worker-message
  * validator, the line framing, the INI reader, the argv parser and the
- * settings loader. Random and mutated input must end in a clean rejection (or
+ * settings loader, and the path a harvest takes to `/metrics` and OTLP. Random and mutated input must end in a clean rejection (or
  * a one-line `ConfigError`), never another throw, a hang or a stack trace.
  *
  * Short by default; `FORKLIFT_FUZZ_ITERATIONS=200000 deno task test tests/fuzz_test.ts`
@@ -19,6 +19,10 @@ import { loadSettings } from "../src/config/load.ts";
 import { LineSplitter, parseLine } from "../src/protocol/framing.ts";
 import { MAX_SERIES_ID, parseWorkerMessage } from "../src/protocol/messages.ts";
 import { Aggregator } from "../src/export/aggregator.ts";
+import { renderPrometheus } from "../src/export/prometheus.ts";
+import { OtlpBatcher } from "../src/export/otlp_batch.ts";
+import { encodeOtlpProtobuf } from "../src/export/otlp_protobuf.ts";
+import { otlpJson } from "../src/protocol/otlp.ts";
 
 const ITERATIONS = Number(process.env.FORKLIFT_FUZZ_ITERATIONS ?? 3000);
 const SEED = Number(process.env.FORKLIFT_FUZZ_SEED ?? Date.now() % 1_000_000);
@@ -293,3 +297,90 @@ fuzz(
     });
   },
 );
+
+/** Names an object literal inherits: a lookup through one must never find them. */
+const PROTO_NAMES = Object.getOwnPropertyNames(Object.prototype);
+
+fuzz(
+  "parseWorkerMessage(), Aggregator, renderPrometheus() and OtlpBatcher take prototype names and huge values in every string field",
+  (f) => {
+    const str = () =>
+      f.pick([
+        () => f.pick(PROTO_NAMES),
+        () => `${f.pick(PROTO_NAMES)}/${f.pick(PROTO_NAMES)}`,
+        () => f.pick(["x", "y"]).repeat(f.pick([64, 256, 1024, 20_000])),
+        () => f.text(12),
+      ])();
+    const attributes = () => {
+      const a: Record<string, unknown> = {};
+      for (let i = 0; i < f.int(4); i++) {
+        Object.defineProperty(a, str(), {
+          configurable: true,
+          value: f.r() < 0.5 ? str() : f.int(9),
+          enumerable: true,
+        });
+      }
+      return a;
+    };
+    const kind = f.pick(["counter", "updown", "gauge", "histogram"]);
+    const boundaries = kind === "histogram"
+      ? Array.from({ length: f.pick([0, 2, 300]) }, (_, i) => i)
+      : undefined;
+    const point = () =>
+      kind === "histogram"
+        ? {
+          attributes: attributes(),
+          count: 1,
+          sum: 1,
+          buckets: Array.from({ length: boundaries!.length + 1 }, (_, i) => i === 0 ? 1 : 0),
+        }
+        : { attributes: attributes(), value: f.pick([1, 1e300, 0.5]) };
+    const raw = JSON.parse(JSON.stringify({
+      type: "harvest",
+      v: 1,
+      seq: f.int(100),
+      metrics: [{
+        name: str(),
+        kind,
+        unit: f.r() < 0.7 ? str() : undefined,
+        description: f.r() < 0.5 ? str() : undefined,
+        boundaries,
+        points: Array.from({ length: 1 + f.int(3) }, point),
+      }],
+    }));
+    const parsed = parseWorkerMessage(raw);
+    if (!parsed.ok || parsed.message.type !== "harvest") return;
+    pipeline.merge(1 + f.int(2), parsed.message.metrics);
+    if (f.r() < 0.05) pipeline.removeWorker(1 + f.int(2));
+    if (f.r() < 0.05) {
+      const state = pipeline.collect();
+      renderPrometheus(state);
+      const pending = batcher.build(state, Date.now());
+      encodeOtlpProtobuf(pending.batch);
+      JSON.stringify(otlpJson(pending.batch));
+      pending.commit();
+      // A delta is never negative, whatever went before.
+      for (const m of pending.batch.metrics) {
+        if (m.type === "histogram") {
+          for (const p of m.points) assert.ok(p.count >= 0 && p.bucketCounts.every((c) => c >= 0));
+        } else if (m.type === "sum" && m.isMonotonic) {
+          for (const p of m.points) assert.ok(!(p.value < 0), `a delta of ${p.value}`);
+        }
+      }
+    }
+    assert.equal(
+      typeof ({} as Record<string, unknown>).toString,
+      "function",
+      "Object.prototype changed",
+    );
+    assert.equal(Object.keys(Object.prototype).length, 0, "Object.prototype gained a key");
+  },
+);
+
+const pipeline = new Aggregator();
+const batcher = new OtlpBatcher({
+  temporality: "delta",
+  startMs: 0,
+  resource: () => ({}),
+  scope: { name: "fuzz", version: "0" },
+});

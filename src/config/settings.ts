@@ -246,6 +246,18 @@ export const SETTINGS: readonly Setting[] = [
     parse: parseBind,
   },
   {
+    name: "metrics_memory_limit",
+    section: "Metrics",
+    flag: "--metrics-memory-limit",
+    meta: "MIB",
+    type: "integer",
+    default: 16,
+    doc:
+      "Memory the master's metric state may take, estimated, with the exposition it renders to; points of new series beyond it are dropped and counted (reason memory_limit)",
+    expected: "a positive integer (MiB)",
+    parse: (raw) => integer(1, raw),
+  },
+  {
     name: "otlp_endpoint",
     section: "Export",
     flag: "--otlp-endpoint",

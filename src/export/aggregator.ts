@@ -1,7 +1,7 @@
 /**
  * The master's cumulative metric state: every worker's harvest deltas merged
- * into sums that survive worker exits and restarts, and per-worker gauges that
- * vanish with their worker.
+ * into sums that survive worker exits and restarts, up-down counters that hold
+ * the sum over live workers, and per-worker gauges that vanish with their worker.
  *
  * @module
  */
@@ -25,14 +25,45 @@ export interface AggregatorOptions {
    */
   cardinalityLimit?: number;
   /**
-   * Told when an instrument is declared anew (another kind, unit or
-   * boundaries, as after a reload): its series start over on the new
-   * declaration, and points still sent on the old one are dropped.
+   * Told when `worker` sends points on another declaration (kind, unit or
+   * boundaries) than the one the instrument was first seen with: the first
+   * one is kept and those points are dropped. Called for every such metric:
+   * throttle what it writes.
    */
-  onRedeclare?: (name: string, from: string, to: string) => void;
+  onConflict?: (worker: number, name: string, held: string, offered: string) => void;
   /** Most instruments kept; points of further ones are dropped and counted. Default 2000. */
   instrumentLimit?: number;
+  /**
+   * Bytes the held state may take, as {@linkcode Aggregator.bytes} estimates
+   * them; a point that would need more (a new series, instrument or series id)
+   * is dropped and counted. Default {@linkcode DEFAULT_MEMORY_LIMIT}.
+   */
+  memoryLimit?: number;
 }
+
+/** Why the aggregator dropped a point. */
+export type DropReason = "invalid" | "conflict" | "instrument_limit" | "memory_limit";
+
+/**
+ * The estimated bytes the master's metric state may hold when no limit is
+ * given (the `metrics_memory_limit` setting's default): with what a scrape
+ * and an OTLP export build from it, the master stays under the ceiling the
+ * reliability page measures.
+ */
+export const DEFAULT_MEMORY_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * What a series costs beyond its attributes: its entry, object and key, and
+ * an id's entry in a worker's table. Rough on purpose: the budget bounds, it
+ * does not account.
+ */
+const _SERIES_BYTES = 240;
+const _INSTRUMENT_BYTES = 400;
+const _ID_BYTES = 96;
+/** What an up-down counter series costs per worker that added to it. */
+const _CONTRIBUTION_BYTES = 64;
+/** What each line of a series' exposition costs beyond its name and labels (`le`, value). */
+const _LINE_BYTES = 48;
 
 /** Instruments the master keeps when no limit is given: two workers' worth of the reporter's own cap. */
 export const DEFAULT_INSTRUMENT_LIMIT = 2000;
@@ -57,6 +88,8 @@ interface _Series {
   min?: number;
   max?: number;
   buckets?: number[];
+  /** What it counts for in the memory budget. */
+  bytes: number;
 }
 
 /**
@@ -80,13 +113,19 @@ interface _Instrument {
   series: Map<string, _Series>;
   /** Series other than overflow series. */
   admitted: number;
+  /** Its rank of arrival among the instruments this aggregator has held. */
+  rank: number;
+  /** What it counts for in the memory budget, its series aside. */
+  bytes: number;
 }
 
 /**
  * Merges worker harvests into cumulative state.
  *
- * Counters and up-down counters add every delta into a sum that never goes
- * back when a worker exits or restarts. Histograms add counts, sums and
+ * Counters add every delta into a sum that never goes back when a worker
+ * exits or restarts. Up-down counters add every delta too, and lose what a
+ * worker added when it exits: they hold the sum over live workers, as a
+ * gauge holds their values. Histograms add counts, sums and
  * bucket counts and keep the extremes. Gauges keep the last value per live
  * worker, with the worker slot as the extra attribute `worker`, and vanish
  * when {@linkcode Aggregator.removeWorker} is called for that slot.
@@ -95,8 +134,9 @@ interface _Instrument {
  * series. A point may name its series by the id its worker gave it in an
  * earlier harvest (see `HarvestPoint`); the ids of a worker are forgotten with
  * it, and a point naming an id its worker never defined is dropped. An
- * instrument keeps the kind, unit and boundaries it was first seen with; points re-declaring it differently are dropped and counted in
- * {@linkcode Aggregator.dropped}.
+ * instrument keeps the kind, unit and boundaries it was first seen with for
+ * the aggregator's life; points sent on another declaration are dropped and
+ * counted in {@linkcode Aggregator.dropped}.
  *
  * @example Merge two workers' counters and read the cumulative total
  * ```ts
@@ -111,16 +151,28 @@ interface _Instrument {
 export class Aggregator {
   #limit: number;
   #instruments = new Map<string, _Instrument>();
-  #dropped = 0;
-  #onRedeclare?: AggregatorOptions["onRedeclare"];
+  #drops: Record<DropReason, number> = {
+    invalid: 0,
+    conflict: 0,
+    instrument_limit: 0,
+    memory_limit: 0,
+  };
+  /** Points dropped by the merge under way. */
+  #merging = 0;
+  #memoryLimit: number;
+  #bytes = 0;
+  #onConflict?: AggregatorOptions["onConflict"];
   #instrumentLimit: number;
-  /** Declarations an instrument has left behind, by name: never taken up again. */
-  #retired = new Map<string, Set<string>>();
   /** Each worker's numbered series, by worker key, then stream (its isolates), then id. */
   #known = new Map<number, Map<number, _Known[]>>();
+  /** How many ids each worker has defined, its streams together: what they cost. */
+  #idCount = new Map<number, number>();
   /** The numbered series of the worker and stream being merged, by id. */
   #ids: _Known[] | undefined;
   #stream = 0;
+  #arrivals = 0;
+  /** What each live worker has added to each up-down counter series, by worker key. */
+  #contributions = new Map<number, Map<_Series, number>>();
 
   /**
    * Creates an empty aggregator.
@@ -142,7 +194,8 @@ export class Aggregator {
       );
     }
     this.#limit = limit;
-    this.#onRedeclare = options.onRedeclare;
+    this.#onConflict = options.onConflict;
+    this.#memoryLimit = options.memoryLimit ?? DEFAULT_MEMORY_LIMIT;
     this.#instrumentLimit = options.instrumentLimit ?? DEFAULT_INSTRUMENT_LIMIT;
   }
 
@@ -160,7 +213,40 @@ export class Aggregator {
    * ```
    */
   get dropped(): number {
-    return this.#dropped;
+    const d = this.#drops;
+    return d.invalid + d.conflict + d.instrument_limit + d.memory_limit;
+  }
+
+  /**
+   * Points dropped since this aggregator was created, by reason.
+   *
+   * @example A full table drops points for `instrument_limit`
+   * ```ts
+   * import { Aggregator } from "./aggregator.ts";
+   * const agg = new Aggregator({ instrumentLimit: 1 });
+   * agg.merge(1, [{ name: "x", kind: "counter", points: [{ attributes: {}, value: 1 }] }]);
+   * agg.merge(1, [{ name: "y", kind: "counter", points: [{ attributes: {}, value: 1 }] }]);
+   * console.assert(agg.drops.instrument_limit === 1);
+   * ```
+   */
+  get drops(): Readonly<Record<DropReason, number>> {
+    return { ...this.#drops };
+  }
+
+  /**
+   * The bytes the held state is estimated to take, the exposition it renders
+   * to included: what {@linkcode AggregatorOptions.memoryLimit} bounds.
+   *
+   * @example
+   * ```ts
+   * import { Aggregator } from "./aggregator.ts";
+   * const agg = new Aggregator();
+   * agg.merge(1, [{ name: "x", kind: "counter", points: [{ attributes: { a: "b" }, value: 1 }] }]);
+   * console.assert(agg.bytes > 0);
+   * ```
+   */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   /**
@@ -185,25 +271,28 @@ export class Aggregator {
    * ```
    */
   merge(worker: number, metrics: HarvestMetric[], slot: number = worker, stream = 0): number {
-    let dropped = 0;
     if (!Array.isArray(metrics)) return 0;
+    this.#merging = 0;
     this.#ids = this.#known.get(worker)?.get(stream);
     this.#stream = stream;
     for (const metric of metrics) {
       try {
-        dropped += this.#mergeMetric(worker, slot, metric);
+        this.#mergeMetric(worker, slot, metric);
       } catch {
         // A shape the validator should have refused: count it, never throw.
-        dropped += Array.isArray(metric?.points) ? Math.max(1, metric.points.length) : 1;
+        this.#drop(
+          "invalid",
+          Array.isArray(metric?.points) ? Math.max(1, metric.points.length) : 1,
+        );
       }
     }
-    this.#dropped += dropped;
-    return dropped;
+    return this.#merging;
   }
 
   /**
-   * Forgets the gauges of `worker` (the key it was merged with) and the ids
-   * it gave its series; its counters and histograms stay in the cumulative
+   * Forgets the gauges of `worker` (the key it was merged with), takes what
+   * it added to up-down counters back out of them, and forgets the ids it
+   * gave its series; its counters and histograms stay in the cumulative
    * totals.
    *
    * @example A gauge vanishes with its worker
@@ -217,22 +306,69 @@ export class Aggregator {
    */
   removeWorker(worker: number): void {
     this.#known.delete(worker);
+    this.#bytes -= (this.#idCount.get(worker) ?? 0) * _ID_BYTES;
+    this.#idCount.delete(worker);
+    // An up-down counter is the sum over live workers: connections a crashed
+    // worker held open are not open any more.
+    const held = this.#contributions.get(worker);
+    for (const [series, value] of held ?? []) series.value -= value;
+    this.#bytes -= (held?.size ?? 0) * _CONTRIBUTION_BYTES;
+    this.#contributions.delete(worker);
     for (const instrument of this.#instruments.values()) {
       if (instrument.kind !== "gauge") continue;
       for (const [key, series] of instrument.series) {
         if (series.worker !== worker) continue;
         series.gone = true;
+        this.#bytes -= series.bytes;
         instrument.series.delete(key);
         if (!_isOverflow(series.attributes)) instrument.admitted--;
       }
+      // A gauge nobody reports any more gives its slot back.
+      if (instrument.series.size === 0) {
+        this.#instruments.delete(instrument.name);
+        this.#bytes -= instrument.bytes;
+      }
     }
+  }
+
+  /**
+   * The rank of arrival of the instrument `name` among those this aggregator
+   * has held (0 for the first), or undefined when it holds none of that name.
+   * Bounded by the instruments held, unlike a list of every name ever sent.
+   *
+   * @example The first instrument merged comes first
+   * ```ts
+   * import { Aggregator } from "./aggregator.ts";
+   * const agg = new Aggregator();
+   * agg.merge(1, [{ name: "b", kind: "counter", points: [{ attributes: {}, value: 1 }] }]);
+   * agg.merge(1, [{ name: "a", kind: "counter", points: [{ attributes: {}, value: 1 }] }]);
+   * console.assert(agg.rank("b")! < agg.rank("a")!);
+   * ```
+   */
+  rank(name: string): number | undefined {
+    return this.#instruments.get(name)?.rank;
+  }
+
+  /**
+   * Instruments held: those with at least one series.
+   *
+   * @example
+   * ```ts
+   * import { Aggregator } from "./aggregator.ts";
+   * const agg = new Aggregator();
+   * agg.merge(1, [{ name: "empty", kind: "counter", points: [] }]);
+   * console.assert(agg.instruments === 0);
+   * ```
+   */
+  get instruments(): number {
+    return this.#instruments.size;
   }
 
   /**
    * Returns a cumulative snapshot, sorted by metric name and then by the
    * canonical form of each point's attributes. Counter and up-down counter
    * values are running totals; histogram `buckets` hold one count per bucket
-   * (not cumulative). Instruments without any series are left out. The
+   * (not cumulative). The
    * snapshot is a copy: changing it does not change the aggregator.
    *
    * @example Snapshot a gauge per worker
@@ -272,49 +408,78 @@ export class Aggregator {
     return out;
   }
 
-  #mergeMetric(worker: number, slot: number, metric: HarvestMetric): number {
+  /** Counts `n` points dropped for `reason`. */
+  #drop(reason: DropReason, n = 1): void {
+    this.#drops[reason] += n;
+    this.#merging += n;
+  }
+
+  /** Whether `bytes` more fit in the budget; if so they are counted as held. */
+  #reserve(bytes: number): boolean {
+    if (this.#bytes + bytes > this.#memoryLimit) return false;
+    this.#bytes += bytes;
+    return true;
+  }
+
+  #mergeMetric(worker: number, slot: number, metric: HarvestMetric): void {
     const points = Array.isArray(metric.points) ? metric.points : [];
     const ids = Array.isArray(metric.ids) ? metric.ids : [];
     const values = Array.isArray(metric.values) ? metric.values : [];
     const size = points.length + ids.length;
+    // A metric with no points takes no slot: naming instruments costs nothing.
+    if (size === 0) return;
     const unit = metric.unit ?? "";
     let instrument = this.#instruments.get(metric.name);
     const declared = _declaration(metric.kind, unit, metric.boundaries);
     if (instrument !== undefined) {
-      const current = _declaration(instrument.kind, instrument.unit, instrument.boundaries);
-      if (current !== declared) {
-        const retired = this.#retired.get(metric.name) ?? new Set();
-        // Points on a declaration already left behind (an old generation draining) are dropped.
-        if (retired.has(declared)) return size;
-        retired.add(current);
-        this.#retired.set(metric.name, retired);
-        this.#instruments.delete(metric.name);
-        instrument = undefined;
-        this.#onRedeclare?.(metric.name, current, declared);
+      // The first declaration stays: another worker's must never erase what
+      // the others reported on it.
+      const held = _declaration(instrument.kind, instrument.unit, instrument.boundaries);
+      if (held !== declared) {
+        this.#onConflict?.(worker, metric.name, held, declared);
+        return this.#drop("conflict", size);
       }
     }
+    const fresh = instrument === undefined;
     if (instrument === undefined) {
-      if (this.#instruments.size >= this.#instrumentLimit) return size;
+      if (this.#instruments.size >= this.#instrumentLimit) {
+        return this.#drop("instrument_limit", size);
+      }
+      const boundaries = metric.kind === "histogram" ? [...(metric.boundaries ?? [])] : undefined;
       instrument = {
         name: metric.name,
         kind: metric.kind,
         unit,
         description: metric.description,
-        boundaries: metric.kind === "histogram" ? [...(metric.boundaries ?? [])] : undefined,
+        boundaries,
         series: new Map(),
         admitted: 0,
+        rank: 0,
+        // Held once, and written twice per scrape (# HELP and # TYPE).
+        bytes: _INSTRUMENT_BYTES +
+          3 * (metric.name.length + unit.length + (metric.description?.length ?? 0)) +
+          16 * (boundaries?.length ?? 0),
       };
+      if (!this.#reserve(instrument.bytes)) return this.#drop("memory_limit", size);
+    }
+    // A description given later than the declaration is taken up, if it fits.
+    const description = metric.description;
+    if (instrument.description === undefined && description !== undefined) {
+      if (this.#reserve(3 * description.length)) {
+        instrument.description = description;
+        instrument.bytes += 3 * description.length;
+      }
+    }
+    for (const point of points) this.#mergePoint(instrument, worker, slot, point);
+    if (ids.length > 0) this.#mergeColumns(instrument, worker, slot, ids, values);
+    if (!fresh) return;
+    // Only an instrument that holds a series takes a slot in the table.
+    if (instrument.series.size > 0) {
+      instrument.rank = this.#arrivals++;
       this.#instruments.set(metric.name, instrument);
+    } else {
+      this.#bytes -= instrument.bytes;
     }
-    if (instrument.description === undefined && metric.description !== undefined) {
-      instrument.description = metric.description;
-    }
-    let dropped = 0;
-    for (const point of points) {
-      if (!this.#mergePoint(instrument, worker, slot, point)) dropped++;
-    }
-    if (ids.length > 0) dropped += this.#mergeColumns(instrument, worker, slot, ids, values);
-    return dropped;
   }
 
   /** Merges the `ids` and `values` columns of a counter, up-down counter or gauge. */
@@ -324,50 +489,65 @@ export class Aggregator {
     slot: number,
     ids: number[],
     values: number[],
-  ): number {
+  ): void {
     const kind = instrument.kind;
-    if (kind === "histogram" || ids.length !== values.length) return ids.length;
+    if (kind === "histogram" || ids.length !== values.length) {
+      return this.#drop("invalid", ids.length);
+    }
     const known = this.#ids;
-    let dropped = 0;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       const entry = isSeriesId(id) ? known?.[id] : undefined;
       const value = values[i];
       if (entry === undefined || !_finite(value) || (kind === "counter" && value < 0)) {
-        dropped++;
+        this.#drop("invalid");
         continue;
       }
       const series = this.#seriesFor(instrument, worker, slot, entry, true);
+      if (series === undefined) {
+        this.#drop("memory_limit");
+        continue;
+      }
+      if (kind === "updown" && !this.#contribute(worker, series, value)) continue;
       if (kind === "gauge") series.value = value;
       else series.value += value;
     }
-    return dropped;
   }
 
   /** The attributes of a point and their canonical key, from the point or its worker's ids. */
-  #resolve(worker: number, point: HarvestPoint): _Known | undefined {
+  #resolve(point: HarvestPoint): _Known | undefined {
     const attributes = point.attributes;
-    const id = point.id;
     if (attributes !== undefined) {
       if (typeof attributes !== "object" || attributes === null) return undefined;
-      const known: _Known = { attributes, key: canonicalAttributes(attributes) };
-      if (isSeriesId(id)) {
-        if (this.#ids === undefined) {
-          let streams = this.#known.get(worker);
-          if (streams === undefined) this.#known.set(worker, streams = new Map());
-          streams.set(this.#stream, this.#ids = []);
-        }
-        this.#ids[id] = known;
-      }
-      return known;
+      return { attributes, key: canonicalAttributes(attributes) };
     }
-    return isSeriesId(id) ? this.#ids?.[id] : undefined;
+    return isSeriesId(point.id) ? this.#ids?.[point.id] : undefined;
+  }
+
+  /**
+   * Remembers `known` as `worker`'s series `id`, once its series is held: an
+   * id never keeps attributes the master does not hold. False when the
+   * budget has no room for one more id.
+   */
+  #define(worker: number, id: number, known: _Known): boolean {
+    if (this.#ids?.[id] === undefined) {
+      if (!this.#reserve(_ID_BYTES)) return false;
+      this.#idCount.set(worker, (this.#idCount.get(worker) ?? 0) + 1);
+    }
+    if (this.#ids === undefined) {
+      let streams = this.#known.get(worker);
+      if (streams === undefined) this.#known.set(worker, streams = new Map());
+      streams.set(this.#stream, this.#ids = []);
+    }
+    this.#ids[id] = known;
+    return true;
   }
 
   /**
    * The series `known` goes to: the one its id led to last while that still
    * stands, else found (or created) by its attributes and, for an id,
-   * remembered for the next point.
+   * remembered for the next point. Undefined when a new series does not fit
+   * in the memory budget.
    */
   #seriesFor(
     instrument: _Instrument,
@@ -375,11 +555,11 @@ export class Aggregator {
     slot: number,
     known: _Known,
     numbered: boolean,
-  ): _Series {
+  ): _Series | undefined {
     const last = known.series;
     if (last !== undefined && last.gone !== true && known.instrument === instrument) return last;
     const series = this.#seriesOf(instrument, worker, slot, known);
-    if (numbered) {
+    if (series !== undefined && numbered) {
       known.instrument = instrument;
       known.series = series;
       known.key = undefined;
@@ -387,8 +567,16 @@ export class Aggregator {
     return series;
   }
 
-  /** The series a point with these attributes goes to, created when new (or the overflow series). */
-  #seriesOf(instrument: _Instrument, worker: number, slot: number, known: _Known): _Series {
+  /**
+   * The series a point with these attributes goes to, created when new (or
+   * the overflow series); undefined when a new one does not fit in the budget.
+   */
+  #seriesOf(
+    instrument: _Instrument,
+    worker: number,
+    slot: number,
+    known: _Known,
+  ): _Series | undefined {
     const gauge = instrument.kind === "gauge";
     // A gauge series belongs to one worker process: two generations of a slot
     // (a roll) each keep theirs, and each one's go when it exits.
@@ -414,7 +602,9 @@ export class Aggregator {
       series = instrument.series.get(key);
       if (series !== undefined) return series;
     }
-    series = { attributes, value: 0, count: 0, sum: 0 };
+    const bytes = _seriesBytes(instrument, key);
+    if (!this.#reserve(bytes)) return undefined;
+    series = { attributes, value: 0, count: 0, sum: 0, bytes };
     if (gauge) series.worker = worker;
     if (instrument.kind === "histogram") {
       series.buckets = new Array(instrument.boundaries!.length + 1).fill(0);
@@ -424,19 +614,44 @@ export class Aggregator {
     return series;
   }
 
+  /**
+   * Adds `value` to what `worker` holds in an up-down counter's `series`, to
+   * take it back at its exit; false (and dropped) when the budget has no room
+   * to remember one more worker's part.
+   */
+  #contribute(worker: number, series: _Series, value: number): boolean {
+    let held = this.#contributions.get(worker);
+    if (held === undefined) this.#contributions.set(worker, held = new Map());
+    const before = held.get(series);
+    if (before === undefined && !this.#reserve(_CONTRIBUTION_BYTES)) {
+      this.#drop("memory_limit");
+      return false;
+    }
+    held.set(series, (before ?? 0) + value);
+    return true;
+  }
+
   #mergePoint(
     instrument: _Instrument,
     worker: number,
     slot: number,
     point: HarvestPoint,
-  ): boolean {
-    if (!_validPoint(instrument, point)) return false;
-    const known = this.#resolve(worker, point);
-    if (known === undefined) return false;
-    const series = this.#seriesFor(instrument, worker, slot, known, point.id !== undefined);
+  ): void {
+    if (!_validPoint(instrument, point)) return this.#drop("invalid");
+    const known = this.#resolve(point);
+    if (known === undefined) return this.#drop("invalid");
+    const numbered = point.id !== undefined;
+    const series = this.#seriesFor(instrument, worker, slot, known, numbered);
+    if (series === undefined) return this.#drop("memory_limit");
+    if (numbered && point.attributes !== undefined && !this.#define(worker, point.id!, known)) {
+      return this.#drop("memory_limit");
+    }
     switch (instrument.kind) {
       case "counter":
+        series.value += point.value!;
+        break;
       case "updown":
+        if (!this.#contribute(worker, series, point.value!)) return;
         series.value += point.value!;
         break;
       case "gauge":
@@ -456,7 +671,6 @@ export class Aggregator {
         break;
       }
     }
-    return true;
   }
 }
 
@@ -508,6 +722,18 @@ function _validPoint(instrument: _Instrument, point: HarvestPoint): boolean {
   if (!Number.isSafeInteger(point.count) || point.count! < 0 || !_finite(point.sum)) return false;
   if (point.min !== undefined && !_finite(point.min)) return false;
   return point.max === undefined || _finite(point.max);
+}
+
+/**
+ * What a new series is estimated to cost: its entry and key (about the
+ * attributes' size), held, and its lines in each scrape, every one repeating
+ * the labels: one per bucket and three more for a histogram.
+ */
+function _seriesBytes(instrument: _Instrument, key: string): number {
+  const boundaries = instrument.boundaries?.length ?? 0;
+  const lines = instrument.kind === "histogram" ? boundaries + 3 : 1;
+  return _SERIES_BYTES + 2 * key.length + 8 * (boundaries + 1) +
+    lines * (_LINE_BYTES + instrument.name.length + key.length);
 }
 
 function _snapshot(kind: InstrumentKind, series: _Series): PointDelta {

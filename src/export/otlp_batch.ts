@@ -43,7 +43,9 @@ interface Last {
  * Builds batches from cumulative state. In delta mode it remembers what the
  * last committed batch held, one entry per series: a batch that is never
  * committed (the collector is down) leaves its data for the next one, so
- * every delta is exported once, whatever the retries.
+ * every delta is exported once, whatever the retries. A series whose
+ * cumulative state went back since the last export (it started over) sends
+ * all it holds: a delta is never negative.
  *
  * @example Two delta exports of a counter that went from 5 to 8
  * ```ts
@@ -97,7 +99,10 @@ export class OtlpBatcher {
           const key = keyOf(p);
           const now: Last = { count: p.count ?? 0, sum: p.sum ?? 0, buckets: p.buckets ?? [] };
           if (delta) seen.set(key, now);
-          const before = delta ? this.#last.get(key) : undefined;
+          const last = delta ? this.#last.get(key) : undefined;
+          // A series that went back (or changed its buckets) started over
+          // after the last export: all it holds is new, never a negative count.
+          const before = last !== undefined && !_histogramReset(last, now) ? last : undefined;
           const count = now.count! - (before?.count ?? 0);
           if (delta && count === 0) continue;
           ps.push({
@@ -122,7 +127,9 @@ export class OtlpBatcher {
         const key = keyOf(p);
         const value = p.value ?? 0;
         if (delta) seen.set(key, { value });
-        const before = delta ? this.#last.get(key)?.value ?? 0 : 0;
+        let before = delta ? this.#last.get(key)?.value ?? 0 : 0;
+        // A counter below its last export started over since: all of it is new.
+        if (m.kind === "counter" && value < before) before = 0;
         if (delta && value === before) continue;
         ps.push({
           attributes: p.attributes,
@@ -157,4 +164,13 @@ export class OtlpBatcher {
 
 function temporality(delta: boolean): 1 | 2 {
   return delta ? TEMPORALITY.delta : TEMPORALITY.cumulative;
+}
+
+/** Whether a histogram's cumulative state `now` cannot follow `last`: a count or bucket went back, or the buckets changed. */
+function _histogramReset(last: Last, now: Last): boolean {
+  const a = last.buckets ?? [];
+  const b = now.buckets ?? [];
+  if (now.count! < last.count! || a.length !== b.length) return true;
+  for (let i = 0; i < a.length; i++) if (b[i] < a[i]) return true;
+  return false;
 }

@@ -49,7 +49,9 @@ interface _Family {
   series: Set<string>;
 }
 
-const _UNITS: Record<string, string> = {
+// Maps, not object literals: a unit is a worker's string, and `toString` must
+// not find Object.prototype's.
+const _UNITS = new Map<string, string>(Object.entries({
   d: "days",
   h: "hours",
   min: "minutes",
@@ -75,9 +77,9 @@ const _UNITS: Record<string, string> = {
   Cel: "celsius",
   Hz: "hertz",
   "%": "percent",
-};
+}));
 
-const _PER_UNITS: Record<string, string> = {
+const _PER_UNITS = new Map<string, string>(Object.entries({
   s: "second",
   m: "minute",
   h: "hour",
@@ -85,7 +87,7 @@ const _PER_UNITS: Record<string, string> = {
   w: "week",
   mo: "month",
   y: "year",
-};
+}));
 
 /**
  * Renders metrics as a Prometheus text exposition (format 0.0.4).
@@ -226,12 +228,12 @@ export function prometheusUnit(unit: string, gauge = false): string {
   if (bare === "") return "";
   if (bare === "1") return gauge ? "ratio" : "";
   const slash = bare.indexOf("/");
-  if (slash < 0) return _trim(_sanitize(_UNITS[bare] ?? bare));
+  if (slash < 0) return _trim(_sanitize(_UNITS.get(bare) ?? bare));
   const num = bare.slice(0, slash).trim();
   const den = bare.slice(slash + 1).trim();
   const parts: string[] = [];
-  if (num !== "" && num !== "1") parts.push(_UNITS[num] ?? num);
-  if (den !== "") parts.push(`per_${_PER_UNITS[den] ?? _UNITS[den] ?? den}`);
+  if (num !== "" && num !== "1") parts.push(_UNITS.get(num) ?? num);
+  if (den !== "") parts.push(`per_${_PER_UNITS.get(den) ?? _UNITS.get(den) ?? den}`);
   return _trim(_sanitize(parts.join("_")));
 }
 
@@ -273,16 +275,16 @@ export function formatPrometheusNumber(value: number | undefined): string {
 
 /**
  * Builds the master's own metrics in the shape {@linkcode renderPrometheus}
- * takes: `forklift.workers` (gauge), `forklift.worker.restarts` (counter, one
- * series per `reason`), `forklift.harvests` and `forklift.dropped_points`
- * (counters). Put them first when rendering, so a worker's metric of the same
+ * takes: `forklift.workers` (gauge), `forklift.worker.restarts` and
+ * `forklift.dropped_points` (counters, one series per `reason`) and
+ * `forklift.harvests` (counter). Put them first when rendering, so a worker's metric of the same
  * name never displaces them. Seed `restarts` with the reasons you know at 0 so
  * each series exists before its first restart.
  *
  * @example Render the master's metrics
  * ```ts
  * import { masterMetrics, renderPrometheus } from "./prometheus.ts";
- * const text = renderPrometheus(masterMetrics({ workers: 4, restarts: { crash: 1 }, harvests: 10, dropped: 0 }));
+ * const text = renderPrometheus(masterMetrics({ workers: 4, restarts: { crash: 1 }, harvests: 10, dropped: { invalid: 2 } }));
  * console.assert(text.includes('forklift_worker_restarts_total{reason="crash"} 1\n'));
  * ```
  */
@@ -290,7 +292,8 @@ export function masterMetrics(state: {
   workers: number;
   restarts: Record<string, number>;
   harvests: number;
-  dropped: number;
+  /** Dropped points by reason. */
+  dropped: Readonly<Record<string, number>>;
   /** The OTLP exporter's counts, when one runs. */
   otlp?: { exports: number; failures: number; retries: number; dropped: number; bytes: number };
 }): MetricDelta[] {
@@ -330,8 +333,11 @@ export function masterMetrics(state: {
       name: "forklift.dropped_points",
       kind: "counter",
       unit: "{point}",
-      description: "Metric points dropped by workers and by the master",
-      points: [{ attributes: {}, value: state.dropped }],
+      description: "Metric points dropped by workers and by the master, by reason",
+      points: Object.keys(state.dropped).sort().map((reason) => ({
+        attributes: { reason },
+        value: state.dropped[reason],
+      })),
     },
     {
       name: "forklift.harvests",
@@ -403,21 +409,24 @@ function _histogramLines(
   point: PointDelta,
 ): void {
   const buckets = point.buckets ?? [];
+  // The labels are written once and shared by every bucket line: a series
+  // with long labels and many buckets must not cost a copy of them per line.
+  const own = _labelText(labels);
+  const open = own === "" ? "{" : `${own.slice(0, -1)},`;
+  const bucket = `${family.name}_bucket${open}le="`;
   let cumulative = 0;
   for (let i = 0; i < boundaries.length; i++) {
     cumulative += buckets[i] ?? 0;
-    const le: [string, string][] = [...labels, ["le", formatPrometheusNumber(boundaries[i])]];
     family.lines.push(
-      `${family.name}_bucket${_labelText(le)} ${formatPrometheusNumber(cumulative)}`,
+      `${bucket}${formatPrometheusNumber(boundaries[i])}"} ${formatPrometheusNumber(cumulative)}`,
     );
   }
   cumulative += buckets[boundaries.length] ?? 0;
   const count = point.count ?? cumulative;
-  const inf: [string, string][] = [...labels, ["le", "+Inf"]];
   family.lines.push(
-    `${family.name}_bucket${_labelText(inf)} ${formatPrometheusNumber(count)}`,
-    `${family.name}_sum${_labelText(labels)} ${formatPrometheusNumber(point.sum ?? 0)}`,
-    `${family.name}_count${_labelText(labels)} ${formatPrometheusNumber(count)}`,
+    `${bucket}+Inf"} ${formatPrometheusNumber(count)}`,
+    `${family.name}_sum${own} ${formatPrometheusNumber(point.sum ?? 0)}`,
+    `${family.name}_count${own} ${formatPrometheusNumber(count)}`,
   );
 }
 

@@ -14,6 +14,7 @@ import type { Runtime } from "../runtime/runtime.ts";
 import { listenSignals } from "../runtime/signals.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { EXIT_USAGE, firstLine } from "../config/errors.ts";
+import { LogThrottle, shorten } from "../log/throttle.ts";
 import { EventQueue } from "./event_queue.ts";
 import { EXIT_FAILURE } from "./exit_status.ts";
 import { callHook, type Hooks, type MasterDescriptor, type WorkerDescriptor } from "./hooks.ts";
@@ -97,7 +98,7 @@ export class Arbiter {
   #deferred: Array<() => void> = [];
   #listener: WorkerListener;
   /** When each worker's last invalid message was logged, and how many were not since. */
-  #invalidLogged = new Map<number, { at: number; suppressed: number }>();
+  #invalidLogged = new LogThrottle(INVALID_LOG_MS);
 
   constructor(options: ArbiterOptions) {
     this.#o = options;
@@ -116,14 +117,11 @@ export class Arbiter {
         this.#telemetry.invalid(w);
         // A hostile or broken worker must not flood the log: one line per
         // worker every INVALID_LOG_MS, the reason cut short (it may quote the message).
-        const now = this.#clock.now();
-        const last = this.#invalidLogged.get(w.id);
-        if (last !== undefined && now - last.at < INVALID_LOG_MS) return void last.suppressed++;
-        this.#invalidLogged.set(w.id, { at: now, suppressed: 0 });
-        const more = last?.suppressed ? ` (and ${last.suppressed} more since the last report)` : "";
+        const more = this.#invalidLogged.admit(w.id, this.#clock.now());
+        if (more === undefined) return;
         this.#log.warn("Dropped an invalid message from worker {slot}: {reason}{more}", {
           slot: w.slot,
-          reason: reason.length > 200 ? `${reason.slice(0, 200)}…` : reason,
+          reason: shorten(reason),
           more,
         });
       },
@@ -292,7 +290,7 @@ export class Arbiter {
     }
     if (gone !== undefined) {
       this.#handles.delete(gone);
-      this.#invalidLogged.delete(gone);
+      this.#invalidLogged.forget(gone);
     }
   }
 

@@ -21,6 +21,7 @@ import type { OtlpExporter } from "../export/otlp_exporter.ts";
 import type { HarvestMessage, MetricDelta } from "../protocol/messages.ts";
 import { otlpExporter } from "./otlp_setup.ts";
 import { VERSION } from "../protocol/version.ts";
+import { LogThrottle, shorten } from "../log/throttle.ts";
 import type { WorkerView } from "./supervisor.ts";
 import type { WorkerHandle } from "./worker_handle.ts";
 
@@ -29,9 +30,12 @@ const MASTER_SAMPLE_NAMES: readonly string[] = masterMetrics({
   workers: 0,
   restarts: {},
   harvests: 0,
-  dropped: 0,
+  dropped: {},
   otlp: { exports: 0, failures: 0, retries: 0, dropped: 0, bytes: 0 },
 }).map(prometheusMetricName);
+
+/** At most one declaration-conflict line per worker this often. */
+const CONFLICT_LOG_MS = 10_000;
 
 /** A worker process as telemetry keys it: a unique id, and the slot its gauges are labelled with. */
 export interface WorkerKey {
@@ -113,24 +117,42 @@ export class MasterTelemetry implements Telemetry {
   #harvests = 0;
   // Requests of the workers that have exited, for /status's lifetime total.
   #exitedRequests = 0;
-  #dropped = 0;
+  /** Points the workers dropped themselves. */
+  #workerDropped = 0;
+  /** Invalid messages, and points the validator refused. */
   #invalid = 0;
+  /** Points left out of the exposition (a Prometheus name taken). */
+  #unexposed = 0;
   #startedAt = new Date();
   #exporter?: OtlpExporter;
-  /** Each metric name's rank of arrival. */
-  #firstSeen = new Map<string, number>();
+  /** When each worker's last declaration conflict was logged. */
+  #conflictLogged = new LogThrottle(CONFLICT_LOG_MS);
+  /** The worker whose harvest is being merged, for the log's slot. */
+  #merging?: WorkerKey;
   /** Points left out of the exposition so far, by metric and Prometheus name: each counted once. */
   #skipped = new Map<string, number>();
 
   constructor(options: MasterTelemetryOptions) {
     this.#o = options;
+    const mib = options.settings.metrics_memory_limit;
     this.#aggregator = new Aggregator({
-      onRedeclare: (name, from, to) =>
-        options.log.warn("Metric {name} is declared anew ({from} → {to}): its series start over", {
-          name,
-          from,
-          to,
-        }),
+      memoryLimit: typeof mib === "number" ? mib * 1024 * 1024 : undefined,
+      onConflict: (worker, name, held, offered) => {
+        // Each line quotes what a worker sent: one per worker every
+        // CONFLICT_LOG_MS, cut short, however many it sends.
+        const more = this.#conflictLogged.admit(worker, performance.now());
+        if (more === undefined) return;
+        options.log.warn(
+          "Dropped the points of {name} from worker {slot}: declared {offered}, kept {held}{more}",
+          {
+            name: shorten(name),
+            slot: this.#merging?.slot ?? worker,
+            offered: shorten(offered),
+            held: shorten(held),
+            more,
+          },
+        );
+      },
     });
     this.#exporter = otlpExporter(options.settings, {
       serviceName: options.serviceName,
@@ -143,11 +165,11 @@ export class MasterTelemetry implements Telemetry {
 
   harvest(worker: WorkerKey, m: HarvestMessage, stream = 0): void {
     this.#harvests++;
-    for (const metric of m.metrics) {
-      if (!this.#firstSeen.has(metric.name)) this.#firstSeen.set(metric.name, this.#firstSeen.size);
-    }
-    this.#dropped += (m.dropped ?? 0) +
-      this.#aggregator.merge(worker.id, m.metrics, worker.slot, stream);
+    this.#merging = worker;
+    const refused = m.refused ?? 0;
+    this.#invalid += refused;
+    this.#workerDropped += Math.max(0, (m.dropped ?? 0) - refused);
+    this.#aggregator.merge(worker.id, m.metrics, worker.slot, stream);
   }
 
   invalid(_worker: WorkerKey): void {
@@ -156,6 +178,7 @@ export class MasterTelemetry implements Telemetry {
 
   forget(worker: WorkerKey, requests = 0): void {
     this.#aggregator.removeWorker(worker.id);
+    this.#conflictLogged.forget(worker.id);
     this.#exitedRequests += requests;
   }
 
@@ -185,6 +208,19 @@ export class MasterTelemetry implements Telemetry {
     await this.#server?.close();
   }
 
+  /** Dropped points by reason, as `forklift_dropped_points_total` shows them. */
+  #drops(): Record<string, number> {
+    const a = this.#aggregator.drops;
+    return {
+      worker: this.#workerDropped,
+      invalid: this.#invalid + a.invalid,
+      conflict: a.conflict,
+      instrument_limit: a.instrument_limit,
+      memory_limit: a.memory_limit,
+      exposition: this.#unexposed,
+    };
+  }
+
   /** The master's own metrics, then the aggregate: what both exporters show. */
   #state(): MetricDelta[] {
     return [...this.#masterMetrics(), ...this.#workerMetrics()];
@@ -196,7 +232,7 @@ export class MasterTelemetry implements Telemetry {
       workers: s.readyWorkers,
       restarts: { ...s.restarts },
       harvests: this.#harvests,
-      dropped: this.#dropped + this.#invalid,
+      dropped: this.#drops(),
       otlp: this.#exporter?.stats,
     });
   }
@@ -207,7 +243,7 @@ export class MasterTelemetry implements Telemetry {
    * left out and counted, so no series ever jumps to the other's value.
    */
   #workerMetrics(): MetricDelta[] {
-    const rank = (name: string) => this.#firstSeen.get(name) ?? Infinity;
+    const rank = (name: string) => this.#aggregator.rank(name) ?? Infinity;
     return this.#aggregator.collect().sort((a, b) => rank(a.name) - rank(b.name));
   }
 
@@ -215,16 +251,18 @@ export class MasterTelemetry implements Telemetry {
   metricsText(): string {
     // The workers' part first, so that what it leaves out is in this scrape's
     // forklift_dropped_points_total; the master's names are kept for it.
+    // Only this scrape's omissions are remembered: the map holds what the aggregate holds.
+    const skipped = new Map<string, number>();
     const workers = renderPrometheus(this.#workerMetrics(), {
       reserved: MASTER_SAMPLE_NAMES,
       onSkip: (skip) => {
         const key = `${skip.name}\u0000${skip.prometheusName}`;
         const before = this.#skipped.get(key) ?? 0;
-        if (skip.points <= before) return;
-        this.#dropped += skip.points - before;
-        this.#skipped.set(key, skip.points);
+        skipped.set(key, Math.max(before, skip.points));
+        if (skip.points > before) this.#unexposed += skip.points - before;
       },
     });
+    this.#skipped = skipped;
     return renderPrometheus(this.#masterMetrics()) + workers;
   }
 
@@ -276,7 +314,7 @@ export class MasterTelemetry implements Telemetry {
         requests: workers.reduce((n, w) => n + w.requests, this.#exitedRequests),
         restarts: Object.values(s.restarts).reduce((a, b) => a + b, 0),
         harvests: this.#harvests,
-        dropped_points: this.#dropped + this.#invalid,
+        dropped_points: Object.values(this.#drops()).reduce((a, b) => a + b, 0),
       },
     };
   }

@@ -96,8 +96,13 @@ export interface HarvestMessage {
   v: number;
   seq: number;
   metrics: HarvestMetric[];
-  /** Points the worker dropped (bad values, overflow) since its last harvest. */
+  /**
+   * Points the worker dropped (bad values, overflow) since its last harvest;
+   * once validated, plus those the validator refused.
+   */
   dropped?: number;
+  /** Set by the validator, never read from the wire: the points of `dropped` it refused. */
+  refused?: number;
   /** Requests this worker has completed since it started (cumulative). */
   requests?: number;
 }
@@ -171,6 +176,26 @@ export type Parsed<T> = { ok: true; message: T } | { ok: false; error: string };
 const KINDS = new Set<string>(["counter", "updown", "gauge", "histogram"]);
 const MAX_NAME = 255;
 
+/** The longest unit an instrument may have, in characters: OpenTelemetry's limit. */
+export const MAX_UNIT = 63;
+
+/** The longest description an instrument may have, in characters: OpenTelemetry's limit. */
+export const MAX_DESCRIPTION = 1023;
+
+/**
+ * Most bucket boundaries a histogram may have. OpenTelemetry's default has 15
+ * and its exponential histograms 160 buckets; every boundary is one more
+ * `_bucket` line per series on each scrape.
+ */
+export const MAX_BOUNDARIES = 200;
+
+/**
+ * Most characters a point's attributes may take in all: their names plus
+ * their string values. A point costs the master this much per series kept,
+ * and each scrape as much again per line of the series.
+ */
+export const MAX_ATTRIBUTES_SIZE = 16_384;
+
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
 }
@@ -196,7 +221,12 @@ function checkAttributes(x: unknown): string | undefined {
   if (!isObject(x)) return "attributes must be an object";
   const entries = Object.entries(x);
   if (entries.length > MAX_ATTRIBUTES) return `more than ${MAX_ATTRIBUTES} attributes`;
+  let size = 0;
   for (const [k, v] of entries) {
+    size += k.length + (typeof v === "string" ? v.length : 0);
+    if (size > MAX_ATTRIBUTES_SIZE) {
+      return `attributes longer than ${MAX_ATTRIBUTES_SIZE} characters in all`;
+    }
     if (k.length > MAX_ATTRIBUTE_KEY) return `an attribute name longer than ${MAX_ATTRIBUTE_KEY}`;
     if (typeof v === "string" && v.length > MAX_ATTRIBUTE_VALUE) {
       return `attribute "${k}" is longer than ${MAX_ATTRIBUTE_VALUE} characters`;
@@ -274,17 +304,20 @@ export function checkMetric(m: unknown): string | undefined {
   if (typeof m.kind !== "string" || !KINDS.has(m.kind)) {
     return `metric "${m.name}" has an unknown kind`;
   }
-  if (m.unit !== undefined && typeof m.unit !== "string") {
-    return `metric "${m.name}" unit must be a string`;
+  if (m.unit !== undefined && (typeof m.unit !== "string" || m.unit.length > MAX_UNIT)) {
+    return `metric "${m.name}" unit must be a string of at most ${MAX_UNIT} characters`;
   }
-  if (m.description !== undefined && typeof m.description !== "string") {
-    return `metric "${m.name}" description must be a string`;
+  if (
+    m.description !== undefined &&
+    (typeof m.description !== "string" || m.description.length > MAX_DESCRIPTION)
+  ) {
+    return `metric "${m.name}" description must be a string of at most ${MAX_DESCRIPTION} characters`;
   }
   let nBuckets = 0;
   if (m.kind === "histogram") {
     const b = m.boundaries;
-    if (!Array.isArray(b) || !b.every(isFiniteNumber)) {
-      return `histogram "${m.name}" boundaries must be finite numbers`;
+    if (!Array.isArray(b) || b.length > MAX_BOUNDARIES || !b.every(isFiniteNumber)) {
+      return `histogram "${m.name}" boundaries must be at most ${MAX_BOUNDARIES} finite numbers`;
     }
     for (let i = 1; i < b.length; i++) {
       if (b[i] <= b[i - 1]) return `histogram "${m.name}" boundaries must ascend`;
@@ -389,7 +422,7 @@ export function parseWorkerMessage(raw: unknown): Parsed<WorkerMessage> {
         return fail("harvest.requests must be a non-negative integer");
       }
       const metrics: HarvestMetric[] = [];
-      let dropped = (raw.dropped as number | undefined) ?? 0;
+      let refused = 0;
       for (const m of raw.metrics) {
         if (checkMetric(m) === undefined) {
           metrics.push(m as HarvestMetric);
@@ -397,12 +430,13 @@ export function parseWorkerMessage(raw: unknown): Parsed<WorkerMessage> {
         }
         // A sound instrument keeps its good points: one bad value costs one point.
         const { good, bad } = salvage(m);
-        dropped += bad;
+        refused += bad;
         if (good !== undefined) metrics.push(good);
       }
+      const dropped = ((raw.dropped as number | undefined) ?? 0) + refused;
       return {
         ok: true,
-        message: { ...(raw as unknown as HarvestMessage), metrics, dropped },
+        message: { ...(raw as unknown as HarvestMessage), metrics, dropped, refused },
       };
     }
     default:

@@ -246,7 +246,14 @@ export function parseKeyValues(raw: string): Record<string, string> {
     const key = i > 0 ? part.slice(0, i).trim() : "";
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key)) throw new TypeError("not key=value");
     try {
-      out[key] = decodeURIComponent(part.slice(i + 1).trim());
+      // Defined, not assigned: a key `__proto__` is a key like any other.
+      const value = decodeURIComponent(part.slice(i + 1).trim());
+      Object.defineProperty(out, key, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     } catch {
       throw new TypeError("not key=value");
     }

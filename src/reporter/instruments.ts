@@ -6,7 +6,12 @@
  * @module
  */
 
-import type { Attributes } from "../protocol/messages.ts";
+import {
+  type Attributes,
+  MAX_BOUNDARIES,
+  MAX_DESCRIPTION,
+  MAX_UNIT,
+} from "../protocol/messages.ts";
 import type { Series, SeriesTable, Storage } from "./storage.ts";
 
 /** Attributes a caller may pass when recording; cleaned once per new series. */
@@ -469,11 +474,21 @@ function checkOptions(name: string, options: InstrumentOptions | undefined): Ins
     if (typeof options.unit !== "string") {
       throw new TypeError(`Cannot create instrument "${name}": unit must be a string`);
     }
+    if (options.unit.length > MAX_UNIT) {
+      throw new RangeError(
+        `Cannot create instrument "${name}": unit must be at most ${MAX_UNIT} characters, got ${options.unit.length}`,
+      );
+    }
     out.unit = options.unit;
   }
   if (options?.description !== undefined) {
     if (typeof options.description !== "string") {
       throw new TypeError(`Cannot create instrument "${name}": description must be a string`);
+    }
+    if (options.description.length > MAX_DESCRIPTION) {
+      throw new RangeError(
+        `Cannot create instrument "${name}": description must be at most ${MAX_DESCRIPTION} characters, got ${options.description.length}`,
+      );
     }
     out.description = options.description;
   }
@@ -483,6 +498,11 @@ function checkOptions(name: string, options: InstrumentOptions | undefined): Ins
 function checkBoundaries(name: string, boundaries: unknown): number[] {
   if (!Array.isArray(boundaries)) {
     throw new TypeError(`Cannot create histogram "${name}": boundaries must be an array`);
+  }
+  if (boundaries.length > MAX_BOUNDARIES) {
+    throw new RangeError(
+      `Cannot create histogram "${name}": at most ${MAX_BOUNDARIES} boundaries, got ${boundaries.length}`,
+    );
   }
   const out: number[] = [];
   for (const b of boundaries) {

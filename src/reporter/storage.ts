@@ -174,7 +174,16 @@ export function canonicalAttributes(
   if (attributes === undefined || attributes === null) return { attributes: out, key: "" };
   for (const name of Object.keys(attributes).sort()) {
     const v = cleanValue(attributes[name]);
-    if (v !== undefined) out[name] = v;
+    if (v === undefined) continue;
+    // An assignment to `__proto__` would be lost (or change the prototype): define it.
+    if (name === "__proto__") {
+      Object.defineProperty(out, name, {
+        value: v,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else out[name] = v;
   }
   return { attributes: out, key: attributesKey(out) };
 }

@@ -45,13 +45,41 @@ test("Aggregator.merge() never lets a counter go backwards when a worker is remo
   assert.equal(valueOf(agg, "app.hits", { route: "/a" }), 16);
 });
 
-test("Aggregator.merge() keeps up-down counters cumulative across worker removal", () => {
+test("Aggregator.removeWorker() takes a crashed worker's contribution out of an up-down counter", () => {
   const agg = new Aggregator();
-  agg.merge(1, [{ name: "app.sessions", kind: "updown", points: [{ attributes: {}, value: 5 }] }]);
-  agg.merge(2, [{ name: "app.sessions", kind: "updown", points: [{ attributes: {}, value: 2 }] }]);
-  agg.merge(1, [{ name: "app.sessions", kind: "updown", points: [{ attributes: {}, value: -3 }] }]);
+  const open = (worker: number, value: number, attributes = {}) =>
+    agg.merge(worker, [{
+      name: "app.connections.open",
+      kind: "updown",
+      points: [{ attributes, value }],
+    }]);
+  open(1, 5);
+  open(2, 2);
+  open(1, -3);
+  assert.equal(valueOf(agg, "app.connections.open"), 4);
+  // Worker 1 dies with 2 connections open: they are closed with it.
   agg.removeWorker(1);
-  assert.equal(valueOf(agg, "app.sessions"), 4);
+  assert.equal(valueOf(agg, "app.connections.open"), 2);
+  // Its successor starts from zero, by id columns as well as points.
+  agg.merge(3, [{
+    name: "app.connections.open",
+    kind: "updown",
+    points: [{ id: 0, attributes: { pool: "a" }, value: 1 }],
+  }]);
+  agg.merge(3, [{
+    name: "app.connections.open",
+    kind: "updown",
+    points: [],
+    ids: [0],
+    values: [6],
+  }]);
+  open(2, 1, { pool: "a" });
+  assert.equal(valueOf(agg, "app.connections.open", { pool: "a" }), 8);
+  agg.removeWorker(3);
+  assert.equal(valueOf(agg, "app.connections.open", { pool: "a" }), 1);
+  agg.removeWorker(2);
+  assert.equal(valueOf(agg, "app.connections.open"), 0);
+  assert.equal(valueOf(agg, "app.connections.open", { pool: "a" }), 0);
 });
 
 test("Aggregator.merge() adds histogram counts, sums and buckets and keeps min and max", () => {
@@ -111,49 +139,51 @@ test("Aggregator.removeWorker() drops that worker's gauges and keeps everything 
   assert.deepEqual(agg.collect().map((m) => m.name), ["app.hits"]);
 });
 
-test("Aggregator.merge() takes an instrument declared anew, once, and drops points on the old declaration", () => {
-  const changes: string[] = [];
+test("Aggregator.merge() keeps an instrument's first declaration and drops and counts only the conflicting worker's points", () => {
+  const conflicts: string[] = [];
   const agg = new Aggregator({
-    onRedeclare: (name, from, to) => changes.push(`${name}: ${from} -> ${to}`),
+    onConflict: (worker, name, held, offered) =>
+      conflicts.push(`${worker} ${name}: ${held} / ${offered}`),
   });
   agg.merge(1, [counter("app.hits", 1)]);
+  agg.merge(2, [counter("app.hits", 2)]);
   const gauge: MetricDelta = {
     name: "app.hits",
     kind: "gauge",
     points: [{ attributes: {}, value: 7 }, { attributes: { a: "b" }, value: 8 }],
   };
-  assert.equal(agg.merge(2, [gauge]), 0);
-  // The old declaration, from a worker still draining, never comes back.
-  assert.equal(agg.merge(1, [counter("app.hits", 1)]), 1);
-  assert.deepEqual(changes, ["app.hits: counter  -> gauge "]);
-  assert.deepEqual(agg.collect()[0].kind, "gauge");
-  assert.equal(agg.collect()[0].points.length, 2);
+  assert.equal(agg.merge(3, [gauge]), 2);
+  const other = { ...counter("app.hits", 5), unit: "ms" };
+  assert.equal(agg.merge(3, [other]), 1);
+  // The honest workers keep adding to what they had.
+  assert.equal(agg.merge(1, [counter("app.hits", 1)]), 0);
+  assert.deepEqual(conflicts, [
+    "3 app.hits: counter  / gauge ",
+    "3 app.hits: counter  / counter ms",
+  ]);
+  assert.deepEqual(agg.collect(), [
+    { name: "app.hits", kind: "counter", points: [{ attributes: {}, value: 4 }] },
+  ]);
+  assert.equal(agg.dropped, 3);
 });
 
-test("Aggregator.merge() starts a new series set when a reload changes a histogram's boundaries", () => {
+test("Aggregator.merge() keeps a histogram's first boundaries when another worker sends others", () => {
   const agg = new Aggregator();
   agg.merge(1, [histogram([{ attributes: {}, count: 1, sum: 0.5, buckets: [0, 1, 0] }])]);
   const newBounds = histogram(
     [{ attributes: {}, count: 3, sum: 0.5, buckets: [0, 1, 2, 0] }],
     [0.1, 1, 10],
   );
-  assert.equal(agg.merge(2, [newBounds]), 0);
-  assert.equal(agg.merge(2, [newBounds]), 0, "the new boundaries keep being merged");
+  assert.equal(agg.merge(2, [newBounds]), 1);
+  assert.equal(agg.merge(2, [newBounds]), 1, "the other boundaries stay refused");
   assert.equal(
     agg.merge(1, [histogram([{ attributes: {}, count: 1, sum: 5, buckets: [0, 0, 1] }])]),
-    1,
+    0,
   );
   const [h] = agg.collect();
-  assert.deepEqual(h.boundaries, [0.1, 1, 10]);
-  assert.equal(h.points[0].count, 6);
-  const otherUnit = histogram([{ attributes: {}, count: 1, sum: 5, buckets: [0, 0, 1, 0] }], [
-    0.1,
-    1,
-    10,
-  ]);
-  otherUnit.unit = "ms";
-  assert.equal(agg.merge(3, [otherUnit]), 0);
-  assert.equal(agg.collect()[0].unit, "ms");
+  assert.deepEqual(h.boundaries, [0.1, 1]);
+  assert.equal(h.points[0].count, 2);
+  assert.equal(h.points[0].sum, 5.5);
 });
 
 test("Aggregator.removeWorker() drops a retired generation's gauges, and the newer generation's value wins meanwhile", () => {
@@ -273,6 +303,38 @@ test("Aggregator.merge() keeps at most instrumentLimit instruments and counts th
   assert.equal(agg.merge(1, [counter("app.m3", 1)]), 0, "a kept instrument still merges");
 });
 
+test("Aggregator.merge() gives no instrument slot to a metric without points or with only dropped ones", () => {
+  const agg = new Aggregator({ instrumentLimit: 2 });
+  const empty: HarvestMetric[] = Array.from({ length: 40_000 }, (_, i) => ({
+    name: `empty.${i}`,
+    kind: "counter",
+    points: [],
+  }));
+  assert.equal(agg.merge(1, empty), 0);
+  const unknownIds: HarvestMetric[] = Array.from({ length: 1000 }, (_, i) => ({
+    name: `unknown.${i}`,
+    kind: "counter",
+    points: [],
+    ids: [5],
+    values: [1],
+  }));
+  assert.equal(agg.merge(1, unknownIds), 1000);
+  assert.equal(agg.instruments, 0);
+  assert.equal(agg.merge(2, [counter("app.real", 1), counter("app.other", 1)]), 0);
+  assert.deepEqual(agg.collect().map((m) => m.name), ["app.other", "app.real"]);
+});
+
+test("Aggregator.removeWorker() gives back the slot of a gauge no live worker reports", () => {
+  const agg = new Aggregator({ instrumentLimit: 1 });
+  agg.merge(1, [gauge("app.queue", 1)]);
+  assert.equal(agg.merge(2, [counter("app.hits", 1)]), 1, "the table is full");
+  agg.removeWorker(1);
+  assert.equal(agg.instruments, 0);
+  assert.equal(agg.merge(2, [counter("app.hits", 1)]), 0);
+  assert.equal(agg.rank("app.hits"), 1);
+  assert.equal(agg.rank("app.queue"), undefined);
+});
+
 test("Aggregator.merge() resolves a worker's numbered series and forgets its ids with it", () => {
   const agg = new Aggregator();
   const numbered = (points: HarvestPoint[]): HarvestMetric[] => [
@@ -328,4 +390,68 @@ test("Aggregator.merge() adds the ids and values columns to the worker's numbere
   agg.removeWorker(1);
   assert.equal(g(1, [5], [8]), 1, "its series and ids went with it");
   assert.equal(agg.collect().find((m) => m.name === "q"), undefined);
+});
+
+test("Aggregator.merge() drops and counts new series beyond the memory limit and keeps merging those it holds", () => {
+  const agg = new Aggregator({ memoryLimit: 200_000 });
+  const wide = (i: number) => ({ k: `${i}`.padEnd(1000, "x") });
+  const h = (attributes: Record<string, string>): HarvestMetric => ({
+    name: "app.took",
+    kind: "histogram",
+    boundaries: Array.from({ length: 50 }, (_, i) => i),
+    points: [{ attributes, count: 1, sum: 1, buckets: [1, ...new Array(50).fill(0)] }],
+  });
+  let held = 0;
+  for (let i = 0; i < 100; i++) if (agg.merge(1, [h(wide(i))]) === 0) held++;
+  assert.ok(held > 0 && held < 100, `${held} series held`);
+  assert.ok(agg.bytes <= 200_000, `${agg.bytes} bytes`);
+  assert.equal(agg.drops.memory_limit, 100 - held);
+  assert.equal(agg.drops.invalid, 0);
+  // Held series still take points; new ones, numbered or not, still do not.
+  assert.equal(agg.merge(2, [h(wide(0))]), 0);
+  assert.equal(agg.collect()[0].points.find((p) => p.attributes.k === wide(0).k)?.count, 2);
+  assert.equal(
+    agg.merge(2, [{
+      name: "app.new",
+      kind: "gauge",
+      points: [{ id: 1, attributes: { k: "x".repeat(100_000) }, value: 1 }],
+    }]),
+    1,
+  );
+  assert.equal(
+    agg.merge(2, [{ name: "app.new", kind: "gauge", points: [], ids: [1], values: [1] }]),
+    1,
+  );
+  assert.equal(agg.drops.memory_limit, 101 - held);
+  assert.equal(agg.drops.invalid, 1, "an id whose definition did not fit is unknown");
+});
+
+test("Aggregator.removeWorker() gives back the memory of a gone worker's gauges, ids and up-down parts", () => {
+  const agg = new Aggregator();
+  agg.merge(1, [{
+    name: "app.c",
+    kind: "counter",
+    points: [{ attributes: { a: "1" }, value: 1 }],
+  }]);
+  const base = agg.bytes;
+  agg.merge(2, [
+    {
+      name: "app.q",
+      kind: "gauge",
+      points: [{ id: 3, attributes: { a: "x".repeat(500) }, value: 1 }],
+    },
+    { name: "app.c", kind: "counter", points: [{ id: 4, attributes: { a: "1" }, value: 1 }] },
+    { name: "app.u", kind: "updown", points: [{ attributes: {}, value: 1 }] },
+  ]);
+  const updown = agg.bytes;
+  assert.ok(updown > base + 1000);
+  agg.removeWorker(2);
+  // The up-down counter series stays (at 0); what worker 2 held goes.
+  assert.ok(agg.bytes < updown && agg.bytes > base, `${base} < ${agg.bytes} < ${updown}`);
+  agg.merge(3, [{ name: "app.u", kind: "updown", points: [{ attributes: {}, value: 1 }] }]);
+  agg.removeWorker(3);
+  const after = agg.bytes;
+  agg.merge(4, [{ name: "app.u", kind: "updown", points: [{ attributes: {}, value: 1 }] }]);
+  agg.removeWorker(4);
+  assert.equal(agg.bytes, after, "no leak per worker");
 });

@@ -199,6 +199,33 @@ describe("OtlpBatcher", () => {
     assert.deepEqual(quiet.batch.metrics.map((m) => m.name), ["level"]);
   });
 
+  test("OtlpBatcher.build() sends a series that started over whole in delta mode, never a negative delta", () => {
+    const b = batcher("delta");
+    b.build(counterState(30, [20, 10]), T0 + 1000).commit();
+    // The state went back: a re-declared instrument, say, holding 2 and then 4 points.
+    const next = b.build(counterState(2, [3, 1]), T0 + 2000);
+    const hits = next.batch.metrics.find((m) => m.name === "hits")!;
+    assert.equal((hits.points[0] as any).value, 2);
+    assert.equal(hits.points[0].startTimeUnixNano, unixNano(T0 + 1000));
+    const dur = next.batch.metrics.find((m) => m.name === "dur")!;
+    assert.ok(dur.type === "histogram");
+    assert.deepEqual([dur.points[0].count, dur.points[0].bucketCounts], [4, [3, 1]]);
+    next.commit();
+    // Other buckets: one bucket more is a new series too.
+    const wider = counterState(3, [3, 1]);
+    wider[2] = { ...wider[2], boundaries: [1, 2] };
+    wider[2].points[0] = { ...wider[2].points[0], count: 5, buckets: [3, 1, 1] };
+    const after = b.build(wider, T0 + 3000).batch.metrics.find((m) => m.name === "dur")!;
+    assert.ok(after.type === "histogram");
+    assert.deepEqual([after.points[0].count, after.points[0].bucketCounts], [5, [3, 1, 1]]);
+    for (const m of [...next.batch.metrics]) {
+      for (const p of m.points) {
+        const v = "value" in p ? p.value : p.count;
+        assert.ok(m.name === "level" || v >= 0, `${m.name}: ${v}`);
+      }
+    }
+  });
+
   test("OtlpBatcher.build() treats lowmemory as delta for counters and histograms", () => {
     const b = batcher("lowmemory");
     b.build(counterState(5), T0 + 1000).commit();

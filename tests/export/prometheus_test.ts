@@ -51,6 +51,25 @@ test("prometheusUnit() maps UCUM units and drops annotations", () => {
   assert.equal(prometheusUnit("widgets"), "widgets");
 });
 
+test("prometheusUnit() takes a unit named after an Object.prototype member as an unknown unit", () => {
+  for (const unit of ["toString", "constructor", "hasOwnProperty", "__proto__", "valueOf"]) {
+    assert.equal(prometheusUnit(unit), unit.replace(/^_+|_+$/g, ""));
+    assert.equal(
+      prometheusUnit(`By/${unit}`),
+      `bytes_per_${unit}`.replace(/_+$/, "").replace(/__+/g, "_"),
+    );
+    const text = renderPrometheus([
+      {
+        name: "app.x",
+        kind: "counter",
+        unit,
+        points: [{ attributes: { [unit]: unit }, value: 1 }],
+      },
+    ]);
+    assert.match(text, /^app_x_\w+_total\{\w+="\w+"\} 1$/m, text);
+  }
+});
+
 test("prometheusLabelName() turns invalid characters into underscores", () => {
   assert.equal(prometheusLabelName("otel.metric.overflow"), "otel_metric_overflow");
   assert.equal(prometheusLabelName("http.response.status_code"), "http_response_status_code");
@@ -210,11 +229,12 @@ test("masterMetrics() builds the master's own metrics with Prometheus names", ()
     workers: 4,
     restarts: { timeout: 1, crash: 2 },
     harvests: 120,
-    dropped: 3,
+    dropped: { worker: 1, invalid: 2 },
   }));
   const samples = text.split("\n").filter((l) => l !== "" && !l.startsWith("#"));
   assert.deepEqual(samples, [
-    "forklift_dropped_points_total 3",
+    'forklift_dropped_points_total{reason="invalid"} 2',
+    'forklift_dropped_points_total{reason="worker"} 1',
     "forklift_harvests_total 120",
     'forklift_worker_restarts_total{reason="crash"} 2',
     'forklift_worker_restarts_total{reason="timeout"} 1',
@@ -276,7 +296,7 @@ test("renderPrometheus() output passes promtool check metrics", { skip: NO_PROMT
   }
   agg.removeWorker(3);
   const text = renderPrometheus([
-    ...masterMetrics({ workers: 2, restarts: { crash: 1, timeout: 0 }, harvests: 3, dropped: 0 }),
+    ...masterMetrics({ workers: 2, restarts: { crash: 1, timeout: 0 }, harvests: 3, dropped: {} }),
     ...agg.collect(),
   ]);
   assert.match(text, /otel_metric_overflow="true"/);

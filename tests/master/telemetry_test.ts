@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { logger } from "../../src/log/logging.ts";
 import { MasterTelemetry } from "../../src/master/telemetry.ts";
 import type { MetricDelta } from "../../src/protocol/messages.ts";
+import { recordingLog } from "../_helpers/recording_log.ts";
 
 function telemetry(): MasterTelemetry {
   return new MasterTelemetry({
@@ -65,7 +66,8 @@ test("MasterTelemetry.metricsText() counts a point left out once, however often 
     seq: 1,
     metrics: [counter("jobs.done", 5), counter("jobs_done", 1)],
   });
-  const dropped = () => sample(t.metricsText(), "forklift_dropped_points_total");
+  const dropped = () =>
+    sample(t.metricsText(), 'forklift_dropped_points_total\\{reason="exposition"\\}');
   t.metricsText();
   t.metricsText();
   assert.equal(dropped(), "1");
@@ -89,4 +91,83 @@ test("MasterTelemetry.metricsText() counts a point left out once, however often 
   });
   assert.equal(dropped(), "2", "a second point left out counts once more");
   assert.equal(dropped(), "2");
+});
+
+test("MasterTelemetry.harvest() keeps the honest workers' counts when another declares the name anew, and logs one line per worker per 10 s", () => {
+  const log = recordingLog();
+  const t = new MasterTelemetry({
+    serviceName: "api",
+    settings: {},
+    log,
+    snapshot: () => ({ readyWorkers: 2, restarts: {}, workers: [] }),
+    onError: () => {},
+  });
+  const honest = { id: 1, slot: 1 };
+  const hostile = { id: 2, slot: 2 };
+  let seq = 0;
+  const send = (w: typeof honest, metric: MetricDelta) =>
+    t.harvest(w, { type: "harvest", v: 1, seq: ++seq, metrics: [metric] });
+  send(honest, counter("jobs.done", 10));
+  for (let i = 0; i < 50; i++) {
+    send(hostile, { ...counter("jobs.done", 1), unit: `u${i}`.padEnd(60, "x") });
+    send(hostile, { ...counter("jobs.done", 1), kind: "gauge" });
+  }
+  send(honest, counter("jobs.done", 5));
+  const text = t.metricsText();
+  assert.equal(sample(text, "jobs_done_total"), "15");
+  const conflicts = log.lines.filter((l) => l.includes("jobs.done"));
+  assert.equal(conflicts.length, 1, conflicts.join("\n"));
+  assert.match(
+    conflicts[0],
+    /^warn: Dropped the points of jobs\.done from worker 2: declared counter u0x+, kept counter $/,
+  );
+  assert.ok(log.lines.join("").length < 1000);
+});
+
+test("MasterTelemetry.harvest() lets no number of empty instruments lock a later name out", () => {
+  const t = telemetry();
+  const names = Array.from({ length: 40_000 }, (_, i) => ({
+    name: `ghost.${i}`,
+    kind: "counter" as const,
+    points: [],
+  }));
+  t.harvest({ id: 1, slot: 1 }, { type: "harvest", v: 1, seq: 1, metrics: names });
+  t.harvest({ id: 1, slot: 1 }, {
+    type: "harvest",
+    v: 1,
+    seq: 2,
+    metrics: [counter("jobs.done", 3)],
+  });
+  const text = t.metricsText();
+  assert.equal(sample(text, "jobs_done_total"), "3");
+  assert.doesNotMatch(text, /ghost/);
+});
+
+test("MasterTelemetry.metricsText() counts dropped points by reason", () => {
+  const t = telemetry();
+  const w = { id: 1, slot: 1 };
+  t.harvest(w, {
+    type: "harvest",
+    v: 1,
+    seq: 1,
+    dropped: 3,
+    refused: 1,
+    metrics: [counter("jobs.done", 1), counter("jobs_done", 1)],
+  });
+  t.harvest(w, {
+    type: "harvest",
+    v: 1,
+    seq: 2,
+    metrics: [{ ...counter("jobs.done", 1), kind: "gauge" }],
+  });
+  t.invalid(w);
+  const text = t.metricsText();
+  const reason = (r: string) => sample(text, `forklift_dropped_points_total\\{reason="${r}"\\}`);
+  assert.equal(reason("worker"), "2");
+  assert.equal(reason("invalid"), "2");
+  assert.equal(reason("conflict"), "1");
+  assert.equal(reason("exposition"), "1");
+  assert.equal(reason("instrument_limit"), "0");
+  assert.equal(reason("memory_limit"), "0");
+  assert.equal(t.status().totals.dropped_points, 6);
 });

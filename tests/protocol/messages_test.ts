@@ -1,6 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { MAX_SERIES_ID, parseWorkerMessage } from "../../src/protocol/messages.ts";
+import {
+  MAX_ATTRIBUTES_SIZE,
+  MAX_BOUNDARIES,
+  MAX_DESCRIPTION,
+  MAX_SERIES_ID,
+  MAX_UNIT,
+  parseWorkerMessage,
+} from "../../src/protocol/messages.ts";
 
 test("parseWorkerMessage() drops only the bad points of a sound instrument", () => {
   // Infinity crosses a JSON channel as null.
@@ -65,4 +72,62 @@ test("parseWorkerMessage() keeps the sound entries of the ids and values columns
     { name: "g", kind: "gauge", points: [], ids: [0], values: [1] },
   ]);
   assert.equal(r.message.dropped, 2 + 1 + 1);
+});
+
+test("parseWorkerMessage() refuses a long unit or description, too many boundaries and attributes too long in all", () => {
+  const harvest = (metrics: unknown[]) => {
+    const r = parseWorkerMessage({ type: "harvest", v: 1, seq: 1, metrics });
+    assert.ok(r.ok && r.message.type === "harvest");
+    return r.message;
+  };
+  const point = { attributes: {}, value: 1 };
+  const ok = harvest([
+    { name: "a", kind: "counter", unit: "u".repeat(MAX_UNIT), points: [point] },
+    { name: "b", kind: "counter", description: "d".repeat(MAX_DESCRIPTION), points: [point] },
+    {
+      name: "c",
+      kind: "histogram",
+      boundaries: Array.from({ length: MAX_BOUNDARIES }, (_, i) => i),
+      points: [{
+        attributes: {},
+        count: 0,
+        sum: 0,
+        buckets: new Array(MAX_BOUNDARIES + 1).fill(0),
+      }],
+    },
+    {
+      name: "d",
+      kind: "counter",
+      points: [{ attributes: { k: "v".repeat(MAX_ATTRIBUTES_SIZE - 1) }, value: 1 }],
+    },
+  ]);
+  assert.equal(ok.metrics.length, 4);
+  assert.equal(ok.dropped, 0);
+  const bad = harvest([
+    { name: "a", kind: "counter", unit: "u".repeat(MAX_UNIT + 1), points: [point] },
+    { name: "b", kind: "counter", description: "d".repeat(10_000_000), points: [point] },
+    {
+      name: "c",
+      kind: "histogram",
+      boundaries: Array.from({ length: 200_000 }, (_, i) => i),
+      points: [{ attributes: {}, count: 0, sum: 0, buckets: new Array(200_001).fill(0) }],
+    },
+    {
+      name: "d",
+      kind: "counter",
+      points: [
+        { attributes: { k: "v".repeat(MAX_ATTRIBUTES_SIZE) }, value: 1 },
+        // 64 values of 16,000 characters each: every one under the value limit.
+        {
+          attributes: Object.fromEntries(
+            Array.from({ length: 64 }, (_, i) => [`k${i}`, "v".repeat(16_000)]),
+          ),
+          value: 1,
+        },
+      ],
+    },
+  ]);
+  assert.deepEqual(bad.metrics, []);
+  assert.equal(bad.dropped, 5);
+  assert.equal(bad.refused, 5);
 });

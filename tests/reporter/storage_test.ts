@@ -283,6 +283,45 @@ test("Histogram() rejects unordered boundaries", () => {
   );
 });
 
+test("canonicalAttributes() keeps attribute names taken from Object.prototype as attributes", () => {
+  const raw = JSON.parse('{"__proto__":"p","constructor":"c","toString":1,"hasOwnProperty":true}');
+  const { attributes, key } = canonicalAttributes(raw);
+  assert.deepEqual(Object.keys(attributes).sort(), [
+    "__proto__",
+    "constructor",
+    "hasOwnProperty",
+    "toString",
+  ]);
+  assert.equal(Object.getPrototypeOf(attributes), Object.prototype);
+  assert.match(key, /"__proto__":"p"/);
+  const storage = new Storage();
+  new Counter(storage, "c").add(1, raw);
+  assert.deepEqual(storage.cut().metrics[0].points[0].attributes, attributes);
+});
+
+test("Histogram() and Counter() refuse a unit, description or boundaries the master would refuse", () => {
+  assert.throws(
+    () => new Counter(new Storage(), "c", { unit: "u".repeat(64) }),
+    new RangeError('Cannot create instrument "c": unit must be at most 63 characters, got 64'),
+  );
+  assert.throws(
+    () => new Counter(new Storage(), "c", { description: "d".repeat(1024) }),
+    new RangeError(
+      'Cannot create instrument "c": description must be at most 1023 characters, got 1024',
+    ),
+  );
+  assert.throws(
+    () =>
+      new Histogram(new Storage(), "h", { boundaries: Array.from({ length: 201 }, (_, i) => i) }),
+    new RangeError('Cannot create histogram "h": at most 200 boundaries, got 201'),
+  );
+  new Histogram(new Storage(), "h", {
+    unit: "u".repeat(63),
+    description: "d".repeat(1023),
+    boundaries: Array.from({ length: 200 }, (_, i) => i),
+  });
+});
+
 test("Histogram() without boundaries takes OpenTelemetry's defaults, or the duration buckets for seconds", () => {
   const storage = new Storage();
   new Histogram(storage, "plain").record(30);
