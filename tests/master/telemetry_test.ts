@@ -99,7 +99,13 @@ test("MasterTelemetry.harvest() keeps the honest workers' counts when another de
     serviceName: "api",
     settings: {},
     log,
-    snapshot: () => ({ readyWorkers: 2, restarts: {}, workers: [] }),
+    snapshot: () => ({
+      phase: "running",
+      workerCount: 2,
+      readyWorkers: 2,
+      restarts: {},
+      workers: [],
+    }),
     onError: () => {},
   });
   const honest = { id: 1, slot: 1 };
