@@ -79,11 +79,17 @@ export function otlpExporter(
     "host.name": hostname(),
     "process.pid": process.pid,
   };
-  const resource = (): Attributes => {
-    const runtime = options.workerRuntime();
-    if (runtime === undefined) return base;
-    const [name, version] = runtime.split("/");
-    return { ...base, "process.runtime.name": name, "process.runtime.version": version ?? "" };
+  // Built once the workers' runtime is known and kept: the final export, sent
+  // when no worker is left to ask, must name the same service as the others.
+  let known: string | undefined;
+  let resource: Attributes = base;
+  const current = (): Attributes => {
+    const runtime = options.workerRuntime() ?? known;
+    if (runtime === known) return resource;
+    known = runtime!;
+    const [name, version] = known.split("/");
+    resource = { ...base, "process.runtime.name": name, "process.runtime.version": version ?? "" };
+    return resource;
   };
   return new OtlpExporter({
     url,
@@ -95,7 +101,7 @@ export function otlpExporter(
     batcher: new OtlpBatcher({
       temporality: values.otlp_temporality as TemporalityPreference,
       startMs: options.startMs,
-      resource,
+      resource: current,
       scope: { name: "forklift", version: VERSION },
     }),
     collect: options.collect,

@@ -89,6 +89,8 @@ for (const runtime of ["deno", "bun"] as const) {
         assert.equal((await m.exited).code, 0, m.stderr);
         assert.ok(r.received.length > before, "no final export");
         assert.equal(requestsIn(r.received.at(-1)!), 45);
+        // Sent when no worker is left, the final export still names the same service.
+        assert.deepEqual(resourceOf(r.received.at(-1)!), resource);
         assert.ok(r.received.every((x) => x.valid), "a payload the OTLP definitions do not take");
       } finally {
         await m.cleanup();
