@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { deltaBatch, otlpJson, parseKeyValues } from "../protocol/otlp.ts";
+import { deltaBatch, otlpJson, parseKeyValues, signalUrl } from "../protocol/otlp.ts";
 import type { Attributes } from "../protocol/messages.ts";
 import { VERSION } from "../protocol/version.ts";
 import { type Cut, mergeCuts } from "./storage.ts";
@@ -51,7 +51,7 @@ export function standaloneOtlp(host: StandaloneHost): StandaloneOtlp | undefined
   const env = (name: string) => host.env(name)?.trim() || undefined;
   const base = env("OTEL_EXPORTER_OTLP_ENDPOINT")?.replace(/\/+$/, "");
   const url = env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") ??
-    (base === undefined ? undefined : `${base}/v1/metrics`);
+    (base === undefined ? undefined : signalUrl(base, "/v1/metrics"));
   if (url === undefined) return undefined;
   const headers = {
     ...keyValues(env("OTEL_EXPORTER_OTLP_HEADERS")),

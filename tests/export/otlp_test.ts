@@ -5,7 +5,15 @@ import { OtlpBatcher } from "../../src/export/otlp_batch.ts";
 import { OtlpExporter, parseRetryAfter, retryDelay } from "../../src/export/otlp_exporter.ts";
 import { decodePartialSuccess, encodeOtlpProtobuf } from "../../src/export/otlp_protobuf.ts";
 import type { MetricDelta } from "../../src/protocol/messages.ts";
-import { type OtlpBatch, otlpJson, unixNano } from "../../src/protocol/otlp.ts";
+import { metricsUrl } from "../../src/master/otlp_setup.ts";
+import {
+  type OtlpBatch,
+  otlpJson,
+  redactUrl,
+  signalUrl,
+  unixNano,
+  urlCredentials,
+} from "../../src/protocol/otlp.ts";
 import {
   decodeProtobufRequest,
   isValidJsonRequest,
@@ -340,5 +348,38 @@ describe("OtlpExporter against a local receiver", () => {
     );
     assert.equal(parseRetryAfter("soon", 0), undefined);
     assert.equal(parseRetryAfter(null, 0), undefined);
+  });
+});
+
+describe("OTLP URLs", () => {
+  test("redactUrl() hides a password holding '@' and every query value", () => {
+    assert.equal(redactUrl("http://user:p@ss@host:4318/x"), "http://****@host:4318/x");
+    assert.equal(redactUrl("https://u:a@b@c@h/v1/metrics"), "https://****@h/v1/metrics");
+    assert.equal(
+      redactUrl("https://h/v1/metrics?api_key=s3cret&tenant=a&flag#top"),
+      "https://h/v1/metrics?api_key=****&tenant=****&****#top",
+    );
+    assert.equal(redactUrl("http://h:4318"), "http://h:4318");
+    assert.equal(redactUrl("not a url?token=s3cret"), "not a url?****");
+    // What is hidden is what fetch would send as the password.
+    const { authorization } = urlCredentials("http://user:p@ss@host/");
+    assert.equal(authorization, `Basic ${btoa("user:p@ss")}`);
+  });
+
+  test("metricsUrl() adds /v1/metrics to the endpoint's path, never inside its query", () => {
+    assert.equal(
+      metricsUrl({ otlp_endpoint: "https://c:4318/otlp?api_key=k" }),
+      "https://c:4318/otlp/v1/metrics?api_key=k",
+    );
+    assert.equal(metricsUrl({ otlp_endpoint: "http://c:4318" }), "http://c:4318/v1/metrics");
+    assert.equal(metricsUrl({ otlp_endpoint: "http://c/?a=1#f" }), "http://c/v1/metrics?a=1#f");
+    assert.equal(
+      signalUrl("http://u:p@ss@c/base/", "/v1/metrics"),
+      "http://u:p@ss@c/base/v1/metrics",
+    );
+    assert.equal(
+      metricsUrl({ otlp_endpoint: "http://c/x", otlp_metrics_endpoint: "http://d/m?k=v" }),
+      "http://d/m?k=v",
+    );
   });
 });
