@@ -58,9 +58,10 @@ export function standaloneOtlp(host: StandaloneHost): StandaloneOtlp | undefined
     ...keyValues(env("OTEL_EXPORTER_OTLP_METRICS_HEADERS")),
     "content-type": "application/json",
   };
+  // Beyond 2^31-1 ms a timer fires at once, so such a value is no value.
   const ms = (name: string, fallback: number) => {
     const n = Number(env(name));
-    return Number.isFinite(n) && n > 0 ? n : fallback;
+    return Number.isFinite(n) && n > 0 && n <= 2 ** 31 - 1 ? n : fallback;
   };
   const timeoutMs = ms("OTEL_EXPORTER_OTLP_TIMEOUT", 10_000);
   const attrs = keyValues(env("OTEL_RESOURCE_ATTRIBUTES"));
@@ -92,6 +93,8 @@ export function standaloneOtlp(host: StandaloneHost): StandaloneOtlp | undefined
       headers,
       body: JSON.stringify(otlpJson(batch)),
       signal: AbortSignal.timeout(timeoutMs),
+      // Following would send the headers, API key and all, wherever the answer points.
+      redirect: "manual",
     }).then(async (res) => {
       await res.body?.cancel();
       // A refusal other than these will not change on retry: drop it.

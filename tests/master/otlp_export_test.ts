@@ -189,3 +189,82 @@ describe("OTLP export through an outage", { skip: !RUNTIMES.deno && !RUNTIMES.bu
     }
   });
 });
+
+/** How long the master took to exit from now, failing after `limitMs`. */
+async function exitWithin(
+  m: Master,
+  limitMs: number,
+): Promise<{ ms: number; code: number | null }> {
+  const t0 = performance.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`master still running ${limitMs} ms after SIGTERM:\n${m.stderr}`)),
+      limitMs,
+    );
+  });
+  try {
+    const { code } = await Promise.race([m.exited, late]);
+    return { ms: performance.now() - t0, code };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe("OTLP export during a graceful stop", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
+  test("Arbiter exits at once when SIGTERM meets an export told to retry in 120 s, and still sends the final one", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    const { m, port } = await start(ONE, url, ["--graceful-timeout", "3"]);
+    try {
+      await serve(port, 12);
+      await waitFor("12 requests exported", () => requestsIn(r.accepted.at(-1)) === 12, 8_000);
+      const before = r.received.length;
+      r.answers = [{ status: 503, headers: { "retry-after": "120" }, delayMs: 800 }];
+      await waitFor("an export in flight", () => r.received.length > before, 3_000);
+      m.signal("SIGTERM");
+      const { ms, code } = await exitWithin(m, 15_000);
+      console.log(`SIGTERM during a Retry-After: 120 export (${ONE}): exited in ${ms | 0} ms`);
+      assert.equal(code, 0, m.stderr);
+      assert.ok(ms < 3_000 + 2_000, `exited ${ms | 0} ms after SIGTERM`);
+      const last = r.received.at(-1)!;
+      assert.equal(last.status, 200);
+      assert.equal(requestsIn(last), 12);
+      assert.doesNotMatch(m.stderr, /abandoned/);
+    } finally {
+      await m.cleanup();
+      await r.close();
+    }
+  });
+
+  test("Arbiter abandons the final export to a collector that hangs once graceful_timeout is up, and says so", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    const { m, port } = await start(ONE, url, [
+      "--graceful-timeout",
+      "2",
+      "--otlp-timeout",
+      "30",
+    ]);
+    try {
+      await serve(port, 5);
+      await waitFor("5 requests exported", () => requestsIn(r.accepted.at(-1)) === 5, 8_000);
+      const before = r.received.length;
+      r.answers = Array.from({ length: 5 }, () => ({ status: 200, delayMs: 60_000 }));
+      await waitFor("an export in flight", () => r.received.length > before, 3_000);
+      m.signal("SIGTERM");
+      const { ms, code } = await exitWithin(m, 15_000);
+      console.log(`SIGTERM with a hanging collector (${ONE}): exited in ${ms | 0} ms`);
+      assert.equal(code, 0, m.stderr);
+      assert.ok(ms < 2_000 + 2_000, `exited ${ms | 0} ms after SIGTERM`);
+      assert.equal(
+        (m.stderr.match(/Final OTLP export to .* abandoned after \d+ ms/g) ?? []).length,
+        1,
+        m.stderr,
+      );
+    } finally {
+      await m.cleanup();
+      await r.close();
+    }
+  });
+});
