@@ -70,8 +70,8 @@ const RETRYABLE = new Set([429, 502, 503, 504]);
  * and a collector that answers gigabytes must not cost the master more.
  */
 export const MAX_ANSWER_BYTES = 64 * 1024;
-/** The most of a redirect's `Location` shown in the log. */
-const MAX_LOCATION_CHARS = 200;
+/** The most of a collector's words (a redirect's target, a rejection's reason) put in the log. */
+const MAX_SHOWN_CHARS = 200;
 
 /** What a request's answer means for the batch. */
 export type Outcome =
@@ -280,7 +280,7 @@ export class OtlpExporter {
         if (outcome.partial) {
           this.#o.log.warn("The collector rejected {n} data point(s): {message}", {
             n: outcome.partial.rejectedDataPoints,
-            message: outcome.partial.errorMessage || "(no reason given)",
+            message: oneLine(outcome.partial.errorMessage) || "(no reason given)",
           });
         }
         return false;
@@ -397,7 +397,7 @@ export async function sendOtlp(
   return { outcome: { kind: "drop", why: status }, bytes };
 }
 
-/** A redirect's target, fit for one log line: resolved, redacted and cut short. */
+/** A redirect's target, fit for one log line: resolved and redacted. */
 function shownLocation(location: string | null, base: string): string {
   if (location === null) return "(no Location)";
   let target = location;
@@ -406,8 +406,14 @@ function shownLocation(location: string | null, base: string): string {
   } catch {
     // Shown as given, redacted as far as it reads.
   }
-  const shown = redactUrl(target);
-  return shown.length > MAX_LOCATION_CHARS ? `${shown.slice(0, MAX_LOCATION_CHARS)}…` : shown;
+  return oneLine(redactUrl(target));
+}
+
+/** Text a collector chose, fit for one log line: control characters escaped, cut short. */
+function oneLine(text: string): string {
+  // deno-lint-ignore no-control-regex
+  const line = text.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+  return line.length > MAX_SHOWN_CHARS ? `${line.slice(0, MAX_SHOWN_CHARS)}…` : line;
 }
 
 /**

@@ -442,6 +442,31 @@ describe("OtlpExporter against a hostile collector", () => {
     }
   });
 
+  test("OtlpExporter logs a collector's reason for rejecting points on one short line", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    r.answers = [{
+      status: 200,
+      headers: { "content-type": "application/x-protobuf" },
+      body: partialSuccessResponse(2, "bad unit\n[ERROR] forged line\r\n".repeat(300)),
+    }];
+    const { e, log } = exporter(url, () => counterState(1));
+    try {
+      e.start();
+      await waitFor("an export", () => log.lines.length >= 1, 5_000);
+      assert.equal(log.lines.length, 1, log.lines.join("\n"));
+      assert.ok(!log.lines[0].includes("\n"), "the reason spans lines");
+      assert.ok(log.lines[0].length < 400, `${log.lines[0].length} characters`);
+      assert.match(
+        log.lines[0],
+        /rejected 2 data point\(s\): bad unit\\n\[ERROR\] forged line\\r\\n/,
+      );
+    } finally {
+      await e.shutdown(500);
+      await r.close();
+    }
+  });
+
   test("sendOtlp() reads no more than a bounded prefix of a 200 MB answer", async () => {
     const r = new OtlpReceiver();
     const url = await r.listen();
