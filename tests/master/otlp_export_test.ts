@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { cleanEnv, ROOT } from "../_helpers/cli.ts";
@@ -101,6 +102,9 @@ for (const runtime of ["deno", "bun"] as const) {
 }
 
 const ONE = RUNTIMES.bun ? "bun" : "deno";
+
+/** The runtime of the master under test: the one running the tests. */
+const MASTER = typeof (globalThis as { Deno?: unknown }).Deno === "object" ? "deno" : "bun";
 
 describe("OTLP export through an outage", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
   test("Arbiter loses nothing while the collector answers 503, backs off, and sends no storm", async () => {
@@ -224,7 +228,11 @@ describe("OTLP export during a graceful stop", { skip: !RUNTIMES.deno && !RUNTIM
       await waitFor("an export in flight", () => r.received.length > before, 3_000);
       m.signal("SIGTERM");
       const { ms, code } = await exitWithin(m, 15_000);
-      console.log(`SIGTERM during a Retry-After: 120 export (${ONE}): exited in ${ms | 0} ms`);
+      console.log(
+        `SIGTERM during a Retry-After: 120 export (${MASTER} master, ${ONE} workers): exited in ${
+          ms | 0
+        } ms`,
+      );
       assert.equal(code, 0, m.stderr);
       assert.ok(ms < 3_000 + 2_000, `exited ${ms | 0} ms after SIGTERM`);
       const last = r.received.at(-1)!;
@@ -254,7 +262,11 @@ describe("OTLP export during a graceful stop", { skip: !RUNTIMES.deno && !RUNTIM
       await waitFor("an export in flight", () => r.received.length > before, 3_000);
       m.signal("SIGTERM");
       const { ms, code } = await exitWithin(m, 15_000);
-      console.log(`SIGTERM with a hanging collector (${ONE}): exited in ${ms | 0} ms`);
+      console.log(
+        `SIGTERM with a hanging collector (${MASTER} master, ${ONE} workers): exited in ${
+          ms | 0
+        } ms`,
+      );
       assert.equal(code, 0, m.stderr);
       assert.ok(ms < 2_000 + 2_000, `exited ${ms | 0} ms after SIGTERM`);
       assert.equal(
@@ -268,3 +280,49 @@ describe("OTLP export during a graceful stop", { skip: !RUNTIMES.deno && !RUNTIM
     }
   });
 });
+
+/** A process's resident memory now and at its peak, in MiB, from /proc. */
+function memoryOf(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1]);
+  return { rss: kib("VmRSS") / 1024, peak: kib("VmHWM") / 1024 };
+}
+
+describe(
+  "OTLP export to a collector that answers huge",
+  { skip: !RUNTIMES.deno && !RUNTIMES.bun },
+  () => {
+    test("Arbiter's memory stays bounded while each export is answered with 200 MB, and SIGTERM stops it", async () => {
+      const r = new OtlpReceiver();
+      const url = await r.listen();
+      const { m, port } = await start(ONE, url, ["--graceful-timeout", "3"]);
+      try {
+        await serve(port, 8);
+        await waitFor("8 requests exported", () => requestsIn(r.accepted.at(-1)) === 8, 8_000);
+        const before = memoryOf(m.pid);
+        const n = r.received.length;
+        const huge = { status: 200, headers: { "content-type": "application/json" } };
+        r.answers = Array.from({ length: 4 }, () => ({ ...huge, streamBytes: 200 * 2 ** 20 }));
+        await waitFor("four huge answers", () => r.received.length >= n + 4, 15_000);
+        const after = memoryOf(m.pid);
+        console.log(
+          `200 MB answers (${MASTER} master, ${ONE} workers): RSS ${
+            before.rss.toFixed(0)
+          } MiB before, peak ${after.peak.toFixed(0)} MiB after four; the collector got ${
+            (r.streamed / 2 ** 20).toFixed(1)
+          } MiB out`,
+        );
+        // Each answer read whole would add its 200 MB; a 64 KiB prefix adds nothing to see.
+        assert.ok(after.peak - before.rss < 100, `peak ${after.peak} MiB from ${before.rss} MiB`);
+        assert.ok(r.streamed < 4 * 50 * 2 ** 20, `${r.streamed} bytes taken`);
+        m.signal("SIGTERM");
+        const { ms, code } = await exitWithin(m, 10_000);
+        assert.equal(code, 0, m.stderr);
+        assert.ok(ms < 3_000 + 2_000, `exited ${ms | 0} ms after SIGTERM`);
+      } finally {
+        await m.cleanup();
+        await r.close();
+      }
+    });
+  },
+);
