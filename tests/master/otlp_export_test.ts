@@ -279,6 +279,39 @@ describe("OTLP export during a graceful stop", { skip: !RUNTIMES.deno && !RUNTIM
       await r.close();
     }
   });
+
+  test("Arbiter's whole stop stays within graceful_timeout: slow drains leave the final export what is left", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    const { m, port } = await start(ONE, url, [
+      "--graceful-timeout",
+      "3",
+      "--otlp-timeout",
+      "30",
+    ]);
+    try {
+      await serve(port, 4);
+      await waitFor("4 requests exported", () => requestsIn(r.accepted.at(-1)) === 4, 8_000);
+      r.answers = Array.from({ length: 10 }, () => ({ status: 200, delayMs: 60_000 }));
+      // A request the workers finish while they drain: 2.5 s of the 3 s.
+      const slow = fetch(`http://127.0.0.1:${port}/slow?ms=2500`).then((res) => res.status);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      m.signal("SIGTERM");
+      const { ms, code } = await exitWithin(m, 15_000);
+      console.log(
+        `SIGTERM with a 2.5 s request and a hanging collector (${MASTER} master, ${ONE} workers): exited in ${
+          ms | 0
+        } ms`,
+      );
+      assert.equal(code, 0, m.stderr);
+      assert.equal(await slow, 200);
+      assert.ok(ms < 3_000 + 1_500, `exited ${ms | 0} ms after SIGTERM`);
+      assert.match(m.stderr, /Final OTLP export to .* abandoned after \d+ ms/);
+    } finally {
+      await m.cleanup();
+      await r.close();
+    }
+  });
 });
 
 /** A process's resident memory now and at its peak, in MiB, from /proc. */
