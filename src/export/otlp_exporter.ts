@@ -176,7 +176,14 @@ export class OtlpExporter {
 
   #schedule(): void {
     this.#timer = setTimeout(() => {
-      this.#running = this.#cycle().finally(() => {
+      this.#running = this.#cycle().catch((e) => {
+        // An export that failed in an unforeseen way fails alone: the master goes on.
+        this.stats.failures++;
+        this.#o.log.warn("OTLP export to {url} failed: {error}", {
+          url: redactUrl(this.#o.url),
+          error: oneLine(String((e as Error)?.message ?? e)),
+        });
+      }).finally(() => {
         this.#running = undefined;
         if (!this.#stopped) this.#schedule();
       });

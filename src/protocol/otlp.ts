@@ -322,10 +322,19 @@ export function urlCredentials(url: string): { url: string; authorization?: stri
     return { url };
   }
   if (u.username === "" && u.password === "") return { url };
-  const user = decodeURIComponent(u.username);
-  const pass = decodeURIComponent(u.password);
+  const user = decoded(u.username);
+  const pass = decoded(u.password);
   u.username = "";
   u.password = "";
   const bytes = new TextEncoder().encode(`${user}:${pass}`);
   return { url: u.href, authorization: `Basic ${btoa(String.fromCharCode(...bytes))}` };
+}
+
+/** Percent-decoded, or as written where the encoding is broken (`%ZZ`): URL parsing lets that pass. */
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
 }

@@ -392,6 +392,14 @@ describe("OTLP URLs", () => {
     assert.equal(authorization, `Basic ${btoa("user:p@ss")}`);
   });
 
+  test("urlCredentials() sends a password whose percent-encoding is broken as written, never throwing", () => {
+    // URL parsing lets "%zz" through, so the settings take it; the first export used to throw.
+    const r = urlCredentials("http://me:50%zz@c:4318/v1/metrics");
+    assert.equal(r.url, "http://c:4318/v1/metrics");
+    assert.equal(r.authorization, `Basic ${btoa("me:50%zz")}`);
+    assert.equal(redactUrl("http://me:50%zz@c:4318/v1/metrics"), "http://****@c:4318/v1/metrics");
+  });
+
   test("metricsUrl() adds /v1/metrics to the endpoint's path, never inside its query", () => {
     assert.equal(
       metricsUrl({ otlp_endpoint: "https://c:4318/otlp?api_key=k" }),
