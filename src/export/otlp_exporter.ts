@@ -381,7 +381,7 @@ export async function sendOtlp(
     const why = err.name === "TimeoutError"
       ? `no answer within ${o.timeoutMs} ms`
       : String(err.message).split(url).join(redactUrl(url));
-    return { outcome: { kind: "retry", why: why.split("\n")[0] }, bytes: 0 };
+    return { outcome: { kind: "retry", why: oneLine(why.split("\n")[0]) }, bytes: 0 };
   }
   const status = `HTTP ${res.status}`;
   const bytes = body.length;
