@@ -1,6 +1,7 @@
 // deno-lint-ignore-file no-explicit-any
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
 import { OtlpBatcher } from "../../src/export/otlp_batch.ts";
 import {
   MAX_ANSWER_BYTES,
@@ -506,6 +507,37 @@ describe("OtlpExporter against a hostile collector", () => {
       assert.ok(r.streamed - after200 < huge / 4, `${r.streamed - after200} bytes of a refusal`);
     } finally {
       await r.close();
+    }
+  });
+
+  test("sendOtlp() gives up on an answer that trickles in, at its timeout", async () => {
+    // Headers at once, then a byte every 100 ms, forever.
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/json" });
+        const t = setInterval(() => res.destroyed || res.write(" "), 100);
+        res.on("close", () => clearInterval(t));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as { port: number };
+    try {
+      const ms = await within(
+        sendOtlp(BATCH, {
+          url: `http://127.0.0.1:${port}/v1/metrics`,
+          protocol: "http/json",
+          gzip: false,
+          headers: {},
+          timeoutMs: 800,
+        }),
+        5_000,
+        "a trickling answer",
+      );
+      assert.ok(ms < 2_000, `took ${ms | 0} ms`);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 
