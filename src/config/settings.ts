@@ -151,7 +151,8 @@ function url(raw: string): string | null {
     throw new TypeError("not a URL");
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") throw new RangeError("not http(s)");
-  return t.replace(/\/+$/, "");
+  // Trailing slashes of the path only: in a query or fragment they are data.
+  return /[?#]/.test(t) ? t : t.replace(/\/+$/, "");
 }
 
 /**

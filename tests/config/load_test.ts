@@ -213,6 +213,17 @@ describe("loadSettings()", () => {
     );
   });
 
+  test("loadSettings() trims an endpoint's trailing slashes, never a query's", () => {
+    const r = loadSettings({
+      env: {
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318/otlp//",
+        OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: "http://c:4318/m?path=/a/",
+      },
+    });
+    assert.equal(r.values.otlp_endpoint, "http://c:4318/otlp");
+    assert.equal(r.values.otlp_metrics_endpoint, "http://c:4318/m?path=/a/");
+  });
+
   test("loadSettings() refuses any duration longer than a timer can wait, in one line", () => {
     // 2^31-1 ms is 2147483.647 s: one second more and setTimeout fires at once.
     assertConfigError(
