@@ -22,7 +22,7 @@ import { Aggregator } from "../src/export/aggregator.ts";
 import { renderPrometheus } from "../src/export/prometheus.ts";
 import { OtlpBatcher } from "../src/export/otlp_batch.ts";
 import { encodeOtlpProtobuf } from "../src/export/otlp_protobuf.ts";
-import { otlpJson } from "../src/protocol/otlp.ts";
+import { otlpJson, redactUrl, signalUrl, urlCredentials } from "../src/protocol/otlp.ts";
 
 const ITERATIONS = Number(process.env.FORKLIFT_FUZZ_ITERATIONS ?? 3000);
 const SEED = Number(process.env.FORKLIFT_FUZZ_SEED ?? Date.now() % 1_000_000);
@@ -384,3 +384,41 @@ const batcher = new OtlpBatcher({
   resource: () => ({}),
   scope: { name: "fuzz", version: "0" },
 });
+fuzz(
+  "redactUrl() never shows a URL's password or query values; signalUrl() keeps the query last",
+  (f) => {
+    // Secrets of random characters, '@' and ':' among them; '/', '?' and '#' would end the
+    // authority (as URL parsing has it), so a password holding them is percent-encoded.
+    const secret = () => {
+      let s = "";
+      for (let i = 0, n = 4 + f.int(12); i < n; i++) {
+        s += f.r() < 0.3
+          ? f.pick(["@", ":", "%40", "&", "=", "💥"])
+          : String.fromCharCode(33 + f.int(94));
+      }
+      return s.replace(/[/?#\\]/g, "%2F");
+    };
+    const scheme = f.pick(["http", "https"]);
+    const pass = secret();
+    const user = f.r() < 0.5 ? "me" : "";
+    const values = Array.from({ length: f.int(3) }, secret).map((v) => v.replace(/[&=]/g, "."));
+    const query = values.map((v, i) => `k${i}=${v}`).join("&");
+    const base = `${scheme}://${user}:${pass}@collector.example:4318/otlp${
+      query ? `?${query}` : ""
+    }`;
+    const shown = redactUrl(base);
+    const plain = `${scheme}://collector.example:4318/otlp/v1/metricsk0k1k2`;
+    const hidden = (s: string) => s.length < 4 || plain.includes(s) || !shown.includes(s);
+    assert.ok(hidden(pass), `${base} shown as ${shown}`);
+    for (const v of values) assert.ok(hidden(v), `${base} shown as ${shown}`);
+    assert.ok(shown.startsWith(`${scheme}://****@collector.example:4318/otlp`), shown);
+    const url = signalUrl(base, "/v1/metrics");
+    assert.ok(
+      url.startsWith(`${scheme}://${user}:${pass}@collector.example:4318/otlp/v1/metrics`),
+      url,
+    );
+    assert.ok(url.endsWith(query ? `?${query}` : "/v1/metrics"), url);
+    urlCredentials(url);
+    redactUrl(f.text(60));
+  },
+);

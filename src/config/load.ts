@@ -15,6 +15,7 @@ import {
   CONFIG_FILE_ENV,
   ENVIRONMENT_ENV,
   envName,
+  refusal,
   type Setting,
   SETTINGS,
   SETTINGS_BY_NAME,
@@ -60,7 +61,9 @@ function parseValue(setting: Setting, raw: string, where: string, cpuCount: numb
       ? "****"
       : JSON.stringify(setting.type === "url" ? redactUrl(raw) : raw);
     throw new ConfigError(
-      `Cannot read "${setting.name}" ${where}: expected ${setting.expected}, got ${shown}`,
+      `Cannot read "${setting.name}" ${where}: expected ${setting.expected}, got ${shown}${
+        refusal(e)
+      }`,
       { cause: e },
     );
   }

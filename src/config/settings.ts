@@ -73,14 +73,36 @@ function integer(min: number, raw: string): number {
   return n;
 }
 
+/**
+ * The longest duration a setting may give, in seconds: every one becomes a
+ * timer, and a timer longer than 2^31-1 ms fires at once, in both runtimes.
+ */
+export const MAX_SECONDS: number = Math.floor((2 ** 31 - 1) / 1000);
+
+/** Said after a value longer than {@linkcode MAX_SECONDS}. */
+const TOO_LONG = `longer than the ${MAX_SECONDS} seconds (24.8 days) a timer can wait`;
+
 function seconds(raw: string, allowZero: boolean): number {
   const t = raw.trim();
   if (!/^\d+(\.\d+)?$/.test(t)) throw new TypeError("not a number of seconds");
   const n = Number(t);
-  if (!Number.isFinite(n) || (!allowZero && n === 0) || n > 86_400 * 365) {
-    throw new RangeError("out of range");
-  }
+  if (!Number.isFinite(n) || (!allowZero && n === 0)) throw new RangeError("out of range");
+  if (n > MAX_SECONDS) throw new RangeError(TOO_LONG);
   return n;
+}
+
+/**
+ * What to add to "expected …, got …" when a value is refused: the reason,
+ * when it says more than the expected form does.
+ *
+ * @example
+ * ```ts
+ * import { refusal } from "./settings.ts";
+ * console.assert(refusal(new RangeError("out of range")) === "");
+ * ```
+ */
+export function refusal(error: unknown): string {
+  return error instanceof RangeError && error.message === TOO_LONG ? `: ${TOO_LONG}` : "";
 }
 
 const TRUE = new Set(["1", "true", "yes", "on"]);
@@ -129,7 +151,8 @@ function url(raw: string): string | null {
     throw new TypeError("not a URL");
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") throw new RangeError("not http(s)");
-  return t.replace(/\/+$/, "");
+  // Trailing slashes of the path only: in a query or fragment they are data.
+  return /[?#]/.test(t) ? t : t.replace(/\/+$/, "");
 }
 
 /**

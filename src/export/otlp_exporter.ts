@@ -2,8 +2,13 @@
  * Pushes the master's state to an OTLP/HTTP collector every export interval:
  * protobuf or JSON, gzip on request, a timeout per request, retries with
  * exponential backoff and jitter on 429, 502, 503, 504 and network errors
- * (honouring `Retry-After`), one batch dropped with one warning on any other
- * error status, never two requests in flight, and a final export on stop.
+ * (honouring a `Retry-After` longer than the backoff), one batch dropped with
+ * one warning on any other error status, never two requests in flight, and a
+ * final export on stop that never outlasts the time the stop gives it.
+ *
+ * A collector's answer is hostile input like any other: redirects are not
+ * followed (the headers carry the API key), and no more than
+ * {@linkcode MAX_ANSWER_BYTES} of a body are read.
  *
  * While the collector is down nothing queues up: each retry sends the state
  * as it is then, so the memory held is the series themselves, and nothing
@@ -48,7 +53,7 @@ export interface OtlpExportStats {
   failures: number;
   /** Requests repeated after a retryable failure. */
   retries: number;
-  /** Batches given up on a non-retryable answer. */
+  /** Batches given up: refused, redirected, or not sent by the end of a stop. */
   dropped: number;
   /** Request body bytes sent, as on the wire. */
   bytes: number;
@@ -60,12 +65,19 @@ const MAX_BACKOFF_MS = 60_000;
 /** The longest `Retry-After` honoured. */
 const MAX_RETRY_AFTER_MS = 300_000;
 const RETRYABLE = new Set([429, 502, 503, 504]);
+/**
+ * The most of a collector's answer read: a partial success fits in far less,
+ * and a collector that answers gigabytes must not cost the master more.
+ */
+export const MAX_ANSWER_BYTES = 64 * 1024;
+/** The most of a collector's words (a redirect's target, a rejection's reason) put in the log. */
+const MAX_SHOWN_CHARS = 200;
 
 /** What a request's answer means for the batch. */
 export type Outcome =
   | { kind: "ok"; partial?: PartialSuccess }
   | { kind: "retry"; why: string; afterMs?: number }
-  | { kind: "drop"; why: string };
+  | { kind: "drop"; why: string; redirect?: boolean };
 
 /**
  * The delay before retry `n` (0-based): doubling from 1 s to 60 s, spread by
@@ -80,6 +92,25 @@ export type Outcome =
 export function retryDelay(n: number, random: () => number = Math.random): number {
   const base = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** n);
   return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+/**
+ * The wait before retry `n` after an answer that asked for `afterMs`: the
+ * collector may ask for longer than the backoff, never for less, so a
+ * `Retry-After: 0` cannot turn the exporter into a loop of requests.
+ *
+ * @example
+ * ```ts
+ * import { retryWait } from "./otlp_exporter.ts";
+ * console.assert(retryWait(0, 0, () => 0.5) === 1000 && retryWait(0, 5000, () => 0.5) === 5000);
+ * ```
+ */
+export function retryWait(
+  n: number,
+  afterMs: number | undefined,
+  random: () => number = Math.random,
+): number {
+  return Math.max(retryDelay(n, random), afterMs ?? 0);
 }
 
 /**
@@ -124,6 +155,10 @@ export class OtlpExporter {
   #stopped = false;
   /** Cuts a retry's wait short (shutdown). */
   #wake?: () => void;
+  /** Aborts whatever request is in flight once a stop's time is up. */
+  #halt = new AbortController();
+  /** A redirect is said once: every export after it would say the same. */
+  #redirectSaid = false;
 
   constructor(options: OtlpExporterOptions) {
     this.#o = options;
@@ -141,7 +176,14 @@ export class OtlpExporter {
 
   #schedule(): void {
     this.#timer = setTimeout(() => {
-      this.#running = this.#cycle().finally(() => {
+      this.#running = this.#cycle().catch((e) => {
+        // An export that failed in an unforeseen way fails alone: the master goes on.
+        this.stats.failures++;
+        this.#o.log.warn("OTLP export to {url} failed: {error}", {
+          url: redactUrl(this.#o.url),
+          error: oneLine(String((e as Error)?.message ?? e)),
+        });
+      }).finally(() => {
         this.#running = undefined;
         if (!this.#stopped) this.#schedule();
       });
@@ -153,23 +195,52 @@ export class OtlpExporter {
   /**
    * Stops the interval and sends what is left, once, within `withinMs`: an
    * export under way gives up its retries and the final one carries its data.
+   * Resolves within `withinMs` whatever the collector does; what could not be
+   * sent by then is abandoned, counted as a dropped batch and said in one line.
    */
   async shutdown(withinMs: number): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#wake?.();
-    await this.#running;
-    const pending = this.#o.batcher.build(this.#o.collect(), this.#now());
-    if (pending.points === 0) return;
-    const outcome = await this.#send(pending, Math.min(withinMs, this.#o.timeoutMs));
-    this.#settle(pending, outcome, 0);
-    if (outcome.kind === "retry") {
-      this.#o.log.warn("Final OTLP export to {url} failed ({why}); its data is lost", {
-        url: redactUrl(this.#o.url),
-        why: outcome.why,
-      });
+    const start = performance.now();
+    const left = () => Math.max(0, withinMs - (performance.now() - start));
+    const giveUp = setTimeout(() => this.#halt.abort(), left());
+    try {
+      await this.#running;
+      if (this.#halt.signal.aborted) return this.#abandoned(start, undefined);
+      const pending = this.#o.batcher.build(this.#o.collect(), this.#now());
+      if (pending.points === 0) return;
+      const outcome = await this.#send(pending, Math.min(left(), this.#o.timeoutMs));
+      if (this.#halt.signal.aborted) {
+        this.stats.failures++;
+        return this.#abandoned(start, pending.points);
+      }
+      this.#settle(pending, outcome, 0);
+      if (outcome.kind === "retry") {
+        this.stats.dropped++;
+        this.#o.log.warn("Final OTLP export to {url} failed ({why}); its data is lost", {
+          url: redactUrl(this.#o.url),
+          why: outcome.why,
+        });
+      }
+    } finally {
+      clearTimeout(giveUp);
     }
+  }
+
+  #abandoned(start: number, points: number | undefined): void {
+    this.stats.dropped++;
+    this.#o.log.warn(
+      "Final OTLP export to {url} abandoned after {ms} ms, the time the stop allows; {what}",
+      {
+        url: redactUrl(this.#o.url),
+        ms: Math.round(performance.now() - start),
+        what: points === undefined
+          ? "the export under way got no answer"
+          : `${points} data point(s) not sent`,
+      },
+    );
   }
 
   /** One export, retried until the collector takes it, gives it up, or shutdown. */
@@ -179,8 +250,9 @@ export class OtlpExporter {
       if (pending.points === 0) return pending.commit();
       const outcome = await this.#send(pending, this.#o.timeoutMs);
       if (!this.#settle(pending, outcome, attempt)) return;
-      if (outcome.kind !== "retry") return;
-      const delay = outcome.afterMs ?? retryDelay(attempt, this.#o.random);
+      // A stop came while the request was out: the final export carries its data.
+      if (outcome.kind !== "retry" || this.#stopped) return;
+      const delay = retryWait(attempt, outcome.afterMs, this.#o.random);
       if (attempt === 0) {
         this.#o.log.warn("OTLP export to {url} failed ({why}); retrying in {s} s", {
           url: redactUrl(this.#o.url),
@@ -215,7 +287,7 @@ export class OtlpExporter {
         if (outcome.partial) {
           this.#o.log.warn("The collector rejected {n} data point(s): {message}", {
             n: outcome.partial.rejectedDataPoints,
-            message: outcome.partial.errorMessage || "(no reason given)",
+            message: oneLine(outcome.partial.errorMessage) || "(no reason given)",
           });
         }
         return false;
@@ -224,6 +296,10 @@ export class OtlpExporter {
         pending.commit();
         this.stats.failures++;
         this.stats.dropped++;
+        if (outcome.redirect) {
+          if (this.#redirectSaid) return false;
+          this.#redirectSaid = true;
+        }
         this.#o.log.warn("OTLP export to {url} refused ({why}); dropped {n} data point(s)", {
           url: redactUrl(this.#o.url),
           why: outcome.why,
@@ -237,17 +313,26 @@ export class OtlpExporter {
   }
 
   async #send(pending: PendingBatch, timeoutMs: number): Promise<Outcome> {
-    const { outcome, bytes } = await sendOtlp(pending.batch, { ...this.#o, timeoutMs });
+    const { outcome, bytes } = await sendOtlp(pending.batch, {
+      ...this.#o,
+      timeoutMs,
+      signal: this.#halt.signal,
+    });
     this.stats.bytes += bytes;
     return outcome;
   }
 }
 
 /** Where and how {@linkcode sendOtlp} posts. */
-export type SendOptions = Pick<
-  OtlpExporterOptions,
-  "url" | "protocol" | "gzip" | "headers" | "timeoutMs" | "now" | "fetch"
->;
+export type SendOptions =
+  & Pick<
+    OtlpExporterOptions,
+    "url" | "protocol" | "gzip" | "headers" | "timeoutMs" | "now" | "fetch"
+  >
+  & {
+    /** Aborts the request early (a stop whose time is up). */
+    signal?: AbortSignal;
+  };
 
 /**
  * Posts one batch, once; resolves to what to do next and the body bytes sent
@@ -278,29 +363,106 @@ export async function sendOtlp(
     body = await gzip(body);
     headers["content-encoding"] = "gzip";
   }
+  const signal = o.signal === undefined
+    ? AbortSignal.timeout(o.timeoutMs)
+    : AbortSignal.any([AbortSignal.timeout(o.timeoutMs), o.signal]);
   let res: Response;
   try {
     res = await (o.fetch ?? fetch)(url, {
       method: "POST",
       headers,
       body: body as BodyInit,
-      signal: AbortSignal.timeout(o.timeoutMs),
+      signal,
+      // Following would send the headers, API key and all, wherever the answer points.
+      redirect: "manual",
     });
   } catch (e) {
     const err = e as Error;
-    const why = err.name === "TimeoutError" ? `no answer within ${o.timeoutMs} ms` : err.message;
-    return { outcome: { kind: "retry", why: why.split("\n")[0] }, bytes: 0 };
+    const why = err.name === "TimeoutError"
+      ? `no answer within ${o.timeoutMs} ms`
+      : String(err.message).split(url).join(redactUrl(url));
+    return { outcome: { kind: "retry", why: oneLine(why.split("\n")[0]) }, bytes: 0 };
   }
-  const answer = new Uint8Array(await res.arrayBuffer().catch(() => new ArrayBuffer(0)));
   const status = `HTTP ${res.status}`;
   const bytes = body.length;
-  if (res.ok) return { outcome: { kind: "ok", partial: readPartialSuccess(answer, res) }, bytes };
+  if (res.ok) {
+    const answer = await readPrefix(res.body, MAX_ANSWER_BYTES);
+    return { outcome: { kind: "ok", partial: readPartialSuccess(answer, res) }, bytes };
+  }
+  // Nothing but a success's body is of use.
+  await res.body?.cancel().catch(() => {});
+  if (res.type === "opaqueredirect" || (res.status >= 300 && res.status < 400)) {
+    const to = shownLocation(res.headers.get("location"), url);
+    const why = `${status}: collector redirected to ${to}; forklift does not follow redirects`;
+    return { outcome: { kind: "drop", why, redirect: true }, bytes };
+  }
   if (RETRYABLE.has(res.status)) {
     const afterMs = parseRetryAfter(res.headers.get("retry-after"), (o.now ?? Date.now)());
     return { outcome: { kind: "retry", why: status, afterMs }, bytes };
   }
   // The specification retries only the codes above; anything else would fail again.
   return { outcome: { kind: "drop", why: status }, bytes };
+}
+
+/** A redirect's target, fit for one log line: resolved and redacted. */
+function shownLocation(location: string | null, base: string): string {
+  if (location === null) return "(no Location)";
+  let target = location;
+  try {
+    target = new URL(location, base).href;
+  } catch {
+    // Shown as given, redacted as far as it reads.
+  }
+  return oneLine(redactUrl(target));
+}
+
+/** Text a collector chose, fit for one log line: control characters escaped, cut short. */
+function oneLine(text: string): string {
+  // deno-lint-ignore no-control-regex
+  const line = text.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+  return line.length > MAX_SHOWN_CHARS ? `${line.slice(0, MAX_SHOWN_CHARS)}…` : line;
+}
+
+/**
+ * The first `max` bytes of a body; the rest is cancelled unread, so a huge
+ * or endless answer costs no more than that. A body that breaks off (the
+ * request's time is up) gives what came.
+ *
+ * @example
+ * ```ts
+ * import { readPrefix } from "./otlp_exporter.ts";
+ * const bytes = await readPrefix(new Response("x".repeat(100)).body, 10);
+ * console.assert(bytes.length === 10);
+ * ```
+ */
+export async function readPrefix(
+  body: ReadableStream<Uint8Array> | null,
+  max: number,
+): Promise<Uint8Array> {
+  if (body === null) return new Uint8Array(0);
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  try {
+    while (n < max) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const part = value.subarray(0, max - n);
+      chunks.push(part);
+      n += part.length;
+    }
+  } catch {
+    // What came before the break is all there is.
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }
 
 /** The response's partial success, protobuf or JSON; undefined when unreadable or empty. */

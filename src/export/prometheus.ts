@@ -324,7 +324,7 @@ export function masterMetrics(state: {
       counter(
         "forklift.otlp.dropped_batches",
         "{batch}",
-        "OTLP batches given up on an answer that retrying cannot change",
+        "OTLP batches given up: refused, redirected, or unsent when a stop ran out of time",
         otlp.dropped,
       ),
       counter("forklift.otlp.sent", "By", "OTLP request bytes sent", otlp.bytes),

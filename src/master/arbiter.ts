@@ -70,6 +70,8 @@ const TICK_MS = 500;
  * milliseconds of main thread, which the booting workers would otherwise share.
  */
 const SERVICES_DELAY_MS = 250;
+/** The least time the final OTLP export gets, however long the workers took to stop. */
+const FINAL_EXPORT_MIN_MS = 1_000;
 
 /**
  * The master process's supervisor.
@@ -94,6 +96,8 @@ export class Arbiter {
   #cancelServices?: () => void;
   #pidFile?: PidFile;
   #code?: number;
+  /** When the stop began, on the clock. */
+  #stoppingSince?: number;
   /** Log lines written once the loop is done with an event: a line costs a spawn milliseconds. */
   #deferred: Array<() => void> = [];
   #listener: WorkerListener;
@@ -253,7 +257,11 @@ export class Arbiter {
     unlisten();
     this.#cancelServices();
     this.#log.info("Master exiting with code {code}", { code: this.#code });
-    await this.#telemetry.close(supervisorConfig(this.#settings.values).gracefulMs);
+    // graceful_timeout bounds the whole stop (an orchestrator's SIGKILL comes
+    // then): the final export gets what the workers left of it.
+    const spent = this.#clock.now() - (this.#stoppingSince ?? this.#clock.now());
+    const { gracefulMs } = supervisorConfig(this.#settings.values);
+    await this.#telemetry.close(Math.max(FINAL_EXPORT_MIN_MS, gracefulMs - spent));
     this.#o.spawner.close();
     this.#systemd?.close();
     this.#orphans?.stop();
@@ -321,6 +329,7 @@ export class Arbiter {
         const line = noticeLine(a.notice, (w) => this.#handles.get(w.id));
         this.#say(line.level, line.message, line.props);
         this.#tellSystemd(a.notice);
+        if (a.notice.kind === "stopping") this.#stoppingSince ??= this.#clock.now();
         if (a.notice.kind !== "booted") return;
         this.#flushLog();
         return await this.#onBooted();

@@ -10,11 +10,13 @@ import type { Logger } from "@logtape/logtape";
 import type { Attributes, MetricDelta } from "../protocol/messages.ts";
 import { OtlpBatcher, type TemporalityPreference } from "../export/otlp_batch.ts";
 import { OtlpExporter, type OtlpProtocol } from "../export/otlp_exporter.ts";
+import { signalUrl } from "../protocol/otlp.ts";
 import { VERSION } from "../protocol/version.ts";
 
 /**
  * The metrics URL the settings name: `otlp_metrics_endpoint` as given, else
- * `otlp_endpoint` + `/v1/metrics`; `undefined` when export is off.
+ * `otlp_endpoint` with `/v1/metrics` added to its path (a query stays a
+ * query); `undefined` when export is off.
  *
  * @example
  * ```ts
@@ -26,7 +28,7 @@ export function metricsUrl(values: Readonly<Record<string, unknown>>): string | 
   const full = values.otlp_metrics_endpoint as string | null | undefined;
   if (full) return full;
   const base = values.otlp_endpoint as string | null | undefined;
-  return base ? `${base}/v1/metrics` : undefined;
+  return base ? signalUrl(base, "/v1/metrics") : undefined;
 }
 
 /**
@@ -79,11 +81,17 @@ export function otlpExporter(
     "host.name": hostname(),
     "process.pid": process.pid,
   };
-  const resource = (): Attributes => {
-    const runtime = options.workerRuntime();
-    if (runtime === undefined) return base;
-    const [name, version] = runtime.split("/");
-    return { ...base, "process.runtime.name": name, "process.runtime.version": version ?? "" };
+  // Built once the workers' runtime is known and kept: the final export, sent
+  // when no worker is left to ask, must name the same service as the others.
+  let known: string | undefined;
+  let resource: Attributes = base;
+  const current = (): Attributes => {
+    const runtime = options.workerRuntime() ?? known;
+    if (runtime === known) return resource;
+    known = runtime!;
+    const [name, version] = known.split("/");
+    resource = { ...base, "process.runtime.name": name, "process.runtime.version": version ?? "" };
+    return resource;
   };
   return new OtlpExporter({
     url,
@@ -95,7 +103,7 @@ export function otlpExporter(
     batcher: new OtlpBatcher({
       temporality: values.otlp_temporality as TemporalityPreference,
       startMs: options.startMs,
-      resource,
+      resource: current,
       scope: { name: "forklift", version: VERSION },
     }),
     collect: options.collect,

@@ -262,17 +262,52 @@ export function parseKeyValues(raw: string): Record<string, string> {
 }
 
 /**
- * A URL fit to print: credentials in it (`https://user:pass@host`) shown as
- * `****`.
+ * A URL fit to print: credentials in it (`https://user:pass@host`, a password
+ * holding `@` too) shown as `****`, and every query value as well, since
+ * collectors take API keys there (`?api_key=…`).
  *
  * @example
  * ```ts
  * import { redactUrl } from "./otlp.ts";
- * console.assert(redactUrl("https://u:p@c:4318/x") === "https://****@c:4318/x");
+ * console.assert(redactUrl("https://u:p@ss@c:4318/x?api_key=k") === "https://****@c:4318/x?api_key=****");
  * ```
  */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, "$1****@");
+  // The authority ends at the first "/", "?" or "#", as URL parsing has it,
+  // and the credentials at its last "@".
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)(.*)$/is.exec(url);
+  if (m === null) return url.replace(/\?[^#]*/, "?****");
+  const [, scheme, authority, rest] = m;
+  const at = authority.lastIndexOf("@");
+  const host = at < 0 ? authority : `****@${authority.slice(at + 1)}`;
+  const q = rest.search(/[?#]/);
+  if (q < 0 || rest[q] === "#") return scheme + host + rest;
+  const end = rest.indexOf("#", q);
+  const query = rest.slice(q + 1, end < 0 ? undefined : end);
+  const shown = query.split("&").map((part) => {
+    if (part === "") return part;
+    const eq = part.indexOf("=");
+    return eq < 0 ? "****" : `${part.slice(0, eq)}=****`;
+  }).join("&");
+  return `${scheme}${host}${rest.slice(0, q)}?${shown}${end < 0 ? "" : rest.slice(end)}`;
+}
+
+/**
+ * The URL of one OTLP signal under a collector's base URL: the signal's path
+ * (`/v1/metrics`) goes at the end of the base's path, before any query or
+ * fragment, with one slash between.
+ *
+ * @example
+ * ```ts
+ * import { signalUrl } from "./otlp.ts";
+ * console.assert(signalUrl("https://c:4318/otlp/?tenant=a", "/v1/metrics") === "https://c:4318/otlp/v1/metrics?tenant=a");
+ * ```
+ */
+export function signalUrl(base: string, path: string): string {
+  const authority = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(base)?.[0].length ?? 0;
+  const cut = base.slice(authority).search(/[?#]/);
+  const end = cut < 0 ? base.length : authority + cut;
+  return base.slice(0, end).replace(/\/+$/, "") + path + base.slice(end);
 }
 
 /**
@@ -294,10 +329,19 @@ export function urlCredentials(url: string): { url: string; authorization?: stri
     return { url };
   }
   if (u.username === "" && u.password === "") return { url };
-  const user = decodeURIComponent(u.username);
-  const pass = decodeURIComponent(u.password);
+  const user = decoded(u.username);
+  const pass = decoded(u.password);
   u.username = "";
   u.password = "";
   const bytes = new TextEncoder().encode(`${user}:${pass}`);
   return { url: u.href, authorization: `Basic ${btoa(String.fromCharCode(...bytes))}` };
+}
+
+/** Percent-decoded, or as written where the encoding is broken (`%ZZ`): URL parsing lets that pass. */
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
 }

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { deltaBatch, otlpJson, parseKeyValues } from "../protocol/otlp.ts";
+import { deltaBatch, otlpJson, parseKeyValues, signalUrl } from "../protocol/otlp.ts";
 import type { Attributes } from "../protocol/messages.ts";
 import { VERSION } from "../protocol/version.ts";
 import { type Cut, mergeCuts } from "./storage.ts";
@@ -51,16 +51,17 @@ export function standaloneOtlp(host: StandaloneHost): StandaloneOtlp | undefined
   const env = (name: string) => host.env(name)?.trim() || undefined;
   const base = env("OTEL_EXPORTER_OTLP_ENDPOINT")?.replace(/\/+$/, "");
   const url = env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") ??
-    (base === undefined ? undefined : `${base}/v1/metrics`);
+    (base === undefined ? undefined : signalUrl(base, "/v1/metrics"));
   if (url === undefined) return undefined;
   const headers = {
     ...keyValues(env("OTEL_EXPORTER_OTLP_HEADERS")),
     ...keyValues(env("OTEL_EXPORTER_OTLP_METRICS_HEADERS")),
     "content-type": "application/json",
   };
+  // Beyond 2^31-1 ms a timer fires at once, so such a value is no value.
   const ms = (name: string, fallback: number) => {
     const n = Number(env(name));
-    return Number.isFinite(n) && n > 0 ? n : fallback;
+    return Number.isFinite(n) && n > 0 && n <= 2 ** 31 - 1 ? n : fallback;
   };
   const timeoutMs = ms("OTEL_EXPORTER_OTLP_TIMEOUT", 10_000);
   const attrs = keyValues(env("OTEL_RESOURCE_ATTRIBUTES"));
@@ -92,6 +93,8 @@ export function standaloneOtlp(host: StandaloneHost): StandaloneOtlp | undefined
       headers,
       body: JSON.stringify(otlpJson(batch)),
       signal: AbortSignal.timeout(timeoutMs),
+      // Following would send the headers, API key and all, wherever the answer points.
+      redirect: "manual",
     }).then(async (res) => {
       await res.body?.cancel();
       // A refusal other than these will not change on retry: drop it.

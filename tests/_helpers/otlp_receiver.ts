@@ -58,6 +58,8 @@ export function partialSuccessResponse(rejected: number, message: string): Uint8
 /** One request the receiver got. */
 export interface Received {
   at: number;
+  /** The request's path and query. */
+  path: string;
   headers: IncomingMessage["headers"];
   contentType: string;
   /** The body as sent (maybe gzipped). */
@@ -77,7 +79,15 @@ export interface Answer {
   body?: Uint8Array | string;
   /** Answer this long after the request arrived. */
   delayMs?: number;
+  /**
+   * Stream a body of this many bytes after `body`, made as the client reads
+   * it (nothing held), stopping when the client goes: `streamed` says how far.
+   */
+  streamBytes?: number;
 }
+
+/** A 64 KiB piece of a streamed answer. */
+const PIECE = new Uint8Array(64 * 1024).fill(0x78);
 
 /** A receiver on 127.0.0.1 with an ephemeral port. */
 export class OtlpReceiver {
@@ -86,6 +96,8 @@ export class OtlpReceiver {
   answers: Answer[] = [];
   /** The most requests open at once. */
   maxInFlight = 0;
+  /** Bytes of streamed answers the client took before it stopped reading or went. */
+  streamed = 0;
   #inFlight = 0;
   #server: Server;
   port = 0;
@@ -113,6 +125,7 @@ export class OtlpReceiver {
         const answer = this.answers.shift() ?? { status: 200 };
         this.received.push({
           at: performance.now(),
+          path: req.url ?? "",
           headers: req.headers,
           contentType,
           valid,
@@ -120,10 +133,24 @@ export class OtlpReceiver {
           body,
           status: answer.status,
         });
-        setTimeout(() => {
+        const timer = setTimeout(() => {
           res.writeHead(answer.status, answer.headers ?? {});
-          res.end(answer.body ?? "");
+          if (answer.streamBytes === undefined) return res.end(answer.body ?? "");
+          if (answer.body !== undefined) res.write(answer.body);
+          let left = answer.streamBytes;
+          const pump = () => {
+            while (left > 0 && !res.destroyed) {
+              const piece = left >= PIECE.length ? PIECE : PIECE.subarray(0, left);
+              left -= piece.length;
+              this.streamed += piece.length;
+              if (!res.write(piece)) return void res.once("drain", pump);
+            }
+            if (left === 0) res.end();
+          };
+          pump();
         }, answer.delayMs ?? 0);
+        // A client that gives up must not leave an answer armed behind it.
+        res.on("close", () => clearTimeout(timer));
       });
     });
   }

@@ -213,6 +213,33 @@ describe("loadSettings()", () => {
     );
   });
 
+  test("loadSettings() trims an endpoint's trailing slashes, never a query's", () => {
+    const r = loadSettings({
+      env: {
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318/otlp//",
+        OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: "http://c:4318/m?path=/a/",
+      },
+    });
+    assert.equal(r.values.otlp_endpoint, "http://c:4318/otlp");
+    assert.equal(r.values.otlp_metrics_endpoint, "http://c:4318/m?path=/a/");
+  });
+
+  test("loadSettings() refuses any duration longer than a timer can wait, in one line", () => {
+    // 2^31-1 ms is 2147483.647 s: one second more and setTimeout fires at once.
+    assertConfigError(
+      () => loadSettings({ env: { OTEL_METRIC_EXPORT_INTERVAL: "2147484000" } }),
+      'Cannot read "export_interval" from env OTEL_METRIC_EXPORT_INTERVAL: expected a positive number of seconds, got "2147484": longer than the 2147483 seconds (24.8 days) a timer can wait',
+    );
+    for (const name of ["timeout", "graceful_timeout", "harvest_interval", "otlp_timeout"]) {
+      assertConfigError(
+        () => loadSettings({ flags: flags({ [name]: "2147484" }) }),
+        new RegExp(`^Cannot read "${name}" .*a timer can wait$`),
+      );
+    }
+    const longest = loadSettings({ flags: flags({ export_interval: "2147483" }) });
+    assert.equal(longest.values.export_interval, 2_147_483);
+  });
+
   test("loadSettings() rejects a metrics_bind that is not HOST:PORT, naming the flag", () => {
     assertConfigError(
       () =>

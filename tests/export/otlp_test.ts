@@ -1,11 +1,28 @@
 // deno-lint-ignore-file no-explicit-any
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
 import { OtlpBatcher } from "../../src/export/otlp_batch.ts";
-import { OtlpExporter, parseRetryAfter, retryDelay } from "../../src/export/otlp_exporter.ts";
+import {
+  MAX_ANSWER_BYTES,
+  OtlpExporter,
+  parseRetryAfter,
+  readPrefix,
+  retryDelay,
+  retryWait,
+  sendOtlp,
+} from "../../src/export/otlp_exporter.ts";
+import { metricsUrl } from "../../src/master/otlp_setup.ts";
 import { decodePartialSuccess, encodeOtlpProtobuf } from "../../src/export/otlp_protobuf.ts";
 import type { MetricDelta } from "../../src/protocol/messages.ts";
-import { type OtlpBatch, otlpJson, unixNano } from "../../src/protocol/otlp.ts";
+import {
+  type OtlpBatch,
+  otlpJson,
+  redactUrl,
+  signalUrl,
+  unixNano,
+  urlCredentials,
+} from "../../src/protocol/otlp.ts";
 import {
   decodeProtobufRequest,
   isValidJsonRequest,
@@ -240,7 +257,7 @@ describe("OtlpBatcher", () => {
 function exporter(
   url: string,
   collect: () => MetricDelta[],
-  extra: Partial<{ gzip: boolean }> = {},
+  extra: Partial<{ gzip: boolean; timeoutMs: number }> = {},
 ) {
   const log = recordingLog();
   const e = new OtlpExporter({
@@ -248,7 +265,7 @@ function exporter(
     protocol: "http/protobuf",
     gzip: extra.gzip ?? false,
     headers: { "api-key": "secret-key" },
-    timeoutMs: 2_000,
+    timeoutMs: extra.timeoutMs ?? 2_000,
     intervalMs: 100,
     batcher: batcher("cumulative"),
     collect,
@@ -367,5 +384,287 @@ describe("OtlpExporter against a local receiver", () => {
     );
     assert.equal(parseRetryAfter("soon", 0), undefined);
     assert.equal(parseRetryAfter(null, 0), undefined);
+  });
+});
+
+/** Resolves to how long `p` took, or rejects once `limitMs` has passed without it. */
+async function within(p: Promise<unknown>, limitMs: number, what: string): Promise<number> {
+  const t0 = performance.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what}: still waiting after ${limitMs} ms`)),
+      limitMs,
+    );
+  });
+  try {
+    await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+  return performance.now() - t0;
+}
+
+describe("OTLP URLs", () => {
+  test("redactUrl() hides a password holding '@' and every query value", () => {
+    assert.equal(redactUrl("http://user:p@ss@host:4318/x"), "http://****@host:4318/x");
+    assert.equal(redactUrl("https://u:a@b@c@h/v1/metrics"), "https://****@h/v1/metrics");
+    assert.equal(
+      redactUrl("https://h/v1/metrics?api_key=s3cret&tenant=a&flag#top"),
+      "https://h/v1/metrics?api_key=****&tenant=****&****#top",
+    );
+    assert.equal(redactUrl("http://h:4318"), "http://h:4318");
+    assert.equal(redactUrl("not a url?token=s3cret"), "not a url?****");
+    // What is hidden is what fetch would send as the password.
+    const { authorization } = urlCredentials("http://user:p@ss@host/");
+    assert.equal(authorization, `Basic ${btoa("user:p@ss")}`);
+  });
+
+  test("urlCredentials() sends a password whose percent-encoding is broken as written, never throwing", () => {
+    // URL parsing lets "%zz" through, so the settings take it; the first export used to throw.
+    const r = urlCredentials("http://me:50%zz@c:4318/v1/metrics");
+    assert.equal(r.url, "http://c:4318/v1/metrics");
+    assert.equal(r.authorization, `Basic ${btoa("me:50%zz")}`);
+    assert.equal(redactUrl("http://me:50%zz@c:4318/v1/metrics"), "http://****@c:4318/v1/metrics");
+  });
+
+  test("metricsUrl() adds /v1/metrics to the endpoint's path, never inside its query", () => {
+    assert.equal(
+      metricsUrl({ otlp_endpoint: "https://c:4318/otlp?api_key=k" }),
+      "https://c:4318/otlp/v1/metrics?api_key=k",
+    );
+    assert.equal(metricsUrl({ otlp_endpoint: "http://c:4318" }), "http://c:4318/v1/metrics");
+    assert.equal(metricsUrl({ otlp_endpoint: "http://c/?a=1#f" }), "http://c/v1/metrics?a=1#f");
+    assert.equal(
+      signalUrl("http://u:p@ss@c/base/", "/v1/metrics"),
+      "http://u:p@ss@c/base/v1/metrics",
+    );
+    assert.equal(
+      metricsUrl({ otlp_endpoint: "http://c/x", otlp_metrics_endpoint: "http://d/m?k=v" }),
+      "http://d/m?k=v",
+    );
+  });
+});
+
+describe("OtlpExporter against a hostile collector", () => {
+  test("OtlpExporter does not follow a redirect: the API key goes nowhere else, said once", async () => {
+    const elsewhere = new OtlpReceiver();
+    const target = await elsewhere.listen();
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    r.answers = [
+      { status: 307, headers: { location: `${target}/v1/metrics?api_key=leak` } },
+      { status: 302, headers: { location: `${target}/v1/metrics` } },
+      { status: 308, headers: { location: "/elsewhere" } },
+    ];
+    const { e, log } = exporter(url, () => counterState(1));
+    try {
+      e.start();
+      await waitFor("an accepted export", () => r.accepted.length >= 1, 5_000);
+      assert.deepEqual(r.received.slice(0, 4).map((x) => x.status), [307, 302, 308, 200]);
+      assert.equal(elsewhere.received.length, 0, "the export followed the redirect");
+      assert.equal(e.stats.dropped, 3);
+      assert.equal(e.stats.exports >= 1, true);
+      const warnings = log.lines.filter((l) => l.startsWith("warn"));
+      assert.equal(warnings.length, 1, warnings.join("\n"));
+      assert.match(
+        warnings[0],
+        /collector redirected to http:\/\/127\.0\.0\.1:\d+\/v1\/metrics\?api_key=\*\*\*\*; forklift does not follow redirects/,
+      );
+    } finally {
+      await e.shutdown(1_000);
+      await r.close();
+      await elsewhere.close();
+    }
+  });
+
+  test("OtlpExporter logs a collector's reason for rejecting points on one short line", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    r.answers = [{
+      status: 200,
+      headers: { "content-type": "application/x-protobuf" },
+      body: partialSuccessResponse(2, "bad unit\n[ERROR] forged line\r\n".repeat(300)),
+    }];
+    const { e, log } = exporter(url, () => counterState(1));
+    try {
+      e.start();
+      await waitFor("an export", () => log.lines.length >= 1, 5_000);
+      assert.equal(log.lines.length, 1, log.lines.join("\n"));
+      assert.ok(!log.lines[0].includes("\n"), "the reason spans lines");
+      assert.ok(log.lines[0].length < 400, `${log.lines[0].length} characters`);
+      assert.match(
+        log.lines[0],
+        /rejected 2 data point\(s\): bad unit\\n\[ERROR\] forged line\\r\\n/,
+      );
+    } finally {
+      await e.shutdown(500);
+      await r.close();
+    }
+  });
+
+  test("sendOtlp() reads no more than a bounded prefix of a 200 MB answer", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    const huge = 200 * 1024 * 1024;
+    r.answers = [
+      { status: 200, headers: { "content-type": "application/json" }, streamBytes: huge },
+      { status: 503, streamBytes: huge },
+    ];
+    try {
+      const options = {
+        url: `${url}/v1/metrics`,
+        protocol: "http/json" as const,
+        gzip: false,
+        headers: {},
+        timeoutMs: 20_000,
+      };
+      const ms = await within(sendOtlp(BATCH, options), 10_000, "a 200 MB success");
+      const after200 = r.streamed;
+      await within(sendOtlp(BATCH, options), 10_000, "a 200 MB refusal");
+      console.log(
+        `200 MB answers: read in ${ms | 0} ms; the collector got ${
+          (after200 / 2 ** 20).toFixed(1)
+        } MiB and ${
+          ((r.streamed - after200) / 2 ** 20).toFixed(1)
+        } MiB out before the exporter hung up`,
+      );
+      // What sits in socket buffers gets out; the rest is never made.
+      assert.ok(after200 < huge / 4, `${after200} bytes taken of a success`);
+      assert.ok(r.streamed - after200 < huge / 4, `${r.streamed - after200} bytes of a refusal`);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test("sendOtlp() gives up on an answer that trickles in, at its timeout", async () => {
+    // Headers at once, then a byte every 100 ms, forever.
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/json" });
+        const t = setInterval(() => res.destroyed || res.write(" "), 100);
+        res.on("close", () => clearInterval(t));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as { port: number };
+    try {
+      const ms = await within(
+        sendOtlp(BATCH, {
+          url: `http://127.0.0.1:${port}/v1/metrics`,
+          protocol: "http/json",
+          gzip: false,
+          headers: {},
+          timeoutMs: 800,
+        }),
+        5_000,
+        "a trickling answer",
+      );
+      assert.ok(ms < 2_000, `took ${ms | 0} ms`);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  test("readPrefix() stops at its limit and cancels the rest", async () => {
+    let pulled = 0;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(c) {
+        pulled++;
+        c.enqueue(new Uint8Array(1000));
+      },
+    });
+    const bytes = await readPrefix(endless, MAX_ANSWER_BYTES);
+    assert.equal(bytes.length, MAX_ANSWER_BYTES);
+    assert.ok(pulled < 100, `${pulled} chunks pulled`);
+    assert.equal((await readPrefix(new Response("abc").body, 10)).length, 3);
+    assert.equal((await readPrefix(null, 10)).length, 0);
+  });
+
+  test("OtlpExporter waits at least its backoff when the collector asks for a retry at once", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    r.answers = Array.from({ length: 50 }, () => ({
+      status: 503,
+      headers: { "retry-after": "0" },
+    }));
+    const { e } = exporter(url, () => counterState(1));
+    try {
+      e.start();
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      // Sent at about 0.1 s, then after 1 s and 2 s of backoff: three, not hundreds.
+      assert.ok(r.received.length <= 3, `${r.received.length} requests in 2.5 s`);
+      assert.ok(r.received.length >= 2, `${r.received.length} requests in 2.5 s`);
+      assert.equal(retryWait(0, 0, () => 0.5), 1_000);
+      assert.equal(retryWait(3, 0, () => 0.5), 8_000);
+      assert.equal(retryWait(0, 30_000, () => 0.5), 30_000);
+    } finally {
+      await e.shutdown(500);
+      await r.close();
+    }
+  });
+
+  test("OtlpExporter.shutdown() does not wait out a Retry-After of 120 s: the final export goes at once", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    // The stop comes while this answer is on its way.
+    r.answers = [{ status: 503, headers: { "retry-after": "120" }, delayMs: 400 }];
+    const { e, log } = exporter(url, () => counterState(7), { timeoutMs: 10_000 });
+    try {
+      e.start();
+      await waitFor("a request in flight", () => r.received.length >= 1, 3_000);
+      const ms = await within(e.shutdown(5_000), 8_000, "shutdown()");
+      assert.ok(ms < 2_000, `shutdown took ${ms | 0} ms`);
+      assert.deepEqual(r.received.map((x) => x.status), [503, 200]);
+      assert.equal(e.stats.exports, 1);
+      assert.equal(e.stats.dropped, 0);
+      assert.ok(log.lines.every((l) => !l.includes("abandoned")), log.lines.join("\n"));
+    } finally {
+      await e.shutdown(500);
+      await r.close();
+    }
+  });
+
+  test("OtlpExporter.shutdown() abandons an export to a collector that hangs, within its time, and says so", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    r.answers = [{ status: 200, delayMs: 60_000 }, { status: 200, delayMs: 60_000 }];
+    const { e, log } = exporter(url, () => counterState(7), { timeoutMs: 30_000 });
+    try {
+      e.start();
+      await waitFor("a request in flight", () => r.received.length >= 1, 3_000);
+      const ms = await within(e.shutdown(800), 10_000, "shutdown(800)");
+      assert.ok(ms >= 700 && ms < 1_800, `shutdown(800) took ${ms | 0} ms`);
+      assert.equal(e.stats.dropped, 1);
+      assert.equal(e.stats.exports, 0);
+      const said = log.lines.filter((l) => l.includes("abandoned"));
+      assert.equal(said.length, 1, log.lines.join("\n"));
+      assert.match(
+        said[0],
+        /^warn: Final OTLP export to http:\/\/127\.0\.0\.1:\d+\/v1\/metrics abandoned after \d+ ms/,
+      );
+
+      // Idle when the stop comes, the final export itself hangs: the same bound holds.
+      const r2 = new OtlpReceiver();
+      const url2 = await r2.listen();
+      r2.answers = [{ status: 200, delayMs: 60_000 }];
+      const idle = exporter(url2, () => counterState(7), { timeoutMs: 30_000 });
+      try {
+        const ms2 = await within(idle.e.shutdown(600), 10_000, "shutdown(600)");
+        assert.ok(ms2 < 1_600, `shutdown(600) took ${ms2 | 0} ms`);
+        assert.equal(r2.received.length, 1);
+        assert.equal(idle.e.stats.dropped, 1);
+        assert.match(
+          idle.log.lines.join("\n"),
+          /abandoned after \d+ ms.*1 data point|abandoned after \d+ ms.*data point\(s\) not sent/,
+        );
+      } finally {
+        await r2.close();
+      }
+    } finally {
+      await r.close();
+    }
   });
 });

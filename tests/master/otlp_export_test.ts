@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { cleanEnv, ROOT } from "../_helpers/cli.ts";
@@ -89,6 +90,8 @@ for (const runtime of ["deno", "bun"] as const) {
         assert.equal((await m.exited).code, 0, m.stderr);
         assert.ok(r.received.length > before, "no final export");
         assert.equal(requestsIn(r.received.at(-1)!), 45);
+        // Sent when no worker is left, the final export still names the same service.
+        assert.deepEqual(resourceOf(r.received.at(-1)!), resource);
         assert.ok(r.received.every((x) => x.valid), "a payload the OTLP definitions do not take");
       } finally {
         await m.cleanup();
@@ -99,6 +102,9 @@ for (const runtime of ["deno", "bun"] as const) {
 }
 
 const ONE = RUNTIMES.bun ? "bun" : "deno";
+
+/** The runtime of the master under test: the one running the tests. */
+const MASTER = typeof (globalThis as { Deno?: unknown }).Deno === "object" ? "deno" : "bun";
 
 describe("OTLP export through an outage", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
   test("Arbiter loses nothing while the collector answers 503, backs off, and sends no storm", async () => {
@@ -187,3 +193,169 @@ describe("OTLP export through an outage", { skip: !RUNTIMES.deno && !RUNTIMES.bu
     }
   });
 });
+
+/** How long the master took to exit from now, failing after `limitMs`. */
+async function exitWithin(
+  m: Master,
+  limitMs: number,
+): Promise<{ ms: number; code: number | null }> {
+  const t0 = performance.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`master still running ${limitMs} ms after SIGTERM:\n${m.stderr}`)),
+      limitMs,
+    );
+  });
+  try {
+    const { code } = await Promise.race([m.exited, late]);
+    return { ms: performance.now() - t0, code };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe("OTLP export during a graceful stop", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
+  test("Arbiter exits at once when SIGTERM meets an export told to retry in 120 s, and still sends the final one", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    const { m, port } = await start(ONE, url, ["--graceful-timeout", "3"]);
+    try {
+      await serve(port, 12);
+      await waitFor("12 requests exported", () => requestsIn(r.accepted.at(-1)) === 12, 8_000);
+      const before = r.received.length;
+      r.answers = [{ status: 503, headers: { "retry-after": "120" }, delayMs: 800 }];
+      await waitFor("an export in flight", () => r.received.length > before, 3_000);
+      m.signal("SIGTERM");
+      const { ms, code } = await exitWithin(m, 15_000);
+      console.log(
+        `SIGTERM during a Retry-After: 120 export (${MASTER} master, ${ONE} workers): exited in ${
+          ms | 0
+        } ms`,
+      );
+      assert.equal(code, 0, m.stderr);
+      assert.ok(ms < 3_000 + 2_000, `exited ${ms | 0} ms after SIGTERM`);
+      const last = r.received.at(-1)!;
+      assert.equal(last.status, 200);
+      assert.equal(requestsIn(last), 12);
+      assert.doesNotMatch(m.stderr, /abandoned/);
+    } finally {
+      await m.cleanup();
+      await r.close();
+    }
+  });
+
+  test("Arbiter abandons the final export to a collector that hangs once graceful_timeout is up, and says so", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    const { m, port } = await start(ONE, url, [
+      "--graceful-timeout",
+      "2",
+      "--otlp-timeout",
+      "30",
+    ]);
+    try {
+      await serve(port, 5);
+      await waitFor("5 requests exported", () => requestsIn(r.accepted.at(-1)) === 5, 8_000);
+      const before = r.received.length;
+      r.answers = Array.from({ length: 5 }, () => ({ status: 200, delayMs: 60_000 }));
+      await waitFor("an export in flight", () => r.received.length > before, 3_000);
+      m.signal("SIGTERM");
+      const { ms, code } = await exitWithin(m, 15_000);
+      console.log(
+        `SIGTERM with a hanging collector (${MASTER} master, ${ONE} workers): exited in ${
+          ms | 0
+        } ms`,
+      );
+      assert.equal(code, 0, m.stderr);
+      assert.ok(ms < 2_000 + 2_000, `exited ${ms | 0} ms after SIGTERM`);
+      assert.equal(
+        (m.stderr.match(/Final OTLP export to .* abandoned after \d+ ms/g) ?? []).length,
+        1,
+        m.stderr,
+      );
+    } finally {
+      await m.cleanup();
+      await r.close();
+    }
+  });
+
+  test("Arbiter's whole stop stays within graceful_timeout: slow drains leave the final export what is left", async () => {
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    const { m, port } = await start(ONE, url, [
+      "--graceful-timeout",
+      "3",
+      "--otlp-timeout",
+      "30",
+    ]);
+    try {
+      await serve(port, 4);
+      await waitFor("4 requests exported", () => requestsIn(r.accepted.at(-1)) === 4, 8_000);
+      r.answers = Array.from({ length: 10 }, () => ({ status: 200, delayMs: 60_000 }));
+      // A request the workers finish while they drain: 2.5 s of the 3 s.
+      const slow = fetch(`http://127.0.0.1:${port}/slow?ms=2500`).then((res) => res.status);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      m.signal("SIGTERM");
+      const { ms, code } = await exitWithin(m, 15_000);
+      console.log(
+        `SIGTERM with a 2.5 s request and a hanging collector (${MASTER} master, ${ONE} workers): exited in ${
+          ms | 0
+        } ms`,
+      );
+      assert.equal(code, 0, m.stderr);
+      assert.equal(await slow, 200);
+      assert.ok(ms < 3_000 + 1_500, `exited ${ms | 0} ms after SIGTERM`);
+      assert.match(m.stderr, /Final OTLP export to .* abandoned after \d+ ms/);
+    } finally {
+      await m.cleanup();
+      await r.close();
+    }
+  });
+});
+
+/** A process's resident memory now and at its peak, in MiB, from /proc. */
+function memoryOf(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1]);
+  return { rss: kib("VmRSS") / 1024, peak: kib("VmHWM") / 1024 };
+}
+
+describe(
+  "OTLP export to a collector that answers huge",
+  { skip: !RUNTIMES.deno && !RUNTIMES.bun },
+  () => {
+    test("Arbiter's memory stays bounded while each export is answered with 200 MB, and SIGTERM stops it", async () => {
+      const r = new OtlpReceiver();
+      const url = await r.listen();
+      const { m, port } = await start(ONE, url, ["--graceful-timeout", "3"]);
+      try {
+        await serve(port, 8);
+        await waitFor("8 requests exported", () => requestsIn(r.accepted.at(-1)) === 8, 8_000);
+        const before = memoryOf(m.pid);
+        const n = r.received.length;
+        const huge = { status: 200, headers: { "content-type": "application/json" } };
+        r.answers = Array.from({ length: 4 }, () => ({ ...huge, streamBytes: 200 * 2 ** 20 }));
+        await waitFor("four huge answers", () => r.received.length >= n + 4, 15_000);
+        const after = memoryOf(m.pid);
+        console.log(
+          `200 MB answers (${MASTER} master, ${ONE} workers): RSS ${
+            before.rss.toFixed(0)
+          } MiB before, peak ${after.peak.toFixed(0)} MiB after four; the collector got ${
+            (r.streamed / 2 ** 20).toFixed(1)
+          } MiB out`,
+        );
+        // Each answer read whole would add its 200 MB; a 64 KiB prefix adds nothing to see.
+        assert.ok(after.peak - before.rss < 100, `peak ${after.peak} MiB from ${before.rss} MiB`);
+        assert.ok(r.streamed < 4 * 50 * 2 ** 20, `${r.streamed} bytes taken`);
+        m.signal("SIGTERM");
+        const { ms, code } = await exitWithin(m, 10_000);
+        assert.equal(code, 0, m.stderr);
+        assert.ok(ms < 3_000 + 2_000, `exited ${ms | 0} ms after SIGTERM`);
+      } finally {
+        await m.cleanup();
+        await r.close();
+      }
+    });
+  },
+);

@@ -76,5 +76,29 @@ for (const runtime of ["deno", "bun"] as const) {
         await r.close();
       }
     });
+
+    test(`Reporter on ${runtime} follows no redirect, keeps an endpoint's query a query, and refuses an interval no timer holds`, async () => {
+      const elsewhere = new OtlpReceiver();
+      const target = await elsewhere.listen();
+      const r = new OtlpReceiver();
+      const url = await r.listen();
+      r.answers = [{ status: 307, headers: { location: `${target}/v1/metrics` } }];
+      try {
+        const code = await runJob(runtime, {
+          OTEL_EXPORTER_OTLP_ENDPOINT: `${url}/base?tenant=a`,
+          OTEL_EXPORTER_OTLP_HEADERS: "api-key=s3cret",
+          // Beyond 2^31-1 ms a timer fires at once: this one must fall back to the default.
+          OTEL_METRIC_EXPORT_INTERVAL: "3000000000",
+          JOB_PAUSE_MS: "600",
+        });
+        assert.equal(code, 0);
+        assert.equal(elsewhere.received.length, 0, "the export followed the redirect");
+        assert.equal(r.received.length, 1, `${r.received.length} export(s) in 600 ms`);
+        assert.equal(r.received[0].path, "/base/v1/metrics?tenant=a");
+      } finally {
+        await r.close();
+        await elsewhere.close();
+      }
+    });
   });
 }
