@@ -48,7 +48,7 @@ describe("the forklift binary", { skip: !RUNTIMES.bun }, () => {
       env,
     });
     assert.equal(dry.code, 0, dry.stderr);
-    const preload = /BUN_OPTIONS='--preload ([^']+)'/.exec(dry.stdout)?.[1];
+    const preload = /BUN_OPTIONS='?--preload=([^'\s]+)/.exec(dry.stdout)?.[1];
     assert.ok(preload?.startsWith(`${cache}/forklift-`), dry.stdout);
     assert.ok(existsSync(preload!));
     assert.match(readFileSync(preload!, "utf8"), /forklift\.reporter/);
@@ -73,7 +73,7 @@ describe("the forklift binary", { skip: !RUNTIMES.bun }, () => {
     const planted = await runProcess([bin, "run", "--dry-run", "--", RUNTIMES.bun!, "app.ts"], {
       env,
     });
-    const elsewhere = /BUN_OPTIONS='--preload ([^']+)'/.exec(planted.stdout)?.[1];
+    const elsewhere = /BUN_OPTIONS='?--preload=([^'\s]+)/.exec(planted.stdout)?.[1];
     assert.ok(elsewhere && dirname(elsewhere) !== owned, planted.stdout);
     assert.match(readFileSync(elsewhere!, "utf8"), /forklift\.reporter/);
     assert.equal((statSync(dirname(elsewhere!)).mode & 0o777).toString(8), "700");

@@ -96,7 +96,7 @@ describe("planLaunch()", () => {
   test("planLaunch() leaves bun workers on Node IPC and gives them the Bun preload", () => {
     const p = plan(["bun", "server.ts"], { channel: SOCK, bunPreload: "/opt/forklift/p.bun.js" });
     assert.equal(p.channel, undefined);
-    assert.deepEqual(p.env, { BUN_OPTIONS: "--preload /opt/forklift/p.bun.js" });
+    assert.deepEqual(p.env, { BUN_OPTIONS: "--preload=/opt/forklift/p.bun.js" });
     assert.equal(
       plan(["deno", "run", "x.ts"], { channel: SOCK, inject: false }).channel,
       undefined,
@@ -222,7 +222,8 @@ describe("planLaunch()", () => {
   test("planLaunch() preloads into bun through BUN_OPTIONS, keeping the user's options", () => {
     const p = plan(["/usr/local/bin/bun", "run", "app.ts"], { env: { BUN_OPTIONS: "--smol" } });
     assert.deepEqual(p.argv, ["/usr/local/bin/bun", "run", "app.ts"]);
-    assert.deepEqual(p.env, { BUN_OPTIONS: `--smol --preload ${PRELOAD}` });
+    // `bun run` takes only the `=` form from BUN_OPTIONS: with a space it prints its usage.
+    assert.deepEqual(p.env, { BUN_OPTIONS: `--smol --preload=${PRELOAD}` });
   });
 
   test("planLaunch() leaves other programs, and --no-inject, untouched", () => {
