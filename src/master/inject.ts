@@ -317,9 +317,13 @@ function plan(argv: string[], options: PlanOptions, depth: number): LaunchPlan {
         `deno serve and simple deno tasks; add --no-inject to supervise it without metrics`,
     );
   }
-  const existing = options.env.BUN_OPTIONS?.trim();
   // `--preload PATH` with a space makes `bun run` print its usage; the `=` form works everywhere.
   const preload = `--preload=${options.bunPreload ?? options.preload}`;
+  if (/\s/.test(preload)) {
+    // BUN_OPTIONS is split at whitespace, quotes or not: a path with a space goes in argv.
+    return { argv: [argv[0], preload, ...argv.slice(1)], env: {}, injected: true, runtime: "bun" };
+  }
+  const existing = options.env.BUN_OPTIONS?.trim();
   return {
     argv: [...argv],
     env: { BUN_OPTIONS: existing ? `${existing} ${preload}` : preload },
