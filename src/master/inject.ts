@@ -255,7 +255,10 @@ export function planLaunch(argv: string[], options: PlanOptions): LaunchPlan {
 const MAX_SCRIPT_DEPTH = 8;
 
 function plan(argv: string[], options: PlanOptions, depth: number): LaunchPlan {
-  const script = options.inject ? packageScript(argv, options) : undefined;
+  // deno.json's task wins over package.json's script of the same name, as in `deno task`.
+  const denoTaskOwn = /^deno(\.exe)?$/.test(basename(argv[0] ?? "")) && argv[1] === "task" &&
+    argv[2] !== undefined && denoTask(options.cwd, argv[2]) !== undefined;
+  const script = options.inject && !denoTaskOwn ? packageScript(argv, options) : undefined;
   if (script !== undefined) {
     if (depth >= MAX_SCRIPT_DEPTH) {
       throw new ConfigError(

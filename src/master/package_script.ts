@@ -22,14 +22,18 @@ export interface ScriptCommand {
 const NPM_RUN = new Set(["run", "run-script", "rum", "urn"]);
 
 /** Package managers that run a `pre<NAME>` script before `NAME` and `post<NAME>` after. */
-const RUNS_PRE_POST = new Set(["npm", "yarn", "bun"]);
+const RUNS_PRE_POST = new Set(["npm", "yarn", "bun", "deno"]);
+
+type Manager = "npm" | "pnpm" | "yarn" | "bun" | "deno";
 
 /** Shell syntax that a word split cannot stand for: pipes, lists, redirections, quotes, expansions. */
 const SHELL_SYNTAX = /[|&;<>$`'"\\(){}*?[\]~#!]/;
 
-function managerOf(exe: string): "npm" | "pnpm" | "yarn" | "bun" | undefined {
+function managerOf(exe: string): Manager | undefined {
   const name = exe.replace(/\.(exe|cmd|js|cjs)$/, "");
-  return name === "npm" || name === "pnpm" || name === "yarn" || name === "bun" ? name : undefined;
+  return name === "npm" || name === "pnpm" || name === "yarn" || name === "bun" || name === "deno"
+    ? name
+    : undefined;
 }
 
 function readScripts(
@@ -58,7 +62,7 @@ function readScripts(
 
 /** Which script `argv` asks the package manager to run, and the arguments it passes on. */
 function requested(
-  manager: "npm" | "pnpm" | "yarn" | "bun",
+  manager: Manager,
   args: string[],
   scripts: Record<string, string> | undefined,
 ): { name: string; rest: string[]; bunFlag: boolean; flags?: string[] } | undefined {
@@ -83,6 +87,14 @@ function requested(
   }
   const sub = args[0];
   if (sub === undefined) return undefined;
+  if (manager === "deno") {
+    // `deno task NAME` runs package.json's script where deno.json has no such task.
+    const name = args[1];
+    if (sub !== "task" || name === undefined || scripts === undefined || !(name in scripts)) {
+      return undefined;
+    }
+    return { name, rest: args.slice(2), bunFlag };
+  }
   if (sub === "start") return { name: "start", rest: args.slice(1), bunFlag };
   if (NPM_RUN.has(sub) && (manager === "npm" || sub === "run")) {
     return args[1] === undefined ? undefined : { name: args[1], rest: args.slice(2), bunFlag };
@@ -106,8 +118,9 @@ function scriptPath(pkgDir: string, path: string): string {
 
 /**
  * The command behind `npm start`, `npm run NAME`, `pnpm start|run NAME|NAME`,
- * `yarn start|run NAME|NAME`, `bun start|run NAME|NAME`, read from
- * package.json in `cwd`; undefined when `argv` asks for no script. Throws a
+ * `yarn start|run NAME|NAME`, `bun start|run NAME|NAME` and `deno task NAME`
+ * (the caller checks deno.json first), read from package.json in `cwd`;
+ * undefined when `argv` asks for no script. Throws a
  * {@linkcode ConfigError}, naming the command to give instead, for a script
  * that a word split cannot stand for (a pipe, `&&`, quotes, a `pre`/`post`
  * script the package manager would also run).
@@ -131,13 +144,14 @@ export function packageScript(
   const ask = requested(manager, argv.slice(1), found?.scripts);
   if (ask === undefined) return undefined;
   const what = `${basename(argv[0])} ${argv.slice(1).join(" ")}`.trim();
+  const example = manager === "deno" ? "deno run -A main.ts" : "bun server.ts";
   const refuse = (why: string, instead: string) =>
     new ConfigError(
       `Cannot preload the reporter through "${what}": ${why}; ` +
         `give the server's own command instead (${instead}), or add --no-inject`,
     );
   if (found === undefined) {
-    throw refuse(`there is no package.json in ${cwd}`, "forklift run -- bun server.ts");
+    throw refuse(`there is no package.json in ${cwd}`, `forklift run -- ${example}`);
   }
   const { scripts, pkg } = found;
   let command = scripts[ask.name];
@@ -146,13 +160,13 @@ export function packageScript(
     if (existsSync(`${cwd}/server.js`)) command = "node server.js";
   }
   if (command === undefined) {
-    throw refuse(`package.json has no "${ask.name}" script`, "forklift run -- bun server.ts");
+    throw refuse(`package.json has no "${ask.name}" script`, `forklift run -- ${example}`);
   }
   const rest = ask.rest[0] === "--" ? ask.rest.slice(1) : ask.rest;
   if (SHELL_SYNTAX.test(command) || command.trim() === "") {
     throw refuse(
       `the "${ask.name}" script (${command}) needs a shell, which would make the server a grandchild of forklift`,
-      "forklift run -- bun server.ts",
+      `forklift run -- ${example}`,
     );
   }
   const words = command.trim().split(/\s+/);

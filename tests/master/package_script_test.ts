@@ -111,7 +111,13 @@ describe("packageScript()", () => {
   test("packageScript() runs yarn's and pnpm's bare script names, but not bun's files", {
     skip: !RUNTIMES.deno,
   }, () => {
-    for (const argv of [["/usr/bin/yarn", "serve:deno"], ["/usr/bin/pnpm", "serve:deno"]]) {
+    for (
+      const argv of [
+        ["/usr/bin/yarn", "serve:deno"],
+        ["/usr/bin/pnpm", "serve:deno"],
+        ["/usr/bin/deno", "task", "serve:deno"],
+      ]
+    ) {
       assert.deepEqual(resolve(argv)?.argv, [
         `${dir}/node_modules/.bin/deno`,
         "run",
@@ -154,6 +160,7 @@ describe("packageScript()", () => {
       /npm also runs the "predev" script, which forklift would not \(run it yourself\); give the server's own command instead \(forklift run -- bun --watch server\.ts\)/,
     );
     refused(["/opt/bun/bun", "dev"], /bun also runs the "predev" script/);
+    refused(["/usr/bin/deno", "task", "dev"], /deno also runs the "predev" script/);
     refused(
       ["/opt/bun/bun", "--smol", "run", "start"],
       /bun's options \(--smol\) .*\(NODE_ENV=production forklift run -- bun --smol server\.ts --quiet\)/,
@@ -176,6 +183,23 @@ describe("packageScript()", () => {
       assert.match(e.message, /nosuchprogram.*in the "start" script of .*package\.json/);
       return true;
     });
+  });
+
+  test("planLaunch() runs deno.json's task before package.json's script of the same name", () => {
+    writeFileSync(`${dir}/package.json`, JSON.stringify({ scripts: { start: "bun server.ts" } }));
+    writeFileSync(`${dir}/deno.json`, JSON.stringify({ tasks: { start: "deno run -A main.ts" } }));
+    try {
+      const p = planLaunch(["/usr/bin/deno", "task", "start"], {
+        inject: true,
+        preload: PRELOAD,
+        env: {},
+        cwd: dir,
+      });
+      assert.deepEqual(p.argv.slice(-2), ["-A", "main.ts"]);
+      assert.equal(p.env.npm_lifecycle_event, undefined);
+    } finally {
+      rmSync(`${dir}/deno.json`);
+    }
   });
 
   test("planLaunch() follows a script into another, and stops a loop", () => {
