@@ -53,7 +53,8 @@ function readScripts(
   }
   if (typeof pkg !== "object" || pkg === null) return undefined;
   const raw = (pkg as { scripts?: unknown }).scripts;
-  const scripts: Record<string, string> = {};
+  // No prototype: a script asked for as `constructor` or `__proto__` is only a name.
+  const scripts: Record<string, string> = Object.create(null);
   if (typeof raw === "object" && raw !== null) {
     for (const [k, v] of Object.entries(raw)) if (typeof v === "string") scripts[k] = v;
   }

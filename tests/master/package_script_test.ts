@@ -166,6 +166,9 @@ describe("packageScript()", () => {
       /bun's options \(--smol\) .*\(NODE_ENV=production forklift run -- bun --smol server\.ts --quiet\)/,
     );
     refused(["/usr/bin/npm", "run", "nope"], /package\.json has no "nope" script/);
+    refused(["/usr/bin/npm", "run", "constructor"], /package\.json has no "constructor" script/);
+    refused(["/usr/bin/npm", "run", "__proto__"], /package\.json has no "__proto__" script/);
+    assert.equal(resolve(["/usr/bin/yarn", "toString"]), undefined, "not a script of the project");
     refused(["/usr/bin/yarn", "run", "nope"], /package\.json has no "nope" script/);
     assert.throws(
       () => packageScript(["/usr/bin/npm", "start"], { cwd: `${dir}/node_modules`, env: {} }),
