@@ -291,6 +291,14 @@ describe("forklift run through package.json scripts", () => {
     skip: !RUNTIMES.bun,
   }, () => serveThrough(["bun", "run", "--bun", "start:node"], "bun"));
 
+  test(
+    "planLaunch() runs `bun run server.ts` (a file, not a script) with a preload bun run takes",
+    {
+      skip: !RUNTIMES.bun,
+    },
+    () => serveThrough(["bun", "run", "server.ts"], "bun"),
+  );
+
   test("planLaunch() runs `yarn serve:deno` as 2 deno workers that share the port and count", {
     skip: !RUNTIMES.deno,
   }, () => serveThrough(["yarn", "serve:deno"], "deno"));
