@@ -9,7 +9,15 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { findBun } from "./_bun.ts";
@@ -67,12 +75,27 @@ function rewriteDeclarations(dir: string): void {
     else if (entry.name.endsWith(".d.ts")) {
       const text = readFileSync(path, "utf8")
         .replace(/^( \* import .* from )"\.\/mod\.ts";/gm, `$1"${manifest.name}";`)
-        .replace(/(from\s+"\.{1,2}\/[^"]+)\.ts"/g, '$1.js"');
+        .replace(/((?:from\s+|import\(\s*)"\.{1,2}\/[^"]+)\.ts"/g, '$1.js"');
       writeFileSync(path, text);
     }
   }
 }
 rewriteDeclarations(staging);
+// Deno takes a plain `.js` import untyped unless the file names its
+// declarations: each names its own, so an unpacked copy imported by path
+// (`import "./vendor/forklift/mod.js"`) is typed as the installed package is.
+function nameDeclarations(dir: string): void {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory()) nameDeclarations(path);
+    else if (entry.name.endsWith(".js")) {
+      const types = `${entry.name.slice(0, -3)}.d.ts`;
+      if (!existsSync(`${dir}/${types}`)) continue;
+      writeFileSync(path, `// @ts-self-types="./${types}"\n${readFileSync(path, "utf8")}`);
+    }
+  }
+}
+nameDeclarations(staging);
 
 if (manifest.version !== version) {
   console.error(`npm/package.json has version ${manifest.version}, forklift is ${version}`);

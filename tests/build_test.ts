@@ -18,7 +18,16 @@ import {
 import { tmpdir } from "node:os";
 import { dirname } from "node:path";
 import { cleanEnv, ROOT, runProcess, runtimeArgv } from "./_helpers/cli.ts";
-import { getFresh, RUNTIMES, startWorkers, sumSamples, waitFor } from "./_helpers/master.ts";
+import { createServer } from "node:net";
+import {
+  getFresh,
+  Master,
+  RUNTIMES,
+  serverArgv,
+  startWorkers,
+  sumSamples,
+  waitFor,
+} from "./_helpers/master.ts";
 
 describe("the forklift binary", { skip: !RUNTIMES.bun }, () => {
   let dir = "";
@@ -48,7 +57,7 @@ describe("the forklift binary", { skip: !RUNTIMES.bun }, () => {
       env,
     });
     assert.equal(dry.code, 0, dry.stderr);
-    const preload = /BUN_OPTIONS='--preload ([^']+)'/.exec(dry.stdout)?.[1];
+    const preload = /BUN_OPTIONS='?--preload=([^'\s]+)/.exec(dry.stdout)?.[1];
     assert.ok(preload?.startsWith(`${cache}/forklift-`), dry.stdout);
     assert.ok(existsSync(preload!));
     assert.match(readFileSync(preload!, "utf8"), /forklift\.reporter/);
@@ -73,7 +82,7 @@ describe("the forklift binary", { skip: !RUNTIMES.bun }, () => {
     const planted = await runProcess([bin, "run", "--dry-run", "--", RUNTIMES.bun!, "app.ts"], {
       env,
     });
-    const elsewhere = /BUN_OPTIONS='--preload ([^']+)'/.exec(planted.stdout)?.[1];
+    const elsewhere = /BUN_OPTIONS='?--preload=([^'\s]+)/.exec(planted.stdout)?.[1];
     assert.ok(elsewhere && dirname(elsewhere) !== owned, planted.stdout);
     assert.match(readFileSync(elsewhere!, "utf8"), /forklift\.reporter/);
     assert.equal((statSync(dirname(elsewhere!)).mode & 0o777).toString(8), "700");
@@ -118,5 +127,46 @@ describe("the forklift binary", { skip: !RUNTIMES.bun }, () => {
     }
     // The binary needs nothing beside it and writes nothing where it runs.
     assert.deepEqual(readdirSync(alone), ["forklift"]);
+  });
+
+  test("the binary's workers report a taken port at the app's line, not the minified reporter's", async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, "0.0.0.0", () => r()));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      for (const runtime of ["deno", "bun"] as const) {
+        if (!RUNTIMES[runtime]) continue;
+        const master = new Master(
+          [
+            "-w",
+            "1",
+            "--metrics-bind",
+            "127.0.0.1:0",
+            "--",
+            ...serverArgv(runtime, `${ROOT}tests/fixtures/master/app.ts`),
+          ],
+          {
+            forklift: [bin],
+            env: cleanEnv({
+              PORT: String(port),
+              NO_COLOR: "1",
+              XDG_RUNTIME_DIR: `${dir}/run-${runtime}`,
+            }),
+            deadlineMs: 30_000,
+          },
+        );
+        try {
+          assert.equal((await master.exited).code, 3, master.stderr);
+          const worker = master.stderr.split("\n").filter((l) => !/^\d{4}-\d\d-\d\d /.test(l));
+          const frames = worker.filter((l) => /^\s+at /.test(l));
+          assert.match(frames[0] ?? "", /tests\/fixtures\/master\/app\.ts:\d+:\d+/, master.stderr);
+          assert.doesNotMatch(worker.join("\n"), /preload|sourcemap/, master.stderr);
+        } finally {
+          await master.cleanup();
+        }
+      }
+    } finally {
+      taken.close();
+    }
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Fuzzing of everything that reads outside input: the worker-message
- * validator, the line framing, the INI reader, the argv parser and the
- * settings loader, and the path a harvest takes to `/metrics` and OTLP. Random and mutated input must end in a clean rejection (or
+ * validator, the line framing, the INI reader, the argv parser, the
+ * settings loader, the reading of package.json scripts, and the path a harvest takes to `/metrics`
+ * and OTLP. Random and mutated input must end in a clean rejection (or
  * a one-line `ConfigError`), never another throw, a hang or a stack trace.
  *
  * Short by default; `FORKLIFT_FUZZ_ITERATIONS=200000 deno task test tests/fuzz_test.ts`
@@ -23,6 +24,10 @@ import { renderPrometheus } from "../src/export/prometheus.ts";
 import { OtlpBatcher } from "../src/export/otlp_batch.ts";
 import { encodeOtlpProtobuf } from "../src/export/otlp_protobuf.ts";
 import { otlpJson, redactUrl, signalUrl, urlCredentials } from "../src/protocol/otlp.ts";
+import { planLaunch } from "../src/master/inject.ts";
+import { CommandError } from "../src/master/command.ts";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 
 const ITERATIONS = Number(process.env.FORKLIFT_FUZZ_ITERATIONS ?? 3000);
 const SEED = Number(process.env.FORKLIFT_FUZZ_SEED ?? Date.now() % 1_000_000);
@@ -420,5 +425,42 @@ fuzz(
     assert.ok(url.endsWith(query ? `?${query}` : "/v1/metrics"), url);
     urlCredentials(url);
     redactUrl(f.text(60));
+/** One project directory the package.json fuzz rewrites, removed when the process exits. */
+const projectDir = mkdtempSync(`${tmpdir()}/forklift-fuzz-scripts-`);
+process.on("exit", () => rmSync(projectDir, { recursive: true, force: true }));
+
+fuzz(
+  "planLaunch() takes any package.json and any npm, pnpm, yarn, bun or deno task argv, or fails with one line",
+  (f) => {
+    const scripts: Record<string, unknown> = {};
+    for (let i = 0; i < f.int(5); i++) {
+      scripts[
+        f.pick(["start", "dev", "prestart", "postdev", "__proto__", "constructor", f.text(6)])
+      ] = f.r() < 0.5
+        ? `${f.pick(["bun", "deno", "node", "npm run", "yarn", f.text(6)])} ${f.text(16)}`
+        : f.value();
+    }
+    const pkg = f.r() < 0.1 ? f.text(30) : JSON.stringify(f.r() < 0.9 ? { scripts } : f.value());
+    writeFileSync(`${projectDir}/package.json`, pkg ?? "");
+    const argv = [
+      f.pick(["/usr/bin/npm", "/usr/bin/pnpm", "/usr/bin/yarn", "/usr/bin/bun", "/usr/bin/deno"]),
+      ...Array.from(
+        { length: f.int(5) },
+        () => f.pick(["start", "run", "task", "--bun", "--", "dev", "--smol", f.text(6)]),
+      ),
+    ];
+    try {
+      planLaunch(argv, {
+        inject: true,
+        preload: "/p.js",
+        env: { PATH: "/nonexistent" },
+        cwd: projectDir,
+      });
+    } catch (e) {
+      if (e instanceof CommandError) return; // a script's program that is not there: exit 127
+      configErrorOnly(() => {
+        throw e;
+      });
+    }
   },
 );

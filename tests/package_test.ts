@@ -2,7 +2,15 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import process from "node:process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { cleanEnv, ROOT, runProcess, runtimeArgv } from "./_helpers/cli.ts";
 import { getFresh, RUNTIMES, startWorkers, sumSamples, waitFor } from "./_helpers/master.ts";
@@ -74,6 +82,39 @@ describe("the packed API in fresh apps under the binary", { skip: SKIP }, () => 
     writeFileSync(`${app}/server.ts`, source);
     return app;
   }
+
+  test("npm pack tarball in a Deno app without npm: unpacked and named in deno.json's imports", {
+    skip: RUNTIMES.deno ? false : "needs deno",
+  }, async () => {
+    // As the README tells Deno users before the package is published.
+    const app = `${dir}/deno-vendored`;
+    mkdirSync(`${app}/vendor`, { recursive: true });
+    const unpacked = await runProcess(["tar", "-xzf", tarball, "-C", `${app}/vendor`]);
+    assert.equal(unpacked.code, 0, unpacked.stderr);
+    renameSync(`${app}/vendor/package`, `${app}/vendor/forklift`);
+    writeFileSync(
+      `${app}/deno.json`,
+      JSON.stringify({ imports: { forklift: "./vendor/forklift/mod.js" } }),
+    );
+    writeFileSync(
+      `${app}/main.ts`,
+      'import { counter, type Counter } from "forklift";\n' +
+        'const c: Counter = counter("app.vendored");\n' +
+        "c.add(1);\n" +
+        'console.log("recorded");\n',
+    );
+    const checked = await runProcess([RUNTIMES.deno!, "check", "main.ts"], {
+      cwd: app,
+      timeoutMs: 60_000,
+    });
+    assert.equal(checked.code, 0, checked.stderr);
+    const ran = await runProcess([RUNTIMES.deno!, "run", "main.ts"], {
+      cwd: app,
+      timeoutMs: 30_000,
+    });
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.equal(ran.stdout.trim(), "recorded");
+  });
 
   for (const runtime of ["bun", "deno"] as const) {
     test(

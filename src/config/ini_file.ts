@@ -19,6 +19,8 @@ export interface IniFile {
   /** The path as the user gave it, for messages and origins. */
   path: string;
   sections: Map<string, IniEntry[]>;
+  /** The line of each section's first `[name]` header. */
+  sectionLines: Map<string, number>;
 }
 
 const FS_REASONS: Record<string, string> = {
@@ -67,6 +69,7 @@ function unquote(v: string): string {
  */
 export function parseIni(text: string, path: string): IniFile {
   const sections = new Map<string, IniEntry[]>();
+  const sectionLines = new Map<string, number>();
   let current: IniEntry[] | undefined;
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
@@ -82,6 +85,7 @@ export function parseIni(text: string, path: string): IniFile {
       }
       current = sections.get(name) ?? [];
       sections.set(name, current);
+      if (!sectionLines.has(name)) sectionLines.set(name, line);
       continue;
     }
     const eq = t.indexOf("=");
@@ -99,7 +103,7 @@ export function parseIni(text: string, path: string): IniFile {
     }
     current.push({ key, value: unquote(t.slice(eq + 1).trim()), line });
   }
-  return { path, sections };
+  return { path, sections, sectionLines };
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import { ALL_WORKER_ENV_NAMES } from "../protocol/env.ts";
 import { redactUrl } from "../protocol/otlp.ts";
-import { ConfigError, hint } from "./errors.ts";
+import { ConfigError, hint, suggest } from "./errors.ts";
 import { applyNewRelicPreset } from "./new_relic.ts";
 import type { FlagValue } from "./argv.ts";
 import { type IniFile, readIniFile } from "./ini_file.ts";
@@ -69,8 +69,26 @@ function parseValue(setting: Setting, raw: string, where: string, cpuCount: numb
   }
 }
 
+/**
+ * A section meant for forklift but misspelled (`[forklfit]`, `[Forklift:prod]`,
+ * `[forklift.prod]`) is refused as an unknown key is; a section with a name far
+ * from forklift's (`[app]`) belongs to someone else and is left alone.
+ */
+function checkSection(file: IniFile, section: string): void {
+  if (section === "forklift" || section.startsWith("forklift:")) return;
+  const m = /^([^:._/\s-]*)\s*(?:[:._/\s-]\s*(.*))?$/.exec(section);
+  const head = m?.[1] ?? section;
+  if (suggest(head, ["forklift"]) === undefined) return;
+  const env = m?.[2]?.trim();
+  throw new ConfigError(
+    `Unknown section [${section}] in ${file.path} line ${file.sectionLines.get(section)} ` +
+      `(did you mean [forklift${env ? `:${env}` : ""}]?)`,
+  );
+}
+
 function checkKeys(file: IniFile): void {
   for (const [section, entries] of file.sections) {
+    checkSection(file, section);
     if (section !== "forklift" && !section.startsWith("forklift:")) continue;
     for (const e of entries) {
       if (SETTINGS_BY_NAME.has(e.key)) continue;

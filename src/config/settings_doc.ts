@@ -34,6 +34,8 @@ export function renderSettingsDoc(): string {
     `file's \`[forklift]\` section, in its \`[forklift:ENV]\` section (ENV from \`-e/--environment\``,
     `or \`${ENVIRONMENT_ENV}\`), as an environment variable, or as a command-line flag. The INI`,
     `file is named by \`-c/--config\` or \`${CONFIG_FILE_ENV}\`; its keys are the setting names.`,
+    "An unknown key, or a section named almost `forklift` (`[forklfit]`, `[forklift.prod]`), is",
+    "refused with the name it is closest to; sections of other programs (`[app]`) are left alone.",
     "`forklift config --origin` shows each value and where it came from.",
     "",
     "| setting | flag | environment | default | description |",

@@ -10,6 +10,7 @@ import { availableParallelism } from "node:os";
 import { basename, dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ConfigError } from "../config/errors.ts";
+import { packageScript } from "./package_script.ts";
 import { CHANNEL_ENV_NAMES, ISOLATES_ENV, WORKER_ENV_NAMES } from "../protocol/env.ts";
 
 /** How a worker is started, apart from its per-worker variables. */
@@ -247,6 +248,29 @@ function planDenoTask(argv: string[], options: PlanOptions): LaunchPlan {
  * ```
  */
 export function planLaunch(argv: string[], options: PlanOptions): LaunchPlan {
+  return plan(argv, options, 0);
+}
+
+/** How many scripts deep `npm start` may lead (a script that runs `npm run` another). */
+const MAX_SCRIPT_DEPTH = 8;
+
+function plan(argv: string[], options: PlanOptions, depth: number): LaunchPlan {
+  // deno.json's task wins over package.json's script of the same name, as in `deno task`.
+  const denoTaskOwn = /^deno(\.exe)?$/.test(basename(argv[0] ?? "")) && argv[1] === "task" &&
+    argv[2] !== undefined && denoTask(options.cwd, argv[2]) !== undefined;
+  const script = options.inject && !denoTaskOwn ? packageScript(argv, options) : undefined;
+  if (script !== undefined) {
+    if (depth >= MAX_SCRIPT_DEPTH) {
+      throw new ConfigError(
+        `Cannot resolve "${basename(argv[0])} ${argv.slice(1).join(" ")}": package.json scripts ` +
+          `call each other more than ${MAX_SCRIPT_DEPTH} deep; give the server's own command instead`,
+      );
+    }
+    // The script's command is the worker, planned as if given on the command line.
+    const env = { ...options.env, ...script.env };
+    const inner = plan(script.argv, { ...options, env }, depth + 1);
+    return { ...inner, env: { ...script.env, ...inner.env } };
+  }
   if (options.inject && LAUNCHERS.has(basename(argv[0] ?? ""))) {
     const runtime = argv.slice(1).find((a) => /^(deno|bun)(@[^\s/]+)?$/.test(a));
     if (runtime !== undefined) {
@@ -296,8 +320,13 @@ export function planLaunch(argv: string[], options: PlanOptions): LaunchPlan {
         `deno serve and simple deno tasks; add --no-inject to supervise it without metrics`,
     );
   }
+  // `--preload PATH` with a space makes `bun run` print its usage; the `=` form works everywhere.
+  const preload = `--preload=${options.bunPreload ?? options.preload}`;
+  if (/\s/.test(preload)) {
+    // BUN_OPTIONS is split at whitespace, quotes or not: a path with a space goes in argv.
+    return { argv: [argv[0], preload, ...argv.slice(1)], env: {}, injected: true, runtime: "bun" };
+  }
   const existing = options.env.BUN_OPTIONS?.trim();
-  const preload = `--preload ${options.bunPreload ?? options.preload}`;
   return {
     argv: [...argv],
     env: { BUN_OPTIONS: existing ? `${existing} ${preload}` : preload },

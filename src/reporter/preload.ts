@@ -7,7 +7,7 @@
  * @example Inject by hand
  * ```ts ignore
  * // deno run -A --unstable-net --preload ./src/reporter/preload.ts server.ts
- * // BUN_OPTIONS="--preload ./src/reporter/preload.ts" bun server.ts
+ * // BUN_OPTIONS="--preload=./src/reporter/preload.ts" bun server.ts
  * import "./preload.ts";
  * ```
  *

@@ -133,6 +133,31 @@ function derive(options: any, overrides: Record<string, unknown>): any {
   return out;
 }
 
+/**
+ * `serve` that rethrows what it throws as if the app's own call had thrown
+ * it: the stack, and the source line a runtime prints above an `AddrInUse`,
+ * start in the app, not in this (minified, when built) wrapper.
+ */
+function throwingFromCaller(serve: (...args: any[]) => any): (...args: any[]) => any {
+  const capture = (Error as { captureStackTrace?: (e: object, fn: unknown) => void })
+    .captureStackTrace;
+  const outer = function (this: unknown): any {
+    try {
+      return serve.apply(this, arguments as unknown as any[]);
+    } catch (e) {
+      if (e instanceof Error && typeof capture === "function") {
+        try {
+          capture(e, outer);
+        } catch {
+          // A frozen error keeps the stack it has.
+        }
+      }
+      throw e;
+    }
+  };
+  return outer;
+}
+
 function hookDeno(deno: any, hooks: ServeHooks): void {
   const original = deno.serve;
   if (typeof original !== "function") return;
@@ -186,7 +211,7 @@ function hookDeno(deno: any, hooks: ServeHooks): void {
     server.finished?.then?.(() => closedOnce(server, hooks), () => closedOnce(server, hooks));
     return server;
   };
-  deno.serve = serve;
+  deno.serve = throwingFromCaller(serve);
 }
 
 function wrapBunRoutes(routes: any, hooks: ServeHooks): any {
@@ -274,7 +299,7 @@ function hookBun(bun: any, hooks: ServeHooks): void {
     );
     return server;
   };
-  bun.serve = serve;
+  bun.serve = throwingFromCaller(serve);
 }
 
 const NODE_HOOKED = Symbol.for("forklift.node.hooked");

@@ -73,6 +73,6 @@ export function launch(
     args.push(file);
     return { args, env };
   }
-  if (options.preload) env.BUN_OPTIONS = `--preload ${PRELOAD}`;
+  if (options.preload) env.BUN_OPTIONS = `--preload=${PRELOAD}`;
   return { args: [file], env };
 }

@@ -173,8 +173,31 @@ describe("loadSettings()", () => {
     });
   });
 
+  test("loadSettings() rejects a misspelled forklift section with a hint, as it does keys", () => {
+    const cases: Array<[string, string]> = [
+      ["[forklfit]", "[forklift]"],
+      ["[Forklift]", "[forklift]"],
+      ["[forklfit:prod]", "[forklift:prod]"],
+      ["[forklift.production]", "[forklift:production]"],
+      ["[forklift production]", "[forklift:production]"],
+      ["[frklift-staging]", "[forklift:staging]"],
+    ];
+    for (const [header, meant] of cases) {
+      withIni(`[forklift]\nworkers = 2\n\n${header}\nworkers = 8\n`, (dir) => {
+        assertConfigError(
+          () => loadSettings({ cwd: dir, config: "forklift.ini" }),
+          `Unknown section ${header} in forklift.ini line 4 (did you mean ${meant}?)`,
+        );
+      });
+    }
+    // A misspelled environment name is a name like any other; -e names the one to use.
+    withIni("[forklift:prodction]\nworkers = 8\n", (dir) => {
+      assert.equal(loadSettings({ cwd: dir, config: "forklift.ini" }).values.workers, 1);
+    });
+  });
+
   test("loadSettings() ignores sections that are not forklift's", () => {
-    withIni("[app]\ncolour = blue\n[forklift]\nworkers = 2\n", (dir) => {
+    withIni("[app]\ncolour = blue\n[fork]\n[uplift]\n[forklift]\nworkers = 2\n", (dir) => {
       assert.equal(loadSettings({ cwd: dir, config: "forklift.ini" }).values.workers, 2);
     });
   });

@@ -1,11 +1,15 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { planLaunch, shellQuote } from "../../src/master/inject.ts";
 import { ConfigError } from "../../src/config/errors.ts";
 import { programName } from "../../src/master/command.ts";
 import { lineWriter } from "../../src/master/output.ts";
+import { ROOT, runtimeArgv } from "../_helpers/cli.ts";
+import { getFresh, RUNTIMES, startWorkers, sumSamples, waitFor } from "../_helpers/master.ts";
+
+const COUNT = "http_server_request_duration_seconds_count";
 
 const PRELOAD = "/opt/forklift/preload.js";
 const ALLOW = "--allow-env=FORKLIFT_MASTER_PID,FORKLIFT_WORKER_ID,FORKLIFT_WORKERS";
@@ -96,7 +100,7 @@ describe("planLaunch()", () => {
   test("planLaunch() leaves bun workers on Node IPC and gives them the Bun preload", () => {
     const p = plan(["bun", "server.ts"], { channel: SOCK, bunPreload: "/opt/forklift/p.bun.js" });
     assert.equal(p.channel, undefined);
-    assert.deepEqual(p.env, { BUN_OPTIONS: "--preload /opt/forklift/p.bun.js" });
+    assert.deepEqual(p.env, { BUN_OPTIONS: "--preload=/opt/forklift/p.bun.js" });
     assert.equal(
       plan(["deno", "run", "x.ts"], { channel: SOCK, inject: false }).channel,
       undefined,
@@ -222,7 +226,15 @@ describe("planLaunch()", () => {
   test("planLaunch() preloads into bun through BUN_OPTIONS, keeping the user's options", () => {
     const p = plan(["/usr/local/bin/bun", "run", "app.ts"], { env: { BUN_OPTIONS: "--smol" } });
     assert.deepEqual(p.argv, ["/usr/local/bin/bun", "run", "app.ts"]);
-    assert.deepEqual(p.env, { BUN_OPTIONS: `--smol --preload ${PRELOAD}` });
+    // `bun run` takes only the `=` form from BUN_OPTIONS: with a space it prints its usage.
+    assert.deepEqual(p.env, { BUN_OPTIONS: `--smol --preload=${PRELOAD}` });
+  });
+
+  test("planLaunch() gives bun a preload path with a space in argv, which BUN_OPTIONS would split", () => {
+    const spaced = "/home/me/My Projects/forklift/src/reporter/preload.ts";
+    const p = plan(["/usr/local/bin/bun", "run", "app.ts"], { bunPreload: spaced });
+    assert.deepEqual(p.argv, ["/usr/local/bin/bun", `--preload=${spaced}`, "run", "app.ts"]);
+    assert.deepEqual(p.env, {});
   });
 
   test("planLaunch() leaves other programs, and --no-inject, untouched", () => {
@@ -272,5 +284,31 @@ describe("lineWriter()", () => {
       `{"worker":3,"stream":"stderr","line":"d"}\n`,
       `{"worker":3,"stream":"stderr","line":"e"}\n`,
     ]);
+  });
+});
+
+describe("planLaunch() with real workers", () => {
+  test("planLaunch() preloads the reporter into bun from a checkout whose path has a space", {
+    skip: !RUNTIMES.bun,
+  }, async () => {
+    const dir = mkdtempSync(`${tmpdir()}/forklift inject `);
+    try {
+      // A checkout under "My Projects", say: its own src/, the rest shared.
+      cpSync(`${ROOT}src`, `${dir}/src`, { recursive: true });
+      for (const name of ["node_modules", "package.json", "deno.json", "deno.lock"]) {
+        symlinkSync(`${ROOT}${name}`, `${dir}/${name}`);
+      }
+      const { master, port } = await startWorkers("bun", `${ROOT}tests/fixtures/master/app.ts`, {
+        forklift: runtimeArgv(`${dir}/src/cli/main.ts`),
+      });
+      try {
+        for (let i = 0; i < 10; i++) assert.equal((await getFresh(port, "/"))?.status, 200);
+        await waitFor("10 counted", async () => sumSamples(await master.metrics(), COUNT) === 10);
+      } finally {
+        await master.cleanup();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -150,6 +150,36 @@ for (const runtime of ["bun", "deno"] as const) {
   );
 }
 
+for (const runtime of ["deno", "bun"] as const) {
+  test(
+    `serve() under forklift reports a port taken without SO_REUSEPORT at the app's own line (${runtime})`,
+    { skip: !RUNTIMES[runtime] },
+    async () => {
+      const taken = createServer();
+      await new Promise<void>((r) => taken.listen(0, "0.0.0.0", () => r()));
+      const port = (taken.address() as { port: number }).port;
+      const m = new Master(
+        ["-w", "1", "--metrics-bind", "127.0.0.1:0", "--", ...serverArgv(runtime, APP)],
+        { env: cleanEnv({ PORT: String(port), NO_COLOR: "1" }), deadlineMs: 30_000 },
+      );
+      try {
+        const exit = await m.exited;
+        assert.equal(exit.code, 3, m.stderr);
+        assert.match(m.stderr, /AddrInUse|EADDRINUSE/);
+        // The first frame, and the source line the runtime prints, are the app's call.
+        const frames = m.stderr.split("\n").filter((l) => /^\s+at /.test(l));
+        assert.match(frames[0] ?? "", /tests\/fixtures\/master\/app\.ts:\d+:\d+/, m.stderr);
+        assert.match(m.stderr, /\.serve\(\{ port/, "the app's line is shown");
+        const worker = m.stderr.split("\n").filter((l) => !/^\d{4}-\d\d-\d\d /.test(l)).join("\n");
+        assert.doesNotMatch(worker, /src\/runtime\/|preload/, "no line of the reporter");
+      } finally {
+        taken.close();
+        await m.cleanup();
+      }
+    },
+  );
+}
+
 test(
   "Arbiter stops when a program of the same user serves an address inside the workers' wildcard (exit 2)",
   { skip: !RUNTIMES.bun ? "needs bun" : !PYTHON.self ? "needs Linux and python3" : false },
@@ -177,3 +207,8 @@ test(
     }
   },
 );
+      }
+    },
+  );
+}
+
