@@ -425,6 +425,9 @@ fuzz(
     assert.ok(url.endsWith(query ? `?${query}` : "/v1/metrics"), url);
     urlCredentials(url);
     redactUrl(f.text(60));
+  },
+);
+
 /** One project directory the package.json fuzz rewrites, removed when the process exits. */
 const projectDir = mkdtempSync(`${tmpdir()}/forklift-fuzz-scripts-`);
 process.on("exit", () => rmSync(projectDir, { recursive: true, force: true }));
