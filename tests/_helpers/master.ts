@@ -419,3 +419,37 @@ export async function startWorkers(
   }
   return { master, port };
 }
+
+/** Whether this process may make a network namespace of its own (root, `unshare`, `ip`). */
+export const NETNS = await (async () => {
+  try {
+    const { spawnSync } = await import("node:child_process");
+    const r = spawnSync("unshare", ["--net", "--", "ip", "link", "set", "lo", "up"], {
+      stdio: "ignore",
+      timeout: 5_000,
+    });
+    return r.status === 0;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * Runs `argv` in a network namespace of its own, loopback up and
+ * `net.ipv4.tcp_migrate_req` set to `migrateReq` there alone (the host's
+ * setting is never touched); resolves with what it printed when it exits.
+ * The process is killed by pid after `timeoutMs`.
+ */
+export async function inNetns(
+  migrateReq: 0 | 1,
+  argv: string[],
+  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const { runProcess } = await import("./cli.ts");
+  const script =
+    `ip link set lo up && echo ${migrateReq} > /proc/sys/net/ipv4/tcp_migrate_req && exec "$@"`;
+  return await runProcess(["unshare", "--net", "--", "sh", "-c", script, "sh", ...argv], {
+    env: options.env,
+    timeoutMs: options.timeoutMs,
+  });
+}
