@@ -319,6 +319,15 @@ function hookDeno(deno: any, hooks: ServeHooks): void {
   deno.serve = serve;
 }
 
+/**
+ * A static `Response` as a route's handler: Bun serves static routes
+ * without calling any JS, so they would go untimed and could not say
+ * `Connection: close` while draining. Each request gets its own copy.
+ */
+function staticHandler(response: Response): () => Response {
+  return () => response.clone();
+}
+
 function wrapBunRoutes(routes: any, wrap: (h: any, route?: string) => any): any {
   if (routes === null || typeof routes !== "object") return routes;
   const out: Record<string, unknown> = {};
@@ -326,18 +335,20 @@ function wrapBunRoutes(routes: any, wrap: (h: any, route?: string) => any): any 
     const value = routes[path];
     if (typeof value === "function") {
       out[path] = wrap(value, path);
+    } else if (value instanceof Response) {
+      out[path] = wrap(staticHandler(value), path);
     } else if (
       value !== null && typeof value === "object" &&
-      !(value instanceof Response) &&
-      BUN_ROUTE_METHODS.some((m) => typeof value[m] === "function")
+      BUN_ROUTE_METHODS.some((m) => typeof value[m] === "function" || value[m] instanceof Response)
     ) {
       const methods: Record<string, unknown> = { ...value };
       for (const m of BUN_ROUTE_METHODS) {
         if (typeof value[m] === "function") methods[m] = wrap(value[m], path);
+        else if (value[m] instanceof Response) methods[m] = wrap(staticHandler(value[m]), path);
       }
       out[path] = methods;
     } else {
-      // Static responses (and HTML bundles) are served without running JS: not timed.
+      // HTML bundles and files are served by Bun itself: not timed.
       out[path] = value;
     }
   }
