@@ -117,8 +117,8 @@ class Connection {
 
 /**
  * `connections` loops, each sending GET `path` on its own kept-alive
- * connection as soon as the previous answer came, until
- * {@linkcode KeepAliveLoad.stop} or `deadlineMs`.
+ * connection `pauseMs` after the previous answer came, until
+ * {@linkcode KeepAliveLoad.stop}, `total` requests in all, or `deadlineMs`.
  *
  * @example
  * ```ts ignore
@@ -140,9 +140,16 @@ export class KeepAliveLoad {
 
   constructor(
     port: number,
-    options: { connections?: number; path?: string; pauseMs?: number; deadlineMs?: number } = {},
+    options: {
+      connections?: number;
+      path?: string;
+      pauseMs?: number;
+      total?: number;
+      deadlineMs?: number;
+    } = {},
   ) {
-    const { connections = 8, path = "/", pauseMs = 0 } = options;
+    const { connections = 8, path = "/", pauseMs = 0, total = Infinity } = options;
+    let issued = 0;
     const end = Date.now() + (options.deadlineMs ?? 30_000);
     const fail = (why: string) => {
       this.failed++;
@@ -150,7 +157,8 @@ export class KeepAliveLoad {
     };
     const loop = async () => {
       let conn: Connection | undefined;
-      while (!this.#stopped && Date.now() < end) {
+      while (!this.#stopped && Date.now() < end && issued < total) {
+        issued++;
         if (conn === undefined || conn.ended) {
           try {
             conn = await Connection.open(port);

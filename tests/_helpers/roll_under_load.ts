@@ -1,6 +1,7 @@
 /**
- * Rolls `forklift run -w 2` three times (`HUP`) under load and prints what
- * the client saw as one JSON line. Run by {@linkcode rollInNetns} inside a
+ * Rolls `forklift run -w 2` three times (`HUP`) under load, or recycles its
+ * workers by `--max-requests`, and prints what the client saw as one JSON
+ * line. Run by {@linkcode rollInNetns} inside a
  * network namespace of its own, where `net.ipv4.tcp_migrate_req` was set
  * for this run alone; the master, its workers and the client all live in it.
  *
@@ -22,7 +23,8 @@ export interface RollPlan {
   connections: number;
   /** The server: `Deno.serve`/`Bun.serve` (default), Express on `node:http`, or `deno serve`. */
   server?: "fetch" | "node" | "deno-serve";
-  hups?: number;
+  /** Recycle workers after this many requests (500 requests in all, no `HUP`) instead of rolling them. */
+  maxRequests?: number;
 }
 
 /** What one roll measured. */
@@ -33,6 +35,7 @@ export interface RollResult {
   errors: Array<[string, number]>;
   counted: number;
   reloads: number;
+  recycles: number;
   crashes: number;
   opened?: number;
 }
@@ -56,18 +59,29 @@ async function roll(plan: RollPlan): Promise<RollResult> {
   const { master, port } = await startWorkers(plan.runtime, script, {
     workers: 2,
     harvestInterval: 0.5,
-    args: ["--graceful-timeout", "10"],
+    args: [
+      "--graceful-timeout",
+      "10",
+      ...(plan.maxRequests === undefined
+        ? []
+        : ["--max-requests", String(plan.maxRequests), "--max-requests-jitter", "10"]),
+    ],
     command: server === "deno-serve"
       ? (port) => [RUNTIMES.deno!, "serve", "-A", "--port", String(port), script]
       : undefined,
   });
   try {
+    // Recycling every 50 requests wants a gentle client: 500 requests, 8 ms apart.
+    const recycling = plan.maxRequests !== undefined;
+    const shape = recycling
+      ? { pauseMs: 8, total: 500, deadlineMs: 40_000 }
+      : { pauseMs: 0, deadlineMs: 40_000 };
     const load = plan.client === "keepalive"
-      ? new KeepAliveLoad(port, { connections: plan.connections, path, deadlineMs: 40_000 })
-      : new Load(port, { concurrency: plan.connections, path, pauseMs: 0, deadlineMs: 40_000 });
-    await sleep(300);
+      ? new KeepAliveLoad(port, { connections: plan.connections, path, ...shape })
+      : new Load(port, { concurrency: plan.connections, path, ...shape });
+    await (recycling ? load.done : sleep(300));
     const seen = new Set<number>();
-    for (let round = 1; round <= (plan.hups ?? 3); round++) {
+    for (let round = 1; round <= (recycling ? 0 : 3); round++) {
       const before = (await master.waitReady(2)).map((w) => w.pid);
       before.forEach((p) => seen.add(p));
       master.signal("SIGHUP");
@@ -92,6 +106,7 @@ async function roll(plan: RollPlan): Promise<RollResult> {
       errors: [...load.errors],
       counted,
       reloads: restarts(text, "reload"),
+      recycles: restarts(text, "max_requests"),
       crashes: restarts(text, "crash"),
       opened: load instanceof KeepAliveLoad ? load.opened : undefined,
     };

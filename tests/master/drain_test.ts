@@ -78,5 +78,34 @@ for (const runtime of ["deno", "bun"] as const) {
         });
       }
     }
+
+    for (const client of ["keepalive", "fresh"] as const) {
+      for (const migrateReq of [1, 0] as const) {
+        test(`drain() of ${runtime} workers recycled by max_requests loses nothing, ${client} client, tcp_migrate_req=${migrateReq}`, async () => {
+          const r = await rollInNetns(migrateReq, {
+            runtime,
+            client,
+            connections: 2,
+            maxRequests: 50,
+          });
+          console.log(
+            `drain | ${runtime} | max_requests, ${client}, 2 | tcp_migrate_req=${migrateReq} | ${r.ok} ok | ${r.failed} failed ${
+              JSON.stringify(r.errors)
+            } | ${r.recycles} recycles | ${r.counted} counted`,
+          );
+          assert.equal(r.ok + r.failed, 500);
+          assert.ok(r.recycles >= 3, `only ${r.recycles} recycles`);
+          assert.equal(r.crashes, 0);
+          assert.equal(r.counted, r.ok, "every answer counted once");
+          if (migrateReq === 1) assert.equal(r.failed, 0, JSON.stringify(r.errors));
+          else {
+            assert.ok(
+              r.failed <= 2 * r.recycles,
+              `more than the accept queue can lose: ${JSON.stringify(r.errors)}`,
+            );
+          }
+        });
+      }
+    }
   });
 }
