@@ -8,9 +8,8 @@
  * A few system calls per descriptor: `/proc/net/tcp` would say the same but
  * lists every socket of the host, TIME_WAIT ones included, and takes tens of
  * milliseconds to read under load, long enough for connections to queue
- * unseen. Linux only, through the runtime's FFI (Deno needs `--allow-ffi`
- * and `--allow-read`); elsewhere there is no census and the caller falls
- * back on a fixed wait.
+ * unseen. Linux only, through the runtime's FFI (Deno needs `--allow-ffi`);
+ * elsewhere there is no census and the caller falls back on a fixed wait.
  *
  * @module
  */
@@ -70,9 +69,48 @@ export function addSocket(
   else if (tcpState === TCP_ESTABLISHED) into.established++;
 }
 
+/** Descriptors tried one by one where `/proc/self/fd` cannot be listed (Deno without `-A`). */
+const SCANNED_FDS = 1024;
+
+/**
+ * Whether Deno lets this process call the C library already: asking would
+ * prompt a worker whose terminal is its own, in the middle of a drain.
+ */
+function ffiGranted(deno: any): boolean {
+  try {
+    return deno.permissions?.querySync?.({ name: "ffi" })?.state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * This process's descriptors: listed from `/proc/self/fd` where Deno lets
+ * it (it asks for `-A` there), or else the first {@linkcode SCANNED_FDS}.
+ */
+function descriptors(deno: any): () => number[] {
+  const fs = (globalThis as any).process?.getBuiltinModule?.("node:fs");
+  const readable = (() => {
+    if (fs === undefined) return false;
+    try {
+      if (deno !== undefined) {
+        const read = deno.permissions?.querySync?.({ name: "read", path: "/proc/self/fd" });
+        if (read?.state !== "granted") return false;
+      }
+      fs.readdirSync("/proc/self/fd");
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  if (readable) return () => fs.readdirSync("/proc/self/fd").map(Number);
+  const all = Array.from({ length: SCANNED_FDS }, (_, i) => i);
+  return () => all;
+}
+
 /**
  * Opens a census taker, or resolves to undefined where there can be none
- * (not Linux, no FFI, no `/proc/self/fd`).
+ * (not Linux, no FFI).
  *
  * @example
  * ```ts ignore
@@ -83,13 +121,10 @@ export function addSocket(
  * ```
  */
 export async function openCensus(): Promise<CensusTaker | undefined> {
-  const fs = (globalThis as any).process?.getBuiltinModule?.("node:fs");
-  if (fs === undefined) return undefined;
-  try {
-    fs.readdirSync("/proc/self/fd");
-  } catch {
-    return undefined;
-  }
+  const g = globalThis as any;
+  if (g.process?.platform !== "linux") return undefined;
+  if (g.Deno !== undefined && !ffiGranted(g.Deno)) return undefined;
+  const fds = descriptors(g.Deno);
   let libc;
   try {
     libc = await openLibc({
@@ -107,8 +142,7 @@ export async function openCensus(): Promise<CensusTaker | undefined> {
   return {
     take(port: number): Census {
       const census: Census = { backlog: 0, established: 0 };
-      for (const name of fs.readdirSync("/proc/self/fd")) {
-        const fd = Number(name);
+      for (const fd of fds()) {
         len[0] = addr.length;
         if (getsockname(fd, addr, len) !== 0) continue; // not a socket, or closed since
         const family = addr[0] | (addr[1] << 8);
