@@ -1,10 +1,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { cleanEnv, ROOT, runtimeArgv } from "../_helpers/cli.ts";
-import { inNetns, NETNS, RUNTIMES } from "../_helpers/master.ts";
+import { getFresh, inNetns, NETNS, RUNTIMES, sleep, startWorkers } from "../_helpers/master.ts";
 import type { RollPlan, RollResult } from "../_helpers/roll_under_load.ts";
 
 const DRIVER = `${ROOT}tests/_helpers/roll_under_load.ts`;
+const WS_APP = `${ROOT}tests/fixtures/master/ws_app.ts`;
 /** Workers retired by three `HUP`s of two workers. */
 const RETIRED = 6;
 
@@ -106,6 +107,50 @@ for (const runtime of ["deno", "bun"] as const) {
           }
         });
       }
+    }
+  });
+}
+
+for (const runtime of ["deno", "bun"] as const) {
+  test(`drain() lets a long request and a ${runtime} WebSocket go on after TERM`, {
+    skip: !RUNTIMES[runtime],
+  }, async () => {
+    const { master, port } = await startWorkers(runtime, WS_APP, {
+      workers: 1,
+      args: ["--graceful-timeout", "5"],
+    });
+    let ws: WebSocket | undefined;
+    try {
+      ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+      await new Promise((resolve, reject) => {
+        ws!.onopen = resolve;
+        ws!.onerror = reject;
+      });
+      let echoes = 0;
+      let closedAfter = -1;
+      ws.onmessage = () => echoes++;
+      const slow = getFresh(port, "/slow?ms=2000", 8_000);
+      await sleep(100);
+      const t0 = Date.now();
+      ws.onclose = () => closedAfter = Date.now() - t0;
+      master.signal("SIGTERM");
+      for (let i = 0; i < 15; i++) {
+        if (ws.readyState === WebSocket.OPEN) ws.send(`m${i}`);
+        await sleep(100);
+      }
+      assert.deepEqual(await slow, { status: 200, body: "slow" }, "the long request was cut");
+      if (runtime === "bun") {
+        assert.equal(echoes, 15, "the WebSocket was cut");
+      } else {
+        // Deno's shutdown() says "going away" to its WebSockets: the drain
+        // puts it off by the listener's handoff (one second at most).
+        assert.ok(closedAfter >= 900 || closedAfter === -1, `closed after ${closedAfter} ms`);
+      }
+      ws.close();
+      assert.equal((await master.exited).code, 0, master.stderr);
+    } finally {
+      ws?.close();
+      await master.cleanup();
     }
   });
 }
