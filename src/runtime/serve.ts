@@ -75,7 +75,7 @@ const HOOKED = Symbol.for("forklift.serve.hooked");
 const HANDOFF_MS = 1_000;
 /** How often the census is taken while waiting. */
 const CENSUS_EVERY_MS = 5;
-/** Where there is no census (not Linux, no `/proc`): how long `Connection: close` runs first. */
+/** Where there is no census (not Linux, no FFI): how long `Connection: close` runs first. */
 const BLIND_HANDOFF_MS = 250;
 
 /** One server's drain: whether it runs, and the requests begun since. */
