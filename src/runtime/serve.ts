@@ -15,19 +15,35 @@
  * class's `emit` is wrapped once: `request` is timed, `listening` tracks the
  * server, `close` forgets it.
  *
+ * A drain loses no request: the server first answers every request with
+ * `Connection: close` (so a keep-alive client opens its next connection
+ * elsewhere) while its listener stays open, and closes the listener at a
+ * moment when none of its connections sits idle and nothing waits in its
+ * accept queue (see `socket_census.ts`): at that moment the runtime's close,
+ * which drops idle connections (Deno's `shutdown()` even those that have not
+ * sent their request yet), drops none. Requests in flight finish, up to the
+ * graceful timeout.
+ *
  * This file, with the rest of `src/runtime/`, is the only place that touches
- * `Deno.*` or `Bun.*`. It imports nothing.
+ * `Deno.*` or `Bun.*`. It imports nothing but the census, which loads
+ * `node:fs` only when a server drains.
  *
  * @module
  */
 
 // deno-lint-ignore-file no-explicit-any
 
+import { openCensus } from "./socket_census.ts";
+
 /** A server started through a hooked `Deno.serve` / `Bun.serve`. */
 export interface ServedServer {
   /** Bound address: `"0.0.0.0:8000"`, `"[::]:8000"` or `"unix:/path"`. */
   readonly addr: string;
-  /** Stops accepting, lets in-flight requests finish; resolves when they have. */
+  /**
+   * Answers with `Connection: close` from now on, closes the listener once no
+   * connection sits idle (or after {@linkcode HANDOFF_MS}), lets requests in
+   * flight finish; resolves when they have.
+   */
   drain(): Promise<void>;
   /** Closes at once, cutting requests still running. */
   abort(): void;
@@ -50,6 +66,116 @@ export interface ServeHooks {
 }
 
 const HOOKED = Symbol.for("forklift.serve.hooked");
+
+/**
+ * Longest a draining server keeps its listener open waiting for a moment
+ * with no idle connection: past it, idle connections (a browser's, say)
+ * are closed anyway, between requests.
+ */
+const HANDOFF_MS = 1_000;
+/** How often the census is taken while waiting. */
+const CENSUS_EVERY_MS = 5;
+/** Where there is no census (not Linux, no FFI): how long `Connection: close` runs first. */
+const BLIND_HANDOFF_MS = 250;
+
+/** One server's drain: whether it runs, and the requests begun since. */
+interface DrainState {
+  draining: boolean;
+  inflight: number;
+}
+
+function newDrain(): DrainState {
+  return { draining: false, inflight: 0 };
+}
+
+/** `res` with `Connection: close`, so that the client sends nothing more on its connection. */
+function markClose(res: unknown): unknown {
+  if (!(res instanceof Response) || res.status === 101) return res;
+  try {
+    res.headers.set("connection", "close");
+    return res;
+  } catch {
+    // Immutable headers (`Response.redirect()`, a `fetch()` answer): a copy takes it.
+    try {
+      const headers = new Headers(res.headers);
+      headers.set("connection", "close");
+      return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+    } catch {
+      return res;
+    }
+  }
+}
+
+/**
+ * Wraps a fetch-style handler so that, once its server drains, requests are
+ * counted while they run and answered with `Connection: close`. Until then it
+ * costs one check.
+ */
+function closeWhenDraining<H extends (...args: any[]) => unknown>(
+  handler: H,
+  drain: DrainState,
+): H {
+  // Two declared parameters, as the timing wrapper has: Deno builds no Request
+  // for a handler that declares none, and (req, info) / (req, server) need no
+  // rest array per request.
+  return function (this: unknown, req: unknown, extra: unknown): unknown {
+    if (!drain.draining) {
+      return arguments.length <= 2
+        ? handler.call(this, req, extra)
+        : handler.apply(this, arguments as any);
+    }
+    drain.inflight++;
+    let res: any;
+    try {
+      res = arguments.length <= 2
+        ? handler.call(this, req, extra)
+        : handler.apply(this, arguments as any);
+    } catch (e) {
+      drain.inflight--;
+      throw e;
+    }
+    if (res !== null && typeof res === "object" && typeof res.then === "function") {
+      return res.then((r: unknown) => {
+        drain.inflight--;
+        return markClose(r);
+      }, (e: unknown) => {
+        drain.inflight--;
+        throw e;
+      });
+    }
+    drain.inflight--;
+    return markClose(res);
+  } as H;
+}
+
+/**
+ * Starts a drain and resolves at the moment the listener may close: no
+ * connection accepted on `port` sits without a request in flight, and none
+ * waits in the accept queue; or after {@linkcode HANDOFF_MS}. The caller
+ * closes the listener in the same turn of the event loop, before any other
+ * connection can be accepted.
+ */
+async function handoff(drain: DrainState, port: number | undefined): Promise<void> {
+  drain.draining = true;
+  if (port === undefined || !(port > 0)) return;
+  const census = await openCensus();
+  if (census === undefined) {
+    await new Promise((r) => setTimeout(r, BLIND_HANDOFF_MS));
+    return;
+  }
+  try {
+    const end = Date.now() + HANDOFF_MS;
+    for (;;) {
+      const now = census.take(port);
+      if (now.backlog === 0 && now.established <= drain.inflight) return;
+      if (Date.now() >= end) return;
+      await new Promise((r) => setTimeout(r, CENSUS_EVERY_MS));
+    }
+  } finally {
+    census.close();
+  }
+}
+
 const BUN_ROUTE_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
 
 function g(): any {
@@ -177,7 +303,8 @@ function hookDeno(deno: any, hooks: ServeHooks): void {
       inOptions = true;
     }
     if (typeof handler !== "function") return original.apply(this, arguments);
-    const wrapped = hooks.wrap(handler);
+    const drain = newDrain();
+    const wrapped = closeWhenDraining(hooks.wrap(handler), drain);
     const overrides: Record<string, unknown> = {};
     const share = hooks.reusePort() && options.path === undefined;
     if (share) overrides.reusePort = true;
@@ -200,7 +327,10 @@ function hookDeno(deno: any, hooks: ServeHooks): void {
         if (addr?.transport === "unix") return `unix:${addr.path}`;
         return hostPort(String(addr?.hostname), Number(addr?.port));
       },
-      () => server.shutdown(),
+      async () => {
+        await handoff(drain, server.addr?.transport === "tcp" ? server.addr.port : undefined);
+        await server.shutdown();
+      },
       () => {
         // No abort in Deno's API: unref so the exit that follows is not held.
         try {
@@ -214,34 +344,52 @@ function hookDeno(deno: any, hooks: ServeHooks): void {
   deno.serve = throwingFromCaller(serve);
 }
 
-function wrapBunRoutes(routes: any, hooks: ServeHooks): any {
+/**
+ * A static `Response` as a route's handler: Bun serves static routes
+ * without calling any JS, so they would go untimed and could not say
+ * `Connection: close` while draining. Each request gets its own copy.
+ */
+function staticHandler(response: Response): () => Response {
+  return () => response.clone();
+}
+
+function wrapBunRoutes(routes: any, wrap: (h: any, route?: string) => any): any {
   if (routes === null || typeof routes !== "object") return routes;
   const out: Record<string, unknown> = {};
   for (const path of Object.keys(routes)) {
     const value = routes[path];
     if (typeof value === "function") {
-      out[path] = hooks.wrap(value, path);
+      out[path] = wrap(value, path);
+    } else if (value instanceof Response) {
+      out[path] = wrap(staticHandler(value), path);
     } else if (
-      value !== null && typeof value === "object" && !(value instanceof Response) &&
-      BUN_ROUTE_METHODS.some((m) => typeof value[m] === "function")
+      value !== null && typeof value === "object" &&
+      BUN_ROUTE_METHODS.some((m) => typeof value[m] === "function" || value[m] instanceof Response)
     ) {
       const methods: Record<string, unknown> = { ...value };
       for (const m of BUN_ROUTE_METHODS) {
-        if (typeof value[m] === "function") methods[m] = hooks.wrap(value[m], path);
+        if (typeof value[m] === "function") methods[m] = wrap(value[m], path);
+        else if (value[m] instanceof Response) methods[m] = wrap(staticHandler(value[m]), path);
       }
       out[path] = methods;
     } else {
-      // Static responses (and HTML bundles) are served without running JS: not timed.
+      // HTML bundles and files are served by Bun itself: not timed.
       out[path] = value;
     }
   }
   return out;
 }
 
-function bunOverrides(options: any, hooks: ServeHooks, reuse: boolean): Record<string, unknown> {
+function bunOverrides(
+  options: any,
+  hooks: ServeHooks,
+  reuse: boolean,
+  drain: DrainState,
+): Record<string, unknown> {
+  const wrap = (h: any, route?: string) => closeWhenDraining(hooks.wrap(h, route), drain);
   const overrides: Record<string, unknown> = {};
-  if (typeof options?.fetch === "function") overrides.fetch = hooks.wrap(options.fetch);
-  if (options?.routes !== undefined) overrides.routes = wrapBunRoutes(options.routes, hooks);
+  if (typeof options?.fetch === "function") overrides.fetch = wrap(options.fetch);
+  if (options?.routes !== undefined) overrides.routes = wrapBunRoutes(options.routes, wrap);
   if (reuse && options?.unix === undefined) overrides.reusePort = true;
   return overrides;
 }
@@ -259,15 +407,16 @@ function hookBun(bun: any, hooks: ServeHooks): void {
       const reuse = hooks.reusePort() && options.unix === undefined;
       return original.call(bun, reuse ? derive(options, { reusePort: true }) : options, ...rest);
     }
+    const drain = newDrain();
     const server = original.call(
       bun,
-      derive(options, bunOverrides(options, hooks, hooks.reusePort())),
+      derive(options, bunOverrides(options, hooks, hooks.reusePort(), drain)),
       ...rest,
     );
     const reload = server.reload;
     if (typeof reload === "function") {
       server.reload = function (next: any) {
-        return reload.call(server, derive(next, bunOverrides(next, hooks, false)));
+        return reload.call(server, derive(next, bunOverrides(next, hooks, false, drain)));
       };
     }
     const stop = server.stop;
@@ -292,7 +441,10 @@ function hookBun(bun: any, hooks: ServeHooks): void {
         }
         return hostPort(String(server.hostname), Number(server.port));
       },
-      () => Promise.resolve(stop.call(server, false)),
+      async () => {
+        await handoff(drain, options.unix === undefined ? Number(server.port) : undefined);
+        await stop.call(server, false);
+      },
       () => {
         stop.call(server, true);
       },
@@ -327,6 +479,8 @@ function hookNodeServers(hooks: ServeHooks): void {
         try {
           hooks.request(a, b);
         } catch { /* never in the request's way */ }
+        const drain: DrainState | undefined = this[NODE_DRAIN];
+        if (drain?.draining) closeNodeResponse(b, drain);
       } else if (type === "listening") {
         trackNode(this, hooks);
       } else if (type === "close") {
@@ -355,8 +509,33 @@ function hookNodeServers(hooks: ServeHooks): void {
   }
 }
 
+const NODE_DRAIN = Symbol("forklift.node.drain");
+
+/** A `node:http` response begun while draining: counted until it ends, and says `Connection: close`. */
+function closeNodeResponse(res: any, drain: DrainState): void {
+  try {
+    res.shouldKeepAlive = false;
+    if (!res.headersSent) res.setHeader("connection", "close");
+  } catch { /* an unexpected response object: it keeps its connection */ }
+  drain.inflight++;
+  let done = false;
+  const end = () => {
+    if (done) return;
+    done = true;
+    drain.inflight--;
+  };
+  try {
+    res.once("finish", end);
+    res.once("close", end);
+  } catch {
+    end();
+  }
+}
+
 function trackNode(server: any, hooks: ServeHooks): void {
   if (server[SERVED] !== undefined) return;
+  const drain = newDrain();
+  server[NODE_DRAIN] = drain;
   track(
     server,
     hooks,
@@ -365,12 +544,19 @@ function trackNode(server: any, hooks: ServeHooks): void {
       if (typeof a === "string") return `unix:${a}`;
       return hostPort(String(a?.address), Number(a?.port));
     },
-    () =>
-      new Promise<void>((resolve) => {
+    async () => {
+      let port: number | undefined;
+      try {
+        const a = server.address();
+        if (a !== null && typeof a === "object") port = Number(a.port);
+      } catch { /* not listening any more */ }
+      await handoff(drain, port);
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         // Keep-alive connections with no request in flight would hold close() open.
         server.closeIdleConnections?.();
-      }),
+      });
+    },
     () => {
       server.closeAllConnections?.();
       server.close?.();

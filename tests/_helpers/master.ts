@@ -7,7 +7,7 @@
  * @module
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import process from "node:process";
 import { cleanEnv, MAIN, ROOT, runtimeArgv } from "./cli.ts";
 // The benchmarks' process helpers serve the tests too: one way to find a port.
@@ -335,43 +335,16 @@ export class Load {
 
 const MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
 
-/** `net.ipv4.tcp_migrate_req`, or undefined where the kernel has none. */
+/**
+ * `net.ipv4.tcp_migrate_req` of this network namespace, or undefined where
+ * the kernel has none. Tests only read it here: those that need a value set
+ * it in a namespace of their own ({@linkcode inNetns}).
+ */
 export function readMigrateReq(): number | undefined {
   try {
     return Number(readFileSync(MIGRATE_REQ, "utf8").trim());
   } catch {
     return undefined;
-  }
-}
-
-/**
- * Runs `fn` with `net.ipv4.tcp_migrate_req` set to `value` where the test may
- * set it (root), restoring the old value after; `fn` gets the value in force.
- */
-export async function withMigrateReq<T>(
-  value: number,
-  fn: (effective: number | undefined) => Promise<T>,
-): Promise<T> {
-  const old = readMigrateReq();
-  let changed = false;
-  if (old !== undefined && old !== value) {
-    try {
-      writeFileSync(MIGRATE_REQ, `${value}\n`);
-      changed = true;
-    } catch (e) {
-      console.log(`Cannot set net.ipv4.tcp_migrate_req=${value}: ${(e as Error).message}`);
-    }
-  }
-  try {
-    return await fn(readMigrateReq());
-  } finally {
-    if (changed) {
-      try {
-        writeFileSync(MIGRATE_REQ, `${old}\n`);
-      } catch (e) {
-        console.log(`Cannot restore net.ipv4.tcp_migrate_req=${old}: ${(e as Error).message}`);
-      }
-    }
   }
 }
 
@@ -418,4 +391,38 @@ export async function startWorkers(
     throw e;
   }
   return { master, port };
+}
+
+/** Whether this process may make a network namespace of its own (root, `unshare`, `ip`). */
+export const NETNS = await (async () => {
+  try {
+    const { spawnSync } = await import("node:child_process");
+    const r = spawnSync("unshare", ["--net", "--", "ip", "link", "set", "lo", "up"], {
+      stdio: "ignore",
+      timeout: 5_000,
+    });
+    return r.status === 0;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * Runs `argv` in a network namespace of its own, loopback up and
+ * `net.ipv4.tcp_migrate_req` set to `migrateReq` there alone (the host's
+ * setting is never touched); resolves with what it printed when it exits.
+ * The process is killed by pid after `timeoutMs`.
+ */
+export async function inNetns(
+  migrateReq: 0 | 1,
+  argv: string[],
+  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const { runProcess } = await import("./cli.ts");
+  const script =
+    `ip link set lo up && echo ${migrateReq} > /proc/sys/net/ipv4/tcp_migrate_req && exec "$@"`;
+  return await runProcess(["unshare", "--net", "--", "sh", "-c", script, "sh", ...argv], {
+    env: options.env,
+    timeoutMs: options.timeoutMs,
+  });
 }

@@ -10,12 +10,12 @@ import {
   getFresh,
   Load,
   Master,
+  readMigrateReq,
   RUNTIMES,
   serverArgv,
   sleep,
   sumSamples,
   waitFor,
-  withMigrateReq,
 } from "../_helpers/master.ts";
 
 const APP = `${ROOT}tests/fixtures/master/app.ts`;
@@ -87,7 +87,10 @@ async function assertCount(m: Master, n: number, what: string): Promise<void> {
 for (const runtime of ["deno", "bun"] as const) {
   describe(`Arbiter supervising ${runtime} workers`, { skip: !RUNTIMES[runtime] }, () => {
     test(`Arbiter HUP rolls every ${runtime} worker with no failed request`, async () => {
-      await withMigrateReq(1, async (migrateReq) => {
+      {
+        // The host's setting, read only: tests/master/drain_test.ts sets both
+        // values in namespaces of its own.
+        const migrateReq = readMigrateReq();
         const { m, port } = await start(runtime, ["-w", "2"]);
         let load: Load | undefined;
         try {
@@ -118,16 +121,16 @@ for (const runtime of ["deno", "bun"] as const) {
           assert.equal(restarts(text, "reload"), 6);
           assert.equal(restarts(text, "crash"), 0);
           await assertCount(m, load.ok, "after three reloads");
-          if (runtime === "bun" && migrateReq === 1) assert.equal(failed, 0, String(load));
-          // Deno's shutdown() closes accepted connections that have not sent a
-          // request yet: at most one per retired worker.
-          assert.ok(failed <= 6, `more failed requests than retired workers: ${load}`);
+          if (migrateReq === 1) assert.equal(failed, 0, String(load));
+          // At the kernel's default a retiring listener's close resets what
+          // connects in that instant: at most one per client loop and worker.
+          assert.ok(failed <= 3 * 6, `more than the accept queue can lose: ${load}`);
         } finally {
           await load?.stop();
           await m.cleanup();
         }
         assert.equal(m.exit?.code, 0, m.stderr);
-      });
+      }
     });
 
     test(`Arbiter TTIN and TTOU change the ${runtime} worker count and keep counts`, async () => {
@@ -214,7 +217,8 @@ for (const runtime of ["deno", "bun"] as const) {
     });
 
     test(`Arbiter recycles ${runtime} workers after --max-requests with no failed request`, async () => {
-      await withMigrateReq(1, async (migrateReq) => {
+      {
+        const migrateReq = readMigrateReq();
         const { m, port } = await start(runtime, [
           "-w",
           "2",
@@ -231,16 +235,15 @@ for (const runtime of ["deno", "bun"] as const) {
           assert.equal(load.ok + load.failed, 500);
           const recycles = restarts(await m.metrics(), "max_requests");
           assert.ok(recycles >= 3, `only ${recycles} recycles`);
-          if (runtime === "bun" && migrateReq === 1) assert.equal(load.failed, 0, String(load));
-          // Deno loses at most the connection it accepted but had not read when told to stop.
-          assert.ok(load.failed <= recycles, `more failed requests than recycles: ${load}`);
+          if (migrateReq === 1) assert.equal(load.failed, 0, String(load));
+          assert.ok(load.failed <= 2 * recycles, `more than the accept queue can lose: ${load}`);
           await assertCount(m, load.ok, "across recycles");
           assert.equal(restarts(await m.metrics(), "crash"), 0);
         } finally {
           await m.cleanup();
         }
         assert.equal(m.exit?.code, 0, m.stderr);
-      });
+      }
     });
 
     test(`Arbiter HUP applies a changed worker count from the config file (${runtime})`, async () => {

@@ -99,6 +99,38 @@ for (const rt of workerRuntimes()) {
     }
   });
 
+  test(`preload counts Bun.serve static routes with their route${on}`, {
+    skip: rt.name !== "bun",
+  }, async () => {
+    const master = FakeMaster.start(rt, fixture("bun_routes.ts"), { preload: true });
+    try {
+      await master.message("hello");
+      master.welcome();
+      const base = `http://127.0.0.1:${portOf((await master.message("ready")).addr)}`;
+      const mix: Array<[string, string, number]> = [
+        ["/", "root", 5],
+        ["/health", "up", 3],
+        ["/users/7", "user 7", 2],
+        ["/other", "fallback", 2],
+      ];
+      for (const [path, body, n] of mix) {
+        for (let i = 0; i < n; i++) {
+          assert.deepEqual(await fetchText(base + path), { status: 200, text: body });
+        }
+      }
+      master.send({ type: "flush", v: 1 });
+      await master.until("12 requests harvested", () => master.total(DURATION) >= 12 || undefined);
+      const byRoute = (route: string | undefined) =>
+        master.total(DURATION, (a) => a["http.route"] === route);
+      assert.deepEqual(
+        [byRoute("/"), byRoute("/health"), byRoute("/users/:id"), byRoute(undefined)],
+        [5, 3, 2, 2],
+      );
+    } finally {
+      await master.close();
+    }
+  });
+
   test(`preload times a server that never imports forklift${on}`, async () => {
     const master = FakeMaster.start(rt, fixture("serve_plain.ts"), { preload: true });
     try {

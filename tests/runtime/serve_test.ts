@@ -56,7 +56,12 @@ for (const rt of workerRuntimes()) {
     assert.ok(r.drainMs >= 100, `drain waited for the in-flight request (${r.drainMs} ms)`);
     assert.equal(r.closed, 3);
     if (rt.name === "bun") {
-      assert.deepEqual(r.wrapped.sort(), [null, null, null, "/m", "/m", "/users/:id"].sort());
+      // The static route too: Bun would serve it without any JS, uncounted.
+      assert.deepEqual(
+        r.wrapped.sort(),
+        [null, null, null, "/m", "/m", "/static", "/users/:id"].sort(),
+      );
+      assert.deepEqual(r.statics, ["s", "s"]);
     } else {
       assert.deepEqual(r.wrapped, [null, null, null]);
     }
