@@ -12,7 +12,7 @@
 
 // deno-lint-ignore-file no-explicit-any
 
-import { chmodSync, lstatSync, rmSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, rmdirSync, unlinkSync } from "node:fs";
 import process from "node:process";
 import { encodeLine, LineSplitter, MAX_LINE_BYTES, parseLine } from "../protocol/framing.ts";
 import { readChunks, writeAll } from "./deno_conn.ts";
@@ -286,16 +286,59 @@ function listenDeno(deno: any, path: string, pairing: Pairing): () => void {
   };
 }
 
+/** A file as the kernel knows it: what a path named when it was made. */
+interface FileId {
+  dev: number;
+  ino: number;
+}
+
+function fileId(path: string): FileId | undefined {
+  try {
+    const st = lstatSync(path);
+    return { dev: st.dev, ino: st.ino };
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Listens on a Unix socket at `path` (replacing a stale file there) for
- * workers' channels.
+ * Removes `path` only if it is still the file `id` named: another master's
+ * socket or directory, made at that path since, is never ours to remove.
+ * (Bun unlinks a Unix listener's path itself as it stops; the private
+ * directory is what keeps anything but our socket from being there.)
+ */
+function removeIfSame(path: string, id: FileId | undefined, directory: boolean): void {
+  const now = fileId(path);
+  if (id === undefined || now === undefined || now.dev !== id.dev || now.ino !== id.ino) return;
+  try {
+    if (directory) rmdirSync(path);
+    else unlinkSync(path);
+  } catch { /* gone meanwhile, or not empty: left as it is */ }
+}
+
+/** Throws unless `path` is a `kind` owned by this user that no one else may use. */
+function assertPrivate(path: string, kind: "directory" | "socket"): void {
+  const st = lstatSync(path);
+  const uid = typeof process.getuid === "function" ? process.getuid() : st.uid;
+  const isKind = kind === "directory" ? st.isDirectory() : st.isSocket();
+  if (!isKind || st.uid !== uid || (st.mode & 0o077) !== 0) {
+    throw new Error(`${path} is not a ${kind} private to this user`);
+  }
+}
+
+/**
+ * Makes the directory of `path` (it must not exist: its name is the master's
+ * alone, see `channelPath()`), private to this user, and listens on a Unix
+ * socket at `path` in it for workers' channels. Closing removes the socket
+ * and the directory, and nothing that replaced them.
  *
- * @throws {Error} When the socket cannot be created (e.g. no such directory).
+ * @throws {Error} When the directory exists already or the socket cannot be
+ *   created (e.g. no such parent directory).
  *
  * @example
  * ```ts ignore
  * import { listenChannel } from "./channel_server.ts";
- * const server = listenChannel("/run/user/1000/forklift-123.sock");
+ * const server = listenChannel("/run/user/1000/forklift-channel-0123456789abcdef/channel.sock");
  * const peer = server.expect("token-of-worker-1", { message: (m) => console.log(m) });
  * ```
  */
@@ -303,23 +346,28 @@ export function listenChannel(
   path: string,
   options: { tokenDeadlineMs?: number } = {},
 ): ChannelServer {
-  rmSync(path, { force: true });
+  const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+  // Not recursive: a directory that exists (another's, or a trap) is an error.
+  mkdirSync(dir, { mode: 0o700 });
+  const dirId = fileId(dir);
+  let socketId: FileId | undefined;
+  let stop: (() => void) | undefined;
   const pairing = new Pairing(options.tokenDeadlineMs ?? TOKEN_DEADLINE_MS);
-  const g = globalThis as any;
-  const stop = g.Bun !== undefined
-    ? listenBun(g.Bun, path, pairing)
-    : listenDeno(g.Deno, path, pairing);
-  // The file's mode follows the umask: make it the owner's alone, and check.
   try {
+    assertPrivate(dir, "directory");
+    const g = globalThis as any;
+    stop = g.Bun !== undefined
+      ? listenBun(g.Bun, path, pairing)
+      : listenDeno(g.Deno, path, pairing);
+    socketId = fileId(path);
+    // The directory already keeps others out; the socket's mode follows the
+    // umask: make it the owner's alone too, and check.
     chmodSync(path, 0o600);
-    const st = lstatSync(path);
-    const uid = typeof process.getuid === "function" ? process.getuid() : st.uid;
-    if ((st.mode & 0o077) !== 0 || st.uid !== uid || !st.isSocket()) {
-      throw new Error(`${path} is not a socket private to this user`);
-    }
+    assertPrivate(path, "socket");
   } catch (e) {
-    stop();
-    rmSync(path, { force: true });
+    stop?.();
+    removeIfSame(path, socketId, false);
+    removeIfSame(dir, dirId, true);
     throw e;
   }
   let open = true;
@@ -338,8 +386,9 @@ export function listenChannel(
     close() {
       if (!open) return;
       open = false;
-      stop();
-      rmSync(path, { force: true });
+      stop!();
+      removeIfSame(path, socketId, false);
+      removeIfSame(dir, dirId, true);
     },
   };
 }
@@ -364,7 +413,7 @@ function refused(error: unknown): boolean {
  * @example
  * ```ts ignore
  * import { probeSocket } from "./channel_server.ts";
- * if (await probeSocket("/tmp/forklift-123.sock") === "stale") console.log("left behind");
+ * if (await probeSocket("/tmp/forklift-channel-0123456789abcdef/channel.sock") === "stale") console.log("left behind");
  * ```
  */
 export async function probeSocket(path: string): Promise<SocketState> {

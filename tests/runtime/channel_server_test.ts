@@ -29,7 +29,7 @@ function withServer(fn: (path: string) => Promise<void>): () => Promise<void> {
   return async () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift-channel-`);
     try {
-      await fn(`${dir}/c.sock`);
+      await fn(`${dir}/channel/c.sock`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -97,7 +97,7 @@ test("listenChannel() makes its socket the owner's alone, whatever the umask", (
   const dir = mkdtempSync(`${tmpdir()}/forklift-umask-`);
   try {
     const [cmd, ...args] = serverArgv(testRuntime(), fixture("channel_mode.ts"));
-    const script = [cmd, ...args, `${dir}/forklift-1.sock`].map((a) => `'${a}'`).join(" ");
+    const script = [cmd, ...args, `${dir}/channel/c.sock`].map((a) => `'${a}'`).join(" ");
     const out = execFileSync("sh", ["-c", `umask 000; exec ${script}`], {
       encoding: "utf8",
       timeout: 20_000,

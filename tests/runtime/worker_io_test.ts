@@ -13,7 +13,7 @@ test(
   { skip: !RUNTIMES.deno },
   async () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift-io-`);
-    const sock = `${dir}/c.sock`;
+    const sock = `${dir}/channel/c.sock`;
     const server = listenChannel(sock);
     const token = channelToken();
     const got: Array<Record<string, unknown>> = [];
