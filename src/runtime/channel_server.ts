@@ -122,19 +122,22 @@ class Peer implements ChannelPeer {
   }
 }
 
-/** Pairs connections with expected tokens and splits their lines. */
 /** How long a new connection has to present its token. */
-const TOKEN_DEADLINE_MS = 5_000;
+const TOKEN_DEADLINE_MS = 2_000;
 /** Connections waiting to present a token at once, at most. */
 const MAX_UNNAMED = 64;
 /** The pause after a failed accept before the next one. */
 const ACCEPT_RETRY_MS = 100;
 
+/** Pairs connections with expected tokens and splits their lines. */
 class Pairing {
   readonly expected = new Map<string, Peer>();
   rejected = 0;
-  /** Connections that have not named themselves yet. */
-  #unnamed = 0;
+  /**
+   * Connections that have not named themselves yet, oldest first, each by
+   * the function that closes it.
+   */
+  readonly #unnamed = new Set<() => void>();
   #deadlineMs: number;
 
   constructor(deadlineMs: number) {
@@ -146,25 +149,26 @@ class Pairing {
     let peer: Peer | undefined;
     let stream = -1;
     let dead = false;
-    let named = false;
     const settle = () => {
-      if (named) return;
-      named = true;
-      this.#unnamed--;
+      this.#unnamed.delete(refuse);
       clearTimeout(deadline);
     };
     const refuse = () => {
+      if (dead) return;
       this.rejected++;
       dead = true;
       settle();
       wire.end();
     };
-    // A connection that does not name itself in time, or one too many waiting
-    // to, is closed: they would hold descriptors the workers need.
-    this.#unnamed++;
-    const deadline = setTimeout(() => !named && refuse(), this.#deadlineMs);
+    // A connection that does not name itself in time is closed, and so is the
+    // oldest waiting one when too many wait: they would hold descriptors the
+    // workers need. Closing the newest instead would let anyone who keeps
+    // that many open lock every new worker out; a worker names itself at
+    // once, so it is never the oldest for long.
+    this.#unnamed.add(refuse);
+    const deadline = setTimeout(refuse, this.#deadlineMs);
     (deadline as { unref?: () => void }).unref?.();
-    if (this.#unnamed > MAX_UNNAMED) refuse();
+    if (this.#unnamed.size > MAX_UNNAMED) this.#unnamed.values().next().value!();
     const split = new LineSplitter((line) => {
       if (dead) return;
       if (peer !== undefined) {

@@ -1,5 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { connect, type Socket } from "node:net";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { cleanEnv, ROOT } from "../_helpers/cli.ts";
 import {
   alive,
@@ -8,6 +11,7 @@ import {
   Master,
   RUNTIMES,
   serverArgv,
+  startWorkers,
   sumSamples,
   waitFor,
 } from "../_helpers/master.ts";
@@ -62,6 +66,69 @@ test(
       );
     } finally {
       await m.cleanup();
+    }
+  },
+);
+
+/** The socket of the one master whose channel is in `dir`. */
+function channelIn(dir: string): string {
+  const found = readdirSync(dir).filter((n) => n.startsWith("forklift-channel-"));
+  assert.equal(found.length, 1, `channel directories: ${found}`);
+  return `${dir}/${found[0]}/channel.sock`;
+}
+
+/**
+ * Opens `n` connections on the Unix socket at `path` that never say a word;
+ * resolves once all are connected.
+ */
+async function silentCrowd(path: string, n: number, into: Set<Socket>): Promise<void> {
+  await Promise.all(Array.from({ length: n }, () =>
+    new Promise<void>((resolve) => {
+      const socket = connect(path);
+      into.add(socket);
+      socket.on("connect", () => resolve());
+      socket.on("error", () => resolve());
+    })));
+}
+
+test(
+  "Arbiter boots new Deno workers while 200 silent connections crowd its channel",
+  { skip: !RUNTIMES.deno },
+  async () => {
+    const dir = mkdtempSync(`${tmpdir()}/forklift-crowd-`);
+    try {
+      const { master: m, port } = await startWorkers(
+        "deno",
+        `${ROOT}tests/fixtures/master/app.ts`,
+        {
+          workers: 1,
+          env: { XDG_RUNTIME_DIR: dir },
+        },
+      );
+      const crowd = new Set<Socket>();
+      try {
+        for (let round = 0; round < 2; round++) {
+          // Each round, a fresh crowd fills every place of a connection yet to name itself.
+          await silentCrowd(channelIn(dir), 200, crowd);
+          const [before] = await m.readyPids();
+          m.signal("SIGHUP");
+          await waitFor("a new worker ready after HUP", async () => {
+            const pids = await m.readyPids();
+            return pids.length === 1 && pids[0] !== before;
+          }, 20_000);
+        }
+        assert.equal((await getFresh(port, "/"))?.status, 200);
+        assert.ok(alive(m.pid), "the master died");
+        assert.doesNotMatch(m.stderr, /failed to boot|cannot reach/i);
+        console.log(
+          `silent crowd: ${crowd.size} connections opened, 2 workers booted past them`,
+        );
+      } finally {
+        for (const socket of crowd) socket.destroy();
+        await m.cleanup();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   },
 );

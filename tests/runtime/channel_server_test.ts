@@ -109,13 +109,11 @@ test("listenChannel() makes its socket the owner's alone, whatever the umask", (
 });
 
 test(
-  "listenChannel() closes a connection that does not name itself in time, and one too many waiting",
+  "listenChannel() closes a connection that does not name itself in time",
   withServer(async (path) => {
     const server = listenChannel(path, { tokenDeadlineMs: 300 });
-    const clients: Awaited<ReturnType<typeof client>>[] = [];
+    const silent = await client(path);
     try {
-      const silent = await client(path);
-      clients.push(silent);
       const t0 = performance.now();
       await Promise.race([
         silent.closed,
@@ -124,18 +122,40 @@ test(
         ),
       ]);
       assert.ok(performance.now() - t0 >= 250, "closed before its deadline");
-      // 70 at once: past 64 waiting, the newest are closed at once.
-      for (let i = 0; i < 70; i++) clients.push(await client(path));
-      await waitFor("the extra ones closed", () => server.rejected >= 1 + 6, 2000);
-      // A worker with its token still gets in.
+      assert.equal(server.rejected, 1);
+    } finally {
+      silent.socket.destroy();
+      server.close();
+    }
+  }),
+);
+
+test(
+  "listenChannel() lets a worker with its token in past any number of silent connections, closing the oldest silent ones",
+  withServer(async (path) => {
+    // A deadline far beyond the test: only the cap may close anything.
+    const server = listenChannel(path, { tokenDeadlineMs: 60_000 });
+    const clients: Awaited<ReturnType<typeof client>>[] = [];
+    try {
+      for (let i = 0; i < 200; i++) clients.push(await client(path));
+      // Past 64 waiting, the oldest are closed: the newest stay.
+      const closed = new Set<number>();
+      clients.forEach((c, i) => c.closed.then(() => closed.add(i)));
+      await waitFor("the oldest closed", () => closed.size >= 200 - 64, 3000);
+      assert.deepEqual([...closed].sort((a, b) => a - b), [...Array(200 - 64).keys()]);
+      assert.equal(server.rejected, 200 - 64);
       const token = channelToken();
       const got: unknown[] = [];
       server.expect(token, { message: (m) => got.push(m) });
-      await waitFor("all waiting ones timed out", () => server.rejected >= 71, 3000);
       const worker = await client(path);
       clients.push(worker);
       worker.socket.write(`${token}\n{"type":"hello","v":1}\n`);
       await waitFor("hello", () => got.length === 1, 3000);
+      // Named, it no longer counts among the waiting: 64 more silent ones close silent ones only.
+      for (let i = 0; i < 64; i++) clients.push(await client(path));
+      worker.socket.write(`{"type":"heartbeat","v":1}\n`);
+      await waitFor("heartbeat", () => got.length === 2, 3000);
+      assert.equal(server.rejected, 200);
     } finally {
       for (const c of clients) c.socket.destroy();
       server.close();
