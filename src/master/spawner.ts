@@ -233,7 +233,14 @@ export class ProcessSpawner implements WorkerSpawner {
     if (path === undefined || this.#channelFailed) return undefined;
     if (this.#channel === undefined) {
       try {
-        this.#channel = listenChannel(path);
+        this.#channel = listenChannel(path, {
+          // Once per connection cut, and a worker has one connection per isolate.
+          onCutOff: (queued) =>
+            this.#o.log.warn(
+              "A Deno worker does not read its channel ({queued} bytes waiting): its connection is closed",
+              { queued },
+            ),
+        });
       } catch (e) {
         // Workers then find no socket named and use the Node IPC channel.
         this.#channelFailed = true;

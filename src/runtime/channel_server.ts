@@ -15,7 +15,7 @@
 import { chmodSync, lstatSync, mkdirSync, rmdirSync, unlinkSync } from "node:fs";
 import process from "node:process";
 import { encodeLine, LineSplitter, MAX_LINE_BYTES, parseLine } from "../protocol/framing.ts";
-import { readChunks, writeAll } from "./deno_conn.ts";
+import { readChunks } from "./deno_conn.ts";
 
 /** Longest a token line may be; anything longer is not one of ours. */
 const MAX_TOKEN_BYTES = 128;
@@ -45,6 +45,8 @@ export interface ChannelServer {
   readonly path: string;
   /** Connections closed because their first line was no known token. */
   readonly rejected: number;
+  /** Connections cut off because their peer left more than {@linkcode MAX_OUTBOX_BYTES} unread. */
+  readonly cutOff: number;
   /** Expects `streams` connections (1 by default) presenting `token`. */
   expect(token: string, events: ChannelEvents, streams?: number): ChannelPeer;
   /** Stops listening, closes every connection and removes the socket file. */
@@ -53,9 +55,20 @@ export interface ChannelServer {
 
 /** A connection, whichever runtime accepted it. */
 interface Wire {
-  write(bytes: Uint8Array): void;
+  /**
+   * Queues bytes for the peer; false (and the connection cut off) when more
+   * than {@linkcode MAX_OUTBOX_BYTES} would wait for a peer that does not read.
+   */
+  write(bytes: Uint8Array): boolean;
   end(): void;
 }
+
+/**
+ * Bytes the master lets wait for one connection whose peer does not read:
+ * a welcome, acks and stop requests are a few hundred bytes each, so an honest
+ * worker never comes near it.
+ */
+export const MAX_OUTBOX_BYTES = 1024 * 1024;
 
 class Peer implements ChannelPeer {
   readonly token: string;
@@ -102,8 +115,7 @@ class Peer implements ChannelPeer {
     for (const wire of targets) {
       if (wire === undefined) continue;
       try {
-        wire.write(encodeLine(message));
-        sent = true;
+        if (wire.write(encodeLine(message))) sent = true;
       } catch {
         // That stream is gone; the others may not be.
       }
@@ -133,6 +145,9 @@ const ACCEPT_RETRY_MS = 100;
 class Pairing {
   readonly expected = new Map<string, Peer>();
   rejected = 0;
+  cutOff = 0;
+  /** Told of each connection cut off for not reading. */
+  onCutOff: (queued: number) => void = () => {};
   /**
    * Connections that have not named themselves yet, oldest first, each by
    * the function that closes it.
@@ -142,6 +157,14 @@ class Pairing {
 
   constructor(deadlineMs: number) {
     this.#deadlineMs = deadlineMs;
+  }
+
+  /** Counts and reports a connection cut off with `queued` bytes unread. */
+  cut(queued: number): void {
+    this.cutOff++;
+    try {
+      this.onCutOff(queued);
+    } catch { /* a report must not break the channel */ }
   }
 
   /** Returns the byte sink for one new connection. */
@@ -197,38 +220,82 @@ class Pairing {
   }
 }
 
+/** Bytes waiting to be written, in order; taking from the front is O(1). */
+class Outbox {
+  #parts: Uint8Array[] = [];
+  #head = 0;
+  bytes = 0;
+
+  push(bytes: Uint8Array): void {
+    this.#parts.push(bytes);
+    this.bytes += bytes.length;
+  }
+
+  /** The oldest bytes not yet written, if any. */
+  first(): Uint8Array | undefined {
+    return this.#parts[this.#head];
+  }
+
+  /** Drops the first `n` bytes of {@linkcode first}: the kernel took them. */
+  took(n: number): void {
+    const first = this.#parts[this.#head];
+    this.bytes -= n;
+    if (n < first.length) {
+      this.#parts[this.#head] = first.subarray(n);
+      return;
+    }
+    this.#parts[this.#head++] = undefined!;
+    if (this.#head === this.#parts.length) this.clear();
+    else if (this.#head > 1024 && this.#head * 2 > this.#parts.length) {
+      this.#parts = this.#parts.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  clear(): void {
+    this.#parts = [];
+    this.#head = 0;
+    this.bytes = 0;
+  }
+}
+
 function listenBun(bun: any, path: string, pairing: Pairing): () => void {
   const server = bun.listen({
     unix: path,
     socket: {
       open(socket: any) {
-        const pending: Uint8Array[] = [];
+        // Bun writes what the kernel takes now and no more: the rest waits here.
+        const pending = new Outbox();
+        let cut = false;
         const wire: Wire = {
           write(bytes) {
-            if (pending.length > 0) {
-              pending.push(bytes);
-              return;
+            if (cut) return false;
+            if (pending.bytes === 0) {
+              const n = Math.max(socket.write(bytes), 0);
+              if (n === bytes.length) return true;
+              bytes = bytes.subarray(n);
             }
-            const n = socket.write(bytes);
-            if (n < bytes.length) pending.push(bytes.subarray(Math.max(n, 0)));
+            pending.push(bytes);
+            if (pending.bytes <= MAX_OUTBOX_BYTES) return true;
+            cut = true;
+            pairing.cut(pending.bytes);
+            pending.clear();
+            socket.terminate();
+            return false;
           },
           end: () => socket.end(),
         };
-        socket.data = { wire, pending, sink: pairing.connection(wire) };
+        socket.data = { pending, sink: pairing.connection(wire) };
       },
       data(socket: any, chunk: Uint8Array) {
         socket.data?.sink.data(chunk);
       },
       drain(socket: any) {
-        const pending: Uint8Array[] = socket.data?.pending ?? [];
-        while (pending.length > 0) {
-          const bytes = pending[0];
-          const n = socket.write(bytes);
-          if (n < bytes.length) {
-            pending[0] = bytes.subarray(Math.max(n, 0));
-            return;
-          }
-          pending.shift();
+        const pending: Outbox | undefined = socket.data?.pending;
+        for (let bytes = pending?.first(); bytes !== undefined; bytes = pending!.first()) {
+          const n = Math.max(socket.write(bytes), 0);
+          pending!.took(n);
+          if (n < bytes.length) return;
         }
       },
       close(socket: any) {
@@ -247,10 +314,35 @@ function listenDeno(deno: any, path: string, pairing: Pairing): () => void {
   const conns = new Set<any>();
   const serve = async (conn: any) => {
     conns.add(conn);
-    let writing: Promise<unknown> = Promise.resolve();
+    const pending = new Outbox();
+    let writing = false;
+    let cut = false;
+    // One write at a time, from the front of the outbox: a peer that does
+    // not read leaves one write waiting, never a chain of them.
+    const pump = async () => {
+      writing = true;
+      try {
+        for (let bytes = pending.first(); bytes !== undefined; bytes = pending.first()) {
+          pending.took(await conn.write(bytes));
+        }
+      } catch {
+        pending.clear(); // closed by either end
+      }
+      writing = false;
+    };
     const wire: Wire = {
       write(bytes) {
-        writing = writing.then(() => writeAll(conn, bytes)).catch(() => {});
+        if (cut) return false;
+        pending.push(bytes);
+        if (pending.bytes > MAX_OUTBOX_BYTES) {
+          cut = true;
+          pairing.cut(pending.bytes);
+          pending.clear();
+          wire.end();
+          return false;
+        }
+        if (!writing) void pump();
+        return true;
       },
       end() {
         try {
@@ -348,7 +440,11 @@ function assertPrivate(path: string, kind: "directory" | "socket"): void {
  */
 export function listenChannel(
   path: string,
-  options: { tokenDeadlineMs?: number } = {},
+  options: {
+    tokenDeadlineMs?: number;
+    /** Told of each connection cut off for leaving `queued` bytes unread. */
+    onCutOff?: (queued: number) => void;
+  } = {},
 ): ChannelServer {
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
   // Not recursive: a directory that exists (another's, or a trap) is an error.
@@ -357,6 +453,7 @@ export function listenChannel(
   let socketId: FileId | undefined;
   let stop: (() => void) | undefined;
   const pairing = new Pairing(options.tokenDeadlineMs ?? TOKEN_DEADLINE_MS);
+  if (options.onCutOff) pairing.onCutOff = options.onCutOff;
   try {
     assertPrivate(dir, "directory");
     const g = globalThis as any;
@@ -379,6 +476,9 @@ export function listenChannel(
     path,
     get rejected() {
       return pairing.rejected;
+    },
+    get cutOff() {
+      return pairing.cutOff;
     },
     expect(token, events, streams = 1) {
       const peer = new Peer(token, events, Math.max(1, streams), (p) => {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { channelToken, listenChannel } from "../../src/runtime/channel_server.ts";
+import { channelToken, listenChannel, MAX_OUTBOX_BYTES } from "../../src/runtime/channel_server.ts";
 import { execFileSync } from "node:child_process";
 import { serverArgv, waitFor } from "../_helpers/master.ts";
 import { fixture, testRuntime } from "../_helpers/runtime.ts";
@@ -158,6 +158,49 @@ test(
       assert.equal(server.rejected, 200);
     } finally {
       for (const c of clients) c.socket.destroy();
+      server.close();
+    }
+  }),
+);
+
+test(
+  "listenChannel() cuts off a worker that does not read once 1 MiB waits for it, and only it",
+  withServer(async (path) => {
+    const cut: number[] = [];
+    const server = listenChannel(path, { onCutOff: (queued) => cut.push(queued) });
+    try {
+      const deaf = channelToken();
+      const honest = channelToken();
+      const deafPeer = server.expect(deaf, { message: () => {} });
+      const honestPeer = server.expect(honest, { message: () => {} });
+      const d = await client(path);
+      const h = await client(path);
+      d.socket.write(`${deaf}\n`);
+      h.socket.write(`${honest}\n`);
+      await waitFor("both named", () => deafPeer.connected && honestPeer.connected, 3000);
+      d.socket.pause(); // reads nothing from now on
+      const ack = { type: "ack", v: 1, seq: 0, pad: "x".repeat(100) };
+      let sent = 0;
+      // 3M acks would be 400 MB; the cut comes long before.
+      while (sent < 3_000_000 && deafPeer.send({ ...ack, seq: sent })) {
+        sent++;
+        // A turn now and then, as between harvests: what the kernel takes, it takes.
+        if (sent % 1000 === 0) await new Promise((r) => setTimeout(r, 0));
+      }
+      const bytes = sent * JSON.stringify(ack).length;
+      assert.ok(bytes < 8 * 1024 * 1024, `${sent} acks (${bytes} bytes) sent before the cut`);
+      assert.equal(server.cutOff, 1);
+      assert.equal(cut.length, 1);
+      assert.ok(cut[0] > MAX_OUTBOX_BYTES, `cut with ${cut[0]} bytes waiting`);
+      assert.equal(deafPeer.send(ack), false, "nothing more is queued for it");
+      d.socket.destroy();
+      await waitFor("the deaf one gone", () => !deafPeer.connected, 3000);
+      // The honest one reads what it is sent, as fast as it is sent.
+      for (let i = 0; i < 5000; i++) assert.equal(honestPeer.send({ ...ack, seq: i }), true);
+      await waitFor("every ack read", () => h.lines.length === 5000, 5000);
+      assert.equal(server.cutOff, 1);
+      h.socket.destroy();
+    } finally {
       server.close();
     }
   }),
