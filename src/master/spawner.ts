@@ -154,6 +154,11 @@ export class ProcessSpawner implements WorkerSpawner {
       inheritStdin: once,
       detached: !once,
       channel: channel && { ...channel, streams: this.#plan.isolates ?? 1 },
+      onCutOff: (unsent: number) =>
+        this.#o.log.warn(
+          "Worker {slot} does not read its IPC channel ({unsent} messages waiting): the channel is closed",
+          { slot: ref.slot, unsent },
+        ),
     };
     const argv = this.#plan.argv;
     const handle = new WorkerHandle(
