@@ -47,6 +47,10 @@ export interface ChannelServer {
   readonly rejected: number;
   /** Connections cut off because their peer left more than {@linkcode MAX_OUTBOX_BYTES} unread. */
   readonly cutOff: number;
+  /** Times a connection was read no more until its backlog was dispatched. */
+  readonly paused: number;
+  /** Bytes of lines read from all connections and not yet dispatched. */
+  readonly backlog: number;
   /** Expects `streams` connections (1 by default) presenting `token`. */
   expect(token: string, events: ChannelEvents, streams?: number): ChannelPeer;
   /** Stops listening, closes every connection and removes the socket file. */
@@ -61,6 +65,9 @@ interface Wire {
    */
   write(bytes: Uint8Array): boolean;
   end(): void;
+  /** Stops reading from the connection until {@linkcode resume}: the peer's writes then wait. */
+  pause(): void;
+  resume(): void;
 }
 
 /**
@@ -141,11 +148,102 @@ const MAX_UNNAMED = 64;
 /** The pause after a failed accept before the next one. */
 const ACCEPT_RETRY_MS = 100;
 
-/** Pairs connections with expected tokens and splits their lines. */
+/**
+ * Messages of one connection dispatched per turn of the event loop, at most:
+ * a worker's burst then waits its turn behind the other workers' messages,
+ * the master's timers and signals, instead of holding them all back.
+ */
+export const READ_BUDGET = 256;
+/**
+ * Bytes of lines read from one connection and not yet dispatched, past which
+ * it is read no more until they are: the worker's writes wait instead of the
+ * master's memory growing.
+ */
+export const INBOX_HIGH_BYTES = 1024 * 1024;
+/** Backlog under which a paused connection is read again. */
+const INBOX_LOW_BYTES = INBOX_HIGH_BYTES / 4;
+
+/** A first-in first-out queue; taking from the front is O(1). */
+class Fifo<T> {
+  #items: T[] = [];
+  #head = 0;
+
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(item: T): void {
+    this.#items.push(item);
+  }
+
+  shift(): T {
+    const item = this.#items[this.#head];
+    this.#items[this.#head++] = undefined!;
+    if (this.#head === this.#items.length) this.clear();
+    else if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return item;
+  }
+
+  clear(): void {
+    this.#items = [];
+    this.#head = 0;
+  }
+}
+
+/** The lines of one named connection that wait to be dispatched. */
+class Inbox {
+  readonly lines = new Fifo<string | undefined>();
+  bytes = 0;
+  paused = false;
+  readonly wire: Wire;
+  readonly #deliver: (line: string | undefined) => void;
+
+  constructor(wire: Wire, deliver: (line: string | undefined) => void) {
+    this.wire = wire;
+    this.#deliver = deliver;
+  }
+
+  push(line: string | undefined): void {
+    this.lines.push(line);
+    this.bytes += line?.length ?? 0;
+  }
+
+  /** Dispatches up to `budget` lines, oldest first. */
+  drain(budget: number): void {
+    for (let i = 0; i < budget && this.lines.length > 0; i++) {
+      const line = this.lines.shift();
+      this.bytes -= line?.length ?? 0;
+      try {
+        this.#deliver(line);
+      } catch {
+        // A listener that throws ends the connection, as a read error would.
+        this.lines.clear();
+        this.bytes = 0;
+        this.wire.end();
+        return;
+      }
+    }
+  }
+}
+
+/**
+ * Runs `fn` once the event loop has polled for I/O. A timer, not
+ * `setImmediate`: Deno runs a dozen immediates for each poll, so turns taken
+ * that way would starve the reads of every other connection.
+ */
+function soon(fn: () => void): void {
+  setTimeout(fn, 0);
+}
+
+/** Pairs connections with expected tokens, splits their lines and dispatches them in turns. */
 class Pairing {
   readonly expected = new Map<string, Peer>();
   rejected = 0;
   cutOff = 0;
+  paused = 0;
   /** Told of each connection cut off for not reading. */
   onCutOff: (queued: number) => void = () => {};
   /**
@@ -153,10 +251,19 @@ class Pairing {
    * the function that closes it.
    */
   readonly #unnamed = new Set<() => void>();
+  /** Inboxes with lines left after their turn. */
+  readonly #waiting = new Set<Inbox>();
+  #scheduled = false;
   #deadlineMs: number;
 
   constructor(deadlineMs: number) {
     this.#deadlineMs = deadlineMs;
+  }
+
+  get backlog(): number {
+    let bytes = 0;
+    for (const inbox of this.#waiting) bytes += inbox.bytes;
+    return bytes;
   }
 
   /** Counts and reports a connection cut off with `queued` bytes unread. */
@@ -167,10 +274,46 @@ class Pairing {
     } catch { /* a report must not break the channel */ }
   }
 
+  /** Lines were added to `inbox`: dispatches a turn's worth now unless it waits its turn already. */
+  #fed(inbox: Inbox): void {
+    if (!this.#waiting.has(inbox)) {
+      inbox.drain(READ_BUDGET);
+      if (inbox.lines.length === 0) return;
+      this.#waiting.add(inbox);
+      this.#schedule();
+    }
+    if (!inbox.paused && inbox.bytes > INBOX_HIGH_BYTES) {
+      inbox.paused = true;
+      this.paused++;
+      inbox.wire.pause();
+    }
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    soon(this.#turn);
+  }
+
+  /** One turn: every waiting connection dispatches up to its budget. */
+  readonly #turn = (): void => {
+    this.#scheduled = false;
+    for (const inbox of [...this.#waiting]) {
+      inbox.drain(READ_BUDGET);
+      if (inbox.paused && inbox.bytes <= INBOX_LOW_BYTES) {
+        inbox.paused = false;
+        inbox.wire.resume();
+      }
+      if (inbox.lines.length === 0) this.#waiting.delete(inbox);
+    }
+    if (this.#waiting.size > 0) this.#schedule();
+  };
+
   /** Returns the byte sink for one new connection. */
   connection(wire: Wire): { data(chunk: Uint8Array): void; closed(): void } {
     let peer: Peer | undefined;
     let stream = -1;
+    let inbox: Inbox | undefined;
     let dead = false;
     const settle = () => {
       this.#unnamed.delete(refuse);
@@ -194,26 +337,32 @@ class Pairing {
     if (this.#unnamed.size > MAX_UNNAMED) this.#unnamed.values().next().value!();
     const split = new LineSplitter((line) => {
       if (dead) return;
-      if (peer !== undefined) {
-        peer.events.message(line === undefined ? undefined : parseLine(line), stream);
-        return;
-      }
+      if (inbox !== undefined) return inbox.push(line);
       const found = line === undefined ? undefined : this.expected.get(line);
       if (found === undefined || found.closed) return refuse();
       stream = found.attach(wire);
       if (stream < 0) return refuse();
       settle();
       peer = found;
+      const events = found.events;
+      inbox = new Inbox(
+        wire,
+        (l) => events.message(l === undefined ? undefined : parseLine(l), stream),
+      );
       // Past the token, protocol messages may be long.
       split.maxBytes = MAX_LINE_BYTES;
     }, MAX_TOKEN_BYTES);
     return {
       data: (chunk) => {
-        if (!dead) split.push(chunk);
+        if (dead) return;
+        split.push(chunk);
+        if (inbox !== undefined && inbox.lines.length > 0) this.#fed(inbox);
       },
       closed: () => {
         dead = true;
         settle();
+        // What was read before the end (a last harvest, `bye`) is still
+        // dispatched, in its turn; the stream is gone once it is.
         peer?.detach(stream);
       },
     };
@@ -284,6 +433,16 @@ function listenBun(bun: any, path: string, pairing: Pairing): () => void {
             return false;
           },
           end: () => socket.end(),
+          pause() {
+            try {
+              socket.pause();
+            } catch { /* closed */ }
+          },
+          resume() {
+            try {
+              socket.resume();
+            } catch { /* closed */ }
+          },
         };
         socket.data = { pending, sink: pairing.connection(wire) };
       },
@@ -311,9 +470,8 @@ function listenBun(bun: any, path: string, pairing: Pairing): () => void {
 
 function listenDeno(deno: any, path: string, pairing: Pairing): () => void {
   const listener = deno.listen({ transport: "unix", path });
-  const conns = new Set<any>();
+  const wires = new Set<Wire>();
   const serve = async (conn: any) => {
-    conns.add(conn);
     const pending = new Outbox();
     let writing = false;
     let cut = false;
@@ -348,13 +506,26 @@ function listenDeno(deno: any, path: string, pairing: Pairing): () => void {
         try {
           conn.close();
         } catch { /* already closed */ }
+        // A paused read loop must wake to see the connection closed.
+        wire.resume();
+      },
+      pause() {
+        gate ??= new Promise((resolve) => (unpause = resolve));
+      },
+      resume() {
+        gate = undefined;
+        unpause?.();
       },
     };
+    // Paused, the read loop waits here before its next read.
+    let gate: Promise<void> | undefined;
+    let unpause: (() => void) | undefined;
+    wires.add(wire);
     const sink = pairing.connection(wire);
-    await readChunks(conn, sink.data);
+    await readChunks(conn, sink.data, () => gate);
     sink.closed();
     wire.end();
-    conns.delete(conn);
+    wires.delete(wire);
   };
   let open = true;
   (async () => {
@@ -374,11 +545,7 @@ function listenDeno(deno: any, path: string, pairing: Pairing): () => void {
     try {
       listener.close();
     } catch { /* already closed */ }
-    for (const conn of conns) {
-      try {
-        conn.close();
-      } catch { /* already closed */ }
-    }
+    for (const wire of wires) wire.end();
   };
 }
 
@@ -479,6 +646,12 @@ export function listenChannel(
     },
     get cutOff() {
       return pairing.cutOff;
+    },
+    get paused() {
+      return pairing.paused;
+    },
+    get backlog() {
+      return pairing.backlog;
     },
     expect(token, events, streams = 1) {
       const peer = new Peer(token, events, Math.max(1, streams), (p) => {

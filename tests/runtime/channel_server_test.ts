@@ -3,8 +3,13 @@ import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { channelToken, listenChannel, MAX_OUTBOX_BYTES } from "../../src/runtime/channel_server.ts";
-import { execFileSync } from "node:child_process";
+import {
+  channelToken,
+  INBOX_HIGH_BYTES,
+  listenChannel,
+  MAX_OUTBOX_BYTES,
+} from "../../src/runtime/channel_server.ts";
+import { execFileSync, spawn } from "node:child_process";
 import { serverArgv, waitFor } from "../_helpers/master.ts";
 import { fixture, testRuntime } from "../_helpers/runtime.ts";
 
@@ -201,6 +206,71 @@ test(
       assert.equal(server.cutOff, 1);
       h.socket.destroy();
     } finally {
+      server.close();
+    }
+  }),
+);
+
+test(
+  "listenChannel() dispatches a flood in turns, reads it no faster than it is dispatched, and lets others' messages through",
+  withServer(async (path) => {
+    const server = listenChannel(path);
+    const floods: unknown[] = [];
+    const clients: Awaited<ReturnType<typeof client>>[] = [];
+    let flooder: ReturnType<typeof spawn> | undefined;
+    try {
+      const flood = channelToken();
+      const honest = channelToken();
+      let honestAt = -1;
+      let timerAt = -1;
+      let maxBacklog = 0;
+      // A listener with some work to do per message, as the master's has: 20 µs.
+      const work = () => {
+        const end = performance.now() + 0.02;
+        while (performance.now() < end) { /* busy */ }
+      };
+      server.expect(flood, {
+        message: (m) => {
+          floods.push(m);
+          work();
+          if (floods.length % 1000 === 0) maxBacklog = Math.max(maxBacklog, server.backlog);
+        },
+      });
+      server.expect(honest, { message: () => void (honestAt = floods.length) });
+      const h = await client(path);
+      clients.push(h);
+      h.socket.write(`${honest}\n`);
+      const N = 50_000;
+      // Another process writes 3 MB of messages as fast as the socket takes them.
+      const [cmd, ...args] = serverArgv(testRuntime(), fixture("channel_flood.ts"));
+      flooder = spawn(cmd, [...args, path, flood, String(N)], { stdio: "ignore" });
+      await waitFor("the flood started", () => floods.length > 0, 5000);
+      setTimeout(() => (timerAt = floods.length), 0);
+      h.socket.write(`{"type":"heartbeat","v":1}\n`);
+      await waitFor("the flood dispatched", () => floods.length === N, 30_000);
+      assert.ok(
+        honestAt >= 0 && honestAt < N / 2,
+        `the honest message came after ${honestAt} of the flood's`,
+      );
+      assert.ok(
+        timerAt >= 0 && timerAt < N / 2,
+        `a timer ran after ${timerAt} of the flood's messages`,
+      );
+      assert.ok(
+        server.paused >= 1,
+        `never paused; backlog at most ${maxBacklog}; honest ${honestAt} timer ${timerAt}`,
+      );
+      assert.ok(
+        maxBacklog <= INBOX_HIGH_BYTES + 256 * 1024,
+        `${maxBacklog} bytes read and not dispatched`,
+      );
+      console.log(
+        `flood: ${N} messages, paused ${server.paused} times, backlog at most ${maxBacklog} bytes; ` +
+          `the honest message after ${honestAt}, a timer after ${timerAt}`,
+      );
+    } finally {
+      flooder?.kill("SIGKILL");
+      for (const c of clients) c.socket.destroy();
       server.close();
     }
   }),
