@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { cleanEnv, ROOT } from "../_helpers/cli.ts";
 import {
@@ -129,6 +129,43 @@ test(
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+/** A process's peak resident memory in MB, from /proc. */
+function peakRssMb(pid: number): number {
+  const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Number(m?.[1]) / 1024;
+}
+
+test(
+  "Arbiter closes the channel of a worker that never reads its acks, and keeps no backlog for it",
+  async () => {
+    const m = new Master(
+      [
+        "-w",
+        "1",
+        "--no-inject",
+        "--metrics-bind",
+        "127.0.0.1:0",
+        "--",
+        "python3",
+        `${ROOT}tests/fixtures/master/deaf_worker.py`,
+        "300000",
+      ],
+      { env: cleanEnv(), deadlineMs: 60_000 },
+    );
+    try {
+      // 300,000 harvests, each answered by an ack that is never read.
+      await m.waitLog(/does not read its IPC channel \(\d+ messages waiting\)/, 30_000);
+      assert.ok(alive(m.pid), "the master died");
+      assert.equal((await m.get("/status")).status, 200);
+      const peak = peakRssMb(m.pid);
+      assert.ok(peak < 300, `the master peaked at ${peak | 0} MB`);
+      console.log(`deaf worker: channel closed, master peak RSS ${peak | 0} MB`);
+    } finally {
+      await m.cleanup();
     }
   },
 );
