@@ -254,6 +254,7 @@ class Pairing {
   /** Inboxes with lines left after their turn. */
   readonly #waiting = new Set<Inbox>();
   #scheduled = false;
+  #evicting = false;
   #deadlineMs: number;
 
   constructor(deadlineMs: number) {
@@ -272,6 +273,24 @@ class Pairing {
     try {
       this.onCutOff(queued);
     } catch { /* a report must not break the channel */ }
+  }
+
+  /**
+   * Closes the oldest unnamed connections past {@linkcode MAX_UNNAMED}, once
+   * the event loop has read what arrived: a worker's token comes right after
+   * its connection, but is read only on the next poll, and a crowd accepted
+   * in the same batch must not push it out before then.
+   */
+  #evictSoon(): void {
+    if (this.#evicting) return;
+    this.#evicting = true;
+    setTimeout(() => {
+      this.#evicting = false;
+      for (const refuse of this.#unnamed) {
+        if (this.#unnamed.size <= MAX_UNNAMED) break;
+        refuse();
+      }
+    }, 0);
   }
 
   /** Lines were added to `inbox`: dispatches a turn's worth now unless it waits its turn already. */
@@ -334,7 +353,7 @@ class Pairing {
     this.#unnamed.add(refuse);
     const deadline = setTimeout(refuse, this.#deadlineMs);
     (deadline as { unref?: () => void }).unref?.();
-    if (this.#unnamed.size > MAX_UNNAMED) this.#unnamed.values().next().value!();
+    if (this.#unnamed.size > MAX_UNNAMED) this.#evictSoon();
     const split = new LineSplitter((line) => {
       if (dead) return;
       if (inbox !== undefined) return inbox.push(line);

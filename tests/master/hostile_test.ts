@@ -91,6 +91,26 @@ async function silentCrowd(path: string, n: number, into: Set<Socket>): Promise<
     })));
 }
 
+/**
+ * Keeps `n` silent connections on the Unix socket at `path`: each one the
+ * master closes comes back at once, until `stop()`.
+ */
+function returningCrowd(path: string, n: number, into: Set<Socket>): { stop(): void } {
+  let stopped = false;
+  const open = () => {
+    if (stopped) return;
+    const socket = connect(path);
+    into.add(socket);
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      into.delete(socket);
+      setTimeout(open, 1);
+    });
+  };
+  for (let i = 0; i < n; i++) open();
+  return { stop: () => void (stopped = true) };
+}
+
 test(
   "Arbiter boots new Deno workers while 200 silent connections crowd its channel",
   { skip: !RUNTIMES.deno },
@@ -106,10 +126,13 @@ test(
         },
       );
       const crowd = new Set<Socket>();
+      let returning: { stop(): void } | undefined;
       try {
-        for (let round = 0; round < 2; round++) {
-          // Each round, a fresh crowd fills every place of a connection yet to name itself.
-          await silentCrowd(channelIn(dir), 200, crowd);
+        for (let round = 0; round < 3; round++) {
+          // A fresh crowd fills every place of a connection yet to name itself;
+          // in the last round, each one closed comes back at once.
+          if (round < 2) await silentCrowd(channelIn(dir), 200, crowd);
+          else returning = returningCrowd(channelIn(dir), 200, crowd);
           const [before] = await m.readyPids();
           m.signal("SIGHUP");
           await waitFor("a new worker ready after HUP", async () => {
@@ -117,13 +140,15 @@ test(
             return pids.length === 1 && pids[0] !== before;
           }, 20_000);
         }
+        returning?.stop();
         assert.equal((await getFresh(port, "/"))?.status, 200);
         assert.ok(alive(m.pid), "the master died");
         assert.doesNotMatch(m.stderr, /failed to boot|cannot reach/i);
         console.log(
-          `silent crowd: ${crowd.size} connections opened, 2 workers booted past them`,
+          "silent crowd: 3 workers booted past 200 silent connections, the last 200 returning",
         );
       } finally {
+        returning?.stop();
         for (const socket of crowd) socket.destroy();
         await m.cleanup();
       }
