@@ -6,9 +6,25 @@
 
 import { tmpdir } from "node:os";
 
-/** What every channel directory's name starts with; a random suffix follows. */
+/**
+ * What every channel directory's name starts with; a random suffix follows.
+ *
+ * @example
+ * ```ts
+ * import { CHANNEL_DIR_PREFIX } from "./channel_path.ts";
+ * console.assert(CHANNEL_DIR_PREFIX === "forklift-channel-");
+ * ```
+ */
 export const CHANNEL_DIR_PREFIX = "forklift-channel-";
-/** The socket's name inside its directory. */
+/**
+ * The socket's name inside its directory.
+ *
+ * @example
+ * ```ts
+ * import { CHANNEL_FILE } from "./channel_path.ts";
+ * console.assert(CHANNEL_FILE === "channel.sock");
+ * ```
+ */
 export const CHANNEL_FILE = "channel.sock";
 
 /**

@@ -74,6 +74,12 @@ interface Wire {
  * Bytes the master lets wait for one connection whose peer does not read:
  * a welcome, acks and stop requests are a few hundred bytes each, so an honest
  * worker never comes near it.
+ *
+ * @example
+ * ```ts
+ * import { MAX_OUTBOX_BYTES } from "./channel_server.ts";
+ * console.assert(MAX_OUTBOX_BYTES === 1024 * 1024);
+ * ```
  */
 export const MAX_OUTBOX_BYTES = 1024 * 1024;
 
@@ -152,12 +158,24 @@ const ACCEPT_RETRY_MS = 100;
  * Messages of one connection dispatched per turn of the event loop, at most:
  * a worker's burst then waits its turn behind the other workers' messages,
  * the master's timers and signals, instead of holding them all back.
+ *
+ * @example
+ * ```ts
+ * import { READ_BUDGET } from "./channel_server.ts";
+ * console.assert(READ_BUDGET === 256);
+ * ```
  */
 export const READ_BUDGET = 256;
 /**
  * Bytes of lines read from one connection and not yet dispatched, past which
  * it is read no more until they are: the worker's writes wait instead of the
  * master's memory growing.
+ *
+ * @example
+ * ```ts
+ * import { INBOX_HIGH_BYTES } from "./channel_server.ts";
+ * console.assert(INBOX_HIGH_BYTES === 1024 * 1024);
+ * ```
  */
 export const INBOX_HIGH_BYTES = 1024 * 1024;
 /** Backlog under which a paused connection is read again. */

@@ -49,6 +49,12 @@ export interface SpawnOptions {
  * read: the runtime queues them without limit otherwise. A worker is sent a
  * welcome, one ack per harvest and stop requests, each answered or read at
  * once by an honest one.
+ *
+ * @example
+ * ```ts
+ * import { MAX_UNSENT_MESSAGES } from "./spawn.ts";
+ * console.assert(MAX_UNSENT_MESSAGES === 4096);
+ * ```
  */
 export const MAX_UNSENT_MESSAGES = 4096;
 

@@ -105,6 +105,12 @@ function processIO(): WorkerIO {
  * or one that paused this worker's channel for sending too much); past them
  * a message is dropped and its `done` told so, instead of the app's memory
  * growing.
+ *
+ * @example
+ * ```ts
+ * import { MAX_UNSENT_BYTES } from "./worker_io.ts";
+ * console.assert(MAX_UNSENT_BYTES === 32 * 1024 * 1024);
+ * ```
  */
 export const MAX_UNSENT_BYTES = 32 * 1024 * 1024;
 
