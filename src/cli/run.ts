@@ -76,7 +76,7 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
   const cwd = runtime.cwd();
   const path = resolveCommand(program[0], env.PATH ?? "", cwd);
   const preload = preloadPath(env, runtime.compiled);
-  const channel = channelPath(env, process.pid);
+  const channel = channelPath(env);
   const plan = (settings: ResolvedSettings) =>
     planLaunch([path, ...program.slice(1)], {
       inject: settings.values.inject as boolean,

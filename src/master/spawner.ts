@@ -154,6 +154,11 @@ export class ProcessSpawner implements WorkerSpawner {
       inheritStdin: once,
       detached: !once,
       channel: channel && { ...channel, streams: this.#plan.isolates ?? 1 },
+      onCutOff: (unsent: number) =>
+        this.#o.log.warn(
+          "Worker {slot} does not read its IPC channel ({unsent} messages waiting): the channel is closed",
+          { slot: ref.slot, unsent },
+        ),
     };
     const argv = this.#plan.argv;
     const handle = new WorkerHandle(
@@ -233,7 +238,14 @@ export class ProcessSpawner implements WorkerSpawner {
     if (path === undefined || this.#channelFailed) return undefined;
     if (this.#channel === undefined) {
       try {
-        this.#channel = listenChannel(path);
+        this.#channel = listenChannel(path, {
+          // Once per connection cut, and a worker has one connection per isolate.
+          onCutOff: (queued) =>
+            this.#o.log.warn(
+              "A Deno worker does not read its channel ({queued} bytes waiting): its connection is closed",
+              { queued },
+            ),
+        });
       } catch (e) {
         // Workers then find no socket named and use the Node IPC channel.
         this.#channelFailed = true;

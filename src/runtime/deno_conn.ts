@@ -10,7 +10,8 @@
 /**
  * Feeds every chunk read from `conn` to `onChunk` until the peer closes it
  * (or it fails); resolves then. The chunk's memory is reused for the next
- * read: copy what must be kept.
+ * read: copy what must be kept. Before each read, waits for the promise
+ * `paused` returns, if any: the reader's backpressure.
  *
  * @example
  * ```ts ignore
@@ -18,10 +19,16 @@
  * await readChunks(conn, (chunk) => console.log(chunk.length));
  * ```
  */
-export async function readChunks(conn: any, onChunk: (chunk: Uint8Array) => void): Promise<void> {
+export async function readChunks(
+  conn: any,
+  onChunk: (chunk: Uint8Array) => void,
+  paused: () => Promise<void> | undefined = () => undefined,
+): Promise<void> {
   const buf = new Uint8Array(64 * 1024);
   try {
     for (;;) {
+      const wait = paused();
+      if (wait !== undefined) await wait;
       const n = await conn.read(buf);
       if (n === null) return;
       onChunk(buf.subarray(0, n));

@@ -37,7 +37,26 @@ export interface SpawnOptions {
    * isolate: `streams` times) instead of a Node IPC channel.
    */
   channel?: { server: ChannelServer; token: string; streams?: number };
+  /**
+   * Told once when the worker leaves {@linkcode MAX_UNSENT_MESSAGES} messages
+   * of its Node IPC channel unread and the master closes the channel.
+   */
+  onCutOff?: (unsent: number) => void;
 }
+
+/**
+ * Messages the master lets wait on a Node IPC channel whose worker does not
+ * read: the runtime queues them without limit otherwise. A worker is sent a
+ * welcome, one ack per harvest and stop requests, each answered or read at
+ * once by an honest one.
+ *
+ * @example
+ * ```ts
+ * import { MAX_UNSENT_MESSAGES } from "./spawn.ts";
+ * console.assert(MAX_UNSENT_MESSAGES === 4096);
+ * ```
+ */
+export const MAX_UNSENT_MESSAGES = 4096;
 
 /** The master's end of a worker process. */
 export interface WorkerProcess {
@@ -133,7 +152,12 @@ function spawnBun(argv: string[], options: SpawnOptions, on: WorkerProcessEvents
     await Promise.race([drained, new Promise((r) => setTimeout(r, DRAIN_MS))]);
     on.exit(proc.signalCode ? null : proc.exitCode, proc.signalCode ?? null);
   });
-  const link = peer ?? ipcLink(() => connected && !proc.killed, (message) => proc.send(message));
+  const link = peer ?? ipcLink(
+    () => connected && !proc.killed,
+    (message, sent) => proc.send(message, sent),
+    () => proc.disconnect(),
+    options.onCutOff,
+  );
   return workerProcess(proc.pid, link, (signal) => proc.kill(signal), options.detached ?? false);
 }
 
@@ -182,8 +206,12 @@ function spawnNode(argv: string[], options: SpawnOptions, on: WorkerProcessEvent
   child.on("error", () => {
     // A spawn error also ends in 'close'.
   });
-  const link = peer ??
-    ipcLink(() => child.connected === true, (message) => child.send(message as any));
+  const link = peer ?? ipcLink(
+    () => child.connected === true,
+    (message, sent) => child.send(message as any, sent),
+    () => child.disconnect(),
+    options.onCutOff,
+  );
   return workerProcess(
     child.pid,
     link,
@@ -202,18 +230,40 @@ function openChannel(options: SpawnOptions, on: WorkerProcessEvents): ChannelPee
 /** The channel half of a worker: a socket channel's peer or a Node IPC channel. */
 type Link = Pick<ChannelPeer, "connected" | "send">;
 
-/** A Node IPC channel as a {@linkcode Link}: a failed send is false, never a throw. */
-function ipcLink(connected: () => boolean, send: (message: unknown) => void): Link {
+/**
+ * A Node IPC channel as a {@linkcode Link}: a failed send is false, never a
+ * throw. The runtime calls `sent` once a message has left; past
+ * {@linkcode MAX_UNSENT_MESSAGES} that have not, the channel is closed.
+ */
+function ipcLink(
+  connected: () => boolean,
+  send: (message: unknown, sent: () => void) => void,
+  disconnect: () => void,
+  onCutOff: ((unsent: number) => void) | undefined,
+): Link {
+  let unsent = 0;
+  let cut = false;
+  const left = () => void unsent--;
   return {
     get connected() {
-      return connected();
+      return !cut && connected();
     },
     send(message) {
-      if (!connected()) return false;
+      if (cut || !connected()) return false;
+      if (unsent >= MAX_UNSENT_MESSAGES) {
+        cut = true;
+        try {
+          disconnect();
+        } catch { /* already gone */ }
+        onCutOff?.(unsent);
+        return false;
+      }
+      unsent++;
       try {
-        send(message);
+        send(message, left);
         return true;
       } catch {
+        unsent--;
         return false;
       }
     },

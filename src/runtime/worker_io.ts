@@ -100,6 +100,20 @@ function processIO(): WorkerIO {
   };
 }
 
+/**
+ * Bytes a worker lets wait for a master that reads nothing (a stopped master,
+ * or one that paused this worker's channel for sending too much); past them
+ * a message is dropped and its `done` told so, instead of the app's memory
+ * growing.
+ *
+ * @example
+ * ```ts
+ * import { MAX_UNSENT_BYTES } from "./worker_io.ts";
+ * console.assert(MAX_UNSENT_BYTES === 32 * 1024 * 1024);
+ * ```
+ */
+export const MAX_UNSENT_BYTES = 32 * 1024 * 1024;
+
 /** A Deno worker's Unix socket to the master, opened on first use. */
 class SocketChannel {
   readonly #path: string;
@@ -111,6 +125,8 @@ class SocketChannel {
   // never by its channel.
   #ref = false;
   #writing: Promise<unknown> = Promise.resolve();
+  /** Bytes handed to {@linkcode send} and not yet written. */
+  #unsent = 0;
   /** Settles once connected (or failed); pending until opened. */
   #connection: Promise<any> = new Promise(() => {});
   /** Opens the deferred connection; unset before opening and after. */
@@ -150,8 +166,19 @@ class SocketChannel {
       return;
     }
     const bytes = encodeLine(message);
+    if (this.#unsent + bytes.length > MAX_UNSENT_BYTES) {
+      done?.(new Error("the master reads nothing: message dropped"));
+      return;
+    }
+    this.#unsent += bytes.length;
     this.#open();
-    this.#write(bytes).then(() => done?.(null), (error) => done?.(error));
+    this.#write(bytes).then(() => {
+      this.#unsent -= bytes.length;
+      done?.(null);
+    }, (error) => {
+      this.#unsent -= bytes.length;
+      done?.(error);
+    });
   }
 
   #write(bytes: Uint8Array): Promise<void> {

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cleanEnv, ROOT } from "../_helpers/cli.ts";
@@ -11,6 +12,8 @@ import {
   Master,
   RUNTIMES,
   serverArgv,
+  sleep,
+  startWorkers,
   sumSamples,
   waitFor,
 } from "../_helpers/master.ts";
@@ -146,6 +149,176 @@ test(
     } finally {
       await m.cleanup();
       rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+/** The socket of the one master whose channel is in `dir`. */
+function channelIn(dir: string): string {
+  const found = readdirSync(dir).filter((n) => n.startsWith("forklift-channel-"));
+  assert.equal(found.length, 1, `channel directories: ${found}`);
+  return `${dir}/${found[0]}/channel.sock`;
+}
+
+/**
+ * Opens `n` connections on the Unix socket at `path` that never say a word;
+ * resolves once all are connected.
+ */
+async function silentCrowd(path: string, n: number, into: Set<Socket>): Promise<void> {
+  await Promise.all(Array.from({ length: n }, () =>
+    new Promise<void>((resolve) => {
+      const socket = connect(path);
+      into.add(socket);
+      socket.on("connect", () => resolve());
+      socket.on("error", () => resolve());
+    })));
+}
+
+/**
+ * Keeps `n` silent connections on the Unix socket at `path`: each one the
+ * master closes comes back at once, until `stop()`.
+ */
+function returningCrowd(path: string, n: number, into: Set<Socket>): { stop(): void } {
+  let stopped = false;
+  const open = () => {
+    if (stopped) return;
+    const socket = connect(path);
+    into.add(socket);
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      into.delete(socket);
+      setTimeout(open, 1);
+    });
+  };
+  for (let i = 0; i < n; i++) open();
+  return { stop: () => void (stopped = true) };
+}
+
+test(
+  "Arbiter boots new Deno workers while 200 silent connections crowd its channel",
+  { skip: !RUNTIMES.deno },
+  async () => {
+    const dir = mkdtempSync(`${tmpdir()}/forklift-crowd-`);
+    try {
+      const { master: m, port } = await startWorkers(
+        "deno",
+        `${ROOT}tests/fixtures/master/app.ts`,
+        {
+          workers: 1,
+          env: { XDG_RUNTIME_DIR: dir },
+        },
+      );
+      const crowd = new Set<Socket>();
+      let returning: { stop(): void } | undefined;
+      try {
+        for (let round = 0; round < 3; round++) {
+          // A fresh crowd fills every place of a connection yet to name itself;
+          // in the last round, each one closed comes back at once.
+          if (round < 2) await silentCrowd(channelIn(dir), 200, crowd);
+          else returning = returningCrowd(channelIn(dir), 200, crowd);
+          const [before] = await m.readyPids();
+          m.signal("SIGHUP");
+          await waitFor("a new worker ready after HUP", async () => {
+            const pids = await m.readyPids();
+            return pids.length === 1 && pids[0] !== before;
+          }, 20_000);
+        }
+        returning?.stop();
+        assert.equal((await getFresh(port, "/"))?.status, 200);
+        assert.ok(alive(m.pid), "the master died");
+        assert.doesNotMatch(m.stderr, /failed to boot|cannot reach/i);
+        console.log(
+          "silent crowd: 3 workers booted past 200 silent connections, the last 200 returning",
+        );
+      } finally {
+        returning?.stop();
+        for (const socket of crowd) socket.destroy();
+        await m.cleanup();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  "Arbiter closes the channel of a worker that never reads its acks, and keeps no backlog for it",
+  async () => {
+    const m = new Master(
+      [
+        "-w",
+        "1",
+        "--no-inject",
+        "--metrics-bind",
+        "127.0.0.1:0",
+        "--",
+        "python3",
+        `${ROOT}tests/fixtures/master/deaf_worker.py`,
+        "300000",
+      ],
+      { env: cleanEnv(), deadlineMs: 60_000 },
+    );
+    try {
+      // 300,000 harvests, each answered by an ack that is never read.
+      await m.waitLog(/does not read its IPC channel \(\d+ messages waiting\)/, 30_000);
+      assert.ok(alive(m.pid), "the master died");
+      assert.equal((await m.get("/status")).status, 200);
+      const peak = peakRssMiB(m.pid);
+      assert.ok(peak < 300, `the master peaked at ${peak | 0} MiB`);
+      console.log(`deaf worker: channel closed, master peak RSS ${peak | 0} MiB`);
+    } finally {
+      await m.cleanup();
+    }
+  },
+);
+
+test(
+  "Arbiter keeps its honest Deno worker and answers /status while another floods its channel with 400,000 messages",
+  { skip: !RUNTIMES.deno },
+  async () => {
+    const port = await freePort();
+    const m = new Master(
+      [
+        "-w",
+        "2",
+        "--timeout",
+        "2",
+        "--metrics-bind",
+        "127.0.0.1:0",
+        "--",
+        ...serverArgv("deno", `${ROOT}tests/fixtures/master/flood_app.ts`),
+      ],
+      { env: cleanEnv({ PORT: String(port), FLOOD_COUNT: "400000" }), deadlineMs: 60_000 },
+    );
+    try {
+      const before = await m.waitReady(2, 20_000);
+      const honest = before.find((w) => w.slot === 2)!.pid;
+      let answered = 0;
+      while (!m.stdout.includes("flood: done")) {
+        assert.ok(m.exit === undefined, `the master exited: ${m.stderr}`);
+        const res = await m.get("/status").catch(() => undefined);
+        if (res?.status === 200) {
+          answered++;
+          await res.body?.cancel();
+        }
+        await sleep(100);
+      }
+      // Past the flood, silence is judged for every worker once more (timeout 2 s).
+      await sleep(3_000);
+      const after = (await m.status()).workers;
+      assert.equal(
+        after.find((w) => w.slot === 2)?.pid,
+        honest,
+        `the honest worker was replaced:\n${m.stderr}`,
+      );
+      assert.ok(answered > 0, "/status never answered during the flood");
+      const peak = peakRssMiB(m.pid);
+      assert.ok(peak < 300, `the master peaked at ${peak | 0} MiB`);
+      console.log(
+        `flood: /status answered ${answered} times during it; master peak RSS ${peak | 0} MiB`,
+      );
+    } finally {
+      await m.cleanup();
     }
   },
 );

@@ -215,7 +215,7 @@ describe("forklift run exit codes", () => {
     assert.equal(lines.length, 5);
     assert.match(
       lines[0],
-      /^worker 1: env FORKLIFT_MASTER_PID=(\d+) FORKLIFT_WORKER_ID=1 FORKLIFT_WORKERS=2 FORKLIFT_CHANNEL=(\S+\/forklift-\1\.sock) FORKLIFT_CHANNEL_TOKEN='<random>' DENO_AUTO_SERVE=1 DENO_SERVE_ADDRESS=tcp:0\.0\.0\.0:9000$/,
+      /^worker 1: env FORKLIFT_MASTER_PID=(\d+) FORKLIFT_WORKER_ID=1 FORKLIFT_WORKERS=2 FORKLIFT_CHANNEL=(\S+\/forklift-channel-[0-9a-f]{16}\/channel\.sock) FORKLIFT_CHANNEL_TOKEN='<random>' DENO_AUTO_SERVE=1 DENO_SERVE_ADDRESS=tcp:0\.0\.0\.0:9000$/,
     );
     assert.match(
       lines[1],

@@ -5,15 +5,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { channelToken, listenChannel } from "../../src/runtime/channel_server.ts";
+import { MAX_UNSENT_BYTES, workerIO } from "../../src/runtime/worker_io.ts";
+import { createServer, type Socket } from "node:net";
 import { freePort, getFresh, RUNTIMES, waitFor } from "../_helpers/master.ts";
-import { fixture, PRELOAD } from "../_helpers/runtime.ts";
+import { fixture, PRELOAD, testRuntime } from "../_helpers/runtime.ts";
 
 test(
   "workerIO() lets a Deno worker's program start before the master answers, then talks over the socket",
   { skip: !RUNTIMES.deno },
   async () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift-io-`);
-    const sock = `${dir}/c.sock`;
+    const sock = `${dir}/channel/c.sock`;
     const server = listenChannel(sock);
     const token = channelToken();
     const got: Array<Record<string, unknown>> = [];
@@ -83,6 +85,51 @@ test(
     } finally {
       clearTimeout(deadline);
       child.kill("SIGKILL");
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  "workerIO() on Deno drops what a master that reads nothing would leave waiting past MAX_UNSENT_BYTES",
+  { skip: testRuntime() !== "deno" ? "the socket channel is Deno's" : false },
+  async () => {
+    const dir = mkdtempSync(`${tmpdir()}/forklift-io-`);
+    const sock = `${dir}/c.sock`;
+    const conns: Socket[] = [];
+    // A master that accepts and then reads nothing.
+    const server = createServer((c) => {
+      c.pause();
+      conns.push(c);
+    });
+    await new Promise<void>((r) => server.listen(sock, () => r()));
+    process.env.FORKLIFT_CHANNEL = sock;
+    process.env.FORKLIFT_CHANNEL_TOKEN = channelToken();
+    try {
+      const io = workerIO();
+      io.wake();
+      const big = { type: "harvest", v: 1, pad: "x".repeat(1024 * 1024) };
+      let dropped = 0;
+      let accepted = 0;
+      for (let i = 0; i < 64; i++) {
+        io.send(big, (error) => {
+          if (/reads nothing/.test(String(error))) dropped++;
+        });
+        accepted++;
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      await waitFor("drops", () => dropped > 0, 5_000);
+      // 64 MiB offered: what fits under the bound waits, the rest is dropped at once.
+      assert.ok(
+        (accepted - dropped) * (1024 * 1024) <= MAX_UNSENT_BYTES + 1024 * 1024,
+        `${accepted - dropped} messages of 1 MiB wait`,
+      );
+      assert.ok(dropped >= 64 - MAX_UNSENT_BYTES / (1024 * 1024) - 1, `${dropped} dropped`);
+    } finally {
+      delete process.env.FORKLIFT_CHANNEL;
+      delete process.env.FORKLIFT_CHANNEL_TOKEN;
+      for (const c of conns) c.destroy();
       server.close();
       rmSync(dir, { recursive: true, force: true });
     }
