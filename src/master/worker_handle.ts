@@ -97,6 +97,8 @@ export class WorkerHandle {
   #events: WorkerEvents;
   #outputs: Array<{ flush(): void }> = [];
   #exited = false;
+  /** Whether `ready` was passed on: a worker saying it again is only seen. */
+  #saidReady = false;
   /** Reporters the process runs: one, or one per isolate (`deno serve --parallel`). */
   readonly streams: number;
   #streams = new Map<number, StreamState>();
@@ -203,7 +205,8 @@ export class WorkerHandle {
         st.ready = true;
         this.addr ??= m.addr;
         // A worker of several isolates is ready once each of them listens.
-        if (!this.#all("ready")) return this.#events.seen(this);
+        if (this.#saidReady || !this.#all("ready")) return this.#events.seen(this);
+        this.#saidReady = true;
         this.readyAt ??= performance.now();
         return this.#events.ready(this);
       case "heartbeat":
