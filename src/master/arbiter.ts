@@ -423,7 +423,6 @@ export class Arbiter {
   async #onBooted(): Promise<void> {
     if (await this.#portShared()) return;
     await this.#startServices();
-    this.#o.spawner.watchOrphans();
     await this.#hook("whenReady", this.#master());
     try {
       const paths = await this.#o.spawner.sweep();

@@ -101,7 +101,6 @@ class FakeSpawner implements WorkerSpawner {
     this.workers.push(fake);
     return { handle, expectsHello: false, requestLimit: 0 };
   }
-  watchOrphans(): void {}
   foreignListeners(): [] {
     return [];
   }
