@@ -68,6 +68,16 @@ export function alive(pid: number): boolean {
   }
 }
 
+/** A process's peak resident memory (`VmHWM`) in MiB; 0 once it is gone. */
+export function peakRssMiB(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
 /** A running master under test. */
 export class Master {
   readonly child: ChildProcess;

@@ -1,7 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { cleanEnv, ROOT } from "../_helpers/cli.ts";
-import { freePort, Master, RUNTIMES, serverArgv, sleep, waitFor } from "../_helpers/master.ts";
+import {
+  freePort,
+  Master,
+  peakRssMiB,
+  RUNTIMES,
+  serverArgv,
+  sleep,
+  waitFor,
+} from "../_helpers/master.ts";
 
 const FLOOD = `${ROOT}tests/fixtures/master/flood_app.ts`;
 const GRACEFUL_S = 3;
@@ -46,6 +54,7 @@ test(
       const after = await m.waitReady(2, 5_000);
       assert.equal(after.find((w) => w.slot === 2)!.pid, honest, "the honest worker was replaced");
       assert.match(m.stdout, /flood: round 3 sent/, "the flood did not go on");
+      const peak = peakRssMiB(m.pid);
       const t0 = Date.now();
       m.signal("SIGTERM");
       const exit = await Promise.race([m.exited, sleep((GRACEFUL_S + 2) * 1000)]);
@@ -53,9 +62,9 @@ test(
       assert.equal(m.exit?.code, 0, m.stderr);
       const rounds = m.stdout.match(/flood: round \d+ sent/g)?.length;
       console.log(
-        `flood: ${rounds} rounds of 400,000, slowest /status ${slowest.ms} ms, SIGTERM to exit ${
-          Date.now() - t0
-        } ms`,
+        `flood: ${rounds} rounds of 400,000, master peak RSS ${
+          peak.toFixed(1)
+        } MiB, slowest /status ${slowest.ms} ms, SIGTERM to exit ${Date.now() - t0} ms`,
       );
     } finally {
       await m.cleanup();

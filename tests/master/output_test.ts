@@ -1,7 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { cleanEnv, ROOT } from "../_helpers/cli.ts";
-import { alive, freePort, Master, RUNTIMES, serverArgv, sleep } from "../_helpers/master.ts";
+import {
+  alive,
+  freePort,
+  Master,
+  peakRssMiB,
+  RUNTIMES,
+  serverArgv,
+  sleep,
+} from "../_helpers/master.ts";
 
 const CHATTY = `${ROOT}tests/fixtures/master/chatty_app.ts`;
 const runtime = typeof (globalThis as { Bun?: unknown }).Bun === "object" ? "bun" : "deno";
@@ -77,9 +85,10 @@ test(
       );
       assert.ok(Number(said[1]) > 0);
       assert.ok(m.stdout.length > 0, "nothing written once read again");
+      const peak = peakRssMiB(m.pid);
       const termMs = await stopsOnTerm(m);
       console.log(
-        `stalled stdout: slowest /status ${slowest} ms, ${
+        `stalled stdout: master peak RSS ${peak.toFixed(1)} MiB, slowest /status ${slowest} ms, ${
           said[1]
         } lines dropped, SIGTERM to exit ${termMs} ms`,
       );
