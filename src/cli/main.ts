@@ -10,6 +10,7 @@ import { type CommandName, parseCommandLine } from "../config/argv.ts";
 import { ConfigError, EXIT_USAGE } from "../config/errors.ts";
 import { loadSettings, type ResolvedSettings } from "../config/load.ts";
 import { describeReadError } from "../config/ini_file.ts";
+import { flushOutput } from "../log/write.ts";
 import { currentRuntime, type Runtime } from "../runtime/runtime.ts";
 import { VERSION } from "../protocol/version.ts";
 import type { Command } from "./context.ts";
@@ -90,5 +91,8 @@ export async function main(argv?: string[], runtime: Runtime = currentRuntime())
 
 if (import.meta.main) {
   const runtime = currentRuntime();
-  runtime.exit(await main(undefined, runtime));
+  const code = await main(undefined, runtime);
+  // What the master wrote last (its exit line) goes out, unless no one reads it.
+  await flushOutput(1_000);
+  runtime.exit(code);
 }

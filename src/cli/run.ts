@@ -9,7 +9,7 @@ import process from "node:process";
 import { ConfigError } from "../config/errors.ts";
 import { loadSettings, type ResolvedSettings } from "../config/load.ts";
 import { logger, loggingOptions, reopenLogFile, setupLogging } from "../log/logging.ts";
-import { writeTo } from "../log/write.ts";
+import { outputWriter, writeTo } from "../log/write.ts";
 import { Arbiter } from "../master/arbiter.ts";
 import { programName, resolveCommand } from "../master/command.ts";
 import { type Hooks, loadHooks } from "../master/hooks.ts";
@@ -105,6 +105,13 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
       cpuCount: runtime.cpuCount(),
     });
   const log = logger("arbiter");
+  for (const [fd, name] of [[1, "stdout"], [2, "stderr"]] as const) {
+    outputWriter(fd).onDropped = (n) =>
+      log.warn("Dropped {n} line(s) of output: the reader of the master's {name} did not keep up", {
+        n,
+        name,
+      });
+  }
   const serviceName = serviceNameOf(ctx.settings.values, programName(program));
   const spawner = new ProcessSpawner({
     settings: ctx.settings,

@@ -478,7 +478,8 @@ export const SETTINGS: readonly Setting[] = [
     type: "path",
     default: null,
     defaultDoc: "stderr",
-    doc: "Append the master's log records to this file; SIGUSR1 reopens it (for logrotate)",
+    doc:
+      "Append the master's log records to this file (a symbolic link is refused); SIGUSR1 reopens it (for logrotate)",
     expected: "a file path",
     parse: text,
   },
@@ -489,7 +490,7 @@ export const SETTINGS: readonly Setting[] = [
     meta: "FILE",
     type: "path",
     default: null,
-    doc: "Write the master's pid here at start; removed at exit",
+    doc: "Write the master's pid here at start (a symbolic link is refused); removed at exit",
     expected: "a file path",
     parse: text,
   },

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { closeSync, openSync, writeSync } from "node:fs";
+import { closeSync, writeSync } from "node:fs";
+import { openNoFollow } from "./open_file.ts";
 import { writeTo } from "./write.ts";
 import {
   configureSync,
@@ -76,7 +77,7 @@ let fd: number | undefined;
 let path: string | undefined;
 
 function openLog(file: string): void {
-  const next = openSync(file, "a", 0o644);
+  const next = openNoFollow(file, "append");
   if (fd !== undefined) closeSync(fd);
   fd = next;
   path = file;
@@ -85,7 +86,7 @@ function openLog(file: string): void {
 /**
  * Configures logging for the `forklift` category. Safe to call again (a HUP
  * reload may change the level, format or file). Throws when the log file
- * cannot be opened.
+ * cannot be opened, or is a symbolic link (never followed).
  *
  * @example Log as JSON lines
  * ```ts

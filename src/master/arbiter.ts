@@ -103,6 +103,10 @@ export class Arbiter {
   #listener: WorkerListener;
   /** When each worker's last invalid message was logged, and how many were not since. */
   #invalidLogged = new LogThrottle(INVALID_LOG_MS);
+  /** Each worker's one queued `seen`, brought up to date by what it says until taken. */
+  #pendingSeen = new Map<number, Extract<SupervisorEvent, { type: "seen" }>>();
+  /** Events still to take before a due deadline is judged; undefined when none is due. */
+  #beforeDeadline?: number;
 
   constructor(options: ArbiterOptions) {
     this.#o = options;
@@ -114,7 +118,7 @@ export class Arbiter {
     this.#listener = {
       hello: (w) => this.#enqueue({ type: "hello", worker: w.id }),
       ready: (w) => this.#enqueue({ type: "ready", worker: w.id }),
-      seen: (w, requests) => this.#enqueue({ type: "seen", worker: w.id, requests }),
+      seen: (w, requests) => this.#seen(w.id, requests),
       exit: (w, code, signal) => this.#enqueue({ type: "exited", worker: w.id, code, signal }),
       harvest: (w, m, stream) => this.#telemetry.harvest(w, m, stream),
       invalid: (w, reason) => {
@@ -172,15 +176,46 @@ export class Arbiter {
   }
 
   /**
-   * A tick when a deadline is due, else the next event, or a tick at the next
-   * deadline (TICK_MS at most): a busy queue never holds a deadline back.
+   * A worker's messages as one queued event: however fast it talks, it holds
+   * one place in the queue, and the supervisor hears its latest time and count.
    */
-  #next(): Promise<Queued> {
+  #seen(worker: number, requests?: number): void {
     const now = this.#clock.now();
+    const pending = this.#pendingSeen.get(worker);
+    if (pending !== undefined) {
+      pending.now = now;
+      if (requests !== undefined) pending.requests = requests;
+      return;
+    }
+    const event = { type: "seen" as const, worker, now, requests };
+    this.#pendingSeen.set(worker, event);
+    this.#queue.push(event);
+  }
+
+  /**
+   * The next event, or a tick at the next deadline (TICK_MS at most). A due
+   * deadline is judged once what had arrived by then is read and taken (a
+   * heartbeat waiting in the queue is no silence), and no later: what
+   * arrives meanwhile waits for the tick, so a busy queue never holds it back.
+   */
+  async #next(): Promise<Queued> {
     const at = this.#sup.wakeAt() ?? Infinity;
-    if (at <= now) return Promise.resolve({ type: "tick", now });
-    const ms = Math.min(TICK_MS, Math.ceil(at - now));
-    return this.#queue.next(ms, () => ({ type: "tick", now: this.#clock.now() }));
+    if (at <= this.#clock.now()) {
+      if (this.#beforeDeadline === undefined) {
+        // One turn of the event loop: messages already in the pipes are read.
+        await new Promise<void>((resolve) => this.#clock.after(0, resolve));
+        this.#beforeDeadline = this.#queue.length;
+      }
+      if (this.#beforeDeadline > 0) {
+        this.#beforeDeadline--;
+        return this.#queue.shift()!;
+      }
+      this.#beforeDeadline = undefined;
+      return { type: "tick", now: this.#clock.now() };
+    }
+    this.#beforeDeadline = undefined;
+    const ms = Math.min(TICK_MS, Math.ceil(at - this.#clock.now()));
+    return await this.#queue.next(ms, () => ({ type: "tick", now: this.#clock.now() }));
   }
 
   /** Starts everything and resolves to the exit code once the master stops. */
@@ -249,6 +284,7 @@ export class Arbiter {
     });
     while (this.#code === undefined) {
       const event = await this.#next();
+      if (event.type === "seen") this.#pendingSeen.delete(event.worker);
       if (event.type === "signal") this.#log.info("Received {signal}", { signal: event.signal });
       if (event.type === "services") await this.#startServices();
       else await this.#dispatch(event);
@@ -400,7 +436,6 @@ export class Arbiter {
   async #onBooted(): Promise<void> {
     if (await this.#portShared()) return;
     await this.#startServices();
-    this.#o.spawner.watchOrphans();
     await this.#hook("whenReady", this.#master());
     try {
       const paths = await this.#o.spawner.sweep();

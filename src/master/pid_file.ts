@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { rmSync, writeFileSync } from "node:fs";
+import { closeSync, rmSync, writeSync } from "node:fs";
+import { openNoFollow } from "../log/open_file.ts";
 
 /** A written pid file. */
 export interface PidFile {
@@ -13,7 +14,8 @@ export interface PidFile {
 }
 
 /**
- * Writes `pid` and a newline to `path`; throws the file system's error.
+ * Writes `pid` and a newline to `path`; throws the file system's error, or
+ * a one-line error when `path` is a symbolic link (never followed).
  *
  * @example
  * ```ts ignore
@@ -23,7 +25,12 @@ export interface PidFile {
  * ```
  */
 export function writePidFile(path: string, pid: number): PidFile {
-  writeFileSync(path, `${pid}\n`);
+  const fd = openNoFollow(path, "truncate");
+  try {
+    writeSync(fd, `${pid}\n`);
+  } finally {
+    closeSync(fd);
+  }
   return {
     path,
     remove() {

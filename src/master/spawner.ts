@@ -45,7 +45,11 @@ export interface Spawned {
 export interface WorkerSpawner {
   /** The argv every worker runs. */
   readonly argv: string[];
-  /** Loads what spawning needs; call once before the first spawn. */
+  /**
+   * Loads what spawning needs and starts making every worker die with the
+   * master, whatever it runs, from the moment it is spawned; call once before
+   * the first spawn.
+   */
   prepare(): Promise<void>;
   /** Takes new settings (a reload): the next spawn uses them. */
   configure(settings: ResolvedSettings): void;
@@ -64,11 +68,6 @@ export interface WorkerSpawner {
    * resolves to the paths removed. Called once every worker is ready.
    */
   sweep(): Promise<string[]>;
-  /**
-   * Starts making every worker die with the master, whatever it runs. Called
-   * once the workers are ready: starting it costs the booting workers CPU.
-   */
-  watchOrphans(): void;
   /** Releases what it holds (the channel socket). */
   close(): void;
 }
@@ -108,9 +107,6 @@ export class ProcessSpawner implements WorkerSpawner {
   #channel?: ChannelServer;
   #channelFailed = false;
   #orphans?: OrphanWatch;
-  #watchStarting = false;
-  /** Groups spawned before the watch was up. */
-  #pendingGroups: number[] = [];
 
   constructor(options: ProcessSpawnerOptions) {
     this.#o = options;
@@ -124,6 +120,16 @@ export class ProcessSpawner implements WorkerSpawner {
 
   async prepare(): Promise<void> {
     await prepareSpawn();
+    // Under --once the program shares the master's group: there is no group of its own to stop.
+    if (this.#settings.values.once as boolean) return;
+    // Up before the first worker, so that a master killed at any moment,
+    // even during the boot, leaves no worker behind to serve its port.
+    this.#orphans = await startOrphanWatch();
+    if (this.#orphans === undefined) {
+      this.#o.log.warn(
+        "Cannot start the orphan watch (no sh?): workers of a killed master may outlive it",
+      );
+    }
   }
 
   configure(settings: ResolvedSettings): void {
@@ -161,8 +167,12 @@ export class ProcessSpawner implements WorkerSpawner {
         ),
     };
     const argv = this.#plan.argv;
+    const orphans = once ? undefined : this.#orphans;
     const handle = new WorkerHandle(
-      (on) => spawnWorkerProcess(argv, spawnOptions, on),
+      (on) => {
+        const start = () => spawnWorkerProcess(argv, spawnOptions, on);
+        return orphans === undefined ? start() : orphans.spawn(start);
+      },
       ref.slot,
       ref.generation,
       {
@@ -173,10 +183,7 @@ export class ProcessSpawner implements WorkerSpawner {
         harvest: (_, m, stream) => listener.harvest(ref, m, stream),
         invalid: (_, reason) => listener.invalid(ref, reason),
         exit: (h) => {
-          if (h.pid !== null) {
-            this.#orphans?.remove(h.pid);
-            this.#pendingGroups = this.#pendingGroups.filter((p) => p !== h.pid);
-          }
+          if (h.pid !== null) this.#orphans?.remove(h.pid);
           listener.exit(ref, h.exitCode, h.exitSignal);
         },
       },
@@ -187,7 +194,6 @@ export class ProcessSpawner implements WorkerSpawner {
       this.#o.write,
       channel === undefined ? 1 : this.#plan.isolates ?? 1,
     );
-    if (!once && handle.pid !== null) this.#watch(handle.pid);
     const maxRequests = values.max_requests as number;
     const jitter = values.max_requests_jitter as number;
     const random = this.#o.random ?? Math.random;
@@ -209,27 +215,6 @@ export class ProcessSpawner implements WorkerSpawner {
   close(): void {
     this.#channel?.close();
     this.#orphans?.close();
-  }
-
-  /** Lists a worker's process group with the orphan watch, or for it once it runs. */
-  #watch(pid: number): void {
-    if (this.#orphans !== undefined) return this.#orphans.add(pid);
-    this.#pendingGroups.push(pid);
-  }
-
-  watchOrphans(): void {
-    if (this.#watchStarting) return;
-    this.#watchStarting = true;
-    void startOrphanWatch().then((watch) => {
-      if (watch === undefined) {
-        this.#o.log.warn(
-          "Cannot start the orphan watch (no sh?): workers of a killed master may outlive it",
-        );
-        return;
-      }
-      this.#orphans = watch;
-      for (const p of this.#pendingGroups.splice(0)) watch.add(p);
-    });
   }
 
   /** The socket channel and a fresh token for the next worker, when the plan asks for one. */

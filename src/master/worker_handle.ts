@@ -14,6 +14,7 @@ import {
   PROTOCOL_VERSION,
   type WelcomeMessage,
 } from "../protocol/messages.ts";
+import { History } from "./history.ts";
 import { lineWriter, type OutputOptions } from "./output.ts";
 
 /** What a handle hears from its worker. */
@@ -36,6 +37,12 @@ export interface WorkerEvents {
 
 /** How many recent harvest seqs a handle remembers (resends come within a few intervals). */
 const MERGED_SEQS = 1024;
+
+/**
+ * How many state changes a handle keeps for `/status`: a life has about five,
+ * and a worker that repeats a message must not make the list grow.
+ */
+const TRANSITIONS = 32;
 
 /** How long the app's leftover processes have after SIGTERM before SIGKILL. */
 const GROUP_KILL_MS = 1_000;
@@ -85,11 +92,13 @@ export class WorkerHandle {
   runtime?: string;
   exitCode: number | null = null;
   exitSignal: string | null = null;
-  readonly transitions: Transition[] = [];
+  #transitions = new History<Transition>(TRANSITIONS);
   #child: WorkerProcess;
   #events: WorkerEvents;
   #outputs: Array<{ flush(): void }> = [];
   #exited = false;
+  /** Whether `ready` was passed on: a worker saying it again is only seen. */
+  #saidReady = false;
   /** Reporters the process runs: one, or one per isolate (`deno serve --parallel`). */
   readonly streams: number;
   #streams = new Map<number, StreamState>();
@@ -128,10 +137,15 @@ export class WorkerHandle {
     return this.helloAt === undefined ? undefined : this.helloAt - this.spawnedAt;
   }
 
+  /** The latest state changes, oldest first. */
+  get transitions(): Transition[] {
+    return this.#transitions.toArray();
+  }
+
   /** Records a state change with its time. */
   mark(state: string): void {
     if (state === "ready" && this.readyAt === undefined) this.readyAt = performance.now();
-    this.transitions.push({ state, at: new Date().toISOString() });
+    this.#transitions.push({ state, at: new Date().toISOString() });
   }
 
   /** Sends a message to every reporter of the worker; false when the channel is gone. */
@@ -191,7 +205,8 @@ export class WorkerHandle {
         st.ready = true;
         this.addr ??= m.addr;
         // A worker of several isolates is ready once each of them listens.
-        if (!this.#all("ready")) return this.#events.seen(this);
+        if (this.#saidReady || !this.#all("ready")) return this.#events.seen(this);
+        this.#saidReady = true;
         this.readyAt ??= performance.now();
         return this.#events.ready(this);
       case "heartbeat":
@@ -210,6 +225,8 @@ export class WorkerHandle {
         this.#child.send({ type: "ack", v: PROTOCOL_VERSION, seq: m.seq }, stream);
         return this.#events.seen(this, this.#count(st, m.requests));
       case "bye":
+        // Said again, it changes nothing: one mark, one end.
+        if (st.bye) return this.#events.seen(this);
         st.bye = true;
         if (!this.#all("bye")) return this.#events.seen(this);
         this.mark("bye");

@@ -293,6 +293,18 @@ export class Reporter {
     };
   }
 
+  /**
+   * Whether this process was started by a master that is gone: it has a
+   * channel and the environment names a master, but init (pid 1) adopted it.
+   * (An app's own subprocess inherits the environment too, with the app as its parent.)
+   */
+  #masterGone(): boolean {
+    const host = this.#host;
+    if (!host.connected() || host.ppid !== 1) return false;
+    const master = host.env(MASTER_PID_ENV);
+    return master !== undefined && master !== "" && master !== "1";
+  }
+
   /** Whether this process is a forklift worker: env names our parent and a channel exists. */
   #underForklift(): boolean {
     const host = this.#host;
@@ -314,6 +326,12 @@ export class Reporter {
     try {
       host.hookServe?.(this);
     } catch { /* an exotic runtime: no server hook */ }
+    if (this.#masterGone()) {
+      // Started by a master that died before this ran: a worker never goes standalone.
+      this.#state = "stopped";
+      host.exit(0);
+      return;
+    }
     if (!this.#underForklift()) {
       this.#state = "standalone";
       if (!this.storage.idle) this.#lazyStart();

@@ -1,20 +1,35 @@
 /**
  * Makes every worker die with the master, injected or not: a small `sh`
- * started beside the workers reads the master's list of worker process groups
- * from a pipe. When the pipe closes without the master having emptied the
- * list (a master killed by SIGKILL runs no exit code), it signals each group,
- * TERM then KILL a second later. It costs one idle process per master and
- * nothing per request; a worker with a reporter also stops on its own when
- * its channel to the master breaks. The master starts it once its workers are
- * ready: a master killed during the boot leaves `--no-inject` workers behind.
+ * started beside the workers waits for its stdin, a pipe from the master, to
+ * close. The master keeps the list of its workers' process groups in a file
+ * of a private directory, rewritten (synchronously, then renamed into place)
+ * as each worker is spawned and exits. When the pipe closes without the
+ * master having emptied the list (a master killed by SIGKILL runs no exit
+ * code), the watch signals each group listed, TERM then KILL a second later.
+ * It costs one idle process per master and nothing per request; a worker with
+ * a reporter also stops on its own when its channel to the master breaks.
+ * The master starts it before its first worker and lists each one as it is
+ * spawned: a master killed at any moment, during the boot too, leaves no
+ * worker behind, ready or not.
  *
  * @module
  */
 
 // deno-lint-ignore-file no-explicit-any
 
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+
 /** A running watch: tell it which process groups to stop should the master die. */
 export interface OrphanWatch {
+  /**
+   * Runs `start`, which spawns a worker in a process group of its own, and
+   * lists the group; should the master die before the pid is known, the
+   * watch finds the worker by its `FORKLIFT_MASTER_PID`.
+   */
+  spawn<T extends { readonly pid: number | null | undefined }>(start: () => T): T;
   /** A worker's process group (its pid) to stop if the master dies. */
   add(pgid: number): void;
   /** The group is gone (its worker exited): forget it. */
@@ -24,23 +39,29 @@ export interface OrphanWatch {
 }
 
 // Ignores the terminal's signals: a Ctrl-C reaches the master, which stops
-// the workers itself; the watch only acts once the master is gone.
+// the workers itself; the watch only acts once the master is gone. $1 is the
+// list, in a directory of its own that the watch removes; $2 the master's pid.
+// "spawning" in the list: the master died with a spawn under way, before it
+// could list the pid, so the leaders of groups whose environment names it as
+// their master are stopped too (a kill of a pid that leads no group fails).
 const SCRIPT = `trap '' INT HUP TERM QUIT
-g=" "
-while IFS= read -r l; do
-  case "$l" in
-    +*) g="$g\${l#+} " ;;
-    -*) g=$(printf '%s' "$g" | sed "s/ \${l#-} / /") ;;
-  esac
-done
+while IFS= read -r l; do :; done
+g=$(cat "$1" 2>/dev/null)
+rm -rf "\${1%/*}"
+case "$g" in *spawning*)
+  for f in $(grep -lzx "FORKLIFT_MASTER_PID=$2" /proc/[0-9]*/environ 2>/dev/null); do
+    f=\${f#/proc/}; g="$g \${f%/environ}"
+  done ;;
+esac
+g=$(printf '%s\\n' $g | grep -x '[0-9][0-9]*')
 for p in $g; do kill -TERM -"$p" 2>/dev/null; done
-[ "$g" = " " ] || sleep 1
+[ -z "$g" ] || sleep 1
 for p in $g; do kill -KILL -"$p" 2>/dev/null; done
 `;
 
 /**
- * Starts the watch; `undefined` when no `sh` can be started (the master then
- * supervises as before, and says so).
+ * Starts the watch; `undefined` when no `sh` can be started or no private
+ * directory made (the master then supervises as before, and says so).
  *
  * @example
  * ```ts ignore
@@ -51,11 +72,19 @@ for p in $g; do kill -KILL -"$p" 2>/dev/null; done
  */
 export async function startOrphanWatch(): Promise<OrphanWatch | undefined> {
   const g = globalThis as any;
-  let write: (line: string) => void;
+  let dir: string;
+  try {
+    // mkdtemp: a fresh name of its own, mode 0700, that no other user can take or replace.
+    dir = mkdtempSync(join(tmpdir(), "forklift-watch-"));
+  } catch {
+    return undefined;
+  }
+  const list = join(dir, "groups");
+  const argv = ["sh", "-c", SCRIPT, "sh", list, String(process.pid)];
   let end: () => void;
   try {
     if (g.Bun !== undefined) {
-      const proc = g.Bun.spawn(["sh", "-c", SCRIPT], {
+      const proc = g.Bun.spawn(argv, {
         stdin: "pipe",
         stdout: "ignore",
         stderr: "ignore",
@@ -63,14 +92,10 @@ export async function startOrphanWatch(): Promise<OrphanWatch | undefined> {
         detached: true,
       });
       proc.unref?.();
-      write = (line) => {
-        proc.stdin.write(line);
-        proc.stdin.flush();
-      };
       end = () => void proc.stdin.end();
     } else {
       const { spawn } = await import("node:child_process");
-      const child = spawn("sh", ["-c", SCRIPT], {
+      const child = spawn(argv[0], argv.slice(1), {
         stdio: ["pipe", "ignore", "ignore"],
         detached: true,
       });
@@ -78,22 +103,42 @@ export async function startOrphanWatch(): Promise<OrphanWatch | undefined> {
       child.stdin!.on("error", () => {});
       child.unref();
       (child.stdin as any).unref?.();
-      write = (line) => void child.stdin!.write(line);
       end = () => void child.stdin!.end();
     }
   } catch {
+    rmSync(dir, { recursive: true, force: true });
     return undefined;
   }
-  const send = (line: string) => {
+  const groups = new Set<number>();
+  let spawning = false;
+  // Written in full and renamed: a master killed mid-write leaves the last whole list.
+  const save = () => {
     try {
-      write(line);
+      writeFileSync(`${list}.new`, [...groups, ...(spawning ? ["spawning"] : [])].join("\n"));
+      renameSync(`${list}.new`, list);
     } catch {
-      // The watch is gone: nothing more to tell it.
+      // The directory is gone (the watch ended): nothing more to tell it.
     }
   };
+  const add = (pgid: number) => void (groups.add(pgid), save());
   return {
-    add: (pgid) => send(`+${pgid}\n`),
-    remove: (pgid) => send(`-${pgid}\n`),
+    spawn(start) {
+      spawning = true;
+      save();
+      try {
+        const started = start();
+        spawning = false;
+        if (typeof started.pid === "number") add(started.pid);
+        else save();
+        return started;
+      } catch (e) {
+        spawning = false;
+        save();
+        throw e;
+      }
+    },
+    add,
+    remove: (pgid) => void (groups.delete(pgid) && save()),
     close: () => {
       try {
         end();

@@ -68,6 +68,16 @@ export function alive(pid: number): boolean {
   }
 }
 
+/** A process's peak resident memory (`VmHWM`) in MiB; 0 once it is gone. */
+export function peakRssMiB(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
 /** A running master under test. */
 export class Master {
   readonly child: ChildProcess;
@@ -88,6 +98,8 @@ export class Master {
       deadlineMs?: number;
       /** What runs `forklift` (a built binary); the checkout's CLI by default. */
       forklift?: string[];
+      /** The master's stdout: read (default), never read ("stall"), or closed at once ("closed"). */
+      stdout?: "read" | "stall" | "closed";
     },
   ) {
     const [cmd, ...pre] = options.forklift ?? runtimeArgv(MAIN);
@@ -96,7 +108,9 @@ export class Master {
       env: options.env ?? cleanEnv(),
       stdio: ["ignore", "pipe", "pipe"],
     });
-    this.child.stdout!.on("data", (d) => (this.stdout += d));
+    if (options.stdout === "closed") this.child.stdout!.destroy();
+    else if (options.stdout === "stall") this.child.stdout!.pause();
+    else this.child.stdout!.on("data", (d) => (this.stdout += d));
     this.child.stderr!.on("data", (d) => {
       this.stderr += d;
       const m = /Serving metrics at http:\/\/[^\s]*:(\d+)\/metrics/.exec(this.stderr);

@@ -101,7 +101,6 @@ class FakeSpawner implements WorkerSpawner {
     this.workers.push(fake);
     return { handle, expectsHello: false, requestLimit: 0 };
   }
-  watchOrphans(): void {}
   foreignListeners(): [] {
     return [];
   }
@@ -346,4 +345,52 @@ describe("Arbiter with fake ports", () => {
     assert.equal(await done, 0);
     assert.equal(process.exitCode ?? 0, 0);
   });
+
+  test("Arbiter judges a worker silent only once the messages already queued are taken", async () => {
+    const h = harness({ workers: "3", timeout: "2" });
+    const { done } = await runReady(h);
+    const signals = () => h.spawner.workers.map((w) => w.signals.join());
+    // Every heartbeat deadline passes at once, and each worker's heartbeat is queued meanwhile.
+    h.clock.time += 2_500;
+    for (const w of h.spawner.workers) say(w, { type: "heartbeat" });
+    await h.clock.advance(0);
+    assert.deepEqual(signals(), ["", "", ""]);
+    assert.equal(h.log.lines.filter((l) => l.includes("sent nothing")).length, 0);
+    // Real silence is still judged.
+    await h.clock.advance(2_001);
+    assert.deepEqual(signals(), ["SIGTERM", "SIGTERM", "SIGTERM"]);
+    h.raise("SIGINT");
+    await h.clock.advance(300);
+    for (const w of h.spawner.workers) w.events.exit(null, "SIGTERM");
+    assert.equal(await done, 0);
+  });
+
+  test("Arbiter takes a flood of one worker's messages as one event, in order with the others", async () => {
+    const h = harness({ workers: "2", timeout: "2" });
+    const { done } = await runReady(h);
+    const [flooder, honest] = h.spawner.workers;
+    h.clock.time += 1_500;
+    for (let i = 0; i < 100_000; i++) say(flooder, { type: "heartbeat", requests: i });
+    say(honest, { type: "heartbeat" });
+    for (let i = 0; i < 10_000; i++) say(flooder, { type: "ready", addr: "127.0.0.1:1" });
+    h.clock.time += 1_000;
+    await h.clock.advance(0);
+    assert.deepEqual(h.spawner.workers.map((w) => w.signals.join()), ["", ""]);
+    const [view] = h.telemetry().snapshot().workers;
+    assert.equal(view.handle.requests, 99_999);
+    assert.equal(
+      h.log.lines.filter((l) => /generation \d+\) ready/.test(l)).length,
+      2,
+      h.log.lines.join("\n"),
+    );
+    await quickStopAll(h, done);
+  });
 });
+
+/** INT, then every worker's exit at its SIGTERM: the arbiter must end with 0. */
+async function quickStopAll(h: ReturnType<typeof harness>, done: Promise<number>) {
+  h.raise("SIGINT");
+  await h.clock.advance(300);
+  for (const w of h.spawner.workers) w.events.exit(null, "SIGTERM");
+  assert.equal(await done, 0);
+}

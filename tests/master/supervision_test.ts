@@ -321,8 +321,6 @@ for (const runtime of ["deno", "bun"] as const) {
       const plain = await start(runtime, ["-w", "1", "--no-inject"]);
       try {
         const [w] = await settled(plain.m, 1);
-        // The watch starts once the workers are ready; give it a moment.
-        await sleep(300);
         plain.m.signal("SIGKILL");
         await plain.m.exited;
         await waitFor("the --no-inject worker gone", () => !alive(w.pid), 4_000);

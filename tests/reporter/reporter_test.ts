@@ -50,6 +50,20 @@ test("Reporter.start() stays standalone when the master pid is not its parent", 
   assert.equal(reporter.stats().handshake, "standalone");
 });
 
+test("Reporter.start() exits, never standalone, when its master died before it ran", () => {
+  const host = new FakeHost();
+  host.ppid = 1; // adopted by init: the master named in the environment is gone
+  const { reporter } = started(host);
+  assert.equal(host.exitCode, 0);
+  assert.deepEqual(host.sent, []);
+  assert.equal(reporter.stats().handshake, "stopped");
+  // A master that is itself pid 1 (a container's entry point) is alive as the parent.
+  const contained = new FakeHost();
+  contained.ppid = 1;
+  contained.vars.FORKLIFT_MASTER_PID = "1";
+  assert.equal(started(contained).reporter.stats().handshake, "hello");
+});
+
 test("Reporter.start() never reads the environment without a channel", () => {
   const host = new FakeHost();
   host.channel = false;

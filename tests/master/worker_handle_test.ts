@@ -1,0 +1,65 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { type WorkerEvents, WorkerHandle } from "../../src/master/worker_handle.ts";
+import type { WorkerProcessEvents } from "../../src/runtime/spawn.ts";
+
+/** A handle on a fake process; `say` speaks for the worker. */
+function fakeHandle(streams = 1) {
+  let on: WorkerProcessEvents | undefined;
+  const signals: string[] = [];
+  const heard: string[] = [];
+  const events: WorkerEvents = {
+    welcome: () => ({
+      worker: 1,
+      generation: 1,
+      harvest_interval_ms: 1000,
+      heartbeat_ms: 0,
+      resource: {},
+    }),
+    hello: () => void heard.push("hello"),
+    ready: () => void heard.push("ready"),
+    seen: () => void heard.push("seen"),
+    harvest: () => void heard.push("harvest"),
+    invalid: () => void heard.push("invalid"),
+    exit: () => void heard.push("exit"),
+  };
+  const handle = new WorkerHandle(
+    (events) => {
+      on = events;
+      return {
+        pid: 99_999_999,
+        connected: true,
+        send: () => true,
+        kill: (s) => void signals.push(s),
+        killGroup: () => {},
+      };
+    },
+    1,
+    1,
+    events,
+    { prefix: () => false, json: () => false },
+    { stdout: () => {}, stderr: () => {} },
+    streams,
+  );
+  const say = (m: Record<string, unknown>, stream = 0) => on!.message({ v: 1, ...m }, stream);
+  return { handle, say, signals, heard };
+}
+
+test("WorkerHandle.transitions stays bounded when a worker says bye again and again", () => {
+  const { handle, say } = fakeHandle();
+  say({ type: "hello", pid: 1, runtime: "test/1" });
+  say({ type: "ready", addr: "127.0.0.1:1" });
+  for (let i = 0; i < 10_000; i++) say({ type: "bye", seq: i });
+  const states = handle.transitions.map((t) => t.state);
+  assert.deepEqual(states, ["starting", "hello", "bye"]);
+  for (let i = 0; i < 1_000; i++) handle.mark(i % 2 ? "ready" : "stopping");
+  assert.equal(handle.transitions.length, 32);
+  assert.equal(handle.transitions.at(-1)?.state, "ready");
+});
+
+test("WorkerHandle ends a process of several isolates once, however often they say bye", () => {
+  const { say, signals } = fakeHandle(2);
+  for (const stream of [0, 1]) say({ type: "hello", pid: 1, runtime: "test/1" }, stream);
+  for (let i = 0; i < 50; i++) for (const stream of [0, 1]) say({ type: "bye", seq: i }, stream);
+  assert.deepEqual(signals, ["SIGTERM"]);
+});
