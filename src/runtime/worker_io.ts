@@ -114,6 +114,11 @@ function processIO(): WorkerIO {
  */
 export const MAX_UNSENT_BYTES = 32 * 1024 * 1024;
 
+/** Waits before each new try of a connection the master closed before it said anything. */
+const RECONNECT_DELAYS_MS = [20, 100, 300, 600];
+/** Most a worker says before the master answers that it keeps to say again (a hello is < 1 KiB). */
+const MAX_EARLY_BYTES = 64 * 1024;
+
 /** A Deno worker's Unix socket to the master, opened on first use. */
 class SocketChannel {
   readonly #path: string;
@@ -133,6 +138,12 @@ class SocketChannel {
   #connect: (() => void) | undefined;
   readonly #messageListeners: Array<(raw: unknown) => void> = [];
   readonly #disconnectListeners: Array<() => void> = [];
+  /** Whether the master has said anything: until then a closed connection is tried again. */
+  #heard = false;
+  /** What was written before the master said anything, to say again on a new connection. */
+  #early: Uint8Array[] = [];
+  #earlyBytes = 0;
+  #retries = 0;
 
   constructor(path: string, token: string) {
     this.#path = path;
@@ -183,7 +194,15 @@ class SocketChannel {
 
   #write(bytes: Uint8Array): Promise<void> {
     const next = this.#writing.then(async () => {
-      await writeAll(await this.#connection, bytes);
+      const conn = await this.#connection;
+      const early = !this.#heard;
+      if (early) this.#keepEarly(bytes);
+      try {
+        await writeAll(conn, bytes);
+      } catch (error) {
+        // Said again on the next connection, if there is one.
+        if (!(early && this.#mayRetry())) throw error;
+      }
     });
     // A failed write must not wedge the ones after it; they fail on their own.
     this.#writing = next.catch(() => {});
@@ -200,7 +219,6 @@ class SocketChannel {
       reject = rej;
     });
     this.#connection.catch(() => {});
-    this.#write(new TextEncoder().encode(`${this.#token}\n`)).catch(() => {});
     // Deno runs the event loop to completion after a preload, before it loads
     // the program, and a first connect or timer costs it milliseconds of lazy
     // loading: connecting now would hold the program's start. Connect once the
@@ -208,11 +226,18 @@ class SocketChannel {
     // module has loaded, whichever comes first.
     this.#connect = () => {
       this.#connect = undefined;
-      g().Deno.connect({ transport: "unix", path: this.#path }).then((conn: any) => {
+      g().Deno.connect({ transport: "unix", path: this.#path }).then(async (conn: any) => {
         this.#conn = conn;
         if (!this.#ref) conn.unref();
-        resolve(conn);
         void this.#read(conn);
+        // The token first, then, on a connection tried again, what the last one carried.
+        try {
+          await writeAll(conn, new TextEncoder().encode(`${this.#token}\n`));
+          for (const bytes of this.#early) await writeAll(conn, bytes);
+        } catch {
+          // The connection is gone: #read() sees it.
+        }
+        resolve(conn);
       }, (error: unknown) => {
         // Said once, on the worker's stderr: the master cannot hear it otherwise.
         console.error(
@@ -234,11 +259,44 @@ class SocketChannel {
 
   async #read(conn: any): Promise<void> {
     const split = new LineSplitter((line) => {
+      if (!this.#heard) {
+        this.#heard = true;
+        this.#early = [];
+        this.#earlyBytes = 0;
+      }
       const message = line === undefined ? undefined : parseLine(line);
       for (const l of this.#messageListeners) l(message);
     });
     await readChunks(conn, (chunk) => split.push(chunk));
+    if (this.#mayRetry()) return this.#retry(conn);
     this.#close();
+  }
+
+  /**
+   * Whether a connection closed now is tried again: the master closed it
+   * before saying anything, as it does to the longest waiting of many
+   * connections yet to name themselves (another local process may crowd the
+   * socket); a worker whose token it refuses gives up after the last try.
+   */
+  #mayRetry(): boolean {
+    return !this.#heard && !this.#closed && this.#retries < RECONNECT_DELAYS_MS.length &&
+      this.#earlyBytes <= MAX_EARLY_BYTES;
+  }
+
+  #retry(old: any): void {
+    try {
+      old.close();
+    } catch { /* closed */ }
+    const delay = RECONNECT_DELAYS_MS[this.#retries++];
+    this.#opened = false;
+    this.#open();
+    const timer = setTimeout(() => this.wake(), delay);
+    if (!this.#ref) g().Deno?.unrefTimer?.(timer);
+  }
+
+  #keepEarly(bytes: Uint8Array): void {
+    this.#earlyBytes += bytes.length;
+    if (this.#earlyBytes <= MAX_EARLY_BYTES) this.#early.push(bytes);
   }
 
   #close(): void {

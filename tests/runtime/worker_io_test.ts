@@ -135,3 +135,53 @@ test(
     }
   },
 );
+
+test(
+  "workerIO() on Deno connects again when the master closes its connection before answering, and says it all again",
+  { skip: testRuntime() !== "deno" ? "the socket channel is Deno's" : false },
+  async () => {
+    const dir = mkdtempSync(`${tmpdir()}/forklift-io-`);
+    const sock = `${dir}/c.sock`;
+    const token = channelToken();
+    const conns: Socket[] = [];
+    let connections = 0;
+    let heard = "";
+    // A master crowded by silent connections: it closes the first two it gets
+    // unread, then reads the third and answers.
+    const server = createServer((c) => {
+      conns.push(c);
+      if (++connections <= 2) {
+        c.destroy();
+        return;
+      }
+      c.on("data", (d) => {
+        heard += d;
+        if (heard.split("\n").length > 2) c.write(`{"type":"welcome","v":1}\n`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(sock, () => r()));
+    process.env.FORKLIFT_CHANNEL = sock;
+    process.env.FORKLIFT_CHANNEL_TOKEN = token;
+    try {
+      const io = workerIO();
+      const messages: unknown[] = [];
+      let disconnected = false;
+      io.onMessage((m) => messages.push(m));
+      io.onDisconnect(() => (disconnected = true));
+      io.send({ type: "hello", v: 1, pid: 1 });
+      io.wake();
+      await waitFor("the welcome", () => messages.length > 0, 5_000);
+      assert.deepEqual(messages[0], { type: "welcome", v: 1 });
+      assert.equal(connections, 3);
+      assert.equal(heard, `${token}\n{"type":"hello","v":1,"pid":1}\n`);
+      assert.equal(disconnected, false);
+      assert.equal(io.connected(), true);
+    } finally {
+      delete process.env.FORKLIFT_CHANNEL;
+      delete process.env.FORKLIFT_CHANNEL_TOKEN;
+      for (const c of conns) c.destroy();
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
