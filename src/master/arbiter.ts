@@ -73,6 +73,8 @@ const SERVICES_DELAY_MS = 250;
 /** The least time the final OTLP export gets, however long the workers took to stop. */
 const FINAL_EXPORT_MIN_MS = 1_000;
 
+/** How long after a first sight of another listener on the app port it is looked at again. */
+const PORT_RECHECK_MS = 250;
 /**
  * The master process's supervisor.
  *
@@ -505,7 +507,13 @@ export class Arbiter {
       if (m) ports.add(Number(m[1]));
     }
     for (const port of ports) {
-      const others = this.#o.spawner.foreignListeners(port, pids);
+      let others = this.#o.spawner.foreignListeners(port, pids);
+      if (others.length === 0) continue;
+      // Looked at again a moment later: a listener that goes meanwhile was one of a
+      // worker's own, closing (a worker that drains as it loses its master), not a program's.
+      await new Promise((resolve) => setTimeout(resolve, PORT_RECHECK_MS));
+      const still = [...this.#handles.values()].flatMap((h) => (h.pid === null ? [] : [h.pid]));
+      others = this.#o.spawner.foreignListeners(port, still);
       if (others.length === 0) continue;
       this.#say(
         "error",
