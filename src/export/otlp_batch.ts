@@ -45,7 +45,9 @@ interface Last {
  * committed (the collector is down) leaves its data for the next one, so
  * every delta is exported once, whatever the retries. A series whose
  * cumulative state went back since the last export (it started over) sends
- * all it holds: a delta is never negative.
+ * all it holds: a delta is never negative. So does a metric whose
+ * `startMs` is new (its declaration changed): its series start then, in
+ * cumulative mode too.
  *
  * @example Two delta exports of a counter that went from 5 to 8
  * ```ts
@@ -90,9 +92,15 @@ export class OtlpBatcher {
     let points = 0;
     for (const m of metrics) {
       const delta = this.#delta && (m.kind === "counter" || m.kind === "histogram");
-      const start = delta ? deltaStart : cumulativeStart;
+      // A series set started anew (a new declaration) starts at its own time,
+      // and nothing exported before it is taken off what it holds.
+      const since = m.startMs ?? this.#startMs;
+      const start = delta
+        ? (since > this.#lastMs ? unixNano(since) : deltaStart)
+        : (m.startMs === undefined ? cumulativeStart : unixNano(since));
       const head = { name: m.name, description: m.description, unit: m.unit };
-      const keyOf = (p: PointDelta) => `${m.name}\u0000${attributesKey(p.attributes)}`;
+      const keyOf = (p: PointDelta) =>
+        `${m.name}\u0000${m.startMs ?? ""}\u0000${attributesKey(p.attributes)}`;
       if (m.kind === "histogram") {
         const ps: OtlpHistogramPoint[] = [];
         for (const p of m.points) {
