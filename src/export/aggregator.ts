@@ -87,6 +87,8 @@ const _INSTRUMENT_BYTES = 400;
 const _ID_BYTES = 96;
 /** What an up-down counter series costs per worker that added to it. */
 const _CONTRIBUTION_BYTES = 64;
+/** What a worker's place among the holders of a declaration costs. */
+const _HOLDER_BYTES = 32;
 /** What each line of a series' exposition costs beyond its name and labels (`le`, value). */
 const _LINE_BYTES = 48;
 
@@ -362,10 +364,10 @@ export class Aggregator {
     this.#bytes -= (held?.size ?? 0) * _CONTRIBUTION_BYTES;
     this.#contributions.delete(worker);
     for (let instrument of this.#instruments.values()) {
-      instrument.holders.delete(worker);
+      this.#unhold(instrument, worker);
       const pending = instrument.pending;
       if (pending !== undefined) {
-        pending.holders.delete(worker);
+        this.#unhold(pending, worker);
         this.#forgetGauges(pending, worker);
         if (pending.holders.size === 0 || pending.series.size === 0) {
           instrument.pending = undefined;
@@ -378,9 +380,22 @@ export class Aggregator {
       // A gauge nobody reports any more gives its slot back.
       if (instrument.kind === "gauge" && instrument.series.size === 0) {
         this.#instruments.delete(instrument.name);
-        this.#bytes -= instrument.bytes;
+        if (instrument.pending !== undefined) this.#release(instrument.pending);
+        this.#release(instrument);
       }
     }
+  }
+
+  /** Counts `worker` among those that report on the declaration of `instrument`. */
+  #hold(instrument: _Instrument, worker: number): void {
+    if (instrument.holders.has(worker)) return;
+    // Counted, never refused: a holder refused would let another declaration in.
+    instrument.holders.add(worker);
+    this.#bytes += _HOLDER_BYTES;
+  }
+
+  #unhold(instrument: _Instrument, worker: number): void {
+    if (instrument.holders.delete(worker)) this.#bytes -= _HOLDER_BYTES;
   }
 
   /** Removes the series of a gauge `instrument` that `worker` owns. */
@@ -422,7 +437,7 @@ export class Aggregator {
       series.gone = true;
       this.#bytes -= series.bytes;
     }
-    this.#bytes -= instrument.bytes;
+    this.#bytes -= instrument.bytes + instrument.holders.size * _HOLDER_BYTES;
   }
 
   /**
@@ -576,7 +591,7 @@ export class Aggregator {
     for (const point of points) this.#mergePoint(instrument, worker, slot, point);
     if (ids.length > 0) this.#mergeColumns(instrument, worker, slot, ids, values);
     if (!fresh) {
-      instrument.holders.add(worker);
+      this.#hold(instrument, worker);
       return;
     }
     // Only an instrument that holds a series takes a slot in the table.
@@ -584,7 +599,7 @@ export class Aggregator {
       this.#bytes -= instrument.bytes;
       return;
     }
-    instrument.holders.add(worker);
+    this.#hold(instrument, worker);
     if (held === undefined) {
       instrument.rank = this.#arrivals++;
       this.#instruments.set(metric.name, instrument);

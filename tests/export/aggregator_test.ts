@@ -222,6 +222,7 @@ test("Aggregator.merge() lets a hostile declaration never displace one a live ho
   const honest = (value: number) => counter("jobs.done", value);
   const hostile = { ...counter("jobs.done", 1_000), unit: "ms" };
   agg.merge(1, [honest(3)]);
+  const honestBytes = agg.bytes;
   for (let i = 0; i < 100; i++) agg.merge(2, [hostile]);
   agg.merge(1, [honest(4)]);
   assert.deepEqual(agg.collect(), [
@@ -229,7 +230,8 @@ test("Aggregator.merge() lets a hostile declaration never displace one a live ho
   ]);
   const bytes = agg.bytes;
   agg.removeWorker(2);
-  assert.ok(agg.bytes < bytes, "the pending declaration's state was given back");
+  assert.ok(agg.bytes < bytes);
+  assert.equal(agg.bytes, honestBytes, "the pending declaration's state was given back whole");
   agg.merge(1, [honest(1)]);
   // A later worker declaring it otherwise is held aside again, not promoted.
   agg.merge(3, [{ ...counter("jobs.done", 1), unit: "s" }]);
