@@ -377,10 +377,12 @@ export class Aggregator {
         }
       }
       this.#forgetGauges(instrument, worker);
-      // A gauge nobody reports any more gives its slot back.
-      if (instrument.kind === "gauge" && instrument.series.size === 0) {
+      // A gauge nobody reports any more gives its place back: to the declaration waiting, if any.
+      if (instrument.kind !== "gauge" || instrument.series.size > 0) continue;
+      if (instrument.pending !== undefined) {
+        this.#promote(instrument, instrument.pending);
+      } else {
         this.#instruments.delete(instrument.name);
-        if (instrument.pending !== undefined) this.#release(instrument.pending);
         this.#release(instrument);
       }
     }

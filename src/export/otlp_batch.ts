@@ -93,11 +93,13 @@ export class OtlpBatcher {
     for (const m of metrics) {
       const delta = this.#delta && (m.kind === "counter" || m.kind === "histogram");
       // A series set started anew (a new declaration) starts at its own time,
-      // and nothing exported before it is taken off what it holds.
-      const since = m.startMs ?? this.#startMs;
-      const start = delta
-        ? (since > this.#lastMs ? unixNano(since) : deltaStart)
-        : (m.startMs === undefined ? cumulativeStart : unixNano(since));
+      // and nothing exported before it is taken off what it holds: its first
+      // delta holds all it gathered since, maybe before the last export.
+      const restart = m.startMs === undefined ? undefined : unixNano(m.startMs);
+      const startOf = (key: string) =>
+        delta
+          ? (restart !== undefined && !this.#last.has(key) ? restart : deltaStart)
+          : restart ?? cumulativeStart;
       const head = { name: m.name, description: m.description, unit: m.unit };
       const keyOf = (p: PointDelta) =>
         `${m.name}\u0000${m.startMs ?? ""}\u0000${attributesKey(p.attributes)}`;
@@ -115,7 +117,7 @@ export class OtlpBatcher {
           if (delta && count === 0) continue;
           ps.push({
             attributes: p.attributes,
-            startTimeUnixNano: start,
+            startTimeUnixNano: startOf(key),
             timeUnixNano: time,
             count,
             sum: now.sum! - (before?.sum ?? 0),
@@ -141,7 +143,7 @@ export class OtlpBatcher {
         if (delta && value === before) continue;
         ps.push({
           attributes: p.attributes,
-          startTimeUnixNano: start,
+          startTimeUnixNano: startOf(key),
           timeUnixNano: time,
           value: value - before,
         });

@@ -268,6 +268,8 @@ describe("OtlpBatcher", () => {
     now = T0 + 1500;
     agg.merge(2, [dur("s", 2, 1.5, [0, 1, 1]), hits("s", 3)]);
     agg.merge(1, [dur("ms", 1, 800, [0, 0, 1])]);
+    // An export while the new declaration waits: only the old one's points go.
+    b.build(agg.collect(), T0 + 1700).commit();
     agg.removeWorker(1);
     agg.merge(2, [dur("s", 1, 0.5, [1, 0, 0]), hits("s", 4)]);
     const batch = b.build(agg.collect(), T0 + 2000).batch;
@@ -279,7 +281,7 @@ describe("OtlpBatcher", () => {
       1,
       1,
     ]]);
-    assert.equal(h.points[0].startTimeUnixNano, unixNano(T0 + 1500));
+    assert.equal(h.points[0].startTimeUnixNano, unixNano(T0 + 1500), "all it gathered, since then");
     const c = batch.metrics.find((m) => m.name === "hits")!;
     assert.equal((c.points[0] as any).value, 7, "all of the new counter, none taken off");
     // Cumulative mode starts the new series at their own start too.
