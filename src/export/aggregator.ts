@@ -25,12 +25,20 @@ export interface AggregatorOptions {
    */
   cardinalityLimit?: number;
   /**
-   * Told when `worker` sends points on another declaration (kind, unit or
-   * boundaries) than the one the instrument was first seen with: the first
-   * one is kept and those points are dropped. Called for every such metric:
+   * Told when `worker` sends points on a declaration (kind, unit or
+   * boundaries) other than both the one held for the name and the one
+   * pending: those points are dropped. Called for every such metric:
    * throttle what it writes.
    */
   onConflict?: (worker: number, name: string, held: string, offered: string) => void;
+  /**
+   * Told when a name's declaration changes or is put on hold (see
+   * {@linkcode DeclarationChange}). Called for every such change: throttle
+   * what it writes.
+   */
+  onDeclaration?: (change: DeclarationChange) => void;
+  /** The clock (Unix ms) that dates a series set started anew. Default `Date.now`. */
+  now?: () => number;
   /** Most instruments kept; points of further ones are dropped and counted. Default 2000. */
   instrumentLimit?: number;
   /**
@@ -39,6 +47,23 @@ export interface AggregatorOptions {
    * is dropped and counted. Default {@linkcode DEFAULT_MEMORY_LIMIT}.
    */
   memoryLimit?: number;
+}
+
+/**
+ * A change of a name's declaration: `pending`, points on `offered` from
+ * `worker` are kept aside while live workers still report on `held`;
+ * `replaced`, no live worker reported on `held`, so `offered` took its place
+ * at once (`worker` sent it); `promoted`, the last live worker reporting on
+ * `held` exited and the pending `offered` took its place, with what it had
+ * gathered. Each of the last two starts the name's series anew.
+ */
+export interface DeclarationChange {
+  outcome: "pending" | "replaced" | "promoted";
+  name: string;
+  held: string;
+  offered: string;
+  /** The worker that sent `offered` (not given for `promoted`). */
+  worker?: number;
 }
 
 /** Why the aggregator dropped a point. */
@@ -62,6 +87,8 @@ const _INSTRUMENT_BYTES = 400;
 const _ID_BYTES = 96;
 /** What an up-down counter series costs per worker that added to it. */
 const _CONTRIBUTION_BYTES = 64;
+/** What a worker's place among the holders of a declaration costs. */
+const _HOLDER_BYTES = 32;
 /** What each line of a series' exposition costs beyond its name and labels (`le`, value). */
 const _LINE_BYTES = 48;
 
@@ -117,6 +144,14 @@ interface _Instrument {
   rank: number;
   /** What it counts for in the memory budget, its series aside. */
   bytes: number;
+  /** Its declaration in one string (see `_declaration`). */
+  declaration: string;
+  /** The live workers (keys) that sent points on its declaration: what holds it. */
+  holders: Set<number>;
+  /** The one other declaration waiting for the holders to exit, exported nowhere. */
+  pending?: _Instrument;
+  /** When its series started (Unix ms), when later than the master's start. */
+  startMs?: number;
 }
 
 /**
@@ -133,10 +168,18 @@ interface _Instrument {
  * Points whose attributes differ only in key order belong to the same
  * series. A point may name its series by the id its worker gave it in an
  * earlier harvest (see `HarvestPoint`); the ids of a worker are forgotten with
- * it, and a point naming an id its worker never defined is dropped. An
- * instrument keeps the kind, unit and boundaries it was first seen with for
- * the aggregator's life; points sent on another declaration are dropped and
- * counted in {@linkcode Aggregator.dropped}.
+ * it, and a point naming an id its worker never defined is dropped.
+ *
+ * A name keeps its declaration (kind, unit and boundaries) while a live
+ * worker reports on it: another worker can never erase what the others
+ * reported. Points on another declaration start the series anew at once
+ * when no live worker holds the current one; else the first other
+ * declaration is held pending, gathering points but exported nowhere, and
+ * takes over, with what it gathered, when the last worker holding the
+ * current one is removed (a reload that changes a histogram's boundaries
+ * loses nothing). A pending declaration goes when its last holder is
+ * removed. Points on a third declaration are dropped and counted in
+ * {@linkcode Aggregator.dropped}.
  *
  * @example Merge two workers' counters and read the cumulative total
  * ```ts
@@ -162,6 +205,8 @@ export class Aggregator {
   #memoryLimit: number;
   #bytes = 0;
   #onConflict?: AggregatorOptions["onConflict"];
+  #onDeclaration?: AggregatorOptions["onDeclaration"];
+  #now: () => number;
   #instrumentLimit: number;
   /** Each worker's numbered series, by worker key, then stream (its isolates), then id. */
   #known = new Map<number, Map<number, _Known[]>>();
@@ -195,6 +240,8 @@ export class Aggregator {
     }
     this.#limit = limit;
     this.#onConflict = options.onConflict;
+    this.#onDeclaration = options.onDeclaration;
+    this.#now = options.now ?? Date.now;
     this.#memoryLimit = options.memoryLimit ?? DEFAULT_MEMORY_LIMIT;
     this.#instrumentLimit = options.instrumentLimit ?? DEFAULT_INSTRUMENT_LIMIT;
   }
@@ -209,6 +256,7 @@ export class Aggregator {
    * const agg = new Aggregator();
    * agg.merge(1, [{ name: "x", kind: "counter", points: [{ attributes: {}, value: 1 }] }]);
    * agg.merge(1, [{ name: "x", kind: "gauge", points: [{ attributes: {}, value: 1 }] }]);
+   * agg.merge(1, [{ name: "x", kind: "updown", points: [{ attributes: {}, value: 1 }] }]);
    * console.assert(agg.dropped === 1);
    * ```
    */
@@ -293,7 +341,8 @@ export class Aggregator {
    * Forgets the gauges of `worker` (the key it was merged with), takes what
    * it added to up-down counters back out of them, and forgets the ids it
    * gave its series; its counters and histograms stay in the cumulative
-   * totals.
+   * totals. A pending declaration it alone held goes; one held declaration
+   * it was the last to report on gives way to the pending one.
    *
    * @example A gauge vanishes with its worker
    * ```ts
@@ -314,21 +363,83 @@ export class Aggregator {
     for (const [series, value] of held ?? []) series.value -= value;
     this.#bytes -= (held?.size ?? 0) * _CONTRIBUTION_BYTES;
     this.#contributions.delete(worker);
-    for (const instrument of this.#instruments.values()) {
-      if (instrument.kind !== "gauge") continue;
-      for (const [key, series] of instrument.series) {
-        if (series.worker !== worker) continue;
-        series.gone = true;
-        this.#bytes -= series.bytes;
-        instrument.series.delete(key);
-        if (!_isOverflow(series.attributes)) instrument.admitted--;
+    for (let instrument of this.#instruments.values()) {
+      this.#unhold(instrument, worker);
+      const pending = instrument.pending;
+      if (pending !== undefined) {
+        this.#unhold(pending, worker);
+        this.#forgetGauges(pending, worker);
+        if (pending.holders.size === 0 || pending.series.size === 0) {
+          instrument.pending = undefined;
+          this.#release(pending);
+        } else if (instrument.holders.size === 0) {
+          instrument = this.#promote(instrument, pending);
+        }
       }
-      // A gauge nobody reports any more gives its slot back.
-      if (instrument.series.size === 0) {
+      this.#forgetGauges(instrument, worker);
+      // A gauge nobody reports any more gives its place back: to the declaration waiting, if any.
+      if (instrument.kind !== "gauge" || instrument.series.size > 0) continue;
+      if (instrument.pending !== undefined) {
+        this.#promote(instrument, instrument.pending);
+      } else {
         this.#instruments.delete(instrument.name);
-        this.#bytes -= instrument.bytes;
+        this.#release(instrument);
       }
     }
+  }
+
+  /** Counts `worker` among those that report on the declaration of `instrument`. */
+  #hold(instrument: _Instrument, worker: number): void {
+    if (instrument.holders.has(worker)) return;
+    // Counted, never refused: a holder refused would let another declaration in.
+    instrument.holders.add(worker);
+    this.#bytes += _HOLDER_BYTES;
+  }
+
+  #unhold(instrument: _Instrument, worker: number): void {
+    if (instrument.holders.delete(worker)) this.#bytes -= _HOLDER_BYTES;
+  }
+
+  /** Removes the series of a gauge `instrument` that `worker` owns. */
+  #forgetGauges(instrument: _Instrument, worker: number): void {
+    if (instrument.kind !== "gauge") return;
+    for (const [key, series] of instrument.series) {
+      if (series.worker !== worker) continue;
+      series.gone = true;
+      this.#bytes -= series.bytes;
+      instrument.series.delete(key);
+      if (!_isOverflow(series.attributes)) instrument.admitted--;
+    }
+  }
+
+  /** Puts `pending` in the place of `held`, whose last holder exited: the series start anew. */
+  #promote(held: _Instrument, pending: _Instrument): _Instrument {
+    this.#replace(held, pending);
+    this.#onDeclaration?.({
+      outcome: "promoted",
+      name: held.name,
+      held: held.declaration,
+      offered: pending.declaration,
+    });
+    return pending;
+  }
+
+  /** Puts `next` in the table in the place of `held`, which goes with its series. */
+  #replace(held: _Instrument, next: _Instrument): void {
+    if (held.pending !== undefined && held.pending !== next) this.#release(held.pending);
+    held.pending = undefined;
+    this.#release(held);
+    next.rank = held.rank;
+    this.#instruments.set(held.name, next);
+  }
+
+  /** Gives back what `instrument` and its series count for: they are let go. */
+  #release(instrument: _Instrument): void {
+    for (const series of instrument.series.values()) {
+      series.gone = true;
+      this.#bytes -= series.bytes;
+    }
+    this.#bytes -= instrument.bytes + instrument.holders.size * _HOLDER_BYTES;
   }
 
   /**
@@ -391,6 +502,7 @@ export class Aggregator {
       if (instrument.unit !== "") metric.unit = instrument.unit;
       if (instrument.description !== undefined) metric.description = instrument.description;
       if (instrument.boundaries) metric.boundaries = [...instrument.boundaries];
+      if (instrument.startMs !== undefined) metric.startMs = instrument.startMs;
       // Gauges: while a slot rolls, its two generations may report the same
       // series; the newer worker's value is the one shown.
       const shown = new Map<string, _Series>();
@@ -429,20 +541,26 @@ export class Aggregator {
     // A metric with no points takes no slot: naming instruments costs nothing.
     if (size === 0) return;
     const unit = metric.unit ?? "";
-    let instrument = this.#instruments.get(metric.name);
+    const held = this.#instruments.get(metric.name);
     const declared = _declaration(metric.kind, unit, metric.boundaries);
-    if (instrument !== undefined) {
-      // The first declaration stays: another worker's must never erase what
-      // the others reported on it.
-      const held = _declaration(instrument.kind, instrument.unit, instrument.boundaries);
-      if (held !== declared) {
-        this.#onConflict?.(worker, metric.name, held, declared);
+    let instrument = held;
+    if (held !== undefined && held.declaration !== declared) {
+      if (held.holders.size > 0 && held.pending?.declaration === declared) {
+        instrument = held.pending;
+      } else if (held.holders.size > 0 && held.pending !== undefined) {
+        // Live workers report on the held declaration and another waits:
+        // a third must never erase either.
+        this.#onConflict?.(worker, metric.name, held.declaration, declared);
         return this.#drop("conflict", size);
+      } else {
+        // A new declaration, to take the held one's place at once (no live
+        // worker reports on it) or once its last holder exits.
+        instrument = undefined;
       }
     }
     const fresh = instrument === undefined;
     if (instrument === undefined) {
-      if (this.#instruments.size >= this.#instrumentLimit) {
+      if (held === undefined && this.#instruments.size >= this.#instrumentLimit) {
         return this.#drop("instrument_limit", size);
       }
       const boundaries = metric.kind === "histogram" ? [...(metric.boundaries ?? [])] : undefined;
@@ -459,6 +577,8 @@ export class Aggregator {
         bytes: _INSTRUMENT_BYTES +
           3 * (metric.name.length + unit.length + (metric.description?.length ?? 0)) +
           16 * (boundaries?.length ?? 0),
+        declaration: declared,
+        holders: new Set(),
       };
       if (!this.#reserve(instrument.bytes)) return this.#drop("memory_limit", size);
     }
@@ -472,14 +592,33 @@ export class Aggregator {
     }
     for (const point of points) this.#mergePoint(instrument, worker, slot, point);
     if (ids.length > 0) this.#mergeColumns(instrument, worker, slot, ids, values);
-    if (!fresh) return;
+    if (!fresh) {
+      this.#hold(instrument, worker);
+      return;
+    }
     // Only an instrument that holds a series takes a slot in the table.
-    if (instrument.series.size > 0) {
+    if (instrument.series.size === 0) {
+      this.#bytes -= instrument.bytes;
+      return;
+    }
+    this.#hold(instrument, worker);
+    if (held === undefined) {
       instrument.rank = this.#arrivals++;
       this.#instruments.set(metric.name, instrument);
-    } else {
-      this.#bytes -= instrument.bytes;
+      return;
     }
+    // Its series start now: exporters must not take them for the held ones'.
+    instrument.startMs = this.#now();
+    const outcome = held.holders.size > 0 ? "pending" : "replaced";
+    if (outcome === "pending") held.pending = instrument;
+    else this.#replace(held, instrument);
+    this.#onDeclaration?.({
+      outcome,
+      name: metric.name,
+      held: held.declaration,
+      offered: declared,
+      worker,
+    });
   }
 
   /** Merges the `ids` and `values` columns of a counter, up-down counter or gauge. */

@@ -45,7 +45,9 @@ interface Last {
  * committed (the collector is down) leaves its data for the next one, so
  * every delta is exported once, whatever the retries. A series whose
  * cumulative state went back since the last export (it started over) sends
- * all it holds: a delta is never negative.
+ * all it holds: a delta is never negative. So does a metric whose
+ * `startMs` is new (its declaration changed): its series start then, in
+ * cumulative mode too.
  *
  * @example Two delta exports of a counter that went from 5 to 8
  * ```ts
@@ -90,9 +92,17 @@ export class OtlpBatcher {
     let points = 0;
     for (const m of metrics) {
       const delta = this.#delta && (m.kind === "counter" || m.kind === "histogram");
-      const start = delta ? deltaStart : cumulativeStart;
+      // A series set started anew (a new declaration) starts at its own time,
+      // and nothing exported before it is taken off what it holds: its first
+      // delta holds all it gathered since, maybe before the last export.
+      const restart = m.startMs === undefined ? undefined : unixNano(m.startMs);
+      const startOf = (key: string) =>
+        delta
+          ? (restart !== undefined && !this.#last.has(key) ? restart : deltaStart)
+          : restart ?? cumulativeStart;
       const head = { name: m.name, description: m.description, unit: m.unit };
-      const keyOf = (p: PointDelta) => `${m.name}\u0000${attributesKey(p.attributes)}`;
+      const keyOf = (p: PointDelta) =>
+        `${m.name}\u0000${m.startMs ?? ""}\u0000${attributesKey(p.attributes)}`;
       if (m.kind === "histogram") {
         const ps: OtlpHistogramPoint[] = [];
         for (const p of m.points) {
@@ -107,7 +117,7 @@ export class OtlpBatcher {
           if (delta && count === 0) continue;
           ps.push({
             attributes: p.attributes,
-            startTimeUnixNano: start,
+            startTimeUnixNano: startOf(key),
             timeUnixNano: time,
             count,
             sum: now.sum! - (before?.sum ?? 0),
@@ -133,7 +143,7 @@ export class OtlpBatcher {
         if (delta && value === before) continue;
         ps.push({
           attributes: p.attributes,
-          startTimeUnixNano: start,
+          startTimeUnixNano: startOf(key),
           timeUnixNano: time,
           value: value - before,
         });

@@ -36,6 +36,8 @@ const MASTER_SAMPLE_NAMES: readonly string[] = masterMetrics({
 
 /** At most one declaration-conflict line per worker this often. */
 const CONFLICT_LOG_MS = 10_000;
+/** The throttle key of the lines that tell a declaration took over (no worker's: none sent it last). */
+const PROMOTED_LOG_KEY = -1;
 
 /** A worker process as telemetry keys it: a unique id, and the slot its gauges are labelled with. */
 export interface WorkerKey {
@@ -151,6 +153,26 @@ export class MasterTelemetry implements Telemetry {
             held: shorten(held),
             more,
           },
+        );
+      },
+      onDeclaration: (change) => {
+        const key = change.worker ?? PROMOTED_LOG_KEY;
+        const more = this.#conflictLogged.admit(key, performance.now());
+        if (more === undefined) return;
+        const fields = {
+          name: shorten(change.name),
+          slot: this.#merging?.slot ?? key,
+          offered: shorten(change.offered),
+          held: shorten(change.held),
+          more,
+        };
+        options.log.warn(
+          change.outcome === "pending"
+            ? "Holding the points of {name} from worker {slot}, declared {offered}, until no worker reports it as {held}{more}"
+            : change.outcome === "replaced"
+            ? "Metric {name} now declared as {offered} (no live worker reported it as {held}): its series start anew{more}"
+            : "Metric {name} now declared as {offered} (the last worker with the old declaration {held} exited){more}",
+          fields,
         );
       },
     });

@@ -58,7 +58,7 @@ export const MAX_SERIES_ID = 100_000;
  * gauges may give points of series the master knows as two columns, `ids` and
  * `values` (the same length): the compact form a busy worker sends most.
  */
-export interface HarvestMetric extends Omit<MetricDelta, "points"> {
+export interface HarvestMetric extends Omit<MetricDelta, "points" | "startMs"> {
   points: HarvestPoint[];
   ids?: number[];
   values?: number[];
@@ -72,6 +72,11 @@ export interface MetricDelta {
   description?: string;
   /** Histogram bucket upper bounds, ascending; histograms only. */
   boundaries?: number[];
+  /**
+   * When the master's series of this name started over (Unix ms): set only
+   * when its declaration changed after the master started. Never sent by a worker.
+   */
+  startMs?: number;
   points: PointDelta[];
 }
 

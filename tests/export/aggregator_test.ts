@@ -1,6 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Aggregator, canonicalAttributes } from "../../src/export/aggregator.ts";
+import {
+  Aggregator,
+  canonicalAttributes,
+  type DeclarationChange,
+} from "../../src/export/aggregator.ts";
 import type {
   HarvestMetric,
   HarvestPoint,
@@ -139,7 +143,7 @@ test("Aggregator.removeWorker() drops that worker's gauges and keeps everything 
   assert.deepEqual(agg.collect().map((m) => m.name), ["app.hits"]);
 });
 
-test("Aggregator.merge() keeps an instrument's first declaration and drops and counts only the conflicting worker's points", () => {
+test("Aggregator.merge() keeps a declaration live workers report on, holds one other aside and drops and counts a third", () => {
   const conflicts: string[] = [];
   const agg = new Aggregator({
     onConflict: (worker, name, held, offered) =>
@@ -152,30 +156,27 @@ test("Aggregator.merge() keeps an instrument's first declaration and drops and c
     kind: "gauge",
     points: [{ attributes: {}, value: 7 }, { attributes: { a: "b" }, value: 8 }],
   };
-  assert.equal(agg.merge(3, [gauge]), 2);
+  assert.equal(agg.merge(3, [gauge]), 0, "the first other declaration is held pending");
   const other = { ...counter("app.hits", 5), unit: "ms" };
   assert.equal(agg.merge(3, [other]), 1);
   // The honest workers keep adding to what they had.
   assert.equal(agg.merge(1, [counter("app.hits", 1)]), 0);
-  assert.deepEqual(conflicts, [
-    "3 app.hits: counter  / gauge ",
-    "3 app.hits: counter  / counter ms",
-  ]);
+  assert.deepEqual(conflicts, ["3 app.hits: counter  / counter ms"]);
   assert.deepEqual(agg.collect(), [
     { name: "app.hits", kind: "counter", points: [{ attributes: {}, value: 4 }] },
   ]);
-  assert.equal(agg.dropped, 3);
+  assert.equal(agg.dropped, 1);
 });
 
-test("Aggregator.merge() keeps a histogram's first boundaries when another worker sends others", () => {
+test("Aggregator.merge() keeps a histogram's boundaries while a worker that reports them lives", () => {
   const agg = new Aggregator();
   agg.merge(1, [histogram([{ attributes: {}, count: 1, sum: 0.5, buckets: [0, 1, 0] }])]);
   const newBounds = histogram(
     [{ attributes: {}, count: 3, sum: 0.5, buckets: [0, 1, 2, 0] }],
     [0.1, 1, 10],
   );
-  assert.equal(agg.merge(2, [newBounds]), 1);
-  assert.equal(agg.merge(2, [newBounds]), 1, "the other boundaries stay refused");
+  assert.equal(agg.merge(2, [newBounds]), 0);
+  assert.equal(agg.merge(2, [newBounds]), 0);
   assert.equal(
     agg.merge(1, [histogram([{ attributes: {}, count: 1, sum: 5, buckets: [0, 0, 1] }])]),
     0,
@@ -184,6 +185,92 @@ test("Aggregator.merge() keeps a histogram's first boundaries when another worke
   assert.deepEqual(h.boundaries, [0.1, 1]);
   assert.equal(h.points[0].count, 2);
   assert.equal(h.points[0].sum, 5.5);
+});
+
+test("Aggregator.removeWorker() hands a name to the new boundaries when the last worker on the old ones exits, with every point of the new generation", () => {
+  const changes: DeclarationChange[] = [];
+  const agg = new Aggregator({ onDeclaration: (c) => changes.push(c), now: () => 42 });
+  const old = (buckets: number[]) =>
+    histogram([{ attributes: {}, count: buckets[0] + buckets[1] + buckets[2], sum: 1, buckets }]);
+  const renewed = (n: number) =>
+    histogram([{ attributes: {}, count: n, sum: n, buckets: [0, n, 0, 0] }], [0.1, 1, 10]);
+  // Generation 1: workers 1 and 2. A roll replaces 1 by 3, then 2 by 4.
+  agg.merge(1, [old([1, 0, 0])], 1);
+  agg.merge(2, [old([0, 1, 0])], 2);
+  assert.equal(agg.merge(3, [renewed(2)], 1), 0);
+  agg.merge(2, [old([0, 0, 1])], 2);
+  agg.removeWorker(1);
+  assert.deepEqual(agg.collect()[0].boundaries, [0.1, 1], "worker 2 still reports the old ones");
+  assert.equal(agg.merge(4, [renewed(5)], 2), 0);
+  assert.equal(agg.merge(3, [renewed(1)], 1), 0);
+  agg.removeWorker(2);
+  assert.equal(agg.merge(4, [renewed(10)], 2), 0);
+  const [h] = agg.collect();
+  assert.deepEqual(h.boundaries, [0.1, 1, 10]);
+  assert.deepEqual([h.points[0].count, h.points[0].buckets], [18, [0, 18, 0, 0]]);
+  assert.equal(h.startMs, 42, "the series started anew");
+  assert.equal(agg.dropped, 0);
+  assert.deepEqual(changes.map((c) => [c.outcome, c.worker]), [
+    ["pending", 3],
+    ["promoted", undefined],
+  ]);
+  assert.equal(changes[1].offered, "histogram s [0.1,1,10]");
+});
+
+test("Aggregator.merge() lets a hostile declaration never displace one a live honest worker holds, and forgets it with its worker", () => {
+  const agg = new Aggregator();
+  const honest = (value: number) => counter("jobs.done", value);
+  const hostile = { ...counter("jobs.done", 1_000), unit: "ms" };
+  agg.merge(1, [honest(3)]);
+  const honestBytes = agg.bytes;
+  for (let i = 0; i < 100; i++) agg.merge(2, [hostile]);
+  agg.merge(1, [honest(4)]);
+  assert.deepEqual(agg.collect(), [
+    { name: "jobs.done", kind: "counter", points: [{ attributes: {}, value: 7 }] },
+  ]);
+  const bytes = agg.bytes;
+  agg.removeWorker(2);
+  assert.ok(agg.bytes < bytes);
+  assert.equal(agg.bytes, honestBytes, "the pending declaration's state was given back whole");
+  agg.merge(1, [honest(1)]);
+  // A later worker declaring it otherwise is held aside again, not promoted.
+  agg.merge(3, [{ ...counter("jobs.done", 1), unit: "s" }]);
+  agg.removeWorker(3);
+  assert.deepEqual(agg.collect(), [
+    { name: "jobs.done", kind: "counter", points: [{ attributes: {}, value: 8 }] },
+  ]);
+  assert.equal(agg.dropped, 0);
+});
+
+test("Aggregator.merge() starts a name anew at once when no live worker reports its declaration", () => {
+  const changes: string[] = [];
+  const agg = new Aggregator({ onDeclaration: (c) => changes.push(c.outcome), now: () => 7 });
+  agg.merge(1, [counter("jobs.done", 5)]);
+  agg.removeWorker(1);
+  agg.merge(2, [{ ...counter("jobs.done", 2), unit: "s" }]);
+  assert.deepEqual(agg.collect(), [
+    {
+      name: "jobs.done",
+      kind: "counter",
+      unit: "s",
+      startMs: 7,
+      points: [{ attributes: {}, value: 2 }],
+    },
+  ]);
+  assert.deepEqual(changes, ["replaced"]);
+});
+
+test("Aggregator.removeWorker() drops a pending gauge declaration with the only worker that reported it", () => {
+  const agg = new Aggregator();
+  agg.merge(1, [counter("app.level", 5)]);
+  agg.merge(2, [gauge("app.level", 9)], 2);
+  const bytes = agg.bytes;
+  agg.removeWorker(2);
+  assert.ok(agg.bytes < bytes);
+  agg.removeWorker(1);
+  assert.deepEqual(agg.collect(), [
+    { name: "app.level", kind: "counter", points: [{ attributes: {}, value: 5 }] },
+  ]);
 });
 
 test("Aggregator.removeWorker() drops a retired generation's gauges, and the newer generation's value wins meanwhile", () => {

@@ -3,6 +3,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { OtlpBatcher } from "../../src/export/otlp_batch.ts";
+import { Aggregator } from "../../src/export/aggregator.ts";
 import {
   MAX_ANSWER_BYTES,
   OtlpExporter,
@@ -14,7 +15,7 @@ import {
 } from "../../src/export/otlp_exporter.ts";
 import { metricsUrl } from "../../src/master/otlp_setup.ts";
 import { decodePartialSuccess, encodeOtlpProtobuf } from "../../src/export/otlp_protobuf.ts";
-import type { MetricDelta } from "../../src/protocol/messages.ts";
+import type { HarvestMetric, MetricDelta } from "../../src/protocol/messages.ts";
 import {
   type OtlpBatch,
   otlpJson,
@@ -241,6 +242,51 @@ describe("OtlpBatcher", () => {
         assert.ok(m.name === "level" || v >= 0, `${m.name}: ${v}`);
       }
     }
+  });
+
+  test("OtlpBatcher.build() sends a promoted declaration's series whole from its own start, never a negative delta", () => {
+    let now = T0 + 500;
+    const agg = new Aggregator({ now: () => now });
+    const dur = (unit: string, count: number, sum: number, buckets: number[]): HarvestMetric => ({
+      name: "dur",
+      kind: "histogram",
+      unit,
+      boundaries: [1, 10],
+      points: [{ attributes: {}, count, sum, buckets }],
+    });
+    const hits = (unit: string, value: number): HarvestMetric => ({
+      name: "hits",
+      kind: "counter",
+      unit,
+      points: [{ attributes: {}, value }],
+    });
+    // Generation 1 (worker 1) reports in milliseconds, and is exported.
+    agg.merge(1, [dur("ms", 1, 900, [0, 0, 1]), hits("ms", 5)]);
+    const b = batcher("delta");
+    b.build(agg.collect(), T0 + 1000).commit();
+    // Generation 2 (worker 2) reports in seconds: more points, a smaller sum and value.
+    now = T0 + 1500;
+    agg.merge(2, [dur("s", 2, 1.5, [0, 1, 1]), hits("s", 3)]);
+    agg.merge(1, [dur("ms", 1, 800, [0, 0, 1])]);
+    // An export while the new declaration waits: only the old one's points go.
+    b.build(agg.collect(), T0 + 1700).commit();
+    agg.removeWorker(1);
+    agg.merge(2, [dur("s", 1, 0.5, [1, 0, 0]), hits("s", 4)]);
+    const batch = b.build(agg.collect(), T0 + 2000).batch;
+    const h = batch.metrics.find((m) => m.name === "dur")!;
+    assert.ok(h.type === "histogram");
+    assert.equal(h.unit, "s");
+    assert.deepEqual([h.points[0].count, h.points[0].sum, h.points[0].bucketCounts], [3, 2, [
+      1,
+      1,
+      1,
+    ]]);
+    assert.equal(h.points[0].startTimeUnixNano, unixNano(T0 + 1500), "all it gathered, since then");
+    const c = batch.metrics.find((m) => m.name === "hits")!;
+    assert.equal((c.points[0] as any).value, 7, "all of the new counter, none taken off");
+    // Cumulative mode starts the new series at their own start too.
+    const cumulative = batcher("cumulative").build(agg.collect(), T0 + 2000).batch;
+    assert.equal(cumulative.metrics[0].points[0].startTimeUnixNano, unixNano(T0 + 1500));
   });
 
   test("OtlpBatcher.build() treats lowmemory as delta for counters and histograms", () => {

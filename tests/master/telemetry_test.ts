@@ -125,9 +125,45 @@ test("MasterTelemetry.harvest() keeps the honest workers' counts when another de
   assert.equal(conflicts.length, 1, conflicts.join("\n"));
   assert.match(
     conflicts[0],
-    /^warn: Dropped the points of jobs\.done from worker 2: declared counter u0x+, kept counter $/,
+    /^warn: Holding the points of jobs\.done from worker 2, declared counter u0x+, until no worker reports it as counter $/,
   );
   assert.ok(log.lines.join("").length < 1000);
+});
+
+test("MasterTelemetry.forget() shows a name on its new declaration once the last worker on the old one exits, and says so", () => {
+  const log = recordingLog();
+  const t = new MasterTelemetry({
+    serviceName: "api",
+    settings: {},
+    log,
+    snapshot: () => ({
+      phase: "running",
+      workerCount: 1,
+      readyWorkers: 1,
+      restarts: {},
+      workers: [],
+    }),
+    onError: () => {},
+  });
+  const old = { id: 1, slot: 1 };
+  const next = { id: 2, slot: 1 };
+  t.harvest(old, { type: "harvest", v: 1, seq: 1, metrics: [counter("jobs.done", 10)] });
+  t.harvest(next, {
+    type: "harvest",
+    v: 1,
+    seq: 1,
+    metrics: [{ ...counter("jobs.done", 3), unit: "s" }],
+  });
+  assert.equal(sample(t.metricsText(), "jobs_done_total"), "10");
+  t.forget(old);
+  const text = t.metricsText();
+  assert.equal(sample(text, "jobs_done_seconds_total"), "3");
+  assert.doesNotMatch(text, /^jobs_done_total/m);
+  assert.equal(sample(text, `forklift_dropped_points_total\\{reason="conflict"\\}`), "0");
+  assert.match(
+    log.lines.at(-1)!,
+    /^warn: Metric jobs\.done now declared as counter s \(the last worker with the old declaration counter {2}exited\)$/,
+  );
 });
 
 test("MasterTelemetry.harvest() lets no number of empty instruments lock a later name out", () => {
@@ -164,7 +200,10 @@ test("MasterTelemetry.metricsText() counts dropped points by reason", () => {
     type: "harvest",
     v: 1,
     seq: 2,
-    metrics: [{ ...counter("jobs.done", 1), kind: "gauge" }],
+    metrics: [{ ...counter("jobs.done", 1), kind: "gauge" }, {
+      ...counter("jobs.done", 1),
+      kind: "updown",
+    }],
   });
   t.invalid(w);
   const text = t.metricsText();
