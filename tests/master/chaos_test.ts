@@ -1,5 +1,6 @@
 /**
- * Chaos under load: a bounded client loop on loopback while workers are
+ * Chaos under load: bounded client loops on loopback, a new connection per
+ * request and connections kept alive, while workers are
  * SIGKILLed at random and the master gets HUP, TTIN and TTOU. The master must
  * never die, the pool must come back to N, nothing may run after the stop,
  * and the requests lost to the count must stay within what killed workers
@@ -22,6 +23,7 @@ import {
   sumSamples,
   waitFor,
 } from "../_helpers/master.ts";
+import { KeepAliveLoad } from "../_helpers/keepalive_load.ts";
 
 const APP = `${ROOT}tests/fixtures/master/app.ts`;
 const COUNT = "http_server_request_duration_seconds_count";
@@ -54,9 +56,16 @@ test(
     const random = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const actions: Record<string, number> = { kill: 0, HUP: 0, TTIN: 0, TTOU: 0 };
     let load: Load | undefined;
+    let kept: KeepAliveLoad | undefined;
     try {
       await m.waitReady(N);
       load = new Load(port, { concurrency: 4, pauseMs: 2, deadlineMs: (SECONDS + 10) * 1000 });
+      // Clients as proxies and browsers are: connections kept alive across requests.
+      kept = new KeepAliveLoad(port, {
+        connections: 4,
+        pauseMs: 2,
+        deadlineMs: (SECONDS + 10) * 1000,
+      });
       const t0 = Date.now();
       while (Date.now() - t0 < SECONDS * 1000) {
         await sleep(250 + random() * 300);
@@ -87,6 +96,7 @@ test(
       m.signal("SIGHUP");
       await sleep(300);
       await load.stop();
+      await kept!.stop();
       assert.ok(alive(m.pid), "the master died");
       await m.waitReady(N, 30_000).catch(async (e) => {
         const ws = (await m.status()).workers.map((w) => `${w.slot}.${w.generation}:${w.state}`);
@@ -99,20 +109,21 @@ test(
       // One harvest interval and a bit more for the last harvests to come in.
       await sleep(HARVEST_S * 1000 * 3);
       const counted = sumSamples(await m.metrics(), COUNT);
-      const lost = load.ok - counted;
+      const served = load.ok + kept!.ok;
+      const lost = served - counted;
       // What one worker serves in one harvest interval, at the measured rate, twice over.
-      const perWorkerInterval = Math.ceil((load.ok / SECONDS / N) * HARVEST_S * 2) + 5;
+      const perWorkerInterval = Math.ceil((served / SECONDS / N) * HARVEST_S * 2) + 5;
       const bound = actions.kill * perWorkerInterval;
       console.log(
-        `chaos (seed ${seed}, ${SECONDS} s): ${
-          JSON.stringify(actions)
-        }; served ${load.ok}, failed ${load.failed} ${
-          JSON.stringify([...load.errors])
+        `chaos (seed ${seed}, ${SECONDS} s): ${JSON.stringify(actions)}; served ${load.ok} + ${
+          kept!.ok
+        } kept alive, failed ${load.failed} ${JSON.stringify([...load.errors])} + ${kept!.failed} ${
+          JSON.stringify([...kept!.errors])
         }; counted ${counted}; lost ${lost}, bound ${bound}`,
       );
       assert.ok(
-        counted <= load.ok,
-        `counted ${counted} of ${load.ok} served: a request counted twice`,
+        counted <= served,
+        `counted ${counted} of ${served} served: a request counted twice`,
       );
       assert.ok(lost <= bound, `lost ${lost} requests, more than the bound ${bound}`);
       const pids = [...m.workerPids];
@@ -121,6 +132,7 @@ test(
       await waitFor("every worker gone", () => pids.every((p) => !alive(p)), 5_000);
     } finally {
       await load?.stop();
+      await kept?.stop();
       await m.cleanup();
     }
   },
