@@ -142,7 +142,7 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
-    test(`Arbiter HUP rolls Express ${runtime} workers under load and loses no request`, async () => {
+    test(`Arbiter HUP rolls Express ${runtime} workers under load and counts every answered request`, async () => {
       {
         // The host's setting, read only: tests/master/drain_test.ts sets both
         // values in namespaces of its own.

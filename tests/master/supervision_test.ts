@@ -86,7 +86,7 @@ async function assertCount(m: Master, n: number, what: string): Promise<void> {
 
 for (const runtime of ["deno", "bun"] as const) {
   describe(`Arbiter supervising ${runtime} workers`, { skip: !RUNTIMES[runtime] }, () => {
-    test(`Arbiter HUP rolls every ${runtime} worker with no failed request`, async () => {
+    test(`Arbiter HUP rolls every ${runtime} worker, losing no request the accept queue did not hold`, async () => {
       {
         // The host's setting, read only: tests/master/drain_test.ts sets both
         // values in namespaces of its own.
@@ -216,7 +216,7 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
-    test(`Arbiter recycles ${runtime} workers after --max-requests with no failed request`, async () => {
+    test(`Arbiter recycles ${runtime} workers after --max-requests, losing no request the accept queue did not hold`, async () => {
       {
         const migrateReq = readMigrateReq();
         const { m, port } = await start(runtime, [
