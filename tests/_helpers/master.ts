@@ -432,11 +432,15 @@ export async function inNetns(
   argv: string[],
   options: { env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const { runProcess } = await import("./cli.ts");
+  const { cleanEnv, runProcess } = await import("./cli.ts");
+  const { readlinkSync } = await import("node:fs");
+  // Checked, not assumed: the setting is written only where the namespace differs from ours.
+  const host = readlinkSync("/proc/self/ns/net");
   const script =
-    `ip link set lo up && echo ${migrateReq} > /proc/sys/net/ipv4/tcp_migrate_req && exec "$@"`;
+    `[ "$(readlink /proc/self/ns/net)" != "$FORKLIFT_HOST_NETNS" ] && ip link set lo up && ` +
+    `echo ${migrateReq} > /proc/sys/net/ipv4/tcp_migrate_req && exec "$@"`;
   return await runProcess(["unshare", "--net", "--", "sh", "-c", script, "sh", ...argv], {
-    env: options.env,
+    env: { ...(options.env ?? cleanEnv()), FORKLIFT_HOST_NETNS: host },
     timeoutMs: options.timeoutMs,
   });
 }

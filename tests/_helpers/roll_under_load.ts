@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import process from "node:process";
 import { ROOT } from "./cli.ts";
 import { KeepAliveLoad } from "./keepalive_load.ts";
@@ -116,6 +116,15 @@ async function roll(plan: RollPlan): Promise<RollResult> {
 }
 
 if (import.meta.main) {
+  // It reads the namespace's tcp_migrate_req and loads the loopback it shares
+  // with nothing else: on the host's network it would measure the host.
+  const host = process.env.FORKLIFT_HOST_NETNS;
+  if (host === undefined || readlinkSync("/proc/self/ns/net") === host) {
+    console.error(
+      "roll_under_load.ts runs only inside rollInNetns() (a network namespace of its own)",
+    );
+    process.exit(2);
+  }
   const plan = JSON.parse(process.env.FORKLIFT_ROLL ?? "{}") as RollPlan;
   const result = await roll(plan);
   console.log(JSON.stringify(result));

@@ -47,6 +47,12 @@ const CLIENTS: Array<
   },
 ];
 
+/** What a roll loses at each value of tcp_migrate_req. */
+const HOLDS = {
+  1: "loses nothing",
+  0: "loses only what connects as a listener closes",
+} as const;
+
 for (const runtime of ["deno", "bun"] as const) {
   describe(`Drain of ${runtime} workers under load`, {
     skip: !RUNTIMES[runtime] ? `no ${runtime}` : !NETNS ? "no network namespace (root)" : false,
@@ -54,7 +60,7 @@ for (const runtime of ["deno", "bun"] as const) {
     for (const { name, client, connections, server } of CLIENTS) {
       if (server === "deno-serve" && runtime !== "deno") continue;
       for (const migrateReq of [1, 0] as const) {
-        test(`drain() of ${runtime} workers loses nothing over 3 HUPs, ${name}, tcp_migrate_req=${migrateReq}`, async () => {
+        test(`drain() of ${runtime} workers ${HOLDS[migrateReq]} over 3 HUPs, ${name}, tcp_migrate_req=${migrateReq}`, async () => {
           const r = await rollInNetns(migrateReq, { runtime, client, connections, server });
           console.log(
             `drain | ${runtime} | ${name} | tcp_migrate_req=${migrateReq} | ${r.ok} ok | ${r.failed} failed ${
@@ -82,7 +88,7 @@ for (const runtime of ["deno", "bun"] as const) {
 
     for (const client of ["keepalive", "fresh"] as const) {
       for (const migrateReq of [1, 0] as const) {
-        test(`drain() of ${runtime} workers recycled by max_requests loses nothing, ${client} client, tcp_migrate_req=${migrateReq}`, async () => {
+        test(`drain() of ${runtime} workers recycled by max_requests ${HOLDS[migrateReq]}, ${client} client, tcp_migrate_req=${migrateReq}`, async () => {
           const r = await rollInNetns(migrateReq, {
             runtime,
             client,
