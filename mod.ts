@@ -158,10 +158,11 @@ export interface InstrumentHandlerOptions {
  *
  * @example Time a handler passed to another server
  * ```ts
+ * import assert from "node:assert/strict";
  * import { instrument } from "./mod.ts";
  * const handler = instrument((_req: Request) => new Response("ok"), { route: "/health" });
  * const res = await handler(new Request("http://localhost/health"));
- * console.assert(res.status === 200);
+ * assert.ok(res.status === 200);
  * ```
  */
 export function instrument<H extends FetchHandler>(

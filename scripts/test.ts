@@ -1,6 +1,7 @@
 /**
  * Runs the whole suite: the same test files under `deno test` and `bun test`,
- * then `deno fmt --check`, `deno lint` and the settings-doc staleness check.
+ * the JSDoc examples under `deno test --doc`, then `deno fmt --check`,
+ * `deno lint` and the settings-doc staleness check.
  * Ends with one line `N passed, N failed` (totals of everything) and a
  * non-zero exit code when anything failed.
  *
@@ -114,6 +115,21 @@ const bc = bunCounts(b.output);
 add(b.code !== 0 && bc.failed === 0 ? { ...bc, failed: 1 } : bc, "bun test");
 
 if (only.length === 0) {
+  // Every example in the JSDoc asserts what it shows: run them as tests.
+  const docJunit = junit.replace(/deno\.xml$/, "doc.xml");
+  const doc = await run(
+    "deno test --doc",
+    deno,
+    ["test", "--doc", "-A", `--junit-path=${docJunit}`, "src/", "mod.ts"],
+    env,
+    300_000,
+  );
+  const docCounts = denoCounts(docJunit);
+  add(
+    doc.code !== 0 && docCounts.failed === 0 ? { ...docCounts, failed: 1 } : docCounts,
+    "doc examples",
+  );
+
   for (
     const [label, args] of [
       ["deno fmt --check", ["fmt", "--check"]],

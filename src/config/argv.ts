@@ -98,9 +98,10 @@ function splitProgram(args: string[], table: Map<string, OptionSpec>): [string[]
  *
  * @example Parse a run command line
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseCommandLine } from "./argv.ts";
  * const cl = parseCommandLine(["run", "-w", "4", "--", "deno", "run", "-A", "server.ts"]);
- * console.assert(cl.flags.get("workers")!.raw === "4" && cl.rest[0] === "deno");
+ * assert.ok(cl.flags.get("workers")!.raw === "4" && cl.rest[0] === "deno");
  * ```
  */
 export function parseCommandLine(argv: string[]): CommandLine {

@@ -16,11 +16,12 @@ const MAX_MESSAGE = 500;
  *
  * @example Raise and catch a configuration error
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ConfigError } from "./errors.ts";
  * try {
  *   throw new ConfigError('Unknown flag --wokers (did you mean --workers?)');
  * } catch (e) {
- *   console.assert(e instanceof ConfigError && e.exitCode === 2);
+ *   assert.ok(e instanceof ConfigError && e.exitCode === 2);
  * }
  * ```
  */
@@ -45,8 +46,9 @@ export class ConfigError extends Error {
  *
  * @example Suggest a setting name
  * ```ts
+ * import assert from "node:assert/strict";
  * import { suggest } from "./errors.ts";
- * console.assert(suggest("wokers", ["workers", "timeout"]) === "workers");
+ * assert.ok(suggest("wokers", ["workers", "timeout"]) === "workers");
  * ```
  */
 export function suggest(word: string, candidates: Iterable<string>): string | undefined {
@@ -93,8 +95,9 @@ function editDistance(a: string, b: string): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { firstLine } from "./errors.ts";
- * console.assert(firstLine(new Error("EMFILE: too many open files\n    at x")) === "EMFILE: too many open files");
+ * assert.ok(firstLine(new Error("EMFILE: too many open files\n    at x")) === "EMFILE: too many open files");
  * ```
  */
 export function firstLine(error: unknown): string {

@@ -37,8 +37,9 @@ const FS_REASONS: Record<string, string> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { describeReadError } from "./ini_file.ts";
- * console.assert(describeReadError({ code: "EISDIR" }) === "it is a directory");
+ * assert.ok(describeReadError({ code: "EISDIR" }) === "it is a directory");
  * ```
  */
 export function describeReadError(error: unknown): string {
@@ -62,9 +63,10 @@ function unquote(v: string): string {
  *
  * @example Parse two sections
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseIni } from "./ini_file.ts";
  * const f = parseIni("[forklift]\nworkers = 2\n[forklift:production]\nworkers = 8\n", "f.ini");
- * console.assert(f.sections.get("forklift:production")![0].value === "8");
+ * assert.ok(f.sections.get("forklift:production")![0].value === "8");
  * ```
  */
 export function parseIni(text: string, path: string): IniFile {

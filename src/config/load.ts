@@ -122,12 +122,13 @@ function nonEmpty(v: string | undefined): string | undefined {
  *
  * @example Flags win over the environment
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadSettings } from "./load.ts";
  * const r = loadSettings({
  *   env: { FORKLIFT_WORKERS: "2" },
  *   flags: new Map([["workers", { raw: "4", flag: "--workers" }]]),
  * });
- * console.assert(r.values.workers === 4 && r.origins.workers === "flag:--workers");
+ * assert.ok(r.values.workers === 4 && r.origins.workers === "flag:--workers");
  * ```
  */
 export function loadSettings(options: LoadOptions = {}): ResolvedSettings {

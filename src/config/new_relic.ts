@@ -20,9 +20,10 @@ export const APP_NAME_ENV = "NEW_RELIC_APP_NAME";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { newRelicEndpoint } from "./new_relic.ts";
- * console.assert(newRelicEndpoint("eu01xx0123456789abcdefNRAL") === "https://otlp.eu01.nr-data.net");
- * console.assert(newRelicEndpoint("0123456789abcdef0123NRAL") === "https://otlp.nr-data.net");
+ * assert.ok(newRelicEndpoint("eu01xx0123456789abcdefNRAL") === "https://otlp.eu01.nr-data.net");
+ * assert.ok(newRelicEndpoint("0123456789abcdef0123NRAL") === "https://otlp.nr-data.net");
  * ```
  */
 export function newRelicEndpoint(key: string): string {
@@ -35,11 +36,12 @@ export function newRelicEndpoint(key: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { applyNewRelicPreset } from "./new_relic.ts";
  * const values: Record<string, unknown> = { otlp_endpoint: null, otlp_metrics_endpoint: null, otlp_headers: null, otlp_temporality: "cumulative", service_name: null };
  * const origins: Record<string, string> = { otlp_temporality: "default", service_name: "default", otlp_headers: "default" };
  * applyNewRelicPreset(values as never, origins, { NEW_RELIC_LICENSE_KEY: "k", NEW_RELIC_APP_NAME: "shop;shop-eu" });
- * console.assert(values.otlp_temporality === "delta" && values.service_name === "shop");
+ * assert.ok(values.otlp_temporality === "delta" && values.service_name === "shop");
  * ```
  */
 export function applyNewRelicPreset(

@@ -97,8 +97,9 @@ function seconds(raw: string, allowZero: boolean): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { refusal } from "./settings.ts";
- * console.assert(refusal(new RangeError("out of range")) === "");
+ * assert.ok(refusal(new RangeError("out of range")) === "");
  * ```
  */
 export function refusal(error: unknown): string {
@@ -129,8 +130,9 @@ function oneOf(values: readonly string[]) {
  *
  * @example Parse a bind address
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseBind } from "./settings.ts";
- * console.assert(parseBind("127.0.0.1:9464") === "127.0.0.1:9464");
+ * assert.ok(parseBind("127.0.0.1:9464") === "127.0.0.1:9464");
  * ```
  */
 export function parseBind(raw: string): string | null {
@@ -161,8 +163,9 @@ function url(raw: string): string | null {
  *
  * @example Parse two headers
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseHeaders } from "./settings.ts";
- * console.assert(parseHeaders("a=1,b=2").b === "2");
+ * assert.ok(parseHeaders("a=1,b=2").b === "2");
  * ```
  */
 export function parseHeaders(raw: string): Record<string, string> {
@@ -506,8 +509,9 @@ export const SETTINGS_BY_NAME: ReadonlyMap<string, Setting> = new Map(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { envName, SETTINGS_BY_NAME } from "./settings.ts";
- * console.assert(envName(SETTINGS_BY_NAME.get("workers")!) === "FORKLIFT_WORKERS");
+ * assert.ok(envName(SETTINGS_BY_NAME.get("workers")!) === "FORKLIFT_WORKERS");
  * ```
  */
 export function envName(setting: Setting): string {
@@ -520,8 +524,9 @@ export function envName(setting: Setting): string {
  *
  * @example Redact a secret
  * ```ts
+ * import assert from "node:assert/strict";
  * import { displayValue, SETTINGS_BY_NAME } from "./settings.ts";
- * console.assert(displayValue(SETTINGS_BY_NAME.get("otlp_headers")!, { k: "v" }) === "****");
+ * assert.ok(displayValue(SETTINGS_BY_NAME.get("otlp_headers")!, { k: "v" }) === "****");
  * ```
  */
 export function displayValue(setting: Setting, value: SettingValue): string {
@@ -539,8 +544,9 @@ export function displayValue(setting: Setting, value: SettingValue): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { jsonValue, SETTINGS_BY_NAME } from "./settings.ts";
- * console.assert(jsonValue(SETTINGS_BY_NAME.get("workers")!, 4) === 4);
+ * assert.ok(jsonValue(SETTINGS_BY_NAME.get("workers")!, 4) === 4);
  * ```
  */
 export function jsonValue(setting: Setting, value: SettingValue): SettingValue {

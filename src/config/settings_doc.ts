@@ -20,8 +20,9 @@ function defaultText(value: unknown, doc?: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { renderSettingsDoc } from "./settings_doc.ts";
- * console.assert(renderSettingsDoc().startsWith("<!-- Generated"));
+ * assert.ok(renderSettingsDoc().startsWith("<!-- Generated"));
  * ```
  */
 export function renderSettingsDoc(): string {

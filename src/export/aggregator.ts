@@ -183,12 +183,13 @@ interface _Instrument {
  *
  * @example Merge two workers' counters and read the cumulative total
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Aggregator } from "./aggregator.ts";
  * const agg = new Aggregator();
  * agg.merge(1, [{ name: "app.hits", kind: "counter", points: [{ attributes: {}, value: 2 }] }]);
  * agg.merge(2, [{ name: "app.hits", kind: "counter", points: [{ attributes: {}, value: 3 }] }]);
  * agg.removeWorker(2);
- * console.assert(agg.collect()[0].points[0].value === 5);
+ * assert.ok(agg.collect()[0].points[0].value === 5);
  * ```
  */
 export class Aggregator {
@@ -224,9 +225,10 @@ export class Aggregator {
    *
    * @example Lower the cardinality limit
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Aggregator } from "./aggregator.ts";
    * const agg = new Aggregator({ cardinalityLimit: 100 });
-   * console.assert(agg.collect().length === 0);
+   * assert.ok(agg.collect().length === 0);
    * ```
    */
   constructor(options: AggregatorOptions = {}) {
@@ -252,12 +254,13 @@ export class Aggregator {
    *
    * @example Read the drop count
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Aggregator } from "./aggregator.ts";
    * const agg = new Aggregator();
    * agg.merge(1, [{ name: "x", kind: "counter", points: [{ attributes: {}, value: 1 }] }]);
    * agg.merge(1, [{ name: "x", kind: "gauge", points: [{ attributes: {}, value: 1 }] }]);
    * agg.merge(1, [{ name: "x", kind: "updown", points: [{ attributes: {}, value: 1 }] }]);
-   * console.assert(agg.dropped === 1);
+   * assert.ok(agg.dropped === 1);
    * ```
    */
   get dropped(): number {
@@ -270,11 +273,12 @@ export class Aggregator {
    *
    * @example A full table drops points for `instrument_limit`
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Aggregator } from "./aggregator.ts";
    * const agg = new Aggregator({ instrumentLimit: 1 });
    * agg.merge(1, [{ name: "x", kind: "counter", points: [{ attributes: {}, value: 1 }] }]);
    * agg.merge(1, [{ name: "y", kind: "counter", points: [{ attributes: {}, value: 1 }] }]);
-   * console.assert(agg.drops.instrument_limit === 1);
+   * assert.ok(agg.drops.instrument_limit === 1);
    * ```
    */
   get drops(): Readonly<Record<DropReason, number>> {
@@ -287,10 +291,11 @@ export class Aggregator {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Aggregator } from "./aggregator.ts";
    * const agg = new Aggregator();
    * agg.merge(1, [{ name: "x", kind: "counter", points: [{ attributes: { a: "b" }, value: 1 }] }]);
-   * console.assert(agg.bytes > 0);
+   * assert.ok(agg.bytes > 0);
    * ```
    */
   get bytes(): number {
@@ -306,6 +311,7 @@ export class Aggregator {
    *
    * @example Merge a histogram
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Aggregator } from "./aggregator.ts";
    * const agg = new Aggregator();
    * const dropped = agg.merge(1, [{
@@ -315,7 +321,7 @@ export class Aggregator {
    *   boundaries: [0.1, 1],
    *   points: [{ attributes: {}, count: 2, sum: 0.6, min: 0.05, max: 0.55, buckets: [1, 1, 0] }],
    * }]);
-   * console.assert(dropped === 0);
+   * assert.ok(dropped === 0);
    * ```
    */
   merge(worker: number, metrics: HarvestMetric[], slot: number = worker, stream = 0): number {
@@ -346,11 +352,12 @@ export class Aggregator {
    *
    * @example A gauge vanishes with its worker
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Aggregator } from "./aggregator.ts";
    * const agg = new Aggregator();
    * agg.merge(3, [{ name: "app.queue", kind: "gauge", points: [{ attributes: {}, value: 7 }] }]);
    * agg.removeWorker(3);
-   * console.assert(agg.collect().length === 0);
+   * assert.ok(agg.collect().length === 0);
    * ```
    */
   removeWorker(worker: number): void {
@@ -449,11 +456,12 @@ export class Aggregator {
    *
    * @example The first instrument merged comes first
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Aggregator } from "./aggregator.ts";
    * const agg = new Aggregator();
    * agg.merge(1, [{ name: "b", kind: "counter", points: [{ attributes: {}, value: 1 }] }]);
    * agg.merge(1, [{ name: "a", kind: "counter", points: [{ attributes: {}, value: 1 }] }]);
-   * console.assert(agg.rank("b")! < agg.rank("a")!);
+   * assert.ok(agg.rank("b")! < agg.rank("a")!);
    * ```
    */
   rank(name: string): number | undefined {
@@ -465,10 +473,11 @@ export class Aggregator {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Aggregator } from "./aggregator.ts";
    * const agg = new Aggregator();
    * agg.merge(1, [{ name: "empty", kind: "counter", points: [] }]);
-   * console.assert(agg.instruments === 0);
+   * assert.ok(agg.instruments === 0);
    * ```
    */
   get instruments(): number {
@@ -484,11 +493,12 @@ export class Aggregator {
    *
    * @example Snapshot a gauge per worker
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Aggregator } from "./aggregator.ts";
    * const agg = new Aggregator();
    * agg.merge(1, [{ name: "app.queue", kind: "gauge", points: [{ attributes: {}, value: 4 }] }]);
    * const [metric] = agg.collect();
-   * console.assert(metric.points[0].attributes.worker === "1");
+   * assert.ok(metric.points[0].attributes.worker === "1");
    * ```
    */
   collect(): MetricDelta[] {
@@ -818,8 +828,9 @@ export class Aggregator {
  *
  * @example Key order does not matter
  * ```ts
+ * import assert from "node:assert/strict";
  * import { canonicalAttributes } from "./aggregator.ts";
- * console.assert(canonicalAttributes({ a: 1, b: "x" }) === canonicalAttributes({ b: "x", a: 1 }));
+ * assert.ok(canonicalAttributes({ a: 1, b: "x" }) === canonicalAttributes({ b: "x", a: 1 }));
  * ```
  */
 export const canonicalAttributes: (attributes: Attributes) => string = attributesKey;

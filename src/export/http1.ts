@@ -66,9 +66,10 @@ const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseRequestHead } from "./http1.ts";
  * const head = parseRequestHead("GET /metrics HTTP/1.1\r\nHost: x");
- * console.assert(typeof head !== "string" && head.target === "/metrics");
+ * assert.ok(typeof head !== "string" && head.target === "/metrics");
  * ```
  */
 export function parseRequestHead(text: string): RequestHead | string {
@@ -96,9 +97,10 @@ export function parseRequestHead(text: string): RequestHead | string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { framingError, parseRequestHead, type RequestHead } from "./http1.ts";
  * const head = parseRequestHead("GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 5");
- * console.assert(framingError(head as RequestHead) === "conflicting Content-Length");
+ * assert.ok(framingError(head as RequestHead) === "conflicting Content-Length");
  * ```
  */
 export function framingError(head: RequestHead): string | undefined {

@@ -42,9 +42,10 @@ export interface MetricsServer {
  *
  * @example Parse an IPv6 bind address
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseBind } from "./http_server.ts";
  * const { host, port } = parseBind("[::1]:9464");
- * console.assert(host === "::1" && port === 9464);
+ * assert.ok(host === "::1" && port === 9464);
  * ```
  */
 export function parseBind(bind: string): { host: string; port: number } {
@@ -80,10 +81,11 @@ function reply(method: string, status: number, type: string, body: string, extra
  *
  * @example Answer one request
  * ```ts
+ * import assert from "node:assert/strict";
  * import { metricsHandler } from "./http_server.ts";
  * const handle = metricsHandler({ metrics: () => "up 1\n", status: () => ({}) });
  * const res = await handle(new Request("http://localhost/metrics"));
- * console.assert(res.status === 200);
+ * assert.ok(res.status === 200);
  * ```
  */
 export function metricsHandler(

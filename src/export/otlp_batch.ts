@@ -51,12 +51,14 @@ interface Last {
  *
  * @example Two delta exports of a counter that went from 5 to 8
  * ```ts
+ * import assert from "node:assert/strict";
  * import { OtlpBatcher } from "./otlp_batch.ts";
  * const b = new OtlpBatcher({ temporality: "delta", startMs: 0, resource: () => ({}), scope: { name: "forklift", version: "0" } });
  * const state = (v: number) => [{ name: "hits", kind: "counter" as const, points: [{ attributes: {}, value: v }] }];
  * b.build(state(5), 1000).commit();
  * const next = b.build(state(8), 2000);
- * console.assert(next.batch.metrics[0].points[0].value === 3);
+ * const point = next.batch.metrics[0].points[0];
+ * assert.equal("value" in point ? point.value : undefined, 3);
  * ```
  */
 export class OtlpBatcher {

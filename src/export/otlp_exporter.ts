@@ -85,8 +85,9 @@ export type Outcome =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { retryDelay } from "./otlp_exporter.ts";
- * console.assert(retryDelay(0, () => 0.5) === 1000 && retryDelay(10, () => 0.5) === 60_000);
+ * assert.ok(retryDelay(0, () => 0.5) === 1000 && retryDelay(10, () => 0.5) === 60_000);
  * ```
  */
 export function retryDelay(n: number, random: () => number = Math.random): number {
@@ -101,8 +102,9 @@ export function retryDelay(n: number, random: () => number = Math.random): numbe
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { retryWait } from "./otlp_exporter.ts";
- * console.assert(retryWait(0, 0, () => 0.5) === 1000 && retryWait(0, 5000, () => 0.5) === 5000);
+ * assert.ok(retryWait(0, 0, () => 0.5) === 1000 && retryWait(0, 5000, () => 0.5) === 5000);
  * ```
  */
 export function retryWait(
@@ -119,8 +121,9 @@ export function retryWait(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseRetryAfter } from "./otlp_exporter.ts";
- * console.assert(parseRetryAfter("3", 0) === 3000);
+ * assert.ok(parseRetryAfter("3", 0) === 3000);
  * ```
  */
 export function parseRetryAfter(value: string | null, nowMs: number): number | undefined {
@@ -430,9 +433,10 @@ function oneLine(text: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readPrefix } from "./otlp_exporter.ts";
  * const bytes = await readPrefix(new Response("x".repeat(100)).body, 10);
- * console.assert(bytes.length === 10);
+ * assert.ok(bytes.length === 10);
  * ```
  */
 export async function readPrefix(

@@ -211,13 +211,14 @@ function metric(w: Writer, m: OtlpMetric): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeOtlpProtobuf } from "./otlp_protobuf.ts";
  * const bytes = encodeOtlpProtobuf({
  *   resource: { "service.name": "api" },
  *   scope: { name: "forklift", version: "0.1.0" },
  *   metrics: [],
  * });
- * console.assert(bytes[0] === 0x0a); // field 1, resource_metrics
+ * assert.ok(bytes[0] === 0x0a); // field 1, resource_metrics
  * ```
  */
 export function encodeOtlpProtobuf(batch: OtlpBatch): Uint8Array {
@@ -292,8 +293,9 @@ function fields(
  *
  * @example An empty response: all accepted
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodePartialSuccess } from "./otlp_protobuf.ts";
- * console.assert(decodePartialSuccess(new Uint8Array()) === undefined);
+ * assert.ok(decodePartialSuccess(new Uint8Array()) === undefined);
  * ```
  */
 export function decodePartialSuccess(bytes: Uint8Array): PartialSuccess | undefined {

@@ -108,11 +108,12 @@ const _PER_UNITS = new Map<string, string>(Object.entries({
  *
  * @example Render a counter
  * ```ts
+ * import assert from "node:assert/strict";
  * import { renderPrometheus } from "./prometheus.ts";
  * const text = renderPrometheus([
  *   { name: "app.cache.hits", kind: "counter", points: [{ attributes: { "cache.name": "users" }, value: 3 }] },
  * ]);
- * console.assert(text.includes('app_cache_hits_total{cache_name="users"} 3\n'));
+ * assert.ok(text.includes('app_cache_hits_total{cache_name="users"} 3\n'));
  * ```
  */
 export function renderPrometheus(
@@ -190,12 +191,13 @@ export function renderPrometheus(
  *
  * @example Name a histogram and a counter
  * ```ts
+ * import assert from "node:assert/strict";
  * import { prometheusMetricName } from "./prometheus.ts";
- * console.assert(
+ * assert.ok(
  *   prometheusMetricName({ name: "http.server.request.duration", kind: "histogram", unit: "s" }) ===
  *     "http_server_request_duration_seconds",
  * );
- * console.assert(prometheusMetricName({ name: "app.cache.hits", kind: "counter" }) === "app_cache_hits_total");
+ * assert.ok(prometheusMetricName({ name: "app.cache.hits", kind: "counter" }) === "app_cache_hits_total");
  * ```
  */
 export function prometheusMetricName(metric: Pick<MetricDelta, "name" | "kind" | "unit">): string {
@@ -217,10 +219,11 @@ export function prometheusMetricName(metric: Pick<MetricDelta, "name" | "kind" |
  *
  * @example Map units
  * ```ts
+ * import assert from "node:assert/strict";
  * import { prometheusUnit } from "./prometheus.ts";
- * console.assert(prometheusUnit("ms") === "milliseconds");
- * console.assert(prometheusUnit("{request}/s") === "per_second");
- * console.assert(prometheusUnit("1", true) === "ratio");
+ * assert.ok(prometheusUnit("ms") === "milliseconds");
+ * assert.ok(prometheusUnit("{request}/s") === "per_second");
+ * assert.ok(prometheusUnit("1", true) === "ratio");
  * ```
  */
 export function prometheusUnit(unit: string, gauge = false): string {
@@ -244,8 +247,9 @@ export function prometheusUnit(unit: string, gauge = false): string {
  *
  * @example Name a label
  * ```ts
+ * import assert from "node:assert/strict";
  * import { prometheusLabelName } from "./prometheus.ts";
- * console.assert(prometheusLabelName("otel.metric.overflow") === "otel_metric_overflow");
+ * assert.ok(prometheusLabelName("otel.metric.overflow") === "otel_metric_overflow");
  * ```
  */
 export function prometheusLabelName(key: string): string {
@@ -260,9 +264,10 @@ export function prometheusLabelName(key: string): string {
  *
  * @example Format special values
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatPrometheusNumber } from "./prometheus.ts";
- * console.assert(formatPrometheusNumber(Infinity) === "+Inf");
- * console.assert(formatPrometheusNumber(1e6) === "1000000");
+ * assert.ok(formatPrometheusNumber(Infinity) === "+Inf");
+ * assert.ok(formatPrometheusNumber(1e6) === "1000000");
  * ```
  */
 export function formatPrometheusNumber(value: number | undefined): string {
@@ -283,9 +288,10 @@ export function formatPrometheusNumber(value: number | undefined): string {
  *
  * @example Render the master's metrics
  * ```ts
+ * import assert from "node:assert/strict";
  * import { masterMetrics, renderPrometheus } from "./prometheus.ts";
  * const text = renderPrometheus(masterMetrics({ workers: 4, restarts: { crash: 1 }, harvests: 10, dropped: { invalid: 2 } }));
- * console.assert(text.includes('forklift_worker_restarts_total{reason="crash"} 1\n'));
+ * assert.ok(text.includes('forklift_worker_restarts_total{reason="crash"} 1\n'));
  * ```
  */
 export function masterMetrics(state: {

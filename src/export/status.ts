@@ -75,10 +75,11 @@ export interface Readiness {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readiness } from "./status.ts";
- * console.assert(!readiness("booting", 1, 2).ready);
- * console.assert(readiness("running", 1, 2).ready);
- * console.assert(!readiness("stopping", 2, 2).ready);
+ * assert.ok(!readiness("booting", 1, 2).ready);
+ * assert.ok(readiness("running", 1, 2).ready);
+ * assert.ok(!readiness("stopping", 2, 2).ready);
  * ```
  */
 export function readiness(
@@ -127,6 +128,7 @@ export interface StatusDocument {
  *
  * @example Render a document
  * ```ts
+ * import assert from "node:assert/strict";
  * import { renderStatus } from "./status.ts";
  * const body = renderStatus({
  *   pid: 100,
@@ -138,7 +140,7 @@ export interface StatusDocument {
  *   workers: [],
  *   totals: { workers: 0, requests: 0, restarts: 0, harvests: 0, dropped_points: 0 },
  * });
- * console.assert(JSON.parse(body).service_name === "api");
+ * assert.ok(JSON.parse(body).service_name === "api");
  * ```
  */
 export function renderStatus(status: StatusDocument): string {
@@ -153,6 +155,7 @@ export function renderStatus(status: StatusDocument): string {
  *
  * @example Print a running master's workers
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatStatus } from "./status.ts";
  * const text = formatStatus({
  *   pid: 100,
@@ -168,7 +171,7 @@ export function renderStatus(status: StatusDocument): string {
  *   }],
  *   totals: { workers: 1, requests: 12, restarts: 0, harvests: 0, dropped_points: 0 },
  * });
- * console.assert(text.includes("ready"));
+ * assert.ok(text.includes("ready"));
  * ```
  */
 export function formatStatus(status: StatusDocument): string {

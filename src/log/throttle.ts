@@ -11,11 +11,12 @@
  *
  * @example One line per worker every 10 s
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LogThrottle } from "./throttle.ts";
  * const throttle = new LogThrottle(10_000);
- * console.assert(throttle.admit(1, 0) === "");
- * console.assert(throttle.admit(1, 5) === undefined);
- * console.assert(throttle.admit(1, 10_000) === " (and 1 more since the last report)");
+ * assert.ok(throttle.admit(1, 0) === "");
+ * assert.ok(throttle.admit(1, 5) === undefined);
+ * assert.ok(throttle.admit(1, 10_000) === " (and 1 more since the last report)");
  * ```
  */
 export class LogThrottle {
@@ -32,8 +33,9 @@ export class LogThrottle {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { LogThrottle } from "./throttle.ts";
-   * console.assert(new LogThrottle(1000).admit(7, 0) === "");
+   * assert.ok(new LogThrottle(1000).admit(7, 0) === "");
    * ```
    */
   admit(key: number, now: number): string | undefined {
@@ -51,11 +53,12 @@ export class LogThrottle {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { LogThrottle } from "./throttle.ts";
    * const throttle = new LogThrottle(1000);
    * throttle.admit(7, 0);
    * throttle.forget(7);
-   * console.assert(throttle.admit(7, 1) === "");
+   * assert.ok(throttle.admit(7, 1) === "");
    * ```
    */
   forget(key: number): void {
@@ -69,8 +72,9 @@ export class LogThrottle {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { shorten } from "./throttle.ts";
- * console.assert(shorten("abcdef", 3) === "abc…");
+ * assert.ok(shorten("abcdef", 3) === "abc…");
  * ```
  */
 export function shorten(text: string, max = 200): string {

@@ -148,8 +148,9 @@ const writers: { 1?: OutputWriter; 2?: OutputWriter } = {};
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { outputWriter } from "./write.ts";
- * console.assert(outputWriter(2) === outputWriter(2));
+ * assert.ok(outputWriter(2) === outputWriter(2));
  * ```
  */
 export function outputWriter(fd: 1 | 2): OutputWriter {

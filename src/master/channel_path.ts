@@ -11,8 +11,9 @@ import { tmpdir } from "node:os";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CHANNEL_DIR_PREFIX } from "./channel_path.ts";
- * console.assert(CHANNEL_DIR_PREFIX === "forklift-channel-");
+ * assert.ok(CHANNEL_DIR_PREFIX === "forklift-channel-");
  * ```
  */
 export const CHANNEL_DIR_PREFIX = "forklift-channel-";
@@ -21,8 +22,9 @@ export const CHANNEL_DIR_PREFIX = "forklift-channel-";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CHANNEL_FILE } from "./channel_path.ts";
- * console.assert(CHANNEL_FILE === "channel.sock");
+ * assert.ok(CHANNEL_FILE === "channel.sock");
  * ```
  */
 export const CHANNEL_FILE = "channel.sock";
@@ -38,8 +40,9 @@ export const CHANNEL_FILE = "channel.sock";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { channelPath } from "./channel_path.ts";
- * console.assert(channelPath({ XDG_RUNTIME_DIR: "/run/user/1000" }).startsWith("/run/user/1000/forklift-channel-"));
+ * assert.ok(channelPath({ XDG_RUNTIME_DIR: "/run/user/1000" }).startsWith("/run/user/1000/forklift-channel-"));
  * ```
  */
 export function channelPath(env: Record<string, string | undefined>): string {

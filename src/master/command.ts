@@ -90,8 +90,9 @@ const SCRIPT = /\.(m|c)?(t|j)sx?$/;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { programName } from "./command.ts";
- * console.assert(programName(["deno", "run", "-A", "src/server.ts"]) === "server");
+ * assert.ok(programName(["deno", "run", "-A", "src/server.ts"]) === "server");
  * ```
  */
 export function programName(argv: string[]): string {

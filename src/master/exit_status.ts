@@ -54,8 +54,9 @@ const SIGNAL_NUMBERS: Record<string, number> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { signalNumber } from "./exit_status.ts";
- * console.assert(signalNumber("SIGKILL") === 9 && signalNumber("SIGSYS") === 31);
+ * assert.ok(signalNumber("SIGKILL") === 9 && signalNumber("SIGSYS") === 31);
  * ```
  */
 export function signalNumber(name: string): number | undefined {
@@ -76,8 +77,9 @@ export function signalNumber(name: string): number | undefined {
  *
  * @example A program killed by SIGSYS
  * ```ts
+ * import assert from "node:assert/strict";
  * import { exitStatus } from "./exit_status.ts";
- * console.assert(exitStatus(null, "SIGSYS") === 159 && exitStatus(4, null) === 4);
+ * assert.ok(exitStatus(null, "SIGSYS") === 159 && exitStatus(4, null) === 4);
  * ```
  */
 export function exitStatus(code: number | null, signal: string | null): number {
@@ -93,8 +95,9 @@ export function exitStatus(code: number | null, signal: string | null): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { describeExit } from "./exit_status.ts";
- * console.assert(describeExit(null, "SIGKILL") === "signal SIGKILL");
+ * assert.ok(describeExit(null, "SIGKILL") === "signal SIGKILL");
  * ```
  */
 export function describeExit(code: number | null, signal: string | null): string {

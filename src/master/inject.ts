@@ -340,8 +340,9 @@ function plan(argv: string[], options: PlanOptions, depth: number): LaunchPlan {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { shellQuote } from "./inject.ts";
- * console.assert(shellQuote(["echo", "a b"]) === "echo 'a b'");
+ * assert.ok(shellQuote(["echo", "a b"]) === "echo 'a b'");
  * ```
  */
 export function shellQuote(argv: string[]): string {

@@ -25,9 +25,10 @@ export interface WorkerFacts {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { noticeLine } from "./notices.ts";
  * const line = noticeLine({ kind: "scaled", workers: 3 }, () => undefined);
- * console.assert(line.message === "Workers: {n}" && line.props.n === 3);
+ * assert.ok(line.message === "Workers: {n}" && line.props.n === 3);
  * ```
  */
 export function noticeLine(

@@ -20,8 +20,9 @@ import { VERSION } from "../protocol/version.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { metricsUrl } from "./otlp_setup.ts";
- * console.assert(metricsUrl({ otlp_endpoint: "http://c:4318" }) === "http://c:4318/v1/metrics");
+ * assert.ok(metricsUrl({ otlp_endpoint: "http://c:4318" }) === "http://c:4318/v1/metrics");
  * ```
  */
 export function metricsUrl(values: Readonly<Record<string, unknown>>): string | undefined {
@@ -38,8 +39,9 @@ export function metricsUrl(values: Readonly<Record<string, unknown>>): string | 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { serviceNameOf } from "./otlp_setup.ts";
- * console.assert(serviceNameOf({ resource_attributes: { "service.name": "api" } }, "server") === "api");
+ * assert.ok(serviceNameOf({ resource_attributes: { "service.name": "api" } }, "server") === "api");
  * ```
  */
 export function serviceNameOf(values: Readonly<Record<string, unknown>>, program: string): string {

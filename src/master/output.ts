@@ -22,12 +22,13 @@ const MAX_LINE = 64 * 1024;
  *
  * @example Prefix a worker's stdout
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lineWriter } from "./output.ts";
  * const out: string[] = [];
  * const w = lineWriter(1, "stdout", (s) => out.push(s), { prefix: () => true, json: () => false });
  * w.write(new TextEncoder().encode("hello\nwor"));
  * w.flush();
- * console.assert(out.join("") === "[w1] hello\n[w1] wor\n");
+ * assert.ok(out.join("") === "[w1] hello\n[w1] wor\n");
  * ```
  */
 export function lineWriter(

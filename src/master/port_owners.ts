@@ -69,10 +69,11 @@ const ANY = new Set(["0.0.0.0", "::"]);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseListeners } from "./port_owners.ts";
  * const line = "  0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4242 1";
  * const [l] = parseListeners([line], 8080);
- * console.assert(l.inode === "4242" && l.address === "0.0.0.0" && l.uid === 1000);
+ * assert.ok(l.inode === "4242" && l.address === "0.0.0.0" && l.uid === 1000);
  * ```
  */
 export function parseListeners(lines: Iterable<string>, port: number): Listener[] {
@@ -104,11 +105,12 @@ export function parseListeners(lines: Iterable<string>, port: number): Listener[
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sharesTraffic } from "./port_owners.ts";
  * const ours = { inode: "1", uid: 0, family: 4, address: "0.0.0.0" } as const;
- * console.assert(sharesTraffic({ inode: "2", uid: 0, family: 4, address: "127.0.0.2" }, ours));
- * console.assert(!sharesTraffic({ inode: "3", uid: 0, family: 6, address: "::1" }, ours));
- * console.assert(!sharesTraffic({ inode: "4", uid: 65534, family: 4, address: "0.0.0.0" }, ours));
+ * assert.ok(sharesTraffic({ inode: "2", uid: 0, family: 4, address: "127.0.0.2" }, ours));
+ * assert.ok(!sharesTraffic({ inode: "3", uid: 0, family: 6, address: "::1" }, ours));
+ * assert.ok(!sharesTraffic({ inode: "4", uid: 65534, family: 4, address: "0.0.0.0" }, ours));
  * ```
  */
 export function sharesTraffic(other: Listener, ours: Listener): boolean {

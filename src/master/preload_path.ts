@@ -177,8 +177,9 @@ function sameFile(path: string, data: string | Uint8Array, uid: number): boolean
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fnv1a } from "./preload_path.ts";
- * console.assert(fnv1a("") === "811c9dc5");
+ * assert.ok(fnv1a("") === "811c9dc5");
  * ```
  */
 export function fnv1a(text: string): string {

@@ -208,9 +208,10 @@ export const MANAGED_READY_MS = 10_000;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { supervisorConfig } from "./supervisor.ts";
  * const c = supervisorConfig({ workers: 2, once: false, timeout: 30, graceful_timeout: 5 });
- * console.assert(c.gracefulMs === 5000);
+ * assert.ok(c.gracefulMs === 5000);
  * ```
  */
 export function supervisorConfig(values: Readonly<Record<string, unknown>>): SupervisorConfig {
@@ -228,8 +229,9 @@ export function supervisorConfig(values: Readonly<Record<string, unknown>>): Sup
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { backoffDelay } from "./supervisor.ts";
- * console.assert([0, 1, 2, 3, 9].map(backoffDelay).join() === "0,200,400,800,5000");
+ * assert.ok([0, 1, 2, 3, 9].map(backoffDelay).join() === "0,200,400,800,5000");
  * ```
  */
 export function backoffDelay(n: number): number {
@@ -242,10 +244,11 @@ export function backoffDelay(n: number): number {
  *
  * @example Start two workers
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Supervisor } from "./supervisor.ts";
  * const s = new Supervisor({ workers: 2, once: false, timeoutMs: 30_000, gracefulMs: 30_000 });
  * const actions = s.dispatch({ type: "start", now: 0 });
- * console.assert(actions.filter((a) => a.type === "spawn").length === 2);
+ * assert.ok(actions.filter((a) => a.type === "spawn").length === 2);
  * ```
  */
 export class Supervisor {

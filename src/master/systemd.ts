@@ -79,8 +79,9 @@ export class SystemdNotifier {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { statusLine } from "./systemd.ts";
- * console.assert(statusLine(2, 4) === "2 of 4 workers ready");
+ * assert.ok(statusLine(2, 4) === "2 of 4 workers ready");
  * ```
  */
 export function statusLine(ready: number, workers: number): string {

@@ -93,6 +93,7 @@ export interface MasterTelemetryOptions {
  *
  * @example Render the exposition of a master with no worker yet
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MasterTelemetry } from "./telemetry.ts";
  * import { logger } from "../log/logging.ts";
  * const t = new MasterTelemetry({
@@ -108,8 +109,8 @@ export interface MasterTelemetryOptions {
  *   }),
  *   onError: () => {},
  * });
- * console.assert(t.metricsText().includes("forklift_workers 0"));
- * console.assert(!t.readiness().ready);
+ * assert.ok(t.metricsText().includes("forklift_workers 0"));
+ * assert.ok(!t.readiness().ready);
  * ```
  */
 export class MasterTelemetry implements Telemetry {

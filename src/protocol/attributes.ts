@@ -18,8 +18,9 @@ export const CARDINALITY_LIMIT = 2000;
  *
  * @example Key order does not matter
  * ```ts
+ * import assert from "node:assert/strict";
  * import { attributesKey } from "./attributes.ts";
- * console.assert(attributesKey({ a: 1, b: "x" }) === attributesKey({ b: "x", a: 1 }));
+ * assert.ok(attributesKey({ a: 1, b: "x" }) === attributesKey({ b: "x", a: 1 }));
  * ```
  */
 export function attributesKey(attributes: Attributes): string {

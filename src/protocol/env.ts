@@ -48,9 +48,10 @@ export interface WorkerEnvOptions {
  *
  * @example Worker 2 of 4 on a socket channel
  * ```ts
+ * import assert from "node:assert/strict";
  * import { workerEnv } from "./env.ts";
  * const env = workerEnv({ masterPid: 10, slot: 2, workers: 4, channel: { path: "/run/f.sock", token: "t" } });
- * console.assert(env.FORKLIFT_WORKER_ID === "2" && env.FORKLIFT_CHANNEL_TOKEN === "t");
+ * assert.ok(env.FORKLIFT_WORKER_ID === "2" && env.FORKLIFT_CHANNEL_TOKEN === "t");
  * ```
  */
 export function workerEnv(options: WorkerEnvOptions): Record<string, string> {

@@ -19,8 +19,9 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeLine } from "./framing.ts";
- * console.assert(new TextDecoder().decode(encodeLine({ type: "ack" })) === '{"type":"ack"}\n');
+ * assert.ok(new TextDecoder().decode(encodeLine({ type: "ack" })) === '{"type":"ack"}\n');
  * ```
  */
 export function encodeLine(message: unknown): Uint8Array {
@@ -33,9 +34,10 @@ export function encodeLine(message: unknown): Uint8Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseLine } from "./framing.ts";
- * console.assert(parseLine('{"type":"hello"}').type === "hello");
- * console.assert(parseLine("not json") === undefined);
+ * assert.ok(parseLine('{"type":"hello"}').type === "hello");
+ * assert.ok(parseLine("not json") === undefined);
  * ```
  */
 // deno-lint-ignore no-explicit-any
@@ -55,12 +57,13 @@ export function parseLine(line: string): any {
  *
  * @example Two chunks, three lines
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LineSplitter } from "./framing.ts";
  * const lines: (string | undefined)[] = [];
  * const split = new LineSplitter((line) => lines.push(line));
  * split.push(new TextEncoder().encode("a\nb"));
  * split.push(new TextEncoder().encode("c\nd\n"));
- * console.assert(lines.join(",") === "a,bc,d");
+ * assert.ok(lines.join(",") === "a,bc,d");
  * ```
  */
 export class LineSplitter {

@@ -250,8 +250,9 @@ function checkAttributes(x: unknown): string | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isSeriesId } from "./messages.ts";
- * console.assert(isSeriesId(7) && !isSeriesId(-1) && !isSeriesId(1.5));
+ * assert.ok(isSeriesId(7) && !isSeriesId(-1) && !isSeriesId(1.5));
  * ```
  */
 export function isSeriesId(x: unknown): x is number {
@@ -296,9 +297,10 @@ function checkPoint(p: unknown, kind: InstrumentKind, nBuckets: number): string 
  *
  * @example Accept a counter delta
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkMetric } from "./messages.ts";
  * const error = checkMetric({ name: "app.hits", kind: "counter", points: [{ attributes: {}, value: 3 }] });
- * console.assert(error === undefined);
+ * assert.ok(error === undefined);
  * ```
  */
 export function checkMetric(m: unknown): string | undefined {
@@ -391,9 +393,10 @@ function salvage(m: unknown): { good?: HarvestMetric; bad: number } {
  *
  * @example Validate a hello
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseWorkerMessage } from "./messages.ts";
  * const r = parseWorkerMessage({ type: "hello", v: 1, pid: 42, runtime: "deno/2.9.6" });
- * console.assert(r.ok);
+ * assert.ok(r.ok);
  * ```
  */
 export function parseWorkerMessage(raw: unknown): Parsed<WorkerMessage> {
@@ -454,8 +457,9 @@ export function parseWorkerMessage(raw: unknown): Parsed<WorkerMessage> {
  *
  * @example Validate an ack
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseMasterMessage } from "./messages.ts";
- * console.assert(parseMasterMessage({ type: "ack", v: 1, seq: 3 }).ok);
+ * assert.ok(parseMasterMessage({ type: "ack", v: 1, seq: 3 }).ok);
  * ```
  */
 export function parseMasterMessage(raw: unknown): Parsed<MasterMessage> {

@@ -132,6 +132,7 @@ function jsonMetric(m: OtlpMetric) {
  *
  * @example A counter of 3
  * ```ts
+ * import assert from "node:assert/strict";
  * import { otlpJson } from "./otlp.ts";
  * const body = otlpJson({
  *   resource: { "service.name": "api" },
@@ -141,7 +142,7 @@ function jsonMetric(m: OtlpMetric) {
  *     points: [{ attributes: {}, startTimeUnixNano: 1n, timeUnixNano: 2n, value: 3 }],
  *   }],
  * });
- * console.assert(JSON.stringify(body).includes('"timeUnixNano":"2"'));
+ * assert.ok(JSON.stringify(body).includes('"timeUnixNano":"2"'));
  * ```
  */
 export function otlpJson(batch: OtlpBatch): Record<string, unknown> {
@@ -162,8 +163,9 @@ export function otlpJson(batch: OtlpBatch): Record<string, unknown> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { unixNano } from "./otlp.ts";
- * console.assert(unixNano(1_700_000_000_000) === 1_700_000_000_000_000_000n);
+ * assert.ok(unixNano(1_700_000_000_000) === 1_700_000_000_000_000_000n);
  * ```
  */
 export function unixNano(ms: number): bigint {
@@ -177,11 +179,12 @@ export function unixNano(ms: number): bigint {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { deltaBatch } from "./otlp.ts";
  * const b = deltaBatch([{ name: "hits", kind: "counter", points: [{ attributes: {}, value: 2 }] }], {
  *   startMs: 0, nowMs: 1000, resource: {}, scope: { name: "forklift", version: "0" },
  * });
- * console.assert(b.metrics[0].type === "sum" && b.metrics[0].temporality === 1);
+ * assert.ok(b.metrics[0].type === "sum" && b.metrics[0].temporality === 1);
  * ```
  */
 export function deltaBatch(
@@ -234,8 +237,9 @@ export function deltaBatch(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseKeyValues } from "./otlp.ts";
- * console.assert(parseKeyValues("a=1, b=x%20y").b === "x y");
+ * assert.ok(parseKeyValues("a=1, b=x%20y").b === "x y");
  * ```
  */
 export function parseKeyValues(raw: string): Record<string, string> {
@@ -268,8 +272,9 @@ export function parseKeyValues(raw: string): Record<string, string> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { redactUrl } from "./otlp.ts";
- * console.assert(redactUrl("https://u:p@ss@c:4318/x?api_key=k") === "https://****@c:4318/x?api_key=****");
+ * assert.ok(redactUrl("https://u:p@ss@c:4318/x?api_key=k") === "https://****@c:4318/x?api_key=****");
  * ```
  */
 export function redactUrl(url: string): string {
@@ -299,8 +304,9 @@ export function redactUrl(url: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { signalUrl } from "./otlp.ts";
- * console.assert(signalUrl("https://c:4318/otlp/?tenant=a", "/v1/metrics") === "https://c:4318/otlp/v1/metrics?tenant=a");
+ * assert.ok(signalUrl("https://c:4318/otlp/?tenant=a", "/v1/metrics") === "https://c:4318/otlp/v1/metrics?tenant=a");
  * ```
  */
 export function signalUrl(base: string, path: string): string {
@@ -316,9 +322,10 @@ export function signalUrl(base: string, path: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { urlCredentials } from "./otlp.ts";
  * const r = urlCredentials("https://me:s%40cret@c/v1/metrics");
- * console.assert(r.url === "https://c/v1/metrics" && r.authorization === "Basic " + btoa("me:s@cret"));
+ * assert.ok(r.url === "https://c/v1/metrics" && r.authorization === "Basic " + btoa("me:s@cret"));
  * ```
  */
 export function urlCredentials(url: string): { url: string; authorization?: string } {

@@ -67,9 +67,10 @@ function methodIndex(method: unknown): number {
  *
  * @example Normalise methods
  * ```ts
+ * import assert from "node:assert/strict";
  * import { normaliseMethod } from "./http.ts";
- * console.assert(normaliseMethod("GET") === "GET");
- * console.assert(normaliseMethod("PURGE") === "_OTHER");
+ * assert.ok(normaliseMethod("GET") === "GET");
+ * assert.ok(normaliseMethod("PURGE") === "_OTHER");
  * ```
  */
 export function normaliseMethod(method: string): string {
@@ -113,9 +114,10 @@ const REQUEST = Symbol("forklift.request");
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { expressRoute } from "./http.ts";
- * console.assert(expressRoute({ baseUrl: "/api", route: { path: "/items/:id" } }) === "/api/items/:id");
- * console.assert(expressRoute({}) === undefined);
+ * assert.ok(expressRoute({ baseUrl: "/api", route: { path: "/items/:id" } }) === "/api/items/:id");
+ * assert.ok(expressRoute({}) === undefined);
  * ```
  */
 export function expressRoute(req: NodeRequest): string | undefined {
@@ -129,12 +131,13 @@ export function expressRoute(req: NodeRequest): string | undefined {
  *
  * @example Time a handler
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Storage } from "./storage.ts";
  * import { HttpMetrics } from "./http.ts";
  * const http = new HttpMetrics(new Storage());
  * const handler = http.wrap((_req: Request) => new Response("ok"), "/");
  * await handler(new Request("http://localhost/"));
- * console.assert(http.requests === 1);
+ * assert.ok(http.requests === 1);
  * ```
  */
 export class HttpMetrics {
@@ -181,6 +184,7 @@ export class HttpMetrics {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Storage } from "./storage.ts";
    * import { HttpMetrics } from "./http.ts";
    * const http = new HttpMetrics(new Storage());
@@ -189,7 +193,7 @@ export class HttpMetrics {
    * http.nodeRequest(req, res);
    * http.nodeResponded(res);
    * http.nodeResponded(res); // a second end() is not a second request
-   * console.assert(http.requests === 1);
+   * assert.ok(http.requests === 1);
    * ```
    */
   nodeResponded(res: NodeResponse): void {

@@ -181,9 +181,10 @@ function fromWords(high: number, low: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { BucketFinder } from "./instruments.ts";
  * const f = new BucketFinder([0, 5, 10]);
- * console.assert(f.index(0) === 0 && f.index(5) === 1 && f.index(5.5) === 2 && f.index(11) === 3);
+ * assert.ok(f.index(0) === 0 && f.index(5) === 1 && f.index(5.5) === 2 && f.index(11) === 3);
  * ```
  */
 export class BucketFinder {

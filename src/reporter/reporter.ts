@@ -164,8 +164,9 @@ function gcd(a: number, b: number): number {
  *
  * @example Harvest every 5 s, heartbeat every 15 s
  * ```ts
+ * import assert from "node:assert/strict";
  * import { timerPeriod } from "./reporter.ts";
- * console.assert(timerPeriod(5000, 15000) === 5000);
+ * assert.ok(timerPeriod(5000, 15000) === 5000);
  * ```
  */
 export function timerPeriod(harvestMs: number, heartbeatMs: number): number {
@@ -719,8 +720,9 @@ export class Reporter {
  *
  * @example Get the singleton
  * ```ts
+ * import assert from "node:assert/strict";
  * import { getReporter } from "./reporter.ts";
- * console.assert(getReporter() === getReporter());
+ * assert.ok(getReporter() === getReporter());
  * ```
  */
 export function getReporter(): Reporter {

@@ -37,12 +37,13 @@ export { CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTE };
  *
  * @example Read a series after recording
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SeriesTable } from "./storage.ts";
  * const table = new SeriesTable(0);
  * const series = table.get({ route: "/" });
  * series.value += 1;
  * series.dirty = true;
- * console.assert(series.attributes.route === "/");
+ * assert.ok(series.attributes.route === "/");
  * ```
  */
 export class Series {
@@ -84,10 +85,11 @@ export class Series {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Series } from "./storage.ts";
    * const s = new Series({}, 2);
    * s.observe(0.5, 1);
-   * console.assert(s.count === 1 && s.sum === 0.5 && s.buckets[1] === 1);
+   * assert.ok(s.count === 1 && s.sum === 0.5 && s.buckets[1] === 1);
    * ```
    */
   observe(value: number, bucket: number): boolean {
@@ -161,10 +163,11 @@ function cleanValue(v: unknown): AttributeValue | undefined {
  *
  * @example Key order does not matter
  * ```ts
+ * import assert from "node:assert/strict";
  * import { canonicalAttributes } from "./storage.ts";
  * const a = canonicalAttributes({ b: 1, a: "x" });
  * const b = canonicalAttributes({ a: "x", b: 1 });
- * console.assert(a.key === b.key);
+ * assert.ok(a.key === b.key);
  * ```
  */
 export function canonicalAttributes(
@@ -196,10 +199,11 @@ export function canonicalAttributes(
  *
  * @example Overflow past the limit
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SeriesTable } from "./storage.ts";
  * const table = new SeriesTable(0, 1);
  * table.get({ user: "a" });
- * console.assert(table.get({ user: "b" }).attributes["otel.metric.overflow"] === true);
+ * assert.ok(table.get({ user: "b" }).attributes["otel.metric.overflow"] === true);
  * ```
  */
 export class SeriesTable {
@@ -231,9 +235,10 @@ export class SeriesTable {
    *
    * @example Same series whatever the key order
    * ```ts
+   * import assert from "node:assert/strict";
    * import { SeriesTable } from "./storage.ts";
    * const table = new SeriesTable(0);
-   * console.assert(table.get({ a: 1, b: 2 }) === table.get({ b: 2, a: 1 }));
+   * assert.ok(table.get({ a: 1, b: 2 }) === table.get({ b: 2, a: 1 }));
    * ```
    */
   get(attributes: Readonly<Record<string, unknown>> | undefined): Series {
@@ -369,13 +374,14 @@ class NoSeries extends SeriesTable {
  *
  * @example Cut a counter
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Storage } from "./storage.ts";
  * const storage = new Storage();
  * const { table } = storage.register({ name: "hits", kind: "counter" });
  * const s = table.get(undefined);
  * s.value += 2;
  * s.dirty = true;
- * console.assert(storage.cut().metrics[0].points[0].value === 2);
+ * assert.ok(storage.cut().metrics[0].points[0].value === 2);
  * ```
  */
 export class Storage {
@@ -461,6 +467,7 @@ export class Storage {
    *
    * @example The attributes go until the master has them
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Storage } from "./storage.ts";
    * const storage = new Storage();
    * const s = storage.register({ name: "hits", kind: "counter" }).table.get({ a: 1 });
@@ -468,7 +475,10 @@ export class Storage {
    * const first = storage.harvestCut();
    * storage.acknowledge(first.number);
    * s.value = 1, s.dirty = true;
-   * console.assert(storage.harvestCut().metrics[0].points[0].attributes === undefined);
+   * assert.deepEqual(first.metrics[0].points, [{ id: 0, attributes: { a: 1 }, value: 1 }]);
+   * // Once acknowledged, the series goes by its id alone, in columns.
+   * const second = storage.harvestCut().metrics[0];
+   * assert.deepEqual([second.points, second.ids, second.values], [[], [0], [1]]);
    * ```
    */
   harvestCut(): HarvestCut {
@@ -583,10 +593,11 @@ function mergePoint(kind: InstrumentKind, into: PointDelta, later: PointDelta): 
  *
  * @example Merge two counter deltas
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mergeCuts } from "./storage.ts";
  * const m = (value: number) => [{ name: "hits", kind: "counter" as const, points: [{ attributes: {}, value }] }];
  * const merged = mergeCuts({ metrics: m(2), dropped: 1 }, { metrics: m(3), dropped: 0 });
- * console.assert(merged.metrics[0].points[0].value === 5 && merged.dropped === 1);
+ * assert.ok(merged.metrics[0].points[0].value === 5 && merged.dropped === 1);
  * ```
  */
 export function mergeCuts(earlier: Cut, later: Cut): Cut {
@@ -621,10 +632,11 @@ export function mergeCuts(earlier: Cut, later: Cut): Cut {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { splitMetrics } from "./storage.ts";
  * const points = Array.from({ length: 5 }, (_, i) => ({ attributes: { i }, value: i }));
  * const groups = splitMetrics([{ name: "x", kind: "counter", points }], 2);
- * console.assert(groups.length === 3 && groups[2][0].points.length === 1);
+ * assert.ok(groups.length === 3 && groups[2][0].points.length === 1);
  * ```
  */
 export function splitMetrics(metrics: HarvestMetric[], maxPoints: number): HarvestMetric[][] {

@@ -77,8 +77,9 @@ interface Wire {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MAX_OUTBOX_BYTES } from "./channel_server.ts";
- * console.assert(MAX_OUTBOX_BYTES === 1024 * 1024);
+ * assert.ok(MAX_OUTBOX_BYTES === 1024 * 1024);
  * ```
  */
 export const MAX_OUTBOX_BYTES = 1024 * 1024;
@@ -161,8 +162,9 @@ const ACCEPT_RETRY_MS = 100;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { READ_BUDGET } from "./channel_server.ts";
- * console.assert(READ_BUDGET === 256);
+ * assert.ok(READ_BUDGET === 256);
  * ```
  */
 export const READ_BUDGET = 256;
@@ -173,8 +175,9 @@ export const READ_BUDGET = 256;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { INBOX_HIGH_BYTES } from "./channel_server.ts";
- * console.assert(INBOX_HIGH_BYTES === 1024 * 1024);
+ * assert.ok(INBOX_HIGH_BYTES === 1024 * 1024);
  * ```
  */
 export const INBOX_HIGH_BYTES = 1024 * 1024;
@@ -754,8 +757,9 @@ export async function probeSocket(path: string): Promise<SocketState> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { channelToken } from "./channel_server.ts";
- * console.assert(/^[0-9a-f]{32}$/.test(channelToken()));
+ * assert.ok(/^[0-9a-f]{32}$/.test(channelToken()));
  * ```
  */
 export function channelToken(): string {

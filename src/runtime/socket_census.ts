@@ -49,12 +49,13 @@ const TCPI_UNACKED = 24;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { addSocket } from "./socket_census.ts";
  * const census = { backlog: 0, established: 0 };
  * addSocket(census, 8000, 8000, 10, 2); // a listener with two connections queued
  * addSocket(census, 8000, 8000, 1, 0); // one accepted connection
  * addSocket(census, 8000, 5432, 1, 0); // a connection to elsewhere: not counted
- * console.assert(census.backlog === 2 && census.established === 1);
+ * assert.ok(census.backlog === 2 && census.established === 1);
  * ```
  */
 export function addSocket(

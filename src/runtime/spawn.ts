@@ -52,8 +52,9 @@ export interface SpawnOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MAX_UNSENT_MESSAGES } from "./spawn.ts";
- * console.assert(MAX_UNSENT_MESSAGES === 4096);
+ * assert.ok(MAX_UNSENT_MESSAGES === 4096);
  * ```
  */
 export const MAX_UNSENT_MESSAGES = 4096;
@@ -89,8 +90,9 @@ const unreaped = new Set<number>();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isUnreapedWorker } from "./spawn.ts";
- * console.assert(isUnreapedWorker(1) === false);
+ * assert.ok(isUnreapedWorker(1) === false);
  * ```
  */
 export function isUnreapedWorker(pid: number): boolean {

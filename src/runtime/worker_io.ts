@@ -108,8 +108,9 @@ function processIO(): WorkerIO {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MAX_UNSENT_BYTES } from "./worker_io.ts";
- * console.assert(MAX_UNSENT_BYTES === 32 * 1024 * 1024);
+ * assert.ok(MAX_UNSENT_BYTES === 32 * 1024 * 1024);
  * ```
  */
 export const MAX_UNSENT_BYTES = 32 * 1024 * 1024;
