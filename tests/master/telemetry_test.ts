@@ -5,15 +5,19 @@ import { MasterTelemetry } from "../../src/master/telemetry.ts";
 import type { MetricDelta } from "../../src/protocol/messages.ts";
 import { recordingLog } from "../_helpers/recording_log.ts";
 
-function telemetry(): MasterTelemetry {
+/** Telemetry of a running master with `workers` ready workers, logging to `log`. */
+function telemetry(
+  log: ReturnType<typeof logger> = logger("telemetry-test"),
+  workers = 1,
+): MasterTelemetry {
   return new MasterTelemetry({
     serviceName: "api",
     settings: {},
-    log: logger("telemetry-test"),
+    log,
     snapshot: () => ({
       phase: "running",
-      workerCount: 1,
-      readyWorkers: 1,
+      workerCount: workers,
+      readyWorkers: workers,
       restarts: {},
       workers: [],
     }),
@@ -95,19 +99,7 @@ test("MasterTelemetry.metricsText() counts a point left out once, however often 
 
 test("MasterTelemetry.harvest() keeps the honest workers' counts when another declares the name anew, and logs one line per worker per 10 s", () => {
   const log = recordingLog();
-  const t = new MasterTelemetry({
-    serviceName: "api",
-    settings: {},
-    log,
-    snapshot: () => ({
-      phase: "running",
-      workerCount: 2,
-      readyWorkers: 2,
-      restarts: {},
-      workers: [],
-    }),
-    onError: () => {},
-  });
+  const t = telemetry(log, 2);
   const honest = { id: 1, slot: 1 };
   const hostile = { id: 2, slot: 2 };
   let seq = 0;
@@ -132,19 +124,7 @@ test("MasterTelemetry.harvest() keeps the honest workers' counts when another de
 
 test("MasterTelemetry.forget() shows a name on its new declaration once the last worker on the old one exits, and says so", () => {
   const log = recordingLog();
-  const t = new MasterTelemetry({
-    serviceName: "api",
-    settings: {},
-    log,
-    snapshot: () => ({
-      phase: "running",
-      workerCount: 1,
-      readyWorkers: 1,
-      restarts: {},
-      workers: [],
-    }),
-    onError: () => {},
-  });
+  const t = telemetry(log, 1);
   const old = { id: 1, slot: 1 };
   const next = { id: 2, slot: 1 };
   t.harvest(old, { type: "harvest", v: 1, seq: 1, metrics: [counter("jobs.done", 10)] });
