@@ -499,21 +499,19 @@ export class Arbiter {
    * master stops, as gunicorn does on a taken address (exit 2).
    */
   async #portShared(): Promise<boolean> {
-    const handles = [...this.#handles.values()];
-    const pids = handles.flatMap((h) => (h.pid === null ? [] : [h.pid]));
+    const pids = () => [...this.#handles.values()].flatMap((h) => (h.pid === null ? [] : [h.pid]));
     const ports = new Set<number>();
-    for (const h of handles) {
+    for (const h of this.#handles.values()) {
       const m = /^(?!unix:).*:(\d+)$/.exec(h.addr ?? "");
       if (m) ports.add(Number(m[1]));
     }
     for (const port of ports) {
-      let others = this.#o.spawner.foreignListeners(port, pids);
+      let others = this.#o.spawner.foreignListeners(port, pids());
       if (others.length === 0) continue;
       // Looked at again a moment later: a listener that goes meanwhile was one of a
       // worker's own, closing (a worker that drains as it loses its master), not a program's.
       await new Promise((resolve) => setTimeout(resolve, PORT_RECHECK_MS));
-      const still = [...this.#handles.values()].flatMap((h) => (h.pid === null ? [] : [h.pid]));
-      others = this.#o.spawner.foreignListeners(port, still);
+      others = this.#o.spawner.foreignListeners(port, pids());
       if (others.length === 0) continue;
       this.#say(
         "error",
