@@ -7,7 +7,8 @@
  */
 import { hostname } from "node:os";
 import { ConfigError } from "../config/errors.ts";
-import { type OtlpProtocol, sendOtlp } from "../export/otlp_exporter.ts";
+import type { Config } from "../config/config.ts";
+import { sendOtlp } from "../export/otlp_exporter.ts";
 import { metricsUrl, serviceNameOf } from "../master/otlp_setup.ts";
 import { redactUrl, unixNano } from "../protocol/otlp.ts";
 import { VERSION } from "../protocol/version.ts";
@@ -24,15 +25,15 @@ export const EXIT_CONNECT_FAILED = 1;
  * @example Try a collector
  * ```ts ignore
  * import { tryExport } from "./check.ts";
- * const r = await tryExport(settings.values, "api");
+ * const r = await tryExport(settings.config, "api");
  * console.log(r.ok, r.detail);
  * ```
  */
 export async function tryExport(
-  values: Readonly<Record<string, unknown>>,
+  config: Config,
   serviceName: string,
 ): Promise<{ ok: boolean; detail: string }> {
-  const url = metricsUrl(values)!;
+  const url = metricsUrl(config)!;
   const shown = redactUrl(url);
   const now = unixNano(Date.now());
   const t0 = performance.now();
@@ -47,13 +48,13 @@ export async function tryExport(
     }],
   }, {
     url,
-    protocol: values.otlp_protocol as OtlpProtocol,
-    gzip: values.otlp_compression === "gzip",
-    headers: (values.otlp_headers ?? {}) as Record<string, string>,
-    timeoutMs: (values.otlp_timeout as number) * 1000,
+    protocol: config.otlpProtocol,
+    gzip: config.otlpCompression === "gzip",
+    headers: { ...config.otlpHeaders },
+    timeoutMs: config.otlpTimeoutMs,
   });
   const ms = Math.round(performance.now() - t0);
-  const how = `${values.otlp_protocol}${values.otlp_compression === "gzip" ? ", gzip" : ""}`;
+  const how = `${config.otlpProtocol}${config.otlpCompression === "gzip" ? ", gzip" : ""}`;
   if (outcome.kind === "ok") {
     const partial = outcome.partial
       ? `, but it rejected ${outcome.partial.rejectedDataPoints} point(s): ${outcome.partial.errorMessage}`
@@ -73,18 +74,18 @@ export async function tryExport(
  * ```
  */
 export async function checkCommand(ctx: CommandContext): Promise<number> {
-  const { file, environment, values } = ctx.settings;
+  const { file, environment, config } = ctx.settings;
   const where = file
     ? `${file}${environment ? ` [forklift:${environment}]` : ""}`
     : "no config file";
-  ctx.print(`Configuration OK (${where}; ${values.workers} worker(s))\n`);
+  ctx.print(`Configuration OK (${where}; ${config.workers} worker(s))\n`);
   if (!ctx.commandLine.switches.has("connect")) return 0;
-  if (metricsUrl(values) === undefined) {
+  if (metricsUrl(config) === undefined) {
     throw new ConfigError(
       "No otlp_endpoint is set, nothing to connect to (set --otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)",
     );
   }
-  const r = await tryExport(values, serviceNameOf(values, "forklift"));
+  const r = await tryExport(config, serviceNameOf(config, "forklift"));
   ctx.print(`${r.ok ? "Export OK" : "Export failed"}: ${r.detail}\n`);
   return r.ok ? 0 : EXIT_CONNECT_FAILED;
 }

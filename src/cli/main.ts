@@ -61,7 +61,7 @@ export async function main(argv?: string[], runtime: Runtime = currentRuntime())
     });
     const { loggingOptions, setupLogging } = await import("../log/logging.ts");
     // Only the long-running master writes to the log file; other commands talk to a person.
-    const logging = loggingOptions(settings.values);
+    const logging = loggingOptions(settings.config);
     if (command !== "run") logging.file = null;
     try {
       setupLogging(logging);

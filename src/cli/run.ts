@@ -79,7 +79,7 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
   const channel = channelPath(env);
   const plan = (settings: ResolvedSettings) =>
     planLaunch([path, ...program.slice(1)], {
-      inject: settings.values.inject as boolean,
+      inject: settings.config.inject,
       preload: preload.deno,
       bunPreload: preload.bun,
       env,
@@ -87,13 +87,13 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
       channel,
     });
   const first = plan(ctx.settings);
-  const once = ctx.settings.values.once as boolean;
-  const workers = once ? 1 : ctx.settings.values.workers as number;
+  const once = ctx.settings.config.once;
+  const workers = once ? 1 : ctx.settings.config.workers;
   if (commandLine.switches.has("dry-run")) {
     ctx.print(renderDryRun(first, workers, process.pid));
     return 0;
   }
-  const hooksPath = ctx.settings.values.hooks as string | null;
+  const hooksPath = ctx.settings.config.hooks;
   const hooks: Hooks = hooksPath ? await loadHooks(hooksPath, cwd) : {};
   const reloadSettings = () =>
     loadSettings({
@@ -112,7 +112,7 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
         name,
       });
   }
-  const serviceName = serviceNameOf(ctx.settings.values, programName(program));
+  const serviceName = serviceNameOf(ctx.settings.config, programName(program));
   const spawner = new ProcessSpawner({
     settings: ctx.settings,
     plan,
@@ -133,7 +133,7 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
     telemetry: (snapshot) =>
       new MasterTelemetry({
         serviceName,
-        settings: ctx.settings.values,
+        config: ctx.settings.config,
         log,
         snapshot,
         onError: (e) => log.error("Metrics endpoint failed: {error}", { error: e.message }),
@@ -142,10 +142,10 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
     log,
     reconfigureLogging: (s) => {
       try {
-        setupLogging(loggingOptions(s.values));
+        setupLogging(loggingOptions(s.config));
       } catch (e) {
         log.error("Cannot open log file {file}, logging stays where it was: {error}", {
-          file: s.values.log_file,
+          file: s.config.logFile,
           error: (e as Error).message,
         });
       }

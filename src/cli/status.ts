@@ -18,7 +18,7 @@ import type { CommandContext } from "./context.ts";
  * ```
  */
 export async function statusCommand(ctx: CommandContext): Promise<number> {
-  const bind = ctx.settings.values.metrics_bind as string | null;
+  const bind = ctx.settings.config.metricsBind;
   if (bind === null) {
     throw new ConfigError("metrics_bind is off: there is no /status to ask (set --metrics-bind)");
   }

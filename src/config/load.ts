@@ -21,6 +21,7 @@ import {
   SETTINGS_BY_NAME,
   type SettingValue,
 } from "./settings.ts";
+import { type Config, typedConfig } from "./config.ts";
 
 /** Inputs of {@linkcode loadSettings}. */
 export interface LoadOptions {
@@ -40,8 +41,10 @@ export interface LoadOptions {
 
 /** The effective settings and where each came from. */
 export interface ResolvedSettings {
-  /** Values by setting name. */
+  /** Values by setting name, as `forklift config` prints them. */
   values: Record<string, SettingValue>;
+  /** The same values, typed, durations in ms: what the code reads. */
+  config: Config;
   /**
    * Origins by setting name: `default`, `file:PATH:LINE`,
    * `file:[forklift:ENV]`, `env:NAME` or `flag:--name`.
@@ -210,5 +213,11 @@ export function loadSettings(options: LoadOptions = {}): ResolvedSettings {
   }
 
   applyNewRelicPreset(values, origins, env);
-  return { values, origins, file: file?.path, environment: file ? environment : undefined };
+  return {
+    values,
+    config: typedConfig(values),
+    origins,
+    file: file?.path,
+    environment: file ? environment : undefined,
+  };
 }

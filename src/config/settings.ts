@@ -43,7 +43,9 @@ export interface Setting {
   /** `boolean` settings take no value on the command line. */
   type: "integer" | "seconds" | "boolean" | "string" | "enum" | "bind" | "url" | "headers" | "path";
   /** Lower-priority environment variables (the `FORKLIFT_*` one always wins). */
-  altEnv?: AltEnv[];
+  altEnv?: readonly AltEnv[];
+  /** The values an `enum` setting accepts. */
+  choices?: readonly string[];
   /** Built-in default, in parsed form. */
   default: SettingValue;
   /** How the default reads in docs when it is computed elsewhere. */
@@ -116,12 +118,17 @@ function boolean(raw: string): boolean {
   throw new TypeError("not a boolean");
 }
 
-function oneOf(values: readonly string[]) {
-  return (raw: string): string => {
-    const t = raw.trim().toLowerCase();
-    if (!values.includes(t)) throw new RangeError("not one of the allowed values");
-    return t;
-  };
+/** An `enum` setting's type, choices and parser, spread into its entry. */
+function oneOf<const C extends readonly string[]>(choices: C) {
+  return {
+    type: "enum",
+    choices,
+    parse: (raw: string): C[number] => {
+      const t = raw.trim().toLowerCase();
+      if (!choices.includes(t)) throw new RangeError("not one of the allowed values");
+      return t;
+    },
+  } as const;
 }
 
 /**
@@ -188,8 +195,8 @@ function text(raw: string): string | null {
   return t === "" ? null : t;
 }
 
-/** Every setting, in the order help and docs show them. */
-export const SETTINGS: readonly Setting[] = [
+/** The registry with each entry's literal types, from which {@linkcode SettingEntry} is read. */
+const REGISTRY = [
   {
     name: "workers",
     section: "Workers",
@@ -326,7 +333,6 @@ export const SETTINGS: readonly Setting[] = [
     section: "Export",
     flag: "--otlp-protocol",
     meta: "PROTOCOL",
-    type: "enum",
     altEnv: [
       { name: "OTEL_EXPORTER_OTLP_PROTOCOL" },
       { name: "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL" },
@@ -334,14 +340,13 @@ export const SETTINGS: readonly Setting[] = [
     default: "http/protobuf",
     doc: "Encoding of OTLP exports: http/protobuf or http/json",
     expected: "http/protobuf or http/json",
-    parse: oneOf(["http/protobuf", "http/json"]),
+    ...oneOf(["http/protobuf", "http/json"]),
   },
   {
     name: "otlp_compression",
     section: "Export",
     flag: "--otlp-compression",
     meta: "gzip|none",
-    type: "enum",
     altEnv: [
       { name: "OTEL_EXPORTER_OTLP_COMPRESSION" },
       { name: "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION" },
@@ -349,7 +354,7 @@ export const SETTINGS: readonly Setting[] = [
     default: "none",
     doc: "Compress OTLP request bodies",
     expected: "gzip or none",
-    parse: oneOf(["gzip", "none"]),
+    ...oneOf(["gzip", "none"]),
   },
   {
     name: "otlp_timeout",
@@ -371,13 +376,12 @@ export const SETTINGS: readonly Setting[] = [
     section: "Export",
     flag: "--otlp-temporality",
     meta: "PREFERENCE",
-    type: "enum",
     altEnv: [{ name: "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE" }],
     default: "cumulative",
     doc:
       "cumulative (series never reset, start at the master's start), delta or lowmemory (counters and histograms as deltas)",
     expected: "cumulative, delta or lowmemory",
-    parse: oneOf(["cumulative", "delta", "lowmemory"]),
+    ...oneOf(["cumulative", "delta", "lowmemory"]),
   },
   {
     name: "resource_attributes",
@@ -456,22 +460,20 @@ export const SETTINGS: readonly Setting[] = [
     section: "Logging",
     flag: "--log-level",
     meta: "LEVEL",
-    type: "enum",
     default: "info",
     doc: "debug, info, warning or error",
     expected: "debug, info, warning or error",
-    parse: oneOf(["debug", "info", "warning", "error"]),
+    ...oneOf(["debug", "info", "warning", "error"]),
   },
   {
     name: "log_format",
     section: "Logging",
     flag: "--log-format",
     meta: "FORMAT",
-    type: "enum",
     default: "text",
     doc: "text (for people) or json (one object per line)",
     expected: "text or json",
-    parse: oneOf(["text", "json"]),
+    ...oneOf(["text", "json"]),
   },
   {
     name: "log_file",
@@ -497,7 +499,13 @@ export const SETTINGS: readonly Setting[] = [
     expected: "a file path",
     parse: text,
   },
-];
+] as const satisfies readonly Setting[];
+
+/** Every setting, in the order help and docs show them. */
+export const SETTINGS: readonly Setting[] = REGISTRY;
+
+/** One entry of the registry with its literal types (name, type, choices). */
+export type SettingEntry = (typeof REGISTRY)[number];
 
 /** The registry by setting name. */
 export const SETTINGS_BY_NAME: ReadonlyMap<string, Setting> = new Map(

@@ -5,6 +5,7 @@
  * @module
  */
 import { closeSync, writeSync } from "node:fs";
+import type { Config } from "../config/config.ts";
 import { openNoFollow } from "./open_file.ts";
 import { writeTo } from "./write.ts";
 import {
@@ -35,15 +36,16 @@ export interface LoggingOptions {
  * @example
  * ```ts
  * import { loggingOptions } from "./logging.ts";
- * console.log(loggingOptions({ log_level: "info", log_format: "json", log_file: null }));
+ * import assert from "node:assert/strict";
+ * import { typedConfig } from "../config/config.ts";
+ * const options = loggingOptions(typedConfig({ log_format: "json" }));
+ * assert.deepEqual(options, { level: "info", format: "json", file: null });
  * ```
  */
-export function loggingOptions(values: Record<string, unknown>): LoggingOptions {
-  return {
-    level: values.log_level as LoggingOptions["level"],
-    format: values.log_format as LoggingOptions["format"],
-    file: values.log_file as string | null,
-  };
+export function loggingOptions(
+  config: Pick<Config, "logLevel" | "logFormat" | "logFile">,
+): LoggingOptions {
+  return { level: config.logLevel, format: config.logFormat, file: config.logFile };
 }
 
 // Values in text records as a person reads them; never util.inspect, which

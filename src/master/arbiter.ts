@@ -115,7 +115,7 @@ export class Arbiter {
     this.#settings = options.settings;
     this.#clock = options.clock ?? systemClock;
     this.#queue = new EventQueue(this.#clock);
-    this.#sup = new Supervisor(supervisorConfig(options.settings.values));
+    this.#sup = new Supervisor(supervisorConfig(options.settings.config));
     this.#telemetry = options.telemetry(() => this.#snapshot());
     this.#listener = {
       hello: (w) => this.#enqueue({ type: "hello", worker: w.id }),
@@ -231,7 +231,7 @@ export class Arbiter {
         return EXIT_USAGE;
       }
     }
-    const pidPath = this.#settings.values.pid_file as string | null;
+    const pidPath = this.#settings.config.pidFile;
     try {
       if (pidPath !== null) this.#pidFile = writePidFile(pidPath, process.pid);
     } catch (e) {
@@ -252,7 +252,7 @@ export class Arbiter {
       }
       this.#enqueue({ type: "signal", signal });
     });
-    const bind = this.#settings.values.metrics_bind as string | null;
+    const bind = this.#settings.config.metricsBind;
     if (bind !== null) {
       // Found now, not once the workers run: a taken metrics port is a usage error.
       try {
@@ -298,7 +298,7 @@ export class Arbiter {
     // graceful_timeout bounds the whole stop (an orchestrator's SIGKILL comes
     // then): the final export gets what the workers left of it.
     const spent = this.#clock.now() - (this.#stoppingSince ?? this.#clock.now());
-    const { gracefulMs } = supervisorConfig(this.#settings.values);
+    const { gracefulMs } = supervisorConfig(this.#settings.config);
     await this.#telemetry.close(Math.max(FINAL_EXPORT_MIN_MS, gracefulMs - spent));
     this.#o.spawner.close();
     this.#systemd?.close();
@@ -431,7 +431,7 @@ export class Arbiter {
     this.#o.spawner.configure(next);
     this.#o.reconfigureLogging?.(next);
     await this.#hook("onReload", this.#master());
-    const config = supervisorConfig(next.values);
+    const config = supervisorConfig(next.config);
     await this.#dispatch({ type: "reloaded", config, now: this.#clock.now() });
   }
 
@@ -535,7 +535,7 @@ export class Arbiter {
     if (this.#servicesStarted) return;
     this.#servicesStarted = true;
     this.#cancelServices?.();
-    const bind = this.#settings.values.metrics_bind as string | null;
+    const bind = this.#settings.config.metricsBind;
     if (this.#sup.phase.name === "stopping") return;
     this.#telemetry.startExport();
     if (bind === null) return;

@@ -8,8 +8,9 @@ import { hostname } from "node:os";
 import process from "node:process";
 import type { Logger } from "@logtape/logtape";
 import type { Attributes, MetricDelta } from "../protocol/messages.ts";
-import { OtlpBatcher, type TemporalityPreference } from "../export/otlp_batch.ts";
-import { OtlpExporter, type OtlpProtocol } from "../export/otlp_exporter.ts";
+import type { Config } from "../config/config.ts";
+import { OtlpBatcher } from "../export/otlp_batch.ts";
+import { OtlpExporter } from "../export/otlp_exporter.ts";
 import { signalUrl } from "../protocol/otlp.ts";
 import { VERSION } from "../protocol/version.ts";
 
@@ -22,14 +23,16 @@ import { VERSION } from "../protocol/version.ts";
  * ```ts
  * import assert from "node:assert/strict";
  * import { metricsUrl } from "./otlp_setup.ts";
- * assert.ok(metricsUrl({ otlp_endpoint: "http://c:4318" }) === "http://c:4318/v1/metrics");
+ * import { typedConfig } from "../config/config.ts";
+ * const config = typedConfig({ otlp_endpoint: "http://c:4318" });
+ * assert.ok(metricsUrl(config) === "http://c:4318/v1/metrics");
  * ```
  */
-export function metricsUrl(values: Readonly<Record<string, unknown>>): string | undefined {
-  const full = values.otlp_metrics_endpoint as string | null | undefined;
-  if (full) return full;
-  const base = values.otlp_endpoint as string | null | undefined;
-  return base ? signalUrl(base, "/v1/metrics") : undefined;
+export function metricsUrl(
+  config: Pick<Config, "otlpEndpoint" | "otlpMetricsEndpoint">,
+): string | undefined {
+  if (config.otlpMetricsEndpoint) return config.otlpMetricsEndpoint;
+  return config.otlpEndpoint ? signalUrl(config.otlpEndpoint, "/v1/metrics") : undefined;
 }
 
 /**
@@ -41,12 +44,16 @@ export function metricsUrl(values: Readonly<Record<string, unknown>>): string | 
  * ```ts
  * import assert from "node:assert/strict";
  * import { serviceNameOf } from "./otlp_setup.ts";
- * assert.ok(serviceNameOf({ resource_attributes: { "service.name": "api" } }, "server") === "api");
+ * import { typedConfig } from "../config/config.ts";
+ * const config = typedConfig({ resource_attributes: { "service.name": "api" } });
+ * assert.ok(serviceNameOf(config, "server") === "api");
  * ```
  */
-export function serviceNameOf(values: Readonly<Record<string, unknown>>, program: string): string {
-  const attrs = values.resource_attributes as Record<string, string> | null | undefined;
-  return (values.service_name as string | null | undefined) ?? attrs?.["service.name"] ?? program;
+export function serviceNameOf(
+  config: Pick<Config, "serviceName" | "resourceAttributes">,
+  program: string,
+): string {
+  return config.serviceName ?? config.resourceAttributes?.["service.name"] ?? program;
 }
 
 /** What {@linkcode otlpExporter} needs beside the settings. */
@@ -67,17 +74,17 @@ export interface OtlpSetupOptions {
  * @example
  * ```ts ignore
  * import { otlpExporter } from "./otlp_setup.ts";
- * otlpExporter(settings.values, { serviceName, log, collect, workerRuntime, startMs })?.start();
+ * otlpExporter(settings.config, { serviceName, log, collect, workerRuntime, startMs })?.start();
  * ```
  */
 export function otlpExporter(
-  values: Readonly<Record<string, unknown>>,
+  config: Config,
   options: OtlpSetupOptions,
 ): OtlpExporter | undefined {
-  const url = metricsUrl(values);
+  const url = metricsUrl(config);
   if (url === undefined) return undefined;
   const base: Attributes = {
-    ...(values.resource_attributes as Record<string, string> | null ?? {}),
+    ...config.resourceAttributes,
     "service.name": options.serviceName,
     "service.instance.id": crypto.randomUUID(),
     "host.name": hostname(),
@@ -97,13 +104,13 @@ export function otlpExporter(
   };
   return new OtlpExporter({
     url,
-    protocol: values.otlp_protocol as OtlpProtocol,
-    gzip: values.otlp_compression === "gzip",
-    headers: (values.otlp_headers as Record<string, string> | null) ?? {},
-    timeoutMs: (values.otlp_timeout as number) * 1000,
-    intervalMs: (values.export_interval as number) * 1000,
+    protocol: config.otlpProtocol,
+    gzip: config.otlpCompression === "gzip",
+    headers: { ...config.otlpHeaders },
+    timeoutMs: config.otlpTimeoutMs,
+    intervalMs: config.exportIntervalMs,
     batcher: new OtlpBatcher({
-      temporality: values.otlp_temporality as TemporalityPreference,
+      temporality: config.otlpTemporality,
       startMs: options.startMs,
       resource: current,
       scope: { name: "forklift", version: VERSION },

@@ -121,7 +121,7 @@ export class ProcessSpawner implements WorkerSpawner {
   async prepare(): Promise<void> {
     await prepareSpawn();
     // Under --once the program shares the master's group: there is no group of its own to stop.
-    if (this.#settings.values.once as boolean) return;
+    if (this.#settings.config.once) return;
     // Up before the first worker, so that a master killed at any moment,
     // even during the boot, leaves no worker behind to serve its port.
     this.#orphans = await startOrphanWatch();
@@ -138,8 +138,8 @@ export class ProcessSpawner implements WorkerSpawner {
   }
 
   spawn(ref: WorkerRef, workers: () => number, listener: WorkerListener): Spawned {
-    const values = this.#settings.values;
-    const once = values.once as boolean;
+    const config = this.#settings.config;
+    const once = config.once;
     const channel = this.#openChannel();
     const env = {
       ...withoutSystemd(this.#o.env),
@@ -189,13 +189,13 @@ export class ProcessSpawner implements WorkerSpawner {
       },
       {
         prefix: () => workers() > 1,
-        json: () => this.#settings.values.log_format === "json",
+        json: () => this.#settings.config.logFormat === "json",
       },
       this.#o.write,
       channel === undefined ? 1 : this.#plan.isolates ?? 1,
     );
-    const maxRequests = values.max_requests as number;
-    const jitter = values.max_requests_jitter as number;
+    const maxRequests = config.maxRequests;
+    const jitter = config.maxRequestsJitter;
     const random = this.#o.random ?? Math.random;
     return {
       handle,
@@ -245,8 +245,8 @@ export class ProcessSpawner implements WorkerSpawner {
   }
 
   #welcome(w: WorkerHandle): Omit<WelcomeMessage, "type" | "v"> {
-    const harvestMs = Math.round((this.#settings.values.harvest_interval as number) * 1000);
-    const timeoutMs = (this.#settings.values.timeout as number) * 1000;
+    const harvestMs = this.#settings.config.harvestIntervalMs;
+    const timeoutMs = this.#settings.config.timeoutMs;
     // Heartbeats often enough that one late beat never trips the timeout.
     const heartbeatMs = timeoutMs > 0
       ? Math.max(50, Math.min(harvestMs, Math.round(timeoutMs / 4)))

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type { Config } from "../config/config.ts";
 import type { SignalName } from "../runtime/runtime.ts";
 import { EXIT_BOOT_FAILURE, exitStatus } from "./exit_status.ts";
 
@@ -203,23 +204,25 @@ export const UNMANAGED_READY_MS = 1_000;
 export const MANAGED_READY_MS = 10_000;
 
 /**
- * The policy's view of the settings (`workers`, `once`, `timeout` and
- * `graceful_timeout` in seconds).
+ * The policy's view of the settings.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { typedConfig } from "../config/config.ts";
  * import { supervisorConfig } from "./supervisor.ts";
- * const c = supervisorConfig({ workers: 2, once: false, timeout: 30, graceful_timeout: 5 });
+ * const c = supervisorConfig(typedConfig({ workers: 2, graceful_timeout: 5 }));
  * assert.ok(c.gracefulMs === 5000);
  * ```
  */
-export function supervisorConfig(values: Readonly<Record<string, unknown>>): SupervisorConfig {
+export function supervisorConfig(
+  config: Pick<Config, "workers" | "once" | "timeoutMs" | "gracefulTimeoutMs">,
+): SupervisorConfig {
   return {
-    workers: values.workers as number,
-    once: values.once as boolean,
-    timeoutMs: (values.timeout as number) * 1000,
-    gracefulMs: (values.graceful_timeout as number) * 1000,
+    workers: config.workers,
+    once: config.once,
+    timeoutMs: config.timeoutMs,
+    gracefulMs: config.gracefulTimeoutMs,
   };
 }
 

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Config } from "../config/config.ts";
 import process from "node:process";
 import { Aggregator } from "../export/aggregator.ts";
 import type { MetricsServer } from "../export/http_server.ts";
@@ -79,8 +80,8 @@ export interface Telemetry {
 /** Options of {@linkcode MasterTelemetry}. */
 export interface MasterTelemetryOptions {
   serviceName: string;
-  /** The settings, for the OTLP exporter. */
-  settings: Readonly<Record<string, unknown>>;
+  /** The settings: the OTLP exporter's and the memory limit. */
+  config: Config;
   log: Logger;
   snapshot: () => SupervisionSnapshot;
   /** Told about failures while serving. */
@@ -95,10 +96,11 @@ export interface MasterTelemetryOptions {
  * ```ts
  * import assert from "node:assert/strict";
  * import { MasterTelemetry } from "./telemetry.ts";
+ * import { typedConfig } from "../config/config.ts";
  * import { logger } from "../log/logging.ts";
  * const t = new MasterTelemetry({
  *   serviceName: "api",
- *   settings: {},
+ *   config: typedConfig({}),
  *   log: logger("doc"),
  *   snapshot: () => ({
  *     phase: "booting",
@@ -137,9 +139,8 @@ export class MasterTelemetry implements Telemetry {
 
   constructor(options: MasterTelemetryOptions) {
     this.#o = options;
-    const mib = options.settings.metrics_memory_limit;
     this.#aggregator = new Aggregator({
-      memoryLimit: typeof mib === "number" ? mib * 1024 * 1024 : undefined,
+      memoryLimit: options.config.metricsMemoryLimit * 1024 * 1024,
       onConflict: (worker, name, held, offered) => {
         // Each line quotes what a worker sent: one per worker every
         // CONFLICT_LOG_MS, cut short, however many it sends.
@@ -177,7 +178,7 @@ export class MasterTelemetry implements Telemetry {
         );
       },
     });
-    this.#exporter = otlpExporter(options.settings, {
+    this.#exporter = otlpExporter(options.config, {
       serviceName: options.serviceName,
       log: options.log,
       collect: () => this.#state(),

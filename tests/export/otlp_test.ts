@@ -1,4 +1,5 @@
 // deno-lint-ignore-file no-explicit-any
+import { typedConfig } from "../../src/config/config.ts";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
@@ -476,17 +477,25 @@ describe("OTLP URLs", () => {
 
   test("metricsUrl() adds /v1/metrics to the endpoint's path, never inside its query", () => {
     assert.equal(
-      metricsUrl({ otlp_endpoint: "https://c:4318/otlp?api_key=k" }),
+      metricsUrl(typedConfig({ otlp_endpoint: "https://c:4318/otlp?api_key=k" })),
       "https://c:4318/otlp/v1/metrics?api_key=k",
     );
-    assert.equal(metricsUrl({ otlp_endpoint: "http://c:4318" }), "http://c:4318/v1/metrics");
-    assert.equal(metricsUrl({ otlp_endpoint: "http://c/?a=1#f" }), "http://c/v1/metrics?a=1#f");
+    assert.equal(
+      metricsUrl(typedConfig({ otlp_endpoint: "http://c:4318" })),
+      "http://c:4318/v1/metrics",
+    );
+    assert.equal(
+      metricsUrl(typedConfig({ otlp_endpoint: "http://c/?a=1#f" })),
+      "http://c/v1/metrics?a=1#f",
+    );
     assert.equal(
       signalUrl("http://u:p@ss@c/base/", "/v1/metrics"),
       "http://u:p@ss@c/base/v1/metrics",
     );
     assert.equal(
-      metricsUrl({ otlp_endpoint: "http://c/x", otlp_metrics_endpoint: "http://d/m?k=v" }),
+      metricsUrl(
+        typedConfig({ otlp_endpoint: "http://c/x", otlp_metrics_endpoint: "http://d/m?k=v" }),
+      ),
       "http://d/m?k=v",
     );
   });

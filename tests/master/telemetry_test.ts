@@ -1,3 +1,4 @@
+import { typedConfig } from "../../src/config/config.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { logger } from "../../src/log/logging.ts";
@@ -12,7 +13,7 @@ function telemetry(
 ): MasterTelemetry {
   return new MasterTelemetry({
     serviceName: "api",
-    settings: {},
+    config: typedConfig({}),
     log,
     snapshot: () => ({
       phase: "running",
