@@ -14,7 +14,11 @@ import type {
   MetricDelta,
   PointDelta,
 } from "../protocol/messages.ts";
-import { attributesKey, CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTE } from "../protocol/attributes.ts";
+import {
+  canonicalAttributes,
+  CARDINALITY_LIMIT,
+  OVERFLOW_ATTRIBUTE,
+} from "../protocol/attributes.ts";
 import { isSeriesId } from "../protocol/messages.ts";
 
 /** Options of an {@linkcode Aggregator}. */
@@ -668,7 +672,8 @@ export class Aggregator {
     const attributes = point.attributes;
     if (attributes !== undefined) {
       if (typeof attributes !== "object" || attributes === null) return undefined;
-      return { attributes, key: canonicalAttributes(attributes) };
+      // Cleaned as the reporter cleans them: one set, one series, at both ends.
+      return canonicalAttributes(attributes);
     }
     return isSeriesId(point.id) ? this.#ids?.[point.id] : undefined;
   }
@@ -729,12 +734,12 @@ export class Aggregator {
     const gauge = instrument.kind === "gauge";
     // A gauge series belongs to one worker process: two generations of a slot
     // (a roll) each keep theirs, and each one's go when it exits.
-    const owned = (a: Attributes) => `${canonicalAttributes(a)}\u0001${worker}`;
+    const owned = (a: Attributes) => `${canonicalAttributes(a).key}\u0001${worker}`;
     let attributes: Attributes | undefined = gauge
       ? { ...known.attributes, [WORKER_ATTRIBUTE]: String(slot) }
       : undefined;
     let key = attributes === undefined
-      ? known.key ?? canonicalAttributes(known.attributes)
+      ? known.key ?? canonicalAttributes(known.attributes).key
       : owned(attributes);
     let series = instrument.series.get(key);
     if (series !== undefined) {
@@ -747,7 +752,7 @@ export class Aggregator {
     if (!_isOverflow(attributes) && instrument.admitted >= this.#limit - 1) {
       attributes = { [OVERFLOW_ATTRIBUTE]: true };
       if (gauge) attributes[WORKER_ATTRIBUTE] = String(slot);
-      key = gauge ? owned(attributes) : canonicalAttributes(attributes);
+      key = gauge ? owned(attributes) : canonicalAttributes(attributes).key;
       series = instrument.series.get(key);
       if (series !== undefined) return series;
     }
@@ -822,18 +827,6 @@ export class Aggregator {
     }
   }
 }
-
-/**
- * The canonical key of an attribute set (see {@linkcode attributesKey}).
- *
- * @example Key order does not matter
- * ```ts
- * import assert from "node:assert/strict";
- * import { canonicalAttributes } from "./aggregator.ts";
- * assert.ok(canonicalAttributes({ a: 1, b: "x" }) === canonicalAttributes({ b: "x", a: 1 }));
- * ```
- */
-export const canonicalAttributes: (attributes: Attributes) => string = attributesKey;
 
 function _compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { attributesKey } from "../protocol/attributes.ts";
+import { canonicalAttributes } from "../protocol/attributes.ts";
 import type { MetricDelta, PointDelta } from "../protocol/messages.ts";
 import {
   type OtlpBatch,
@@ -104,7 +104,7 @@ export class OtlpBatcher {
           : restart ?? cumulativeStart;
       const head = { name: m.name, description: m.description, unit: m.unit };
       const keyOf = (p: PointDelta) =>
-        `${m.name}\u0000${m.startMs ?? ""}\u0000${attributesKey(p.attributes)}`;
+        `${m.name}\u0000${m.startMs ?? ""}\u0000${canonicalAttributes(p.attributes).key}`;
       if (m.kind === "histogram") {
         const ps: OtlpHistogramPoint[] = [];
         for (const p of m.points) {

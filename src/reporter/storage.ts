@@ -16,7 +16,6 @@
 
 import {
   type Attributes,
-  type AttributeValue,
   type HarvestMetric,
   type HarvestPoint,
   type InstrumentKind,
@@ -24,7 +23,11 @@ import {
   type MetricDelta,
   type PointDelta,
 } from "../protocol/messages.ts";
-import { attributesKey, CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTE } from "../protocol/attributes.ts";
+import {
+  canonicalAttributes,
+  CARDINALITY_LIMIT,
+  OVERFLOW_ATTRIBUTE,
+} from "../protocol/attributes.ts";
 
 export { CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTE };
 
@@ -131,64 +134,6 @@ class _Node {
     }
     return child;
   }
-}
-
-function cleanValue(v: unknown): AttributeValue | undefined {
-  switch (typeof v) {
-    case "string":
-    case "boolean":
-      return v;
-    case "number":
-      return Number.isFinite(v) ? v : String(v);
-    case "undefined":
-      return undefined;
-    case "bigint":
-    case "symbol":
-    case "function":
-      return String(v);
-    default:
-      if (v === null) return undefined;
-      try {
-        return JSON.stringify(v) ?? String(v);
-      } catch {
-        return String(v);
-      }
-  }
-}
-
-/**
- * Returns attributes in canonical form (keys sorted, `undefined` and `null`
- * values removed, other non-primitive values turned into strings) and their
- * canonical key.
- *
- * @example Key order does not matter
- * ```ts
- * import assert from "node:assert/strict";
- * import { canonicalAttributes } from "./storage.ts";
- * const a = canonicalAttributes({ b: 1, a: "x" });
- * const b = canonicalAttributes({ a: "x", b: 1 });
- * assert.ok(a.key === b.key);
- * ```
- */
-export function canonicalAttributes(
-  attributes: Readonly<Record<string, unknown>> | undefined,
-): { attributes: Attributes; key: string } {
-  const out: Attributes = {};
-  if (attributes === undefined || attributes === null) return { attributes: out, key: "" };
-  for (const name of Object.keys(attributes).sort()) {
-    const v = cleanValue(attributes[name]);
-    if (v === undefined) continue;
-    // An assignment to `__proto__` would be lost (or change the prototype): define it.
-    if (name === "__proto__") {
-      Object.defineProperty(out, name, {
-        value: v,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    } else out[name] = v;
-  }
-  return { attributes: out, key: attributesKey(out) };
 }
 
 /**

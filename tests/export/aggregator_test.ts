@@ -1,10 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  Aggregator,
-  canonicalAttributes,
-  type DeclarationChange,
-} from "../../src/export/aggregator.ts";
+import { Aggregator, type DeclarationChange } from "../../src/export/aggregator.ts";
+import { canonicalAttributes } from "../../src/protocol/attributes.ts";
+import { SeriesTable } from "../../src/reporter/storage.ts";
 import type {
   HarvestMetric,
   HarvestPoint,
@@ -26,8 +24,8 @@ function histogram(points: PointDelta[], boundaries = [0.1, 1]): MetricDelta {
 
 function valueOf(agg: Aggregator, name: string, attributes = {}): number | undefined {
   const metric = agg.collect().find((m) => m.name === name);
-  const key = canonicalAttributes(attributes);
-  return metric?.points.find((p) => canonicalAttributes(p.attributes) === key)?.value;
+  const key = canonicalAttributes(attributes).key;
+  return metric?.points.find((p) => canonicalAttributes(p.attributes).key === key)?.value;
 }
 
 test("Aggregator.merge() adds counter deltas from several workers into one sum", () => {
@@ -115,8 +113,32 @@ test("Aggregator.merge() treats attributes in another key order as the same seri
 });
 
 test("canonicalAttributes() ignores key order and keeps value types apart", () => {
-  assert.equal(canonicalAttributes({ a: 1, b: true }), canonicalAttributes({ b: true, a: 1 }));
-  assert.notEqual(canonicalAttributes({ a: 1 }), canonicalAttributes({ a: "1" }));
+  assert.equal(
+    canonicalAttributes({ a: 1, b: true }).key,
+    canonicalAttributes({ b: true, a: 1 }).key,
+  );
+  assert.notEqual(canonicalAttributes({ a: 1 }).key, canonicalAttributes({ a: "1" }).key);
+});
+
+test("Aggregator.merge() keys attributes as the reporter's series table does", () => {
+  // Sets the reporter cleans (unset values go, non-finite numbers and objects
+  // become strings, integer-like names sort as strings): the master must name
+  // the same series for them, whoever sent the points.
+  const sets: Record<string, unknown>[] = [
+    { a: "x", b: undefined },
+    { a: "x", b: null },
+    { n: NaN, i: Infinity },
+    { o: { deep: [1] } },
+    { "10": "t", "9": "n" },
+  ];
+  for (const raw of sets) {
+    const reporter = new SeriesTable(0).get(raw).attributes;
+    const agg = new Aggregator();
+    agg.merge(1, [counter("app.hits", 1, raw as Record<string, string>)]);
+    agg.merge(1, [counter("app.hits", 2, reporter)]);
+    const [metric] = agg.collect();
+    assert.deepEqual(metric.points, [{ attributes: reporter, value: 3 }], JSON.stringify(raw));
+  }
 });
 
 test("Aggregator.merge() keeps one gauge series per worker, last value wins", () => {

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { canonicalAttributes } from "../../src/protocol/attributes.ts";
 import {
-  canonicalAttributes,
   type Cut,
   INSTRUMENT_LIMIT,
   mergeCuts,
