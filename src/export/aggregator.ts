@@ -20,6 +20,7 @@ import {
   OVERFLOW_ATTRIBUTE,
 } from "../protocol/attributes.ts";
 import { isSeriesId } from "../protocol/messages.ts";
+import { type Aggregation, aggregationOf } from "../protocol/aggregation.ts";
 
 /** Options of an {@linkcode Aggregator}. */
 export interface AggregatorOptions {
@@ -138,6 +139,10 @@ interface _Known {
 interface _Instrument {
   name: string;
   kind: InstrumentKind;
+  /** The arithmetic of its kind. */
+  aggregation: Aggregation;
+  /** Histogram buckets a point carries (0 for other kinds). */
+  nBuckets: number;
   unit: string;
   description?: string;
   boundaries?: number[];
@@ -528,7 +533,7 @@ export class Aggregator {
           shown.set(id, series);
         }
       }
-      for (const series of shown.values()) metric.points.push(_snapshot(instrument.kind, series));
+      for (const series of shown.values()) metric.points.push(_snapshot(instrument, series));
       out.push(metric);
     }
     return out;
@@ -554,6 +559,9 @@ export class Aggregator {
     const size = points.length + ids.length;
     // A metric with no points takes no slot: naming instruments costs nothing.
     if (size === 0) return;
+    // A kind the validator would have refused (a direct caller's): its points are dropped.
+    const aggregation: Aggregation | undefined = aggregationOf(metric.kind);
+    if (aggregation === undefined) return this.#drop("invalid", size);
     const unit = metric.unit ?? "";
     const held = this.#instruments.get(metric.name);
     const declared = _declaration(metric.kind, unit, metric.boundaries);
@@ -581,6 +589,8 @@ export class Aggregator {
       instrument = {
         name: metric.name,
         kind: metric.kind,
+        aggregation,
+        nBuckets: boundaries === undefined ? 0 : boundaries.length + 1,
         unit,
         description: metric.description,
         boundaries,
@@ -648,11 +658,12 @@ export class Aggregator {
       return this.#drop("invalid", ids.length);
     }
     const known = this.#ids;
+    const point = { value: 0 };
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       const entry = isSeriesId(id) ? known?.[id] : undefined;
       const value = values[i];
-      if (entry === undefined || !_finite(value) || (kind === "counter" && value < 0)) {
+      if (entry === undefined || instrument.aggregation.validateValue(value) !== undefined) {
         this.#drop("invalid");
         continue;
       }
@@ -662,8 +673,8 @@ export class Aggregator {
         continue;
       }
       if (kind === "updown" && !this.#contribute(worker, series, value)) continue;
-      if (kind === "gauge") series.value = value;
-      else series.value += value;
+      point.value = value;
+      instrument.aggregation.accumulate(series, point);
     }
   }
 
@@ -791,7 +802,10 @@ export class Aggregator {
     slot: number,
     point: HarvestPoint,
   ): void {
-    if (!_validPoint(instrument, point)) return this.#drop("invalid");
+    if (typeof point !== "object" || point === null) return this.#drop("invalid");
+    if (instrument.aggregation.validate(point, instrument.nBuckets) !== undefined) {
+      return this.#drop("invalid");
+    }
     const known = this.#resolve(point);
     if (known === undefined) return this.#drop("invalid");
     const numbered = point.id !== undefined;
@@ -800,31 +814,8 @@ export class Aggregator {
     if (numbered && point.attributes !== undefined && !this.#define(worker, point.id!, known)) {
       return this.#drop("memory_limit");
     }
-    switch (instrument.kind) {
-      case "counter":
-        series.value += point.value!;
-        break;
-      case "updown":
-        if (!this.#contribute(worker, series, point.value!)) return;
-        series.value += point.value!;
-        break;
-      case "gauge":
-        series.value = point.value!;
-        break;
-      case "histogram": {
-        series.count += point.count!;
-        series.sum += point.sum!;
-        const buckets = point.buckets!;
-        for (let i = 0; i < buckets.length; i++) series.buckets![i] += buckets[i];
-        if (point.min !== undefined && (series.min === undefined || point.min < series.min)) {
-          series.min = point.min;
-        }
-        if (point.max !== undefined && (series.max === undefined || point.max > series.max)) {
-          series.max = point.max;
-        }
-        break;
-      }
-    }
+    if (instrument.kind === "updown" && !this.#contribute(worker, series, point.value!)) return;
+    instrument.aggregation.accumulate(series, point);
   }
 }
 
@@ -847,26 +838,6 @@ function _declaration(kind: InstrumentKind, unit: string, boundaries?: number[])
   return kind === "histogram" ? `${kind} ${unit} [${boundaries ?? []}]` : `${kind} ${unit}`;
 }
 
-function _finite(x: unknown): x is number {
-  return typeof x === "number" && Number.isFinite(x);
-}
-
-function _validPoint(instrument: _Instrument, point: HarvestPoint): boolean {
-  if (typeof point !== "object" || point === null) return false;
-  if (instrument.kind !== "histogram") {
-    if (!_finite(point.value)) return false;
-    return instrument.kind !== "counter" || point.value >= 0;
-  }
-  const buckets = point.buckets;
-  if (!Array.isArray(buckets) || buckets.length !== instrument.boundaries!.length + 1) {
-    return false;
-  }
-  if (!buckets.every((c) => Number.isSafeInteger(c) && c >= 0)) return false;
-  if (!Number.isSafeInteger(point.count) || point.count! < 0 || !_finite(point.sum)) return false;
-  if (point.min !== undefined && !_finite(point.min)) return false;
-  return point.max === undefined || _finite(point.max);
-}
-
 /**
  * What a new series is estimated to cost: its entry and key (about the
  * attributes' size), held, and its lines in each scrape, every one repeating
@@ -879,16 +850,6 @@ function _seriesBytes(instrument: _Instrument, key: string): number {
     lines * (_LINE_BYTES + instrument.name.length + key.length);
 }
 
-function _snapshot(kind: InstrumentKind, series: _Series): PointDelta {
-  const attributes = { ...series.attributes };
-  if (kind !== "histogram") return { attributes, value: series.value };
-  const point: PointDelta = {
-    attributes,
-    count: series.count,
-    sum: series.sum,
-    buckets: [...series.buckets!],
-  };
-  if (series.min !== undefined) point.min = series.min;
-  if (series.max !== undefined) point.max = series.max;
-  return point;
+function _snapshot(instrument: _Instrument, series: _Series): PointDelta {
+  return { attributes: { ...series.attributes }, ...instrument.aggregation.copy(series) };
 }

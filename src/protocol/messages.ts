@@ -3,11 +3,13 @@
  * channel, and the validation of every message that crosses it.
  *
  * Both sides import this file: the master (arbiter) and the reporter that runs
- * inside each worker. It imports nothing, so it stays cheap to load inside the
- * user's process.
+ * inside each worker. It imports only the protocol's own modules, so it stays
+ * cheap to load inside the user's process.
  *
  * @module
  */
+
+import { aggregationOf } from "./aggregation.ts";
 
 /** Protocol version carried in every message as `v`. */
 export const PROTOCOL_VERSION = 1;
@@ -269,27 +271,7 @@ function checkPoint(p: unknown, kind: InstrumentKind, nBuckets: number): string 
     const bad = checkAttributes(p.attributes);
     if (bad) return bad;
   }
-  if (kind === "histogram") {
-    if (!isCount(p.count)) return "histogram count must be a non-negative integer";
-    if (!isFiniteNumber(p.sum)) return "histogram sum must be a finite number";
-    if (p.min !== undefined && !isFiniteNumber(p.min)) {
-      return "histogram min must be a finite number";
-    }
-    if (p.max !== undefined && !isFiniteNumber(p.max)) {
-      return "histogram max must be a finite number";
-    }
-    const b = p.buckets;
-    if (!Array.isArray(b) || b.length !== nBuckets || !b.every(isCount)) {
-      return `histogram buckets must be ${nBuckets} non-negative integers`;
-    }
-    let total = 0;
-    for (const c of b as number[]) total += c;
-    if (total !== p.count) return "histogram buckets do not add up to its count";
-    return undefined;
-  }
-  if (!isFiniteNumber(p.value)) return "value must be a finite number";
-  if (kind === "counter" && p.value < 0) return "counter delta must not be negative";
-  return undefined;
+  return aggregationOf(kind).validate(p, nBuckets);
 }
 
 /**
@@ -351,9 +333,8 @@ function checkColumns(ids: unknown, values: unknown, kind: InstrumentKind): stri
   }
   for (let i = 0; i < ids.length; i++) {
     if (!isSeriesId(ids[i])) return `point id must be an integer from 0 to ${MAX_SERIES_ID - 1}`;
-    const v = values[i];
-    if (!isFiniteNumber(v)) return "value must be a finite number";
-    if (kind === "counter" && v < 0) return "counter delta must not be negative";
+    const bad = aggregationOf(kind).validateValue(values[i]);
+    if (bad) return bad;
   }
   return undefined;
 }

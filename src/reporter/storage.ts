@@ -28,6 +28,7 @@ import {
   CARDINALITY_LIMIT,
   OVERFLOW_ATTRIBUTE,
 } from "../protocol/attributes.ts";
+import { aggregationOf } from "../protocol/aggregation.ts";
 
 export { CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTE };
 
@@ -453,23 +454,15 @@ export class Storage {
       const ids: number[] = [];
       const values: number[] = [];
       const hist = inst.kind === "histogram";
+      const aggregation = aggregationOf(inst.kind);
       inst.table.forEach((s) => {
         if (!s.dirty) return;
         s.dirty = false;
         if (hist) {
           if (s.count === 0) return;
           const p: HarvestPoint = known(s) ? { id: s.id } : _defined(s, numbered);
-          p.count = s.count;
-          p.sum = s.sum;
-          p.min = s.min;
-          p.max = s.max;
-          p.buckets = s.buckets.slice();
-          points.push(p);
-          s.count = 0;
-          s.sum = 0;
-          s.min = Infinity;
-          s.max = -Infinity;
-          s.buckets.fill(0);
+          points.push(Object.assign(p, aggregation.copy(s)));
+          aggregation.reset(s);
           return;
         }
         if (known(s)) {
@@ -480,7 +473,7 @@ export class Storage {
           p.value = s.value;
           points.push(p);
         }
-        if (inst.kind !== "gauge") s.value = 0;
+        aggregation.reset(s);
       });
       if (points.length === 0 && ids.length === 0) continue;
       const m = describe(inst, points);
@@ -515,22 +508,6 @@ function pointKey(p: PointDelta): string {
   return canonicalAttributes(p.attributes).key;
 }
 
-function mergePoint(kind: InstrumentKind, into: PointDelta, later: PointDelta): PointDelta {
-  if (kind === "histogram") {
-    const buckets = (into.buckets ?? []).map((c, i) => c + (later.buckets?.[i] ?? 0));
-    return {
-      attributes: into.attributes,
-      count: (into.count ?? 0) + (later.count ?? 0),
-      sum: (into.sum ?? 0) + (later.sum ?? 0),
-      min: Math.min(into.min ?? Infinity, later.min ?? Infinity),
-      max: Math.max(into.max ?? -Infinity, later.max ?? -Infinity),
-      buckets,
-    };
-  }
-  if (kind === "gauge") return { attributes: into.attributes, value: later.value };
-  return { attributes: into.attributes, value: (into.value ?? 0) + (later.value ?? 0) };
-}
-
 /**
  * Merges two consecutive cuts into one, as if they had been a single
  * interval: counters add up, gauges keep the later value, histograms add
@@ -560,7 +537,12 @@ export function mergeCuts(earlier: Cut, later: Cut): Cut {
       for (const p of m.points) {
         const key = pointKey(p);
         const old = entry.points.get(key);
-        entry.points.set(key, old === undefined ? p : mergePoint(m.kind, old, p));
+        entry.points.set(
+          key,
+          old === undefined
+            ? p
+            : { attributes: old.attributes, ...aggregationOf(m.kind).merge(old, p) },
+        );
       }
     }
   }
