@@ -21,6 +21,7 @@ import {
 } from "../protocol/attributes.ts";
 import { isSeriesId } from "../protocol/messages.ts";
 import { type Aggregation, aggregationOf } from "../protocol/aggregation.ts";
+import { checkDeclaration } from "../protocol/declaration.ts";
 
 /** Options of an {@linkcode Aggregator}. */
 export interface AggregatorOptions {
@@ -559,9 +560,9 @@ export class Aggregator {
     const size = points.length + ids.length;
     // A metric with no points takes no slot: naming instruments costs nothing.
     if (size === 0) return;
-    // A kind the validator would have refused (a direct caller's): its points are dropped.
-    const aggregation: Aggregation | undefined = aggregationOf(metric.kind);
-    if (aggregation === undefined) return this.#drop("invalid", size);
+    // A declaration the validator would have refused (a direct caller's): its points are dropped.
+    if (checkDeclaration(metric) !== undefined) return this.#drop("invalid", size);
+    const aggregation = aggregationOf(metric.kind);
     const unit = metric.unit ?? "";
     const held = this.#instruments.get(metric.name);
     const declared = _declaration(metric.kind, unit, metric.boundaries);

@@ -6,12 +6,8 @@
  * @module
  */
 
-import {
-  type Attributes,
-  MAX_BOUNDARIES,
-  MAX_DESCRIPTION,
-  MAX_UNIT,
-} from "../protocol/messages.ts";
+import type { Attributes, InstrumentKind } from "../protocol/messages.ts";
+import { checkDeclaration } from "../protocol/declaration.ts";
 import type { Series, SeriesTable, Storage } from "./storage.ts";
 
 /** Attributes a caller may pass when recording; cleaned once per new series. */
@@ -293,7 +289,7 @@ export class Counter extends Instrument {
     super(
       storage,
       name,
-      storage.register({ name, kind: "counter", ...checkOptions(name, options) }).table,
+      storage.register({ name, kind: "counter", ...checkOptions(name, "counter", options) }).table,
     );
   }
 
@@ -324,7 +320,7 @@ export class UpDownCounter extends Instrument {
     super(
       storage,
       name,
-      storage.register({ name, kind: "updown", ...checkOptions(name, options) }).table,
+      storage.register({ name, kind: "updown", ...checkOptions(name, "updown", options) }).table,
     );
   }
 
@@ -353,7 +349,7 @@ export class Gauge extends Instrument {
     super(
       storage,
       name,
-      storage.register({ name, kind: "gauge", ...checkOptions(name, options) }).table,
+      storage.register({ name, kind: "gauge", ...checkOptions(name, "gauge", options) }).table,
     );
   }
 
@@ -382,12 +378,10 @@ export class Histogram extends Instrument {
 
   /** Creates (or finds) a histogram in `storage`. */
   constructor(storage: Storage, name: string, options: HistogramOptions = {}) {
-    const checked = checkOptions(name, options);
-    const bounds = checkBoundaries(
-      name,
-      options?.boundaries ??
-        (options?.unit === "s" ? HTTP_DURATION_BOUNDARIES : DEFAULT_BOUNDARIES),
-    );
+    const boundaries = options?.boundaries ??
+      (options?.unit === "s" ? HTTP_DURATION_BOUNDARIES : DEFAULT_BOUNDARIES);
+    const checked = checkOptions(name, "histogram", { ...options, boundaries });
+    const bounds = [...boundaries];
     super(
       storage,
       name,
@@ -464,60 +458,32 @@ export class BoundHistogram {
   }
 }
 
-function checkOptions(name: string, options: InstrumentOptions | undefined): InstrumentOptions {
-  if (typeof name !== "string" || name === "" || name.length > 255) {
-    throw new TypeError(
-      `Cannot create instrument ${JSON.stringify(name)}: expected a name of 1 to 255 characters`,
-    );
+/**
+ * The declaration's options, checked as the master checks them: a
+ * `TypeError` for a wrong type, a `RangeError` for a value out of range.
+ */
+function checkOptions(
+  name: string,
+  kind: InstrumentKind,
+  options: HistogramOptions | undefined,
+): InstrumentOptions {
+  const bad = checkDeclaration({
+    name,
+    kind,
+    unit: options?.unit,
+    description: options?.description,
+    boundaries: options?.boundaries,
+  });
+  if (bad !== undefined) {
+    const Error = bad.error === "range" ? RangeError : TypeError;
+    if (bad.field === "name") {
+      throw new Error(`Cannot create instrument ${JSON.stringify(name)}: ${bad.message}`);
+    }
+    const subject = bad.field === "boundaries" ? "histogram" : "instrument";
+    throw new Error(`Cannot create ${subject} "${name}": ${bad.message}`);
   }
   const out: InstrumentOptions = {};
-  if (options?.unit !== undefined) {
-    if (typeof options.unit !== "string") {
-      throw new TypeError(`Cannot create instrument "${name}": unit must be a string`);
-    }
-    if (options.unit.length > MAX_UNIT) {
-      throw new RangeError(
-        `Cannot create instrument "${name}": unit must be at most ${MAX_UNIT} characters, got ${options.unit.length}`,
-      );
-    }
-    out.unit = options.unit;
-  }
-  if (options?.description !== undefined) {
-    if (typeof options.description !== "string") {
-      throw new TypeError(`Cannot create instrument "${name}": description must be a string`);
-    }
-    if (options.description.length > MAX_DESCRIPTION) {
-      throw new RangeError(
-        `Cannot create instrument "${name}": description must be at most ${MAX_DESCRIPTION} characters, got ${options.description.length}`,
-      );
-    }
-    out.description = options.description;
-  }
-  return out;
-}
-
-function checkBoundaries(name: string, boundaries: unknown): number[] {
-  if (!Array.isArray(boundaries)) {
-    throw new TypeError(`Cannot create histogram "${name}": boundaries must be an array`);
-  }
-  if (boundaries.length > MAX_BOUNDARIES) {
-    throw new RangeError(
-      `Cannot create histogram "${name}": at most ${MAX_BOUNDARIES} boundaries, got ${boundaries.length}`,
-    );
-  }
-  const out: number[] = [];
-  for (const b of boundaries) {
-    if (typeof b !== "number" || !Number.isFinite(b)) {
-      throw new TypeError(`Cannot create histogram "${name}": boundaries must be finite numbers`);
-    }
-    if (out.length > 0 && b <= out[out.length - 1]) {
-      throw new RangeError(
-        `Cannot create histogram "${name}": boundaries must be strictly ascending, got ${b} after ${
-          out[out.length - 1]
-        }`,
-      );
-    }
-    out.push(b);
-  }
+  if (options?.unit !== undefined) out.unit = options.unit;
+  if (options?.description !== undefined) out.description = options.description;
   return out;
 }

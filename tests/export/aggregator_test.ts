@@ -564,3 +564,32 @@ test("Aggregator.removeWorker() gives back the memory of a gone worker's gauges,
   agg.removeWorker(4);
   assert.equal(agg.bytes, after, "no leak per worker");
 });
+
+test("Aggregator.merge() drops what the harvest validator refuses", async () => {
+  const { parseWorkerMessage } = await import("../../src/protocol/messages.ts");
+  const h = (boundaries: unknown[], point: Record<string, unknown>, extra = {}) => ({
+    name: "h",
+    kind: "histogram",
+    boundaries,
+    points: [{ attributes: {}, ...point }],
+    ...extra,
+  });
+  const good = { count: 1, sum: 1, buckets: [0, 1] };
+  const refused = [
+    h([1], { count: 2, sum: 1, buckets: [0, 1] }), // buckets do not add up to the count
+    h([2, 1], { ...good, buckets: [0, 1, 0] }), // descending boundaries
+    h(Array.from({ length: 201 }, (_, i) => i), { count: 0, sum: 0, buckets: Array(202).fill(0) }),
+    h([1], good, { unit: "u".repeat(64) }),
+    h([1], good, { description: "d".repeat(1024) }),
+    { name: "x".repeat(256), kind: "counter", points: [{ attributes: {}, value: 1 }] },
+    { name: "c", kind: "sum", points: [{ attributes: {}, value: 1 }] },
+  ];
+  for (const metric of refused) {
+    const parsed = parseWorkerMessage({ type: "harvest", v: 1, seq: 1, metrics: [metric] });
+    assert.ok(parsed.ok && parsed.message.type === "harvest");
+    assert.equal(parsed.message.refused, 1, JSON.stringify(metric).slice(0, 80));
+    const agg = new Aggregator();
+    assert.equal(agg.merge(1, [metric as HarvestMetric]), 1, JSON.stringify(metric).slice(0, 80));
+    assert.deepEqual(agg.collect(), []);
+  }
+});
