@@ -8,7 +8,8 @@
 
 import type { Attributes, InstrumentKind } from "../protocol/messages.ts";
 import { checkDeclaration } from "../protocol/declaration.ts";
-import type { Series, SeriesTable, Storage } from "./storage.ts";
+import type { Series, SeriesTable } from "./series_table.ts";
+import type { Storage } from "./storage.ts";
 
 /** Attributes a caller may pass when recording; cleaned once per new series. */
 export type RecordAttributes = Readonly<Record<string, unknown>> | Attributes;

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Aggregator, type DeclarationChange } from "../../src/export/aggregator.ts";
 import { canonicalAttributes } from "../../src/protocol/attributes.ts";
-import { SeriesTable } from "../../src/reporter/storage.ts";
+import { SeriesTable } from "../../src/reporter/series_table.ts";
 import type {
   HarvestMetric,
   HarvestPoint,
