@@ -593,3 +593,22 @@ test("Aggregator.merge() drops what the harvest validator refuses", async () => 
     assert.deepEqual(agg.collect(), []);
   }
 });
+
+test("Aggregator.merge() keeps the series ids of each isolate of a worker apart", () => {
+  const agg = new Aggregator();
+  const define = (route: string): HarvestMetric[] => [
+    { name: "app.hits", kind: "counter", points: [{ id: 0, attributes: { route }, value: 1 }] },
+  ];
+  const byId = (value: number): HarvestMetric[] => [
+    { name: "app.hits", kind: "counter", points: [], ids: [0], values: [value] },
+  ];
+  assert.equal(agg.merge(1, define("/a"), 1, 0), 0);
+  assert.equal(agg.merge(1, define("/b"), 1, 1), 0);
+  assert.equal(agg.merge(1, byId(10), 1, 0), 0);
+  assert.equal(agg.merge(1, byId(100), 1, 1), 0);
+  assert.equal(valueOf(agg, "app.hits", { route: "/a" }), 11);
+  assert.equal(valueOf(agg, "app.hits", { route: "/b" }), 101);
+  // The worker gone, its isolates' ids go with it: a point by id alone is refused.
+  agg.removeWorker(1);
+  assert.equal(agg.merge(1, byId(5), 1, 1), 1);
+});
