@@ -278,10 +278,14 @@ function finderFor(bounds: readonly number[]): BucketFinder {
  *
  * @example Count cache hits
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Storage } from "./storage.ts";
  * import { Counter } from "./instruments.ts";
- * const hits = new Counter(new Storage(), "app.cache.hits");
+ * const storage = new Storage();
+ * const hits = new Counter(storage, "app.cache.hits");
  * hits.add(1, { cache: "users" });
+ * hits.add(-1); // dropped and counted: a counter never goes down
+ * assert.deepEqual(storage.cut().metrics[0].points, [{ attributes: { cache: "users" }, value: 1 }]);
  * ```
  */
 export class Counter extends Instrument {
@@ -308,11 +312,14 @@ export class Counter extends Instrument {
  *
  * @example Track open connections
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Storage } from "./storage.ts";
  * import { UpDownCounter } from "./instruments.ts";
- * const open = new UpDownCounter(new Storage(), "app.connections.open");
- * open.add(1);
+ * const storage = new Storage();
+ * const open = new UpDownCounter(storage, "app.connections.open");
+ * open.add(2);
  * open.add(-1);
+ * assert.equal(storage.cut().metrics[0].points[0].value, 1);
  * ```
  */
 export class UpDownCounter extends Instrument {
@@ -338,10 +345,14 @@ export class UpDownCounter extends Instrument {
  *
  * @example Record heap use
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Storage } from "./storage.ts";
  * import { Gauge } from "./instruments.ts";
- * const heap = new Gauge(new Storage(), "app.heap.used", { unit: "By" });
+ * const storage = new Storage();
+ * const heap = new Gauge(storage, "app.heap.used", { unit: "By" });
+ * heap.record(100);
  * heap.record(123456);
+ * assert.equal(storage.cut().metrics[0].points[0].value, 123456);
  * ```
  */
 export class Gauge extends Instrument {
@@ -368,10 +379,13 @@ export class Gauge extends Instrument {
  *
  * @example Time a job
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Storage } from "./storage.ts";
  * import { Histogram } from "./instruments.ts";
- * const took = new Histogram(new Storage(), "app.job.duration", { unit: "s", boundaries: [0.1, 1, 10] });
+ * const storage = new Storage();
+ * const took = new Histogram(storage, "app.job.duration", { unit: "s", boundaries: [0.1, 1, 10] });
  * took.record(0.42, { job: "resize" });
+ * assert.deepEqual(storage.cut().metrics[0].points[0].buckets, [0, 1, 0, 0]);
  * ```
  */
 export class Histogram extends Instrument {
@@ -406,10 +420,13 @@ export class Histogram extends Instrument {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Storage } from "./storage.ts";
    * import { Histogram } from "./instruments.ts";
-   * const took = new Histogram(new Storage(), "app.job.duration", { unit: "s" });
+   * const storage = new Storage();
+   * const took = new Histogram(storage, "app.job.duration", { unit: "s" });
    * took.bind({ job: "resize" }).record(0.42);
+   * assert.equal(storage.cut().metrics[0].points[0].count, 1);
    * ```
    */
   bind(attributes: Attributes): BoundHistogram {
@@ -426,11 +443,16 @@ export class Histogram extends Instrument {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Storage } from "./storage.ts";
  * import { Histogram } from "./instruments.ts";
- * const took = new Histogram(new Storage(), "app.job.duration", { unit: "s" });
+ * const storage = new Storage();
+ * const took = new Histogram(storage, "app.job.duration", { unit: "s" });
  * const resize = took.bind({ job: "resize" });
  * resize.record(0.42);
+ * resize.record(NaN); // dropped and counted
+ * const cut = storage.cut();
+ * assert.deepEqual([cut.metrics[0].points[0].sum, cut.dropped], [0.42, 1]);
  * ```
  */
 export class BoundHistogram {

@@ -56,9 +56,11 @@ export const ORPHAN_DRAIN_MS = 1000;
  *
  * @example A standalone reporter counts
  * ```ts
+ * import assert from "node:assert/strict";
  * import { getReporter } from "./reporter.ts";
  * const reporter = getReporter();
  * reporter.counter("app.hits").add(1);
+ * assert.equal(reporter.stats().handshake, "idle");
  * ```
  */
 export class Reporter {
