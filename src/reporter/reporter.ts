@@ -1,7 +1,9 @@
 /**
- * The reporter's lifecycle: the post-fork handshake with the master, the one
- * harvest timer, acknowledged deltas, `ready`, graceful shutdown, and the
- * per-process singleton.
+ * The reporter's lifecycle: the post-fork handshake with the master, `ready`,
+ * graceful shutdown, and the per-process singleton. The jobs it drives live
+ * beside it: `delivery.ts` (harvests, acks, resends), `harvest_timer.ts` (the
+ * one timer), `host.ts` (the process), `served_servers.ts`, `post_fork.ts`,
+ * and `storage.ts` with `series_table.ts` (what was recorded).
  *
  * Fork-safety contract (DESIGN.md section 5): nothing here arms a timer at
  * import. Under forklift the single (unref'd) timer is armed when `welcome`
