@@ -18,7 +18,12 @@ import { ConfigError } from "../src/config/errors.ts";
 import { parseIni } from "../src/config/ini_file.ts";
 import { loadSettings } from "../src/config/load.ts";
 import { LineSplitter, parseLine } from "../src/protocol/framing.ts";
-import { MAX_SERIES_ID, parseWorkerMessage } from "../src/protocol/messages.ts";
+import {
+  checkMetric,
+  type HarvestMetric,
+  MAX_SERIES_ID,
+  parseWorkerMessage,
+} from "../src/protocol/messages.ts";
 import { Aggregator } from "../src/export/aggregator.ts";
 import { renderPrometheus } from "../src/export/prometheus.ts";
 import { OtlpBatcher } from "../src/export/otlp_batch.ts";
@@ -229,6 +234,24 @@ fuzz("parseWorkerMessage() answers every random or mutated message without throw
     const dropped = aggregator.merge(1 + f.int(3), result.message.metrics);
     assert.ok(Number.isSafeInteger(dropped) && dropped >= 0);
   }
+});
+
+fuzz("Aggregator.merge() refuses what checkMetric() refuses and takes what it takes", (f) => {
+  // One validation: a metric the harvest validator refuses, a fresh aggregator
+  // drops whole; one it takes (points that carry their attributes), it holds.
+  const metric = mutate(f, f.pick(VALID_HARVEST.metrics)) as HarvestMetric;
+  if (typeof metric !== "object" || metric === null || !Array.isArray(metric.points)) return;
+  if (
+    metric.ids !== undefined || metric.values !== undefined ||
+    metric.points.some((p) => p?.attributes === undefined)
+  ) return;
+  const agg = new Aggregator();
+  const dropped = agg.merge(1, [metric]);
+  if (checkMetric(metric) !== undefined) {
+    if (checkMetric({ ...metric, points: [] }) !== undefined) {
+      assert.equal(dropped, metric.points.length, JSON.stringify(metric));
+    }
+  } else assert.equal(dropped, 0, JSON.stringify(metric));
 });
 
 fuzz("LineSplitter and parseLine() frame any bytes without throwing", (f) => {

@@ -161,13 +161,18 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
  *
  * @example Answer one request over an in-memory stream
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Http1Connection } from "./http1.ts";
  * const out: Uint8Array[] = [];
+ * let closed = false;
  * const conn = new Http1Connection(
- *   { write: async (b) => void out.push(b), close: () => {} },
+ *   { write: async (b) => void out.push(b), close: () => void (closed = true) },
  *   () => new Response("ok"),
  * );
- * conn.receive(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+ * conn.receive(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+ * for (let i = 0; i < 50 && !closed; i++) await new Promise((r) => setTimeout(r, 10));
+ * const answer = out.map((b) => new TextDecoder().decode(b)).join("");
+ * assert.match(answer, /^HTTP\/1\.1 200/);
  * ```
  */
 export class Http1Connection {

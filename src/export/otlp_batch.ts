@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { attributesKey } from "../protocol/attributes.ts";
+import { canonicalAttributes } from "../protocol/attributes.ts";
+import { aggregationOf, type PointValue } from "../protocol/aggregation.ts";
 import type { MetricDelta, PointDelta } from "../protocol/messages.ts";
 import {
   type OtlpBatch,
@@ -32,12 +33,8 @@ export interface PendingBatch {
   commit(): void;
 }
 
-interface Last {
-  value?: number;
-  count?: number;
-  sum?: number;
-  buckets?: number[];
-}
+/** What the last committed batch held of one series. */
+type Last = PointValue;
 
 /**
  * Builds batches from cumulative state. In delta mode it remembers what the
@@ -104,26 +101,25 @@ export class OtlpBatcher {
           : restart ?? cumulativeStart;
       const head = { name: m.name, description: m.description, unit: m.unit };
       const keyOf = (p: PointDelta) =>
-        `${m.name}\u0000${m.startMs ?? ""}\u0000${attributesKey(p.attributes)}`;
+        `${m.name}\u0000${m.startMs ?? ""}\u0000${canonicalAttributes(p.attributes).key}`;
+      const aggregation = aggregationOf(m.kind);
       if (m.kind === "histogram") {
         const ps: OtlpHistogramPoint[] = [];
         for (const p of m.points) {
           const key = keyOf(p);
-          const now: Last = { count: p.count ?? 0, sum: p.sum ?? 0, buckets: p.buckets ?? [] };
+          const now = { count: p.count ?? 0, sum: p.sum ?? 0, buckets: p.buckets ?? [] };
           if (delta) seen.set(key, now);
-          const last = delta ? this.#last.get(key) : undefined;
           // A series that went back (or changed its buckets) started over
           // after the last export: all it holds is new, never a negative count.
-          const before = last !== undefined && !_histogramReset(last, now) ? last : undefined;
-          const count = now.count! - (before?.count ?? 0);
-          if (delta && count === 0) continue;
+          const d = delta ? aggregation.diff(this.#last.get(key), now) : now;
+          if (delta && d.count === 0) continue;
           ps.push({
             attributes: p.attributes,
             startTimeUnixNano: startOf(key),
             timeUnixNano: time,
-            count,
-            sum: now.sum! - (before?.sum ?? 0),
-            bucketCounts: now.buckets!.map((c, i) => c - (before?.buckets?.[i] ?? 0)),
+            count: d.count!,
+            sum: d.sum!,
+            bucketCounts: delta ? d.buckets! : now.buckets.slice(),
             explicitBounds: m.boundaries ?? [],
             // Extremes are known for the whole life only: a delta point has none.
             ...(delta ? {} : { min: p.min, max: p.max }),
@@ -137,17 +133,15 @@ export class OtlpBatcher {
       const ps: OtlpNumberPoint[] = [];
       for (const p of m.points) {
         const key = keyOf(p);
-        const value = p.value ?? 0;
-        if (delta) seen.set(key, { value });
-        let before = delta ? this.#last.get(key)?.value ?? 0 : 0;
-        // A counter below its last export started over since: all of it is new.
-        if (m.kind === "counter" && value < before) before = 0;
-        if (delta && value === before) continue;
+        const now = { value: p.value ?? 0 };
+        if (delta) seen.set(key, now);
+        const value = delta ? aggregation.diff(this.#last.get(key), now).value! : now.value;
+        if (delta && value === 0) continue;
         ps.push({
           attributes: p.attributes,
           startTimeUnixNano: startOf(key),
           timeUnixNano: time,
-          value: value - before,
+          value,
         });
       }
       if (ps.length === 0) continue;
@@ -176,13 +170,4 @@ export class OtlpBatcher {
 
 function temporality(delta: boolean): 1 | 2 {
   return delta ? TEMPORALITY.delta : TEMPORALITY.cumulative;
-}
-
-/** Whether a histogram's cumulative state `now` cannot follow `last`: a count or bucket went back, or the buckets changed. */
-function _histogramReset(last: Last, now: Last): boolean {
-  const a = last.buckets ?? [];
-  const b = now.buckets ?? [];
-  if (now.count! < last.count! || a.length !== b.length) return true;
-  for (let i = 0; i < a.length; i++) if (b[i] < a[i]) return true;
-  return false;
 }

@@ -1,10 +1,10 @@
 /**
  * Attribute conventions both ends of the protocol share: the overflow marker
- * and the canonical key of an attribute set.
+ * and the one canonical form (and key) of an attribute set.
  *
  * @module
  */
-import type { Attributes } from "./messages.ts";
+import type { Attributes, AttributeValue } from "./messages.ts";
 
 /** The attribute that marks the one series holding points beyond the cardinality limit. */
 export const OVERFLOW_ATTRIBUTE = "otel.metric.overflow";
@@ -12,29 +12,95 @@ export const OVERFLOW_ATTRIBUTE = "otel.metric.overflow";
 /** Most series one instrument keeps before new ones go to the overflow series. */
 export const CARDINALITY_LIMIT = 2000;
 
-/**
- * The canonical key of an attribute set: the same string for sets that differ
- * only in key order, different strings for `"1"` and `1`.
- *
- * @example Key order does not matter
- * ```ts
- * import assert from "node:assert/strict";
- * import { attributesKey } from "./attributes.ts";
- * assert.ok(attributesKey({ a: 1, b: "x" }) === attributesKey({ b: "x", a: 1 }));
- * ```
- */
-export function attributesKey(attributes: Attributes): string {
-  let names = Object.keys(attributes);
-  // Sets usually arrive in key order already (the reporter writes them so): sort only when not.
-  for (let i = 1; i < names.length; i++) {
-    if (names[i - 1] > names[i]) {
-      names = names.sort();
-      break;
-    }
+/** An attribute set in canonical form and the key that names it. */
+export interface CanonicalAttributes {
+  /** Keys sorted, values strings, finite numbers or booleans. */
+  attributes: Attributes;
+  /** The same string for sets that differ only in key order, different ones for `"1"` and `1`. */
+  key: string;
+}
+
+function cleanValue(v: unknown): AttributeValue | undefined {
+  switch (typeof v) {
+    case "string":
+    case "boolean":
+      return v;
+    case "number":
+      return Number.isFinite(v) ? v : String(v);
+    case "undefined":
+      return undefined;
+    case "bigint":
+    case "symbol":
+    case "function":
+      return String(v);
+    default:
+      if (v === null) return undefined;
+      try {
+        return JSON.stringify(v) ?? String(v);
+      } catch {
+        return String(v);
+      }
   }
+}
+
+function isClean(v: unknown): boolean {
+  const t = typeof v;
+  return t === "string" || t === "boolean" || (t === "number" && Number.isFinite(v));
+}
+
+function keyOf(attributes: Attributes, names: string[]): string {
   let key = "";
   for (const name of names) {
     key += `${JSON.stringify(name)}:${JSON.stringify(attributes[name])},`;
   }
   return key;
+}
+
+/**
+ * The canonical form of an attribute set and its key: keys sorted,
+ * `undefined` and `null` values removed, non-finite numbers and other
+ * non-primitive values turned into strings. The reporter (series table) and
+ * the master (aggregator, OTLP batcher) all key series by this one function,
+ * so a set names the same series at both ends. A set already canonical (most
+ * of them: the reporter writes them so) is returned as it is, not copied.
+ *
+ * @example Key order does not matter, value types do
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { canonicalAttributes } from "./attributes.ts";
+ * assert.equal(canonicalAttributes({ b: 1, a: "x" }).key, canonicalAttributes({ a: "x", b: 1 }).key);
+ * assert.notEqual(canonicalAttributes({ a: 1 }).key, canonicalAttributes({ a: "1" }).key);
+ * assert.deepEqual(canonicalAttributes({ a: 1, b: undefined, c: NaN }).attributes, { a: 1, c: "NaN" });
+ * ```
+ */
+export function canonicalAttributes(
+  attributes: Readonly<Record<string, unknown>> | undefined | null,
+): CanonicalAttributes {
+  if (attributes === undefined || attributes === null) return { attributes: {}, key: "" };
+  const names = Object.keys(attributes);
+  let clean = true;
+  for (let i = 0; i < names.length && clean; i++) {
+    clean = isClean(attributes[names[i]]) && (i === 0 || names[i - 1] < names[i]);
+  }
+  if (clean) {
+    return { attributes: attributes as Attributes, key: keyOf(attributes as Attributes, names) };
+  }
+  const out: Attributes = {};
+  const kept: string[] = [];
+  // Sorted here, not by Object.keys(out): an object lists integer-like names first.
+  for (const name of names.sort()) {
+    const v = cleanValue(attributes[name]);
+    if (v === undefined) continue;
+    kept.push(name);
+    // An assignment to `__proto__` would be lost (or change the prototype): define it.
+    if (name === "__proto__") {
+      Object.defineProperty(out, name, {
+        value: v,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else out[name] = v;
+  }
+  return { attributes: out, key: keyOf(out, kept) };
 }

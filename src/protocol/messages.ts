@@ -3,11 +3,16 @@
  * channel, and the validation of every message that crosses it.
  *
  * Both sides import this file: the master (arbiter) and the reporter that runs
- * inside each worker. It imports nothing, so it stays cheap to load inside the
- * user's process.
+ * inside each worker. It imports only the protocol's own modules, so it stays
+ * cheap to load inside the user's process.
  *
  * @module
  */
+
+import { aggregationOf } from "./aggregation.ts";
+import { checkDeclaration } from "./declaration.ts";
+
+export { MAX_BOUNDARIES, MAX_DESCRIPTION, MAX_UNIT } from "./declaration.ts";
 
 /** Protocol version carried in every message as `v`. */
 export const PROTOCOL_VERSION = 1;
@@ -178,22 +183,6 @@ export type MasterMessage =
 /** The result of validating one message: the typed message or a reason. */
 export type Parsed<T> = { ok: true; message: T } | { ok: false; error: string };
 
-const KINDS = new Set<string>(["counter", "updown", "gauge", "histogram"]);
-const MAX_NAME = 255;
-
-/** The longest unit an instrument may have, in characters: OpenTelemetry's limit. */
-export const MAX_UNIT = 63;
-
-/** The longest description an instrument may have, in characters: OpenTelemetry's limit. */
-export const MAX_DESCRIPTION = 1023;
-
-/**
- * Most bucket boundaries a histogram may have. OpenTelemetry's default has 15
- * and its exponential histograms 160 buckets; every boundary is one more
- * `_bucket` line per series on each scrape.
- */
-export const MAX_BOUNDARIES = 200;
-
 /**
  * Most characters a point's attributes may take in all: their names plus
  * their string values. A point costs the master this much per series kept,
@@ -269,27 +258,7 @@ function checkPoint(p: unknown, kind: InstrumentKind, nBuckets: number): string 
     const bad = checkAttributes(p.attributes);
     if (bad) return bad;
   }
-  if (kind === "histogram") {
-    if (!isCount(p.count)) return "histogram count must be a non-negative integer";
-    if (!isFiniteNumber(p.sum)) return "histogram sum must be a finite number";
-    if (p.min !== undefined && !isFiniteNumber(p.min)) {
-      return "histogram min must be a finite number";
-    }
-    if (p.max !== undefined && !isFiniteNumber(p.max)) {
-      return "histogram max must be a finite number";
-    }
-    const b = p.buckets;
-    if (!Array.isArray(b) || b.length !== nBuckets || !b.every(isCount)) {
-      return `histogram buckets must be ${nBuckets} non-negative integers`;
-    }
-    let total = 0;
-    for (const c of b as number[]) total += c;
-    if (total !== p.count) return "histogram buckets do not add up to its count";
-    return undefined;
-  }
-  if (!isFiniteNumber(p.value)) return "value must be a finite number";
-  if (kind === "counter" && p.value < 0) return "counter delta must not be negative";
-  return undefined;
+  return aggregationOf(kind).validate(p, nBuckets);
 }
 
 /**
@@ -305,32 +274,10 @@ function checkPoint(p: unknown, kind: InstrumentKind, nBuckets: number): string 
  */
 export function checkMetric(m: unknown): string | undefined {
   if (!isObject(m)) return "metric must be an object";
-  if (typeof m.name !== "string" || m.name === "" || m.name.length > MAX_NAME) {
-    return "metric name must be a non-empty string";
-  }
-  if (typeof m.kind !== "string" || !KINDS.has(m.kind)) {
-    return `metric "${m.name}" has an unknown kind`;
-  }
-  if (m.unit !== undefined && (typeof m.unit !== "string" || m.unit.length > MAX_UNIT)) {
-    return `metric "${m.name}" unit must be a string of at most ${MAX_UNIT} characters`;
-  }
-  if (
-    m.description !== undefined &&
-    (typeof m.description !== "string" || m.description.length > MAX_DESCRIPTION)
-  ) {
-    return `metric "${m.name}" description must be a string of at most ${MAX_DESCRIPTION} characters`;
-  }
-  let nBuckets = 0;
-  if (m.kind === "histogram") {
-    const b = m.boundaries;
-    if (!Array.isArray(b) || b.length > MAX_BOUNDARIES || !b.every(isFiniteNumber)) {
-      return `histogram "${m.name}" boundaries must be at most ${MAX_BOUNDARIES} finite numbers`;
-    }
-    for (let i = 1; i < b.length; i++) {
-      if (b[i] <= b[i - 1]) return `histogram "${m.name}" boundaries must ascend`;
-    }
-    nBuckets = b.length + 1;
-  }
+  const bad = checkDeclaration(m);
+  if (bad?.field === "name") return "metric name must be a non-empty string";
+  if (bad !== undefined) return `metric "${m.name}": ${bad.message}`;
+  const nBuckets = m.kind === "histogram" ? (m.boundaries as number[]).length + 1 : 0;
   if (!Array.isArray(m.points)) return `metric "${m.name}" points must be an array`;
   for (const p of m.points) {
     const bad = checkPoint(p, m.kind as InstrumentKind, nBuckets);
@@ -351,9 +298,8 @@ function checkColumns(ids: unknown, values: unknown, kind: InstrumentKind): stri
   }
   for (let i = 0; i < ids.length; i++) {
     if (!isSeriesId(ids[i])) return `point id must be an integer from 0 to ${MAX_SERIES_ID - 1}`;
-    const v = values[i];
-    if (!isFiniteNumber(v)) return "value must be a finite number";
-    if (kind === "counter" && v < 0) return "counter delta must not be negative";
+    const bad = aggregationOf(kind).validateValue(values[i]);
+    if (bad) return bad;
   }
   return undefined;
 }

@@ -6,13 +6,10 @@
  * @module
  */
 
-import {
-  type Attributes,
-  MAX_BOUNDARIES,
-  MAX_DESCRIPTION,
-  MAX_UNIT,
-} from "../protocol/messages.ts";
-import type { Series, SeriesTable, Storage } from "./storage.ts";
+import type { Attributes, InstrumentKind } from "../protocol/messages.ts";
+import { checkDeclaration } from "../protocol/declaration.ts";
+import type { Series, SeriesTable } from "./series_table.ts";
+import type { Storage } from "./storage.ts";
 
 /** Attributes a caller may pass when recording; cleaned once per new series. */
 export type RecordAttributes = Readonly<Record<string, unknown>> | Attributes;
@@ -281,10 +278,14 @@ function finderFor(bounds: readonly number[]): BucketFinder {
  *
  * @example Count cache hits
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Storage } from "./storage.ts";
  * import { Counter } from "./instruments.ts";
- * const hits = new Counter(new Storage(), "app.cache.hits");
+ * const storage = new Storage();
+ * const hits = new Counter(storage, "app.cache.hits");
  * hits.add(1, { cache: "users" });
+ * hits.add(-1); // dropped and counted: a counter never goes down
+ * assert.deepEqual(storage.cut().metrics[0].points, [{ attributes: { cache: "users" }, value: 1 }]);
  * ```
  */
 export class Counter extends Instrument {
@@ -293,7 +294,7 @@ export class Counter extends Instrument {
     super(
       storage,
       name,
-      storage.register({ name, kind: "counter", ...checkOptions(name, options) }).table,
+      storage.register({ name, kind: "counter", ...checkOptions(name, "counter", options) }).table,
     );
   }
 
@@ -311,11 +312,14 @@ export class Counter extends Instrument {
  *
  * @example Track open connections
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Storage } from "./storage.ts";
  * import { UpDownCounter } from "./instruments.ts";
- * const open = new UpDownCounter(new Storage(), "app.connections.open");
- * open.add(1);
+ * const storage = new Storage();
+ * const open = new UpDownCounter(storage, "app.connections.open");
+ * open.add(2);
  * open.add(-1);
+ * assert.equal(storage.cut().metrics[0].points[0].value, 1);
  * ```
  */
 export class UpDownCounter extends Instrument {
@@ -324,7 +328,7 @@ export class UpDownCounter extends Instrument {
     super(
       storage,
       name,
-      storage.register({ name, kind: "updown", ...checkOptions(name, options) }).table,
+      storage.register({ name, kind: "updown", ...checkOptions(name, "updown", options) }).table,
     );
   }
 
@@ -341,10 +345,14 @@ export class UpDownCounter extends Instrument {
  *
  * @example Record heap use
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Storage } from "./storage.ts";
  * import { Gauge } from "./instruments.ts";
- * const heap = new Gauge(new Storage(), "app.heap.used", { unit: "By" });
+ * const storage = new Storage();
+ * const heap = new Gauge(storage, "app.heap.used", { unit: "By" });
+ * heap.record(100);
  * heap.record(123456);
+ * assert.equal(storage.cut().metrics[0].points[0].value, 123456);
  * ```
  */
 export class Gauge extends Instrument {
@@ -353,7 +361,7 @@ export class Gauge extends Instrument {
     super(
       storage,
       name,
-      storage.register({ name, kind: "gauge", ...checkOptions(name, options) }).table,
+      storage.register({ name, kind: "gauge", ...checkOptions(name, "gauge", options) }).table,
     );
   }
 
@@ -371,10 +379,13 @@ export class Gauge extends Instrument {
  *
  * @example Time a job
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Storage } from "./storage.ts";
  * import { Histogram } from "./instruments.ts";
- * const took = new Histogram(new Storage(), "app.job.duration", { unit: "s", boundaries: [0.1, 1, 10] });
+ * const storage = new Storage();
+ * const took = new Histogram(storage, "app.job.duration", { unit: "s", boundaries: [0.1, 1, 10] });
  * took.record(0.42, { job: "resize" });
+ * assert.deepEqual(storage.cut().metrics[0].points[0].buckets, [0, 1, 0, 0]);
  * ```
  */
 export class Histogram extends Instrument {
@@ -382,12 +393,10 @@ export class Histogram extends Instrument {
 
   /** Creates (or finds) a histogram in `storage`. */
   constructor(storage: Storage, name: string, options: HistogramOptions = {}) {
-    const checked = checkOptions(name, options);
-    const bounds = checkBoundaries(
-      name,
-      options?.boundaries ??
-        (options?.unit === "s" ? HTTP_DURATION_BOUNDARIES : DEFAULT_BOUNDARIES),
-    );
+    const boundaries = options?.boundaries ??
+      (options?.unit === "s" ? HTTP_DURATION_BOUNDARIES : DEFAULT_BOUNDARIES);
+    const checked = checkOptions(name, "histogram", { ...options, boundaries });
+    const bounds = [...boundaries];
     super(
       storage,
       name,
@@ -411,10 +420,13 @@ export class Histogram extends Instrument {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Storage } from "./storage.ts";
    * import { Histogram } from "./instruments.ts";
-   * const took = new Histogram(new Storage(), "app.job.duration", { unit: "s" });
+   * const storage = new Storage();
+   * const took = new Histogram(storage, "app.job.duration", { unit: "s" });
    * took.bind({ job: "resize" }).record(0.42);
+   * assert.equal(storage.cut().metrics[0].points[0].count, 1);
    * ```
    */
   bind(attributes: Attributes): BoundHistogram {
@@ -431,11 +443,16 @@ export class Histogram extends Instrument {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Storage } from "./storage.ts";
  * import { Histogram } from "./instruments.ts";
- * const took = new Histogram(new Storage(), "app.job.duration", { unit: "s" });
+ * const storage = new Storage();
+ * const took = new Histogram(storage, "app.job.duration", { unit: "s" });
  * const resize = took.bind({ job: "resize" });
  * resize.record(0.42);
+ * resize.record(NaN); // dropped and counted
+ * const cut = storage.cut();
+ * assert.deepEqual([cut.metrics[0].points[0].sum, cut.dropped], [0.42, 1]);
  * ```
  */
 export class BoundHistogram {
@@ -464,60 +481,32 @@ export class BoundHistogram {
   }
 }
 
-function checkOptions(name: string, options: InstrumentOptions | undefined): InstrumentOptions {
-  if (typeof name !== "string" || name === "" || name.length > 255) {
-    throw new TypeError(
-      `Cannot create instrument ${JSON.stringify(name)}: expected a name of 1 to 255 characters`,
-    );
+/**
+ * The declaration's options, checked as the master checks them: a
+ * `TypeError` for a wrong type, a `RangeError` for a value out of range.
+ */
+function checkOptions(
+  name: string,
+  kind: InstrumentKind,
+  options: HistogramOptions | undefined,
+): InstrumentOptions {
+  const bad = checkDeclaration({
+    name,
+    kind,
+    unit: options?.unit,
+    description: options?.description,
+    boundaries: options?.boundaries,
+  });
+  if (bad !== undefined) {
+    const Error = bad.error === "range" ? RangeError : TypeError;
+    if (bad.field === "name") {
+      throw new Error(`Cannot create instrument ${JSON.stringify(name)}: ${bad.message}`);
+    }
+    const subject = bad.field === "boundaries" ? "histogram" : "instrument";
+    throw new Error(`Cannot create ${subject} "${name}": ${bad.message}`);
   }
   const out: InstrumentOptions = {};
-  if (options?.unit !== undefined) {
-    if (typeof options.unit !== "string") {
-      throw new TypeError(`Cannot create instrument "${name}": unit must be a string`);
-    }
-    if (options.unit.length > MAX_UNIT) {
-      throw new RangeError(
-        `Cannot create instrument "${name}": unit must be at most ${MAX_UNIT} characters, got ${options.unit.length}`,
-      );
-    }
-    out.unit = options.unit;
-  }
-  if (options?.description !== undefined) {
-    if (typeof options.description !== "string") {
-      throw new TypeError(`Cannot create instrument "${name}": description must be a string`);
-    }
-    if (options.description.length > MAX_DESCRIPTION) {
-      throw new RangeError(
-        `Cannot create instrument "${name}": description must be at most ${MAX_DESCRIPTION} characters, got ${options.description.length}`,
-      );
-    }
-    out.description = options.description;
-  }
-  return out;
-}
-
-function checkBoundaries(name: string, boundaries: unknown): number[] {
-  if (!Array.isArray(boundaries)) {
-    throw new TypeError(`Cannot create histogram "${name}": boundaries must be an array`);
-  }
-  if (boundaries.length > MAX_BOUNDARIES) {
-    throw new RangeError(
-      `Cannot create histogram "${name}": at most ${MAX_BOUNDARIES} boundaries, got ${boundaries.length}`,
-    );
-  }
-  const out: number[] = [];
-  for (const b of boundaries) {
-    if (typeof b !== "number" || !Number.isFinite(b)) {
-      throw new TypeError(`Cannot create histogram "${name}": boundaries must be finite numbers`);
-    }
-    if (out.length > 0 && b <= out[out.length - 1]) {
-      throw new RangeError(
-        `Cannot create histogram "${name}": boundaries must be strictly ascending, got ${b} after ${
-          out[out.length - 1]
-        }`,
-      );
-    }
-    out.push(b);
-  }
+  if (options?.unit !== undefined) out.unit = options.unit;
+  if (options?.description !== undefined) out.description = options.description;
   return out;
 }

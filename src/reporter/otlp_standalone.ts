@@ -115,3 +115,40 @@ export function standaloneOtlp(host: StandaloneHost): StandaloneOtlp | undefined
     },
   };
 }
+
+/** Interval of the standalone timer when nothing else says (OpenTelemetry's default). */
+export const STANDALONE_INTERVAL_MS = 60_000;
+
+/** Standalone seam: receives every cut when no forklift master exists. */
+export type StandaloneExporter = (cut: Cut) => void;
+
+/**
+ * How a standalone reporter exports, decided on its first recording (so
+ * importing the API costs nothing): through `given` when set, else to OTLP
+ * when the environment asks for it (with a last export, `finalTick`, before
+ * a normal exit), else nowhere; and the period of its timer.
+ *
+ * @example No endpoint, no exporter: the reporter only counts
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { STANDALONE_INTERVAL_MS, standaloneExport } from "./otlp_standalone.ts";
+ * const host = { pid: 1, runtime: "deno/2.9.6", env: () => undefined };
+ * const setup = standaloneExport(host, undefined, () => {});
+ * assert.deepEqual(setup, { exporter: undefined, periodMs: STANDALONE_INTERVAL_MS });
+ * ```
+ */
+export function standaloneExport(
+  host: StandaloneHost & { beforeExit?(fn: () => void): void },
+  given: StandaloneExporter | undefined,
+  finalTick: () => void,
+): { exporter: StandaloneExporter | undefined; periodMs: number } {
+  const otlp = given === undefined ? standaloneOtlp(host) : undefined;
+  if (otlp === undefined) return { exporter: given, periodMs: STANDALONE_INTERVAL_MS };
+  let sent = false;
+  host.beforeExit?.(() => {
+    if (sent) return;
+    sent = true;
+    finalTick();
+  });
+  return { exporter: (cut) => otlp.export(cut), periodMs: otlp.intervalMs };
+}

@@ -1,22 +1,12 @@
 /**
- * In-process metric storage of the reporter: one series table per instrument,
- * delta accumulation, the cut that turns accumulations into harvest points,
- * and the merge of unacknowledged harvests.
- *
- * The hot path ({@linkcode SeriesTable.get}) walks a small trie keyed by the
- * attribute names and values in the order the caller wrote them: no string is
- * built, nothing is sorted and nothing is allocated once a series exists. Each
- * trie node remembers the step last taken from it, so a combination recorded
- * again and again costs two comparisons per attribute, not a Map lookup.
- * Canonicalisation (sorted keys, cleaned values, series that differ only in key
- * order merged into one) happens once, the first time a combination is seen.
+ * In-process metric storage of the reporter: its instruments (one series
+ * table each, see `series_table.ts`), the cut that turns what they recorded
+ * into harvest points, and the merge of cuts not delivered yet.
  *
  * @module
  */
 
 import {
-  type Attributes,
-  type AttributeValue,
   type HarvestMetric,
   type HarvestPoint,
   type InstrumentKind,
@@ -24,299 +14,15 @@ import {
   type MetricDelta,
   type PointDelta,
 } from "../protocol/messages.ts";
-import { attributesKey, CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTE } from "../protocol/attributes.ts";
+import {
+  canonicalAttributes,
+  CARDINALITY_LIMIT,
+  OVERFLOW_ATTRIBUTE,
+} from "../protocol/attributes.ts";
+import { aggregationOf } from "../protocol/aggregation.ts";
+import { type Series, SeriesTable } from "./series_table.ts";
 
 export { CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTE };
-
-/**
- * One time series of one instrument: what was recorded since the last cut.
- *
- * Every kind uses the same shape so the hot path stays monomorphic:
- * counters and up-down counters sum into `value`, gauges overwrite it, and
- * histograms fill `count`, `sum`, `min`, `max` and `buckets`.
- *
- * @example Read a series after recording
- * ```ts
- * import assert from "node:assert/strict";
- * import { SeriesTable } from "./storage.ts";
- * const table = new SeriesTable(0);
- * const series = table.get({ route: "/" });
- * series.value += 1;
- * series.dirty = true;
- * assert.ok(series.attributes.route === "/");
- * ```
- */
-export class Series {
-  /** Canonical attributes: keys sorted, values cleaned. */
-  readonly attributes: Attributes;
-  /** Whether anything was recorded since the last cut. */
-  dirty = false;
-  /** Counter and up-down delta, or the gauge's last value. */
-  value = 0;
-  /** Histogram: values recorded. */
-  count = 0;
-  /** Histogram: sum of the values recorded. */
-  sum = 0;
-  /** Histogram: smallest value recorded (`Infinity` when none). */
-  min: number = Infinity;
-  /** Histogram: largest value recorded (`-Infinity` when none). */
-  max: number = -Infinity;
-  /** Per-bucket counts (not cumulative); empty unless a histogram. */
-  readonly buckets: number[];
-  /** The id harvests give this series once numbered, -1 before (or when ids ran out). */
-  id = -1;
-  /** The first harvest cut that carried its attributes with its id; 0 before it. */
-  definedIn = 0;
-
-  /**
-   * Creates an empty series.
-   *
-   * @param attributes Canonical attributes of the series.
-   * @param nBuckets Number of histogram buckets, 0 for other kinds.
-   */
-  constructor(attributes: Attributes, nBuckets: number) {
-    this.attributes = attributes;
-    this.buckets = Array.from({ length: nBuckets }, () => 0);
-  }
-
-  /**
-   * Histogram: adds `value` (finite, `>= 0`) in bucket `bucket`. Returns false,
-   * and changes nothing, when the sum would pass the largest double.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { Series } from "./storage.ts";
-   * const s = new Series({}, 2);
-   * s.observe(0.5, 1);
-   * assert.ok(s.count === 1 && s.sum === 0.5 && s.buckets[1] === 1);
-   * ```
-   */
-  observe(value: number, bucket: number): boolean {
-    const sum = this.sum + value;
-    if (sum === Infinity) return false;
-    this.count++;
-    this.sum = sum;
-    if (value < this.min) this.min = value;
-    if (value > this.max) this.max = value;
-    this.buckets[bucket]++;
-    this.dirty = true;
-    return true;
-  }
-}
-
-/** A trie node: one attribute (name, value) step of a recorded combination. */
-class _Node {
-  series: Series | undefined = undefined;
-  /** Inline cache: the attribute name most often seen next, and its values. */
-  name: string | undefined = undefined;
-  values: Map<unknown, _Node> | undefined = undefined;
-  next: Map<string, Map<unknown, _Node>> | undefined = undefined;
-  /**
-   * The step last taken from here: its name, its value and the node it led
-   * to. Nodes are never removed, so it never goes stale.
-   */
-  hitName: string | undefined = undefined;
-  hitValue: unknown = undefined;
-  hitChild: _Node | undefined = undefined;
-
-  /** The child for (name, value), remembered as the last step; undefined when none. */
-  step(name: string, value: unknown): _Node | undefined {
-    const values = name === this.name ? this.values : this.next?.get(name);
-    const child = values === undefined ? undefined : values.get(value);
-    if (child !== undefined) {
-      this.hitName = name;
-      this.hitValue = value;
-      this.hitChild = child;
-    }
-    return child;
-  }
-}
-
-function cleanValue(v: unknown): AttributeValue | undefined {
-  switch (typeof v) {
-    case "string":
-    case "boolean":
-      return v;
-    case "number":
-      return Number.isFinite(v) ? v : String(v);
-    case "undefined":
-      return undefined;
-    case "bigint":
-    case "symbol":
-    case "function":
-      return String(v);
-    default:
-      if (v === null) return undefined;
-      try {
-        return JSON.stringify(v) ?? String(v);
-      } catch {
-        return String(v);
-      }
-  }
-}
-
-/**
- * Returns attributes in canonical form (keys sorted, `undefined` and `null`
- * values removed, other non-primitive values turned into strings) and their
- * canonical key.
- *
- * @example Key order does not matter
- * ```ts
- * import assert from "node:assert/strict";
- * import { canonicalAttributes } from "./storage.ts";
- * const a = canonicalAttributes({ b: 1, a: "x" });
- * const b = canonicalAttributes({ a: "x", b: 1 });
- * assert.ok(a.key === b.key);
- * ```
- */
-export function canonicalAttributes(
-  attributes: Readonly<Record<string, unknown>> | undefined,
-): { attributes: Attributes; key: string } {
-  const out: Attributes = {};
-  if (attributes === undefined || attributes === null) return { attributes: out, key: "" };
-  for (const name of Object.keys(attributes).sort()) {
-    const v = cleanValue(attributes[name]);
-    if (v === undefined) continue;
-    // An assignment to `__proto__` would be lost (or change the prototype): define it.
-    if (name === "__proto__") {
-      Object.defineProperty(out, name, {
-        value: v,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    } else out[name] = v;
-  }
-  return { attributes: out, key: attributesKey(out) };
-}
-
-/**
- * The series of one instrument, found by their attributes.
- *
- * At most `limit` distinct canonical series exist; past that, points go to a
- * single series with attributes `{ "otel.metric.overflow": true }`.
- *
- * @example Overflow past the limit
- * ```ts
- * import assert from "node:assert/strict";
- * import { SeriesTable } from "./storage.ts";
- * const table = new SeriesTable(0, 1);
- * table.get({ user: "a" });
- * assert.ok(table.get({ user: "b" }).attributes["otel.metric.overflow"] === true);
- * ```
- */
-export class SeriesTable {
-  readonly #root = new _Node();
-  readonly #canonical = new Map<string, Series>();
-  readonly #nBuckets: number;
-  readonly #limit: number;
-  #overflow: Series | undefined;
-  #nodes = 0;
-
-  /**
-   * Creates an empty table.
-   *
-   * @param nBuckets Number of histogram buckets, 0 for other kinds.
-   * @param limit Most series, the overflow series included (at least 1).
-   */
-  constructor(nBuckets: number, limit: number = CARDINALITY_LIMIT) {
-    this.#nBuckets = nBuckets;
-    this.#limit = limit;
-  }
-
-  /** Number of distinct series, the overflow series included. */
-  get size(): number {
-    return this.#canonical.size + (this.#overflow === undefined ? 0 : 1);
-  }
-
-  /**
-   * Returns the series for these attributes, creating it when new.
-   *
-   * @example Same series whatever the key order
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { SeriesTable } from "./storage.ts";
-   * const table = new SeriesTable(0);
-   * assert.ok(table.get({ a: 1, b: 2 }) === table.get({ b: 2, a: 1 }));
-   * ```
-   */
-  get(attributes: Readonly<Record<string, unknown>> | undefined): Series {
-    // Kept small, the slow steps in methods of their own, so that engines
-    // inline it (and the recording around it) into the caller.
-    let node: _Node | undefined = this.#root;
-    if (attributes !== undefined) {
-      for (const name in attributes) {
-        const value = attributes[name];
-        // A name from for-in is a string, so an unset hitName never matches.
-        node = name === node.hitName && value === node.hitValue
-          ? node.hitChild
-          : node.step(name, value);
-        if (node === undefined) return this.#insert(attributes);
-      }
-    }
-    return node.series ?? this.#insert(attributes);
-  }
-
-  /** Calls `fn` on every series, the overflow series last. */
-  forEach(fn: (series: Series) => void): void {
-    for (const series of this.#canonical.values()) fn(series);
-    if (this.#overflow !== undefined) fn(this.#overflow);
-  }
-
-  #insert(attributes: Readonly<Record<string, unknown>> | undefined): Series {
-    const { attributes: clean, key } = canonicalAttributes(attributes);
-    let series = this.#canonical.get(key);
-    if (series === undefined) {
-      // As OpenTelemetry counts its cardinality limit, and as the master does:
-      // the overflow series is one of the `limit`.
-      if (this.#canonical.size < this.#limit - 1) {
-        series = new Series(clean, this.#nBuckets);
-        this.#canonical.set(key, series);
-      } else {
-        series = this.#overflow ??= new Series({ [OVERFLOW_ATTRIBUTE]: true }, this.#nBuckets);
-      }
-    }
-    // Remember the raw path unless the trie is already large (a flood of
-    // overflowing combinations must not grow memory) or a value is an object
-    // (compared by identity, it would never hit again).
-    if (this.#nodes < 8 * this.#limit) this.#remember(attributes, series);
-    return series;
-  }
-
-  #remember(attributes: Readonly<Record<string, unknown>> | undefined, series: Series): void {
-    if (attributes !== undefined) {
-      for (const name in attributes) {
-        const v = attributes[name];
-        if (typeof v === "object" && v !== null) return;
-      }
-    }
-    let node = this.#root;
-    if (attributes !== undefined) {
-      for (const name in attributes) {
-        const value = attributes[name];
-        node.next ??= new Map();
-        let values = node.next.get(name);
-        if (values === undefined) {
-          values = new Map();
-          node.next.set(name, values);
-        }
-        if (node.name === undefined) {
-          node.name = name;
-          node.values = values;
-        }
-        let child = values.get(value);
-        if (child === undefined) {
-          child = new _Node();
-          values.set(value, child);
-          this.#nodes++;
-        }
-        node = child;
-      }
-    }
-    node.series = series;
-  }
-}
 
 /** Description of an instrument, as sent with each of its harvests. */
 export interface InstrumentInfo {
@@ -508,23 +214,15 @@ export class Storage {
       const ids: number[] = [];
       const values: number[] = [];
       const hist = inst.kind === "histogram";
+      const aggregation = aggregationOf(inst.kind);
       inst.table.forEach((s) => {
         if (!s.dirty) return;
         s.dirty = false;
         if (hist) {
           if (s.count === 0) return;
           const p: HarvestPoint = known(s) ? { id: s.id } : _defined(s, numbered);
-          p.count = s.count;
-          p.sum = s.sum;
-          p.min = s.min;
-          p.max = s.max;
-          p.buckets = s.buckets.slice();
-          points.push(p);
-          s.count = 0;
-          s.sum = 0;
-          s.min = Infinity;
-          s.max = -Infinity;
-          s.buckets.fill(0);
+          points.push(Object.assign(p, aggregation.copy(s)));
+          aggregation.reset(s);
           return;
         }
         if (known(s)) {
@@ -535,7 +233,7 @@ export class Storage {
           p.value = s.value;
           points.push(p);
         }
-        if (inst.kind !== "gauge") s.value = 0;
+        aggregation.reset(s);
       });
       if (points.length === 0 && ids.length === 0) continue;
       const m = describe(inst, points);
@@ -570,22 +268,6 @@ function pointKey(p: PointDelta): string {
   return canonicalAttributes(p.attributes).key;
 }
 
-function mergePoint(kind: InstrumentKind, into: PointDelta, later: PointDelta): PointDelta {
-  if (kind === "histogram") {
-    const buckets = (into.buckets ?? []).map((c, i) => c + (later.buckets?.[i] ?? 0));
-    return {
-      attributes: into.attributes,
-      count: (into.count ?? 0) + (later.count ?? 0),
-      sum: (into.sum ?? 0) + (later.sum ?? 0),
-      min: Math.min(into.min ?? Infinity, later.min ?? Infinity),
-      max: Math.max(into.max ?? -Infinity, later.max ?? -Infinity),
-      buckets,
-    };
-  }
-  if (kind === "gauge") return { attributes: into.attributes, value: later.value };
-  return { attributes: into.attributes, value: (into.value ?? 0) + (later.value ?? 0) };
-}
-
 /**
  * Merges two consecutive cuts into one, as if they had been a single
  * interval: counters add up, gauges keep the later value, histograms add
@@ -615,57 +297,15 @@ export function mergeCuts(earlier: Cut, later: Cut): Cut {
       for (const p of m.points) {
         const key = pointKey(p);
         const old = entry.points.get(key);
-        entry.points.set(key, old === undefined ? p : mergePoint(m.kind, old, p));
+        entry.points.set(
+          key,
+          old === undefined
+            ? p
+            : { attributes: old.attributes, ...aggregationOf(m.kind).merge(old, p) },
+        );
       }
     }
   }
   for (const { metric, points } of byName.values()) metric.points = [...points.values()];
   return { metrics: out, dropped: earlier.dropped + later.dropped };
-}
-
-/**
- * Splits metrics into groups of at most `maxPoints` points each (a point in
- * the `ids` and `values` columns counts as one), an instrument's points
- * across several groups when it has more. Always at least one group (empty
- * when there is nothing), so an empty harvest still goes out as a heartbeat
- * would.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { splitMetrics } from "./storage.ts";
- * const points = Array.from({ length: 5 }, (_, i) => ({ attributes: { i }, value: i }));
- * const groups = splitMetrics([{ name: "x", kind: "counter", points }], 2);
- * assert.ok(groups.length === 3 && groups[2][0].points.length === 1);
- * ```
- */
-export function splitMetrics(metrics: HarvestMetric[], maxPoints: number): HarvestMetric[][] {
-  const groups: HarvestMetric[][] = [[]];
-  let room = maxPoints;
-  const next = () => {
-    if (room > 0) return;
-    groups.push([]);
-    room = maxPoints;
-  };
-  for (const m of metrics) {
-    const { ids = [], values = [] } = m;
-    let at = 0;
-    let column = 0;
-    do {
-      next();
-      const part: HarvestMetric = { ...m, points: m.points.slice(at, at + room) };
-      delete part.ids;
-      delete part.values;
-      at += part.points.length;
-      room -= part.points.length;
-      if (room > 0 && column < ids.length) {
-        part.ids = ids.slice(column, column + room);
-        part.values = values.slice(column, column + room);
-        column += part.ids.length;
-        room -= part.ids.length;
-      }
-      groups.at(-1)!.push(part);
-    } while (at < m.points.length || column < ids.length);
-  }
-  return groups;
 }

@@ -1,10 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  Aggregator,
-  canonicalAttributes,
-  type DeclarationChange,
-} from "../../src/export/aggregator.ts";
+import { Aggregator, type DeclarationChange } from "../../src/export/aggregator.ts";
+import { canonicalAttributes } from "../../src/protocol/attributes.ts";
+import { SeriesTable } from "../../src/reporter/series_table.ts";
 import type {
   HarvestMetric,
   HarvestPoint,
@@ -26,8 +24,8 @@ function histogram(points: PointDelta[], boundaries = [0.1, 1]): MetricDelta {
 
 function valueOf(agg: Aggregator, name: string, attributes = {}): number | undefined {
   const metric = agg.collect().find((m) => m.name === name);
-  const key = canonicalAttributes(attributes);
-  return metric?.points.find((p) => canonicalAttributes(p.attributes) === key)?.value;
+  const key = canonicalAttributes(attributes).key;
+  return metric?.points.find((p) => canonicalAttributes(p.attributes).key === key)?.value;
 }
 
 test("Aggregator.merge() adds counter deltas from several workers into one sum", () => {
@@ -115,8 +113,32 @@ test("Aggregator.merge() treats attributes in another key order as the same seri
 });
 
 test("canonicalAttributes() ignores key order and keeps value types apart", () => {
-  assert.equal(canonicalAttributes({ a: 1, b: true }), canonicalAttributes({ b: true, a: 1 }));
-  assert.notEqual(canonicalAttributes({ a: 1 }), canonicalAttributes({ a: "1" }));
+  assert.equal(
+    canonicalAttributes({ a: 1, b: true }).key,
+    canonicalAttributes({ b: true, a: 1 }).key,
+  );
+  assert.notEqual(canonicalAttributes({ a: 1 }).key, canonicalAttributes({ a: "1" }).key);
+});
+
+test("Aggregator.merge() keys attributes as the reporter's series table does", () => {
+  // Sets the reporter cleans (unset values go, non-finite numbers and objects
+  // become strings, integer-like names sort as strings): the master must name
+  // the same series for them, whoever sent the points.
+  const sets: Record<string, unknown>[] = [
+    { a: "x", b: undefined },
+    { a: "x", b: null },
+    { n: NaN, i: Infinity },
+    { o: { deep: [1] } },
+    { "10": "t", "9": "n" },
+  ];
+  for (const raw of sets) {
+    const reporter = new SeriesTable(0).get(raw).attributes;
+    const agg = new Aggregator();
+    agg.merge(1, [counter("app.hits", 1, raw as Record<string, string>)]);
+    agg.merge(1, [counter("app.hits", 2, reporter)]);
+    const [metric] = agg.collect();
+    assert.deepEqual(metric.points, [{ attributes: reporter, value: 3 }], JSON.stringify(raw));
+  }
 });
 
 test("Aggregator.merge() keeps one gauge series per worker, last value wins", () => {
@@ -541,4 +563,52 @@ test("Aggregator.removeWorker() gives back the memory of a gone worker's gauges,
   agg.merge(4, [{ name: "app.u", kind: "updown", points: [{ attributes: {}, value: 1 }] }]);
   agg.removeWorker(4);
   assert.equal(agg.bytes, after, "no leak per worker");
+});
+
+test("Aggregator.merge() drops what the harvest validator refuses", async () => {
+  const { parseWorkerMessage } = await import("../../src/protocol/messages.ts");
+  const h = (boundaries: unknown[], point: Record<string, unknown>, extra = {}) => ({
+    name: "h",
+    kind: "histogram",
+    boundaries,
+    points: [{ attributes: {}, ...point }],
+    ...extra,
+  });
+  const good = { count: 1, sum: 1, buckets: [0, 1] };
+  const refused = [
+    h([1], { count: 2, sum: 1, buckets: [0, 1] }), // buckets do not add up to the count
+    h([2, 1], { ...good, buckets: [0, 1, 0] }), // descending boundaries
+    h(Array.from({ length: 201 }, (_, i) => i), { count: 0, sum: 0, buckets: Array(202).fill(0) }),
+    h([1], good, { unit: "u".repeat(64) }),
+    h([1], good, { description: "d".repeat(1024) }),
+    { name: "x".repeat(256), kind: "counter", points: [{ attributes: {}, value: 1 }] },
+    { name: "c", kind: "sum", points: [{ attributes: {}, value: 1 }] },
+  ];
+  for (const metric of refused) {
+    const parsed = parseWorkerMessage({ type: "harvest", v: 1, seq: 1, metrics: [metric] });
+    assert.ok(parsed.ok && parsed.message.type === "harvest");
+    assert.equal(parsed.message.refused, 1, JSON.stringify(metric).slice(0, 80));
+    const agg = new Aggregator();
+    assert.equal(agg.merge(1, [metric as HarvestMetric]), 1, JSON.stringify(metric).slice(0, 80));
+    assert.deepEqual(agg.collect(), []);
+  }
+});
+
+test("Aggregator.merge() keeps the series ids of each isolate of a worker apart", () => {
+  const agg = new Aggregator();
+  const define = (route: string): HarvestMetric[] => [
+    { name: "app.hits", kind: "counter", points: [{ id: 0, attributes: { route }, value: 1 }] },
+  ];
+  const byId = (value: number): HarvestMetric[] => [
+    { name: "app.hits", kind: "counter", points: [], ids: [0], values: [value] },
+  ];
+  assert.equal(agg.merge(1, define("/a"), 1, 0), 0);
+  assert.equal(agg.merge(1, define("/b"), 1, 1), 0);
+  assert.equal(agg.merge(1, byId(10), 1, 0), 0);
+  assert.equal(agg.merge(1, byId(100), 1, 1), 0);
+  assert.equal(valueOf(agg, "app.hits", { route: "/a" }), 11);
+  assert.equal(valueOf(agg, "app.hits", { route: "/b" }), 101);
+  // The worker gone, its isolates' ids go with it: a point by id alone is refused.
+  agg.removeWorker(1);
+  assert.equal(agg.merge(1, byId(5), 1, 1), 1);
 });

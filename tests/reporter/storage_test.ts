@@ -1,14 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  canonicalAttributes,
-  type Cut,
-  INSTRUMENT_LIMIT,
-  mergeCuts,
-  SeriesTable,
-  splitMetrics,
-  Storage,
-} from "../../src/reporter/storage.ts";
+import { canonicalAttributes } from "../../src/protocol/attributes.ts";
+import { type Cut, INSTRUMENT_LIMIT, mergeCuts, Storage } from "../../src/reporter/storage.ts";
+import { SeriesTable } from "../../src/reporter/series_table.ts";
+import { splitMetrics } from "../../src/reporter/delivery.ts";
 import {
   BucketFinder,
   Counter,
