@@ -15,6 +15,7 @@
 import { chmodSync, lstatSync, mkdirSync, rmdirSync, unlinkSync } from "node:fs";
 import process from "node:process";
 import { encodeLine, LineSplitter, MAX_LINE_BYTES, parseLine } from "../protocol/framing.ts";
+import { acceptLoop } from "./accept_loop.ts";
 import { readChunks } from "./deno_conn.ts";
 
 /** Longest a token line may be; anything longer is not one of ours. */
@@ -152,8 +153,6 @@ class Peer implements ChannelPeer {
 const TOKEN_DEADLINE_MS = 2_000;
 /** Connections waiting to present a token at once, at most. */
 const MAX_UNNAMED = 64;
-/** The pause after a failed accept before the next one. */
-const ACCEPT_RETRY_MS = 100;
 
 /**
  * Messages of one connection dispatched per turn of the event loop, at most:
@@ -567,21 +566,10 @@ function listenDeno(deno: any, path: string, pairing: Pairing): () => void {
     wire.end();
     wires.delete(wire);
   };
-  let open = true;
-  (async () => {
-    // One failed accept (EMFILE when descriptors run out) must not end the
-    // loop: no worker would be heard again. Only closing the listener does.
-    while (open) {
-      try {
-        void serve(await listener.accept());
-      } catch (e) {
-        if (!open || (e as Error)?.name === "BadResource") return;
-        await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS));
-      }
-    }
-  })();
+  // A failed accept must not end the loop: no worker would be heard again.
+  const loop = acceptLoop(listener, (conn) => void serve(conn));
   return () => {
-    open = false;
+    loop.stop();
     try {
       listener.close();
     } catch { /* already closed */ }
