@@ -19,7 +19,7 @@ import { backoff, type BackoffPolicy } from "../protocol/backoff.ts";
 import { CHANNEL_ENV, CHANNEL_TOKEN_ENV, ISOLATES_ENV, MASTER_PID_ENV } from "../protocol/env.ts";
 import { encodeLine, LineSplitter, parseLine } from "../protocol/framing.ts";
 import { readChunks, writeAll } from "./deno_conn.ts";
-import { forgetEnv, readEnv } from "./serve.ts";
+import { forgetEnv, readEnv } from "./read_env.ts";
 
 /** How long after `welcome` a worker lets go of its Node IPC channel. */
 export const UNREF_DELAY_MS = 100;
