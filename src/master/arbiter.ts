@@ -15,6 +15,7 @@ import { listenSignals } from "../runtime/signals.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { EXIT_USAGE, firstLine } from "../config/errors.ts";
 import { LogThrottle, shorten } from "../log/throttle.ts";
+import { bracketHost, formatHostPort } from "../protocol/host_port.ts";
 import { EventQueue } from "./event_queue.ts";
 import { EXIT_FAILURE } from "./exit_status.ts";
 import { callHook, type Hooks, type MasterDescriptor, type WorkerDescriptor } from "./hooks.ts";
@@ -519,7 +520,7 @@ export class Arbiter {
         {
           port,
           n: others.length,
-          addrs: [...new Set(others.map((o) => o.family === 6 ? `[${o.address}]` : o.address))]
+          addrs: [...new Set(others.map((o) => bracketHost(o.address)))]
             .join(", "),
           uids: [...new Set(others.map((o) => o.uid))].join(", "),
         },
@@ -541,8 +542,9 @@ export class Arbiter {
     if (bind === null) return;
     try {
       const { host, port } = await this.#telemetry.serve(bind);
-      const shown = host.includes(":") ? `[${host}]` : host;
-      this.#say("info", "Serving metrics at http://{addr}/metrics", { addr: `${shown}:${port}` });
+      this.#say("info", "Serving metrics at http://{addr}/metrics", {
+        addr: formatHostPort(host, port),
+      });
     } catch (e) {
       this.#say("error", "{error}; stopping", { error: firstLine(e) });
       await this.#dispatch({ type: "fail", code: EXIT_FAILURE, now: this.#clock.now() });

@@ -34,6 +34,7 @@
 
 // deno-lint-ignore-file no-explicit-any
 
+import { formatHostPort } from "../protocol/host_port.ts";
 import { closeWhenDraining, type DrainState, handoff, newDrain } from "./serve_drain.ts";
 
 /** A server started through a hooked `Deno.serve` / `Bun.serve`. */
@@ -72,10 +73,6 @@ const BUN_ROUTE_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "P
 
 function g(): any {
   return globalThis as any;
-}
-
-function hostPort(hostname: string, port: number): string {
-  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }
 
 /** Copies `options` with `overrides`, keeping inherited properties readable. */
@@ -151,7 +148,7 @@ function hookDeno(deno: any, hooks: ServeHooks): void {
       () => {
         const addr = server.addr;
         if (addr?.transport === "unix") return `unix:${addr.path}`;
-        return hostPort(String(addr?.hostname), Number(addr?.port));
+        return formatHostPort(String(addr?.hostname), Number(addr?.port));
       },
       async () => {
         await handoff(drain, server.addr?.transport === "tcp" ? server.addr.port : undefined);
@@ -263,9 +260,9 @@ function hookBun(bun: any, hooks: ServeHooks): void {
         if (options.unix !== undefined) return `unix:${options.unix}`;
         const a = server.address;
         if (a && typeof a === "object" && typeof a.address === "string") {
-          return hostPort(a.address, Number(a.port));
+          return formatHostPort(a.address, Number(a.port));
         }
-        return hostPort(String(server.hostname), Number(server.port));
+        return formatHostPort(String(server.hostname), Number(server.port));
       },
       async () => {
         await handoff(drain, options.unix === undefined ? Number(server.port) : undefined);
@@ -368,7 +365,7 @@ function trackNode(server: any, hooks: ServeHooks): void {
     () => {
       const a = server.address();
       if (typeof a === "string") return `unix:${a}`;
-      return hostPort(String(a?.address), Number(a?.port));
+      return formatHostPort(String(a?.address), Number(a?.port));
     },
     async () => {
       let port: number | undefined;

@@ -114,4 +114,22 @@ describe("forklift status", () => {
       `forklift: No forklift master answers at http://127.0.0.1:${port}/status: connection refused (is a master running with this metrics_bind?)\n`,
     );
   });
+
+  test("statusCommand() asks a master bound to every address on loopback, IPv6 in brackets", async () => {
+    const port = await freePort();
+    for (
+      const [bind, url] of [[`:${port}`, `127.0.0.1:${port}`], [`[::]:${port}`, `[::1]:${port}`]]
+    ) {
+      const r = await runCli(["status", "--metrics-bind", bind]);
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^forklift: No forklift master answers at http://${
+            url.replace(/[[\]]/g, "\\$&")
+          }/status: `,
+        ),
+      );
+    }
+  });
 });
