@@ -20,7 +20,7 @@ import { EventQueue } from "./event_queue.ts";
 import { EXIT_FAILURE } from "./exit_status.ts";
 import { callHook, type Hooks, type MasterDescriptor, type WorkerDescriptor } from "./hooks.ts";
 import { noticeLine } from "./notices.ts";
-import type { OrphanSweeper } from "./orphans.ts";
+import type { ZombieSweeper } from "./zombie_sweeper.ts";
 import { type PidFile, writePidFile } from "./pid_file.ts";
 import type { WorkerListener, WorkerSpawner } from "./spawner.ts";
 import {
@@ -93,7 +93,7 @@ export class Arbiter {
   #telemetry: Telemetry;
   #handles = new Map<number, WorkerHandle>();
   #systemd?: SystemdNotifier;
-  #orphans?: OrphanSweeper;
+  #zombies?: ZombieSweeper;
   #queue: EventQueue<Queued>;
   #servicesStarted = false;
   #cancelServices?: () => void;
@@ -268,8 +268,8 @@ export class Arbiter {
     await this.#openSystemd();
     // PID 1 (a container's entry point) inherits every orphan, and must wait for each.
     if (process.pid === 1) {
-      const { OrphanSweeper } = await import("./orphans.ts");
-      this.#orphans = await OrphanSweeper.start(this.#log, this.#clock);
+      const { ZombieSweeper } = await import("./zombie_sweeper.ts");
+      this.#zombies = await ZombieSweeper.start(this.#log, this.#clock);
     }
     await this.#o.spawner.prepare();
     // Workers first: they boot while the master sets up the rest.
@@ -303,7 +303,7 @@ export class Arbiter {
     await this.#telemetry.close(Math.max(FINAL_EXPORT_MIN_MS, gracefulMs - spent));
     this.#o.spawner.close();
     this.#systemd?.close();
-    this.#orphans?.stop();
+    this.#zombies?.stop();
     this.#pidFile?.remove();
     await this.#hook("onExit", this.#master());
     return this.#code;

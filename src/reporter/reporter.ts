@@ -43,7 +43,7 @@ export const STANDALONE_INTERVAL_MS = 60_000;
 /** How long the reporter waits for an ack before it gives up on it. */
 export const ACK_TIMEOUT_MS = 1000;
 /** How long a worker whose master is gone drains its servers before it exits. */
-export const ORPHAN_DRAIN_MS = 1000;
+export const MASTER_GONE_DRAIN_MS = 1000;
 
 /** Where the reporter is in its life. */
 export type HandshakeState =
@@ -340,7 +340,7 @@ export class Reporter {
     }
     this.#state = "hello";
     host.onMessage((raw) => this.receive(raw));
-    host.onDisconnect(() => void this.#orphaned());
+    host.onDisconnect(() => void this.#leaveWithMaster());
     this.#send({ type: "hello", v: PROTOCOL_VERSION, pid: host.pid, runtime: host.runtime });
   }
 
@@ -670,8 +670,8 @@ export class Reporter {
     return this.#shutdown;
   }
 
-  #orphaned(): Promise<void> {
-    this.#shutdown ??= this.#stop(ORPHAN_DRAIN_MS, false);
+  #leaveWithMaster(): Promise<void> {
+    this.#shutdown ??= this.#stop(MASTER_GONE_DRAIN_MS, false);
     return this.#shutdown;
   }
 
