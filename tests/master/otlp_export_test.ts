@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { cleanEnv, ROOT } from "../_helpers/cli.ts";
 import { freePort, getFresh, Master, RUNTIMES, serverArgv, waitFor } from "../_helpers/master.ts";
 import { OtlpReceiver, type Received } from "../_helpers/otlp_receiver.ts";
+import { testRuntime } from "../_helpers/runtime.ts";
 
 const APP = `${ROOT}tests/fixtures/master/app.ts`;
 const DURATION = "http.server.request.duration";
@@ -104,7 +105,7 @@ for (const runtime of ["deno", "bun"] as const) {
 const ONE = RUNTIMES.bun ? "bun" : "deno";
 
 /** The runtime of the master under test: the one running the tests. */
-const MASTER = typeof (globalThis as { Deno?: unknown }).Deno === "object" ? "deno" : "bun";
+const MASTER = testRuntime();
 
 describe("OTLP export through an outage", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
   test("Arbiter loses nothing while the collector answers 503, backs off, and sends no storm", async () => {

@@ -10,9 +10,10 @@ import {
   serverArgv,
   sleep,
 } from "../_helpers/master.ts";
+import { testRuntime } from "../_helpers/runtime.ts";
 
 const CHATTY = `${ROOT}tests/fixtures/master/chatty_app.ts`;
-const runtime = typeof (globalThis as { Bun?: unknown }).Bun === "object" ? "bun" : "deno";
+const runtime = testRuntime();
 const GRACEFUL_S = 2;
 
 function chattyMaster(port: number, stdout: "stall" | "closed"): Master {

@@ -9,7 +9,7 @@ import { alive, freePort, Master, RUNTIMES, serverArgv, waitFor } from "../_help
 
 const APP = `${ROOT}tests/fixtures/master/app.ts`;
 /** A server that listens with reusePort by itself, as a second app on the same port would. */
-const OTHER = `${ROOT}scripts/bench/fixtures/hello.ts`;
+const OTHER = `${ROOT}tests/fixtures/reuse_port_app.ts`;
 /** Listening sockets another program holds, as the test asks (Python's socket module). */
 const LISTENERS = readFileSync(`${ROOT}tests/fixtures/listeners.py`, "utf8");
 

@@ -13,10 +13,11 @@ import {
   sleep,
   waitFor,
 } from "../_helpers/master.ts";
+import { testRuntime } from "../_helpers/runtime.ts";
 
 const APP = `${ROOT}tests/fixtures/master/app.ts`;
 const STUBBORN = `${ROOT}tests/fixtures/master/stubborn_app.ts`;
-const runtime = typeof (globalThis as { Bun?: unknown }).Bun === "object" ? "bun" : "deno";
+const runtime = testRuntime();
 
 /** Live processes whose environment names `master` as their master (its workers, and theirs). */
 function startedBy(master: number): number[] {
