@@ -17,6 +17,7 @@ import {
   sumSamples,
   waitFor,
 } from "../_helpers/master.ts";
+import { NEEDS_PYTHON } from "../_helpers/tools.ts";
 
 const HOSTILE = `${ROOT}tests/fixtures/master/hostile_app.ts`;
 const HOSTILE_METRICS = `${ROOT}tests/fixtures/master/hostile_metrics_app.ts`;
@@ -237,6 +238,7 @@ test(
 
 test(
   "Arbiter closes the channel of a worker that never reads its acks, and keeps no backlog for it",
+  { skip: NEEDS_PYTHON },
   async () => {
     const m = new Master(
       [
