@@ -3,7 +3,7 @@
  * harvest timer, acknowledged deltas, `ready`, graceful shutdown, and the
  * per-process singleton.
  *
- * Fork-safety contract (DESIGN.md section 5): nothing here arms a timer at
+ * Fork-safety contract (docs/architecture.md): nothing here arms a timer at
  * import. Under forklift the single (unref'd) timer is armed when `welcome`
  * arrives; standalone it is armed lazily on the first recording.
  *
