@@ -69,7 +69,7 @@ async function stopsOnTerm(m: Master): Promise<number> {
 }
 
 test(
-  "Arbiter keeps its workers, /status and SIGTERM when no one reads its stdout",
+  "forklift run keeps its workers, /status and SIGTERM when no one reads its stdout",
   { skip: !RUNTIMES[runtime] },
   async () => {
     const m = chattyMaster(await freePort(), "stall");
@@ -100,7 +100,7 @@ test(
 );
 
 test(
-  "Arbiter keeps running when its stdout is closed",
+  "forklift run keeps running when its stdout is closed",
   { skip: !RUNTIMES[runtime] },
   async () => {
     const m = chattyMaster(await freePort(), "closed");

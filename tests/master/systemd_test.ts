@@ -38,7 +38,7 @@ function receiver(
 }
 
 test(
-  "Arbiter tells systemd READY=1 once every worker answers, RELOADING=1 then READY=1 on HUP, STOPPING=1 on TERM, all from its own pid",
+  "forklift run tells systemd READY=1 once every worker answers, RELOADING=1 then READY=1 on HUP, STOPPING=1 on TERM, all from its own pid",
   { skip: !RUNTIMES.bun ? "needs bun" : NEEDS_PYTHON },
   async () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift-notify-`);

@@ -72,7 +72,7 @@ async function firstWorker(m: Master): Promise<number> {
 }
 
 test(
-  "Arbiter's workers die with a master SIGKILLed in its first moments, before any is ready",
+  "forklift run's workers die with a master SIGKILLed in its first moments, before any is ready",
   { skip: !RUNTIMES[runtime] },
   async () => {
     // The kill lands as the first worker appears (a spawn may be under way),
@@ -109,7 +109,7 @@ test(
 );
 
 test(
-  "Arbiter's --no-inject worker that is not ready yet dies within seconds of its master's SIGKILL",
+  "forklift run's --no-inject worker that is not ready yet dies within seconds of its master's SIGKILL",
   { skip: !RUNTIMES[runtime] },
   async () => {
     const port = await freePort();
