@@ -33,6 +33,16 @@ test("package metadata: npm/package.json and deno.json carry forklift's version 
   assert.match(jsr.name, /^@[a-z0-9-]+\/[a-z0-9-]+$/);
 });
 
+test("deno publish --dry-run takes every module the package's exports import", {
+  skip: RUNTIMES.deno ? false : "needs deno",
+}, async () => {
+  const r = await runProcess([RUNTIMES.deno!, "publish", "--dry-run", "--allow-dirty"], {
+    timeoutMs: 60_000,
+  });
+  assert.doesNotMatch(r.stderr + r.stdout, /excluded-module/);
+  assert.equal(r.code, 0, r.stderr);
+});
+
 describe("the packed API in fresh apps under the binary", { skip: SKIP }, () => {
   let dir = "";
   let tarball = "";

@@ -7,8 +7,11 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import process from "node:process";
+// Tests and benchmarks find ports and wait the same way.
+import { freePort, sleep } from "../../tests/_helpers/ports.ts";
+
+export { freePort, sleep };
 
 /** A started process with its recent output, for error messages. */
 export interface Started {
@@ -200,47 +203,6 @@ export async function stop(
 export function killAll(): void {
   for (const p of live.values()) killTree(p.pid, "SIGKILL");
   for (const pid of extraPids) if (alive(pid)) signal(pid, "SIGKILL");
-}
-
-/** Whether a listener can take `port` on every address now (it is closed again at once). */
-function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.on("error", () => resolve(false));
-    s.listen(port, () => s.close(() => resolve(true)));
-  });
-}
-
-/**
- * A TCP port free on every address, drawn below the kernel's ephemeral range:
- * a port the kernel hands out (a listener on port 0, an outgoing connection)
- * could otherwise take it between this check and the server's bind.
- */
-export async function freePort(): Promise<number> {
-  let low = 32768;
-  try {
-    low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").split(/\s+/)[0]);
-  } catch {
-    // Linux's default range.
-  }
-  const from = 10_000;
-  for (let i = 0; i < 64 && low > from; i++) {
-    const port = from + Math.floor(Math.random() * (low - from));
-    if (await bindable(port)) return port;
-  }
-  return await new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves after `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /**

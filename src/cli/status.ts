@@ -5,6 +5,7 @@
  */
 import { ConfigError } from "../config/errors.ts";
 import { formatStatus, renderStatus, type StatusDocument } from "../export/status.ts";
+import { localHttpUrl, parseHostPort } from "../protocol/host_port.ts";
 import type { CommandContext } from "./context.ts";
 
 /**
@@ -22,8 +23,8 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
   if (bind === null) {
     throw new ConfigError("metrics_bind is off: there is no /status to ask (set --metrics-bind)");
   }
-  const host = bind.startsWith("0.0.0.0:") ? bind.replace("0.0.0.0", "127.0.0.1") : bind;
-  const url = `http://${host}/status`;
+  const target = parseHostPort(bind);
+  const url = target ? localHttpUrl(target.host, target.port, "/status") : `http://${bind}/status`;
   let doc: StatusDocument;
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(5000) });

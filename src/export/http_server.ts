@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { formatHostPort, parseHostPort } from "../protocol/host_port.ts";
 import { probeListen, serveTcp } from "../runtime/tcp_serve.ts";
 import { DEFAULT_HTTP1_LIMITS, Http1Connection, type Http1Limits } from "./http1.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "./prometheus.ts";
@@ -49,15 +50,13 @@ export interface MetricsServer {
  * ```
  */
 export function parseBind(bind: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]*)\]|([^:\[\]]*)):([0-9]{1,5})$/.exec(bind);
-  const port = match ? Number(match[3]) : NaN;
-  const host = match ? (match[1] ?? match[2]) : "";
-  if (!match || host === "" || port > 65535) {
+  const target = parseHostPort(bind);
+  if (target === undefined) {
     throw new SyntaxError(
       `Cannot listen on "${bind}" for metrics: expected HOST:PORT, such as 127.0.0.1:9464`,
     );
   }
-  return { host, port };
+  return target;
 }
 
 const INDEX = "forklift\n\n/metrics  Prometheus text exposition\n/status   workers as JSON\n" +
@@ -153,7 +152,7 @@ export function metricsHandler(
  */
 export async function checkMetricsBind(bind: string): Promise<void> {
   const target = parseBind(bind);
-  const where = `${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
+  const where = formatHostPort(target.host, target.port);
   try {
     await probeListen(target.host, target.port);
   } catch (e) {
@@ -190,7 +189,7 @@ export async function checkMetricsBind(bind: string): Promise<void> {
  */
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
   const target = parseBind(options.bind);
-  const where = `${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
+  const where = formatHostPort(target.host, target.port);
   const handler = metricsHandler(options);
   const limits = options.limits ?? DEFAULT_HTTP1_LIMITS;
   const connections = new Set<Http1Connection>();

@@ -17,6 +17,7 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
+import { backoff, type BackoffPolicy } from "../protocol/backoff.ts";
 import type { MetricDelta } from "../protocol/messages.ts";
 import { type OtlpBatch, otlpJson, redactUrl, urlCredentials } from "../protocol/otlp.ts";
 import type { OtlpBatcher, PendingBatch } from "./otlp_batch.ts";
@@ -59,9 +60,8 @@ export interface OtlpExportStats {
   bytes: number;
 }
 
-/** First retry delay; it doubles up to {@linkcode MAX_BACKOFF_MS}. */
-const FIRST_BACKOFF_MS = 1_000;
-const MAX_BACKOFF_MS = 60_000;
+/** Retries wait from 1 s, doubling up to 60 s, spread by ±20%. */
+const RETRY_BACKOFF: BackoffPolicy = { firstMs: 1_000, maxMs: 60_000, jitter: 0.2 };
 /** The longest `Retry-After` honoured. */
 const MAX_RETRY_AFTER_MS = 300_000;
 const RETRYABLE = new Set([429, 502, 503, 504]);
@@ -91,8 +91,7 @@ export type Outcome =
  * ```
  */
 export function retryDelay(n: number, random: () => number = Math.random): number {
-  const base = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** n);
-  return Math.round(base * (0.8 + 0.4 * random()));
+  return backoff(n, RETRY_BACKOFF, random);
 }
 
 /**

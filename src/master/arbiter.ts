@@ -15,11 +15,12 @@ import { listenSignals } from "../runtime/signals.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { EXIT_USAGE, firstLine } from "../config/errors.ts";
 import { LogThrottle, shorten } from "../log/throttle.ts";
+import { bracketHost, formatHostPort } from "../protocol/host_port.ts";
 import { EventQueue } from "./event_queue.ts";
 import { EXIT_FAILURE } from "./exit_status.ts";
 import { callHook, type Hooks, type MasterDescriptor, type WorkerDescriptor } from "./hooks.ts";
 import { noticeLine } from "./notices.ts";
-import type { OrphanSweeper } from "./orphans.ts";
+import type { ZombieSweeper } from "./zombie_sweeper.ts";
 import { type PidFile, writePidFile } from "./pid_file.ts";
 import type { WorkerListener, WorkerSpawner } from "./spawner.ts";
 import {
@@ -92,7 +93,7 @@ export class Arbiter {
   #telemetry: Telemetry;
   #handles = new Map<number, WorkerHandle>();
   #systemd?: SystemdNotifier;
-  #orphans?: OrphanSweeper;
+  #zombies?: ZombieSweeper;
   #queue: EventQueue<Queued>;
   #servicesStarted = false;
   #cancelServices?: () => void;
@@ -267,8 +268,8 @@ export class Arbiter {
     await this.#openSystemd();
     // PID 1 (a container's entry point) inherits every orphan, and must wait for each.
     if (process.pid === 1) {
-      const { OrphanSweeper } = await import("./orphans.ts");
-      this.#orphans = await OrphanSweeper.start(this.#log, this.#clock);
+      const { ZombieSweeper } = await import("./zombie_sweeper.ts");
+      this.#zombies = await ZombieSweeper.start(this.#log, this.#clock);
     }
     await this.#o.spawner.prepare();
     // Workers first: they boot while the master sets up the rest.
@@ -302,7 +303,7 @@ export class Arbiter {
     await this.#telemetry.close(Math.max(FINAL_EXPORT_MIN_MS, gracefulMs - spent));
     this.#o.spawner.close();
     this.#systemd?.close();
-    this.#orphans?.stop();
+    this.#zombies?.stop();
     this.#pidFile?.remove();
     await this.#hook("onExit", this.#master());
     return this.#code;
@@ -519,7 +520,7 @@ export class Arbiter {
         {
           port,
           n: others.length,
-          addrs: [...new Set(others.map((o) => o.family === 6 ? `[${o.address}]` : o.address))]
+          addrs: [...new Set(others.map((o) => bracketHost(o.address)))]
             .join(", "),
           uids: [...new Set(others.map((o) => o.uid))].join(", "),
         },
@@ -541,8 +542,9 @@ export class Arbiter {
     if (bind === null) return;
     try {
       const { host, port } = await this.#telemetry.serve(bind);
-      const shown = host.includes(":") ? `[${host}]` : host;
-      this.#say("info", "Serving metrics at http://{addr}/metrics", { addr: `${shown}:${port}` });
+      this.#say("info", "Serving metrics at http://{addr}/metrics", {
+        addr: formatHostPort(host, port),
+      });
     } catch (e) {
       this.#say("error", "{error}; stopping", { error: firstLine(e) });
       await this.#dispatch({ type: "fail", code: EXIT_FAILURE, now: this.#clock.now() });

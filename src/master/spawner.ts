@@ -12,7 +12,7 @@ import type { ResolvedSettings } from "../config/load.ts";
 import { workerEnv } from "../protocol/env.ts";
 import type { HarvestMessage, WelcomeMessage } from "../protocol/messages.ts";
 import { type ChannelServer, channelToken, listenChannel } from "../runtime/channel_server.ts";
-import { type OrphanWatch, startOrphanWatch } from "../runtime/orphan_watch.ts";
+import { type MasterDeathWatch, startMasterDeathWatch } from "../runtime/master_death_watch.ts";
 import { prepareSpawn, spawnWorkerProcess } from "../runtime/spawn.ts";
 import { sweepStaleChannels } from "./channel_sweep.ts";
 import { foreignListeners, type Listener } from "./port_owners.ts";
@@ -106,7 +106,7 @@ export class ProcessSpawner implements WorkerSpawner {
   /** The socket Deno workers talk over; opened with the first such worker. */
   #channel?: ChannelServer;
   #channelFailed = false;
-  #orphans?: OrphanWatch;
+  #deathWatch?: MasterDeathWatch;
 
   constructor(options: ProcessSpawnerOptions) {
     this.#o = options;
@@ -124,10 +124,10 @@ export class ProcessSpawner implements WorkerSpawner {
     if (this.#settings.config.once) return;
     // Up before the first worker, so that a master killed at any moment,
     // even during the boot, leaves no worker behind to serve its port.
-    this.#orphans = await startOrphanWatch();
-    if (this.#orphans === undefined) {
+    this.#deathWatch = await startMasterDeathWatch();
+    if (this.#deathWatch === undefined) {
       this.#o.log.warn(
-        "Cannot start the orphan watch (no sh?): workers of a killed master may outlive it",
+        "Cannot start the watch that stops workers when the master dies (no sh?): workers of a killed master may outlive it",
       );
     }
   }
@@ -167,11 +167,11 @@ export class ProcessSpawner implements WorkerSpawner {
         ),
     };
     const argv = this.#plan.argv;
-    const orphans = once ? undefined : this.#orphans;
+    const deathWatch = once ? undefined : this.#deathWatch;
     const handle = new WorkerHandle(
       (on) => {
         const start = () => spawnWorkerProcess(argv, spawnOptions, on);
-        return orphans === undefined ? start() : orphans.spawn(start);
+        return deathWatch === undefined ? start() : deathWatch.spawn(start);
       },
       ref.slot,
       ref.generation,
@@ -183,7 +183,7 @@ export class ProcessSpawner implements WorkerSpawner {
         harvest: (_, m, stream) => listener.harvest(ref, m, stream),
         invalid: (_, reason) => listener.invalid(ref, reason),
         exit: (h) => {
-          if (h.pid !== null) this.#orphans?.remove(h.pid);
+          if (h.pid !== null) this.#deathWatch?.remove(h.pid);
           listener.exit(ref, h.exitCode, h.exitSignal);
         },
       },
@@ -214,7 +214,7 @@ export class ProcessSpawner implements WorkerSpawner {
 
   close(): void {
     this.#channel?.close();
-    this.#orphans?.close();
+    this.#deathWatch?.close();
   }
 
   /** The socket channel and a fresh token for the next worker, when the plan asks for one. */

@@ -5,7 +5,7 @@
  * one timer), `host.ts` (the process), `served_servers.ts`, `post_fork.ts`,
  * and `storage.ts` with `series_table.ts` (what was recorded).
  *
- * Fork-safety contract (DESIGN.md section 5): nothing here arms a timer at
+ * Fork-safety contract (docs/architecture.md): nothing here arms a timer at
  * import. Under forklift the single (unref'd) timer is armed when `welcome`
  * arrives; standalone it is armed lazily on the first recording.
  *
@@ -50,7 +50,7 @@ export { unrefTimer };
 export const REPORTER_KEY: unique symbol = Symbol.for("forklift.reporter") as never;
 
 /** How long a worker whose master is gone drains its servers before it exits. */
-export const ORPHAN_DRAIN_MS = 1000;
+export const MASTER_GONE_DRAIN_MS = 1000;
 
 /**
  * One process's reporter. Use {@linkcode getReporter} for the singleton; build
@@ -180,7 +180,7 @@ export class Reporter {
     }
     this.#state = "hello";
     host.onMessage((raw) => this.receive(raw));
-    host.onDisconnect(() => void this.#orphaned());
+    host.onDisconnect(() => void this.#leaveWithMaster());
     this.#send({ type: "hello", v: PROTOCOL_VERSION, pid: host.pid, runtime: host.runtime });
   }
 
@@ -345,8 +345,8 @@ export class Reporter {
     return this.#shutdown;
   }
 
-  #orphaned(): Promise<void> {
-    this.#shutdown ??= this.#stop(ORPHAN_DRAIN_MS, false);
+  #leaveWithMaster(): Promise<void> {
+    this.#shutdown ??= this.#stop(MASTER_GONE_DRAIN_MS, false);
     return this.#shutdown;
   }
 

@@ -24,16 +24,18 @@
  * sent their request yet), drops none. Requests in flight finish, up to the
  * graceful timeout.
  *
- * This file, with the rest of `src/runtime/`, is the only place that touches
- * `Deno.*` or `Bun.*`. It imports nothing but the census, which loads
- * `node:fs` only when a server drains.
+ * The drain itself lives in `serve_drain.ts`. This file, with the rest of
+ * `src/runtime/`, is the only place that touches `Deno.*` or `Bun.*`. It
+ * imports nothing but the drain and its census, which loads `node:fs` only
+ * when a server drains.
  *
  * @module
  */
 
 // deno-lint-ignore-file no-explicit-any
 
-import { openCensus } from "./socket_census.ts";
+import { formatHostPort } from "../protocol/host_port.ts";
+import { closeWhenDraining, type DrainState, handoff, newDrain } from "./serve_drain.ts";
 
 /** A server started through a hooked `Deno.serve` / `Bun.serve`. */
 export interface ServedServer {
@@ -41,7 +43,7 @@ export interface ServedServer {
   readonly addr: string;
   /**
    * Answers with `Connection: close` from now on, closes the listener once no
-   * connection sits idle (or after {@linkcode HANDOFF_MS}), lets requests in
+   * connection sits idle (or after a second: see `serve_drain.ts`), lets requests in
    * flight finish; resolves when they have.
    */
   drain(): Promise<void>;
@@ -67,189 +69,10 @@ export interface ServeHooks {
 
 const HOOKED = Symbol.for("forklift.serve.hooked");
 
-/**
- * Longest a draining server keeps its listener open waiting for a moment
- * with no idle connection: past it, idle connections (a browser's, say)
- * are closed anyway, between requests.
- */
-const HANDOFF_MS = 1_000;
-/** How often the census is taken while waiting. */
-const CENSUS_EVERY_MS = 5;
-/** Where there is no census (not Linux, no FFI): how long `Connection: close` runs first. */
-const BLIND_HANDOFF_MS = 250;
-
-/** One server's drain: whether it runs, and the requests begun since. */
-interface DrainState {
-  draining: boolean;
-  inflight: number;
-}
-
-function newDrain(): DrainState {
-  return { draining: false, inflight: 0 };
-}
-
-/** `res` with `Connection: close`, so that the client sends nothing more on its connection. */
-function markClose(res: unknown): unknown {
-  if (!(res instanceof Response) || res.status === 101) return res;
-  try {
-    res.headers.set("connection", "close");
-    return res;
-  } catch {
-    // Immutable headers (`Response.redirect()`, a `fetch()` answer): a copy takes it.
-    try {
-      const headers = new Headers(res.headers);
-      headers.set("connection", "close");
-      return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
-    } catch {
-      return res;
-    }
-  }
-}
-
-/**
- * Wraps a fetch-style handler so that, once its server drains, requests are
- * counted while they run and answered with `Connection: close`. Until then it
- * costs one check.
- */
-function closeWhenDraining<H extends (...args: any[]) => unknown>(
-  handler: H,
-  drain: DrainState,
-): H {
-  // Two declared parameters, as the timing wrapper has: Deno builds no Request
-  // for a handler that declares none, and (req, info) / (req, server) need no
-  // rest array per request.
-  return function (this: unknown, req: unknown, extra: unknown): unknown {
-    if (!drain.draining) {
-      return arguments.length <= 2
-        ? handler.call(this, req, extra)
-        : handler.apply(this, arguments as any);
-    }
-    drain.inflight++;
-    let res: any;
-    try {
-      res = arguments.length <= 2
-        ? handler.call(this, req, extra)
-        : handler.apply(this, arguments as any);
-    } catch (e) {
-      drain.inflight--;
-      throw e;
-    }
-    if (res !== null && typeof res === "object" && typeof res.then === "function") {
-      return res.then((r: unknown) => {
-        drain.inflight--;
-        return markClose(r);
-      }, (e: unknown) => {
-        drain.inflight--;
-        throw e;
-      });
-    }
-    drain.inflight--;
-    return markClose(res);
-  } as H;
-}
-
-/**
- * Starts a drain and resolves at the moment the listener may close: no
- * connection accepted on `port` sits without a request in flight, and none
- * waits in the accept queue; or after {@linkcode HANDOFF_MS}. The caller
- * closes the listener in the same turn of the event loop, before any other
- * connection can be accepted.
- */
-async function handoff(drain: DrainState, port: number | undefined): Promise<void> {
-  drain.draining = true;
-  if (port === undefined || !(port > 0)) return;
-  const census = await openCensus();
-  if (census === undefined) {
-    await new Promise((r) => setTimeout(r, BLIND_HANDOFF_MS));
-    return;
-  }
-  try {
-    const end = Date.now() + HANDOFF_MS;
-    for (;;) {
-      const now = census.take(port);
-      if (now.backlog === 0 && now.established <= drain.inflight) return;
-      if (Date.now() >= end) return;
-      await new Promise((r) => setTimeout(r, CENSUS_EVERY_MS));
-    }
-  } finally {
-    census.close();
-  }
-}
-
 const BUN_ROUTE_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
 
 function g(): any {
   return globalThis as any;
-}
-
-let promptable: boolean | undefined;
-
-function mayPrompt(deno: any): boolean {
-  if (promptable === undefined) {
-    try {
-      promptable = deno.stdin?.isTerminal?.() !== false && deno.stderr?.isTerminal?.() !== false;
-    } catch {
-      promptable = true;
-    }
-  }
-  return promptable;
-}
-
-/**
- * Reads an environment variable without ever prompting or throwing: in Deno
- * it is read only when the permission is already granted.
- *
- * @example Read the master's pid
- * ```ts
- * import { readEnv } from "./serve.ts";
- * const pid = readEnv("FORKLIFT_MASTER_PID"); // undefined when unset or not permitted
- * ```
- */
-export function readEnv(name: string): string | undefined {
-  try {
-    const deno = g().Deno;
-    if (deno !== undefined) {
-      // Deno prompts only when stdin and stderr are terminals. A worker's stdin
-      // never is, and there a denied read just throws (caught below), at a
-      // fraction of the cost of asking for the permission's state first.
-      if (!mayPrompt(deno)) return deno.env.get(name);
-      const state = deno.permissions?.querySync?.({ name: "env", variable: name })?.state;
-      if (state !== "granted") return undefined;
-      return deno.env.get(name);
-    }
-    return g().process?.env?.[name];
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Removes a variable from this process's environment, so that processes it
- * starts from now on do not inherit it. Best effort: never throws, never
- * prompts.
- *
- * @example Forget a one-time token once read
- * ```ts ignore
- * import { forgetEnv, readEnv } from "./serve.ts";
- * const token = readEnv("FORKLIFT_CHANNEL_TOKEN");
- * forgetEnv("FORKLIFT_CHANNEL_TOKEN");
- * ```
- */
-export function forgetEnv(name: string): void {
-  try {
-    const deno = g().Deno;
-    if (deno !== undefined) {
-      if (!mayPrompt(deno)) deno.env.delete(name);
-      return;
-    }
-    delete g().process?.env?.[name];
-  } catch {
-    // Not permitted: the variable stays, and the token still works only once.
-  }
-}
-
-function hostPort(hostname: string, port: number): string {
-  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }
 
 /** Copies `options` with `overrides`, keeping inherited properties readable. */
@@ -325,7 +148,7 @@ function hookDeno(deno: any, hooks: ServeHooks): void {
       () => {
         const addr = server.addr;
         if (addr?.transport === "unix") return `unix:${addr.path}`;
-        return hostPort(String(addr?.hostname), Number(addr?.port));
+        return formatHostPort(String(addr?.hostname), Number(addr?.port));
       },
       async () => {
         await handoff(drain, server.addr?.transport === "tcp" ? server.addr.port : undefined);
@@ -437,9 +260,9 @@ function hookBun(bun: any, hooks: ServeHooks): void {
         if (options.unix !== undefined) return `unix:${options.unix}`;
         const a = server.address;
         if (a && typeof a === "object" && typeof a.address === "string") {
-          return hostPort(a.address, Number(a.port));
+          return formatHostPort(a.address, Number(a.port));
         }
-        return hostPort(String(server.hostname), Number(server.port));
+        return formatHostPort(String(server.hostname), Number(server.port));
       },
       async () => {
         await handoff(drain, options.unix === undefined ? Number(server.port) : undefined);
@@ -542,7 +365,7 @@ function trackNode(server: any, hooks: ServeHooks): void {
     () => {
       const a = server.address();
       if (typeof a === "string") return `unix:${a}`;
-      return hostPort(String(a?.address), Number(a?.port));
+      return formatHostPort(String(a?.address), Number(a?.port));
     },
     async () => {
       let port: number | undefined;

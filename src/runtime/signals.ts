@@ -6,7 +6,7 @@
  */
 import type { Runtime, SignalName } from "./runtime.ts";
 
-/** The signals the master listens for (see DESIGN section 4). */
+/** The signals the master listens for. */
 export const MASTER_SIGNALS: readonly SignalName[] = [
   "SIGTERM",
   "SIGINT",

@@ -1,13 +1,15 @@
 /**
  * A TCP listener on the runtime's own sockets (`Deno.listen`, `Bun.listen`):
  * each connection as a stream of chunks in and an awaitable write out. Accept
- * errors (EMFILE when the process runs out of descriptors) never end it: it
- * waits and accepts again for as long as it is open.
+ * errors (EMFILE when the process runs out of descriptors) never end it (see
+ * `accept_loop.ts`).
  *
  * @module
  */
 
 // deno-lint-ignore-file no-explicit-any
+
+import { acceptLoop } from "./accept_loop.ts";
 
 /** One accepted connection. */
 export interface TcpConnection {
@@ -33,9 +35,6 @@ export interface TcpListener {
   /** Stops accepting; open connections stay until closed by their owner. */
   close(): void;
 }
-
-/** How long the accept loop waits after an accept error before it tries again. */
-const ACCEPT_RETRY_MS = 250;
 
 /**
  * Listens on `host:port`. Throws the runtime's own error when it cannot
@@ -120,7 +119,6 @@ function listenBun(bun: any, host: string, port: number, handlers: TcpHandlers):
 
 function listenDeno(deno: any, host: string, port: number, handlers: TcpHandlers): TcpListener {
   const listener = deno.listen({ hostname: host, port, transport: "tcp" });
-  let open = true;
   const serve = async (conn: any) => {
     let gone = false;
     const events = handlers.open({
@@ -158,24 +156,11 @@ function listenDeno(deno: any, host: string, port: number, handlers: TcpHandlers
     }
     events.closed();
   };
-  (async () => {
-    while (open) {
-      let conn;
-      try {
-        conn = await listener.accept();
-      } catch {
-        if (!open) return;
-        // Out of descriptors, most likely: wait for some to come back.
-        await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS));
-        continue;
-      }
-      void serve(conn);
-    }
-  })();
+  const loop = acceptLoop(listener, (conn: any) => void serve(conn));
   return {
     port: listener.addr.port,
     close() {
-      open = false;
+      loop.stop();
       try {
         listener.close();
       } catch {

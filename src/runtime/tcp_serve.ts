@@ -98,7 +98,7 @@ export async function probeListen(host: string, port: number): Promise<void> {
  *
  * @example Listen on an ephemeral port
  * ```ts ignore
- * import { serveTcp } from "./http_serve.ts";
+ * import { serveTcp } from "./tcp_serve.ts";
  * const server = await serveTcp({
  *   host: "127.0.0.1",
  *   port: 0,

@@ -15,10 +15,11 @@
 
 // deno-lint-ignore-file no-explicit-any
 
+import { backoff, type BackoffPolicy } from "../protocol/backoff.ts";
 import { CHANNEL_ENV, CHANNEL_TOKEN_ENV, ISOLATES_ENV, MASTER_PID_ENV } from "../protocol/env.ts";
 import { encodeLine, LineSplitter, parseLine } from "../protocol/framing.ts";
 import { readChunks, writeAll } from "./deno_conn.ts";
-import { forgetEnv, readEnv } from "./serve.ts";
+import { forgetEnv, readEnv } from "./read_env.ts";
 
 /** How long after `welcome` a worker lets go of its Node IPC channel. */
 export const UNREF_DELAY_MS = 100;
@@ -115,8 +116,13 @@ function processIO(): WorkerIO {
  */
 export const MAX_UNSENT_BYTES = 32 * 1024 * 1024;
 
-/** Waits before each new try of a connection the master closed before it said anything. */
-const RECONNECT_DELAYS_MS = [20, 100, 300, 600];
+/**
+ * Waits before each new try of a connection the master closed before it said
+ * anything: about a second in all over {@linkcode RECONNECT_TRIES} tries.
+ */
+const RECONNECT_BACKOFF: BackoffPolicy = { firstMs: 40, maxMs: 1_000, factor: 2.5 };
+/** Tries of a connection the master closed before it said anything. */
+const RECONNECT_TRIES = 4;
 /** Most a worker says before the master answers that it keeps to say again (a hello is < 1 KiB). */
 const MAX_EARLY_BYTES = 64 * 1024;
 
@@ -280,7 +286,7 @@ class SocketChannel {
    * socket); a worker whose token it refuses gives up after the last try.
    */
   #mayRetry(): boolean {
-    return !this.#heard && !this.#closed && this.#retries < RECONNECT_DELAYS_MS.length &&
+    return !this.#heard && !this.#closed && this.#retries < RECONNECT_TRIES &&
       this.#earlyBytes <= MAX_EARLY_BYTES;
   }
 
@@ -288,7 +294,7 @@ class SocketChannel {
     try {
       old.close();
     } catch { /* closed */ }
-    const delay = RECONNECT_DELAYS_MS[this.#retries++];
+    const delay = backoff(this.#retries++, RECONNECT_BACKOFF);
     this.#opened = false;
     this.#open();
     const timer = setTimeout(() => this.wake(), delay);

@@ -6,6 +6,7 @@
  */
 import { spawn } from "node:child_process";
 import process from "node:process";
+import { testRuntime } from "./runtime.ts";
 
 /** Absolute path of the repository root. */
 export const ROOT = new URL("../../", import.meta.url).pathname;
@@ -14,7 +15,7 @@ export const MAIN = `${ROOT}src/cli/main.ts`;
 
 /** The argv prefix that runs a script under the current runtime. */
 export function runtimeArgv(script: string): string[] {
-  return typeof (globalThis as { Deno?: unknown }).Deno === "object"
+  return testRuntime() === "deno"
     ? [process.execPath, "run", "-A", script]
     : [process.execPath, script];
 }

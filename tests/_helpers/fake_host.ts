@@ -7,14 +7,7 @@
 
 import type { WorkerMessage } from "../../src/protocol/messages.ts";
 import type { ReporterHost, TimerHandle } from "../../src/reporter/reporter.ts";
-
-interface FakeTimer {
-  fn: () => void;
-  ms: number;
-  due: number;
-  repeat: boolean;
-  unrefed: boolean;
-}
+import { FakeClock, type FakeTimer } from "./fake_clock.ts";
 
 /** A host whose channel, clock and timers the test drives. */
 export class FakeHost implements ReporterHost {
@@ -26,9 +19,8 @@ export class FakeHost implements ReporterHost {
   sent: WorkerMessage[] = [];
   exitCode: number | undefined;
   channelRefs: boolean[] = [];
-  time = 0;
-  readonly timers = new Map<number, FakeTimer>();
-  #nextId = 1;
+  /** The host's time and timers. */
+  readonly clock = new FakeClock();
   #onMessage: Array<(raw: unknown) => void> = [];
   #onDisconnect: Array<() => void> = [];
   #ticks: Array<() => void> = [];
@@ -53,34 +45,31 @@ export class FakeHost implements ReporterHost {
     this.channelRefs.push(ref);
   }
   setInterval(fn: () => void, ms: number): TimerHandle {
-    return this.#add(fn, ms, true);
+    return this.clock.schedule(fn, ms, true);
   }
   setTimeout(fn: () => void, ms: number): TimerHandle {
-    return this.#add(fn, ms, false);
+    return this.clock.schedule(fn, ms, false);
   }
   clearTimer(handle: TimerHandle): void {
-    this.timers.delete((handle as { id: number }).id);
+    this.clock.cancel((handle as { id: number }).id);
   }
   nextTick(fn: () => void): void {
     this.#ticks.push(fn);
   }
   now(): number {
-    return this.time;
+    return this.clock.now();
+  }
+  /** Timers alive now, by id. */
+  get timers(): ReadonlyMap<number, FakeTimer> {
+    return this.clock.timers;
   }
   exit(code: number): void {
     this.exitCode = code;
   }
 
-  #add(fn: () => void, ms: number, repeat: boolean): TimerHandle {
-    const id = this.#nextId++;
-    const timer: FakeTimer = { fn, ms, due: this.time + ms, repeat, unrefed: false };
-    this.timers.set(id, timer);
-    return { id, unref: () => void (timer.unrefed = true) };
-  }
-
   /** Intervals (repeating timers) alive now. */
   intervals(): FakeTimer[] {
-    return [...this.timers.values()].filter((t) => t.repeat);
+    return this.clock.intervals();
   }
 
   /** The master side: deliver a raw message to the reporter. */
@@ -103,22 +92,7 @@ export class FakeHost implements ReporterHost {
 
   /** Moves the clock forward, firing due timers in order. */
   advance(ms: number): void {
-    const end = this.time + ms;
-    for (;;) {
-      let next: [number, FakeTimer] | undefined;
-      for (const entry of this.timers) {
-        if (entry[1].due <= end && (next === undefined || entry[1].due < next[1].due)) {
-          next = entry;
-        }
-      }
-      if (next === undefined) break;
-      const [id, timer] = next;
-      this.time = timer.due;
-      if (timer.repeat) timer.due += timer.ms;
-      else this.timers.delete(id);
-      timer.fn();
-    }
-    this.time = end;
+    this.clock.advance(ms);
   }
 
   /** Messages of one type sent so far. */

@@ -9,7 +9,7 @@
  * @module
  */
 import { connect, type Socket } from "node:net";
-import { sleep } from "../../scripts/bench/_process.ts";
+import { sleep } from "./ports.ts";
 
 const REQUEST_TIMEOUT_MS = 5_000;
 

@@ -10,18 +10,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import { cleanEnv, MAIN, ROOT, runtimeArgv } from "./cli.ts";
-// The benchmarks' process helpers serve the tests too: one way to find a port.
-import { freePort, sleep } from "../../scripts/bench/_process.ts";
+import { freePort, sleep } from "./ports.ts";
+import { RUNTIMES } from "./runtime.ts";
 
-export { freePort, sleep };
-
-/** Paths of the two runtimes, as the test runner found them. */
-export const RUNTIMES: Record<"deno" | "bun", string | undefined> = {
-  deno: process.env.FORKLIFT_TEST_DENO ??
-    (typeof (globalThis as { Deno?: unknown }).Deno === "object" ? process.execPath : undefined),
-  bun: process.env.FORKLIFT_TEST_BUN ??
-    (typeof (globalThis as { Bun?: unknown }).Bun === "object" ? process.execPath : undefined),
-};
+export { freePort, RUNTIMES, sleep };
 
 /** The argv that runs `script` as a server under `runtime`. */
 export function serverArgv(runtime: "deno" | "bun", script: string): string[] {

@@ -1,13 +1,14 @@
 /**
  * Test helpers that know which runtime runs the tests and how to start a
- * worker process on Deno or Bun, with or without the injected preload. The
- * only test code that looks at the `Deno` / `Bun` globals.
+ * worker process on Deno or Bun, with or without the injected preload. Every
+ * test asks here which runtime it runs on.
  *
  * @module
  */
 
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { runtimeId } from "../../src/runtime/detect.ts";
 
 /** Runtime names a worker may run on. */
 export type RuntimeName = "deno" | "bun";
@@ -29,22 +30,30 @@ export function fixture(name: string): string {
   return fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
 }
 
-/** The runtime running the tests. */
+/** The runtime running the tests, as the project itself detects it. */
 export function testRuntime(): RuntimeName {
-  if (typeof (globalThis as { Deno?: unknown }).Deno !== "undefined") return "deno";
-  if (typeof (globalThis as { Bun?: unknown }).Bun !== "undefined") return "bun";
+  const name = runtimeId().split("/")[0];
+  if (name === "deno" || name === "bun") return name;
   throw new Error("Tests run on Deno or Bun only");
 }
 
 /**
- * The runtimes to try as workers: the one running the tests, plus the other
- * one when `FORKLIFT_TEST_DENO` / `FORKLIFT_TEST_BUN` gives its path.
+ * Paths of the two runtimes: the one running the tests, and the other one
+ * when `FORKLIFT_TEST_DENO` / `FORKLIFT_TEST_BUN` gives its path (either
+ * variable wins for its runtime).
  */
+export const RUNTIMES: Record<RuntimeName, string | undefined> = {
+  deno: process.env.FORKLIFT_TEST_DENO ??
+    (testRuntime() === "deno" ? process.execPath : undefined),
+  bun: process.env.FORKLIFT_TEST_BUN ?? (testRuntime() === "bun" ? process.execPath : undefined),
+};
+
+/** The runtimes to try as workers: the one running the tests first, then the other if known. */
 export function workerRuntimes(): WorkerRuntime[] {
   const own = testRuntime();
   const out: WorkerRuntime[] = [{ name: own, exec: process.execPath }];
   const other: RuntimeName = own === "deno" ? "bun" : "deno";
-  const path = process.env[other === "deno" ? "FORKLIFT_TEST_DENO" : "FORKLIFT_TEST_BUN"];
+  const path = RUNTIMES[other];
   if (path) out.push({ name: other, exec: path });
   return out;
 }

@@ -26,7 +26,7 @@ function collector(status: number) {
 }
 
 describe("forklift check --connect", () => {
-  test("checkCommand() sends one real OTLP export with the configured headers and encoding", async () => {
+  test("forklift check sends one real OTLP export with the configured headers and encoding", async () => {
     const c = await collector(200);
     try {
       const r = await runCli([
@@ -59,7 +59,7 @@ describe("forklift check --connect", () => {
     }
   });
 
-  test("checkCommand() exits 1 when the collector refuses or errs", async () => {
+  test("forklift check exits 1 when the collector refuses or errs", async () => {
     const c = await collector(503);
     try {
       const r = await runCli([
@@ -82,7 +82,7 @@ describe("forklift check --connect", () => {
     );
   });
 
-  test("checkCommand() --connect without an endpoint is a usage error", async () => {
+  test("forklift check --connect without an endpoint is a usage error", async () => {
     const r = await runCli(["check", "--connect"]);
     assert.equal(r.code, 2);
     assert.equal(

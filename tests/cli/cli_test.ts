@@ -34,7 +34,7 @@ function assertUsageError(
 }
 
 describe("forklift config", () => {
-  test("main() config --origin shows all five layers", async () => {
+  test("forklift config --origin shows all five layers", async () => {
     await withIni(INI, async (dir) => {
       const r = await runCli(
         ["config", "--origin", "-e", "production", "--max-requests", "43", "--workers", "4"],
@@ -59,7 +59,7 @@ describe("forklift config", () => {
     });
   });
 
-  test("main() config --json prints value and origin per setting, secrets redacted", async () => {
+  test("forklift config --json prints value and origin per setting, secrets redacted", async () => {
     const r = await runCli(["config", "--json", "--otlp-header", "api-key=topsecret"], {
       env: cleanEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318", WEB_CONCURRENCY: "3" }),
     });
@@ -75,7 +75,7 @@ describe("forklift config", () => {
     assert.deepEqual(doc.metrics_bind, { value: "127.0.0.1:9464", origin: "default" });
   });
 
-  test("main() config redacts secrets in text output too", async () => {
+  test("forklift config redacts secrets in text output too", async () => {
     const r = await runCli(["config"], {
       env: cleanEnv({ OTEL_EXPORTER_OTLP_HEADERS: "k=hunter2" }),
     });
@@ -86,7 +86,7 @@ describe("forklift config", () => {
 });
 
 describe("forklift bad input", () => {
-  test("main() rejects a malformed INI line with exit 2 and one line", async () => {
+  test("forklift rejects a malformed INI line with exit 2 and one line", async () => {
     await withIni("[forklift]\nworkers 3\n", async (dir) => {
       const r = await runCli(["check", "-c", "forklift.ini"], { cwd: dir });
       assertUsageError(
@@ -96,12 +96,12 @@ describe("forklift bad input", () => {
     });
   });
 
-  test("main() rejects an unknown flag with a hint", async () => {
+  test("forklift rejects an unknown flag with a hint", async () => {
     const r = await runCli(["run", "--wokers", "3", "--", "deno", "run", "x.ts"]);
     assertUsageError(r, 'Unknown flag --wokers for "forklift run" (did you mean --workers?)');
   });
 
-  test("main() rejects an unknown FORKLIFT_* variable", async () => {
+  test("forklift rejects an unknown FORKLIFT_* variable", async () => {
     const r = await runCli(["check"], { env: cleanEnv({ FORKLIFT_WOKERS: "3" }) });
     assertUsageError(
       r,
@@ -109,7 +109,7 @@ describe("forklift bad input", () => {
     );
   });
 
-  test("main() rejects a bad value naming its source", async () => {
+  test("forklift rejects a bad value naming its source", async () => {
     await withIni("[forklift]\nworkers = -2\n", async (dir) => {
       const r = await runCli(["config", "-c", "forklift.ini"], { cwd: dir });
       assertUsageError(
@@ -119,7 +119,7 @@ describe("forklift bad input", () => {
     });
   });
 
-  test("main() rejects a missing config file and a missing environment section", async () => {
+  test("forklift rejects a missing config file and a missing environment section", async () => {
     const missing = await runCli(["config"], {
       env: cleanEnv({ FORKLIFT_CONFIG_FILE: "/no/such.ini" }),
     });
@@ -138,7 +138,7 @@ describe("forklift bad input", () => {
 });
 
 describe("forklift help and version", () => {
-  test("main() --version prints the version", async () => {
+  test("forklift --version prints the version", async () => {
     const r = await runCli(["--version"]);
     assert.equal(r.code, 0);
     assert.match(
@@ -147,7 +147,7 @@ describe("forklift help and version", () => {
     );
   });
 
-  test("main() help run lists run's usage and every setting flag", async () => {
+  test("forklift help run lists run's usage and every setting flag", async () => {
     const r = await runCli(["help", "run"]);
     assert.equal(r.code, 0);
     assert.match(r.stdout, /Usage: forklift run/);
@@ -158,7 +158,7 @@ describe("forklift help and version", () => {
     assertUsageError(unknown, 'No help for "rnu" (did you mean "run"?)');
   });
 
-  test("main() check validates and says so", async () => {
+  test("forklift check validates and says so", async () => {
     const r = await runCli(["check", "-w", "2"]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^Configuration OK \(no config file; 2 worker\(s\)\)/);

@@ -10,7 +10,7 @@ const PRINT = `${ROOT}tests/fixtures/master/print.ts`;
 const runtime = RUNTIMES.bun ? "bun" : "deno";
 
 describe("forklift logging", { skip: !RUNTIMES.bun && !RUNTIMES.deno }, () => {
-  test("setupLogging() writes one JSON object per line, worker output wrapped too", async () => {
+  test("forklift run --log-format json writes one JSON object per line, worker output wrapped too", async () => {
     const r = await runCli([
       "run",
       "--once",
@@ -37,7 +37,7 @@ describe("forklift logging", { skip: !RUNTIMES.bun && !RUNTIMES.deno }, () => {
     assert.equal(started.properties.n, 1);
   });
 
-  test("setupLogging() appends to log_file and honours log_level", async () => {
+  test("forklift run --log-file appends to the file and honours log_level", async () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift-log-`);
     try {
       const file = `${dir}/master.log`;
@@ -79,7 +79,7 @@ describe("forklift logging", { skip: !RUNTIMES.bun && !RUNTIMES.deno }, () => {
     }
   });
 
-  test("reopenLogFile() on SIGUSR1 writes to a fresh file after logrotate moved the old one", async () => {
+  test("forklift run on SIGUSR1 writes to a fresh file after logrotate moved the old one", async () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift-log-`);
     const file = `${dir}/master.log`;
     const port = await freePort();

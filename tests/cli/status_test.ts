@@ -4,7 +4,7 @@ import { cleanEnv, ROOT, runCli } from "../_helpers/cli.ts";
 import { freePort, Master, RUNTIMES, serverArgv, waitFor } from "../_helpers/master.ts";
 
 describe("forklift status", () => {
-  test("statusCommand() prints a running master's workers, as text and as JSON", {
+  test("forklift status prints a running master's workers, as text and as JSON", {
     skip: !RUNTIMES.bun && !RUNTIMES.deno,
   }, async () => {
     const runtime = RUNTIMES.bun ? "bun" : "deno";
@@ -41,7 +41,7 @@ describe("forklift status", () => {
 
   for (const runtime of ["bun", "deno"] as const) {
     test(
-      `statusCommand() exits 1 until the first boot is done and once stopping, as GET /ready answers 503 (${runtime} workers)`,
+      `forklift status exits 1 until the first boot is done and once stopping, as GET /ready answers 503 (${runtime} workers)`,
       {
         skip: !RUNTIMES[runtime] && `needs ${runtime}`,
       },
@@ -105,7 +105,7 @@ describe("forklift status", () => {
     );
   }
 
-  test("statusCommand() says so when no master answers", async () => {
+  test("forklift status says so when no master answers", async () => {
     const port = await freePort();
     const r = await runCli(["status", "--metrics-bind", `127.0.0.1:${port}`]);
     assert.equal(r.code, 1);
@@ -113,5 +113,23 @@ describe("forklift status", () => {
       r.stderr,
       `forklift: No forklift master answers at http://127.0.0.1:${port}/status: connection refused (is a master running with this metrics_bind?)\n`,
     );
+  });
+
+  test("forklift status asks a master bound to every address on loopback, IPv6 in brackets", async () => {
+    const port = await freePort();
+    for (
+      const [bind, url] of [[`:${port}`, `127.0.0.1:${port}`], [`[::]:${port}`, `[::1]:${port}`]]
+    ) {
+      const r = await runCli(["status", "--metrics-bind", bind]);
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^forklift: No forklift master answers at http://${
+            url.replace(/[[\]]/g, "\\$&")
+          }/status: `,
+        ),
+      );
+    }
   });
 });

@@ -6,7 +6,7 @@ import process from "node:process";
 import { loadSettings, type ResolvedSettings } from "../../src/config/load.ts";
 import { recordingLog } from "../_helpers/recording_log.ts";
 import { Arbiter } from "../../src/master/arbiter.ts";
-import type { Clock } from "../../src/master/clock.ts";
+import { FakeClock } from "../_helpers/fake_clock.ts";
 import type { Spawned, WorkerListener, WorkerSpawner } from "../../src/master/spawner.ts";
 import type { WorkerRef } from "../../src/master/supervisor.ts";
 import type { SupervisionSnapshot, Telemetry } from "../../src/master/telemetry.ts";
@@ -14,31 +14,10 @@ import { WorkerHandle } from "../../src/master/worker_handle.ts";
 import type { WorkerProcessEvents } from "../../src/runtime/spawn.ts";
 import type { SignalName } from "../../src/runtime/runtime.ts";
 
-/** A clock whose timers fire only when the test advances it. */
-class FakeClock implements Clock {
-  time = 0;
-  #timers = new Set<{ at: number; fn: () => void }>();
-  now(): number {
-    return this.time;
-  }
-  after(ms: number, fn: () => void): () => void {
-    const t = { at: this.time + ms, fn };
-    this.#timers.add(t);
-    return () => void this.#timers.delete(t);
-  }
-  /** Moves time on, firing due timers in order, and lets the loop run after each. */
-  async advance(ms: number): Promise<void> {
-    const end = this.time + ms;
-    for (;;) {
-      await settle();
-      const due = [...this.#timers].filter((t) => t.at <= end).sort((a, b) => a.at - b.at)[0];
-      if (!due) break;
-      this.#timers.delete(due);
-      this.time = Math.max(this.time, due.at);
-      due.fn();
-    }
-    this.time = end;
-    await settle();
+/** The fake clock, letting the arbiter's loop run after each timer it fires. */
+class SettlingClock extends FakeClock {
+  override advance(ms: number): Promise<void> {
+    return this.advanceSettling(ms, settle);
   }
 }
 
@@ -143,7 +122,7 @@ function settings(values: Record<string, string>): ResolvedSettings {
 }
 
 function harness(values: Record<string, string>) {
-  const clock = new FakeClock();
+  const clock = new SettlingClock();
   const spawner = new FakeSpawner();
   const listeners = new Map<SignalName, () => void>();
   let telemetry: FakeTelemetry | undefined;

@@ -62,7 +62,7 @@ function channelDirs(dir: string): string[] {
 }
 
 test(
-  "Arbiter in two pid namespaces sharing the temporary directory: both keep serving, and stopping one leaves the other's socket",
+  "forklift run in two pid namespaces sharing the temporary directory: both keep serving, and stopping one leaves the other's socket",
   { skip: UNSHARE && RUNTIMES.deno ? false : "needs root, unshare --pid and deno" },
   async () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift-pidns-`);

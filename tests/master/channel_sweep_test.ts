@@ -145,7 +145,7 @@ test("sweepStaleChannels() removes only old sockets of killed masters, never its
 });
 
 test(
-  "Arbiter removes a killed master's channel socket once its Deno workers are ready",
+  "forklift run removes a killed master's channel socket once its Deno workers are ready",
   { skip: !RUNTIMES.deno },
   async () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift-runtime-dir-`);

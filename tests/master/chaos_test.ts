@@ -32,7 +32,7 @@ const HARVEST_S = 0.3;
 const N = 3;
 
 test(
-  `Arbiter under chaos and load for ${SECONDS} s: never dies, returns to N, loses at most what killed workers had not harvested`,
+  `forklift run under chaos and load for ${SECONDS} s: never dies, returns to N, loses at most what killed workers had not harvested`,
   { skip: !RUNTIMES.bun },
   async () => {
     const port = await freePort();

@@ -60,7 +60,7 @@ for (const runtime of ["deno", "bun"] as const) {
     for (const { name, client, connections, server } of CLIENTS) {
       if (server === "deno-serve" && runtime !== "deno") continue;
       for (const migrateReq of [1, 0] as const) {
-        test(`drain() of ${runtime} workers ${HOLDS[migrateReq]} over 3 HUPs, ${name}, tcp_migrate_req=${migrateReq}`, async () => {
+        test(`forklift run drains ${runtime} workers ${HOLDS[migrateReq]} over 3 HUPs, ${name}, tcp_migrate_req=${migrateReq}`, async () => {
           const r = await rollInNetns(migrateReq, { runtime, client, connections, server });
           console.log(
             `drain | ${runtime} | ${name} | tcp_migrate_req=${migrateReq} | ${r.ok} ok | ${r.failed} failed ${
@@ -88,7 +88,7 @@ for (const runtime of ["deno", "bun"] as const) {
 
     for (const client of ["keepalive", "fresh"] as const) {
       for (const migrateReq of [1, 0] as const) {
-        test(`drain() of ${runtime} workers recycled by max_requests ${HOLDS[migrateReq]}, ${client} client, tcp_migrate_req=${migrateReq}`, async () => {
+        test(`forklift run drains ${runtime} workers recycled by max_requests ${HOLDS[migrateReq]}, ${client} client, tcp_migrate_req=${migrateReq}`, async () => {
           const r = await rollInNetns(migrateReq, {
             runtime,
             client,
@@ -118,7 +118,7 @@ for (const runtime of ["deno", "bun"] as const) {
 }
 
 for (const runtime of ["deno", "bun"] as const) {
-  test(`drain() lets a long request and a ${runtime} WebSocket go on after TERM`, {
+  test(`forklift run lets a long request and a ${runtime} WebSocket go on after TERM`, {
     skip: !RUNTIMES[runtime],
   }, async () => {
     const { master, port } = await startWorkers(runtime, WS_APP, {

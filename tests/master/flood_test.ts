@@ -42,7 +42,7 @@ function floodMaster(runtime: "bun" | "deno", app: string, env: Record<string, s
 }
 
 test(
-  "Arbiter keeps the other worker, /status and SIGTERM answering through a 400,000-message flood from one worker",
+  "forklift run keeps the other worker, /status and SIGTERM answering through a 400,000-message flood from one worker",
   { skip: !RUNTIMES.bun },
   async () => {
     const port = await freePort();
@@ -87,7 +87,7 @@ test(
 );
 
 test(
-  "Arbiter keeps its honest Deno worker and answers /status while another floods its channel with 400,000 messages",
+  "forklift run keeps its honest Deno worker and answers /status while another floods its channel with 400,000 messages",
   { skip: !RUNTIMES.deno },
   async () => {
     const port = await freePort();

@@ -7,7 +7,7 @@ const APP = `${ROOT}tests/fixtures/master/stats_app.ts`;
 
 for (const runtime of ["deno", "bun"] as const) {
   describe(`fork safety with ${runtime} workers`, { skip: !RUNTIMES[runtime] }, () => {
-    test(`Reporter arms one timer per ${runtime} worker, none in the master, and loses nothing recorded at import`, async () => {
+    test(`forklift run's reporter arms one timer per ${runtime} worker, none in the master, and loses nothing recorded at import`, async () => {
       const { master: m, port } = await startWorkers(runtime, APP);
       try {
         const stats = new Map<number, Record<string, unknown>>();

@@ -66,7 +66,7 @@ function total(counts: Map<string, number>): number {
 for (const runtime of ["deno", "bun"] as const) {
   describe(`frameworks on ${runtime} workers`, { skip: !RUNTIMES[runtime] }, () => {
     for (const framework of FRAMEWORKS) {
-      test(`Arbiter runs a ${framework} app on 2 ${runtime} workers, counts every request and names its routes`, async () => {
+      test(`forklift run serves a ${framework} app on 2 ${runtime} workers, counts every request and names its routes`, async () => {
         const script = `${ROOT}tests/fixtures/frameworks/${framework}_app.ts`;
         const { master, port } = await startWorkers(runtime, script);
         try {
@@ -101,7 +101,7 @@ for (const runtime of ["deno", "bun"] as const) {
       });
     }
 
-    test(`Arbiter runs a node:https server on 2 ${runtime} workers and counts every request`, async () => {
+    test(`forklift run serves a node:https server on 2 ${runtime} workers and counts every request`, async () => {
       const script = `${ROOT}tests/fixtures/frameworks/https_app.ts`;
       const { master, port } = await startWorkers(runtime, script);
       try {
@@ -126,7 +126,7 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
-    test(`Arbiter TERM drains an Express request in flight on ${runtime} workers`, async () => {
+    test(`forklift run on TERM drains an Express request in flight on ${runtime} workers`, async () => {
       const script = `${ROOT}tests/fixtures/frameworks/express_app.ts`;
       const { master, port } = await startWorkers(runtime, script, { workers: 1 });
       try {
@@ -142,7 +142,7 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
-    test(`Arbiter HUP rolls Express ${runtime} workers under load and counts every answered request`, async () => {
+    test(`forklift run on HUP rolls Express ${runtime} workers under load and counts every answered request`, async () => {
       {
         // The host's setting, read only: tests/master/drain_test.ts sets both
         // values in namespaces of its own.

@@ -17,6 +17,7 @@ import {
   sumSamples,
   waitFor,
 } from "../_helpers/master.ts";
+import { NEEDS_PYTHON } from "../_helpers/tools.ts";
 
 const HOSTILE = `${ROOT}tests/fixtures/master/hostile_app.ts`;
 const HOSTILE_METRICS = `${ROOT}tests/fixtures/master/hostile_metrics_app.ts`;
@@ -31,7 +32,7 @@ const PEAK_RSS_CEILING_MIB = 512;
 const COUNT = "http_server_request_duration_seconds_count";
 
 test(
-  "Arbiter withstands a worker that speaks the protocol badly, and the honest counts stay exact",
+  "forklift run withstands a worker that speaks the protocol badly, and the honest counts stay exact",
   { skip: !RUNTIMES.bun },
   async () => {
     const port = await freePort();
@@ -82,7 +83,7 @@ test(
 );
 
 test(
-  "Arbiter keeps its memory, log and honest counts under a worker sending the largest metrics the limits allow",
+  "forklift run keeps its memory, log and honest counts under a worker sending the largest metrics the limits allow",
   { skip: !RUNTIMES.bun },
   async () => {
     const port = await freePort();
@@ -189,7 +190,7 @@ function returningCrowd(path: string, n: number, into: Set<Socket>): { stop(): v
 }
 
 test(
-  "Arbiter boots new Deno workers while 200 silent connections crowd its channel",
+  "forklift run boots new Deno workers while 200 silent connections crowd its channel",
   { skip: !RUNTIMES.deno },
   async () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift-crowd-`);
@@ -236,7 +237,8 @@ test(
 );
 
 test(
-  "Arbiter closes the channel of a worker that never reads its acks, and keeps no backlog for it",
+  "forklift run closes the channel of a worker that never reads its acks, and keeps no backlog for it",
+  { skip: NEEDS_PYTHON },
   async () => {
     const m = new Master(
       [

@@ -287,8 +287,8 @@ describe("lineWriter()", () => {
   });
 });
 
-describe("planLaunch() with real workers", () => {
-  test("planLaunch() preloads the reporter into bun from a checkout whose path has a space", {
+describe("forklift run from a checkout", () => {
+  test("forklift run preloads the reporter into bun from a checkout whose path has a space", {
     skip: !RUNTIMES.bun,
   }, async () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift inject `);

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { cleanEnv, ROOT } from "../_helpers/cli.ts";
 import { freePort, getFresh, Master, RUNTIMES, serverArgv, waitFor } from "../_helpers/master.ts";
 import { OtlpReceiver, type Received } from "../_helpers/otlp_receiver.ts";
+import { testRuntime } from "../_helpers/runtime.ts";
 
 const APP = `${ROOT}tests/fixtures/master/app.ts`;
 const DURATION = "http.server.request.duration";
@@ -57,7 +58,7 @@ async function serve(port: number, n: number): Promise<void> {
 
 for (const runtime of ["deno", "bun"] as const) {
   describe(`OTLP export with ${runtime} workers`, { skip: !RUNTIMES[runtime] }, () => {
-    test(`Arbiter exports every ${runtime} request to an OTLP receiver, and once more on stop`, async () => {
+    test(`forklift run exports every ${runtime} request to an OTLP receiver, and once more on stop`, async () => {
       const r = new OtlpReceiver();
       const url = await r.listen();
       const { m, port } = await start(runtime, url);
@@ -104,10 +105,10 @@ for (const runtime of ["deno", "bun"] as const) {
 const ONE = RUNTIMES.bun ? "bun" : "deno";
 
 /** The runtime of the master under test: the one running the tests. */
-const MASTER = typeof (globalThis as { Deno?: unknown }).Deno === "object" ? "deno" : "bun";
+const MASTER = testRuntime();
 
 describe("OTLP export through an outage", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
-  test("Arbiter loses nothing while the collector answers 503, backs off, and sends no storm", async () => {
+  test("forklift run loses nothing while the collector answers 503, backs off, and sends no storm", async () => {
     const r = new OtlpReceiver();
     const url = await r.listen();
     r.answers = [{ status: 503 }, { status: 503 }];
@@ -139,7 +140,7 @@ describe("OTLP export through an outage", { skip: !RUNTIMES.deno && !RUNTIMES.bu
     }
   });
 
-  test("Arbiter drops one refused batch with one warning and goes on", async () => {
+  test("forklift run drops one refused batch with one warning and goes on", async () => {
     const r = new OtlpReceiver();
     const url = await r.listen();
     r.answers = [{ status: 400 }];
@@ -160,7 +161,7 @@ describe("OTLP export through an outage", { skip: !RUNTIMES.deno && !RUNTIMES.bu
     }
   });
 
-  test("Arbiter's delta exports (JSON, gzip) add up to the requests served", async () => {
+  test("forklift run's delta exports (JSON, gzip) add up to the requests served", async () => {
     const r = new OtlpReceiver();
     const url = await r.listen();
     const { m, port } = await start(ONE, url, [
@@ -216,7 +217,7 @@ async function exitWithin(
 }
 
 describe("OTLP export during a graceful stop", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
-  test("Arbiter exits at once when SIGTERM meets an export told to retry in 120 s, and still sends the final one", async () => {
+  test("forklift run exits at once when SIGTERM meets an export told to retry in 120 s, and still sends the final one", async () => {
     const r = new OtlpReceiver();
     const url = await r.listen();
     const { m, port } = await start(ONE, url, ["--graceful-timeout", "3"]);
@@ -245,7 +246,7 @@ describe("OTLP export during a graceful stop", { skip: !RUNTIMES.deno && !RUNTIM
     }
   });
 
-  test("Arbiter abandons the final export to a collector that hangs once graceful_timeout is up, and says so", async () => {
+  test("forklift run abandons the final export to a collector that hangs once graceful_timeout is up, and says so", async () => {
     const r = new OtlpReceiver();
     const url = await r.listen();
     const { m, port } = await start(ONE, url, [
@@ -280,7 +281,7 @@ describe("OTLP export during a graceful stop", { skip: !RUNTIMES.deno && !RUNTIM
     }
   });
 
-  test("Arbiter's whole stop stays within graceful_timeout: slow drains leave the final export what is left", async () => {
+  test("forklift run's whole stop stays within graceful_timeout: slow drains leave the final export what is left", async () => {
     const r = new OtlpReceiver();
     const url = await r.listen();
     const { m, port } = await start(ONE, url, [
@@ -325,7 +326,7 @@ describe(
   "OTLP export to a collector that answers huge",
   { skip: !RUNTIMES.deno && !RUNTIMES.bun },
   () => {
-    test("Arbiter's memory stays bounded while each export is answered with 200 MB, and SIGTERM stops it", async () => {
+    test("forklift run's memory stays bounded while each export is answered with 200 MB, and SIGTERM stops it", async () => {
       const r = new OtlpReceiver();
       const url = await r.listen();
       const { m, port } = await start(ONE, url, ["--graceful-timeout", "3"]);

@@ -10,9 +10,10 @@ import {
   serverArgv,
   sleep,
 } from "../_helpers/master.ts";
+import { testRuntime } from "../_helpers/runtime.ts";
 
 const CHATTY = `${ROOT}tests/fixtures/master/chatty_app.ts`;
-const runtime = typeof (globalThis as { Bun?: unknown }).Bun === "object" ? "bun" : "deno";
+const runtime = testRuntime();
 const GRACEFUL_S = 2;
 
 function chattyMaster(port: number, stdout: "stall" | "closed"): Master {
@@ -68,7 +69,7 @@ async function stopsOnTerm(m: Master): Promise<number> {
 }
 
 test(
-  "Arbiter keeps its workers, /status and SIGTERM when no one reads its stdout",
+  "forklift run keeps its workers, /status and SIGTERM when no one reads its stdout",
   { skip: !RUNTIMES[runtime] },
   async () => {
     const m = chattyMaster(await freePort(), "stall");
@@ -99,7 +100,7 @@ test(
 );
 
 test(
-  "Arbiter keeps running when its stdout is closed",
+  "forklift run keeps running when its stdout is closed",
   { skip: !RUNTIMES[runtime] },
   async () => {
     const m = chattyMaster(await freePort(), "closed");

@@ -279,27 +279,27 @@ async function serveThrough(command: string[], runtime: "deno" | "bun"): Promise
 }
 
 describe("forklift run through package.json scripts", () => {
-  test("planLaunch() runs `bun start` as 2 bun workers that share the port and count", {
+  test("forklift run starts `bun start` as 2 bun workers that share the port and count", {
     skip: !RUNTIMES.bun,
   }, () => serveThrough(["bun", "start"], "bun"));
 
-  test("planLaunch() runs `npm start` (a bun script) as 2 workers, npm never started", {
+  test("forklift run starts `npm start` (a bun script) as 2 workers, npm never started", {
     skip: !RUNTIMES.bun,
   }, () => serveThrough(["npm", "start"], "bun"));
 
-  test("planLaunch() runs `bun run --bun start:node` (node server.js) as 2 bun workers", {
+  test("forklift run starts `bun run --bun start:node` (node server.js) as 2 bun workers", {
     skip: !RUNTIMES.bun,
   }, () => serveThrough(["bun", "run", "--bun", "start:node"], "bun"));
 
   test(
-    "planLaunch() runs `bun run server.ts` (a file, not a script) with a preload bun run takes",
+    "forklift run starts `bun run server.ts` (a file, not a script) with a preload bun run takes",
     {
       skip: !RUNTIMES.bun,
     },
     () => serveThrough(["bun", "run", "server.ts"], "bun"),
   );
 
-  test("planLaunch() runs `yarn serve:deno` as 2 deno workers that share the port and count", {
+  test("forklift run starts `yarn serve:deno` as 2 deno workers that share the port and count", {
     skip: !RUNTIMES.deno,
   }, () => serveThrough(["yarn", "serve:deno"], "deno"));
 });

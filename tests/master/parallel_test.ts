@@ -19,7 +19,7 @@ async function get(port: number, path = "/"): Promise<{ pid: number; isolate: st
 }
 
 test(
-  "Arbiter runs deno serve --parallel workers: every isolate reports, counts stay exact through a roll",
+  "forklift run supervises deno serve --parallel workers: every isolate reports, counts stay exact through a roll",
   { skip: !RUNTIMES.deno },
   async () => {
     const { master: m, port } = await startWorkers("deno", APP, {

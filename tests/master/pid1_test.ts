@@ -29,7 +29,7 @@ function children(pid: number): Array<{ pid: number; state: string; comm: string
 }
 
 test(
-  "Arbiter as PID 1 of a new pid namespace reaps every orphan that exits, and stops gracefully on TERM",
+  "forklift run as PID 1 of a new pid namespace reaps every orphan that exits, and stops gracefully on TERM",
   {
     skip: UNSHARE || process.env.CI ? false : "needs unshare --pid (root or user namespaces)",
   },

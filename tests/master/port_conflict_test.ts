@@ -9,7 +9,7 @@ import { alive, freePort, Master, RUNTIMES, serverArgv, waitFor } from "../_help
 
 const APP = `${ROOT}tests/fixtures/master/app.ts`;
 /** A server that listens with reusePort by itself, as a second app on the same port would. */
-const OTHER = `${ROOT}scripts/bench/fixtures/hello.ts`;
+const OTHER = `${ROOT}tests/fixtures/reuse_port_app.ts`;
 /** Listening sockets another program holds, as the test asks (Python's socket module). */
 const LISTENERS = readFileSync(`${ROOT}tests/fixtures/listeners.py`, "utf8");
 
@@ -45,7 +45,7 @@ async function listen(python: string, port: number, specs: string[]): Promise<Ch
   return child;
 }
 
-test("Arbiter stops before any worker starts when the metrics port is taken (exit 2)", async () => {
+test("forklift run stops before any worker starts when the metrics port is taken (exit 2)", async () => {
   const taken = createServer();
   await new Promise<void>((r) => taken.listen(0, "127.0.0.1", () => r()));
   const port = (taken.address() as { port: number }).port;
@@ -70,7 +70,7 @@ test("Arbiter stops before any worker starts when the metrics port is taken (exi
 });
 
 test(
-  "Arbiter stops when another program already serves the workers' port (exit 2), leaving no worker",
+  "forklift run stops when another program already serves the workers' port (exit 2), leaving no worker",
   { skip: !RUNTIMES.bun || process.platform !== "linux" },
   async () => {
     const port = await freePort();
@@ -107,7 +107,7 @@ test(
 
 for (const runtime of ["bun", "deno"] as const) {
   test(
-    `Arbiter starts when the port's other listeners serve other addresses or belong to another user (${runtime} workers)`,
+    `forklift run starts when the port's other listeners serve other addresses or belong to another user (${runtime} workers)`,
     {
       skip: !RUNTIMES[runtime]
         ? `needs ${runtime}`
@@ -152,7 +152,7 @@ for (const runtime of ["bun", "deno"] as const) {
 
 for (const runtime of ["deno", "bun"] as const) {
   test(
-    `serve() under forklift reports a port taken without SO_REUSEPORT at the app's own line (${runtime})`,
+    `forklift run's workers report a port taken without SO_REUSEPORT at the app's own line (${runtime})`,
     { skip: !RUNTIMES[runtime] },
     async () => {
       const taken = createServer();
@@ -181,7 +181,7 @@ for (const runtime of ["deno", "bun"] as const) {
 }
 
 test(
-  "Arbiter stops when a program of the same user serves an address inside the workers' wildcard (exit 2)",
+  "forklift run stops when a program of the same user serves an address inside the workers' wildcard (exit 2)",
   { skip: !RUNTIMES.bun ? "needs bun" : !PYTHON.self ? "needs Linux and python3" : false },
   async () => {
     const port = await freePort();

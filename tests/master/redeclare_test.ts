@@ -10,7 +10,7 @@ const APP = `${ROOT}tests/fixtures/master/rebucket_app.ts`;
 const COUNT = "app_job_duration_seconds_count";
 
 test(
-  "Arbiter HUP into new histogram boundaries counts every later request on them, and none is dropped",
+  "forklift run on HUP into new histogram boundaries counts every later request on them, and none is dropped",
   { skip: !RUNTIMES.bun },
   async () => {
     const dir = mkdtempSync(join(tmpdir(), "forklift-rebucket-"));

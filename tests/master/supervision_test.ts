@@ -85,8 +85,8 @@ async function assertCount(m: Master, n: number, what: string): Promise<void> {
 }
 
 for (const runtime of ["deno", "bun"] as const) {
-  describe(`Arbiter supervising ${runtime} workers`, { skip: !RUNTIMES[runtime] }, () => {
-    test(`Arbiter HUP rolls every ${runtime} worker, losing no request the accept queue did not hold`, async () => {
+  describe(`forklift run supervising ${runtime} workers`, { skip: !RUNTIMES[runtime] }, () => {
+    test(`forklift run on HUP rolls every ${runtime} worker, losing no request the accept queue did not hold`, async () => {
       {
         // The host's setting, read only: tests/master/drain_test.ts sets both
         // values in namespaces of its own.
@@ -133,7 +133,7 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
-    test(`Arbiter TTIN and TTOU change the ${runtime} worker count and keep counts`, async () => {
+    test(`forklift run on TTIN and TTOU changes the ${runtime} worker count and keep counts`, async () => {
       const { m, port } = await start(runtime, ["-w", "2"]);
       try {
         await settled(m, 2);
@@ -171,7 +171,7 @@ for (const runtime of ["deno", "bun"] as const) {
       assert.equal(m.exit?.code, 0, m.stderr);
     });
 
-    test(`Arbiter replaces a SIGKILLed ${runtime} worker in the same slot`, async () => {
+    test(`forklift run replaces a SIGKILLed ${runtime} worker in the same slot`, async () => {
       const { m, port } = await start(runtime, ["-w", "2"]);
       try {
         await settled(m, 2);
@@ -192,7 +192,7 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
-    test(`Arbiter kills a ${runtime} worker whose event loop blocks (--timeout 2)`, async () => {
+    test(`forklift run kills a ${runtime} worker whose event loop blocks (--timeout 2)`, async () => {
       const { m, port } = await start(runtime, ["-w", "1", "--timeout", "2"]);
       try {
         await settled(m, 1);
@@ -216,7 +216,7 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
-    test(`Arbiter recycles ${runtime} workers after --max-requests, losing no request the accept queue did not hold`, async () => {
+    test(`forklift run recycles ${runtime} workers after --max-requests, losing no request the accept queue did not hold`, async () => {
       {
         const migrateReq = readMigrateReq();
         const { m, port } = await start(runtime, [
@@ -246,7 +246,7 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
-    test(`Arbiter HUP applies a changed worker count from the config file (${runtime})`, async () => {
+    test(`forklift run on HUP applies a changed worker count from the config file (${runtime})`, async () => {
       const dir = mkdtempSync(`${tmpdir()}/forklift-ini-`);
       const ini = `${dir}/forklift.ini`;
       writeFileSync(ini, "[forklift]\nworkers = 2\n");
@@ -275,7 +275,7 @@ for (const runtime of ["deno", "bun"] as const) {
       assert.equal(m.exit?.code, 0, m.stderr);
     });
 
-    test(`Arbiter exits 3 when ${runtime} workers cannot boot, with no respawn storm`, async () => {
+    test(`forklift run exits 3 when ${runtime} workers cannot boot, with no respawn storm`, async () => {
       const t0 = performance.now();
       const { m } = await start(runtime, ["-w", "2"], { APP_THROW_AT_IMPORT: "1" });
       const exit = await Promise.race([m.exited, sleep(10_000).then(() => undefined)]);
@@ -289,7 +289,7 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
-    test(`Arbiter leaves no ${runtime} worker behind when the master is SIGKILLed`, async () => {
+    test(`forklift run leaves no ${runtime} worker behind when the master is SIGKILLed`, async () => {
       const { m } = await start(runtime, ["-w", "2"]);
       try {
         await settled(m, 2);
@@ -303,7 +303,7 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
-    test(`Arbiter stops what a ${runtime} worker started along with it, and --no-inject workers die with the master`, async () => {
+    test(`forklift run stops what a ${runtime} worker started along with it, and --no-inject workers die with the master`, async () => {
       const { m, port } = await start(runtime, ["-w", "1"]);
       let helper = 0;
       try {
@@ -329,7 +329,7 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
-    test(`Arbiter calls every hook in order with ${runtime} workers`, async () => {
+    test(`forklift run calls every hook in order with ${runtime} workers`, async () => {
       const dir = mkdtempSync(`${tmpdir()}/forklift-hooks-`);
       const log = `${dir}/hooks.jsonl`;
       const { m } = await start(runtime, ["-w", "1", "--hooks", HOOKS], { HOOKS_LOG: log });
@@ -393,7 +393,7 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
-    test(`Arbiter survives a throwing postFork hook with ${runtime} workers`, async () => {
+    test(`forklift run survives a throwing postFork hook with ${runtime} workers`, async () => {
       const { m, port } = await start(runtime, ["-w", "1", "--hooks", HOOKS], {
         HOOKS_THROW: "postFork",
       });
@@ -406,7 +406,7 @@ for (const runtime of ["deno", "bun"] as const) {
       assert.equal(m.exit?.code, 0, m.stderr);
     });
 
-    test(`Arbiter writes and removes the pid file and shows transitions (${runtime})`, async () => {
+    test(`forklift run writes and removes the pid file and shows transitions (${runtime})`, async () => {
       const dir = mkdtempSync(`${tmpdir()}/forklift-pid-`);
       const pidFile = `${dir}/forklift.pid`;
       const { m } = await start(runtime, ["-w", "1", "--pid-file", pidFile]);
@@ -432,7 +432,7 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
-    test(`Arbiter cuts a graceful stop short on a second INT (${runtime})`, async () => {
+    test(`forklift run cuts a graceful stop short on a second INT (${runtime})`, async () => {
       const { m, port } = await start(runtime, ["-w", "1", "--graceful-timeout", "20"]);
       try {
         await settled(m, 1);
@@ -456,8 +456,8 @@ for (const runtime of ["deno", "bun"] as const) {
   });
 }
 
-describe("Arbiter hooks at start-up", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
-  test("Arbiter exits 2 when the onStarting hook throws", async () => {
+describe("forklift run hooks at start-up", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
+  test("forklift run exits 2 when the onStarting hook throws", async () => {
     const runtime = RUNTIMES.bun ? "bun" : "deno";
     const { m } = await start(runtime, ["-w", "1", "--hooks", HOOKS], {
       HOOKS_THROW: "onStarting",

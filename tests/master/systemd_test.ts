@@ -1,15 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import process from "node:process";
 import { cleanEnv, ROOT } from "../_helpers/cli.ts";
 import { freePort, Master, RUNTIMES, serverArgv, waitFor } from "../_helpers/master.ts";
+import { NEEDS_PYTHON } from "../_helpers/tools.ts";
 
 const APP = `${ROOT}tests/fixtures/master/app.ts`;
 const RECEIVER = `${ROOT}tests/fixtures/notify_receiver.py`;
-const PYTHON = spawnSync("python3", ["--version"]).error === undefined;
 
 interface Received {
   pid: number;
@@ -39,8 +38,8 @@ function receiver(
 }
 
 test(
-  "Arbiter tells systemd READY=1 once every worker answers, RELOADING=1 then READY=1 on HUP, STOPPING=1 on TERM, all from its own pid",
-  { skip: !RUNTIMES.bun ? "needs bun" : !PYTHON && !process.env.CI ? "needs python3" : false },
+  "forklift run tells systemd READY=1 once every worker answers, RELOADING=1 then READY=1 on HUP, STOPPING=1 on TERM, all from its own pid",
+  { skip: !RUNTIMES.bun ? "needs bun" : NEEDS_PYTHON },
   async () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift-notify-`);
     const path = `${dir}/notify.sock`;

@@ -164,7 +164,7 @@ test("Histogram.record() drops Infinity and keeps -0 in the first bucket", () =>
   assert.equal(cut.metrics[0].points[0].count, 2);
 });
 
-test("A dropped value creates no series", () => {
+test("Histogram.record() and Counter.add() create no series for a dropped value", () => {
   const storage = new Storage();
   const table = storage.register({ name: "lat", kind: "histogram", boundaries: [1] }).table;
   const h = new Histogram(storage, "lat", { boundaries: [1] });

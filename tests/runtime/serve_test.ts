@@ -2,7 +2,7 @@ import process from "node:process";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readEnv } from "../../src/runtime/serve.ts";
+import { readEnv } from "../../src/runtime/read_env.ts";
 import { runtimeId } from "../../src/runtime/detect.ts";
 import { fixture, launch, testRuntime, workerRuntimes } from "../_helpers/runtime.ts";
 

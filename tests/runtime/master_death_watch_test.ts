@@ -13,10 +13,11 @@ import {
   sleep,
   waitFor,
 } from "../_helpers/master.ts";
+import { testRuntime } from "../_helpers/runtime.ts";
 
 const APP = `${ROOT}tests/fixtures/master/app.ts`;
 const STUBBORN = `${ROOT}tests/fixtures/master/stubborn_app.ts`;
-const runtime = typeof (globalThis as { Bun?: unknown }).Bun === "object" ? "bun" : "deno";
+const runtime = testRuntime();
 
 /** Live processes whose environment names `master` as their master (its workers, and theirs). */
 function startedBy(master: number): number[] {
@@ -71,7 +72,7 @@ async function firstWorker(m: Master): Promise<number> {
 }
 
 test(
-  "Arbiter's workers die with a master SIGKILLed in its first moments, before any is ready",
+  "forklift run's workers die with a master SIGKILLed in its first moments, before any is ready",
   { skip: !RUNTIMES[runtime] },
   async () => {
     // The kill lands as the first worker appears (a spawn may be under way),
@@ -108,7 +109,7 @@ test(
 );
 
 test(
-  "Arbiter's --no-inject worker that is not ready yet dies within seconds of its master's SIGKILL",
+  "forklift run's --no-inject worker that is not ready yet dies within seconds of its master's SIGKILL",
   { skip: !RUNTIMES[runtime] },
   async () => {
     const port = await freePort();

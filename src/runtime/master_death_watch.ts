@@ -23,7 +23,7 @@ import { join } from "node:path";
 import process from "node:process";
 
 /** A running watch: tell it which process groups to stop should the master die. */
-export interface OrphanWatch {
+export interface MasterDeathWatch {
   /**
    * Runs `start`, which spawns a worker in a process group of its own, and
    * lists the group; should the master die before the pid is known, the
@@ -65,12 +65,12 @@ for p in $g; do kill -KILL -"$p" 2>/dev/null; done
  *
  * @example
  * ```ts ignore
- * import { startOrphanWatch } from "./orphan_watch.ts";
- * const watch = await startOrphanWatch();
+ * import { startMasterDeathWatch } from "./master_death_watch.ts";
+ * const watch = await startMasterDeathWatch();
  * watch?.add(worker.pid);
  * ```
  */
-export async function startOrphanWatch(): Promise<OrphanWatch | undefined> {
+export async function startMasterDeathWatch(): Promise<MasterDeathWatch | undefined> {
   const g = globalThis as any;
   let dir: string;
   try {

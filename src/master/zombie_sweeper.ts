@@ -16,7 +16,7 @@ import { isUnreapedWorker } from "../runtime/spawn.ts";
 export const SWEEP_MS = 1000;
 
 /** Collects exited orphans while the master runs. */
-export class OrphanSweeper {
+export class ZombieSweeper {
   readonly #reaper: ZombieReaper;
   readonly #log: Logger;
   readonly #clock: Clock;
@@ -36,12 +36,12 @@ export class OrphanSweeper {
    *
    * @example
    * ```ts ignore
-   * import { OrphanSweeper } from "./orphans.ts";
-   * const sweeper = process.pid === 1 ? await OrphanSweeper.start(log, systemClock) : undefined;
+   * import { ZombieSweeper } from "./zombie_sweeper.ts";
+   * const sweeper = process.pid === 1 ? await ZombieSweeper.start(log, systemClock) : undefined;
    * sweeper?.stop();
    * ```
    */
-  static async start(log: Logger, clock: Clock): Promise<OrphanSweeper | undefined> {
+  static async start(log: Logger, clock: Clock): Promise<ZombieSweeper | undefined> {
     const reaper = await openZombieReaper();
     if (reaper === undefined) {
       log.warn(
@@ -50,7 +50,7 @@ export class OrphanSweeper {
       return undefined;
     }
     log.info("Running as PID 1: exited orphans are reaped");
-    const sweeper = new OrphanSweeper(reaper, log, clock);
+    const sweeper = new ZombieSweeper(reaper, log, clock);
     sweeper.#arm();
     return sweeper;
   }
