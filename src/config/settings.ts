@@ -6,6 +6,7 @@
  * @module
  */
 import { parseKeyValues, redactUrl } from "../protocol/otlp.ts";
+import { MAX_SECONDS, msToSeconds, parseSeconds, TOO_LONG } from "./durations.ts";
 
 /** The value a setting may hold once parsed. */
 export type SettingValue =
@@ -75,23 +76,7 @@ function integer(min: number, raw: string): number {
   return n;
 }
 
-/**
- * The longest duration a setting may give, in seconds: every one becomes a
- * timer, and a timer longer than 2^31-1 ms fires at once, in both runtimes.
- */
-export const MAX_SECONDS: number = Math.floor((2 ** 31 - 1) / 1000);
-
-/** Said after a value longer than {@linkcode MAX_SECONDS}. */
-const TOO_LONG = `longer than the ${MAX_SECONDS} seconds (24.8 days) a timer can wait`;
-
-function seconds(raw: string, allowZero: boolean): number {
-  const t = raw.trim();
-  if (!/^\d+(\.\d+)?$/.test(t)) throw new TypeError("not a number of seconds");
-  const n = Number(t);
-  if (!Number.isFinite(n) || (!allowZero && n === 0)) throw new RangeError("out of range");
-  if (n > MAX_SECONDS) throw new RangeError(TOO_LONG);
-  return n;
-}
+export { MAX_SECONDS };
 
 /**
  * What to add to "expected …, got …" when a value is refused: the reason,
@@ -185,11 +170,6 @@ function keyValuesOrNull(raw: string): Record<string, string> | null {
   return Object.keys(h).length === 0 ? null : h;
 }
 
-/** An OTEL_* duration in ms as the seconds the setting reads; anything else as is, to be refused. */
-function msToSeconds(ms: string): string {
-  return /^\d+$/.test(ms.trim()) ? String(Number(ms) / 1000) : ms;
-}
-
 function text(raw: string): string | null {
   const t = raw.trim();
   return t === "" ? null : t;
@@ -220,7 +200,7 @@ const REGISTRY = [
     default: 30,
     doc: "Kill and replace a worker silent for this long (0 turns the heartbeat check off)",
     expected: "a number of seconds (0 = off)",
-    parse: (raw) => seconds(raw, true),
+    parse: (raw) => parseSeconds(raw, true),
   },
   {
     name: "graceful_timeout",
@@ -231,7 +211,7 @@ const REGISTRY = [
     default: 30,
     doc: "Time a stopping worker has to finish in-flight requests before SIGKILL",
     expected: "a number of seconds",
-    parse: (raw) => seconds(raw, true),
+    parse: (raw) => parseSeconds(raw, true),
   },
   {
     name: "max_requests",
@@ -264,7 +244,7 @@ const REGISTRY = [
     default: 5,
     doc: "How often each worker hands its metric deltas to the master",
     expected: "a positive number of seconds",
-    parse: (raw) => seconds(raw, false),
+    parse: (raw) => parseSeconds(raw, false),
   },
   {
     name: "metrics_bind",
@@ -369,7 +349,7 @@ const REGISTRY = [
     default: 10,
     doc: "How long one OTLP request may take (the OTEL_* variables are in ms)",
     expected: "a positive number of seconds",
-    parse: (raw) => seconds(raw, false),
+    parse: (raw) => parseSeconds(raw, false),
   },
   {
     name: "otlp_temporality",
@@ -409,7 +389,7 @@ const REGISTRY = [
     default: 60,
     doc: "How often the master pushes to the OTLP endpoint (OTEL_METRIC_EXPORT_INTERVAL is in ms)",
     expected: "a positive number of seconds",
-    parse: (raw) => seconds(raw, false),
+    parse: (raw) => parseSeconds(raw, false),
   },
   {
     name: "service_name",

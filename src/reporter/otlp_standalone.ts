@@ -10,6 +10,7 @@
 import { deltaBatch, otlpJson, parseKeyValues, signalUrl } from "../protocol/otlp.ts";
 import type { Attributes } from "../protocol/messages.ts";
 import { VERSION } from "../protocol/version.ts";
+import { parseOtelMs } from "../config/durations.ts";
 import { type Cut, mergeCuts } from "./storage.ts";
 
 /** What the standalone export needs of its process. */
@@ -58,12 +59,23 @@ export function standaloneOtlp(host: StandaloneHost): StandaloneOtlp | undefined
     ...keyValues(env("OTEL_EXPORTER_OTLP_METRICS_HEADERS")),
     "content-type": "application/json",
   };
-  // Beyond 2^31-1 ms a timer fires at once, so such a value is no value.
-  const ms = (name: string, fallback: number) => {
-    const n = Number(env(name));
-    return Number.isFinite(n) && n > 0 && n <= 2 ** 31 - 1 ? n : fallback;
+  // Read as the settings read them; a value they refuse is no value here either.
+  const ms = (names: string[], fallback: number) => {
+    for (const name of names) {
+      const raw = env(name);
+      if (raw === undefined) continue;
+      try {
+        return parseOtelMs(raw);
+      } catch {
+        // Recording never throws into the host: the default stands.
+      }
+    }
+    return fallback;
   };
-  const timeoutMs = ms("OTEL_EXPORTER_OTLP_TIMEOUT", 10_000);
+  const timeoutMs = ms(
+    ["OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"],
+    10_000,
+  );
   const attrs = keyValues(env("OTEL_RESOURCE_ATTRIBUTES"));
   const [runtimeName, runtimeVersion] = host.runtime.split("/");
   const resource: Attributes = {
@@ -108,7 +120,7 @@ export function standaloneOtlp(host: StandaloneHost): StandaloneOtlp | undefined
   };
 
   return {
-    intervalMs: ms("OTEL_METRIC_EXPORT_INTERVAL", 60_000),
+    intervalMs: ms(["OTEL_METRIC_EXPORT_INTERVAL"], 60_000),
     export(cut) {
       if (cut.metrics.length > 0) pending = pending === undefined ? cut : mergeCuts(pending, cut);
       if (!inflight && pending !== undefined) send();
