@@ -18,7 +18,7 @@ import { channelPath } from "../master/channel_path.ts";
 import { preloadPath } from "../master/preload_path.ts";
 import { ProcessSpawner } from "../master/spawner.ts";
 import { MasterTelemetry } from "../master/telemetry.ts";
-import { serviceNameOf } from "../master/otlp_setup.ts";
+import { serviceNameOf, workerCount } from "../config/derived.ts";
 import { workerEnv } from "../protocol/env.ts";
 import type { CommandContext } from "./context.ts";
 
@@ -87,8 +87,7 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
       channel,
     });
   const first = plan(ctx.settings);
-  const once = ctx.settings.config.once;
-  const workers = once ? 1 : ctx.settings.config.workers;
+  const workers = workerCount(ctx.settings.config);
   if (commandLine.switches.has("dry-run")) {
     ctx.print(renderDryRun(first, workers, process.pid));
     return 0;

@@ -9,52 +9,10 @@ import process from "node:process";
 import type { Logger } from "@logtape/logtape";
 import type { Attributes, MetricDelta } from "../protocol/messages.ts";
 import type { Config } from "../config/config.ts";
+import { otlpOptions, resourceOf } from "../config/derived.ts";
 import { OtlpBatcher } from "../export/otlp_batch.ts";
 import { OtlpExporter } from "../export/otlp_exporter.ts";
-import { signalUrl } from "../protocol/otlp.ts";
 import { VERSION } from "../protocol/version.ts";
-
-/**
- * The metrics URL the settings name: `otlp_metrics_endpoint` as given, else
- * `otlp_endpoint` with `/v1/metrics` added to its path (a query stays a
- * query); `undefined` when export is off.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { metricsUrl } from "./otlp_setup.ts";
- * import { typedConfig } from "../config/config.ts";
- * const config = typedConfig({ otlp_endpoint: "http://c:4318" });
- * assert.ok(metricsUrl(config) === "http://c:4318/v1/metrics");
- * ```
- */
-export function metricsUrl(
-  config: Pick<Config, "otlpEndpoint" | "otlpMetricsEndpoint">,
-): string | undefined {
-  if (config.otlpMetricsEndpoint) return config.otlpMetricsEndpoint;
-  return config.otlpEndpoint ? signalUrl(config.otlpEndpoint, "/v1/metrics") : undefined;
-}
-
-/**
- * The `service.name` of every export, welcome and `/status`: `service_name`
- * (or `OTEL_SERVICE_NAME`), else `service.name` from `resource_attributes`,
- * else the program's name.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { serviceNameOf } from "./otlp_setup.ts";
- * import { typedConfig } from "../config/config.ts";
- * const config = typedConfig({ resource_attributes: { "service.name": "api" } });
- * assert.ok(serviceNameOf(config, "server") === "api");
- * ```
- */
-export function serviceNameOf(
-  config: Pick<Config, "serviceName" | "resourceAttributes">,
-  program: string,
-): string {
-  return config.serviceName ?? config.resourceAttributes?.["service.name"] ?? program;
-}
 
 /** What {@linkcode otlpExporter} needs beside the settings. */
 export interface OtlpSetupOptions {
@@ -81,34 +39,27 @@ export function otlpExporter(
   config: Config,
   options: OtlpSetupOptions,
 ): OtlpExporter | undefined {
-  const url = metricsUrl(config);
-  if (url === undefined) return undefined;
-  const base: Attributes = {
-    ...config.resourceAttributes,
-    "service.name": options.serviceName,
-    "service.instance.id": crypto.randomUUID(),
-    "host.name": hostname(),
-    "process.pid": process.pid,
+  const send = otlpOptions(config);
+  if (send === undefined) return undefined;
+  const facts = {
+    serviceName: options.serviceName,
+    instanceId: crypto.randomUUID(),
+    hostName: hostname(),
+    pid: process.pid,
   };
   // Built once the workers' runtime is known and kept: the final export, sent
   // when no worker is left to ask, must name the same service as the others.
   let known: string | undefined;
-  let resource: Attributes = base;
+  let resource: Attributes = resourceOf(config, facts);
   const current = (): Attributes => {
     const runtime = options.workerRuntime() ?? known;
     if (runtime === known) return resource;
-    known = runtime!;
-    const [name, version] = known.split("/");
-    resource = { ...base, "process.runtime.name": name, "process.runtime.version": version ?? "" };
+    known = runtime;
+    resource = resourceOf(config, { ...facts, runtime });
     return resource;
   };
   return new OtlpExporter({
-    url,
-    protocol: config.otlpProtocol,
-    gzip: config.otlpCompression === "gzip",
-    headers: { ...config.otlpHeaders },
-    timeoutMs: config.otlpTimeoutMs,
-    intervalMs: config.exportIntervalMs,
+    ...send,
     batcher: new OtlpBatcher({
       temporality: config.otlpTemporality,
       startMs: options.startMs,

@@ -8,6 +8,7 @@
  */
 import process from "node:process";
 import type { Logger } from "@logtape/logtape";
+import { heartbeatMs } from "../config/derived.ts";
 import type { ResolvedSettings } from "../config/load.ts";
 import { workerEnv } from "../protocol/env.ts";
 import type { HarvestMessage, WelcomeMessage } from "../protocol/messages.ts";
@@ -245,17 +246,12 @@ export class ProcessSpawner implements WorkerSpawner {
   }
 
   #welcome(w: WorkerHandle): Omit<WelcomeMessage, "type" | "v"> {
-    const harvestMs = this.#settings.config.harvestIntervalMs;
-    const timeoutMs = this.#settings.config.timeoutMs;
-    // Heartbeats often enough that one late beat never trips the timeout.
-    const heartbeatMs = timeoutMs > 0
-      ? Math.max(50, Math.min(harvestMs, Math.round(timeoutMs / 4)))
-      : 0;
+    const { config } = this.#settings;
     return {
       worker: w.slot,
       generation: w.generation,
-      harvest_interval_ms: harvestMs,
-      heartbeat_ms: heartbeatMs,
+      harvest_interval_ms: config.harvestIntervalMs,
+      heartbeat_ms: heartbeatMs(config),
       resource: {
         "service.name": this.#o.serviceName,
         "service.instance.id": `${process.pid}-${w.slot}`,
