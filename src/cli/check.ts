@@ -11,6 +11,7 @@ import { ConfigError } from "../config/errors.ts";
 import type { Config } from "../config/config.ts";
 import { otlpOptions, resourceOf, serviceNameOf, workerCount } from "../config/derived.ts";
 import { sendOtlp } from "../export/otlp_exporter.ts";
+import { programName } from "../master/command.ts";
 import { redactUrl, unixNano } from "../protocol/otlp.ts";
 import { VERSION } from "../protocol/version.ts";
 import type { CommandContext } from "./context.ts";
@@ -85,7 +86,10 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
     : "no config file";
   ctx.print(`Configuration OK (${where}; ${workerCount(config)} worker(s))\n`);
   if (!ctx.commandLine.switches.has("connect")) return 0;
-  const r = await tryExport(config, serviceNameOf(config, "forklift"));
+  const program = ctx.commandLine.rest;
+  // Named as `run` names it; with no program to name it after, forklift names it.
+  const fallback = program.length > 0 ? programName(program) : "forklift";
+  const r = await tryExport(config, serviceNameOf(config, fallback));
   ctx.print(`${r.ok ? "Export OK" : "Export failed"}: ${r.detail}\n`);
   return r.ok ? 0 : EXIT_CONNECT_FAILED;
 }
