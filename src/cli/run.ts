@@ -117,7 +117,6 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
     plan,
     env,
     cwd,
-    serviceName,
     log,
     write: {
       stdout: (s) => writeTo(1, s),

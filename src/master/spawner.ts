@@ -81,8 +81,6 @@ export interface ProcessSpawnerOptions {
   /** The master's environment, passed on to every worker. */
   env: Record<string, string>;
   cwd: string;
-  /** The service.name resource of every worker. */
-  serviceName: string;
   log: Logger;
   write: { stdout(s: string): void; stderr(s: string): void };
   /** A number in [0, 1) for the max_requests jitter. */
@@ -95,7 +93,7 @@ export interface ProcessSpawnerOptions {
  * @example
  * ```ts ignore
  * import { ProcessSpawner } from "./spawner.ts";
- * const spawner = new ProcessSpawner({ settings, plan, env, cwd, serviceName, log, write });
+ * const spawner = new ProcessSpawner({ settings, plan, env, cwd, log, write });
  * await spawner.prepare();
  * const { handle } = spawner.spawn({ id: 1, slot: 1, generation: 1 }, 1, listener);
  * ```
@@ -252,11 +250,6 @@ export class ProcessSpawner implements WorkerSpawner {
       generation: w.generation,
       harvest_interval_ms: config.harvestIntervalMs,
       heartbeat_ms: heartbeatMs(config),
-      resource: {
-        "service.name": this.#o.serviceName,
-        "service.instance.id": `${process.pid}-${w.slot}`,
-        "process.pid": String(w.pid ?? ""),
-      },
       reuse_port: true,
     };
   }
