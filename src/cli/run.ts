@@ -18,7 +18,8 @@ import { channelPath } from "../master/channel_path.ts";
 import { preloadPath } from "../master/preload_path.ts";
 import { ProcessSpawner } from "../master/spawner.ts";
 import { MasterTelemetry } from "../master/telemetry.ts";
-import { serviceNameOf, workerCount } from "../config/derived.ts";
+import { workerCount } from "../config/derived.ts";
+import { MasterServices } from "../master/services.ts";
 import { workerEnv } from "../protocol/env.ts";
 import type { CommandContext } from "./context.ts";
 
@@ -111,7 +112,8 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
         name,
       });
   }
-  const serviceName = serviceNameOf(ctx.settings.config, programName(program));
+  const services = new MasterServices({ program: programName(program), cwd, hooks, log });
+  const serviceName = services.serviceName(ctx.settings.config);
   const spawner = new ProcessSpawner({
     settings: ctx.settings,
     plan,
@@ -137,6 +139,7 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
         onError: (e) => log.error("Metrics endpoint failed: {error}", { error: e.message }),
       }),
     hooks,
+    services,
     log,
     reconfigureLogging: (s) => {
       try {

@@ -5,9 +5,9 @@
  * @module
  */
 import { isAbsolute, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import type { Logger } from "@logtape/logtape";
 import { ConfigError, firstLine } from "../config/errors.ts";
+import { freshSpecifier } from "../runtime/fresh_import.ts";
 
 /** The worker a hook is about. */
 export interface WorkerDescriptor {
@@ -51,8 +51,12 @@ export const HOOK_NAMES = [
   "onExit",
 ] as const;
 
+/** How many times each hooks module was imported. */
+const loaded = new Map<string, number>();
+
 /**
- * Imports a hooks module; a missing file or a module that fails to load is a
+ * Imports a hooks module, as the file is now (a second import of one path
+ * reads the file again: a reload takes an edited module); a missing file or a module that fails to load is a
  * {@linkcode ConfigError}, and so is a hook export that is not a function.
  *
  * @example
@@ -63,9 +67,13 @@ export const HOOK_NAMES = [
  */
 export async function loadHooks(path: string, cwd: string): Promise<Hooks> {
   const abs = isAbsolute(path) ? path : resolve(cwd, path);
+  // A module is evaluated once per specifier: a reload asks for the file as
+  // it is now under a specifier of its own (its own imports stay as first loaded).
+  const loads = (loaded.get(abs) ?? 0) + 1;
+  loaded.set(abs, loads);
   let mod: Record<string, unknown>;
   try {
-    mod = await import(pathToFileURL(abs).href);
+    mod = await import(freshSpecifier(abs, loads));
   } catch (e) {
     throw new ConfigError(`Cannot load hooks module ${path}: ${firstLine(e)}`, { cause: e });
   }
@@ -104,5 +112,26 @@ export async function callHook<K extends keyof Hooks>(
     await fn(arg);
   } catch (e) {
     log.error("Hook {hook} failed: {error}", { hook: name, error: firstLine(e) });
+  }
+}
+
+/**
+ * Makes `target` the hooks of `source`, in place: whoever holds `target`
+ * (the arbiter) calls the new hooks from now on.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type Hooks, replaceHooks } from "./hooks.ts";
+ * const hooks: Hooks = { onExit: () => "old" };
+ * replaceHooks(hooks, { onReload: () => "new" });
+ * assert.equal(hooks.onExit, undefined);
+ * assert.equal(hooks.onReload?.({ pid: 1, workers: 1, command: [] }), "new");
+ * ```
+ */
+export function replaceHooks(target: Hooks, source: Hooks): void {
+  for (const name of HOOK_NAMES) {
+    if (source[name] === undefined) delete target[name];
+    else target[name] = source[name] as (arg: never) => unknown;
   }
 }

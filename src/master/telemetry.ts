@@ -18,11 +18,14 @@ import {
   type WorkerStatus,
 } from "../export/status.ts";
 import type { Logger } from "@logtape/logtape";
-import type { OtlpExporter } from "../export/otlp_exporter.ts";
+import type { OtlpExporter, OtlpExportStats } from "../export/otlp_exporter.ts";
+import type { OtlpBatcher } from "../export/otlp_batch.ts";
 import type { HarvestMessage, MetricDelta } from "../protocol/messages.ts";
-import { otlpExporter } from "./otlp_setup.ts";
+import { otlpOptions } from "../config/derived.ts";
+import { MasterResource, otlpBatcher, otlpExporter } from "./otlp_setup.ts";
 import { VERSION } from "../protocol/version.ts";
 import { LogThrottle, shorten } from "../log/throttle.ts";
+import { firstLine } from "../config/errors.ts";
 import type { WorkerView } from "./supervisor.ts";
 import type { WorkerHandle } from "./worker_handle.ts";
 
@@ -34,6 +37,21 @@ const MASTER_SAMPLE_NAMES: readonly string[] = masterMetrics({
   dropped: {},
   otlp: { exports: 0, failures: 0, retries: 0, dropped: 0, bytes: 0 },
 }).map(prometheusMetricName);
+
+/** What an OTLP exporter is built from: a change means a new exporter. */
+function exportKey(config: Config): string {
+  return JSON.stringify([otlpOptions(config) ?? null, config.otlpTemporality]);
+}
+
+function addStats(a: OtlpExportStats | undefined, b: OtlpExportStats): OtlpExportStats {
+  return {
+    exports: (a?.exports ?? 0) + b.exports,
+    failures: (a?.failures ?? 0) + b.failures,
+    retries: (a?.retries ?? 0) + b.retries,
+    dropped: (a?.dropped ?? 0) + b.dropped,
+    bytes: (a?.bytes ?? 0) + b.bytes,
+  };
+}
 
 /** At most one declaration-conflict line per worker this often. */
 const CONFLICT_LOG_MS = 10_000;
@@ -75,6 +93,12 @@ export interface Telemetry {
   startExport(): void;
   /** Sends a last OTLP export within `finalWithinMs`, then stops the metrics endpoint. */
   close(finalWithinMs: number): Promise<void>;
+  /**
+   * Applies reloaded settings: the service name and resource, the memory
+   * limit, a new OTLP exporter (after a last export from the old one) and a
+   * re-bound metrics endpoint. What cannot be applied is logged, never thrown.
+   */
+  reconfigure?(config: Config, serviceName: string): Promise<void>;
 }
 
 /** Options of {@linkcode MasterTelemetry}. */
@@ -130,6 +154,19 @@ export class MasterTelemetry implements Telemetry {
   #unexposed = 0;
   #startedAt = new Date();
   #exporter?: OtlpExporter;
+  /** Kept across exporters of one temporality: what a delta export sent is not sent again. */
+  #batcher: OtlpBatcher;
+  #resource: MasterResource;
+  /** The OTLP options the exporter was built from, to rebuild it only when they change. */
+  #exportKey: string;
+  /** What the exporters replaced by a reload counted: the counters never go back. */
+  #otlpBefore?: OtlpExportStats;
+  /** An exporter being replaced: its last export, then the new one. */
+  #swap: Promise<void> = Promise.resolve();
+  #exporting = false;
+  #closed = false;
+  /** Where the endpoint listens; null once started without one. */
+  #bind?: string | null;
   /** When each worker's last declaration conflict was logged. */
   #conflictLogged = new LogThrottle(CONFLICT_LOG_MS);
   /** The worker whose harvest is being merged, for the log's slot. */
@@ -178,12 +215,27 @@ export class MasterTelemetry implements Telemetry {
         );
       },
     });
-    this.#exporter = otlpExporter(options.config, {
-      serviceName: options.serviceName,
-      log: options.log,
-      collect: () => this.#state(),
-      workerRuntime: () => options.snapshot().workers.find((w) => w.handle.runtime)?.handle.runtime,
+    this.#resource = new MasterResource(() =>
+      options.snapshot().workers.find((w) => w.handle.runtime)?.handle.runtime
+    );
+    this.#resource.configure(options.config, options.serviceName);
+    this.#batcher = this.#newBatcher(options.config);
+    this.#exporter = this.#newExporter(options.config);
+    this.#exportKey = exportKey(options.config);
+  }
+
+  #newBatcher(config: Config): OtlpBatcher {
+    return otlpBatcher(config.otlpTemporality, {
       startMs: this.#startedAt.getTime(),
+      resource: () => this.#resource.current(),
+    });
+  }
+
+  #newExporter(config: Config): OtlpExporter | undefined {
+    return otlpExporter(config, {
+      batcher: this.#batcher,
+      log: this.#o.log,
+      collect: () => this.#state(),
     });
   }
 
@@ -212,24 +264,104 @@ export class MasterTelemetry implements Telemetry {
   }
 
   async serve(bind: string): Promise<{ host: string; port: number }> {
+    this.#server = await this.#listen(bind);
+    this.#bind = bind;
+    return this.#server.address;
+  }
+
+  async #listen(bind: string): Promise<MetricsServer> {
     const { startMetricsServer } = await import("../export/http_server.ts");
-    this.#server = await startMetricsServer({
+    return await startMetricsServer({
       bind,
       metrics: () => this.metricsText(),
       status: () => this.status(),
       ready: () => this.readiness(),
-      onError: this.#o.onError,
+      onError: (e) => this.#o.onError(e),
     });
-    return this.#server.address;
   }
 
   startExport(): void {
+    this.#exporting = true;
+    this.#bind ??= null;
     this.#exporter?.start();
   }
 
   async close(finalWithinMs: number): Promise<void> {
+    this.#closed = true;
+    await this.#swap;
     await this.#exporter?.shutdown(finalWithinMs);
     await this.#server?.close();
+  }
+
+  async reconfigure(config: Config, serviceName: string): Promise<void> {
+    const before = this.#o.config;
+    this.#o = { ...this.#o, config, serviceName };
+    this.#resource.configure(config, serviceName);
+    this.#aggregator.memoryLimit = config.metricsMemoryLimit * 1024 * 1024;
+    const key = exportKey(config);
+    if (key !== this.#exportKey) {
+      this.#exportKey = key;
+      // In the background: the old exporter's last export may take its whole
+      // timeout, and the master's loop must not wait for a collector.
+      this.#swap = this.#swap.then(() => this.#replaceExporter(before, config));
+    }
+    // Before the endpoint first starts, starting it reads the new bind.
+    if (this.#bind !== undefined && config.metricsBind !== this.#bind) {
+      await this.#rebind(config.metricsBind);
+    }
+  }
+
+  /** A last export from the old exporter, then the new one takes over where it left off. */
+  async #replaceExporter(before: Config, config: Config): Promise<void> {
+    const old = this.#exporter;
+    if (old !== undefined) {
+      await old.shutdown(before.otlpTimeoutMs);
+      this.#otlpBefore = addStats(this.#otlpBefore, old.stats);
+    }
+    if (config.otlpTemporality !== before.otlpTemporality) {
+      // Another temporality is another stream: it starts from the master's start.
+      this.#batcher = this.#newBatcher(config);
+    }
+    this.#exporter = this.#newExporter(config);
+    if (this.#exporting && !this.#closed) this.#exporter?.start();
+  }
+
+  /**
+   * Moves the metrics endpoint: the new address is bound first, and only then
+   * is the old one closed; one that cannot be bound leaves the old serving.
+   */
+  async #rebind(bind: string | null): Promise<void> {
+    const old = this.#server;
+    if (bind === null) {
+      this.#server = undefined;
+      this.#bind = null;
+      await old?.close();
+      this.#o.log.info("Stopped serving metrics (metrics_bind is off)");
+      return;
+    }
+    let server: MetricsServer;
+    try {
+      server = await this.#listen(bind);
+    } catch (e) {
+      this.#o.log.error("Cannot serve metrics at {bind}, {where}: {error}", {
+        bind,
+        where: this.#bind ? `still serving at ${this.#bind}` : "not serving",
+        error: firstLine(e),
+      });
+      return;
+    }
+    this.#server = server;
+    this.#bind = bind;
+    await old?.close();
+    const { host, port } = server.address;
+    const shown = host.includes(":") ? `[${host}]` : host;
+    this.#o.log.info("Serving metrics at http://{addr}/metrics", { addr: `${shown}:${port}` });
+  }
+
+  /** The OTLP counters, over every exporter the master had. */
+  #otlpStats(): OtlpExportStats | undefined {
+    const now = this.#exporter?.stats;
+    return now === undefined ? this.#otlpBefore : addStats(this.#otlpBefore, now);
   }
 
   /** Dropped points by reason, as `forklift_dropped_points_total` shows them. */
@@ -257,7 +389,7 @@ export class MasterTelemetry implements Telemetry {
       restarts: { ...s.restarts },
       harvests: this.#harvests,
       dropped: this.#drops(),
-      otlp: this.#exporter?.stats,
+      otlp: this.#otlpStats(),
     });
   }
 
