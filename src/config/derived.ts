@@ -16,7 +16,7 @@ import type { Config } from "./config.ts";
  * `otlp_endpoint` with `/v1/metrics` added to its path (a query stays a
  * query); `undefined` when export is off.
  *
- * @example
+ * @example From the base endpoint
  * ```ts
  * import assert from "node:assert/strict";
  * import { metricsUrl } from "./derived.ts";
@@ -39,7 +39,7 @@ export function metricsUrl(
  * `OTEL_SERVICE_NAME`), else `service.name` from `resource_attributes`, else
  * the program's name.
  *
- * @example
+ * @example Fallbacks in order
  * ```ts
  * import assert from "node:assert/strict";
  * import { serviceNameOf } from "./derived.ts";
@@ -58,7 +58,7 @@ export function serviceNameOf(
 /**
  * How many workers the master keeps: `workers`, or 1 under `once`.
  *
- * @example
+ * @example One worker under once
  * ```ts
  * import assert from "node:assert/strict";
  * import { workerCount } from "./derived.ts";
@@ -75,7 +75,7 @@ export function workerCount(config: Pick<Config, "workers" | "once">): number {
  * enough that one late beat never trips the timeout, never more often than
  * every 50 ms, never less often than it harvests.
  *
- * @example
+ * @example A quarter of the timeout, within bounds
  * ```ts
  * import assert from "node:assert/strict";
  * import { heartbeatMs } from "./derived.ts";
@@ -102,7 +102,7 @@ export interface OtlpOptions {
 /**
  * Where and how OTLP exports go, or `undefined` when export is off.
  *
- * @example
+ * @example Options from the settings
  * ```ts
  * import assert from "node:assert/strict";
  * import { otlpOptions } from "./derived.ts";
@@ -157,7 +157,7 @@ export interface ResourceFacts {
  * `service.instance.id`, `host.name`, `process.pid` and, once known, the
  * runtime's name and version (these win over `resource_attributes`).
  *
- * @example
+ * @example The full resource
  * ```ts
  * import assert from "node:assert/strict";
  * import { resourceOf } from "./derived.ts";

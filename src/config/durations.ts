@@ -21,7 +21,7 @@ export const TOO_LONG = `longer than the ${MAX_SECONDS} seconds (24.8 days) a ti
  * Reads a number of seconds (`30`, `2.5`); throws a `TypeError` for another
  * form, a `RangeError` for 0 (unless allowed) or beyond {@linkcode MAX_SECONDS}.
  *
- * @example
+ * @example Seconds as a setting reads them
  * ```ts
  * import assert from "node:assert/strict";
  * import { parseSeconds } from "./durations.ts";
@@ -45,7 +45,7 @@ export function parseSeconds(raw: string, allowZero: boolean): number {
  * text, so no float rounding creeps in; any other text is returned as is, for
  * the setting's parser to refuse.
  *
- * @example
+ * @example Milliseconds into seconds, exactly
  * ```ts
  * import assert from "node:assert/strict";
  * import { msToSeconds } from "./durations.ts";
@@ -69,7 +69,7 @@ export function msToSeconds(ms: string): string {
  * `OTEL_METRIC_EXPORT_INTERVAL`; throws as {@linkcode parseSeconds} does.
  * Whole milliseconds: a timer takes no finer value.
  *
- * @example
+ * @example An OTel interval in whole milliseconds
  * ```ts
  * import assert from "node:assert/strict";
  * import { parseOtelMs } from "./durations.ts";

@@ -227,7 +227,7 @@ export function loadSettings(options: LoadOptions = {}): ResolvedSettings {
  * apply (`reload: false`) keeps its running value and origin; `restart` names
  * those whose value changed, for the one log line that says so.
  *
- * @example
+ * @example A changed once waits for a restart
  * ```ts
  * import assert from "node:assert/strict";
  * import { loadSettings, reloadable } from "./load.ts";

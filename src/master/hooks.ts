@@ -119,7 +119,7 @@ export async function callHook<K extends keyof Hooks>(
  * Makes `target` the hooks of `source`, in place: whoever holds `target`
  * (the arbiter) calls the new hooks from now on.
  *
- * @example
+ * @example Replace the hooks in place
  * ```ts
  * import assert from "node:assert/strict";
  * import { type Hooks, replaceHooks } from "./hooks.ts";

@@ -21,7 +21,7 @@ import { VERSION } from "../protocol/version.ts";
  * one has said hello, kept from then on: the final export, sent when no worker
  * is left to ask, must name the same service as the others.
  *
- * @example
+ * @example The runtime is learned late and kept
  * ```ts
  * import assert from "node:assert/strict";
  * import { MasterResource } from "./otlp_setup.ts";
@@ -81,7 +81,7 @@ export class MasterResource {
  * The batcher for the settings' temporality; every series of a cumulative
  * export starts at `startMs`.
  *
- * @example
+ * @example An empty state builds an empty batch
  * ```ts
  * import assert from "node:assert/strict";
  * import { otlpBatcher } from "./otlp_setup.ts";
@@ -113,7 +113,7 @@ export interface OtlpSetupOptions {
 /**
  * The exporter the settings ask for, or `undefined` when no endpoint is set.
  *
- * @example
+ * @example No endpoint, no exporter
  * ```ts
  * import assert from "node:assert/strict";
  * import { otlpBatcher, otlpExporter } from "./otlp_setup.ts";

@@ -49,7 +49,7 @@ export function writePidFile(path: string, pid: number): PidFile {
  * removes the old one. Resolves to the file now written and, when the new one
  * cannot be written, the error (the old file is then kept).
  *
- * @example
+ * @example Move a pid file
  * ```ts
  * import assert from "node:assert/strict";
  * import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";

@@ -14,7 +14,7 @@ import { runtimeId } from "./detect.ts";
  * The specifier of `path` (absolute) for its `load`th import: the file URL
  * itself the first time, one the runtime has not cached after that.
  *
- * @example
+ * @example The first import, then a fresh one
  * ```ts
  * import assert from "node:assert/strict";
  * import { freshSpecifier } from "./fresh_import.ts";
