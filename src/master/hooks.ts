@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import type { Logger } from "@logtape/logtape";
 import { ConfigError, firstLine } from "../config/errors.ts";
@@ -51,13 +52,23 @@ export const HOOK_NAMES = [
   "onExit",
 ] as const;
 
-/** How many times each hooks module was imported. */
-const loaded = new Map<string, number>();
+/** Each hooks module imported: how many times, from which text, to what. */
+const loaded = new Map<string, { loads: number; text?: string; mod: Record<string, unknown> }>();
+
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    // The import says what is wrong with the file.
+    return undefined;
+  }
+}
 
 /**
- * Imports a hooks module, as the file is now (a second import of one path
- * reads the file again: a reload takes an edited module); a missing file or a module that fails to load is a
- * {@linkcode ConfigError}, and so is a hook export that is not a function.
+ * Imports a hooks module as the file is now: importing a path again (a
+ * reload) evaluates the file again if it was edited since. A missing file or
+ * a module that fails to load is a {@linkcode ConfigError}, and so is a hook
+ * export that is not a function.
  *
  * @example
  * ```ts ignore
@@ -67,15 +78,23 @@ const loaded = new Map<string, number>();
  */
 export async function loadHooks(path: string, cwd: string): Promise<Hooks> {
   const abs = isAbsolute(path) ? path : resolve(cwd, path);
-  // A module is evaluated once per specifier: a reload asks for the file as
-  // it is now under a specifier of its own (its own imports stay as first loaded).
-  const loads = (loaded.get(abs) ?? 0) + 1;
-  loaded.set(abs, loads);
+  const text = readText(abs);
+  const last = loaded.get(abs);
   let mod: Record<string, unknown>;
-  try {
-    mod = await import(freshSpecifier(abs, loads));
-  } catch (e) {
-    throw new ConfigError(`Cannot load hooks module ${path}: ${firstLine(e)}`, { cause: e });
+  if (last !== undefined && text !== undefined && text === last.text) {
+    mod = last.mod;
+  } else {
+    // A module is evaluated once per specifier, and each stays in memory:
+    // an edited file gets one of its own (its own imports stay as first loaded).
+    const loads = (last?.loads ?? 0) + 1;
+    try {
+      mod = await import(freshSpecifier(abs, loads));
+    } catch (e) {
+      // The next try gets a specifier of its own too: a failed one may stay failed.
+      loaded.set(abs, { loads, mod: last?.mod ?? {} });
+      throw new ConfigError(`Cannot load hooks module ${path}: ${firstLine(e)}`, { cause: e });
+    }
+    loaded.set(abs, { loads, text, mod });
   }
   const hooks: Hooks = {};
   for (const name of HOOK_NAMES) {

@@ -38,6 +38,10 @@ const MASTER_SAMPLE_NAMES: readonly string[] = masterMetrics({
   otlp: { exports: 0, failures: 0, retries: 0, dropped: 0, bytes: 0 },
 }).map(prometheusMetricName);
 
+/** Tries, and the wait between them, to listen on a port the old endpoint just closed. */
+const FREED_PORT_ATTEMPTS = 10;
+const FREED_PORT_WAIT_MS = 50;
+
 /** What an OTLP exporter is built from: a change means a new exporter. */
 function exportKey(config: Config): string {
   return JSON.stringify([otlpOptions(config) ?? null, config.otlpTemporality]);
@@ -280,6 +284,18 @@ export class MasterTelemetry implements Telemetry {
     });
   }
 
+  /** Listens on a port just closed: the runtime may release it a moment later. */
+  async #listenFreed(bind: string): Promise<MetricsServer> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.#listen(bind);
+      } catch (e) {
+        if (attempt >= FREED_PORT_ATTEMPTS) throw e;
+        await new Promise((resolve) => setTimeout(resolve, FREED_PORT_WAIT_MS));
+      }
+    }
+  }
+
   startExport(): void {
     this.#exporting = true;
     this.#bind ??= null;
@@ -288,8 +304,17 @@ export class MasterTelemetry implements Telemetry {
 
   async close(finalWithinMs: number): Promise<void> {
     this.#closed = true;
-    await this.#swap;
-    await this.#exporter?.shutdown(finalWithinMs);
+    // A reload's last export may still be out: it takes from the same time,
+    // and the stop stays within finalWithinMs whatever that collector does.
+    const start = performance.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#swap,
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, finalWithinMs))),
+    ]);
+    clearTimeout(timer);
+    const left = Math.max(0, finalWithinMs - (performance.now() - start));
+    await this.#exporter?.shutdown(left);
     await this.#server?.close();
   }
 
@@ -329,6 +354,8 @@ export class MasterTelemetry implements Telemetry {
   /**
    * Moves the metrics endpoint: the new address is bound first, and only then
    * is the old one closed; one that cannot be bound leaves the old serving.
+   * Only when the old endpoint holds the very port asked for (another host on
+   * it) is it closed first, and bound again if the new one still fails.
    */
   async #rebind(bind: string | null): Promise<void> {
     const old = this.#server;
@@ -339,23 +366,42 @@ export class MasterTelemetry implements Telemetry {
       this.#o.log.info("Stopped serving metrics (metrics_bind is off)");
       return;
     }
-    let server: MetricsServer;
+    let server: MetricsServer | undefined;
+    let error: unknown;
     try {
       server = await this.#listen(bind);
     } catch (e) {
+      error = e;
+    }
+    const port = Number(/:(\d+)$/.exec(bind)?.[1] ?? 0);
+    if (server === undefined && old !== undefined && port !== 0 && port === old.address.port) {
+      await old.close();
+      this.#server = undefined;
+      try {
+        server = await this.#listenFreed(bind);
+      } catch (e) {
+        error = e;
+        try {
+          this.#server = await this.#listenFreed(this.#bind!);
+        } catch {
+          this.#bind = null;
+        }
+      }
+    }
+    if (server === undefined) {
       this.#o.log.error("Cannot serve metrics at {bind}, {where}: {error}", {
         bind,
-        where: this.#bind ? `still serving at ${this.#bind}` : "not serving",
-        error: firstLine(e),
+        where: this.#server ? `still serving at ${this.#bind}` : "not serving metrics now",
+        error: firstLine(error),
       });
       return;
     }
+    if (this.#server === old) await old?.close();
     this.#server = server;
     this.#bind = bind;
-    await old?.close();
-    const { host, port } = server.address;
+    const { host, port: bound } = server.address;
     const shown = host.includes(":") ? `[${host}]` : host;
-    this.#o.log.info("Serving metrics at http://{addr}/metrics", { addr: `${shown}:${port}` });
+    this.#o.log.info("Serving metrics at http://{addr}/metrics", { addr: `${shown}:${bound}` });
   }
 
   /** The OTLP counters, over every exporter the master had. */

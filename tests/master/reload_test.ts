@@ -112,11 +112,11 @@ for (const runtime of ["deno", "bun"] as const) {
       const taken = createServer();
       await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
       const p3 = (taken.address() as { port: number }).port;
-      const ini = (bind: number, pid: string, once: boolean) =>
+      const ini = (bind: number, pid: string, once: boolean, host = "127.0.0.1") =>
         [
           "[forklift]",
           "harvest_interval = 0.2",
-          `metrics_bind = 127.0.0.1:${bind}`,
+          `metrics_bind = ${host}:${bind}`,
           `pid_file = ${dir}/${pid}`,
           `once = ${once}`,
         ].join("\n") + "\n";
@@ -138,6 +138,12 @@ for (const runtime of ["deno", "bun"] as const) {
         writeFileSync(`${dir}/forklift.ini`, ini(p3, "b.pid", false));
         m.signal("SIGHUP");
         await m.waitLog(/Cannot serve metrics at 127\.0\.0\.1:\d+, still serving at/);
+        assert.ok(await tryGet(`http://127.0.0.1:${p2}/status`), "the endpoint was lost");
+
+        // Another host on the same port: the old endpoint holds it, so it makes way.
+        writeFileSync(`${dir}/forklift.ini`, ini(p2, "b.pid", false, "0.0.0.0"));
+        m.signal("SIGHUP");
+        await m.waitLog(new RegExp(`Serving metrics at http://0\\.0\\.0\\.0:${p2}/metrics`));
         assert.ok(await tryGet(`http://127.0.0.1:${p2}/status`), "the endpoint was lost");
         m.signal("SIGTERM");
         assert.equal((await m.exited).code, 0, m.stderr);
