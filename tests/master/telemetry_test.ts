@@ -243,3 +243,26 @@ test("MasterTelemetry.reconfigure() exports to the new endpoint and counts expor
     await b.close();
   }
 });
+
+test("MasterTelemetry.reconfigure() applies a new metrics_memory_limit to the series that come next", async () => {
+  // 20 instruments of 1,000 series each: several MiB of state, under the default 16 MiB.
+  const big = (seq: number, prefix: string) => ({
+    type: "harvest" as const,
+    v: 1,
+    seq,
+    metrics: Array.from({ length: 20 }, (_, i) => ({
+      name: `${prefix}.series${i}`,
+      kind: "counter" as const,
+      points: Array.from({ length: 1_000 }, (_, j) => ({ attributes: { id: `s${j}` }, value: 1 })),
+    })),
+  });
+  const memoryDrops = (t: MasterTelemetry) =>
+    Number(sample(t.metricsText(), `forklift_dropped_points_total\\{reason="memory_limit"\\}`));
+  const t = telemetry();
+  t.harvest({ id: 1, slot: 1 }, big(1, "before"));
+  assert.equal(memoryDrops(t), 0);
+  await t.reconfigure(typedConfig({ metrics_memory_limit: 1 }), "api");
+  t.harvest({ id: 1, slot: 1 }, big(2, "after"));
+  assert.ok(memoryDrops(t) > 0, "the new limit was not applied");
+  await t.close(100);
+});
