@@ -12,6 +12,9 @@ import { reloadable, type ResolvedSettings } from "../config/load.ts";
 import { type Hooks, loadHooks, replaceHooks } from "./hooks.ts";
 import type { Telemetry } from "./telemetry.ts";
 
+/** The longest a reload waits for the hooks module to load. */
+const HOOKS_LOAD_MS = 5_000;
+
 /** Options of {@linkcode MasterServices}. */
 export interface MasterServicesOptions {
   /** The program's name, the service's name when the settings give none. */
@@ -79,10 +82,21 @@ export class MasterServices {
 
   async #reloadHooks(path: string | null): Promise<void> {
     if (path === null) return replaceHooks(this.#o.hooks, {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      replaceHooks(this.#o.hooks, await loadHooks(path, this.#o.cwd));
+      // The master's loop waits for the import: a module that never finishes
+      // loading (a top-level await on nothing) must not stop supervision.
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`${path} took more than ${HOOKS_LOAD_MS / 1000} s to load`)),
+          HOOKS_LOAD_MS,
+        );
+      });
+      replaceHooks(this.#o.hooks, await Promise.race([loadHooks(path, this.#o.cwd), late]));
     } catch (e) {
       this.#o.log.error("Reload: keeping the hooks as they were: {error}", { error: firstLine(e) });
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

@@ -105,6 +105,38 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
+    test(`Arbiter on HUP keeps the running hooks when the edited module fails or never loads (${runtime})`, async () => {
+      const dir = mkdtempSync(`${tmpdir()}/forklift-reload-`);
+      const hooks = `${dir}/hooks.mjs`;
+      const marker = `${dir}/marker`;
+      writeFileSync(
+        hooks,
+        `import { writeFileSync } from "node:fs";\n` +
+          `export function onReload() { writeFileSync(${JSON.stringify(marker)}, "old"); }\n`,
+      );
+      const ini =
+        `[forklift]\nharvest_interval = 0.2\nmetrics_bind = 127.0.0.1:0\nhooks = ${hooks}\n`;
+      const { m } = await start(runtime, dir, ini);
+      try {
+        writeFileSync(hooks, "export function onReload( {\n");
+        m.signal("SIGHUP");
+        await m.waitLog(/Reload: keeping the hooks as they were: Cannot load hooks module/);
+        await waitFor("the old onReload", () => existsSync(marker));
+        rmSync(marker);
+        writeFileSync(hooks, "await new Promise(() => {});\nexport function onReload() {}\n");
+        m.signal("SIGHUP");
+        await m.waitLog(/Reload: keeping the hooks as they were: .* took more than 5 s to load/);
+        await waitFor("the old onReload", () => existsSync(marker));
+        assert.equal(readFileSync(marker, "utf8"), "old");
+        await m.waitReady(1);
+        m.signal("SIGTERM");
+        assert.equal((await m.exited).code, 0, m.stderr);
+      } finally {
+        await m.cleanup();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     test(`Arbiter on HUP re-binds the metrics endpoint, moves the pid file and names once what needs a restart (${runtime})`, async () => {
       const dir = mkdtempSync(`${tmpdir()}/forklift-reload-`);
       const [p1, p2] = [await freePort(), await freePort()];
