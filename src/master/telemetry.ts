@@ -18,11 +18,8 @@ import {
   type WorkerStatus,
 } from "../export/status.ts";
 import type { Logger } from "@logtape/logtape";
-import type { OtlpExporter, OtlpExportStats } from "../export/otlp_exporter.ts";
-import type { OtlpBatcher } from "../export/otlp_batch.ts";
 import type { HarvestMessage, MetricDelta } from "../protocol/messages.ts";
-import { otlpOptions } from "../config/derived.ts";
-import { MasterResource, otlpBatcher, otlpExporter } from "./otlp_setup.ts";
+import { MasterExport } from "./otlp_setup.ts";
 import { VERSION } from "../protocol/version.ts";
 import { LogThrottle, shorten } from "../log/throttle.ts";
 import { firstLine } from "../config/errors.ts";
@@ -41,21 +38,6 @@ const MASTER_SAMPLE_NAMES: readonly string[] = masterMetrics({
 /** Tries, and the wait between them, to listen on a port the old endpoint just closed. */
 const FREED_PORT_ATTEMPTS = 10;
 const FREED_PORT_WAIT_MS = 50;
-
-/** What an OTLP exporter is built from: a change means a new exporter. */
-function exportKey(config: Config): string {
-  return JSON.stringify([otlpOptions(config) ?? null, config.otlpTemporality]);
-}
-
-function addStats(a: OtlpExportStats | undefined, b: OtlpExportStats): OtlpExportStats {
-  return {
-    exports: (a?.exports ?? 0) + b.exports,
-    failures: (a?.failures ?? 0) + b.failures,
-    retries: (a?.retries ?? 0) + b.retries,
-    dropped: (a?.dropped ?? 0) + b.dropped,
-    bytes: (a?.bytes ?? 0) + b.bytes,
-  };
-}
 
 /** At most one declaration-conflict line per worker this often. */
 const CONFLICT_LOG_MS = 10_000;
@@ -157,18 +139,8 @@ export class MasterTelemetry implements Telemetry {
   /** Points left out of the exposition (a Prometheus name taken). */
   #unexposed = 0;
   #startedAt = new Date();
-  #exporter?: OtlpExporter;
-  /** Kept across exporters of one temporality: what a delta export sent is not sent again. */
-  #batcher: OtlpBatcher;
-  #resource: MasterResource;
-  /** The OTLP options the exporter was built from, to rebuild it only when they change. */
-  #exportKey: string;
-  /** What the exporters replaced by a reload counted: the counters never go back. */
-  #otlpBefore?: OtlpExportStats;
-  /** An exporter being replaced: its last export, then the new one. */
-  #swap: Promise<void> = Promise.resolve();
-  #exporting = false;
-  #closed = false;
+  /** The OTLP export, replaced by a reload that changes it. */
+  #export: MasterExport;
   /** Where the endpoint listens; null once started without one. */
   #bind?: string | null;
   /** When each worker's last declaration conflict was logged. */
@@ -219,27 +191,12 @@ export class MasterTelemetry implements Telemetry {
         );
       },
     });
-    this.#resource = new MasterResource(() =>
-      options.snapshot().workers.find((w) => w.handle.runtime)?.handle.runtime
-    );
-    this.#resource.configure(options.config, options.serviceName);
-    this.#batcher = this.#newBatcher(options.config);
-    this.#exporter = this.#newExporter(options.config);
-    this.#exportKey = exportKey(options.config);
-  }
-
-  #newBatcher(config: Config): OtlpBatcher {
-    return otlpBatcher(config.otlpTemporality, {
-      startMs: this.#startedAt.getTime(),
-      resource: () => this.#resource.current(),
-    });
-  }
-
-  #newExporter(config: Config): OtlpExporter | undefined {
-    return otlpExporter(config, {
-      batcher: this.#batcher,
-      log: this.#o.log,
+    this.#export = new MasterExport(options.config, {
+      serviceName: options.serviceName,
+      log: options.log,
       collect: () => this.#state(),
+      workerRuntime: () => options.snapshot().workers.find((w) => w.handle.runtime)?.handle.runtime,
+      startMs: this.#startedAt.getTime(),
     });
   }
 
@@ -297,58 +254,23 @@ export class MasterTelemetry implements Telemetry {
   }
 
   startExport(): void {
-    this.#exporting = true;
     this.#bind ??= null;
-    this.#exporter?.start();
+    this.#export.start();
   }
 
   async close(finalWithinMs: number): Promise<void> {
-    this.#closed = true;
-    // A reload's last export may still be out: it takes from the same time,
-    // and the stop stays within finalWithinMs whatever that collector does.
-    const start = performance.now();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#swap,
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, finalWithinMs))),
-    ]);
-    clearTimeout(timer);
-    const left = Math.max(0, finalWithinMs - (performance.now() - start));
-    await this.#exporter?.shutdown(left);
+    await this.#export.close(finalWithinMs);
     await this.#server?.close();
   }
 
   async reconfigure(config: Config, serviceName: string): Promise<void> {
-    const before = this.#o.config;
     this.#o = { ...this.#o, config, serviceName };
-    this.#resource.configure(config, serviceName);
     this.#aggregator.memoryLimit = config.metricsMemoryLimit * 1024 * 1024;
-    const key = exportKey(config);
-    if (key !== this.#exportKey) {
-      this.#exportKey = key;
-      // In the background: the old exporter's last export may take its whole
-      // timeout, and the master's loop must not wait for a collector.
-      this.#swap = this.#swap.then(() => this.#replaceExporter(before, config));
-    }
+    this.#export.reconfigure(config, serviceName);
     // Before the endpoint first starts, starting it reads the new bind.
     if (this.#bind !== undefined && config.metricsBind !== this.#bind) {
       await this.#rebind(config.metricsBind);
     }
-  }
-
-  /** A last export from the old exporter, then the new one takes over where it left off. */
-  async #replaceExporter(before: Config, config: Config): Promise<void> {
-    const old = this.#exporter;
-    if (old !== undefined) {
-      await old.shutdown(before.otlpTimeoutMs);
-      this.#otlpBefore = addStats(this.#otlpBefore, old.stats);
-    }
-    if (config.otlpTemporality !== before.otlpTemporality) {
-      // Another temporality is another stream: it starts from the master's start.
-      this.#batcher = this.#newBatcher(config);
-    }
-    this.#exporter = this.#newExporter(config);
-    if (this.#exporting && !this.#closed) this.#exporter?.start();
   }
 
   /**
@@ -404,12 +326,6 @@ export class MasterTelemetry implements Telemetry {
     this.#o.log.info("Serving metrics at http://{addr}/metrics", { addr: `${shown}:${bound}` });
   }
 
-  /** The OTLP counters, over every exporter the master had. */
-  #otlpStats(): OtlpExportStats | undefined {
-    const now = this.#exporter?.stats;
-    return now === undefined ? this.#otlpBefore : addStats(this.#otlpBefore, now);
-  }
-
   /** Dropped points by reason, as `forklift_dropped_points_total` shows them. */
   #drops(): Record<string, number> {
     const a = this.#aggregator.drops;
@@ -435,7 +351,7 @@ export class MasterTelemetry implements Telemetry {
       restarts: { ...s.restarts },
       harvests: this.#harvests,
       dropped: this.#drops(),
-      otlp: this.#otlpStats(),
+      otlp: this.#export.stats,
     });
   }
 
