@@ -52,8 +52,10 @@ export const HOOK_NAMES = [
   "onExit",
 ] as const;
 
-/** Each hooks module imported: how many times, from which text, to what. */
-const loaded = new Map<string, { loads: number; text?: string; mod: Record<string, unknown> }>();
+/** Imports of each hooks module so far, successful or not: each gets a specifier of its own. */
+const imports = new Map<string, number>();
+/** Each hooks module last loaded: from which text, to what. */
+const loaded = new Map<string, { text?: string; mod: Record<string, unknown> }>();
 
 function readText(path: string): string | undefined {
   try {
@@ -86,15 +88,16 @@ export async function loadHooks(path: string, cwd: string): Promise<Hooks> {
   } else {
     // A module is evaluated once per specifier, and each stays in memory:
     // an edited file gets one of its own (its own imports stay as first loaded).
-    const loads = (last?.loads ?? 0) + 1;
+    // Counted before the import: one that failed, or never finished, keeps
+    // its specifier, and the next try must not wait on it.
+    const n = (imports.get(abs) ?? 0) + 1;
+    imports.set(abs, n);
     try {
-      mod = await import(freshSpecifier(abs, loads));
+      mod = await import(freshSpecifier(abs, n));
     } catch (e) {
-      // The next try gets a specifier of its own too: a failed one may stay failed.
-      loaded.set(abs, { loads, mod: last?.mod ?? {} });
       throw new ConfigError(`Cannot load hooks module ${path}: ${firstLine(e)}`, { cause: e });
     }
-    loaded.set(abs, { loads, text, mod });
+    loaded.set(abs, { text, mod });
   }
   const hooks: Hooks = {};
   for (const name of HOOK_NAMES) {

@@ -105,7 +105,7 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
-    test(`Arbiter on HUP keeps the running hooks when the edited module fails or never loads (${runtime})`, async () => {
+    test(`Arbiter on HUP keeps the running hooks when the edited module fails or never loads, and takes it once fixed (${runtime})`, async () => {
       const dir = mkdtempSync(`${tmpdir()}/forklift-reload-`);
       const hooks = `${dir}/hooks.mjs`;
       const marker = `${dir}/marker`;
@@ -128,6 +128,14 @@ for (const runtime of ["deno", "bun"] as const) {
         await m.waitLog(/Reload: keeping the hooks as they were: .* took more than 5 s to load/);
         await waitFor("the old onReload", () => existsSync(marker));
         assert.equal(readFileSync(marker, "utf8"), "old");
+        // Fixed after a load that never finished: the next reload takes it.
+        writeFileSync(
+          hooks,
+          `import { writeFileSync } from "node:fs";\n` +
+            `export function onReload() { writeFileSync(${JSON.stringify(marker)}, "fixed"); }\n`,
+        );
+        m.signal("SIGHUP");
+        await waitFor("the fixed onReload", () => readFileSync(marker, "utf8") === "fixed");
         await m.waitReady(1);
         m.signal("SIGTERM");
         assert.equal((await m.exited).code, 0, m.stderr);
