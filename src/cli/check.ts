@@ -6,10 +6,12 @@
  * @module
  */
 import { hostname } from "node:os";
+import process from "node:process";
 import { ConfigError } from "../config/errors.ts";
 import type { Config } from "../config/config.ts";
+import { otlpOptions, resourceOf, serviceNameOf, workerCount } from "../config/derived.ts";
 import { sendOtlp } from "../export/otlp_exporter.ts";
-import { metricsUrl, serviceNameOf } from "../master/otlp_setup.ts";
+import { programName } from "../master/command.ts";
 import { redactUrl, unixNano } from "../protocol/otlp.ts";
 import { VERSION } from "../protocol/version.ts";
 import type { CommandContext } from "./context.ts";
@@ -20,7 +22,7 @@ export const EXIT_CONNECT_FAILED = 1;
 /**
  * Sends one small real export (a `forklift.check` gauge of 1, with the
  * service's resource) the way `forklift run` would: same URL, encoding,
- * compression and headers. Resolves to a one-line verdict with the latency.
+ * compression, headers, timeout and resource. Resolves to a one-line verdict with the latency.
  *
  * @example Try a collector
  * ```ts ignore
@@ -33,12 +35,22 @@ export async function tryExport(
   config: Config,
   serviceName: string,
 ): Promise<{ ok: boolean; detail: string }> {
-  const url = metricsUrl(config)!;
-  const shown = redactUrl(url);
+  const send = otlpOptions(config);
+  if (send === undefined) {
+    throw new ConfigError(
+      "No otlp_endpoint is set, nothing to connect to (set --otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)",
+    );
+  }
+  const shown = redactUrl(send.url);
   const now = unixNano(Date.now());
   const t0 = performance.now();
   const { outcome } = await sendOtlp({
-    resource: { "service.name": serviceName, "host.name": hostname() },
+    resource: resourceOf(config, {
+      serviceName,
+      instanceId: crypto.randomUUID(),
+      hostName: hostname(),
+      pid: process.pid,
+    }),
     scope: { name: "forklift", version: VERSION },
     metrics: [{
       name: "forklift.check",
@@ -46,13 +58,7 @@ export async function tryExport(
       type: "gauge",
       points: [{ attributes: {}, startTimeUnixNano: now, timeUnixNano: now, value: 1 }],
     }],
-  }, {
-    url,
-    protocol: config.otlpProtocol,
-    gzip: config.otlpCompression === "gzip",
-    headers: { ...config.otlpHeaders },
-    timeoutMs: config.otlpTimeoutMs,
-  });
+  }, send);
   const ms = Math.round(performance.now() - t0);
   const how = `${config.otlpProtocol}${config.otlpCompression === "gzip" ? ", gzip" : ""}`;
   if (outcome.kind === "ok") {
@@ -78,14 +84,12 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
   const where = file
     ? `${file}${environment ? ` [forklift:${environment}]` : ""}`
     : "no config file";
-  ctx.print(`Configuration OK (${where}; ${config.workers} worker(s))\n`);
+  ctx.print(`Configuration OK (${where}; ${workerCount(config)} worker(s))\n`);
   if (!ctx.commandLine.switches.has("connect")) return 0;
-  if (metricsUrl(config) === undefined) {
-    throw new ConfigError(
-      "No otlp_endpoint is set, nothing to connect to (set --otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)",
-    );
-  }
-  const r = await tryExport(config, serviceNameOf(config, "forklift"));
+  const program = ctx.commandLine.rest;
+  // Named as `run` names it; with no program to name it after, forklift names it.
+  const fallback = program.length > 0 ? programName(program) : "forklift";
+  const r = await tryExport(config, serviceNameOf(config, fallback));
   ctx.print(`${r.ok ? "Export OK" : "Export failed"}: ${r.detail}\n`);
   return r.ok ? 0 : EXIT_CONNECT_FAILED;
 }

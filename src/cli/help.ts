@@ -26,9 +26,13 @@ export const COMMAND_HELP: Record<
     ],
   },
   check: {
-    usage: "forklift check [OPTIONS] [--connect]",
+    usage: "forklift check [OPTIONS] [--connect] [[--] COMMAND [ARGS...]]",
     summary: "Validate the configuration; --connect also tries one OTLP export",
-    switches: ["--connect          send one empty export to otlp_endpoint"],
+    switches: [
+      "--connect          send one export to otlp_endpoint, as run would; its",
+      "                   service.name falls back to COMMAND's name, or to",
+      "                   forklift when no COMMAND is given",
+    ],
   },
   status: {
     usage: "forklift status [--metrics-bind ADDR] [--json]",

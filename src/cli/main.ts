@@ -83,7 +83,7 @@ export async function main(argv?: string[], runtime: Runtime = currentRuntime())
     console.error(`forklift: internal error: ${err?.message ?? String(e)}`);
     // The level as resolved (flag, file or environment), or as the environment
     // says when the settings themselves failed.
-    const level = settings?.values.log_level ?? runtime.env().FORKLIFT_LOG_LEVEL;
+    const level = settings?.config.logLevel ?? runtime.env().FORKLIFT_LOG_LEVEL;
     if (level === "debug") console.error(err?.stack);
     return 1;
   }

@@ -18,7 +18,8 @@ import { channelPath } from "../master/channel_path.ts";
 import { preloadPath } from "../master/preload_path.ts";
 import { ProcessSpawner } from "../master/spawner.ts";
 import { MasterTelemetry } from "../master/telemetry.ts";
-import { serviceNameOf } from "../master/otlp_setup.ts";
+import { workerCount } from "../config/derived.ts";
+import { MasterServices } from "../master/services.ts";
 import { workerEnv } from "../protocol/env.ts";
 import type { CommandContext } from "./context.ts";
 
@@ -87,8 +88,7 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
       channel,
     });
   const first = plan(ctx.settings);
-  const once = ctx.settings.config.once;
-  const workers = once ? 1 : ctx.settings.config.workers;
+  const workers = workerCount(ctx.settings.config);
   if (commandLine.switches.has("dry-run")) {
     ctx.print(renderDryRun(first, workers, process.pid));
     return 0;
@@ -112,13 +112,13 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
         name,
       });
   }
-  const serviceName = serviceNameOf(ctx.settings.config, programName(program));
+  const services = new MasterServices({ program: programName(program), cwd, hooks, log });
+  const serviceName = services.serviceName(ctx.settings.config);
   const spawner = new ProcessSpawner({
     settings: ctx.settings,
     plan,
     env,
     cwd,
-    serviceName,
     log,
     write: {
       stdout: (s) => writeTo(1, s),
@@ -139,6 +139,7 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
         onError: (e) => log.error("Metrics endpoint failed: {error}", { error: e.message }),
       }),
     hooks,
+    services,
     log,
     reconfigureLogging: (s) => {
       try {

@@ -134,7 +134,8 @@ export function parseCommandLine(argv: string[]): CommandLine {
 
   const table = optionTable(command);
   let program: string[] = [];
-  if (command === "run") [args, program] = splitProgram(args, table);
+  // `check` takes the program too, to name the service as `run` would.
+  if (command === "run" || command === "check") [args, program] = splitProgram(args, table);
 
   const options: Record<
     string,

@@ -221,3 +221,38 @@ export function loadSettings(options: LoadOptions = {}): ResolvedSettings {
     environment: file ? environment : undefined,
   };
 }
+
+/**
+ * What a reload may apply: `next`, except that each setting `HUP` cannot
+ * apply (`reload: false`) keeps its running value and origin; `restart` names
+ * those whose value changed, for the one log line that says so.
+ *
+ * @example A changed once waits for a restart
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadSettings, reloadable } from "./load.ts";
+ * const running = loadSettings({ env: { FORKLIFT_WORKERS: "2" } });
+ * const next = loadSettings({ env: { FORKLIFT_WORKERS: "4", FORKLIFT_ONCE: "true" } });
+ * const { settings, restart } = reloadable(running, next);
+ * assert.deepEqual(restart, ["once"]);
+ * assert.equal(settings.config.workers, 4);
+ * assert.equal(settings.config.once, false);
+ * ```
+ */
+export function reloadable(
+  running: ResolvedSettings,
+  next: ResolvedSettings,
+): { settings: ResolvedSettings; restart: string[] } {
+  const values = { ...next.values };
+  const origins = { ...next.origins };
+  const restart: string[] = [];
+  for (const s of SETTINGS) {
+    if (s.reload) continue;
+    if (JSON.stringify(running.values[s.name]) !== JSON.stringify(values[s.name])) {
+      restart.push(s.name);
+    }
+    values[s.name] = running.values[s.name];
+    origins[s.name] = running.origins[s.name];
+  }
+  return { settings: { ...next, values, origins, config: typedConfig(values) }, restart };
+}

@@ -6,6 +6,7 @@
  * @module
  */
 import { parseKeyValues, redactUrl } from "../protocol/otlp.ts";
+import { MAX_SECONDS, msToSeconds, parseSeconds, TOO_LONG } from "./durations.ts";
 
 /** The value a setting may hold once parsed. */
 export type SettingValue =
@@ -56,6 +57,11 @@ export interface Setting {
   repeatable?: boolean;
   /** One-line description for help and docs. */
   doc: string;
+  /**
+   * Whether `HUP` applies a change of this setting (`true`), or only a
+   * restart does (`false`, named in the reload's log line).
+   */
+  reload: boolean;
   /** The expected form, quoted in error messages. */
   expected: string;
   /** Reads raw text; throws a `RangeError` or `TypeError` saying what is wrong. */
@@ -75,23 +81,7 @@ function integer(min: number, raw: string): number {
   return n;
 }
 
-/**
- * The longest duration a setting may give, in seconds: every one becomes a
- * timer, and a timer longer than 2^31-1 ms fires at once, in both runtimes.
- */
-export const MAX_SECONDS: number = Math.floor((2 ** 31 - 1) / 1000);
-
-/** Said after a value longer than {@linkcode MAX_SECONDS}. */
-const TOO_LONG = `longer than the ${MAX_SECONDS} seconds (24.8 days) a timer can wait`;
-
-function seconds(raw: string, allowZero: boolean): number {
-  const t = raw.trim();
-  if (!/^\d+(\.\d+)?$/.test(t)) throw new TypeError("not a number of seconds");
-  const n = Number(t);
-  if (!Number.isFinite(n) || (!allowZero && n === 0)) throw new RangeError("out of range");
-  if (n > MAX_SECONDS) throw new RangeError(TOO_LONG);
-  return n;
-}
+export { MAX_SECONDS };
 
 /**
  * What to add to "expected …, got …" when a value is refused: the reason,
@@ -185,11 +175,6 @@ function keyValuesOrNull(raw: string): Record<string, string> | null {
   return Object.keys(h).length === 0 ? null : h;
 }
 
-/** An OTEL_* duration in ms as the seconds the setting reads; anything else as is, to be refused. */
-function msToSeconds(ms: string): string {
-  return /^\d+$/.test(ms.trim()) ? String(Number(ms) / 1000) : ms;
-}
-
 function text(raw: string): string | null {
   const t = raw.trim();
   return t === "" ? null : t;
@@ -208,6 +193,7 @@ const REGISTRY = [
     default: 1,
     doc: "Worker processes to run; `auto` means one per CPU",
     expected: 'a positive integer or "auto"',
+    reload: true,
     parse: (raw, ctx) => (raw.trim().toLowerCase() === "auto" ? ctx.cpuCount : integer(1, raw)),
   },
   {
@@ -220,7 +206,8 @@ const REGISTRY = [
     default: 30,
     doc: "Kill and replace a worker silent for this long (0 turns the heartbeat check off)",
     expected: "a number of seconds (0 = off)",
-    parse: (raw) => seconds(raw, true),
+    reload: true,
+    parse: (raw) => parseSeconds(raw, true),
   },
   {
     name: "graceful_timeout",
@@ -231,7 +218,8 @@ const REGISTRY = [
     default: 30,
     doc: "Time a stopping worker has to finish in-flight requests before SIGKILL",
     expected: "a number of seconds",
-    parse: (raw) => seconds(raw, true),
+    reload: true,
+    parse: (raw) => parseSeconds(raw, true),
   },
   {
     name: "max_requests",
@@ -242,6 +230,7 @@ const REGISTRY = [
     default: 0,
     doc: "Recycle a worker gracefully after this many requests (0 = never)",
     expected: "a non-negative integer",
+    reload: true,
     parse: (raw) => integer(0, raw),
   },
   {
@@ -253,6 +242,7 @@ const REGISTRY = [
     default: 0,
     doc: "Add a random 0..N to max_requests per worker, so workers do not recycle together",
     expected: "a non-negative integer",
+    reload: true,
     parse: (raw) => integer(0, raw),
   },
   {
@@ -264,7 +254,8 @@ const REGISTRY = [
     default: 5,
     doc: "How often each worker hands its metric deltas to the master",
     expected: "a positive number of seconds",
-    parse: (raw) => seconds(raw, false),
+    reload: true,
+    parse: (raw) => parseSeconds(raw, false),
   },
   {
     name: "metrics_bind",
@@ -276,6 +267,7 @@ const REGISTRY = [
     doc:
       "Where the master serves /metrics, /status and the /ready and /live probes, from when every worker is first ready (250 ms after start at the latest); `off` disables",
     expected: 'HOST:PORT or "off"',
+    reload: true,
     parse: parseBind,
   },
   {
@@ -288,6 +280,7 @@ const REGISTRY = [
     doc:
       "Memory the master's metric state may take, estimated, with the exposition it renders to; points of new series beyond it are dropped and counted (reason memory_limit)",
     expected: "a positive integer (MiB)",
+    reload: true,
     parse: (raw) => integer(1, raw),
   },
   {
@@ -300,6 +293,7 @@ const REGISTRY = [
     default: null,
     doc: "OTLP/HTTP collector base URL; metrics go to URL/v1/metrics (off when unset)",
     expected: "an http:// or https:// URL",
+    reload: true,
     parse: url,
   },
   {
@@ -314,6 +308,7 @@ const REGISTRY = [
     repeatable: true,
     doc: "Headers sent with every OTLP export, e.g. an API key (repeat the flag for several)",
     expected: "KEY=VALUE pairs separated by commas",
+    reload: true,
     parse: keyValuesOrNull,
   },
   {
@@ -326,6 +321,7 @@ const REGISTRY = [
     default: null,
     doc: "Full OTLP/HTTP metrics URL, used as given; wins over otlp_endpoint",
     expected: "an http:// or https:// URL",
+    reload: true,
     parse: url,
   },
   {
@@ -340,6 +336,7 @@ const REGISTRY = [
     default: "http/protobuf",
     doc: "Encoding of OTLP exports: http/protobuf or http/json",
     expected: "http/protobuf or http/json",
+    reload: true,
     ...oneOf(["http/protobuf", "http/json"]),
   },
   {
@@ -354,6 +351,7 @@ const REGISTRY = [
     default: "none",
     doc: "Compress OTLP request bodies",
     expected: "gzip or none",
+    reload: true,
     ...oneOf(["gzip", "none"]),
   },
   {
@@ -369,7 +367,8 @@ const REGISTRY = [
     default: 10,
     doc: "How long one OTLP request may take (the OTEL_* variables are in ms)",
     expected: "a positive number of seconds",
-    parse: (raw) => seconds(raw, false),
+    reload: true,
+    parse: (raw) => parseSeconds(raw, false),
   },
   {
     name: "otlp_temporality",
@@ -381,6 +380,7 @@ const REGISTRY = [
     doc:
       "cumulative (series never reset, start at the master's start), delta or lowmemory (counters and histograms as deltas)",
     expected: "cumulative, delta or lowmemory",
+    reload: true,
     ...oneOf(["cumulative", "delta", "lowmemory"]),
   },
   {
@@ -394,6 +394,7 @@ const REGISTRY = [
     repeatable: true,
     doc: "Extra resource attributes of every export (percent-decoded; service_name wins)",
     expected: "KEY=VALUE pairs separated by commas",
+    reload: true,
     parse: keyValuesOrNull,
   },
   {
@@ -409,7 +410,8 @@ const REGISTRY = [
     default: 60,
     doc: "How often the master pushes to the OTLP endpoint (OTEL_METRIC_EXPORT_INTERVAL is in ms)",
     expected: "a positive number of seconds",
-    parse: (raw) => seconds(raw, false),
+    reload: true,
+    parse: (raw) => parseSeconds(raw, false),
   },
   {
     name: "service_name",
@@ -422,6 +424,7 @@ const REGISTRY = [
     defaultDoc: "program name",
     doc: "The service.name resource attribute of every metric",
     expected: "a non-empty name",
+    reload: true,
     parse: text,
   },
   {
@@ -432,6 +435,7 @@ const REGISTRY = [
     default: true,
     doc: "Preload the reporter into deno and bun workers (--no-inject to supervise only)",
     expected: "true or false",
+    reload: true,
     parse: boolean,
   },
   {
@@ -443,6 +447,7 @@ const REGISTRY = [
     default: null,
     doc: "Module whose exports (onStarting, preFork, postFork, …) the master calls",
     expected: "a file path",
+    reload: true,
     parse: text,
   },
   {
@@ -453,6 +458,7 @@ const REGISTRY = [
     default: false,
     doc: "Run one worker, never respawn, and exit with the program's own exit code",
     expected: "true or false",
+    reload: false,
     parse: boolean,
   },
   {
@@ -463,6 +469,7 @@ const REGISTRY = [
     default: "info",
     doc: "debug, info, warning or error",
     expected: "debug, info, warning or error",
+    reload: true,
     ...oneOf(["debug", "info", "warning", "error"]),
   },
   {
@@ -473,6 +480,7 @@ const REGISTRY = [
     default: "text",
     doc: "text (for people) or json (one object per line)",
     expected: "text or json",
+    reload: true,
     ...oneOf(["text", "json"]),
   },
   {
@@ -486,6 +494,7 @@ const REGISTRY = [
     doc:
       "Append the master's log records to this file (a symbolic link is refused); SIGUSR1 reopens it (for logrotate)",
     expected: "a file path",
+    reload: true,
     parse: text,
   },
   {
@@ -497,6 +506,7 @@ const REGISTRY = [
     default: null,
     doc: "Write the master's pid here at start (a symbolic link is refused); removed at exit",
     expected: "a file path",
+    reload: true,
     parse: text,
   },
 ] as const satisfies readonly Setting[];

@@ -39,8 +39,12 @@ export function renderSettingsDoc(): string {
     "refused with the name it is closest to; sections of other programs (`[app]`) are left alone.",
     "`forklift config --origin` shows each value and where it came from.",
     "",
-    "| setting | flag | environment | default | description |",
-    "|---|---|---|---|---|",
+    'The "on HUP" column says whether `kill -HUP` applies a change of the setting (the workers',
+    "are replaced one by one, the OTLP exporter, metrics endpoint, hooks and pid file follow), or",
+    "whether it needs a restart: a reload names such changes in one log line and keeps them unapplied.",
+    "",
+    "| setting | flag | environment | default | on HUP | description |",
+    "|---|---|---|---|---|---|",
   ];
   for (const s of SETTINGS) {
     const flag = s.type === "boolean"
@@ -56,8 +60,8 @@ export function renderSettingsDoc(): string {
       .filter(Boolean).join(". ");
     lines.push(
       `| \`${s.name}\` | ${cell(flag)} | ${env} | ${defaultText(s.default, s.defaultDoc)} | ${
-        cell(notes)
-      } |`,
+        s.reload ? "applied" : "restart"
+      } | ${cell(notes)} |`,
     );
   }
   lines.push(

@@ -131,6 +131,11 @@ export class Aggregator {
     this.#instrumentLimit = options.instrumentLimit ?? DEFAULT_INSTRUMENT_LIMIT;
   }
 
+  /** Sets the memory limit (a reload): series already held stay, new ones count against it. */
+  set memoryLimit(bytes: number) {
+    this.#memoryLimit = bytes;
+  }
+
   /**
    * Points dropped since this aggregator was created: conflicting
    * re-declarations and malformed points. Overflowed points are not drops.

@@ -20,8 +20,9 @@ import { EventQueue } from "./event_queue.ts";
 import { EXIT_FAILURE } from "./exit_status.ts";
 import { callHook, type Hooks, type MasterDescriptor, type WorkerDescriptor } from "./hooks.ts";
 import { noticeLine } from "./notices.ts";
+import { movePidFile, type PidFile, writePidFile } from "./pid_file.ts";
+import type { MasterServices } from "./services.ts";
 import type { ZombieSweeper } from "./zombie_sweeper.ts";
-import { type PidFile, writePidFile } from "./pid_file.ts";
 import type { WorkerListener, WorkerSpawner } from "./spawner.ts";
 import {
   type Notice,
@@ -52,6 +53,8 @@ export interface ArbiterOptions {
   reconfigureLogging?: (settings: ResolvedSettings) => void;
   /** USR1: reopen the log file. */
   reopenLogs?: () => void;
+  /** Applies a reload to the hooks and the telemetry. */
+  services?: Pick<MasterServices, "reload">;
 }
 
 /** The shell's own event besides the supervisor's: start the metrics endpoint. */
@@ -427,6 +430,16 @@ export class Arbiter {
         error: firstLine(e),
       });
       return;
+    }
+    next = await this.#o.services?.reload(this.#settings, next, this.#telemetry) ?? next;
+    const moved = movePidFile(this.#pidFile, next.config.pidFile, process.pid);
+    this.#pidFile = moved.file;
+    if (moved.error !== undefined) {
+      this.#say("error", "Cannot write pid file {path}, keeping {old}: {error}", {
+        path: next.config.pidFile,
+        old: moved.file?.path ?? "none",
+        error: firstLine(moved.error),
+      });
     }
     this.#settings = next;
     this.#o.spawner.configure(next);

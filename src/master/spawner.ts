@@ -8,6 +8,7 @@
  */
 import process from "node:process";
 import type { Logger } from "@logtape/logtape";
+import { heartbeatMs } from "../config/derived.ts";
 import type { ResolvedSettings } from "../config/load.ts";
 import { workerEnv } from "../protocol/env.ts";
 import type { HarvestMessage, WelcomeMessage } from "../protocol/messages.ts";
@@ -80,8 +81,6 @@ export interface ProcessSpawnerOptions {
   /** The master's environment, passed on to every worker. */
   env: Record<string, string>;
   cwd: string;
-  /** The service.name resource of every worker. */
-  serviceName: string;
   log: Logger;
   write: { stdout(s: string): void; stderr(s: string): void };
   /** A number in [0, 1) for the max_requests jitter. */
@@ -94,7 +93,7 @@ export interface ProcessSpawnerOptions {
  * @example
  * ```ts ignore
  * import { ProcessSpawner } from "./spawner.ts";
- * const spawner = new ProcessSpawner({ settings, plan, env, cwd, serviceName, log, write });
+ * const spawner = new ProcessSpawner({ settings, plan, env, cwd, log, write });
  * await spawner.prepare();
  * const { handle } = spawner.spawn({ id: 1, slot: 1, generation: 1 }, 1, listener);
  * ```
@@ -245,22 +244,12 @@ export class ProcessSpawner implements WorkerSpawner {
   }
 
   #welcome(w: WorkerHandle): Omit<WelcomeMessage, "type" | "v"> {
-    const harvestMs = this.#settings.config.harvestIntervalMs;
-    const timeoutMs = this.#settings.config.timeoutMs;
-    // Heartbeats often enough that one late beat never trips the timeout.
-    const heartbeatMs = timeoutMs > 0
-      ? Math.max(50, Math.min(harvestMs, Math.round(timeoutMs / 4)))
-      : 0;
+    const { config } = this.#settings;
     return {
       worker: w.slot,
       generation: w.generation,
-      harvest_interval_ms: harvestMs,
-      heartbeat_ms: heartbeatMs,
-      resource: {
-        "service.name": this.#o.serviceName,
-        "service.instance.id": `${process.pid}-${w.slot}`,
-        "process.pid": String(w.pid ?? ""),
-      },
+      harvest_interval_ms: config.harvestIntervalMs,
+      heartbeat_ms: heartbeatMs(config),
       reuse_port: true,
     };
   }

@@ -18,11 +18,11 @@ import {
   type WorkerStatus,
 } from "../export/status.ts";
 import type { Logger } from "@logtape/logtape";
-import type { OtlpExporter } from "../export/otlp_exporter.ts";
 import type { HarvestMessage, MetricDelta } from "../protocol/messages.ts";
-import { otlpExporter } from "./otlp_setup.ts";
+import { MasterExport } from "./otlp_setup.ts";
 import { VERSION } from "../protocol/version.ts";
 import { LogThrottle, shorten } from "../log/throttle.ts";
+import { firstLine } from "../config/errors.ts";
 import type { WorkerView } from "./supervisor.ts";
 import type { WorkerHandle } from "./worker_handle.ts";
 
@@ -34,6 +34,10 @@ const MASTER_SAMPLE_NAMES: readonly string[] = masterMetrics({
   dropped: {},
   otlp: { exports: 0, failures: 0, retries: 0, dropped: 0, bytes: 0 },
 }).map(prometheusMetricName);
+
+/** Tries, and the wait between them, to listen on a port the old endpoint just closed. */
+const FREED_PORT_ATTEMPTS = 10;
+const FREED_PORT_WAIT_MS = 50;
 
 /** At most one declaration-conflict line per worker this often. */
 const CONFLICT_LOG_MS = 10_000;
@@ -75,6 +79,12 @@ export interface Telemetry {
   startExport(): void;
   /** Sends a last OTLP export within `finalWithinMs`, then stops the metrics endpoint. */
   close(finalWithinMs: number): Promise<void>;
+  /**
+   * Applies reloaded settings: the service name and resource, the memory
+   * limit, a new OTLP exporter (after a last export from the old one) and a
+   * re-bound metrics endpoint. What cannot be applied is logged, never thrown.
+   */
+  reconfigure?(config: Config, serviceName: string): Promise<void>;
 }
 
 /** Options of {@linkcode MasterTelemetry}. */
@@ -129,7 +139,10 @@ export class MasterTelemetry implements Telemetry {
   /** Points left out of the exposition (a Prometheus name taken). */
   #unexposed = 0;
   #startedAt = new Date();
-  #exporter?: OtlpExporter;
+  /** The OTLP export, replaced by a reload that changes it. */
+  #export: MasterExport;
+  /** Where the endpoint listens; null once started without one. */
+  #bind?: string | null;
   /** When each worker's last declaration conflict was logged. */
   #conflictLogged = new LogThrottle(CONFLICT_LOG_MS);
   /** The worker whose harvest is being merged, for the log's slot. */
@@ -178,7 +191,7 @@ export class MasterTelemetry implements Telemetry {
         );
       },
     });
-    this.#exporter = otlpExporter(options.config, {
+    this.#export = new MasterExport(options.config, {
       serviceName: options.serviceName,
       log: options.log,
       collect: () => this.#state(),
@@ -212,24 +225,105 @@ export class MasterTelemetry implements Telemetry {
   }
 
   async serve(bind: string): Promise<{ host: string; port: number }> {
+    this.#server = await this.#listen(bind);
+    this.#bind = bind;
+    return this.#server.address;
+  }
+
+  async #listen(bind: string): Promise<MetricsServer> {
     const { startMetricsServer } = await import("../export/http_server.ts");
-    this.#server = await startMetricsServer({
+    return await startMetricsServer({
       bind,
       metrics: () => this.metricsText(),
       status: () => this.status(),
       ready: () => this.readiness(),
-      onError: this.#o.onError,
+      onError: (e) => this.#o.onError(e),
     });
-    return this.#server.address;
+  }
+
+  /** Listens on a port just closed: the runtime may release it a moment later. */
+  async #listenFreed(bind: string): Promise<MetricsServer> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.#listen(bind);
+      } catch (e) {
+        if (attempt >= FREED_PORT_ATTEMPTS) throw e;
+        await new Promise((resolve) => setTimeout(resolve, FREED_PORT_WAIT_MS));
+      }
+    }
   }
 
   startExport(): void {
-    this.#exporter?.start();
+    this.#bind ??= null;
+    this.#export.start();
   }
 
   async close(finalWithinMs: number): Promise<void> {
-    await this.#exporter?.shutdown(finalWithinMs);
+    await this.#export.close(finalWithinMs);
     await this.#server?.close();
+  }
+
+  async reconfigure(config: Config, serviceName: string): Promise<void> {
+    this.#o = { ...this.#o, config, serviceName };
+    this.#aggregator.memoryLimit = config.metricsMemoryLimit * 1024 * 1024;
+    this.#export.reconfigure(config, serviceName);
+    // Before the endpoint first starts, starting it reads the new bind.
+    if (this.#bind !== undefined && config.metricsBind !== this.#bind) {
+      await this.#rebind(config.metricsBind);
+    }
+  }
+
+  /**
+   * Moves the metrics endpoint: the new address is bound first, and only then
+   * is the old one closed; one that cannot be bound leaves the old serving.
+   * Only when the old endpoint holds the very port asked for (another host on
+   * it) is it closed first, and bound again if the new one still fails.
+   */
+  async #rebind(bind: string | null): Promise<void> {
+    const old = this.#server;
+    if (bind === null) {
+      this.#server = undefined;
+      this.#bind = null;
+      await old?.close();
+      this.#o.log.info("Stopped serving metrics (metrics_bind is off)");
+      return;
+    }
+    let server: MetricsServer | undefined;
+    let error: unknown;
+    try {
+      server = await this.#listen(bind);
+    } catch (e) {
+      error = e;
+    }
+    const port = Number(/:(\d+)$/.exec(bind)?.[1] ?? 0);
+    if (server === undefined && old !== undefined && port !== 0 && port === old.address.port) {
+      await old.close();
+      this.#server = undefined;
+      try {
+        server = await this.#listenFreed(bind);
+      } catch (e) {
+        error = e;
+        try {
+          this.#server = await this.#listenFreed(this.#bind!);
+        } catch {
+          this.#bind = null;
+        }
+      }
+    }
+    if (server === undefined) {
+      this.#o.log.error("Cannot serve metrics at {bind}, {where}: {error}", {
+        bind,
+        where: this.#server ? `still serving at ${this.#bind}` : "not serving metrics now",
+        error: firstLine(error),
+      });
+      return;
+    }
+    if (this.#server === old) await old?.close();
+    this.#server = server;
+    this.#bind = bind;
+    const { host, port: bound } = server.address;
+    const shown = host.includes(":") ? `[${host}]` : host;
+    this.#o.log.info("Serving metrics at http://{addr}/metrics", { addr: `${shown}:${bound}` });
   }
 
   /** Dropped points by reason, as `forklift_dropped_points_total` shows them. */
@@ -257,7 +351,7 @@ export class MasterTelemetry implements Telemetry {
       restarts: { ...s.restarts },
       harvests: this.#harvests,
       dropped: this.#drops(),
-      otlp: this.#exporter?.stats,
+      otlp: this.#export.stats,
     });
   }
 

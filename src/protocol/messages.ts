@@ -148,7 +148,13 @@ export interface WelcomeMessage {
   generation: number;
   harvest_interval_ms: number;
   heartbeat_ms: number;
-  resource: Record<string, string>;
+  /**
+   * Sent by earlier masters and never read: the master alone exports, with
+   * one resource. Accepted, whatever it holds, and ignored.
+   *
+   * @deprecated
+   */
+  resource?: unknown;
   /** Force `reusePort` on wrapped servers (more than one worker). */
   reuse_port?: boolean;
 }
@@ -427,7 +433,6 @@ export function parseMasterMessage(raw: unknown): Parsed<MasterMessage> {
       if (!isCount(raw.heartbeat_ms)) {
         return fail("welcome.heartbeat_ms must be a non-negative integer");
       }
-      if (!isObject(raw.resource)) return fail("welcome.resource must be an object");
       return { ok: true, message: raw as unknown as WelcomeMessage };
     case "ack":
       if (!isCount(raw.seq)) return fail("ack.seq must be a non-negative integer");

@@ -7,9 +7,10 @@
  *
  * @module
  */
-import { deltaBatch, otlpJson, parseKeyValues, signalUrl } from "../protocol/otlp.ts";
-import type { Attributes } from "../protocol/messages.ts";
+import { deltaBatch, otlpJson, parseKeyValues } from "../protocol/otlp.ts";
+import { metricsUrl, resourceOf, serviceNameOf } from "../config/derived.ts";
 import { VERSION } from "../protocol/version.ts";
+import { parseOtelMs } from "../config/durations.ts";
 import { type Cut, mergeCuts } from "./storage.ts";
 
 /** What the standalone export needs of its process. */
@@ -49,30 +50,44 @@ function keyValues(raw: string | undefined): Record<string, string> {
  */
 export function standaloneOtlp(host: StandaloneHost): StandaloneOtlp | undefined {
   const env = (name: string) => host.env(name)?.trim() || undefined;
-  const base = env("OTEL_EXPORTER_OTLP_ENDPOINT")?.replace(/\/+$/, "");
-  const url = env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") ??
-    (base === undefined ? undefined : signalUrl(base, "/v1/metrics"));
+  const url = metricsUrl({
+    otlpEndpoint: env("OTEL_EXPORTER_OTLP_ENDPOINT")?.replace(/\/+$/, "") ?? null,
+    otlpMetricsEndpoint: env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") ?? null,
+  });
   if (url === undefined) return undefined;
   const headers = {
     ...keyValues(env("OTEL_EXPORTER_OTLP_HEADERS")),
     ...keyValues(env("OTEL_EXPORTER_OTLP_METRICS_HEADERS")),
     "content-type": "application/json",
   };
-  // Beyond 2^31-1 ms a timer fires at once, so such a value is no value.
-  const ms = (name: string, fallback: number) => {
-    const n = Number(env(name));
-    return Number.isFinite(n) && n > 0 && n <= 2 ** 31 - 1 ? n : fallback;
+  // Read as the settings read them; a value they refuse is no value here either.
+  const ms = (names: string[], fallback: number) => {
+    for (const name of names) {
+      const raw = env(name);
+      if (raw === undefined) continue;
+      try {
+        return parseOtelMs(raw);
+      } catch {
+        // Recording never throws into the host: the default stands.
+      }
+    }
+    return fallback;
   };
-  const timeoutMs = ms("OTEL_EXPORTER_OTLP_TIMEOUT", 10_000);
-  const attrs = keyValues(env("OTEL_RESOURCE_ATTRIBUTES"));
-  const [runtimeName, runtimeVersion] = host.runtime.split("/");
-  const resource: Attributes = {
-    ...attrs,
-    "service.name": env("OTEL_SERVICE_NAME") ?? attrs["service.name"] ?? "unknown_service",
-    "process.pid": host.pid,
-    "process.runtime.name": runtimeName,
-    "process.runtime.version": runtimeVersion ?? "",
+  const timeoutMs = ms(
+    ["OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"],
+    10_000,
+  );
+  const config = {
+    serviceName: env("OTEL_SERVICE_NAME") ?? null,
+    resourceAttributes: keyValues(env("OTEL_RESOURCE_ATTRIBUTES")),
   };
+  // A program on its own has no name to fall back to: OpenTelemetry's default.
+  const resource = resourceOf(config, {
+    serviceName: serviceNameOf(config, "unknown_service"),
+    instanceId: crypto.randomUUID(),
+    pid: host.pid,
+    runtime: host.runtime,
+  });
   let pending: Cut | undefined;
   let inflight = false;
   let lastMs = Date.now();
@@ -108,7 +123,7 @@ export function standaloneOtlp(host: StandaloneHost): StandaloneOtlp | undefined
   };
 
   return {
-    intervalMs: ms("OTEL_METRIC_EXPORT_INTERVAL", 60_000),
+    intervalMs: ms(["OTEL_METRIC_EXPORT_INTERVAL"], 60_000),
     export(cut) {
       if (cut.metrics.length > 0) pending = pending === undefined ? cut : mergeCuts(pending, cut);
       if (!inflight && pending !== undefined) send();

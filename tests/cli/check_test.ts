@@ -91,3 +91,45 @@ describe("forklift check --connect", () => {
     );
   });
 });
+
+describe("forklift check --connect resource", () => {
+  const resourceOf = (body: string): Record<string, unknown> =>
+    Object.fromEntries(
+      JSON.parse(body).resourceMetrics[0].resource.attributes.map((
+        a: { key: string; value: Record<string, unknown> },
+      ) => [a.key, Object.values(a.value)[0]]),
+    );
+
+  test("checkCommand() names the service after the program, as run does, and sends run's resource", async () => {
+    const c = await collector(200);
+    try {
+      const endpoint = `http://127.0.0.1:${c.port}`;
+      const common = ["--otlp-endpoint", endpoint, "--otlp-protocol", "http/json"];
+      const withProgram = await runCli([
+        "check",
+        "--connect",
+        ...common,
+        "--resource-attribute",
+        "team=web",
+        "--",
+        "deno",
+        "run",
+        "-A",
+        "server.ts",
+      ]);
+      assert.equal(withProgram.code, 0, withProgram.stderr);
+      const bare = await runCli(["check", "--connect", ...common]);
+      assert.equal(bare.code, 0, bare.stderr);
+      assert.equal(c.seen.length, 2);
+      const named = resourceOf(c.seen[0].body);
+      assert.equal(named["service.name"], "server");
+      assert.equal(named.team, "web");
+      for (const key of ["service.instance.id", "host.name", "process.pid"]) {
+        assert.ok(key in named, `${key} missing from ${JSON.stringify(named)}`);
+      }
+      assert.equal(resourceOf(c.seen[1].body)["service.name"], "forklift");
+    } finally {
+      await c.close();
+    }
+  });
+});

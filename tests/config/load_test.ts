@@ -122,6 +122,17 @@ describe("loadSettings()", () => {
     assert.equal(r.origins.export_interval, "env:OTEL_METRIC_EXPORT_INTERVAL");
   });
 
+  test("loadSettings() reads fractional OTEL_* milliseconds as milliseconds", () => {
+    const r = loadSettings({
+      env: { OTEL_METRIC_EXPORT_INTERVAL: "1500.5", OTEL_EXPORTER_OTLP_TIMEOUT: "250.25" },
+    });
+    assert.equal(r.values.export_interval, 1.5005);
+    assert.equal(r.config.exportIntervalMs, 1501);
+    assert.equal(r.values.otlp_timeout, 0.25025);
+    const m = loadSettings({ env: { OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: "0.5" } });
+    assert.equal(m.values.otlp_timeout, 0.0005);
+  });
+
   test("loadSettings() resolves workers = auto to the CPU count", () => {
     withIni("[forklift]\nworkers = auto\n", (dir) => {
       const r = loadSettings({ cwd: dir, config: "forklift.ini", cpuCount: 6 });

@@ -14,7 +14,7 @@ import {
   retryWait,
   sendOtlp,
 } from "../../src/export/otlp_exporter.ts";
-import { metricsUrl } from "../../src/master/otlp_setup.ts";
+import { metricsUrl } from "../../src/config/derived.ts";
 import { decodePartialSuccess, encodeOtlpProtobuf } from "../../src/export/otlp_protobuf.ts";
 import type { HarvestMetric, MetricDelta } from "../../src/protocol/messages.ts";
 import {

@@ -5,6 +5,8 @@ import { logger } from "../../src/log/logging.ts";
 import { MasterTelemetry } from "../../src/master/telemetry.ts";
 import type { MetricDelta } from "../../src/protocol/messages.ts";
 import { recordingLog } from "../_helpers/recording_log.ts";
+import { OtlpReceiver } from "../_helpers/otlp_receiver.ts";
+import { sleep, waitFor } from "../_helpers/master.ts";
 
 /** Telemetry of a running master with `workers` ready workers, logging to `log`. */
 function telemetry(
@@ -196,4 +198,71 @@ test("MasterTelemetry.metricsText() counts dropped points by reason", () => {
   assert.equal(reason("instrument_limit"), "0");
   assert.equal(reason("memory_limit"), "0");
   assert.equal(t.status().totals.dropped_points, 6);
+});
+
+test("MasterTelemetry.reconfigure() names the service anew in /status", async () => {
+  const t = telemetry();
+  assert.equal(t.status().service_name, "api");
+  await t.reconfigure(typedConfig({ service_name: "shop" }), "shop");
+  assert.equal(t.status().service_name, "shop");
+  await t.close(100);
+});
+
+test("MasterTelemetry.reconfigure() exports to the new endpoint and counts exports across exporters", async () => {
+  const [a, b] = [new OtlpReceiver(), new OtlpReceiver()];
+  const config = async (r: OtlpReceiver) =>
+    typedConfig({ otlp_endpoint: await r.listen(), export_interval: 0.1 });
+  const t = new MasterTelemetry({
+    serviceName: "api",
+    config: await config(a),
+    log: logger("telemetry-test"),
+    snapshot: () => ({
+      phase: "running",
+      workerCount: 1,
+      readyWorkers: 1,
+      restarts: {},
+      workers: [],
+    }),
+    onError: () => {},
+  });
+  try {
+    t.startExport();
+    await waitFor("an export to the first endpoint", () => a.accepted.length >= 2);
+    await t.reconfigure(await config(b), "api");
+    await waitFor("an export to the new endpoint", () => b.accepted.length >= 2);
+    const fromA = a.accepted.length;
+    await sleep(300);
+    assert.equal(a.accepted.length, fromA, "the old exporter still runs");
+    await t.close(500);
+    // Every export either exporter made, the final one too: the counter never went back.
+    const exports = Number(sample(t.metricsText(), "forklift_otlp_exports_total"));
+    assert.equal(exports, a.accepted.length + b.accepted.length);
+  } finally {
+    await t.close(500);
+    await a.close();
+    await b.close();
+  }
+});
+
+test("MasterTelemetry.reconfigure() applies a new metrics_memory_limit to the series that come next", async () => {
+  // 20 instruments of 1,000 series each: several MiB of state, under the default 16 MiB.
+  const big = (seq: number, prefix: string) => ({
+    type: "harvest" as const,
+    v: 1,
+    seq,
+    metrics: Array.from({ length: 20 }, (_, i) => ({
+      name: `${prefix}.series${i}`,
+      kind: "counter" as const,
+      points: Array.from({ length: 1_000 }, (_, j) => ({ attributes: { id: `s${j}` }, value: 1 })),
+    })),
+  });
+  const memoryDrops = (t: MasterTelemetry) =>
+    Number(sample(t.metricsText(), `forklift_dropped_points_total\\{reason="memory_limit"\\}`));
+  const t = telemetry();
+  t.harvest({ id: 1, slot: 1 }, big(1, "before"));
+  assert.equal(memoryDrops(t), 0);
+  await t.reconfigure(typedConfig({ metrics_memory_limit: 1 }), "api");
+  t.harvest({ id: 1, slot: 1 }, big(2, "after"));
+  assert.ok(memoryDrops(t) > 0, "the new limit was not applied");
+  await t.close(100);
 });

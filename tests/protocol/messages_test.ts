@@ -6,6 +6,7 @@ import {
   MAX_DESCRIPTION,
   MAX_SERIES_ID,
   MAX_UNIT,
+  parseMasterMessage,
   parseWorkerMessage,
 } from "../../src/protocol/messages.ts";
 
@@ -130,4 +131,19 @@ test("parseWorkerMessage() refuses a long unit or description, too many boundari
   assert.deepEqual(bad.metrics, []);
   assert.equal(bad.dropped, 5);
   assert.equal(bad.refused, 5);
+});
+
+test("parseMasterMessage() takes a welcome without a resource, and ignores one an earlier master sends", () => {
+  const welcome = {
+    type: "welcome",
+    v: 1,
+    worker: 1,
+    generation: 1,
+    harvest_interval_ms: 5000,
+    heartbeat_ms: 1000,
+  };
+  assert.ok(parseMasterMessage(welcome).ok);
+  for (const resource of [{ "service.name": "api" }, "old", null]) {
+    assert.ok(parseMasterMessage({ ...welcome, resource }).ok, JSON.stringify(resource));
+  }
 });

@@ -4,6 +4,7 @@ import { spawn } from "node:child_process";
 import { cleanEnv, ROOT } from "../_helpers/cli.ts";
 import { RUNTIMES, serverArgv } from "../_helpers/master.ts";
 import { OtlpReceiver, type Received } from "../_helpers/otlp_receiver.ts";
+import { standaloneOtlp } from "../../src/reporter/otlp_standalone.ts";
 
 const JOB = `${ROOT}tests/fixtures/standalone_export.ts`;
 
@@ -102,3 +103,23 @@ for (const runtime of ["deno", "bun"] as const) {
     });
   });
 }
+
+describe("standaloneOtlp() durations", () => {
+  const host = (env: Record<string, string>) => ({
+    pid: 1,
+    runtime: "deno/2.9.6",
+    env: (name: string) => ({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9", ...env })[name],
+  });
+
+  test("standaloneOtlp() reads OTEL_METRIC_EXPORT_INTERVAL as the settings do", () => {
+    assert.equal(standaloneOtlp(host({ OTEL_METRIC_EXPORT_INTERVAL: "1500.5" }))!.intervalMs, 1501);
+    // Text the settings refuse is refused here too: the default stands.
+    for (const raw of ["0x10", "1e3", "-5", "0"]) {
+      assert.equal(
+        standaloneOtlp(host({ OTEL_METRIC_EXPORT_INTERVAL: raw }))!.intervalMs,
+        60_000,
+        raw,
+      );
+    }
+  });
+});
