@@ -195,6 +195,26 @@ function text(raw: string): string | null {
   return t === "" ? null : t;
 }
 
+/** A bearer token: what an `Authorization` header can carry as is. */
+function token(raw: string): string | null {
+  const t = raw.trim();
+  if (t === "") return null;
+  if (!/^[\x21-\x7e]+$/.test(t)) throw new TypeError("not a token");
+  return t;
+}
+
+/** `user:password` as HTTP basic authentication sends it (RFC 7617: no colon in the user). */
+function basicAuth(raw: string): string | null {
+  const t = raw.trim();
+  if (t === "") return null;
+  const colon = t.indexOf(":");
+  // Control characters cannot travel in a header, nor be typed at a browser's prompt.
+  if (colon <= 0 || colon === t.length - 1 || /\p{Cc}/u.test(t)) {
+    throw new TypeError("not user:password");
+  }
+  return t;
+}
+
 /** The registry with each entry's literal types, from which {@linkcode SettingEntry} is read. */
 const REGISTRY = [
   {
@@ -498,6 +518,32 @@ const REGISTRY = [
     doc: "Write the master's pid here at start (a symbolic link is refused); removed at exit",
     expected: "a file path",
     parse: text,
+  },
+  {
+    name: "metrics_token",
+    section: "Metrics",
+    flag: "--metrics-token",
+    meta: "TOKEN",
+    type: "string",
+    default: null,
+    secret: true,
+    doc:
+      "Bearer token every path of the metrics endpoint but /ready and /live asks for (`Authorization: Bearer TOKEN`); unset leaves it open",
+    expected: "a token of visible ASCII characters, no spaces",
+    parse: token,
+  },
+  {
+    name: "metrics_basic_auth",
+    section: "Metrics",
+    flag: "--metrics-basic-auth",
+    meta: "USER:PASSWORD",
+    type: "string",
+    default: null,
+    secret: true,
+    doc:
+      "HTTP basic credentials every path of the metrics endpoint but /ready and /live asks for; either credential is accepted when both are set",
+    expected: "USER:PASSWORD, the user without a colon, neither empty",
+    parse: basicAuth,
   },
 ] as const satisfies readonly Setting[];
 

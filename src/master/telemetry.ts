@@ -69,7 +69,10 @@ export interface Telemetry {
   forget(worker: WorkerKey, requests?: number): void;
   /** Starts the metrics endpoint on `bind`; resolves to its address. Throws on failure. */
   serve(bind: string): Promise<{ host: string; port: number }>;
-  /** Rejects, with what to change, when the endpoint could not listen on `bind` now. */
+  /**
+   * Rejects, with what to change, when the endpoint could not listen on `bind`
+   * now; warns when it would be reachable beyond loopback with no credential.
+   */
   checkBind(bind: string): Promise<void>;
   /** Starts pushing to the OTLP collector, if one is set. */
   startExport(): void;
@@ -209,6 +212,9 @@ export class MasterTelemetry implements Telemetry {
   async checkBind(bind: string): Promise<void> {
     const { checkMetricsBind } = await import("../export/http_server.ts");
     await checkMetricsBind(bind);
+    const { exposureWarning } = await import("../export/auth.ts");
+    const exposed = exposureWarning({ ...this.#o.config, metricsBind: bind });
+    if (exposed !== undefined) this.#o.log.warn(exposed);
   }
 
   async serve(bind: string): Promise<{ host: string; port: number }> {
@@ -219,6 +225,10 @@ export class MasterTelemetry implements Telemetry {
       status: () => this.status(),
       ready: () => this.readiness(),
       onError: this.#o.onError,
+      credentials: {
+        token: this.#o.config.metricsToken,
+        basicAuth: this.#o.config.metricsBasicAuth,
+      },
     });
     return this.#server.address;
   }
