@@ -224,6 +224,7 @@ describe("Prometheus scraping a guarded forklift master", {
   let prometheus: ChildProcess | undefined;
   let dir: string;
   let api: string;
+  let said = "";
 
   before(async () => {
     dir = mkdtempSync(`${tmpdir()}/forklift-prometheus-`);
@@ -252,7 +253,9 @@ describe("Prometheus scraping a guarded forklift master", {
       `--storage.tsdb.path=${dir}/data`,
       `--web.listen-address=127.0.0.1:${port}`,
       "--log.level=warn",
-    ], { stdio: "ignore" });
+    ], { stdio: ["ignore", "ignore", "pipe"] });
+    prometheus.stderr!.on("data", (d) => said += d);
+    prometheus.on("error", (e) => said += `cannot start prometheus: ${e.message}`);
   });
 
   after(async () => {
@@ -270,6 +273,9 @@ describe("Prometheus scraping a guarded forklift master", {
     const targets = await waitFor(
       "every job scraped once",
       async () => {
+        if (prometheus?.exitCode !== null || said.startsWith("cannot")) {
+          throw new Error(`prometheus is not running: ${said}`);
+        }
         const doc = await (await fetch(`${api}/targets`)).json();
         const active: Target[] = doc.data.activeTargets;
         return active.length === 4 && active.every((t) => t.health !== "unknown")
