@@ -528,7 +528,7 @@ const REGISTRY = [
     default: null,
     secret: true,
     doc:
-      "Bearer token every path of the metrics endpoint but /ready and /live asks for (`Authorization: Bearer TOKEN`); unset leaves it open",
+      "Bearer token (`Authorization: Bearer TOKEN`) every path of the metrics endpoint but /ready and /live asks for; with metrics_basic_auth also set, either is accepted",
     expected: "a token of visible ASCII characters, no spaces",
     parse: token,
   },
@@ -536,12 +536,12 @@ const REGISTRY = [
     name: "metrics_basic_auth",
     section: "Metrics",
     flag: "--metrics-basic-auth",
-    meta: "USER:PASSWORD",
+    meta: "USER:PASS",
     type: "string",
     default: null,
     secret: true,
     doc:
-      "HTTP basic credentials every path of the metrics endpoint but /ready and /live asks for; either credential is accepted when both are set",
+      "`user:password` for HTTP basic authentication, which every path of the metrics endpoint but /ready and /live asks for; with metrics_token also set, either is accepted",
     expected: "USER:PASSWORD, the user without a colon, neither empty",
     parse: basicAuth,
   },
