@@ -134,6 +134,38 @@ for (
   });
 }
 
+describe("startMetricsServer() under hostile credentials", () => {
+  test("startMetricsServer() answers malformed Authorization headers with 401 and keeps serving", async () => {
+    const server = await start({ token: "t0k", basicAuth: "u:p" });
+    try {
+      const { port } = server.address;
+      const get = (headers: string) =>
+        raw(port, `GET /metrics HTTP/1.1\r\nHost: x\r\n${headers}Connection: close\r\n\r\n`);
+      for (
+        const headers of [
+          "Authorization: Bearer t\xf6k\r\n",
+          "Authorization: Bearer t0k\r\nAuthorization: Bearer t0k\r\n",
+          "Authorization: Basic ====\r\n",
+          "Authorization: Basic dTpw dTpw\r\n",
+          "Authorization: \r\n",
+          `Authorization: Bearer ${"t0k".repeat(2_000)}\r\n`,
+          `Authorization: Basic ${Buffer.from(`u:${"p".repeat(4_000)}`).toString("base64")}\r\n`,
+        ]
+      ) {
+        assert.match(await get(headers), /^HTTP\/1\.1 401 /, JSON.stringify(headers.slice(0, 60)));
+      }
+      // Past the head limit the HTTP layer refuses it before any check.
+      assert.match(
+        await get(`Authorization: Bearer ${"x".repeat(64 * 1024)}\r\n`),
+        /^HTTP\/1\.1 431 /,
+      );
+      assert.match(await get(`Authorization: ${basic("u:p")}\r\n`), /^HTTP\/1\.1 200 /);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("startMetricsServer() response headers", () => {
   const EXPECTED = {
     "x-content-type-options": "nosniff",
