@@ -4,6 +4,7 @@
  * @module
  */
 import { ConfigError } from "../config/errors.ts";
+import { authorizationHeader } from "../export/auth.ts";
 import { formatStatus, renderStatus, type StatusDocument } from "../export/status.ts";
 import { localHttpUrl, parseHostPort } from "../protocol/host_port.ts";
 import type { CommandContext } from "./context.ts";
@@ -11,6 +12,8 @@ import type { CommandContext } from "./context.ts";
 /**
  * Runs `forklift status`: prints the document, and exits 1 when the master is
  * not ready (as `GET /ready` would answer 503), so that it can be a probe.
+ * It sends `metrics_token` or `metrics_basic_auth`, read as `forklift run`
+ * reads them, when one is set.
  *
  * @example
  * ```ts ignore
@@ -25,9 +28,23 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
   }
   const target = parseHostPort(bind);
   const url = target ? localHttpUrl(target.host, target.port, "/status") : `http://${bind}/status`;
+  const { metricsToken: token, metricsBasicAuth: basicAuth } = ctx.settings.config;
+  const authorization = authorizationHeader({ token, basicAuth });
   let doc: StatusDocument;
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    const res = await fetch(url, {
+      signal: AbortSignal.timeout(5000),
+      headers: authorization === undefined ? {} : { authorization },
+    });
+    if (res.status === 401) {
+      await res.body?.cancel();
+      console.error(
+        authorization === undefined
+          ? `forklift: The master at ${url} asks for a credential: set metrics_token or metrics_basic_auth (FORKLIFT_METRICS_TOKEN, FORKLIFT_METRICS_BASIC_AUTH) as the master has it`
+          : `forklift: The master at ${url} refused the credential sent: metrics_token or metrics_basic_auth differs from the master's`,
+      );
+      return 1;
+    }
     if (!res.ok) {
       await res.body?.cancel();
       ctx.print(`${url} answered ${res.status}: is that a forklift master?\n`);

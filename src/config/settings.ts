@@ -180,6 +180,26 @@ function text(raw: string): string | null {
   return t === "" ? null : t;
 }
 
+/** A bearer token: what an `Authorization` header can carry as is. */
+function token(raw: string): string | null {
+  const t = raw.trim();
+  if (t === "") return null;
+  if (!/^[\x21-\x7e]+$/.test(t)) throw new TypeError("not a token");
+  return t;
+}
+
+/** `user:password` as HTTP basic authentication sends it (RFC 7617: no colon in the user). */
+function basicAuth(raw: string): string | null {
+  const t = raw.trim();
+  if (t === "") return null;
+  const colon = t.indexOf(":");
+  // Control characters cannot travel in a header, nor be typed at a browser's prompt.
+  if (colon <= 0 || colon === t.length - 1 || /\p{Cc}/u.test(t)) {
+    throw new TypeError("not user:password");
+  }
+  return t;
+}
+
 /** The registry with each entry's literal types, from which {@linkcode SettingEntry} is read. */
 const REGISTRY = [
   {
@@ -508,6 +528,34 @@ const REGISTRY = [
     expected: "a file path",
     reload: true,
     parse: text,
+  },
+  {
+    name: "metrics_token",
+    reload: true,
+    section: "Metrics",
+    flag: "--metrics-token",
+    meta: "TOKEN",
+    type: "string",
+    default: null,
+    secret: true,
+    doc:
+      "Bearer token (`Authorization: Bearer TOKEN`) every path of the metrics endpoint but /ready and /live asks for; with metrics_basic_auth also set, either is accepted",
+    expected: "a token of visible ASCII characters, no spaces",
+    parse: token,
+  },
+  {
+    name: "metrics_basic_auth",
+    reload: true,
+    section: "Metrics",
+    flag: "--metrics-basic-auth",
+    meta: "USER:PASS",
+    type: "string",
+    default: null,
+    secret: true,
+    doc:
+      "`user:password` for HTTP basic authentication, which every path of the metrics endpoint but /ready and /live asks for; with metrics_token also set, either is accepted",
+    expected: "USER:PASSWORD, the user without a colon, neither empty",
+    parse: basicAuth,
   },
 ] as const satisfies readonly Setting[];
 

@@ -117,9 +117,30 @@ export function framingError(head: RequestHead): string | undefined {
   return undefined;
 }
 
+/**
+ * Headers every answer carries unless its handler gave its own (a page sets a
+ * CSP of its own): no type sniffing, no framing, nothing a text or JSON answer
+ * may load or run, no cached copy of live data, no referrer sent on.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SECURITY_HEADERS } from "./http1.ts";
+ * assert.equal(SECURITY_HEADERS["x-content-type-options"], "nosniff");
+ * ```
+ */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+  "cache-control": "no-store",
+  "referrer-policy": "no-referrer",
+};
+
 const REASONS: Record<number, string> = {
   200: "OK",
   400: "Bad Request",
+  401: "Unauthorized",
   404: "Not Found",
   405: "Method Not Allowed",
   413: "Content Too Large",
@@ -327,6 +348,9 @@ export class Http1Connection {
     for (const [name, value] of headers) {
       if (name === "content-length" || name === "connection") continue;
       text += `${name}: ${value}\r\n`;
+    }
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
+      if (!headers.has(name)) text += `${name}: ${value}\r\n`;
     }
     text += `content-length: ${options.length}\r\n`;
     text += `connection: ${options.keepAlive ? "keep-alive" : "close"}\r\n\r\n`;

@@ -1,12 +1,14 @@
 /**
  * The master's HTTP endpoint: `/metrics` (Prometheus text), `/status` (JSON),
  * the probes `/ready` and `/live`, and a small index, over HTTP/1.1 with
- * deadlines (see `http1.ts`) and a cap on connections.
+ * deadlines (see `http1.ts`) and a cap on connections; behind a credential
+ * check when one is set (see `auth.ts`).
  *
  * @module
  */
 import { formatHostPort, parseHostPort } from "../protocol/host_port.ts";
 import { probeListen, serveTcp } from "../runtime/tcp_serve.ts";
+import { type MetricsCredentials, type MetricsGate, metricsGate, OPEN_PATHS } from "./auth.ts";
 import { DEFAULT_HTTP1_LIMITS, Http1Connection, type Http1Limits } from "./http1.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "./prometheus.ts";
 import type { Readiness } from "./status.ts";
@@ -28,6 +30,12 @@ export interface MetricsServerOptions {
   onError?: (error: Error) => void;
   /** Deadlines and sizes of each connection; {@linkcode DEFAULT_HTTP1_LIMITS} when not given. */
   limits?: Http1Limits;
+  /**
+   * When either is set, every path but `/ready` and `/live` answers 401
+   * without one of them; open when not given. A function is asked on every
+   * request, so that a reload can change the credentials of a running server.
+   */
+  credentials?: MetricsCredentials | (() => MetricsCredentials);
 }
 
 /** A listening metrics server. */
@@ -75,8 +83,9 @@ function reply(method: string, status: number, type: string, body: string, extra
 }
 
 /**
- * The request handler behind {@linkcode startMetricsServer}: routes, HEAD,
- * 404 and 405, and a 500 (reported to `onError`) when rendering fails.
+ * The request handler behind {@linkcode startMetricsServer}: the credential
+ * check, routes, HEAD, 404 and 405, and a 500 (reported to `onError`) when
+ * rendering fails.
  *
  * @example Answer one request
  * ```ts
@@ -97,9 +106,27 @@ export function metricsHandler(
       // A throwing error handler must not take the server down.
     }
   };
+  const credentials = options.credentials;
+  const current = typeof credentials === "function" ? credentials : () => credentials;
+  // Digests are computed again only when the credentials object changes.
+  let seen: MetricsCredentials | undefined;
+  let gate: MetricsGate | undefined;
   return async (request) => {
+    const now = current();
+    if (now !== seen) {
+      seen = now;
+      gate = now && metricsGate(now);
+    }
     const { method } = request;
     const path = new URL(request.url).pathname;
+    // In front of the routes, so that a path added later is guarded too, and a
+    // 404 tells no one without the credential which paths exist.
+    if (
+      gate !== undefined && !OPEN_PATHS.has(path) &&
+      !gate.admits(request.headers.get("authorization"))
+    ) {
+      return reply(method, 401, TEXT, "Unauthorized\n", { "www-authenticate": gate.challenge });
+    }
     if (!ROUTES.has(path)) {
       return reply(method, 404, TEXT, "Not found\n");
     }
@@ -170,7 +197,9 @@ export async function checkMetricsBind(bind: string): Promise<void> {
  *
  * Routes: `GET /metrics` (Prometheus text), `GET /status` (JSON), `GET /ready`
  * (200 or 503, from `ready`), `GET /live` (200), `GET /` (a short index);
- * `HEAD` on each; 404 for other paths and 405 for other methods.
+ * `HEAD` on each; 404 for other paths and 405 for other methods. With
+ * `credentials`, every path but `/ready` and `/live` first answers 401 to a
+ * request without a valid `Authorization` header.
  * A bind failure rejects with an `Error` saying where and why, with the
  * system error as its `cause`.
  *

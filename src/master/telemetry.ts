@@ -9,6 +9,7 @@ import type { Config } from "../config/config.ts";
 import process from "node:process";
 import { Aggregator } from "../export/aggregator.ts";
 import type { MetricsServer } from "../export/http_server.ts";
+import type { MetricsCredentials } from "../export/auth.ts";
 import { masterMetrics, prometheusMetricName, renderPrometheus } from "../export/prometheus.ts";
 import {
   type MasterPhaseName,
@@ -73,7 +74,10 @@ export interface Telemetry {
   forget(worker: WorkerKey, requests?: number): void;
   /** Starts the metrics endpoint on `bind`; resolves to its address. Throws on failure. */
   serve(bind: string): Promise<{ host: string; port: number }>;
-  /** Rejects, with what to change, when the endpoint could not listen on `bind` now. */
+  /**
+   * Rejects, with what to change, when the endpoint could not listen on `bind`
+   * now; warns when it would be reachable beyond loopback with no credential.
+   */
   checkBind(bind: string): Promise<void>;
   /** Starts pushing to the OTLP collector, if one is set. */
   startExport(): void;
@@ -143,6 +147,8 @@ export class MasterTelemetry implements Telemetry {
   #export: MasterExport;
   /** Where the endpoint listens; null once started without one. */
   #bind?: string | null;
+  /** What the metrics endpoint asks for; replaced on reload, read on every request. */
+  #credentials: MetricsCredentials;
   /** When each worker's last declaration conflict was logged. */
   #conflictLogged = new LogThrottle(CONFLICT_LOG_MS);
   /** The worker whose harvest is being merged, for the log's slot. */
@@ -152,6 +158,7 @@ export class MasterTelemetry implements Telemetry {
 
   constructor(options: MasterTelemetryOptions) {
     this.#o = options;
+    this.#credentials = credentialsOf(options.config);
     this.#aggregator = new Aggregator({
       memoryLimit: options.config.metricsMemoryLimit * 1024 * 1024,
       onConflict: (worker, name, held, offered) => {
@@ -222,6 +229,9 @@ export class MasterTelemetry implements Telemetry {
   async checkBind(bind: string): Promise<void> {
     const { checkMetricsBind } = await import("../export/http_server.ts");
     await checkMetricsBind(bind);
+    const { exposureWarning } = await import("../export/auth.ts");
+    const exposed = exposureWarning({ ...this.#o.config, metricsBind: bind });
+    if (exposed !== undefined) this.#o.log.warn(exposed);
   }
 
   async serve(bind: string): Promise<{ host: string; port: number }> {
@@ -238,6 +248,7 @@ export class MasterTelemetry implements Telemetry {
       status: () => this.status(),
       ready: () => this.readiness(),
       onError: (e) => this.#o.onError(e),
+      credentials: () => this.#credentials,
     });
   }
 
@@ -265,6 +276,11 @@ export class MasterTelemetry implements Telemetry {
 
   async reconfigure(config: Config, serviceName: string): Promise<void> {
     this.#o = { ...this.#o, config, serviceName };
+    const credentials = credentialsOf(config);
+    if (
+      credentials.token !== this.#credentials.token ||
+      credentials.basicAuth !== this.#credentials.basicAuth
+    ) this.#credentials = credentials;
     this.#aggregator.memoryLimit = config.metricsMemoryLimit * 1024 * 1024;
     this.#export.reconfigure(config, serviceName);
     // Before the endpoint first starts, starting it reads the new bind.
@@ -436,4 +452,8 @@ export class MasterTelemetry implements Telemetry {
       },
     };
   }
+}
+
+function credentialsOf(config: Config): MetricsCredentials {
+  return { token: config.metricsToken, basicAuth: config.metricsBasicAuth };
 }

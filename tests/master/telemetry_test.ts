@@ -1,3 +1,4 @@
+import { freePort } from "../_helpers/ports.ts";
 import { typedConfig } from "../../src/config/config.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -265,4 +266,36 @@ test("MasterTelemetry.reconfigure() applies a new metrics_memory_limit to the se
   t.harvest({ id: 1, slot: 1 }, big(2, "after"));
   assert.ok(memoryDrops(t) > 0, "the new limit was not applied");
   await t.close(100);
+});
+
+test("MasterTelemetry.reconfigure() asks the running endpoint for the new metrics_token", async () => {
+  const bind = `127.0.0.1:${await freePort()}`;
+  const t = new MasterTelemetry({
+    serviceName: "api",
+    config: typedConfig({ metrics_token: "first", metrics_bind: bind }),
+    log: logger("telemetry-test"),
+    snapshot: () => ({
+      phase: "running",
+      workerCount: 1,
+      readyWorkers: 1,
+      restarts: {},
+      workers: [],
+    }),
+    onError: () => {},
+  });
+  try {
+    const { port } = await t.serve(bind);
+    const status = async (token: string) => {
+      const r = await fetch(`http://127.0.0.1:${port}/metrics`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      await r.body?.cancel();
+      return r.status;
+    };
+    assert.equal(await status("first"), 200);
+    await t.reconfigure(typedConfig({ metrics_token: "second", metrics_bind: bind }), "api");
+    assert.deepEqual([await status("first"), await status("second")], [401, 200]);
+  } finally {
+    await t.close(100);
+  }
 });
