@@ -390,20 +390,13 @@ export class Arbiter {
   async #spawn(ref: WorkerRef): Promise<void> {
     const { slot, generation } = ref;
     if (this.#o.hooks.preFork) await this.#hook("preFork", { slot, generation, pid: null });
-    if (this.#sup.worker(ref.id)?.phase !== "starting") {
-      // Stopped by an event carried out since the spawn was asked for.
-      return await this.#dispatch({ type: "abandoned", worker: ref.id, now: this.#clock.now() });
-    }
     let spawned;
     try {
       spawned = this.#o.spawner.spawn(ref, () => this.#sup.workerCount, this.#listener);
     } catch (e) {
-      return await this.#dispatch({
-        type: "spawnFailed",
-        worker: ref.id,
-        now: this.#clock.now(),
-        error: firstLine(e),
-      });
+      // The outcome of an action is an event like any other: the supervisor
+      // hears it once the batch it belongs to is carried out.
+      return this.#enqueue({ type: "spawnFailed", worker: ref.id, error: firstLine(e) });
     }
     const { handle, expectsHello, requestLimit } = spawned;
     this.#handles.set(ref.id, handle);
@@ -412,8 +405,7 @@ export class Arbiter {
       gen: generation,
       pid: handle.pid,
     });
-    const now = this.#clock.now();
-    await this.#dispatch({ type: "spawned", worker: ref.id, now, expectsHello, requestLimit });
+    this.#enqueue({ type: "spawned", worker: ref.id, expectsHello, requestLimit });
     if (this.#o.hooks.postFork) await this.#hook("postFork", this.#describe(handle));
   }
 
@@ -432,7 +424,7 @@ export class Arbiter {
     this.#o.reconfigureLogging?.(next);
     await this.#hook("onReload", this.#master());
     const config = supervisorConfig(next.config);
-    await this.#dispatch({ type: "reloaded", config, now: this.#clock.now() });
+    this.#enqueue({ type: "reloaded", config });
   }
 
   async #onBooted(): Promise<void> {
@@ -524,7 +516,7 @@ export class Arbiter {
           uids: [...new Set(others.map((o) => o.uid))].join(", "),
         },
       );
-      await this.#dispatch({ type: "fail", code: EXIT_USAGE, now: this.#clock.now() });
+      this.#enqueue({ type: "fail", code: EXIT_USAGE });
       return true;
     }
     return false;
@@ -545,7 +537,7 @@ export class Arbiter {
       this.#say("info", "Serving metrics at http://{addr}/metrics", { addr: `${shown}:${port}` });
     } catch (e) {
       this.#say("error", "{error}; stopping", { error: firstLine(e) });
-      await this.#dispatch({ type: "fail", code: EXIT_FAILURE, now: this.#clock.now() });
+      this.#enqueue({ type: "fail", code: EXIT_FAILURE });
     }
   }
 }

@@ -71,8 +71,6 @@ export type SupervisorEvent =
   | { type: "start"; now: number }
   | { type: "spawned"; worker: number; now: number; expectsHello: boolean; requestLimit: number }
   | { type: "spawnFailed"; worker: number; now: number; error: string }
-  /** A worker stopped before its spawn was carried out: no process was started for it. */
-  | { type: "abandoned"; worker: number; now: number }
   | { type: "hello"; worker: number; now: number }
   | { type: "ready"; worker: number; now: number }
   /** Any valid message; `requests` when it reported its request count. */
@@ -275,6 +273,12 @@ export class Supervisor {
   /** The program's own exit status, under `--once`. */
   #onceStatus?: number;
   #out: SupervisorAction[] = [];
+  /**
+   * The worker whose spawn was asked for and whose outcome (`spawned` or
+   * `spawnFailed`) has not come back yet: the next spawn waits for it, so that
+   * no process is started on a decision its predecessor's failure would change.
+   */
+  #launching?: WorkerRecord;
 
   constructor(config: SupervisorConfig) {
     this.#config = { ...config };
@@ -341,7 +345,8 @@ export class Supervisor {
         soon(w.lastSeen + this.#config.timeoutMs + 1);
       }
     }
-    if (!stopping) {
+    // While a spawn's outcome is awaited, the next spawn waits for that event, not for time.
+    if (!stopping && this.#launching === undefined) {
       // A backoff holds back an empty slot, or a queued roll while no other
       // rolls; anything else it holds waits for an event, not for time.
       const rolling = [...this.#slots.values()].some((s) => s.roll !== undefined);
@@ -375,6 +380,7 @@ export class Supervisor {
         return;
       case "spawned": {
         const w = this.#byId.get(e.worker);
+        if (w !== undefined && w === this.#launching) this.#launching = undefined;
         if (!w) return;
         // Its deadlines run from the moment its process exists, hooks and
         // earlier spawns of the same batch aside.
@@ -386,8 +392,6 @@ export class Supervisor {
         w.countAs = undefined;
         return;
       }
-      case "abandoned":
-        return this.#onAbandoned(e.worker);
       case "spawnFailed":
         return this.#onExit(e.worker, e.now, { spawn: e.error });
       case "hello": {
@@ -516,19 +520,10 @@ export class Supervisor {
     this.#rollQueue.push({ slot: w.ref.slot, reason: "max_requests" });
   }
 
-  #onAbandoned(id: number): void {
-    const w = this.#byId.get(id);
-    if (!w) return;
-    this.#byId.delete(id);
-    this.#retiring.delete(w);
-    const slot = this.#slots.get(w.ref.slot);
-    if (slot?.current === w) slot.current = undefined;
-    if (slot?.roll?.next === w) slot.roll = undefined;
-  }
-
   #onExit(id: number, now: number, cause: BootFailureCause): void {
     const w = this.#byId.get(id);
     if (!w) return;
+    if (w === this.#launching) this.#launching = undefined;
     this.#byId.delete(id);
     const slot = this.#slots.get(w.ref.slot);
     const wasCurrent = slot?.current === w;
@@ -722,6 +717,7 @@ export class Supervisor {
       everReady: false,
     };
     this.#byId.set(ref.id, w);
+    this.#launching = w;
     this.#emit({ type: "spawn", worker: ref });
     return w;
   }
@@ -736,11 +732,13 @@ export class Supervisor {
       }
       return;
     }
+    if (this.#launching !== undefined) return;
     for (const slot of this.#slots.values()) {
       if (slot.current || slot.roll || now < slot.backoffUntil) continue;
       const reason = slot.pendingReason;
       slot.pendingReason = undefined;
       slot.current = this.#spawn(slot, now, reason);
+      return;
     }
     // Rolling: one slot at a time gets a new generation; the old one retires on
     // ready. The old one is not marked as stopping before then: if the new one

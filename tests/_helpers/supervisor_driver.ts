@@ -47,8 +47,8 @@ export class SupervisorDriver {
 
   /**
    * Dispatches an event at the current time; returns its actions, those of
-   * the spawner's answers included. Like the arbiter, the fake spawner starts
-   * nothing for a worker stopped before its turn came (`abandoned`).
+   * the spawner's answers included. Like the arbiter, the fake spawner
+   * answers a spawn once the batch that asked for it is carried out.
    */
   send(event: Unstamped<SupervisorEvent>): SupervisorAction[] {
     const out: SupervisorAction[] = [];
@@ -69,9 +69,6 @@ export class SupervisorDriver {
 
   #answer(w: WorkerRef): SupervisorEvent {
     const now = this.now;
-    if (this.sup.worker(w.id)?.phase !== "starting") {
-      return { type: "abandoned", worker: w.id, now };
-    }
     const failure = this.spawnBehaviour.failures?.shift();
     if (failure !== undefined) return { type: "spawnFailed", worker: w.id, now, error: failure };
     return {

@@ -7,6 +7,7 @@ import { loadSettings, type ResolvedSettings } from "../../src/config/load.ts";
 import { recordingLog } from "../_helpers/recording_log.ts";
 import { Arbiter } from "../../src/master/arbiter.ts";
 import type { Clock } from "../../src/master/clock.ts";
+import type { Hooks } from "../../src/master/hooks.ts";
 import type { Spawned, WorkerListener, WorkerSpawner } from "../../src/master/spawner.ts";
 import type { WorkerRef } from "../../src/master/supervisor.ts";
 import type { SupervisionSnapshot, Telemetry } from "../../src/master/telemetry.ts";
@@ -142,7 +143,7 @@ function settings(values: Record<string, string>): ResolvedSettings {
   });
 }
 
-function harness(values: Record<string, string>) {
+function harness(values: Record<string, string>, hooks: Hooks = {}) {
   const clock = new FakeClock();
   const spawner = new FakeSpawner();
   const listeners = new Map<SignalName, () => void>();
@@ -162,6 +163,7 @@ function harness(values: Record<string, string>) {
     telemetry: (snapshot) => (telemetry = new FakeTelemetry(snapshot)),
     clock,
     hooks: {
+      ...hooks,
       childExit: (w) => void calls.push(`childExit ${w.slot}.${w.generation} ${w.reason}`),
       onExit: () => void calls.push("onExit"),
     },
@@ -268,6 +270,22 @@ describe("Arbiter with fake ports", () => {
     first.events.exit(null, "SIGTERM");
     assert.equal(await done, 3);
     assert.deepEqual(h.calls, ["childExit 1.1 stop", "onExit"]);
+  });
+
+  test("Arbiter.run() hears a TERM raised during a preFork hook before it spawns the next worker", async () => {
+    let raise = (_: SignalName) => {};
+    const h = harness({ workers: "3" }, {
+      preFork: (w) => void (w.slot === 1 && raise("SIGTERM")),
+    });
+    raise = h.raise;
+    const done = h.arbiter.run();
+    await h.clock.advance(0);
+    // The spawn under way is carried out; the stop is decided before any other.
+    assert.deepEqual(h.spawner.workers.map((w) => w.ref.slot), [1]);
+    const [w] = h.spawner.workers;
+    assert.deepEqual(w.signals, ["SIGTERM"]);
+    w.events.exit(null, "SIGTERM");
+    assert.equal(await done, 0);
   });
 
   test("Arbiter.run() calls childExit before the replacement is spawned", async () => {
