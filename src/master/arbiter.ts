@@ -24,6 +24,7 @@ import { type PidFile, writePidFile } from "./pid_file.ts";
 import type { WorkerListener, WorkerSpawner } from "./spawner.ts";
 import {
   type Notice,
+  type PortShare,
   Supervisor,
   type SupervisorAction,
   supervisorConfig,
@@ -53,8 +54,6 @@ export interface ArbiterOptions {
   reopenLogs?: () => void;
 }
 
-/** The shell's own event besides the supervisor's: start the metrics endpoint. */
-type Queued = SupervisorEvent | { type: "services"; now: number };
 type Unstamped<E> = E extends unknown ? Omit<E, "now"> : never;
 
 /** A SIGINT this soon after another is the same key press, delivered twice. */
@@ -64,17 +63,9 @@ const REPEAT_INT_MS = 100;
 const INVALID_LOG_MS = 10_000;
 /** The longest the loop sleeps without a tick. */
 const TICK_MS = 500;
-/**
- * The metrics endpoint starts once every worker is ready, or this long after
- * the first spawn if that comes first: starting it costs the master a few
- * milliseconds of main thread, which the booting workers would otherwise share.
- */
-const SERVICES_DELAY_MS = 250;
 /** The least time the final OTLP export gets, however long the workers took to stop. */
 const FINAL_EXPORT_MIN_MS = 1_000;
 
-/** How long after a first sight of another listener on the app port it is looked at again. */
-const PORT_RECHECK_MS = 250;
 /**
  * The master process's supervisor.
  *
@@ -93,9 +84,11 @@ export class Arbiter {
   #handles = new Map<number, WorkerHandle>();
   #systemd?: SystemdNotifier;
   #orphans?: OrphanSweeper;
-  #queue: EventQueue<Queued>;
-  #servicesStarted = false;
-  #cancelServices?: () => void;
+  #queue: EventQueue<SupervisorEvent>;
+  /** The supervisor's timers armed on the clock, each as the function that cancels it. */
+  #timers = new Set<() => void>();
+  /** Workers gone whose app's leftover processes get SIGKILL later. */
+  #leftovers = new Map<number, WorkerHandle>();
   #pidFile?: PidFile;
   #code?: number;
   /** When the stop began, on the clock. */
@@ -121,6 +114,7 @@ export class Arbiter {
       hello: (w) => this.#enqueue({ type: "hello", worker: w.id }),
       ready: (w) => this.#enqueue({ type: "ready", worker: w.id }),
       seen: (w, requests) => this.#seen(w.id, requests),
+      bye: (w) => this.#enqueue({ type: "bye", worker: w.id }),
       exit: (w, code, signal) => this.#enqueue({ type: "exited", worker: w.id, code, signal }),
       harvest: (w, m, stream) => this.#telemetry.harvest(w, m, stream),
       invalid: (w, reason) => {
@@ -173,8 +167,8 @@ export class Arbiter {
     return callHook(this.#o.hooks, name, arg, this.#log);
   }
 
-  #enqueue(event: Unstamped<Queued>): void {
-    this.#queue.push({ ...event, now: this.#clock.now() } as Queued);
+  #enqueue(event: Unstamped<SupervisorEvent>): void {
+    this.#queue.push({ ...event, now: this.#clock.now() } as SupervisorEvent);
   }
 
   /**
@@ -200,7 +194,7 @@ export class Arbiter {
    * heartbeat waiting in the queue is no silence), and no later: what
    * arrives meanwhile waits for the tick, so a busy queue never holds it back.
    */
-  async #next(): Promise<Queued> {
+  async #next(): Promise<SupervisorEvent> {
     const at = this.#sup.wakeAt() ?? Infinity;
     if (at <= this.#clock.now()) {
       if (this.#beforeDeadline === undefined) {
@@ -281,19 +275,16 @@ export class Arbiter {
       });
       if (this.#sup.workerCount > 1 && readMigrateReq() === 0) this.#log.warn(migrateReqWarning());
     }
-    this.#cancelServices = this.#clock.after(SERVICES_DELAY_MS, () => {
-      this.#enqueue({ type: "services" });
-    });
     while (this.#code === undefined) {
       const event = await this.#next();
       if (event.type === "seen") this.#pendingSeen.delete(event.worker);
       if (event.type === "signal") this.#log.info("Received {signal}", { signal: event.signal });
-      if (event.type === "services") await this.#startServices();
-      else await this.#dispatch(event);
+      await this.#dispatch(event);
       this.#flushLog();
     }
     unlisten();
-    this.#cancelServices();
+    for (const cancel of this.#timers) cancel();
+    this.#timers.clear();
     this.#log.info("Master exiting with code {code}", { code: this.#code });
     // graceful_timeout bounds the whole stop (an orchestrator's SIGKILL comes
     // then): the final export gets what the workers left of it.
@@ -334,8 +325,9 @@ export class Arbiter {
       h.phase = view.phase;
       h.mark(view.phase);
     }
-    if (gone !== undefined) {
+    if (gone !== undefined && exited !== undefined) {
       this.#handles.delete(gone);
+      this.#leftovers.set(gone, exited);
       this.#invalidLogged.forget(gone);
     }
   }
@@ -355,6 +347,28 @@ export class Arbiter {
         return;
       case "signal":
         return handle?.signal(a.signal);
+      case "signalGroup": {
+        // The exit being handled still has its handle; later ones wait in the leftovers.
+        const gone = handle ?? this.#leftovers.get(a.worker.id);
+        gone?.signalGroup(a.signal);
+        if (a.signal === "SIGKILL") this.#leftovers.delete(a.worker.id);
+        return;
+      }
+      case "timer": {
+        const { timer } = a;
+        const cancel = this.#clock.after(Math.max(0, a.at - this.#clock.now()), () => {
+          this.#timers.delete(cancel);
+          this.#enqueue({ type: "due", timer });
+        });
+        this.#timers.add(cancel);
+        return;
+      }
+      case "checkPort":
+        return this.#enqueue({ type: "portChecked", shared: this.#portShare() });
+      case "startServices":
+        return await this.#startServices();
+      case "whenReady":
+        return await this.#whenReady();
       case "forget":
         return this.#telemetry.forget(a.worker, handle?.requests);
       case "reload":
@@ -368,9 +382,7 @@ export class Arbiter {
         this.#say(line.level, line.message, line.props);
         this.#tellSystemd(a.notice);
         if (a.notice.kind === "stopping") this.#stoppingSince ??= this.#clock.now();
-        if (a.notice.kind !== "booted") return;
-        this.#flushLog();
-        return await this.#onBooted();
+        return;
       }
       case "exit":
         this.#code = a.code;
@@ -398,14 +410,14 @@ export class Arbiter {
       // hears it once the batch it belongs to is carried out.
       return this.#enqueue({ type: "spawnFailed", worker: ref.id, error: firstLine(e) });
     }
-    const { handle, expectsHello, requestLimit } = spawned;
+    const { handle, expectsHello, requestLimit, isolates } = spawned;
     this.#handles.set(ref.id, handle);
     this.#say("info", "Booting worker {slot} (generation {gen}) with pid {pid}", {
       slot,
       gen: generation,
       pid: handle.pid,
     });
-    this.#enqueue({ type: "spawned", worker: ref.id, expectsHello, requestLimit });
+    this.#enqueue({ type: "spawned", worker: ref.id, expectsHello, requestLimit, isolates });
     if (this.#o.hooks.postFork) await this.#hook("postFork", this.#describe(handle));
   }
 
@@ -427,9 +439,9 @@ export class Arbiter {
     this.#enqueue({ type: "reloaded", config });
   }
 
-  async #onBooted(): Promise<void> {
-    if (await this.#portShared()) return;
-    await this.#startServices();
+  /** Every worker is ready and serves alone on its port. */
+  async #whenReady(): Promise<void> {
+    this.#flushLog();
     await this.#hook("whenReady", this.#master());
     try {
       const paths = await this.#o.spawner.sweep();
@@ -486,49 +498,27 @@ export class Arbiter {
   }
 
   /**
-   * Whether another program already listens on the workers' port: they bind
-   * with SO_REUSEPORT and would silently split its traffic with it. Then the
-   * master stops, as gunicorn does on a taken address (exit 2).
+   * Another program listening on the workers' port, if any: they bind with
+   * SO_REUSEPORT and would silently share its traffic. What to do about it is
+   * the supervisor's to decide.
    */
-  async #portShared(): Promise<boolean> {
-    const pids = () => [...this.#handles.values()].flatMap((h) => (h.pid === null ? [] : [h.pid]));
+  #portShare(): PortShare | undefined {
+    const pids = [...this.#handles.values()].flatMap((h) => (h.pid === null ? [] : [h.pid]));
     const ports = new Set<number>();
     for (const h of this.#handles.values()) {
       const m = /^(?!unix:).*:(\d+)$/.exec(h.addr ?? "");
       if (m) ports.add(Number(m[1]));
     }
     for (const port of ports) {
-      let others = this.#o.spawner.foreignListeners(port, pids());
-      if (others.length === 0) continue;
-      // Looked at again a moment later: a listener that goes meanwhile was one of a
-      // worker's own, closing (a worker that drains as it loses its master), not a program's.
-      await new Promise((resolve) => setTimeout(resolve, PORT_RECHECK_MS));
-      others = this.#o.spawner.foreignListeners(port, pids());
-      if (others.length === 0) continue;
-      this.#say(
-        "error",
-        "Port {port} is already served by another program ({n} listening socket(s) on {addrs}, uid {uids}): the workers would share its traffic; stop it or give the app another port",
-        {
-          port,
-          n: others.length,
-          addrs: [...new Set(others.map((o) => o.family === 6 ? `[${o.address}]` : o.address))]
-            .join(", "),
-          uids: [...new Set(others.map((o) => o.uid))].join(", "),
-        },
-      );
-      this.#enqueue({ type: "fail", code: EXIT_USAGE });
-      return true;
+      const listeners = this.#o.spawner.foreignListeners(port, pids);
+      if (listeners.length > 0) return { port, listeners };
     }
-    return false;
+    return undefined;
   }
 
-  /** Starts the metrics endpoint, once: when all workers are first ready or after a delay. */
+  /** Starts the metrics endpoint and the OTLP export (the supervisor says when: once). */
   async #startServices(): Promise<void> {
-    if (this.#servicesStarted) return;
-    this.#servicesStarted = true;
-    this.#cancelServices?.();
     const bind = this.#settings.config.metricsBind;
-    if (this.#sup.phase.name === "stopping") return;
     this.#telemetry.startExport();
     if (bind === null) return;
     try {

@@ -26,6 +26,7 @@ export interface WorkerListener {
   hello(worker: WorkerRef): void;
   ready(worker: WorkerRef): void;
   seen(worker: WorkerRef, requests?: number): void;
+  bye(worker: WorkerRef): void;
   /** A harvest, and the stream (isolate) of the worker it came on. */
   harvest(worker: WorkerRef, message: HarvestMessage, stream: number): void;
   invalid(worker: WorkerRef, reason: string): void;
@@ -39,6 +40,8 @@ export interface Spawned {
   expectsHello: boolean;
   /** Requests after which it is recycled (max_requests + jitter), 0 for never. */
   requestLimit: number;
+  /** Reporters it runs: one, or one per isolate. */
+  isolates: number;
 }
 
 /** Starts workers. */
@@ -180,6 +183,7 @@ export class ProcessSpawner implements WorkerSpawner {
         hello: () => listener.hello(ref),
         ready: () => listener.ready(ref),
         seen: (_, requests) => listener.seen(ref, requests),
+        bye: () => listener.bye(ref),
         harvest: (_, m, stream) => listener.harvest(ref, m, stream),
         invalid: (_, reason) => listener.invalid(ref, reason),
         exit: (h) => {
@@ -199,6 +203,7 @@ export class ProcessSpawner implements WorkerSpawner {
     const random = this.#o.random ?? Math.random;
     return {
       handle,
+      isolates: handle.streams,
       expectsHello: channel !== undefined,
       requestLimit: maxRequests > 0 ? maxRequests + Math.floor(random() * (jitter + 1)) : 0,
     };

@@ -10,6 +10,8 @@
  */
 import type { Config } from "../config/config.ts";
 import type { SignalName } from "../runtime/runtime.ts";
+import type { Listener } from "./port_owners.ts";
+import { EXIT_USAGE } from "../config/errors.ts";
 import { EXIT_BOOT_FAILURE, exitStatus } from "./exit_status.ts";
 
 /** Why a worker was replaced, as `forklift_worker_restarts_total{reason}` counts it. */
@@ -66,15 +68,46 @@ export type MasterPhase =
   | { name: "stopping"; mode: "graceful" | "quick" }
   | { name: "exited"; code: number };
 
+/** A time the supervisor asked to be told of, with what it was waiting for. */
+export type Timer =
+  /** The metrics endpoint's latest start, should the workers take long to be ready. */
+  | { name: "services" }
+  /** A second look at the app's port, found served by another program. */
+  | { name: "portRecheck" }
+  /** SIGKILL for a process whose isolates all said bye, should it still run. */
+  | { name: "kill"; worker: WorkerRef }
+  /** SIGKILL for what an exited worker's app left in its process group. */
+  | { name: "killGroup"; worker: WorkerRef };
+
+/** Another program listening on the workers' port, as the port check found it. */
+export interface PortShare {
+  port: number;
+  listeners: Array<Pick<Listener, "address" | "family" | "uid">>;
+}
+
 /** What happens to the supervisor; `now` is a monotonic time in ms. */
 export type SupervisorEvent =
   | { type: "start"; now: number }
-  | { type: "spawned"; worker: number; now: number; expectsHello: boolean; requestLimit: number }
+  | {
+    type: "spawned";
+    worker: number;
+    now: number;
+    expectsHello: boolean;
+    requestLimit: number;
+    /** Reporters in the process: one, or one per isolate (`deno serve --parallel`). */
+    isolates?: number;
+  }
   | { type: "spawnFailed"; worker: number; now: number; error: string }
   | { type: "hello"; worker: number; now: number }
   | { type: "ready"; worker: number; now: number }
   /** Any valid message; `requests` when it reported its request count. */
   | { type: "seen"; worker: number; now: number; requests?: number }
+  /** Each of its isolates handed over its last harvest and said bye. */
+  | { type: "bye"; worker: number; now: number }
+  /** A `timer` action's time came. */
+  | { type: "due"; timer: Timer; now: number }
+  /** What a `checkPort` action found: `shared` when another program listens on the app's port. */
+  | { type: "portChecked"; shared?: PortShare; now: number }
   | { type: "exited"; worker: number; now: number; code: number | null; signal: string | null }
   | { type: "signal"; signal: SignalName; now: number }
   /** The configuration a `reload` action asked for, read and valid. */
@@ -121,6 +154,7 @@ export type Notice =
   | { kind: "silent"; worker: WorkerRef; silentMs: number }
   | { kind: "recycling"; worker: WorkerRef; requests: number; limit: number }
   | { kind: "scaled"; workers: number }
+  | { kind: "portShared"; share: PortShare }
   | { kind: "atFloor" }
   | { kind: "reloading"; workers: number }
   | { kind: "reloaded"; workers: number }
@@ -134,6 +168,16 @@ export type SupervisorAction =
   /** Ask for a final harvest now. */
   | { type: "flush"; worker: WorkerRef }
   | { type: "signal"; worker: WorkerRef; signal: "SIGTERM" | "SIGKILL" }
+  /** Signal what the worker's app left in its process group (the worker is gone). */
+  | { type: "signalGroup"; worker: WorkerRef; signal: "SIGTERM" | "SIGKILL" }
+  /** Come back with a `due` event for `timer` at `at` on the clock. */
+  | { type: "timer"; at: number; timer: Timer }
+  /** Look for another program listening on the workers' port; answer with `portChecked`. */
+  | { type: "checkPort" }
+  /** Start the metrics endpoint and the OTLP export. */
+  | { type: "startServices" }
+  /** The workers serve alone on their port: run `whenReady`, tidy up after the boot. */
+  | { type: "whenReady" }
   /** The worker is gone: its gauges go (its counts stay in the totals). */
   | { type: "forget"; worker: WorkerRef }
   /** Re-read the configuration and answer with a `reloaded` event. */
@@ -160,6 +204,7 @@ interface WorkerRecord {
   lastSeen: number;
   requests: number;
   requestLimit: number;
+  isolates: number;
   /** Counted once its process exists (a spawn that throws replaces nothing). */
   countAs?: RestartReason;
   everReady: boolean;
@@ -183,6 +228,16 @@ interface Slot {
   pendingReason?: RestartReason;
 }
 
+/**
+ * The metrics endpoint starts once every worker is ready, or this long after
+ * the start if that comes first: starting it costs the master a few
+ * milliseconds of main thread, which the booting workers would otherwise share.
+ */
+export const SERVICES_DELAY_MS = 250;
+/** How long after a first sight of another listener on the app port it is looked at again. */
+export const PORT_RECHECK_MS = 250;
+/** How long an app's leftover processes, or a process whose isolates all said bye, have after SIGTERM before SIGKILL. */
+export const GROUP_KILL_MS = 1_000;
 /** A worker killed for silence gets this long after SIGTERM before SIGKILL. */
 export const KILL_GRACE_MS = 1_000;
 /** A retired worker gets this long past its graceful time before SIGKILL. */
@@ -279,6 +334,11 @@ export class Supervisor {
    * no process is started on a decision its predecessor's failure would change.
    */
   #launching?: WorkerRecord;
+  #servicesStarted = false;
+  /** A look at the app's port is under way: the services wait for its outcome. */
+  #portChecking = false;
+  /** Looks taken at the app's port that found it shared. */
+  #portShared = 0;
 
   constructor(config: SupervisorConfig) {
     this.#config = { ...config };
@@ -377,7 +437,11 @@ export class Supervisor {
     switch (e.type) {
       case "start":
         for (let id = 1; id <= this.workerCount; id++) this.#slots.set(id, newSlot(id));
-        return;
+        return this.#emit({
+          type: "timer",
+          at: e.now + SERVICES_DELAY_MS,
+          timer: { name: "services" },
+        });
       case "spawned": {
         const w = this.#byId.get(e.worker);
         if (w !== undefined && w === this.#launching) this.#launching = undefined;
@@ -387,6 +451,7 @@ export class Supervisor {
         w.spawnedAt = w.lastSeen = e.now;
         w.speech = e.expectsHello ? "expected" : "silent";
         w.requestLimit = e.requestLimit;
+        w.isolates = e.isolates ?? 1;
         const slot = this.#slots.get(w.ref.slot);
         if (w.countAs && slot) this.#countRestart(slot, w.countAs);
         w.countAs = undefined;
@@ -403,6 +468,12 @@ export class Supervisor {
         return this.#onReady(e.worker, e.now);
       case "seen":
         return this.#onSeen(e.worker, e.requests);
+      case "bye":
+        return this.#onBye(e.worker, e.now);
+      case "due":
+        return this.#onDue(e.timer);
+      case "portChecked":
+        return this.#onPortChecked(e.shared, e.now);
       case "exited":
         return this.#onExit(e.worker, e.now, { exit: { code: e.code, signal: e.signal } });
       case "signal":
@@ -497,6 +568,10 @@ export class Supervisor {
     if (this.#phase.name === "booting" && all) {
       this.#phase = { name: "running" };
       this.#notify({ kind: "booted", workers: this.#slots.size });
+      // The workers bind with SO_REUSEPORT: another program on their port
+      // would silently split its traffic with them.
+      this.#portChecking = true;
+      this.#emit({ type: "checkPort" });
     }
     const rolling = this.#rollQueue.some((r) => r.reason === "reload") ||
       [...this.#slots.values()].some((s) => s.roll?.reason === "reload");
@@ -520,6 +595,65 @@ export class Supervisor {
     this.#rollQueue.push({ slot: w.ref.slot, reason: "max_requests" });
   }
 
+  #onBye(id: number, now: number): void {
+    const w = this.#byId.get(id);
+    // Isolates of one process do not exit one by one (the first would end them
+    // all): once each has handed over its last harvest, the process is ended.
+    if (w === undefined || w.isolates <= 1) return;
+    this.#emit({ type: "signal", worker: w.ref, signal: "SIGTERM" });
+    this.#emit({ type: "timer", at: now + GROUP_KILL_MS, timer: { name: "kill", worker: w.ref } });
+  }
+
+  #onDue(timer: Timer): void {
+    switch (timer.name) {
+      case "services":
+        // A master about to stop for a shared port serves nothing meanwhile.
+        return this.#portChecking ? undefined : this.#startServices();
+      case "portRecheck":
+        if (this.#phase.name === "running") this.#emit({ type: "checkPort" });
+        return;
+      case "kill":
+        if (this.#byId.has(timer.worker.id)) {
+          this.#emit({ type: "signal", worker: timer.worker, signal: "SIGKILL" });
+        }
+        return;
+      case "killGroup":
+        return this.#emit({ type: "signalGroup", worker: timer.worker, signal: "SIGKILL" });
+    }
+  }
+
+  /**
+   * Another listener on the port is looked at again a moment later: one that
+   * goes meanwhile was a worker's own, closing (a worker that drains as it
+   * loses its master), not a program's. One still there stops the master, as
+   * gunicorn does on a taken address (exit 2).
+   */
+  #onPortChecked(shared: PortShare | undefined, now: number): void {
+    if (this.#phase.name !== "running") return;
+    if (shared === undefined) {
+      this.#portChecking = false;
+      this.#startServices();
+      return this.#emit({ type: "whenReady" });
+    }
+    if (this.#portShared++ === 0) {
+      return this.#emit({
+        type: "timer",
+        at: now + PORT_RECHECK_MS,
+        timer: { name: "portRecheck" },
+      });
+    }
+    this.#notify({ kind: "portShared", share: shared });
+    this.#stop("quick", now, EXIT_USAGE);
+  }
+
+  /** Starts the metrics endpoint, once, unless the master stops first. */
+  #startServices(): void {
+    if (this.#servicesStarted) return;
+    this.#servicesStarted = true;
+    if (this.#phase.name === "stopping") return;
+    this.#emit({ type: "startServices" });
+  }
+
   #onExit(id: number, now: number, cause: BootFailureCause): void {
     const w = this.#byId.get(id);
     if (!w) return;
@@ -535,6 +669,15 @@ export class Supervisor {
     // A process that never started replaced nothing: its successor counts instead.
     if (w.countAs && slot && !slot.pendingReason) slot.pendingReason = w.countAs;
     this.#emit({ type: "forget", worker: w.ref });
+    if ("exit" in cause) {
+      // What the app started and left behind in the worker's group goes with it.
+      this.#emit({ type: "signalGroup", worker: w.ref, signal: "SIGTERM" });
+      this.#emit({
+        type: "timer",
+        at: now + GROUP_KILL_MS,
+        timer: { name: "killGroup", worker: w.ref },
+      });
+    }
     const { code, signal } = exitOf(cause);
     // A process that could not be started did not boot, under --once too.
     if ("spawn" in cause) return this.#onBootFailure(w, slot, wasNext, cause, now);
@@ -713,6 +856,7 @@ export class Supervisor {
       lastSeen: now,
       requests: 0,
       requestLimit: 0,
+      isolates: 1,
       countAs,
       everReady: false,
     };

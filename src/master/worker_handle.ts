@@ -27,6 +27,8 @@ export interface WorkerEvents {
   ready(worker: WorkerHandle): void;
   /** Any other valid message; `requests` when it reported its request count. */
   seen(worker: WorkerHandle, requests?: number): void;
+  /** Each of its isolates said bye (after `seen` for the message). */
+  bye(worker: WorkerHandle): void;
   /** A validated harvest, and the stream (isolate) it came on; the handle acks it after this returns. */
   harvest(worker: WorkerHandle, message: HarvestMessage, stream: number): void;
   /** A message failed validation (counted, never fatal). */
@@ -43,9 +45,6 @@ const MERGED_SEQS = 1024;
  * and a worker that repeats a message must not make the list grow.
  */
 const TRANSITIONS = 32;
-
-/** How long the app's leftover processes have after SIGTERM before SIGKILL. */
-const GROUP_KILL_MS = 1_000;
 
 /** What a handle knows of one stream: one reporter (isolate) in the worker process. */
 interface StreamState {
@@ -178,6 +177,11 @@ export class WorkerHandle {
     this.#child.kill(signal);
   }
 
+  /** Signals what the app left in the worker's process group, once the worker is gone. */
+  signalGroup(signal: string): void {
+    this.#child.killGroup(signal);
+  }
+
   #onMessage(raw: unknown, stream = 0): void {
     this.lastSeenWall = new Date();
     const parsed = parseWorkerMessage(raw);
@@ -230,10 +234,8 @@ export class WorkerHandle {
         st.bye = true;
         if (!this.#all("bye")) return this.#events.seen(this);
         this.mark("bye");
-        // Isolates of one process do not exit one by one (the first would end
-        // them all): once each has handed over its last harvest, the process goes.
-        if (this.streams > 1) this.#end();
-        return this.#events.seen(this);
+        this.#events.seen(this);
+        return this.#events.bye(this);
     }
   }
 
@@ -247,20 +249,9 @@ export class WorkerHandle {
     return total;
   }
 
-  /** Ends a process of several isolates that all said bye: TERM, and KILL if the app holds on. */
-  #end(): void {
-    this.signal("SIGTERM");
-    const late = setTimeout(() => this.signal("SIGKILL"), GROUP_KILL_MS);
-    (late as { unref?: () => void }).unref?.();
-  }
-
   #onExit(code: number | null, signal: string | null): void {
     if (this.#exited) return;
     this.#exited = true;
-    // What the app started and left behind in the worker's group goes with it.
-    this.#child.killGroup("SIGTERM");
-    const late = setTimeout(() => this.#child.killGroup("SIGKILL"), GROUP_KILL_MS);
-    (late as { unref?: () => void }).unref?.();
     for (const o of this.#outputs) o.flush();
     this.exitCode = code;
     this.exitSignal = signal;

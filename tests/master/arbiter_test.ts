@@ -92,6 +92,7 @@ class FakeSpawner implements WorkerSpawner {
         hello: () => listener.hello(ref),
         ready: () => listener.ready(ref),
         seen: (_, n) => listener.seen(ref, n),
+        bye: () => listener.bye(ref),
         harvest: (_, m, stream) => listener.harvest(ref, m, stream),
         invalid: (_, r) => listener.invalid(ref, r),
         exit: (h) => listener.exit(ref, h.exitCode, h.exitSignal),
@@ -100,7 +101,7 @@ class FakeSpawner implements WorkerSpawner {
       { stdout: () => {}, stderr: () => {} },
     );
     this.workers.push(fake);
-    return { handle, expectsHello: false, requestLimit: 0 };
+    return { handle, expectsHello: false, requestLimit: 0, isolates: 1 };
   }
   foreignListeners(): [] {
     return [];
