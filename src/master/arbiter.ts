@@ -21,7 +21,7 @@ import { callHook, type Hooks, type MasterDescriptor, type WorkerDescriptor } fr
 import { noticeLine } from "./notices.ts";
 import type { OrphanSweeper } from "./orphans.ts";
 import { type PidFile, writePidFile } from "./pid_file.ts";
-import type { WorkerListener, WorkerSpawner } from "./spawner.ts";
+import type { WorkerSpawner } from "./spawner.ts";
 import {
   type Notice,
   type PortShare,
@@ -34,7 +34,7 @@ import {
 import { migrateReqWarning, readMigrateReq } from "./sysctl.ts";
 import { statusLine, SystemdNotifier } from "./systemd.ts";
 import type { SupervisionSnapshot, Telemetry } from "./telemetry.ts";
-import type { WorkerHandle } from "./worker_handle.ts";
+import type { WorkerEvents, WorkerHandle } from "./worker_handle.ts";
 
 /** Everything the arbiter needs to run. */
 export interface ArbiterOptions {
@@ -95,7 +95,7 @@ export class Arbiter {
   #stoppingSince?: number;
   /** Log lines written once the loop is done with an event: a line costs a spawn milliseconds. */
   #deferred: Array<() => void> = [];
-  #listener: WorkerListener;
+  #events: WorkerEvents;
   /** When each worker's last invalid message was logged, and how many were not since. */
   #invalidLogged = new LogThrottle(INVALID_LOG_MS);
   /** Each worker's one queued `seen`, brought up to date by what it says until taken. */
@@ -110,13 +110,13 @@ export class Arbiter {
     this.#queue = new EventQueue(this.#clock);
     this.#sup = new Supervisor(supervisorConfig(options.settings.config));
     this.#telemetry = options.telemetry(() => this.#snapshot());
-    this.#listener = {
+    this.#events = {
       hello: (w) => this.#enqueue({ type: "hello", worker: w.id }),
       ready: (w) => this.#enqueue({ type: "ready", worker: w.id }),
       seen: (w, requests) => this.#seen(w.id, requests),
       bye: (w) => this.#enqueue({ type: "bye", worker: w.id }),
       exit: (w, code, signal) => this.#enqueue({ type: "exited", worker: w.id, code, signal }),
-      harvest: (w, m, stream) => this.#telemetry.harvest(w, m, stream),
+      harvest: (w, m, isolate) => this.#telemetry.harvest(w, m, isolate),
       invalid: (w, reason) => {
         this.#telemetry.invalid(w);
         // A hostile or broken worker must not flood the log: one line per
@@ -148,6 +148,7 @@ export class Arbiter {
       readyWorkers: this.#sup.readyCount,
       restarts: this.#sup.restarts,
       workers,
+      wallTime: (at) => new Date(Date.now() - (this.#clock.now() - at)),
     };
   }
 
@@ -318,13 +319,6 @@ export class Arbiter {
         });
       }
     }
-    // Phases as the supervisor sees them, for /status.
-    for (const view of this.#sup.workers()) {
-      const h = this.#handles.get(view.worker.id);
-      if (h === undefined || h.phase === view.phase) continue;
-      h.phase = view.phase;
-      h.mark(view.phase);
-    }
     if (gone !== undefined && exited !== undefined) {
       this.#handles.delete(gone);
       this.#leftovers.set(gone, exited);
@@ -404,7 +398,7 @@ export class Arbiter {
     if (this.#o.hooks.preFork) await this.#hook("preFork", { slot, generation, pid: null });
     let spawned;
     try {
-      spawned = this.#o.spawner.spawn(ref, () => this.#sup.workerCount, this.#listener);
+      spawned = this.#o.spawner.spawn(ref, () => this.#sup.workerCount, this.#events);
     } catch (e) {
       // The outcome of an action is an event like any other: the supervisor
       // hears it once the batch it belongs to is carried out.

@@ -10,7 +10,7 @@ import process from "node:process";
 import type { Logger } from "@logtape/logtape";
 import type { ResolvedSettings } from "../config/load.ts";
 import { workerEnv } from "../protocol/env.ts";
-import type { HarvestMessage, WelcomeMessage } from "../protocol/messages.ts";
+import type { WelcomeMessage } from "../protocol/messages.ts";
 import { type ChannelServer, channelToken, listenChannel } from "../runtime/channel_server.ts";
 import { type OrphanWatch, startOrphanWatch } from "../runtime/orphan_watch.ts";
 import { prepareSpawn, spawnWorkerProcess } from "../runtime/spawn.ts";
@@ -19,19 +19,7 @@ import { foreignListeners, type Listener } from "./port_owners.ts";
 import { SYSTEMD_ENV_NAMES } from "./systemd.ts";
 import type { LaunchPlan } from "./inject.ts";
 import type { WorkerRef } from "./supervisor.ts";
-import { WorkerHandle } from "./worker_handle.ts";
-
-/** What a spawner reports about the workers it started, each named by its ref. */
-export interface WorkerListener {
-  hello(worker: WorkerRef): void;
-  ready(worker: WorkerRef): void;
-  seen(worker: WorkerRef, requests?: number): void;
-  bye(worker: WorkerRef): void;
-  /** A harvest, and the stream (isolate) of the worker it came on. */
-  harvest(worker: WorkerRef, message: HarvestMessage, stream: number): void;
-  invalid(worker: WorkerRef, reason: string): void;
-  exit(worker: WorkerRef, code: number | null, signal: string | null): void;
-}
+import { type WorkerEvents, WorkerHandle } from "./worker_handle.ts";
 
 /** A started worker: its handle, and what the supervisor must know of it. */
 export interface Spawned {
@@ -60,7 +48,7 @@ export interface WorkerSpawner {
    * Starts one worker of the `workers()` the master runs now; throws when the
    * process cannot be started.
    */
-  spawn(worker: WorkerRef, workers: () => number, listener: WorkerListener): Spawned;
+  spawn(worker: WorkerRef, workers: () => number, events: WorkerEvents): Spawned;
   /**
    * The sockets listening on `port` that none of `pids` (the workers) holds:
    * another program already serving the workers' port.
@@ -99,7 +87,7 @@ export interface ProcessSpawnerOptions {
  * import { ProcessSpawner } from "./spawner.ts";
  * const spawner = new ProcessSpawner({ settings, plan, env, cwd, serviceName, log, write });
  * await spawner.prepare();
- * const { handle } = spawner.spawn({ id: 1, slot: 1, generation: 1 }, 1, listener);
+ * const { handle } = spawner.spawn({ id: 1, slot: 1, generation: 1 }, () => 1, events);
  * ```
  */
 export class ProcessSpawner implements WorkerSpawner {
@@ -140,7 +128,7 @@ export class ProcessSpawner implements WorkerSpawner {
     this.#plan = this.#o.plan(settings);
   }
 
-  spawn(ref: WorkerRef, workers: () => number, listener: WorkerListener): Spawned {
+  spawn(ref: WorkerRef, workers: () => number, events: WorkerEvents): Spawned {
     const config = this.#settings.config;
     const once = config.once;
     const channel = this.#openChannel();
@@ -173,37 +161,35 @@ export class ProcessSpawner implements WorkerSpawner {
     const orphans = once ? undefined : this.#orphans;
     const handle = new WorkerHandle(
       (on) => {
-        const start = () => spawnWorkerProcess(argv, spawnOptions, on);
-        return orphans === undefined ? start() : orphans.spawn(start);
+        const started: { pid?: number } = {};
+        // Gone, it no longer needs stopping with the master.
+        const exit = (code: number | null, signal: string | null) => {
+          if (started.pid !== undefined) this.#orphans?.remove(started.pid);
+          on.exit(code, signal);
+        };
+        const start = () => spawnWorkerProcess(argv, spawnOptions, { ...on, exit });
+        const child = orphans === undefined ? start() : orphans.spawn(start);
+        started.pid = child.pid;
+        return child;
       },
-      ref.slot,
-      ref.generation,
+      ref,
       {
+        events,
         welcome: (h) => this.#welcome(h),
-        hello: () => listener.hello(ref),
-        ready: () => listener.ready(ref),
-        seen: (_, requests) => listener.seen(ref, requests),
-        bye: () => listener.bye(ref),
-        harvest: (_, m, stream) => listener.harvest(ref, m, stream),
-        invalid: (_, reason) => listener.invalid(ref, reason),
-        exit: (h) => {
-          if (h.pid !== null) this.#orphans?.remove(h.pid);
-          listener.exit(ref, h.exitCode, h.exitSignal);
+        output: {
+          prefix: () => workers() > 1,
+          json: () => this.#settings.config.logFormat === "json",
         },
+        write: this.#o.write,
+        isolates: channel === undefined ? 1 : this.#plan.isolates ?? 1,
       },
-      {
-        prefix: () => workers() > 1,
-        json: () => this.#settings.config.logFormat === "json",
-      },
-      this.#o.write,
-      channel === undefined ? 1 : this.#plan.isolates ?? 1,
     );
     const maxRequests = config.maxRequests;
     const jitter = config.maxRequestsJitter;
     const random = this.#o.random ?? Math.random;
     return {
       handle,
-      isolates: handle.streams,
+      isolates: handle.isolates,
       expectsHello: channel !== undefined,
       requestLimit: maxRequests > 0 ? maxRequests + Math.floor(random() * (jitter + 1)) : 0,
     };

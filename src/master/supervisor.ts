@@ -13,6 +13,7 @@ import type { SignalName } from "../runtime/runtime.ts";
 import type { Listener } from "./port_owners.ts";
 import { EXIT_USAGE } from "../config/errors.ts";
 import { EXIT_BOOT_FAILURE, exitStatus } from "./exit_status.ts";
+import { History } from "./history.ts";
 
 /** Why a worker was replaced, as `forklift_worker_restarts_total{reason}` counts it. */
 export type RestartReason = "crash" | "timeout" | "reload" | "max_requests" | "scale";
@@ -186,6 +187,12 @@ export type SupervisorAction =
   | { type: "notify"; notice: Notice }
   | { type: "exit"; code: number };
 
+/** A change in a worker's life (its phases, and its hello and bye), at a time on the clock. */
+export interface Transition {
+  state: string;
+  at: number;
+}
+
 /** A worker in a `/status` listing. */
 export interface WorkerView {
   worker: WorkerRef;
@@ -194,6 +201,10 @@ export interface WorkerView {
   reason?: StopReason;
   /** Times its slot has been respawned. */
   restarts: number;
+  /** When it became ready, on the clock. */
+  readyAt?: number;
+  /** Its latest transitions, oldest first. */
+  transitions: Transition[];
 }
 
 interface WorkerRecord {
@@ -205,6 +216,8 @@ interface WorkerRecord {
   requests: number;
   requestLimit: number;
   isolates: number;
+  readyAt?: number;
+  transitions: History<Transition>;
   /** Counted once its process exists (a spawn that throws replaces nothing). */
   countAs?: RestartReason;
   everReady: boolean;
@@ -238,6 +251,11 @@ export const SERVICES_DELAY_MS = 250;
 export const PORT_RECHECK_MS = 250;
 /** How long an app's leftover processes, or a process whose isolates all said bye, have after SIGTERM before SIGKILL. */
 export const GROUP_KILL_MS = 1_000;
+/**
+ * How many transitions a worker keeps for `/status`: a life has about five,
+ * and a worker that repeats a message must not make the list grow.
+ */
+const TRANSITIONS = 32;
 /** A worker killed for silence gets this long after SIGTERM before SIGKILL. */
 export const KILL_GRACE_MS = 1_000;
 /** A retired worker gets this long past its graceful time before SIGKILL. */
@@ -383,6 +401,8 @@ export class Supervisor {
       phase: w.phase.name,
       reason: w.phase.name === "stopping" ? w.phase.reason : undefined,
       restarts: this.#slots.get(w.ref.slot)?.restarts ?? 0,
+      readyAt: w.readyAt,
+      transitions: w.transitions.toArray(),
     };
   }
 
@@ -462,6 +482,7 @@ export class Supervisor {
       case "hello": {
         const w = this.#byId.get(e.worker);
         if (w) w.speech = "speaking";
+        w?.transitions.push({ state: "hello", at: e.now });
         return;
       }
       case "ready":
@@ -549,6 +570,8 @@ export class Supervisor {
     const w = this.#byId.get(id);
     if (!w || w.phase.name !== "starting") return;
     w.phase = { name: "ready", at: now };
+    w.readyAt = now;
+    w.transitions.push({ state: "ready", at: now });
     w.everReady = true;
     this.#notify({ kind: "ready", worker: w.ref, afterMs: now - w.spawnedAt });
     const slot = this.#slots.get(w.ref.slot);
@@ -597,6 +620,7 @@ export class Supervisor {
 
   #onBye(id: number, now: number): void {
     const w = this.#byId.get(id);
+    w?.transitions.push({ state: "bye", at: now });
     // Isolates of one process do not exit one by one (the first would end them
     // all): once each has handed over its last harvest, the process is ended.
     if (w === undefined || w.isolates <= 1) return;
@@ -788,12 +812,13 @@ export class Supervisor {
    * Enters the stopping phase (once; the first reason stays) and brings the
    * SIGKILL forward to `killAt`; true when this call entered it.
    */
-  #enterStopping(w: WorkerRecord, reason: StopReason, killAt: number): boolean {
+  #enterStopping(w: WorkerRecord, reason: StopReason, now: number, killAt: number): boolean {
     if (w.phase.name === "stopping") {
       w.phase.killAt = Math.min(w.phase.killAt, killAt);
       return false;
     }
     w.phase = { name: "stopping", reason, killAt };
+    w.transitions.push({ state: "stopping", at: now });
     return true;
   }
 
@@ -806,7 +831,7 @@ export class Supervisor {
   /** Asks a worker to drain and exit; SIGKILL once its graceful time is over. */
   #drain(w: WorkerRecord, reason: StopReason, now: number): void {
     const gracefulMs = this.#config.gracefulMs;
-    if (!this.#enterStopping(w, reason, now + gracefulMs + RETIRE_GRACE_MS)) return;
+    if (!this.#enterStopping(w, reason, now, now + gracefulMs + RETIRE_GRACE_MS)) return;
     this.#emit(
       w.speech === "speaking"
         ? { type: "shutdown", worker: w.ref, gracefulMs }
@@ -820,7 +845,7 @@ export class Supervisor {
    * default action dumps core.
    */
   #kill(w: WorkerRecord, reason: StopReason, now: number): void {
-    this.#enterStopping(w, reason, now + KILL_GRACE_MS);
+    this.#enterStopping(w, reason, now, now + KILL_GRACE_MS);
     this.#emit({ type: "signal", worker: w.ref, signal: "SIGTERM" });
   }
 
@@ -857,9 +882,11 @@ export class Supervisor {
       requests: 0,
       requestLimit: 0,
       isolates: 1,
+      transitions: new History(TRANSITIONS),
       countAs,
       everReady: false,
     };
+    w.transitions.push({ state: "starting", at: now });
     this.#byId.set(ref.id, w);
     this.#launching = w;
     this.#emit({ type: "spawn", worker: ref });
@@ -915,7 +942,7 @@ export class Supervisor {
     for (const w of this.#live()) {
       // Ask for a final harvest first: a signal would lose what is not yet harvested.
       if (w.speech === "speaking") this.#emit({ type: "flush", worker: w.ref });
-      this.#enterStopping(w, "stop", now + QUICK_KILL_MS);
+      this.#enterStopping(w, "stop", now, now + QUICK_KILL_MS);
       if (w.phase.name === "stopping") w.phase.termAt = now + QUICK_TERM_MS;
     }
   }

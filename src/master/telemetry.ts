@@ -55,8 +55,10 @@ export interface SupervisionSnapshot {
   /** Slots whose current worker is ready. */
   readyWorkers: number;
   restarts: Readonly<Record<string, number>>;
-  /** Every live worker with its handle. */
+  /** Every live worker: the supervisor's view of it, and what its process reported. */
   workers: Array<{ view: WorkerView; handle: WorkerHandle }>;
+  /** The wall time of a time on the supervisor's clock (default: `performance.now()`'s). */
+  wallTime?: (at: number) => Date;
 }
 
 /** Where harvests go and how the master shows itself. */
@@ -300,15 +302,15 @@ export class MasterTelemetry implements Telemetry {
   status(): StatusDocument {
     const s = this.#o.snapshot();
     const ready = readiness(s.phase, s.readyWorkers, s.workerCount);
+    const wall = (at: number) =>
+      (s.wallTime ?? ((t) => new Date(Date.now() - (performance.now() - t))))(at).toISOString();
     const workers: WorkerStatus[] = s.workers.map(({ view, handle: w }) => ({
-      slot: w.slot,
+      slot: view.worker.slot,
       pid: w.pid,
-      generation: w.generation,
+      generation: view.worker.generation,
       state: view.phase,
       spawned_at: w.spawnedWall.toISOString(),
-      ready_at: w.readyAt === undefined
-        ? null
-        : new Date(w.spawnedWall.getTime() + (w.readyAt - w.spawnedAt)).toISOString(),
+      ready_at: view.readyAt === undefined ? null : wall(view.readyAt),
       handshake_ms: w.handshakeMs === undefined ? null : Math.round(w.handshakeMs * 10) / 10,
       last_harvest_at: w.lastHarvestWall?.toISOString() ?? null,
       last_seen_at: w.lastSeenWall?.toISOString() ?? null,
@@ -316,7 +318,7 @@ export class MasterTelemetry implements Telemetry {
       restarts: view.restarts,
       addr: w.addr ?? null,
       runtime: w.runtime ?? null,
-      transitions: w.transitions,
+      transitions: view.transitions.map((t) => ({ state: t.state, at: wall(t.at) })),
     }));
     const reporter = (globalThis as Record<symbol, { stats?: () => { timersArmed: number } }>)[
       Symbol.for("forklift.reporter")

@@ -8,10 +8,15 @@ import { recordingLog } from "../_helpers/recording_log.ts";
 import { Arbiter } from "../../src/master/arbiter.ts";
 import type { Clock } from "../../src/master/clock.ts";
 import type { Hooks } from "../../src/master/hooks.ts";
-import type { Spawned, WorkerListener, WorkerSpawner } from "../../src/master/spawner.ts";
+import type { Spawned, WorkerSpawner } from "../../src/master/spawner.ts";
 import type { WorkerRef } from "../../src/master/supervisor.ts";
-import type { SupervisionSnapshot, Telemetry } from "../../src/master/telemetry.ts";
-import { WorkerHandle } from "../../src/master/worker_handle.ts";
+import {
+  MasterTelemetry,
+  type SupervisionSnapshot,
+  type Telemetry,
+} from "../../src/master/telemetry.ts";
+import { typedConfig } from "../../src/config/config.ts";
+import { type WorkerEvents, WorkerHandle } from "../../src/master/worker_handle.ts";
 import type { WorkerProcessEvents } from "../../src/runtime/spawn.ts";
 import type { SignalName } from "../../src/runtime/runtime.ts";
 
@@ -64,7 +69,7 @@ class FakeSpawner implements WorkerSpawner {
   closed = false;
   async prepare(): Promise<void> {}
   configure(): void {}
-  spawn(ref: WorkerRef, _workers: () => number, listener: WorkerListener): Spawned {
+  spawn(ref: WorkerRef, _workers: () => number, events: WorkerEvents): Spawned {
     const failure = this.failures.shift();
     if (failure !== undefined) throw new Error(failure);
     const fake: FakeWorker = { ref, events: undefined!, sent: [], signals: [] };
@@ -79,9 +84,9 @@ class FakeSpawner implements WorkerSpawner {
           killGroup: () => {},
         };
       },
-      ref.slot,
-      ref.generation,
+      ref,
       {
+        events,
         welcome: (h) => ({
           worker: h.slot,
           generation: h.generation,
@@ -89,16 +94,9 @@ class FakeSpawner implements WorkerSpawner {
           heartbeat_ms: 0,
           resource: {},
         }),
-        hello: () => listener.hello(ref),
-        ready: () => listener.ready(ref),
-        seen: (_, n) => listener.seen(ref, n),
-        bye: () => listener.bye(ref),
-        harvest: (_, m, stream) => listener.harvest(ref, m, stream),
-        invalid: (_, r) => listener.invalid(ref, r),
-        exit: (h) => listener.exit(ref, h.exitCode, h.exitSignal),
+        output: { prefix: () => false, json: () => false },
+        write: { stdout: () => {}, stderr: () => {} },
       },
-      { prefix: () => false, json: () => false },
-      { stdout: () => {}, stderr: () => {} },
     );
     this.workers.push(fake);
     return { handle, expectsHello: false, requestLimit: 0, isolates: 1 };
@@ -246,7 +244,7 @@ describe("Arbiter with fake ports", () => {
       assert.deepEqual(w.signals, []);
     }
     assert.deepEqual(
-      h.telemetry().snapshot().workers.map((w) => w.handle.transitions.map((t) => t.state)),
+      h.telemetry().snapshot().workers.map((w) => w.view.transitions.map((t) => t.state)),
       [["starting", "hello", "ready", "stopping"], ["starting", "hello", "ready", "stopping"]],
     );
     h.spawner.workers[0].events.exit(0, null);
@@ -257,6 +255,49 @@ describe("Arbiter with fake ports", () => {
     h.spawner.workers[1].events.exit(null, "SIGKILL");
     assert.equal(await done, 0);
     assert.deepEqual(h.telemetry().forgotten, [1, 2]);
+  });
+
+  test("Arbiter's /status lists each worker field for field, its phases and times from the supervisor", async () => {
+    const h = harness({ workers: "1" });
+    const { done } = await runReady(h);
+    const [w] = h.spawner.workers;
+    say(w, { type: "heartbeat", requests: 7 });
+    await h.clock.advance(0);
+    const status = new MasterTelemetry({
+      serviceName: "api",
+      config: typedConfig({}),
+      log: h.log,
+      snapshot: h.telemetry().snapshot,
+      onError: () => {},
+    }).status();
+    const [worker] = status.workers;
+    assert.deepEqual(Object.keys(worker), [
+      "slot",
+      "pid",
+      "generation",
+      "state",
+      "spawned_at",
+      "ready_at",
+      "handshake_ms",
+      "last_harvest_at",
+      "last_seen_at",
+      "requests",
+      "restarts",
+      "addr",
+      "runtime",
+      "transitions",
+    ]);
+    assert.equal(worker.state, "ready");
+    assert.equal(worker.pid, 50_001);
+    assert.equal(worker.requests, 7);
+    assert.equal(worker.addr, "127.0.0.1:1");
+    assert.equal(worker.runtime, "test/1");
+    assert.deepEqual(worker.transitions?.map((t) => t.state), ["starting", "hello", "ready"]);
+    assert.equal(worker.ready_at, worker.transitions?.[2].at);
+    assert.ok(Date.parse(worker.ready_at!) >= Date.parse(worker.spawned_at) - 1_000);
+    assert.equal(status.phase, "running");
+    assert.equal(status.totals.workers, 1);
+    await quickStop(h, w, done);
   });
 
   test("Arbiter.run() stops the worker already running when a later spawn throws", async () => {
@@ -294,9 +335,9 @@ describe("Arbiter with fake ports", () => {
     const { done } = await runReady(h);
     const [w] = h.spawner.workers;
     const spawn = h.spawner.spawn.bind(h.spawner);
-    h.spawner.spawn = (ref, workers, listener) => {
+    h.spawner.spawn = (ref, workers, events) => {
       h.calls.push(`spawn ${ref.slot}.${ref.generation}`);
-      return spawn(ref, workers, listener);
+      return spawn(ref, workers, events);
     };
     const calls = h.calls.length;
     w.events.exit(1, null);
