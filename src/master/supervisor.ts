@@ -2,315 +2,49 @@
  * The master's supervision policy as a pure state machine: slots and
  * generations, boot-failure detection, crash backoff, the rolling replacement
  * queue (HUP, max_requests), scaling, heartbeat deadlines, graceful and quick
- * stop, and the `--once` exit status. It does no I/O and reads no clock: every
- * event carries its time, and {@linkcode Supervisor.dispatch} answers with the
- * actions the arbiter carries out.
+ * stop, when the services start and what a shared port means, and the
+ * `--once` exit status. It does no I/O and reads no clock: every event
+ * carries its time, and {@linkcode Supervisor.dispatch} answers with the
+ * actions the arbiter carries out (timers included, which come back as
+ * events). Its vocabulary is in `supervisor_events.ts`.
  *
  * @module
  */
-import type { Config } from "../config/config.ts";
-import type { SignalName } from "../runtime/runtime.ts";
-import type { Listener } from "./port_owners.ts";
 import { EXIT_USAGE } from "../config/errors.ts";
+import type { SignalName } from "../runtime/runtime.ts";
+import {
+  endProcess,
+  KILL_GRACE_MS,
+  KILL_REPEAT_MS,
+  MANAGED_READY_MS,
+  QUICK_KILL_MS,
+  QUICK_TERM_MS,
+  RETIRE_GRACE_MS,
+  UNMANAGED_READY_MS,
+} from "./deadlines.ts";
 import { EXIT_BOOT_FAILURE, exitStatus } from "./exit_status.ts";
-import { History } from "./history.ts";
+import { afterBootFailure, backOff } from "./restart_policy.ts";
+import { ServicesGate } from "./services_gate.ts";
+import {
+  type BootFailureCause,
+  exitOf,
+  type MasterPhase,
+  noRestarts,
+  type Notice,
+  type PortShare,
+  type RestartReason,
+  type RollReason,
+  type StopReason,
+  type SupervisorAction,
+  type SupervisorConfig,
+  type SupervisorEvent,
+  type Timer,
+  type WorkerRef,
+  type WorkerView,
+} from "./supervisor_events.ts";
+import { newRecord, newSlot, type Slot, viewOf, type WorkerRecord } from "./worker_record.ts";
 
-/** Why a worker was replaced, as `forklift_worker_restarts_total{reason}` counts it. */
-export type RestartReason = "crash" | "timeout" | "reload" | "max_requests" | "scale";
-/** Every {@linkcode RestartReason}, in the order the exposition lists them. */
-export const RESTART_REASONS: readonly RestartReason[] = [
-  "crash",
-  "timeout",
-  "reload",
-  "max_requests",
-  "scale",
-];
-/** Why the master asked a worker to stop. */
-export type StopReason = Exclude<RestartReason, "crash"> | "stop";
-/** Why a slot rolls to a new generation while the old one serves. */
-type RollReason = "reload" | "max_requests";
-
-/** A worker as the supervisor names it: a unique id, its slot and generation. */
-export interface WorkerRef {
-  readonly id: number;
-  readonly slot: number;
-  readonly generation: number;
-}
-
-/** What the policy needs of the settings. */
-export interface SupervisorConfig {
-  workers: number;
-  once: boolean;
-  /** Heartbeat timeout in ms; 0 turns it off. */
-  timeoutMs: number;
-  gracefulMs: number;
-}
-
-/** Where a worker is in its life; each state holds what only it needs. */
-export type WorkerPhase =
-  | { name: "starting" }
-  | { name: "ready"; at: number }
-  | {
-    name: "stopping";
-    reason: StopReason;
-    /** When a quick stop sends SIGTERM. */
-    termAt?: number;
-    /** When SIGKILL goes out (again) unless the worker has exited. */
-    killAt: number;
-  };
-
-/** Whether a worker speaks the protocol: only those can be judged silent or asked to drain. */
-export type Speech = "silent" | "expected" | "speaking";
-
-/** Where the master is in its life. */
-export type MasterPhase =
-  | { name: "booting" }
-  | { name: "running" }
-  | { name: "stopping"; mode: "graceful" | "quick" }
-  | { name: "exited"; code: number };
-
-/** A time the supervisor asked to be told of, with what it was waiting for. */
-export type Timer =
-  /** The metrics endpoint's latest start, should the workers take long to be ready. */
-  | { name: "services" }
-  /** A second look at the app's port, found served by another program. */
-  | { name: "portRecheck" }
-  /** SIGKILL for a process whose isolates all said bye, should it still run. */
-  | { name: "kill"; worker: WorkerRef }
-  /** SIGKILL for what an exited worker's app left in its process group. */
-  | { name: "killGroup"; worker: WorkerRef };
-
-/** Another program listening on the workers' port, as the port check found it. */
-export interface PortShare {
-  port: number;
-  listeners: Array<Pick<Listener, "address" | "family" | "uid">>;
-}
-
-/** What happens to the supervisor; `now` is a monotonic time in ms. */
-export type SupervisorEvent =
-  | { type: "start"; now: number }
-  | {
-    type: "spawned";
-    worker: number;
-    now: number;
-    expectsHello: boolean;
-    requestLimit: number;
-    /** Reporters in the process: one, or one per isolate (`deno serve --parallel`). */
-    isolates?: number;
-  }
-  | { type: "spawnFailed"; worker: number; now: number; error: string }
-  | { type: "hello"; worker: number; now: number }
-  | { type: "ready"; worker: number; now: number }
-  /** Any valid message; `requests` when it reported its request count. */
-  | { type: "seen"; worker: number; now: number; requests?: number }
-  /** Each of its isolates handed over its last harvest and said bye. */
-  | { type: "bye"; worker: number; now: number }
-  /** A `timer` action's time came. */
-  | { type: "due"; timer: Timer; now: number }
-  /** What a `checkPort` action found: `shared` when another program listens on the app's port. */
-  | { type: "portChecked"; shared?: PortShare; now: number }
-  | { type: "exited"; worker: number; now: number; code: number | null; signal: string | null }
-  | { type: "signal"; signal: SignalName; now: number }
-  /** The configuration a `reload` action asked for, read and valid. */
-  | { type: "reloaded"; config: SupervisorConfig; now: number }
-  /** The master cannot go on (its metrics endpoint failed): stop quickly with `code`. */
-  | { type: "fail"; code: number; now: number }
-  | { type: "tick"; now: number };
-
-/** How a worker that never became ready ended. */
-export type BootFailureCause =
-  | { exit: { code: number | null; signal: string | null } }
-  | { spawn: string };
-
-/** What the master should tell its log; the arbiter words it. */
-export type Notice =
-  | { kind: "ready"; worker: WorkerRef; afterMs: number }
-  | { kind: "noReadyReport"; worker: WorkerRef; afterMs: number }
-  | { kind: "booted"; workers: number }
-  | {
-    kind: "exited";
-    worker: WorkerRef;
-    code: number | null;
-    signal: string | null;
-    reason?: string;
-  }
-  | { kind: "programExited"; worker: WorkerRef; code: number | null; signal: string | null }
-  | {
-    kind: "bootFailed";
-    worker: WorkerRef;
-    cause: BootFailureCause;
-    then:
-      | { action: "stop" }
-      | { action: "keep"; generation: number | undefined }
-      | { action: "giveUp"; failures: number }
-      | { action: "respawn"; delayMs: number };
-  }
-  | {
-    kind: "crashed";
-    worker: WorkerRef;
-    code: number | null;
-    signal: string | null;
-    delayMs: number;
-  }
-  | { kind: "silent"; worker: WorkerRef; silentMs: number }
-  | { kind: "recycling"; worker: WorkerRef; requests: number; limit: number }
-  | { kind: "scaled"; workers: number }
-  | { kind: "portShared"; share: PortShare }
-  | { kind: "atFloor" }
-  | { kind: "reloading"; workers: number }
-  | { kind: "reloaded"; workers: number }
-  | { kind: "stopping"; mode: "graceful" | "quick"; graceMs: number };
-
-/** What the arbiter must do. */
-export type SupervisorAction =
-  | { type: "spawn"; worker: WorkerRef }
-  /** Ask a worker that speaks the protocol to drain and exit (SIGTERM if it cannot be asked). */
-  | { type: "shutdown"; worker: WorkerRef; gracefulMs: number }
-  /** Ask for a final harvest now. */
-  | { type: "flush"; worker: WorkerRef }
-  | { type: "signal"; worker: WorkerRef; signal: "SIGTERM" | "SIGKILL" }
-  /** Signal what the worker's app left in its process group (the worker is gone). */
-  | { type: "signalGroup"; worker: WorkerRef; signal: "SIGTERM" | "SIGKILL" }
-  /** Come back with a `due` event for `timer` at `at` on the clock. */
-  | { type: "timer"; at: number; timer: Timer }
-  /** Look for another program listening on the workers' port; answer with `portChecked`. */
-  | { type: "checkPort" }
-  /** Start the metrics endpoint and the OTLP export. */
-  | { type: "startServices" }
-  /** The workers serve alone on their port: run `whenReady`, tidy up after the boot. */
-  | { type: "whenReady" }
-  /** The worker is gone: its gauges go (its counts stay in the totals). */
-  | { type: "forget"; worker: WorkerRef }
-  /** Re-read the configuration and answer with a `reloaded` event. */
-  | { type: "reload" }
-  | { type: "reopenLogs" }
-  | { type: "notify"; notice: Notice }
-  | { type: "exit"; code: number };
-
-/** A change in a worker's life (its phases, and its hello and bye), at a time on the clock. */
-export interface Transition {
-  state: string;
-  at: number;
-}
-
-/** A worker in a `/status` listing. */
-export interface WorkerView {
-  worker: WorkerRef;
-  phase: WorkerPhase["name"];
-  /** Why it was asked to stop, once it was. */
-  reason?: StopReason;
-  /** Times its slot has been respawned. */
-  restarts: number;
-  /** When it became ready, on the clock. */
-  readyAt?: number;
-  /** Its latest transitions, oldest first. */
-  transitions: Transition[];
-}
-
-interface WorkerRecord {
-  ref: WorkerRef;
-  spawnedAt: number;
-  phase: WorkerPhase;
-  speech: Speech;
-  lastSeen: number;
-  requests: number;
-  requestLimit: number;
-  isolates: number;
-  readyAt?: number;
-  transitions: History<Transition>;
-  /** Counted once its process exists (a spawn that throws replaces nothing). */
-  countAs?: RestartReason;
-  everReady: boolean;
-}
-
-interface Slot {
-  id: number;
-  current?: WorkerRecord;
-  /** A rolling replacement under way: the next generation and why. */
-  roll?: { next: WorkerRecord; reason: RollReason };
-  spawns: number;
-  restarts: number;
-  /** Consecutive boot failures, for the backoff. */
-  bootFailures: number;
-  /** Crashes in a row (each within CRASH_WINDOW_MS of the last), for the backoff. */
-  crashes: number;
-  lastCrashAt: number;
-  /** No respawn, and no roll, before this time. */
-  backoffUntil: number;
-  /** The reason to count when the slot is next filled. */
-  pendingReason?: RestartReason;
-}
-
-/**
- * The metrics endpoint starts once every worker is ready, or this long after
- * the start if that comes first: starting it costs the master a few
- * milliseconds of main thread, which the booting workers would otherwise share.
- */
-export const SERVICES_DELAY_MS = 250;
-/** How long after a first sight of another listener on the app port it is looked at again. */
-export const PORT_RECHECK_MS = 250;
-/** How long an app's leftover processes, or a process whose isolates all said bye, have after SIGTERM before SIGKILL. */
-export const GROUP_KILL_MS = 1_000;
-/**
- * How many transitions a worker keeps for `/status`: a life has about five,
- * and a worker that repeats a message must not make the list grow.
- */
-const TRANSITIONS = 32;
-/** A worker killed for silence gets this long after SIGTERM before SIGKILL. */
-export const KILL_GRACE_MS = 1_000;
-/** A retired worker gets this long past its graceful time before SIGKILL. */
-const RETIRE_GRACE_MS = 1_000;
-/** A quick stop: flush now, SIGTERM after this, SIGKILL after QUICK_KILL_MS. */
-const QUICK_TERM_MS = 300;
-const QUICK_KILL_MS = 1_500;
-/** How often SIGKILL is repeated for a process that has not gone yet. */
-const KILL_REPEAT_MS = 1_000;
-export const MAX_BACKOFF_MS = 5_000;
-/** Boot failures in a row, in one slot of a booted master, before it gives up. */
-export const MAX_BOOT_FAILURES = 5;
-const CRASH_WINDOW_MS = 10_000;
-/** A program that never says hello is taken as booted once it has lived this long. */
-export const UNMANAGED_READY_MS = 1_000;
-/** A reporter that never says ready (a server it did not wrap) is taken as ready after this. */
-export const MANAGED_READY_MS = 10_000;
-
-/**
- * The policy's view of the settings.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { typedConfig } from "../config/config.ts";
- * import { supervisorConfig } from "./supervisor.ts";
- * const c = supervisorConfig(typedConfig({ workers: 2, graceful_timeout: 5 }));
- * assert.ok(c.gracefulMs === 5000);
- * ```
- */
-export function supervisorConfig(
-  config: Pick<Config, "workers" | "once" | "timeoutMs" | "gracefulTimeoutMs">,
-): SupervisorConfig {
-  return {
-    workers: config.workers,
-    once: config.once,
-    timeoutMs: config.timeoutMs,
-    gracefulMs: config.gracefulTimeoutMs,
-  };
-}
-
-/**
- * The respawn delay after `n` failures in a row: none for the first, then
- * doubling from 200 ms to a cap of 5 s.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { backoffDelay } from "./supervisor.ts";
- * assert.ok([0, 1, 2, 3, 9].map(backoffDelay).join() === "0,200,400,800,5000");
- * ```
- */
-export function backoffDelay(n: number): number {
-  return n <= 0 ? 0 : Math.min(MAX_BACKOFF_MS, 100 * 2 ** n);
-}
+export * from "./supervisor_events.ts";
 
 /**
  * The supervision policy. Feed it events; carry out the actions it returns,
@@ -322,7 +56,8 @@ export function backoffDelay(n: number): number {
  * import { Supervisor } from "./supervisor.ts";
  * const s = new Supervisor({ workers: 2, once: false, timeoutMs: 30_000, gracefulMs: 30_000 });
  * const actions = s.dispatch({ type: "start", now: 0 });
- * assert.ok(actions.filter((a) => a.type === "spawn").length === 2);
+ * // One spawn at a time: the next once this one's outcome is told.
+ * assert.equal(actions.filter((a) => a.type === "spawn").length, 1);
  * ```
  */
 export class Supervisor {
@@ -337,10 +72,7 @@ export class Supervisor {
   #nextId = 1;
   /** Slots waiting for a rolling replacement, in order. */
   #rollQueue: Array<{ slot: number; reason: RollReason }> = [];
-  #restarts = Object.fromEntries(RESTART_REASONS.map((r) => [r, 0])) as Record<
-    RestartReason,
-    number
-  >;
+  #restarts = noRestarts();
   /** The exit code a stop was asked to end with (boot failure, metrics endpoint). */
   #stopCode?: number;
   /** The program's own exit status, under `--once`. */
@@ -352,11 +84,7 @@ export class Supervisor {
    * no process is started on a decision its predecessor's failure would change.
    */
   #launching?: WorkerRecord;
-  #servicesStarted = false;
-  /** A look at the app's port is under way: the services wait for its outcome. */
-  #portChecking = false;
-  /** Looks taken at the app's port that found it shared. */
-  #portShared = 0;
+  #services = new ServicesGate();
 
   constructor(config: SupervisorConfig) {
     this.#config = { ...config };
@@ -396,14 +124,7 @@ export class Supervisor {
   }
 
   #view(w: WorkerRecord): WorkerView {
-    return {
-      worker: w.ref,
-      phase: w.phase.name,
-      reason: w.phase.name === "stopping" ? w.phase.reason : undefined,
-      restarts: this.#slots.get(w.ref.slot)?.restarts ?? 0,
-      readyAt: w.readyAt,
-      transitions: w.transitions.toArray(),
-    };
+    return viewOf(w, this.#slots.get(w.ref.slot)?.restarts ?? 0);
   }
 
   /**
@@ -457,11 +178,7 @@ export class Supervisor {
     switch (e.type) {
       case "start":
         for (let id = 1; id <= this.workerCount; id++) this.#slots.set(id, newSlot(id));
-        return this.#emit({
-          type: "timer",
-          at: e.now + SERVICES_DELAY_MS,
-          timer: { name: "services" },
-        });
+        return void this.#out.push(...this.#services.start(e.now));
       case "spawned": {
         const w = this.#byId.get(e.worker);
         if (w !== undefined && w === this.#launching) this.#launching = undefined;
@@ -593,8 +310,7 @@ export class Supervisor {
       this.#notify({ kind: "booted", workers: this.#slots.size });
       // The workers bind with SO_REUSEPORT: another program on their port
       // would silently split its traffic with them.
-      this.#portChecking = true;
-      this.#emit({ type: "checkPort" });
+      this.#out.push(...this.#services.booted());
     }
     const rolling = this.#rollQueue.some((r) => r.reason === "reload") ||
       [...this.#slots.values()].some((s) => s.roll?.reason === "reload");
@@ -623,59 +339,31 @@ export class Supervisor {
     w?.transitions.push({ state: "bye", at: now });
     // Isolates of one process do not exit one by one (the first would end them
     // all): once each has handed over its last harvest, the process is ended.
-    if (w === undefined || w.isolates <= 1) return;
-    this.#emit({ type: "signal", worker: w.ref, signal: "SIGTERM" });
-    this.#emit({ type: "timer", at: now + GROUP_KILL_MS, timer: { name: "kill", worker: w.ref } });
+    if (w !== undefined && w.isolates > 1) this.#out.push(...endProcess(w.ref, now, "kill"));
   }
 
   #onDue(timer: Timer): void {
     switch (timer.name) {
       case "services":
-        // A master about to stop for a shared port serves nothing meanwhile.
-        return this.#portChecking ? undefined : this.#startServices();
+        return void this.#out.push(...this.#services.delayOver(this.#phase.name === "stopping"));
       case "portRecheck":
         if (this.#phase.name === "running") this.#emit({ type: "checkPort" });
         return;
-      case "kill":
-        if (this.#byId.has(timer.worker.id)) {
-          this.#emit({ type: "signal", worker: timer.worker, signal: "SIGKILL" });
-        }
-        return;
+      case "kill": // Unless it is gone meanwhile.
+        if (!this.#byId.has(timer.worker.id)) return;
+        return this.#emit({ type: "signal", worker: timer.worker, signal: "SIGKILL" });
       case "killGroup":
         return this.#emit({ type: "signalGroup", worker: timer.worker, signal: "SIGKILL" });
     }
   }
 
-  /**
-   * Another listener on the port is looked at again a moment later: one that
-   * goes meanwhile was a worker's own, closing (a worker that drains as it
-   * loses its master), not a program's. One still there stops the master, as
-   * gunicorn does on a taken address (exit 2).
-   */
-  #onPortChecked(shared: PortShare | undefined, now: number): void {
+  #onPortChecked(found: PortShare | undefined, now: number): void {
     if (this.#phase.name !== "running") return;
-    if (shared === undefined) {
-      this.#portChecking = false;
-      this.#startServices();
-      return this.#emit({ type: "whenReady" });
-    }
-    if (this.#portShared++ === 0) {
-      return this.#emit({
-        type: "timer",
-        at: now + PORT_RECHECK_MS,
-        timer: { name: "portRecheck" },
-      });
-    }
+    const { actions, shared } = this.#services.portChecked(found, now);
+    this.#out.push(...actions);
+    if (shared === undefined) return;
     this.#notify({ kind: "portShared", share: shared });
     this.#stop("quick", now, EXIT_USAGE);
-  }
-
-  /** Starts the metrics endpoint, once, unless the master stops first. */
-  #startServices(): void {
-    if (this.#servicesStarted) return;
-    this.#servicesStarted = true;
-    if (this.#phase.name === "stopping") return;
-    this.#emit({ type: "startServices" });
   }
 
   #onExit(id: number, now: number, cause: BootFailureCause): void {
@@ -693,15 +381,8 @@ export class Supervisor {
     // A process that never started replaced nothing: its successor counts instead.
     if (w.countAs && slot && !slot.pendingReason) slot.pendingReason = w.countAs;
     this.#emit({ type: "forget", worker: w.ref });
-    if ("exit" in cause) {
-      // What the app started and left behind in the worker's group goes with it.
-      this.#emit({ type: "signalGroup", worker: w.ref, signal: "SIGTERM" });
-      this.#emit({
-        type: "timer",
-        at: now + GROUP_KILL_MS,
-        timer: { name: "killGroup", worker: w.ref },
-      });
-    }
+    // What the app started and left behind in the worker's group goes with it.
+    if ("exit" in cause) this.#out.push(...endProcess(w.ref, now, "killGroup"));
     const { code, signal } = exitOf(cause);
     // A process that could not be started did not boot, under --once too.
     if ("spawn" in cause) return this.#onBootFailure(w, slot, wasNext, cause, now);
@@ -719,7 +400,7 @@ export class Supervisor {
     }
     if (!wasCurrent || !slot) return this.#notify({ kind: "exited", worker: w.ref, code, signal });
     if (planned === undefined) {
-      const delayMs = this.#backoff(slot, now);
+      const delayMs = backOff(slot, now);
       this.#notify({ kind: "crashed", worker: w.ref, code, signal, delayMs });
       slot.pendingReason = "crash";
     } else {
@@ -743,19 +424,10 @@ export class Supervisor {
       return this.#stop("quick", now, EXIT_BOOT_FAILURE);
     }
     if (!slot) return this.#notify({ kind: "exited", worker: w.ref, ...exitOf(cause) });
-    slot.bootFailures++;
-    if (wasNext) {
-      // The new generation cannot boot: keep the old one serving, and retry a
-      // recycle only after a backoff, so broken code on disk is no spawn loop.
-      this.#rollQueue = [];
-      slot.backoffUntil = now + backoffDelay(slot.bootFailures);
-      return notice({ action: "keep", generation: slot.current?.ref.generation });
-    }
-    if (slot.bootFailures >= MAX_BOOT_FAILURES) {
-      notice({ action: "giveUp", failures: slot.bootFailures });
-      return this.#stop("quick", now, EXIT_BOOT_FAILURE);
-    }
-    notice({ action: "respawn", delayMs: this.#backoff(slot, now) });
+    const then = afterBootFailure(slot, wasNext, slot.current?.ref.generation, now);
+    notice(then);
+    if (then.action === "keep") this.#rollQueue = [];
+    if (then.action === "giveUp") this.#stop("quick", now, EXIT_BOOT_FAILURE);
   }
 
   #onTick(now: number): void {
@@ -789,19 +461,6 @@ export class Supervisor {
   }
 
   // ---- policy ---------------------------------------------------------------
-
-  /**
-   * Delays the slot's respawn: none for a first crash (a replacement should
-   * answer as fast as the runtime starts), then doubling up to a cap while
-   * crashes or boot failures follow each other. Returns the delay.
-   */
-  #backoff(slot: Slot, now: number): number {
-    slot.crashes = now - slot.lastCrashAt < CRASH_WINDOW_MS ? slot.crashes + 1 : 1;
-    slot.lastCrashAt = now;
-    const delay = backoffDelay(Math.max(slot.crashes - 1, slot.bootFailures));
-    slot.backoffUntil = now + delay;
-    return delay;
-  }
 
   #countRestart(slot: Slot, reason: RestartReason): void {
     slot.restarts++;
@@ -873,20 +532,7 @@ export class Supervisor {
 
   #spawn(slot: Slot, now: number, countAs?: RestartReason): WorkerRecord {
     const ref: WorkerRef = { id: this.#nextId++, slot: slot.id, generation: ++slot.spawns };
-    const w: WorkerRecord = {
-      ref,
-      spawnedAt: now,
-      phase: { name: "starting" },
-      speech: "silent",
-      lastSeen: now,
-      requests: 0,
-      requestLimit: 0,
-      isolates: 1,
-      transitions: new History(TRANSITIONS),
-      countAs,
-      everReady: false,
-    };
-    w.transitions.push({ state: "starting", at: now });
+    const w = newRecord(ref, now, countAs);
     this.#byId.set(ref.id, w);
     this.#launching = w;
     this.#emit({ type: "spawn", worker: ref });
@@ -946,20 +592,4 @@ export class Supervisor {
       if (w.phase.name === "stopping") w.phase.termAt = now + QUICK_TERM_MS;
     }
   }
-}
-
-function exitOf(cause: BootFailureCause): { code: number | null; signal: string | null } {
-  return "exit" in cause ? cause.exit : { code: null, signal: null };
-}
-
-function newSlot(id: number): Slot {
-  return {
-    id,
-    spawns: 0,
-    restarts: 0,
-    bootFailures: 0,
-    crashes: 0,
-    lastCrashAt: -Infinity,
-    backoffUntil: 0,
-  };
 }

@@ -1,12 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  backoffDelay,
-  KILL_GRACE_MS,
-  MANAGED_READY_MS,
-  MAX_BOOT_FAILURES,
-  UNMANAGED_READY_MS,
-} from "../../src/master/supervisor.ts";
+import { KILL_GRACE_MS, MANAGED_READY_MS, UNMANAGED_READY_MS } from "../../src/master/deadlines.ts";
+import { backoffDelay, MAX_BOOT_FAILURES } from "../../src/master/restart_policy.ts";
 import { exitStatus, signalNumber } from "../../src/master/exit_status.ts";
 import {
   brief,

@@ -1,11 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  GROUP_KILL_MS,
-  PORT_RECHECK_MS,
-  SERVICES_DELAY_MS,
-  type SupervisorAction,
-} from "../../src/master/supervisor.ts";
+import { GROUP_KILL_MS, PORT_RECHECK_MS, SERVICES_DELAY_MS } from "../../src/master/deadlines.ts";
+import type { SupervisorAction } from "../../src/master/supervisor.ts";
 import { brief, noticesOf, SupervisorDriver, timed } from "../_helpers/supervisor_driver.ts";
 
 const SHARE = { port: 8000, listeners: [{ address: "0.0.0.0", family: 4 as const, uid: 0 }] };
