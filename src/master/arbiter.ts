@@ -111,11 +111,11 @@ export class Arbiter {
     this.#sup = new Supervisor(supervisorConfig(options.settings.config));
     this.#telemetry = options.telemetry(() => this.#snapshot());
     this.#events = {
-      hello: (w) => this.#enqueue({ type: "hello", worker: w.id }),
-      ready: (w) => this.#enqueue({ type: "ready", worker: w.id }),
+      hello: (w) => this.#enqueue({ type: "hello", workerId: w.id }),
+      ready: (w) => this.#enqueue({ type: "ready", workerId: w.id }),
       seen: (w, requests) => this.#seen(w.id, requests),
-      bye: (w) => this.#enqueue({ type: "bye", worker: w.id }),
-      exit: (w, code, signal) => this.#enqueue({ type: "exited", worker: w.id, code, signal }),
+      bye: (w) => this.#enqueue({ type: "bye", workerId: w.id }),
+      exit: (w, code, signal) => this.#enqueue({ type: "exited", workerId: w.id, code, signal }),
       harvest: (w, m, isolate) => this.#telemetry.harvest(w, m, isolate),
       invalid: (w, reason) => {
         this.#telemetry.invalid(w);
@@ -156,8 +156,8 @@ export class Arbiter {
     return { pid: process.pid, workers: this.#sup.workerCount, command: this.#o.spawner.argv };
   }
 
-  #describe(w: WorkerHandle, reason?: string): WorkerDescriptor {
-    const { slot, generation, pid, exitCode, exitSignal: signal } = w;
+  #describe(handle: WorkerHandle, reason?: string): WorkerDescriptor {
+    const { slot, generation, pid, exitCode, exitSignal: signal } = handle;
     return { slot, generation, pid, exitCode, signal, reason };
   }
 
@@ -176,16 +176,16 @@ export class Arbiter {
    * A worker's messages as one queued event: however fast it talks, it holds
    * one place in the queue, and the supervisor hears its latest time and count.
    */
-  #seen(worker: number, requests?: number): void {
+  #seen(workerId: number, requests?: number): void {
     const now = this.#clock.now();
-    const pending = this.#pendingSeen.get(worker);
+    const pending = this.#pendingSeen.get(workerId);
     if (pending !== undefined) {
       pending.now = now;
       if (requests !== undefined) pending.requests = requests;
       return;
     }
-    const event = { type: "seen" as const, worker, now, requests };
-    this.#pendingSeen.set(worker, event);
+    const event = { type: "seen" as const, workerId, now, requests };
+    this.#pendingSeen.set(workerId, event);
     this.#queue.push(event);
   }
 
@@ -278,7 +278,7 @@ export class Arbiter {
     }
     while (this.#code === undefined) {
       const event = await this.#next();
-      if (event.type === "seen") this.#pendingSeen.delete(event.worker);
+      if (event.type === "seen") this.#pendingSeen.delete(event.workerId);
       if (event.type === "signal") this.#log.info("Received {signal}", { signal: event.signal });
       await this.#dispatch(event);
       this.#flushLog();
@@ -302,11 +302,11 @@ export class Arbiter {
 
   /** Feeds one event to the supervisor and carries out its actions, in order. */
   async #dispatch(event: SupervisorEvent): Promise<void> {
-    const gone = event.type === "exited" ? event.worker : undefined;
-    const exited = gone === undefined ? undefined : this.#handles.get(gone);
-    if (gone !== undefined && exited !== undefined) {
+    const goneId = event.type === "exited" ? event.workerId : undefined;
+    const exited = goneId === undefined ? undefined : this.#handles.get(goneId);
+    if (goneId !== undefined && exited !== undefined) {
       // Before its replacement exists, as gunicorn's child_exit.
-      const reason = this.#sup.worker(gone)?.reason;
+      const reason = this.#sup.worker(goneId)?.reason;
       await this.#hook("childExit", this.#describe(exited, reason));
     }
     for (const action of this.#sup.dispatch(event)) {
@@ -319,10 +319,10 @@ export class Arbiter {
         });
       }
     }
-    if (gone !== undefined && exited !== undefined) {
-      this.#handles.delete(gone);
-      this.#leftovers.set(gone, exited);
-      this.#invalidLogged.forget(gone);
+    if (goneId !== undefined && exited !== undefined) {
+      this.#handles.delete(goneId);
+      this.#leftovers.set(goneId, exited);
+      this.#invalidLogged.forget(goneId);
     }
   }
 
@@ -402,7 +402,7 @@ export class Arbiter {
     } catch (e) {
       // The outcome of an action is an event like any other: the supervisor
       // hears it once the batch it belongs to is carried out.
-      return this.#enqueue({ type: "spawnFailed", worker: ref.id, error: firstLine(e) });
+      return this.#enqueue({ type: "spawnFailed", workerId: ref.id, error: firstLine(e) });
     }
     const { handle, expectsHello, requestLimit, isolates } = spawned;
     this.#handles.set(ref.id, handle);
@@ -411,7 +411,7 @@ export class Arbiter {
       gen: generation,
       pid: handle.pid,
     });
-    this.#enqueue({ type: "spawned", worker: ref.id, expectsHello, requestLimit, isolates });
+    this.#enqueue({ type: "spawned", workerId: ref.id, expectsHello, requestLimit, isolates });
     if (this.#o.hooks.postFork) await this.#hook("postFork", this.#describe(handle));
   }
 

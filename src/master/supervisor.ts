@@ -172,7 +172,7 @@ export class Supervisor {
 
   #handle(e: SupervisorEvent): void {
     if (e.type === "hello" || e.type === "ready" || e.type === "seen") {
-      const w = this.#byId.get(e.worker);
+      const w = this.#byId.get(e.workerId);
       if (w) w.lastSeen = e.now;
     }
     switch (e.type) {
@@ -180,7 +180,7 @@ export class Supervisor {
         for (let id = 1; id <= this.workerCount; id++) this.#slots.set(id, newSlot(id));
         return void this.#out.push(...this.#services.start(e.now));
       case "spawned": {
-        const w = this.#byId.get(e.worker);
+        const w = this.#byId.get(e.workerId);
         if (w !== undefined && w === this.#launching) this.#launching = undefined;
         if (!w) return;
         // Its deadlines run from the moment its process exists, hooks and
@@ -195,25 +195,25 @@ export class Supervisor {
         return;
       }
       case "spawnFailed":
-        return this.#onExit(e.worker, e.now, { spawn: e.error });
+        return this.#onExit(e.workerId, e.now, { spawn: e.error });
       case "hello": {
-        const w = this.#byId.get(e.worker);
+        const w = this.#byId.get(e.workerId);
         if (w) w.speech = "speaking";
         w?.transitions.push({ state: "hello", at: e.now });
         return;
       }
       case "ready":
-        return this.#onReady(e.worker, e.now);
+        return this.#onReady(e.workerId, e.now);
       case "seen":
-        return this.#onSeen(e.worker, e.requests);
+        return this.#onSeen(e.workerId, e.requests);
       case "bye":
-        return this.#onBye(e.worker, e.now);
+        return this.#onBye(e.workerId, e.now);
       case "due":
         return this.#onDue(e.timer);
       case "portChecked":
         return this.#onPortChecked(e.shared, e.now);
       case "exited":
-        return this.#onExit(e.worker, e.now, { exit: { code: e.code, signal: e.signal } });
+        return this.#onExit(e.workerId, e.now, { exit: { code: e.code, signal: e.signal } });
       case "signal":
         return this.#onSignal(e.signal, e.now);
       case "reloaded":

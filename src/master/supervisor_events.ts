@@ -99,25 +99,25 @@ export type SupervisorEvent =
   | { type: "start"; now: number }
   | {
     type: "spawned";
-    worker: number;
+    workerId: number;
     now: number;
     expectsHello: boolean;
     requestLimit: number;
     /** Reporters in the process: one, or one per isolate (`deno serve --parallel`). */
     isolates?: number;
   }
-  | { type: "spawnFailed"; worker: number; now: number; error: string }
-  | { type: "hello"; worker: number; now: number }
-  | { type: "ready"; worker: number; now: number }
+  | { type: "spawnFailed"; workerId: number; now: number; error: string }
+  | { type: "hello"; workerId: number; now: number }
+  | { type: "ready"; workerId: number; now: number }
   /** Any valid message; `requests` when it reported its request count. */
-  | { type: "seen"; worker: number; now: number; requests?: number }
+  | { type: "seen"; workerId: number; now: number; requests?: number }
   /** Each of its isolates handed over its last harvest and said bye. */
-  | { type: "bye"; worker: number; now: number }
+  | { type: "bye"; workerId: number; now: number }
   /** A `timer` action's time came. */
   | { type: "due"; timer: Timer; now: number }
   /** What a `checkPort` action found: `shared` when another program listens on the app's port. */
   | { type: "portChecked"; shared?: PortShare; now: number }
-  | { type: "exited"; worker: number; now: number; code: number | null; signal: string | null }
+  | { type: "exited"; workerId: number; now: number; code: number | null; signal: string | null }
   | { type: "signal"; signal: SignalName; now: number }
   /** The configuration a `reload` action asked for, read and valid. */
   | { type: "reloaded"; config: SupervisorConfig; now: number }

@@ -63,8 +63,8 @@ export interface SupervisionSnapshot {
 
 /** Where harvests go and how the master shows itself. */
 export interface Telemetry {
-  /** Merges a worker's harvest, from one of its streams (isolates; 0 when it has one). */
-  harvest(worker: WorkerKey, message: HarvestMessage, stream?: number): void;
+  /** Merges a worker's harvest, from one of its isolates (0 when it has one). */
+  harvest(worker: WorkerKey, message: HarvestMessage, isolate?: number): void;
   /** Counts a message that failed validation. */
   invalid(worker: WorkerKey): void;
   /** The worker is gone, after `requests`: its gauges go, its counts stay. */
@@ -189,13 +189,13 @@ export class MasterTelemetry implements Telemetry {
     });
   }
 
-  harvest(worker: WorkerKey, m: HarvestMessage, stream = 0): void {
+  harvest(worker: WorkerKey, m: HarvestMessage, isolate = 0): void {
     this.#harvests++;
     this.#merging = worker;
     const refused = m.refused ?? 0;
     this.#invalid += refused;
     this.#workerDropped += Math.max(0, (m.dropped ?? 0) - refused);
-    this.#aggregator.merge(worker.id, m.metrics, worker.slot, stream);
+    this.#aggregator.merge(worker.id, m.metrics, worker.slot, isolate);
   }
 
   invalid(_worker: WorkerKey): void {

@@ -75,10 +75,10 @@ export class SupervisorDriver {
   #answer(w: WorkerRef): SupervisorEvent {
     const now = this.now;
     const failure = this.spawnBehaviour.failures?.shift();
-    if (failure !== undefined) return { type: "spawnFailed", worker: w.id, now, error: failure };
+    if (failure !== undefined) return { type: "spawnFailed", workerId: w.id, now, error: failure };
     return {
       type: "spawned",
-      worker: w.id,
+      workerId: w.id,
       now,
       expectsHello: this.spawnBehaviour.expectsHello ?? false,
       requestLimit: this.spawnBehaviour.requestLimit ?? 0,
@@ -116,13 +116,13 @@ export class SupervisorDriver {
 
   /** A worker says hello (when `speaking`) and ready. */
   readyUp(w: WorkerRef, speaking = true): SupervisorAction[] {
-    const out = speaking ? this.send({ type: "hello", worker: w.id }) : [];
-    return [...out, ...this.send({ type: "ready", worker: w.id })];
+    const out = speaking ? this.send({ type: "hello", workerId: w.id }) : [];
+    return [...out, ...this.send({ type: "ready", workerId: w.id })];
   }
 
   /** A worker's process exits. */
   exit(w: WorkerRef, code: number | null, signal: string | null = null): SupervisorAction[] {
-    return this.send({ type: "exited", worker: w.id, code, signal });
+    return this.send({ type: "exited", workerId: w.id, code, signal });
   }
 
   /** The live worker in `slot` that is its current one (the first listed). */

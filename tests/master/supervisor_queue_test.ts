@@ -13,14 +13,14 @@ describe("Supervisor outcomes as events", () => {
     assert.deepEqual(spawnsIn(sup.dispatch({ type: "tick", now: 5 })), []);
     const second = sup.dispatch({
       type: "spawned",
-      worker: a.id,
+      workerId: a.id,
       now: 10,
       expectsHello: false,
       requestLimit: 0,
     });
     assert.deepEqual(brief(second), ["spawn:2.1"]);
     const [b] = spawnsIn(second);
-    const third = sup.dispatch({ type: "spawnFailed", worker: b.id, now: 20, error: "EAGAIN" });
+    const third = sup.dispatch({ type: "spawnFailed", workerId: b.id, now: 20, error: "EAGAIN" });
     // A boot failure stops the master: the third slot is never spawned.
     assert.deepEqual(spawnsIn(third), []);
     assert.equal(sup.phase.name, "stopping");

@@ -8,13 +8,13 @@ describe("Supervisor state for /status", () => {
     d.send({ type: "start" });
     const [view] = d.sup.workers();
     d.now = 40;
-    d.send({ type: "hello", worker: view.worker.id });
+    d.send({ type: "hello", workerId: view.worker.id });
     d.now = 90;
-    d.send({ type: "ready", worker: view.worker.id });
+    d.send({ type: "ready", workerId: view.worker.id });
     d.now = 500;
     d.send({ type: "signal", signal: "SIGTERM" });
     d.now = 510;
-    d.send({ type: "bye", worker: view.worker.id });
+    d.send({ type: "bye", workerId: view.worker.id });
     const [after] = d.sup.workers();
     assert.deepEqual(after.transitions, [
       { state: "starting", at: 0 },
@@ -30,7 +30,7 @@ describe("Supervisor state for /status", () => {
   test("Supervisor.workers() keeps a worker's last 32 transitions however often it repeats itself", () => {
     const d = new SupervisorDriver({ workers: 1 });
     const [w] = d.boot();
-    for (let i = 0; i < 10_000; i++) d.send({ type: "bye", worker: w.id });
+    for (let i = 0; i < 10_000; i++) d.send({ type: "bye", workerId: w.id });
     const [view] = d.sup.workers();
     assert.equal(view.transitions.length, 32);
     assert.equal(view.transitions.at(-1)?.state, "bye");

@@ -74,7 +74,7 @@ describe("Supervisor start and boot", () => {
     d.now = 1_200;
     d.sup.dispatch({
       type: "spawned",
-      worker: w.id,
+      workerId: w.id,
       now: d.now,
       expectsHello: false,
       requestLimit: 0,
@@ -255,9 +255,9 @@ describe("Supervisor rolling replacement", () => {
     assert.equal(d.current(1).id, a.id);
     assert.equal(d.sup.phase.name, "running");
     // The survivor is still watched: silence gets it killed and replaced.
-    d.send({ type: "seen", worker: a.id });
+    d.send({ type: "seen", workerId: a.id });
     d.advance(1_500);
-    d.send({ type: "seen", worker: b.id });
+    d.send({ type: "seen", workerId: b.id });
     const killed = d.advance(501);
     assert.equal(noticesOf(killed, "silent").length, 1);
     assert.deepEqual(brief(killed), ["SIGTERM:1.1"]);
@@ -267,8 +267,8 @@ describe("Supervisor rolling replacement", () => {
   test("Supervisor.dispatch() recycles a worker after its request limit, once", () => {
     const d = new SupervisorDriver({ workers: 2 }, { requestLimit: 55 });
     const [a] = d.boot();
-    assert.deepEqual(brief(d.send({ type: "seen", worker: a.id, requests: 54 })), []);
-    const out = d.send({ type: "seen", worker: a.id, requests: 55 });
+    assert.deepEqual(brief(d.send({ type: "seen", workerId: a.id, requests: 54 })), []);
+    const out = d.send({ type: "seen", workerId: a.id, requests: 55 });
     assert.deepEqual(noticesOf(out, "recycling"), [{
       kind: "recycling",
       worker: a,
@@ -278,7 +278,7 @@ describe("Supervisor rolling replacement", () => {
     const [a2] = spawnsIn(out);
     assert.equal(a2.slot, 1);
     // More reports while the successor boots change nothing.
-    assert.deepEqual(brief(d.send({ type: "seen", worker: a.id, requests: 60 })), []);
+    assert.deepEqual(brief(d.send({ type: "seen", workerId: a.id, requests: 60 })), []);
     assert.deepEqual(brief(d.readyUp(a2)), ["shutdown:1.1"]);
     d.exit(a, 0);
     assert.equal(d.sup.restarts.max_requests, 1);
@@ -288,7 +288,7 @@ describe("Supervisor rolling replacement", () => {
   test("Supervisor.dispatch() counts a crash of the old worker during a roll once, as a crash", () => {
     const d = new SupervisorDriver({ workers: 1 }, { requestLimit: 10 });
     const [a] = d.boot();
-    const [a2] = spawnsIn(d.send({ type: "seen", worker: a.id, requests: 10 }));
+    const [a2] = spawnsIn(d.send({ type: "seen", workerId: a.id, requests: 10 }));
     assert.deepEqual(brief(d.exit(a, 1)), ["forget:1"]);
     d.readyUp(a2);
     assert.deepEqual(d.sup.restarts.crash + d.sup.restarts.max_requests, 1);
@@ -358,7 +358,7 @@ describe("Supervisor heartbeats", () => {
     const d = new SupervisorDriver({ workers: 1, timeoutMs: 2_000 });
     const [w] = d.boot();
     d.advance(1_500);
-    d.send({ type: "seen", worker: w.id });
+    d.send({ type: "seen", workerId: w.id });
     assert.deepEqual(brief(d.advance(2_000)), []);
     const out = d.advance(1);
     assert.deepEqual(noticesOf(out, "silent").map((n) => n.silentMs), [2_001]);

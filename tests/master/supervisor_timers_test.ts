@@ -75,7 +75,7 @@ describe("Supervisor timers and decisions on the clock", () => {
     const d = new SupervisorDriver({ workers: 1 }, { isolates: 2 });
     const [w] = d.boot();
     d.now = 100;
-    const bye = d.send({ type: "bye", worker: w.id });
+    const bye = d.send({ type: "bye", workerId: w.id });
     assert.deepEqual(brief(bye), ["SIGTERM:1.1"]);
     assert.deepEqual(timed(bye), [`timer:kill@${100 + GROUP_KILL_MS}`]);
     d.now = 100 + GROUP_KILL_MS;
@@ -86,7 +86,7 @@ describe("Supervisor timers and decisions on the clock", () => {
     const d = new SupervisorDriver({ workers: 1 }, { isolates: 2 });
     const [w] = d.boot();
     d.send({ type: "signal", signal: "SIGTERM" });
-    d.send({ type: "bye", worker: w.id });
+    d.send({ type: "bye", workerId: w.id });
     d.exit(w, 0);
     d.now = GROUP_KILL_MS;
     assert.deepEqual(brief(d.fire()), []);
@@ -95,7 +95,10 @@ describe("Supervisor timers and decisions on the clock", () => {
   test("Supervisor.dispatch() leaves a process of one isolate to exit by itself after bye", () => {
     const d = new SupervisorDriver({ workers: 1 });
     const [w] = d.boot();
-    assert.deepEqual(d.send({ type: "bye", worker: w.id }).filter((a) => a.type !== "notify"), []);
+    assert.deepEqual(
+      d.send({ type: "bye", workerId: w.id }).filter((a) => a.type !== "notify"),
+      [],
+    );
   });
 
   test("Supervisor.dispatch() stops what an exited worker's app left in its group: TERM, then KILL after 1 s", () => {
