@@ -330,7 +330,7 @@ export class Arbiter {
     const handle = "worker" in a ? this.#handles.get(a.worker.id) : undefined;
     switch (a.type) {
       case "spawn":
-        return await this.#spawn(a.worker);
+        return await this.#spawn(a.worker, a.heartbeatMs);
       case "shutdown":
         if (!handle?.send({ type: "shutdown", v: 1, graceful_ms: Math.round(a.gracefulMs) })) {
           handle?.signal("SIGTERM");
@@ -393,12 +393,13 @@ export class Arbiter {
     for (const line of this.#deferred.splice(0)) line();
   }
 
-  async #spawn(ref: WorkerRef): Promise<void> {
+  async #spawn(ref: WorkerRef, heartbeatMs: number): Promise<void> {
     const { slot, generation } = ref;
     if (this.#o.hooks.preFork) await this.#hook("preFork", { slot, generation, pid: null });
     let spawned;
     try {
-      spawned = this.#o.spawner.spawn(ref, () => this.#sup.workerCount, this.#events);
+      const how = { workers: () => this.#sup.workerCount, heartbeatMs };
+      spawned = this.#o.spawner.spawn(ref, how, this.#events);
     } catch (e) {
       // The outcome of an action is an event like any other: the supervisor
       // hears it once the batch it belongs to is carried out.

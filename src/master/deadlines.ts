@@ -8,6 +8,24 @@
 import type { SupervisorAction, WorkerRef } from "./supervisor_events.ts";
 
 /**
+ * How often a worker sends a heartbeat: often enough that one late beat never
+ * trips the timeout, at least every harvest, and never more than every 50 ms;
+ * 0 (never) when there is no timeout.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { heartbeatInterval } from "./deadlines.ts";
+ * assert.equal(heartbeatInterval(30_000, 5_000), 5_000);
+ * assert.equal(heartbeatInterval(2_000, 5_000), 500);
+ * assert.equal(heartbeatInterval(0, 5_000), 0);
+ * ```
+ */
+export function heartbeatInterval(timeoutMs: number, harvestMs: number): number {
+  return timeoutMs > 0 ? Math.max(50, Math.min(harvestMs, Math.round(timeoutMs / 4))) : 0;
+}
+
+/**
  * The metrics endpoint starts once every worker is ready, or this long after
  * the start if that comes first: starting it costs the master a few
  * milliseconds of main thread, which the booting workers would otherwise share.

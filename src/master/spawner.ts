@@ -21,6 +21,14 @@ import type { LaunchPlan } from "./inject.ts";
 import type { WorkerRef } from "./supervisor.ts";
 import { type WorkerEvents, WorkerHandle } from "./worker_handle.ts";
 
+/** What the master asks of the next worker besides its ref. */
+export interface SpawnHow {
+  /** The number of workers the master runs now. */
+  workers: () => number;
+  /** How often it sends a heartbeat, in ms (0: never), as the supervisor asks. */
+  heartbeatMs: number;
+}
+
 /** A started worker: its handle, and what the supervisor must know of it. */
 export interface Spawned {
   handle: WorkerHandle;
@@ -45,10 +53,10 @@ export interface WorkerSpawner {
   /** Takes new settings (a reload): the next spawn uses them. */
   configure(settings: ResolvedSettings): void;
   /**
-   * Starts one worker of the `workers()` the master runs now; throws when the
-   * process cannot be started.
+   * Starts one worker as `how` says; throws when the process cannot be
+   * started. What the process reports goes to `events`, as it is.
    */
-  spawn(worker: WorkerRef, workers: () => number, events: WorkerEvents): Spawned;
+  spawn(worker: WorkerRef, how: SpawnHow, events: WorkerEvents): Spawned;
   /**
    * The sockets listening on `port` that none of `pids` (the workers) holds:
    * another program already serving the workers' port.
@@ -87,7 +95,8 @@ export interface ProcessSpawnerOptions {
  * import { ProcessSpawner } from "./spawner.ts";
  * const spawner = new ProcessSpawner({ settings, plan, env, cwd, serviceName, log, write });
  * await spawner.prepare();
- * const { handle } = spawner.spawn({ id: 1, slot: 1, generation: 1 }, () => 1, events);
+ * const how = { workers: () => 1, heartbeatMs: 5_000 };
+ * const { handle } = spawner.spawn({ id: 1, slot: 1, generation: 1 }, how, events);
  * ```
  */
 export class ProcessSpawner implements WorkerSpawner {
@@ -128,7 +137,8 @@ export class ProcessSpawner implements WorkerSpawner {
     this.#plan = this.#o.plan(settings);
   }
 
-  spawn(ref: WorkerRef, workers: () => number, events: WorkerEvents): Spawned {
+  spawn(ref: WorkerRef, how: SpawnHow, events: WorkerEvents): Spawned {
+    const { workers, heartbeatMs } = how;
     const config = this.#settings.config;
     const once = config.once;
     const channel = this.#openChannel();
@@ -175,7 +185,7 @@ export class ProcessSpawner implements WorkerSpawner {
       ref,
       {
         events,
-        welcome: (h) => this.#welcome(h),
+        welcome: (h) => this.#welcome(h, heartbeatMs),
         output: {
           prefix: () => workers() > 1,
           json: () => this.#settings.config.logFormat === "json",
@@ -235,13 +245,8 @@ export class ProcessSpawner implements WorkerSpawner {
     return { server: this.#channel, token: channelToken() };
   }
 
-  #welcome(w: WorkerHandle): Omit<WelcomeMessage, "type" | "v"> {
+  #welcome(w: WorkerHandle, heartbeatMs: number): Omit<WelcomeMessage, "type" | "v"> {
     const harvestMs = this.#settings.config.harvestIntervalMs;
-    const timeoutMs = this.#settings.config.timeoutMs;
-    // Heartbeats often enough that one late beat never trips the timeout.
-    const heartbeatMs = timeoutMs > 0
-      ? Math.max(50, Math.min(harvestMs, Math.round(timeoutMs / 4)))
-      : 0;
     return {
       worker: w.slot,
       generation: w.generation,

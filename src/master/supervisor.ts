@@ -54,7 +54,8 @@ export * from "./supervisor_events.ts";
  * ```ts
  * import assert from "node:assert/strict";
  * import { Supervisor } from "./supervisor.ts";
- * const s = new Supervisor({ workers: 2, once: false, timeoutMs: 30_000, gracefulMs: 30_000 });
+ * const config = { workers: 2, once: false, timeoutMs: 0, gracefulMs: 30_000, heartbeatMs: 0 };
+ * const s = new Supervisor(config);
  * const actions = s.dispatch({ type: "start", now: 0 });
  * // One spawn at a time: the next once this one's outcome is told.
  * assert.equal(actions.filter((a) => a.type === "spawn").length, 1);
@@ -535,7 +536,7 @@ export class Supervisor {
     const w = newRecord(ref, now, countAs);
     this.#byId.set(ref.id, w);
     this.#launching = w;
-    this.#emit({ type: "spawn", worker: ref });
+    this.#emit({ type: "spawn", worker: ref, heartbeatMs: this.#config.heartbeatMs });
     return w;
   }
 

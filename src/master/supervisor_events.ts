@@ -9,6 +9,7 @@
 import type { Config } from "../config/config.ts";
 import type { SignalName } from "../runtime/runtime.ts";
 import type { Listener } from "./port_owners.ts";
+import { heartbeatInterval } from "./deadlines.ts";
 
 /** Why a worker was replaced, as `forklift_worker_restarts_total{reason}` counts it. */
 export type RestartReason = "crash" | "timeout" | "reload" | "max_requests" | "scale";
@@ -52,6 +53,11 @@ export interface SupervisorConfig {
   /** Heartbeat timeout in ms; 0 turns it off. */
   timeoutMs: number;
   gracefulMs: number;
+  /**
+   * How often each worker is asked to send a heartbeat, in ms (0: never): the
+   * supervisor that judges the timeout tells every worker it spawns.
+   */
+  heartbeatMs: number;
 }
 
 /** Where a worker is in its life; each state holds what only it needs. */
@@ -185,7 +191,8 @@ export type Notice =
 
 /** What the arbiter must do. */
 export type SupervisorAction =
-  | { type: "spawn"; worker: WorkerRef }
+  /** Start a worker that sends a heartbeat every `heartbeatMs` (0: never). */
+  | { type: "spawn"; worker: WorkerRef; heartbeatMs: number }
   /** Ask a worker that speaks the protocol to drain and exit (SIGTERM if it cannot be asked). */
   | { type: "shutdown"; worker: WorkerRef; gracefulMs: number }
   /** Ask for a final harvest now. */
@@ -242,12 +249,16 @@ export interface WorkerView {
  * ```
  */
 export function supervisorConfig(
-  config: Pick<Config, "workers" | "once" | "timeoutMs" | "gracefulTimeoutMs">,
+  config: Pick<
+    Config,
+    "workers" | "once" | "timeoutMs" | "gracefulTimeoutMs" | "harvestIntervalMs"
+  >,
 ): SupervisorConfig {
   return {
     workers: config.workers,
     once: config.once,
     timeoutMs: config.timeoutMs,
     gracefulMs: config.gracefulTimeoutMs,
+    heartbeatMs: heartbeatInterval(config.timeoutMs, config.harvestIntervalMs),
   };
 }

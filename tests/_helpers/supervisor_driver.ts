@@ -44,6 +44,7 @@ export class SupervisorDriver {
       once: false,
       timeoutMs: 30_000,
       gracefulMs: 30_000,
+      heartbeatMs: 5_000,
       ...config,
     });
     this.spawnBehaviour = spawn;

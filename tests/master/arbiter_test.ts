@@ -8,7 +8,7 @@ import { recordingLog } from "../_helpers/recording_log.ts";
 import { Arbiter } from "../../src/master/arbiter.ts";
 import type { Clock } from "../../src/master/clock.ts";
 import type { Hooks } from "../../src/master/hooks.ts";
-import type { Spawned, WorkerSpawner } from "../../src/master/spawner.ts";
+import type { Spawned, SpawnHow, WorkerSpawner } from "../../src/master/spawner.ts";
 import type { WorkerRef } from "../../src/master/supervisor.ts";
 import {
   MasterTelemetry,
@@ -56,6 +56,8 @@ async function settle(): Promise<void> {
 /** A fake worker process: records what the master sent it and lets the test speak for it. */
 interface FakeWorker {
   ref: WorkerRef;
+  /** The heartbeat interval the master asked of it. */
+  heartbeatMs: number;
   events: WorkerProcessEvents;
   sent: unknown[];
   signals: string[];
@@ -69,10 +71,16 @@ class FakeSpawner implements WorkerSpawner {
   closed = false;
   async prepare(): Promise<void> {}
   configure(): void {}
-  spawn(ref: WorkerRef, _workers: () => number, events: WorkerEvents): Spawned {
+  spawn(ref: WorkerRef, how: SpawnHow, events: WorkerEvents): Spawned {
     const failure = this.failures.shift();
     if (failure !== undefined) throw new Error(failure);
-    const fake: FakeWorker = { ref, events: undefined!, sent: [], signals: [] };
+    const fake: FakeWorker = {
+      ref,
+      heartbeatMs: how.heartbeatMs,
+      events: undefined!,
+      sent: [],
+      signals: [],
+    };
     const handle = new WorkerHandle(
       (events) => {
         fake.events = events;
@@ -91,7 +99,7 @@ class FakeSpawner implements WorkerSpawner {
           worker: h.slot,
           generation: h.generation,
           harvest_interval_ms: 1000,
-          heartbeat_ms: 0,
+          heartbeat_ms: how.heartbeatMs,
           resource: {},
         }),
         output: { prefix: () => false, json: () => false },
@@ -330,14 +338,24 @@ describe("Arbiter with fake ports", () => {
     assert.equal(await done, 0);
   });
 
+  test("Arbiter.run() gives each worker the heartbeat interval the supervisor asks for", async () => {
+    const h = harness({ workers: "1", timeout: "2" });
+    const { done } = await runReady(h);
+    const [w] = h.spawner.workers;
+    assert.equal(w.heartbeatMs, 500);
+    const welcome = w.sent.find((m) => (m as { type: string }).type === "welcome");
+    assert.equal((welcome as { heartbeat_ms: number }).heartbeat_ms, 500);
+    await quickStop(h, w, done);
+  });
+
   test("Arbiter.run() calls childExit before the replacement is spawned", async () => {
     const h = harness({ workers: "1" });
     const { done } = await runReady(h);
     const [w] = h.spawner.workers;
     const spawn = h.spawner.spawn.bind(h.spawner);
-    h.spawner.spawn = (ref, workers, events) => {
+    h.spawner.spawn = (ref, how, events) => {
       h.calls.push(`spawn ${ref.slot}.${ref.generation}`);
-      return spawn(ref, workers, events);
+      return spawn(ref, how, events);
     };
     const calls = h.calls.length;
     w.events.exit(1, null);

@@ -5,7 +5,13 @@ import { brief, spawnsIn, SupervisorDriver } from "../_helpers/supervisor_driver
 
 describe("Supervisor outcomes as events", () => {
   test("Supervisor.dispatch() asks for one spawn at a time, the next once the last one's outcome is in", () => {
-    const sup = new Supervisor({ workers: 3, once: false, timeoutMs: 30_000, gracefulMs: 30_000 });
+    const sup = new Supervisor({
+      workers: 3,
+      once: false,
+      timeoutMs: 30_000,
+      gracefulMs: 30_000,
+      heartbeatMs: 5_000,
+    });
     const first = sup.dispatch({ type: "start", now: 0 });
     assert.deepEqual(brief(first), ["spawn:1.1"]);
     const [a] = spawnsIn(first);

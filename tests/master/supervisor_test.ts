@@ -202,7 +202,7 @@ describe("Supervisor rolling replacement", () => {
     assert.deepEqual(brief(d.send({ type: "signal", signal: "SIGHUP" })), ["reload"]);
     const out = d.send({
       type: "reloaded",
-      config: { workers: 2, once: false, timeoutMs: 30_000, gracefulMs: 5_000 },
+      config: { workers: 2, once: false, timeoutMs: 30_000, gracefulMs: 5_000, heartbeatMs: 5_000 },
     });
     assert.deepEqual(noticesOf(out, "reloading"), [{ kind: "reloading", workers: 2 }]);
     const [a2] = spawnsIn(out);
@@ -232,7 +232,7 @@ describe("Supervisor rolling replacement", () => {
     const [next] = spawnsIn(
       d.send({
         type: "reloaded",
-        config: { workers: 1, once: false, timeoutMs: 0, gracefulMs: 2_000 },
+        config: { workers: 1, once: false, timeoutMs: 0, gracefulMs: 2_000, heartbeatMs: 5_000 },
       }),
     );
     d.readyUp(next);
@@ -244,7 +244,13 @@ describe("Supervisor rolling replacement", () => {
     const d = new SupervisorDriver({ workers: 2, timeoutMs: 2_000 });
     const [a, b] = d.boot();
     d.send({ type: "signal", signal: "SIGHUP" });
-    const config = { workers: 2, once: false, timeoutMs: 2_000, gracefulMs: 30_000 };
+    const config = {
+      workers: 2,
+      once: false,
+      timeoutMs: 2_000,
+      gracefulMs: 30_000,
+      heartbeatMs: 5_000,
+    };
     const [a2] = spawnsIn(d.send({ type: "reloaded", config }));
     const out = d.exit(a2, 1);
     const [failed] = noticesOf(out, "bootFailed");
@@ -301,7 +307,13 @@ describe("Supervisor rolling replacement", () => {
     d.send({ type: "signal", signal: "SIGHUP" });
     const out = d.send({
       type: "reloaded",
-      config: { workers: 3, once: false, timeoutMs: 30_000, gracefulMs: 30_000 },
+      config: {
+        workers: 3,
+        once: false,
+        timeoutMs: 30_000,
+        gracefulMs: 30_000,
+        heartbeatMs: 5_000,
+      },
     });
     assert.deepEqual(brief(out), ["spawn:3.1", "spawn:1.2"]);
     assert.deepEqual(noticesOf(out, "scaled"), [{ kind: "scaled", workers: 3 }]);

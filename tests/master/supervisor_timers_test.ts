@@ -1,7 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { GROUP_KILL_MS, PORT_RECHECK_MS, SERVICES_DELAY_MS } from "../../src/master/deadlines.ts";
-import type { SupervisorAction } from "../../src/master/supervisor.ts";
+import { type SupervisorAction, supervisorConfig } from "../../src/master/supervisor.ts";
+import { typedConfig } from "../../src/config/config.ts";
 import { brief, noticesOf, SupervisorDriver, timed } from "../_helpers/supervisor_driver.ts";
 
 const SHARE = { port: 8000, listeners: [{ address: "0.0.0.0", family: 4 as const, uid: 0 }] };
@@ -109,5 +110,24 @@ describe("Supervisor timers and decisions on the clock", () => {
     assert.deepEqual(timed(gone), ["group:SIGTERM:1.1", `timer:killGroup@${50 + GROUP_KILL_MS}`]);
     d.now = 50 + GROUP_KILL_MS;
     assert.deepEqual(timed(d.fire()), ["group:SIGKILL:1.1"]);
+  });
+});
+
+describe("Supervisor heartbeats", () => {
+  test("Supervisor.dispatch() asks each worker it spawns for the heartbeat its timeout needs, reloads included", () => {
+    const d = new SupervisorDriver({ workers: 1, timeoutMs: 2_000, heartbeatMs: 500 });
+    const [spawn] = d.send({ type: "start" }).filter((a) => a.type === "spawn");
+    assert.deepEqual(spawn, { type: "spawn", worker: spawn.worker, heartbeatMs: 500 });
+    d.readyUp(d.current(1));
+    d.send({ type: "signal", signal: "SIGHUP" });
+    const config = { workers: 1, once: false, timeoutMs: 0, gracefulMs: 30_000, heartbeatMs: 0 };
+    const rolled = d.send({ type: "reloaded", config }).filter((a) => a.type === "spawn");
+    assert.deepEqual(rolled.map((a) => a.type === "spawn" && a.heartbeatMs), [0]);
+  });
+
+  test("supervisorConfig() asks for a beat often enough that one late beat never trips the timeout", () => {
+    const config = typedConfig({ timeout: 2, harvest_interval: 5 });
+    assert.equal(supervisorConfig(config).heartbeatMs, 500);
+    assert.equal(supervisorConfig(typedConfig({ timeout: 0 })).heartbeatMs, 0);
   });
 });
