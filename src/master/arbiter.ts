@@ -29,6 +29,7 @@ import {
   type SupervisorAction,
   supervisorConfig,
   type SupervisorEvent,
+  type Timer,
   type WorkerRef,
 } from "./supervisor.ts";
 import { migrateReqWarning, readMigrateReq } from "./sysctl.ts";
@@ -85,8 +86,8 @@ export class Arbiter {
   #systemd?: SystemdNotifier;
   #orphans?: OrphanSweeper;
   #queue: EventQueue<SupervisorEvent>;
-  /** The supervisor's timers armed on the clock, each as the function that cancels it. */
-  #timers = new Set<() => void>();
+  /** The supervisor's timers armed on the clock, by the function that cancels each. */
+  #timers = new Map<() => void, Timer>();
   /** Workers gone whose app's leftover processes get SIGKILL later. */
   #leftovers = new Map<number, WorkerHandle>();
   #pidFile?: PidFile;
@@ -284,8 +285,9 @@ export class Arbiter {
       this.#flushLog();
     }
     unlisten();
-    for (const cancel of this.#timers) cancel();
-    this.#timers.clear();
+    // What an exited worker's app left behind still gets its SIGKILL if the
+    // master is still there (its final export): it must not outlive the stop.
+    for (const [cancel, timer] of this.#timers) if (timer.name !== "killGroup") cancel();
     this.#log.info("Master exiting with code {code}", { code: this.#code });
     // graceful_timeout bounds the whole stop (an orchestrator's SIGKILL comes
     // then): the final export gets what the workers left of it.
@@ -352,9 +354,13 @@ export class Arbiter {
         const { timer } = a;
         const cancel = this.#clock.after(Math.max(0, a.at - this.#clock.now()), () => {
           this.#timers.delete(cancel);
-          this.#enqueue({ type: "due", timer });
+          if (this.#code === undefined) return this.#enqueue({ type: "due", timer });
+          // The loop is over: the supervisor decided this one already.
+          if (timer.name === "killGroup") {
+            this.#leftovers.get(timer.worker.id)?.signalGroup("SIGKILL");
+          }
         });
-        this.#timers.add(cancel);
+        this.#timers.set(cancel, timer);
         return;
       }
       case "checkPort":

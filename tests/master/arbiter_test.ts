@@ -61,6 +61,8 @@ interface FakeWorker {
   events: WorkerProcessEvents;
   sent: unknown[];
   signals: string[];
+  /** Signals to what the worker's app left in its process group. */
+  groupSignals: string[];
 }
 
 class FakeSpawner implements WorkerSpawner {
@@ -80,6 +82,7 @@ class FakeSpawner implements WorkerSpawner {
       events: undefined!,
       sent: [],
       signals: [],
+      groupSignals: [],
     };
     const handle = new WorkerHandle(
       (events) => {
@@ -89,7 +92,7 @@ class FakeSpawner implements WorkerSpawner {
           connected: true,
           send: (m) => (fake.sent.push(m), true),
           kill: (s) => void fake.signals.push(s),
-          killGroup: () => {},
+          killGroup: (s) => void fake.groupSignals.push(s),
         };
       },
       ref,
@@ -346,6 +349,19 @@ describe("Arbiter with fake ports", () => {
     const welcome = w.sent.find((m) => (m as { type: string }).type === "welcome");
     assert.equal((welcome as { heartbeat_ms: number }).heartbeat_ms, 500);
     await quickStop(h, w, done);
+  });
+
+  test("Arbiter.run() stops what an exited worker's app left behind: TERM, KILL 1 s later, even once the master is done", async () => {
+    const h = harness({ workers: "1" });
+    const { done } = await runReady(h);
+    const [w] = h.spawner.workers;
+    h.raise("SIGTERM");
+    await h.clock.advance(0);
+    w.events.exit(0, null);
+    assert.equal(await done, 0);
+    assert.deepEqual(w.groupSignals, ["SIGTERM"]);
+    await h.clock.advance(1_000);
+    assert.deepEqual(w.groupSignals, ["SIGTERM", "SIGKILL"]);
   });
 
   test("Arbiter.run() calls childExit before the replacement is spawned", async () => {
