@@ -15,27 +15,29 @@ import { listenSignals } from "../runtime/signals.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { EXIT_USAGE, firstLine } from "../config/errors.ts";
 import { LogThrottle, shorten } from "../log/throttle.ts";
-import { bracketHost, formatHostPort } from "../protocol/host_port.ts";
+import { formatHostPort } from "../protocol/host_port.ts";
 import { EventQueue } from "./event_queue.ts";
 import { EXIT_FAILURE } from "./exit_status.ts";
 import { callHook, type Hooks, type MasterDescriptor, type WorkerDescriptor } from "./hooks.ts";
 import { noticeLine } from "./notices.ts";
 import { movePidFile, type PidFile, writePidFile } from "./pid_file.ts";
 import type { MasterServices } from "./services.ts";
+import type { WorkerSpawner } from "./spawner.ts";
 import type { ZombieSweeper } from "./zombie_sweeper.ts";
-import type { WorkerListener, WorkerSpawner } from "./spawner.ts";
 import {
   type Notice,
+  type PortShare,
   Supervisor,
   type SupervisorAction,
   supervisorConfig,
   type SupervisorEvent,
+  type Timer,
   type WorkerRef,
 } from "./supervisor.ts";
 import { migrateReqWarning, readMigrateReq } from "./sysctl.ts";
 import { statusLine, SystemdNotifier } from "./systemd.ts";
 import type { SupervisionSnapshot, Telemetry } from "./telemetry.ts";
-import type { WorkerHandle } from "./worker_handle.ts";
+import type { WorkerEvents, WorkerHandle } from "./worker_handle.ts";
 
 /** Everything the arbiter needs to run. */
 export interface ArbiterOptions {
@@ -57,8 +59,6 @@ export interface ArbiterOptions {
   services?: Pick<MasterServices, "reload">;
 }
 
-/** The shell's own event besides the supervisor's: start the metrics endpoint. */
-type Queued = SupervisorEvent | { type: "services"; now: number };
 type Unstamped<E> = E extends unknown ? Omit<E, "now"> : never;
 
 /** A SIGINT this soon after another is the same key press, delivered twice. */
@@ -68,17 +68,9 @@ const REPEAT_INT_MS = 100;
 const INVALID_LOG_MS = 10_000;
 /** The longest the loop sleeps without a tick. */
 const TICK_MS = 500;
-/**
- * The metrics endpoint starts once every worker is ready, or this long after
- * the first spawn if that comes first: starting it costs the master a few
- * milliseconds of main thread, which the booting workers would otherwise share.
- */
-const SERVICES_DELAY_MS = 250;
 /** The least time the final OTLP export gets, however long the workers took to stop. */
 const FINAL_EXPORT_MIN_MS = 1_000;
 
-/** How long after a first sight of another listener on the app port it is looked at again. */
-const PORT_RECHECK_MS = 250;
 /**
  * The master process's supervisor.
  *
@@ -97,16 +89,18 @@ export class Arbiter {
   #handles = new Map<number, WorkerHandle>();
   #systemd?: SystemdNotifier;
   #zombies?: ZombieSweeper;
-  #queue: EventQueue<Queued>;
-  #servicesStarted = false;
-  #cancelServices?: () => void;
+  #queue: EventQueue<SupervisorEvent>;
+  /** The supervisor's timers armed on the clock, by the function that cancels each. */
+  #timers = new Map<() => void, Timer>();
+  /** Workers gone whose app's leftover processes get SIGKILL later. */
+  #leftovers = new Map<number, WorkerHandle>();
   #pidFile?: PidFile;
   #code?: number;
   /** When the stop began, on the clock. */
   #stoppingSince?: number;
   /** Log lines written once the loop is done with an event: a line costs a spawn milliseconds. */
   #deferred: Array<() => void> = [];
-  #listener: WorkerListener;
+  #events: WorkerEvents;
   /** When each worker's last invalid message was logged, and how many were not since. */
   #invalidLogged = new LogThrottle(INVALID_LOG_MS);
   /** Each worker's one queued `seen`, brought up to date by what it says until taken. */
@@ -121,12 +115,13 @@ export class Arbiter {
     this.#queue = new EventQueue(this.#clock);
     this.#sup = new Supervisor(supervisorConfig(options.settings.config));
     this.#telemetry = options.telemetry(() => this.#snapshot());
-    this.#listener = {
-      hello: (w) => this.#enqueue({ type: "hello", worker: w.id }),
-      ready: (w) => this.#enqueue({ type: "ready", worker: w.id }),
+    this.#events = {
+      hello: (w) => this.#enqueue({ type: "hello", workerId: w.id }),
+      ready: (w) => this.#enqueue({ type: "ready", workerId: w.id }),
       seen: (w, requests) => this.#seen(w.id, requests),
-      exit: (w, code, signal) => this.#enqueue({ type: "exited", worker: w.id, code, signal }),
-      harvest: (w, m, stream) => this.#telemetry.harvest(w, m, stream),
+      bye: (w) => this.#enqueue({ type: "bye", workerId: w.id }),
+      exit: (w, code, signal) => this.#enqueue({ type: "exited", workerId: w.id, code, signal }),
+      harvest: (w, m, isolate) => this.#telemetry.harvest(w, m, isolate),
       invalid: (w, reason) => {
         this.#telemetry.invalid(w);
         // A hostile or broken worker must not flood the log: one line per
@@ -158,6 +153,7 @@ export class Arbiter {
       readyWorkers: this.#sup.readyCount,
       restarts: this.#sup.restarts,
       workers,
+      wallTime: (at) => new Date(Date.now() - (this.#clock.now() - at)),
     };
   }
 
@@ -165,8 +161,8 @@ export class Arbiter {
     return { pid: process.pid, workers: this.#sup.workerCount, command: this.#o.spawner.argv };
   }
 
-  #describe(w: WorkerHandle, reason?: string): WorkerDescriptor {
-    const { slot, generation, pid, exitCode, exitSignal: signal } = w;
+  #describe(handle: WorkerHandle, reason?: string): WorkerDescriptor {
+    const { slot, generation, pid, exitCode, exitSignal: signal } = handle;
     return { slot, generation, pid, exitCode, signal, reason };
   }
 
@@ -177,24 +173,24 @@ export class Arbiter {
     return callHook(this.#o.hooks, name, arg, this.#log);
   }
 
-  #enqueue(event: Unstamped<Queued>): void {
-    this.#queue.push({ ...event, now: this.#clock.now() } as Queued);
+  #enqueue(event: Unstamped<SupervisorEvent>): void {
+    this.#queue.push({ ...event, now: this.#clock.now() } as SupervisorEvent);
   }
 
   /**
    * A worker's messages as one queued event: however fast it talks, it holds
    * one place in the queue, and the supervisor hears its latest time and count.
    */
-  #seen(worker: number, requests?: number): void {
+  #seen(workerId: number, requests?: number): void {
     const now = this.#clock.now();
-    const pending = this.#pendingSeen.get(worker);
+    const pending = this.#pendingSeen.get(workerId);
     if (pending !== undefined) {
       pending.now = now;
       if (requests !== undefined) pending.requests = requests;
       return;
     }
-    const event = { type: "seen" as const, worker, now, requests };
-    this.#pendingSeen.set(worker, event);
+    const event = { type: "seen" as const, workerId, now, requests };
+    this.#pendingSeen.set(workerId, event);
     this.#queue.push(event);
   }
 
@@ -204,7 +200,7 @@ export class Arbiter {
    * heartbeat waiting in the queue is no silence), and no later: what
    * arrives meanwhile waits for the tick, so a busy queue never holds it back.
    */
-  async #next(): Promise<Queued> {
+  async #next(): Promise<SupervisorEvent> {
     const at = this.#sup.wakeAt() ?? Infinity;
     if (at <= this.#clock.now()) {
       if (this.#beforeDeadline === undefined) {
@@ -285,19 +281,17 @@ export class Arbiter {
       });
       if (this.#sup.workerCount > 1 && readMigrateReq() === 0) this.#log.warn(migrateReqWarning());
     }
-    this.#cancelServices = this.#clock.after(SERVICES_DELAY_MS, () => {
-      this.#enqueue({ type: "services" });
-    });
     while (this.#code === undefined) {
       const event = await this.#next();
-      if (event.type === "seen") this.#pendingSeen.delete(event.worker);
+      if (event.type === "seen") this.#pendingSeen.delete(event.workerId);
       if (event.type === "signal") this.#log.info("Received {signal}", { signal: event.signal });
-      if (event.type === "services") await this.#startServices();
-      else await this.#dispatch(event);
+      await this.#dispatch(event);
       this.#flushLog();
     }
     unlisten();
-    this.#cancelServices();
+    // What an exited worker's app left behind still gets its SIGKILL if the
+    // master is still there (its final export): it must not outlive the stop.
+    for (const [cancel, timer] of this.#timers) if (timer.name !== "killGroup") cancel();
     this.#log.info("Master exiting with code {code}", { code: this.#code });
     // graceful_timeout bounds the whole stop (an orchestrator's SIGKILL comes
     // then): the final export gets what the workers left of it.
@@ -314,11 +308,11 @@ export class Arbiter {
 
   /** Feeds one event to the supervisor and carries out its actions, in order. */
   async #dispatch(event: SupervisorEvent): Promise<void> {
-    const gone = event.type === "exited" ? event.worker : undefined;
-    const exited = gone === undefined ? undefined : this.#handles.get(gone);
-    if (gone !== undefined && exited !== undefined) {
+    const goneId = event.type === "exited" ? event.workerId : undefined;
+    const exited = goneId === undefined ? undefined : this.#handles.get(goneId);
+    if (goneId !== undefined && exited !== undefined) {
       // Before its replacement exists, as gunicorn's child_exit.
-      const reason = this.#sup.worker(gone)?.reason;
+      const reason = this.#sup.worker(goneId)?.reason;
       await this.#hook("childExit", this.#describe(exited, reason));
     }
     for (const action of this.#sup.dispatch(event)) {
@@ -331,16 +325,10 @@ export class Arbiter {
         });
       }
     }
-    // Phases as the supervisor sees them, for /status.
-    for (const view of this.#sup.workers()) {
-      const h = this.#handles.get(view.worker.id);
-      if (h === undefined || h.phase === view.phase) continue;
-      h.phase = view.phase;
-      h.mark(view.phase);
-    }
-    if (gone !== undefined) {
-      this.#handles.delete(gone);
-      this.#invalidLogged.forget(gone);
+    if (goneId !== undefined && exited !== undefined) {
+      this.#handles.delete(goneId);
+      this.#leftovers.set(goneId, exited);
+      this.#invalidLogged.forget(goneId);
     }
   }
 
@@ -348,7 +336,7 @@ export class Arbiter {
     const handle = "worker" in a ? this.#handles.get(a.worker.id) : undefined;
     switch (a.type) {
       case "spawn":
-        return await this.#spawn(a.worker);
+        return await this.#spawn(a.worker, a.heartbeatMs);
       case "shutdown":
         if (!handle?.send({ type: "shutdown", v: 1, graceful_ms: Math.round(a.gracefulMs) })) {
           handle?.signal("SIGTERM");
@@ -359,6 +347,32 @@ export class Arbiter {
         return;
       case "signal":
         return handle?.signal(a.signal);
+      case "signalGroup": {
+        // The exit being handled still has its handle; later ones wait in the leftovers.
+        const gone = handle ?? this.#leftovers.get(a.worker.id);
+        gone?.signalGroup(a.signal);
+        if (a.signal === "SIGKILL") this.#leftovers.delete(a.worker.id);
+        return;
+      }
+      case "timer": {
+        const { timer } = a;
+        const cancel = this.#clock.after(Math.max(0, a.at - this.#clock.now()), () => {
+          this.#timers.delete(cancel);
+          if (this.#code === undefined) return this.#enqueue({ type: "due", timer });
+          // The loop is over: the supervisor decided this one already.
+          if (timer.name === "killGroup") {
+            this.#leftovers.get(timer.worker.id)?.signalGroup("SIGKILL");
+          }
+        });
+        this.#timers.set(cancel, timer);
+        return;
+      }
+      case "checkPort":
+        return this.#enqueue({ type: "portChecked", shared: this.#portShare() });
+      case "startServices":
+        return await this.#startServices();
+      case "whenReady":
+        return await this.#whenReady();
       case "forget":
         return this.#telemetry.forget(a.worker, handle?.requests);
       case "reload":
@@ -372,9 +386,7 @@ export class Arbiter {
         this.#say(line.level, line.message, line.props);
         this.#tellSystemd(a.notice);
         if (a.notice.kind === "stopping") this.#stoppingSince ??= this.#clock.now();
-        if (a.notice.kind !== "booted") return;
-        this.#flushLog();
-        return await this.#onBooted();
+        return;
       }
       case "exit":
         this.#code = a.code;
@@ -391,33 +403,26 @@ export class Arbiter {
     for (const line of this.#deferred.splice(0)) line();
   }
 
-  async #spawn(ref: WorkerRef): Promise<void> {
+  async #spawn(ref: WorkerRef, heartbeatMs: number): Promise<void> {
     const { slot, generation } = ref;
     if (this.#o.hooks.preFork) await this.#hook("preFork", { slot, generation, pid: null });
-    if (this.#sup.worker(ref.id)?.phase !== "starting") {
-      // Stopped by an event carried out since the spawn was asked for.
-      return await this.#dispatch({ type: "abandoned", worker: ref.id, now: this.#clock.now() });
-    }
     let spawned;
     try {
-      spawned = this.#o.spawner.spawn(ref, () => this.#sup.workerCount, this.#listener);
+      const how = { workers: () => this.#sup.workerCount, heartbeatMs };
+      spawned = this.#o.spawner.spawn(ref, how, this.#events);
     } catch (e) {
-      return await this.#dispatch({
-        type: "spawnFailed",
-        worker: ref.id,
-        now: this.#clock.now(),
-        error: firstLine(e),
-      });
+      // The outcome of an action is an event like any other: the supervisor
+      // hears it once the batch it belongs to is carried out.
+      return this.#enqueue({ type: "spawnFailed", workerId: ref.id, error: firstLine(e) });
     }
-    const { handle, expectsHello, requestLimit } = spawned;
+    const { handle, expectsHello, requestLimit, isolates } = spawned;
     this.#handles.set(ref.id, handle);
     this.#say("info", "Booting worker {slot} (generation {gen}) with pid {pid}", {
       slot,
       gen: generation,
       pid: handle.pid,
     });
-    const now = this.#clock.now();
-    await this.#dispatch({ type: "spawned", worker: ref.id, now, expectsHello, requestLimit });
+    this.#enqueue({ type: "spawned", workerId: ref.id, expectsHello, requestLimit, isolates });
     if (this.#o.hooks.postFork) await this.#hook("postFork", this.#describe(handle));
   }
 
@@ -446,12 +451,12 @@ export class Arbiter {
     this.#o.reconfigureLogging?.(next);
     await this.#hook("onReload", this.#master());
     const config = supervisorConfig(next.config);
-    await this.#dispatch({ type: "reloaded", config, now: this.#clock.now() });
+    this.#enqueue({ type: "reloaded", config });
   }
 
-  async #onBooted(): Promise<void> {
-    if (await this.#portShared()) return;
-    await this.#startServices();
+  /** Every worker is ready and serves alone on its port. */
+  async #whenReady(): Promise<void> {
+    this.#flushLog();
     await this.#hook("whenReady", this.#master());
     try {
       const paths = await this.#o.spawner.sweep();
@@ -508,49 +513,27 @@ export class Arbiter {
   }
 
   /**
-   * Whether another program already listens on the workers' port: they bind
-   * with SO_REUSEPORT and would silently split its traffic with it. Then the
-   * master stops, as gunicorn does on a taken address (exit 2).
+   * Another program listening on the workers' port, if any: they bind with
+   * SO_REUSEPORT and would silently share its traffic. What to do about it is
+   * the supervisor's to decide.
    */
-  async #portShared(): Promise<boolean> {
-    const pids = () => [...this.#handles.values()].flatMap((h) => (h.pid === null ? [] : [h.pid]));
+  #portShare(): PortShare | undefined {
+    const pids = [...this.#handles.values()].flatMap((h) => (h.pid === null ? [] : [h.pid]));
     const ports = new Set<number>();
     for (const h of this.#handles.values()) {
       const m = /^(?!unix:).*:(\d+)$/.exec(h.addr ?? "");
       if (m) ports.add(Number(m[1]));
     }
     for (const port of ports) {
-      let others = this.#o.spawner.foreignListeners(port, pids());
-      if (others.length === 0) continue;
-      // Looked at again a moment later: a listener that goes meanwhile was one of a
-      // worker's own, closing (a worker that drains as it loses its master), not a program's.
-      await new Promise((resolve) => setTimeout(resolve, PORT_RECHECK_MS));
-      others = this.#o.spawner.foreignListeners(port, pids());
-      if (others.length === 0) continue;
-      this.#say(
-        "error",
-        "Port {port} is already served by another program ({n} listening socket(s) on {addrs}, uid {uids}): the workers would share its traffic; stop it or give the app another port",
-        {
-          port,
-          n: others.length,
-          addrs: [...new Set(others.map((o) => bracketHost(o.address)))]
-            .join(", "),
-          uids: [...new Set(others.map((o) => o.uid))].join(", "),
-        },
-      );
-      await this.#dispatch({ type: "fail", code: EXIT_USAGE, now: this.#clock.now() });
-      return true;
+      const listeners = this.#o.spawner.foreignListeners(port, pids);
+      if (listeners.length > 0) return { port, listeners };
     }
-    return false;
+    return undefined;
   }
 
-  /** Starts the metrics endpoint, once: when all workers are first ready or after a delay. */
+  /** Starts the metrics endpoint and the OTLP export (the supervisor says when: once). */
   async #startServices(): Promise<void> {
-    if (this.#servicesStarted) return;
-    this.#servicesStarted = true;
-    this.#cancelServices?.();
     const bind = this.#settings.config.metricsBind;
-    if (this.#sup.phase.name === "stopping") return;
     this.#telemetry.startExport();
     if (bind === null) return;
     try {
@@ -560,7 +543,7 @@ export class Arbiter {
       });
     } catch (e) {
       this.#say("error", "{error}; stopping", { error: firstLine(e) });
-      await this.#dispatch({ type: "fail", code: EXIT_FAILURE, now: this.#clock.now() });
+      this.#enqueue({ type: "fail", code: EXIT_FAILURE });
     }
   }
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { bracketHost } from "../protocol/host_port.ts";
 import { describeExit } from "./exit_status.ts";
 import type { Notice, WorkerRef } from "./supervisor.ts";
 
@@ -122,6 +123,19 @@ export function noticeLine(
       });
     case "scaled":
       return info("Workers: {n}", { n: notice.workers });
+    case "portShared": {
+      const { port, listeners } = notice.share;
+      return error(
+        "Port {port} is already served by another program ({n} listening socket(s) on {addrs}, uid {uids}): the workers would share its traffic; stop it or give the app another port",
+        {
+          port,
+          n: listeners.length,
+          addrs: [...new Set(listeners.map((o) => bracketHost(o.address)))]
+            .join(", "),
+          uids: [...new Set(listeners.map((o) => o.uid))].join(", "),
+        },
+      );
+    }
     case "atFloor":
       return info("Not going below one worker");
     case "reloading":

@@ -8,10 +8,9 @@
  */
 import process from "node:process";
 import type { Logger } from "@logtape/logtape";
-import { heartbeatMs } from "../config/derived.ts";
 import type { ResolvedSettings } from "../config/load.ts";
 import { workerEnv } from "../protocol/env.ts";
-import type { HarvestMessage, WelcomeMessage } from "../protocol/messages.ts";
+import type { WelcomeMessage } from "../protocol/messages.ts";
 import { type ChannelServer, channelToken, listenChannel } from "../runtime/channel_server.ts";
 import { type MasterDeathWatch, startMasterDeathWatch } from "../runtime/master_death_watch.ts";
 import { prepareSpawn, spawnWorkerProcess } from "../runtime/spawn.ts";
@@ -20,17 +19,14 @@ import { foreignListeners, type Listener } from "./port_owners.ts";
 import { SYSTEMD_ENV_NAMES } from "./systemd.ts";
 import type { LaunchPlan } from "./inject.ts";
 import type { WorkerRef } from "./supervisor.ts";
-import { WorkerHandle } from "./worker_handle.ts";
+import { type WorkerEvents, WorkerHandle } from "./worker_handle.ts";
 
-/** What a spawner reports about the workers it started, each named by its ref. */
-export interface WorkerListener {
-  hello(worker: WorkerRef): void;
-  ready(worker: WorkerRef): void;
-  seen(worker: WorkerRef, requests?: number): void;
-  /** A harvest, and the stream (isolate) of the worker it came on. */
-  harvest(worker: WorkerRef, message: HarvestMessage, stream: number): void;
-  invalid(worker: WorkerRef, reason: string): void;
-  exit(worker: WorkerRef, code: number | null, signal: string | null): void;
+/** What the master asks of the next worker besides its ref. */
+export interface SpawnHow {
+  /** The number of workers the master runs now. */
+  workers: () => number;
+  /** How often it sends a heartbeat, in ms (0: never), as the supervisor asks. */
+  heartbeatMs: number;
 }
 
 /** A started worker: its handle, and what the supervisor must know of it. */
@@ -40,6 +36,8 @@ export interface Spawned {
   expectsHello: boolean;
   /** Requests after which it is recycled (max_requests + jitter), 0 for never. */
   requestLimit: number;
+  /** Reporters it runs: one, or one per isolate. */
+  isolates: number;
 }
 
 /** Starts workers. */
@@ -55,10 +53,10 @@ export interface WorkerSpawner {
   /** Takes new settings (a reload): the next spawn uses them. */
   configure(settings: ResolvedSettings): void;
   /**
-   * Starts one worker of the `workers()` the master runs now; throws when the
-   * process cannot be started.
+   * Starts one worker as `how` says; throws when the process cannot be
+   * started. What the process reports goes to `events`, as it is.
    */
-  spawn(worker: WorkerRef, workers: () => number, listener: WorkerListener): Spawned;
+  spawn(worker: WorkerRef, how: SpawnHow, events: WorkerEvents): Spawned;
   /**
    * The sockets listening on `port` that none of `pids` (the workers) holds:
    * another program already serving the workers' port.
@@ -95,7 +93,8 @@ export interface ProcessSpawnerOptions {
  * import { ProcessSpawner } from "./spawner.ts";
  * const spawner = new ProcessSpawner({ settings, plan, env, cwd, log, write });
  * await spawner.prepare();
- * const { handle } = spawner.spawn({ id: 1, slot: 1, generation: 1 }, 1, listener);
+ * const how = { workers: () => 1, heartbeatMs: 5_000 };
+ * const { handle } = spawner.spawn({ id: 1, slot: 1, generation: 1 }, how, events);
  * ```
  */
 export class ProcessSpawner implements WorkerSpawner {
@@ -136,7 +135,8 @@ export class ProcessSpawner implements WorkerSpawner {
     this.#plan = this.#o.plan(settings);
   }
 
-  spawn(ref: WorkerRef, workers: () => number, listener: WorkerListener): Spawned {
+  spawn(ref: WorkerRef, how: SpawnHow, events: WorkerEvents): Spawned {
+    const { workers, heartbeatMs } = how;
     const config = this.#settings.config;
     const once = config.once;
     const channel = this.#openChannel();
@@ -158,7 +158,7 @@ export class ProcessSpawner implements WorkerSpawner {
       // which asks for a final harvest before anything is signalled.
       inheritStdin: once,
       detached: !once,
-      channel: channel && { ...channel, streams: this.#plan.isolates ?? 1 },
+      channel: channel && { ...channel, isolates: this.#plan.isolates ?? 1 },
       onCutOff: (unsent: number) =>
         this.#o.log.warn(
           "Worker {slot} does not read its IPC channel ({unsent} messages waiting): the channel is closed",
@@ -169,35 +169,35 @@ export class ProcessSpawner implements WorkerSpawner {
     const deathWatch = once ? undefined : this.#deathWatch;
     const handle = new WorkerHandle(
       (on) => {
-        const start = () => spawnWorkerProcess(argv, spawnOptions, on);
-        return deathWatch === undefined ? start() : deathWatch.spawn(start);
+        const started: { pid?: number } = {};
+        // Gone, it no longer needs stopping with the master.
+        const exit = (code: number | null, signal: string | null) => {
+          if (started.pid !== undefined) this.#deathWatch?.remove(started.pid);
+          on.exit(code, signal);
+        };
+        const start = () => spawnWorkerProcess(argv, spawnOptions, { ...on, exit });
+        const child = deathWatch === undefined ? start() : deathWatch.spawn(start);
+        started.pid = child.pid;
+        return child;
       },
-      ref.slot,
-      ref.generation,
+      ref,
       {
-        welcome: (h) => this.#welcome(h),
-        hello: () => listener.hello(ref),
-        ready: () => listener.ready(ref),
-        seen: (_, requests) => listener.seen(ref, requests),
-        harvest: (_, m, stream) => listener.harvest(ref, m, stream),
-        invalid: (_, reason) => listener.invalid(ref, reason),
-        exit: (h) => {
-          if (h.pid !== null) this.#deathWatch?.remove(h.pid);
-          listener.exit(ref, h.exitCode, h.exitSignal);
+        events,
+        welcome: (h) => this.#welcome(h, heartbeatMs),
+        output: {
+          prefix: () => workers() > 1,
+          json: () => this.#settings.config.logFormat === "json",
         },
+        write: this.#o.write,
+        isolates: channel === undefined ? 1 : this.#plan.isolates ?? 1,
       },
-      {
-        prefix: () => workers() > 1,
-        json: () => this.#settings.config.logFormat === "json",
-      },
-      this.#o.write,
-      channel === undefined ? 1 : this.#plan.isolates ?? 1,
     );
     const maxRequests = config.maxRequests;
     const jitter = config.maxRequestsJitter;
     const random = this.#o.random ?? Math.random;
     return {
       handle,
+      isolates: handle.isolates,
       expectsHello: channel !== undefined,
       requestLimit: maxRequests > 0 ? maxRequests + Math.floor(random() * (jitter + 1)) : 0,
     };
@@ -243,13 +243,12 @@ export class ProcessSpawner implements WorkerSpawner {
     return { server: this.#channel, token: channelToken() };
   }
 
-  #welcome(w: WorkerHandle): Omit<WelcomeMessage, "type" | "v"> {
-    const { config } = this.#settings;
+  #welcome(w: WorkerHandle, heartbeatMs: number): Omit<WelcomeMessage, "type" | "v"> {
     return {
       worker: w.slot,
       generation: w.generation,
-      harvest_interval_ms: config.harvestIntervalMs,
-      heartbeat_ms: heartbeatMs(config),
+      harvest_interval_ms: this.#settings.config.harvestIntervalMs,
+      heartbeat_ms: heartbeatMs,
       reuse_port: true,
     };
   }

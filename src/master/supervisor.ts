@@ -2,244 +2,50 @@
  * The master's supervision policy as a pure state machine: slots and
  * generations, boot-failure detection, crash backoff, the rolling replacement
  * queue (HUP, max_requests), scaling, heartbeat deadlines, graceful and quick
- * stop, and the `--once` exit status. It does no I/O and reads no clock: every
- * event carries its time, and {@linkcode Supervisor.dispatch} answers with the
- * actions the arbiter carries out.
+ * stop, when the services start and what a shared port means, and the
+ * `--once` exit status. It does no I/O and reads no clock: every event
+ * carries its time, and {@linkcode Supervisor.dispatch} answers with the
+ * actions the arbiter carries out (timers included, which come back as
+ * events). Its vocabulary is in `supervisor_events.ts`.
  *
  * @module
  */
-import type { Config } from "../config/config.ts";
+import { workerCount } from "../config/derived.ts";
+import { EXIT_USAGE } from "../config/errors.ts";
 import type { SignalName } from "../runtime/runtime.ts";
+import {
+  endProcess,
+  KILL_GRACE_MS,
+  KILL_REPEAT_MS,
+  MANAGED_READY_MS,
+  QUICK_KILL_MS,
+  QUICK_TERM_MS,
+  RETIRE_GRACE_MS,
+  UNMANAGED_READY_MS,
+} from "./deadlines.ts";
 import { EXIT_BOOT_FAILURE, exitStatus } from "./exit_status.ts";
+import { afterBootFailure, backOff } from "./restart_policy.ts";
+import { ServicesGate } from "./services_gate.ts";
+import {
+  type BootFailureCause,
+  exitOf,
+  type MasterPhase,
+  noRestarts,
+  type Notice,
+  type PortShare,
+  type RestartReason,
+  type RollReason,
+  type StopReason,
+  type SupervisorAction,
+  type SupervisorConfig,
+  type SupervisorEvent,
+  type Timer,
+  type WorkerRef,
+  type WorkerView,
+} from "./supervisor_events.ts";
+import { newRecord, newSlot, type Slot, viewOf, type WorkerRecord } from "./worker_record.ts";
 
-/** Why a worker was replaced, as `forklift_worker_restarts_total{reason}` counts it. */
-export type RestartReason = "crash" | "timeout" | "reload" | "max_requests" | "scale";
-/** Every {@linkcode RestartReason}, in the order the exposition lists them. */
-export const RESTART_REASONS: readonly RestartReason[] = [
-  "crash",
-  "timeout",
-  "reload",
-  "max_requests",
-  "scale",
-];
-/** Why the master asked a worker to stop. */
-export type StopReason = Exclude<RestartReason, "crash"> | "stop";
-/** Why a slot rolls to a new generation while the old one serves. */
-type RollReason = "reload" | "max_requests";
-
-/** A worker as the supervisor names it: a unique id, its slot and generation. */
-export interface WorkerRef {
-  readonly id: number;
-  readonly slot: number;
-  readonly generation: number;
-}
-
-/** What the policy needs of the settings. */
-export interface SupervisorConfig {
-  workers: number;
-  once: boolean;
-  /** Heartbeat timeout in ms; 0 turns it off. */
-  timeoutMs: number;
-  gracefulMs: number;
-}
-
-/** Where a worker is in its life; each state holds what only it needs. */
-export type WorkerPhase =
-  | { name: "starting" }
-  | { name: "ready"; at: number }
-  | {
-    name: "stopping";
-    reason: StopReason;
-    /** When a quick stop sends SIGTERM. */
-    termAt?: number;
-    /** When SIGKILL goes out (again) unless the worker has exited. */
-    killAt: number;
-  };
-
-/** Whether a worker speaks the protocol: only those can be judged silent or asked to drain. */
-export type Speech = "silent" | "expected" | "speaking";
-
-/** Where the master is in its life. */
-export type MasterPhase =
-  | { name: "booting" }
-  | { name: "running" }
-  | { name: "stopping"; mode: "graceful" | "quick" }
-  | { name: "exited"; code: number };
-
-/** What happens to the supervisor; `now` is a monotonic time in ms. */
-export type SupervisorEvent =
-  | { type: "start"; now: number }
-  | { type: "spawned"; worker: number; now: number; expectsHello: boolean; requestLimit: number }
-  | { type: "spawnFailed"; worker: number; now: number; error: string }
-  /** A worker stopped before its spawn was carried out: no process was started for it. */
-  | { type: "abandoned"; worker: number; now: number }
-  | { type: "hello"; worker: number; now: number }
-  | { type: "ready"; worker: number; now: number }
-  /** Any valid message; `requests` when it reported its request count. */
-  | { type: "seen"; worker: number; now: number; requests?: number }
-  | { type: "exited"; worker: number; now: number; code: number | null; signal: string | null }
-  | { type: "signal"; signal: SignalName; now: number }
-  /** The configuration a `reload` action asked for, read and valid. */
-  | { type: "reloaded"; config: SupervisorConfig; now: number }
-  /** The master cannot go on (its metrics endpoint failed): stop quickly with `code`. */
-  | { type: "fail"; code: number; now: number }
-  | { type: "tick"; now: number };
-
-/** How a worker that never became ready ended. */
-export type BootFailureCause =
-  | { exit: { code: number | null; signal: string | null } }
-  | { spawn: string };
-
-/** What the master should tell its log; the arbiter words it. */
-export type Notice =
-  | { kind: "ready"; worker: WorkerRef; afterMs: number }
-  | { kind: "noReadyReport"; worker: WorkerRef; afterMs: number }
-  | { kind: "booted"; workers: number }
-  | {
-    kind: "exited";
-    worker: WorkerRef;
-    code: number | null;
-    signal: string | null;
-    reason?: string;
-  }
-  | { kind: "programExited"; worker: WorkerRef; code: number | null; signal: string | null }
-  | {
-    kind: "bootFailed";
-    worker: WorkerRef;
-    cause: BootFailureCause;
-    then:
-      | { action: "stop" }
-      | { action: "keep"; generation: number | undefined }
-      | { action: "giveUp"; failures: number }
-      | { action: "respawn"; delayMs: number };
-  }
-  | {
-    kind: "crashed";
-    worker: WorkerRef;
-    code: number | null;
-    signal: string | null;
-    delayMs: number;
-  }
-  | { kind: "silent"; worker: WorkerRef; silentMs: number }
-  | { kind: "recycling"; worker: WorkerRef; requests: number; limit: number }
-  | { kind: "scaled"; workers: number }
-  | { kind: "atFloor" }
-  | { kind: "reloading"; workers: number }
-  | { kind: "reloaded"; workers: number }
-  | { kind: "stopping"; mode: "graceful" | "quick"; graceMs: number };
-
-/** What the arbiter must do. */
-export type SupervisorAction =
-  | { type: "spawn"; worker: WorkerRef }
-  /** Ask a worker that speaks the protocol to drain and exit (SIGTERM if it cannot be asked). */
-  | { type: "shutdown"; worker: WorkerRef; gracefulMs: number }
-  /** Ask for a final harvest now. */
-  | { type: "flush"; worker: WorkerRef }
-  | { type: "signal"; worker: WorkerRef; signal: "SIGTERM" | "SIGKILL" }
-  /** The worker is gone: its gauges go (its counts stay in the totals). */
-  | { type: "forget"; worker: WorkerRef }
-  /** Re-read the configuration and answer with a `reloaded` event. */
-  | { type: "reload" }
-  | { type: "reopenLogs" }
-  | { type: "notify"; notice: Notice }
-  | { type: "exit"; code: number };
-
-/** A worker in a `/status` listing. */
-export interface WorkerView {
-  worker: WorkerRef;
-  phase: WorkerPhase["name"];
-  /** Why it was asked to stop, once it was. */
-  reason?: StopReason;
-  /** Times its slot has been respawned. */
-  restarts: number;
-}
-
-interface WorkerRecord {
-  ref: WorkerRef;
-  spawnedAt: number;
-  phase: WorkerPhase;
-  speech: Speech;
-  lastSeen: number;
-  requests: number;
-  requestLimit: number;
-  /** Counted once its process exists (a spawn that throws replaces nothing). */
-  countAs?: RestartReason;
-  everReady: boolean;
-}
-
-interface Slot {
-  id: number;
-  current?: WorkerRecord;
-  /** A rolling replacement under way: the next generation and why. */
-  roll?: { next: WorkerRecord; reason: RollReason };
-  spawns: number;
-  restarts: number;
-  /** Consecutive boot failures, for the backoff. */
-  bootFailures: number;
-  /** Crashes in a row (each within CRASH_WINDOW_MS of the last), for the backoff. */
-  crashes: number;
-  lastCrashAt: number;
-  /** No respawn, and no roll, before this time. */
-  backoffUntil: number;
-  /** The reason to count when the slot is next filled. */
-  pendingReason?: RestartReason;
-}
-
-/** A worker killed for silence gets this long after SIGTERM before SIGKILL. */
-export const KILL_GRACE_MS = 1_000;
-/** A retired worker gets this long past its graceful time before SIGKILL. */
-const RETIRE_GRACE_MS = 1_000;
-/** A quick stop: flush now, SIGTERM after this, SIGKILL after QUICK_KILL_MS. */
-const QUICK_TERM_MS = 300;
-const QUICK_KILL_MS = 1_500;
-/** How often SIGKILL is repeated for a process that has not gone yet. */
-const KILL_REPEAT_MS = 1_000;
-export const MAX_BACKOFF_MS = 5_000;
-/** Boot failures in a row, in one slot of a booted master, before it gives up. */
-export const MAX_BOOT_FAILURES = 5;
-const CRASH_WINDOW_MS = 10_000;
-/** A program that never says hello is taken as booted once it has lived this long. */
-export const UNMANAGED_READY_MS = 1_000;
-/** A reporter that never says ready (a server it did not wrap) is taken as ready after this. */
-export const MANAGED_READY_MS = 10_000;
-
-/**
- * The policy's view of the settings.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { typedConfig } from "../config/config.ts";
- * import { supervisorConfig } from "./supervisor.ts";
- * const c = supervisorConfig(typedConfig({ workers: 2, graceful_timeout: 5 }));
- * assert.ok(c.gracefulMs === 5000);
- * ```
- */
-export function supervisorConfig(
-  config: Pick<Config, "workers" | "once" | "timeoutMs" | "gracefulTimeoutMs">,
-): SupervisorConfig {
-  return {
-    workers: config.workers,
-    once: config.once,
-    timeoutMs: config.timeoutMs,
-    gracefulMs: config.gracefulTimeoutMs,
-  };
-}
-
-/**
- * The respawn delay after `n` failures in a row: none for the first, then
- * doubling from 200 ms to a cap of 5 s.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { backoffDelay } from "./supervisor.ts";
- * assert.ok([0, 1, 2, 3, 9].map(backoffDelay).join() === "0,200,400,800,5000");
- * ```
- */
-export function backoffDelay(n: number): number {
-  return n <= 0 ? 0 : Math.min(MAX_BACKOFF_MS, 100 * 2 ** n);
-}
+export * from "./supervisor_events.ts";
 
 /**
  * The supervision policy. Feed it events; carry out the actions it returns,
@@ -249,9 +55,11 @@ export function backoffDelay(n: number): number {
  * ```ts
  * import assert from "node:assert/strict";
  * import { Supervisor } from "./supervisor.ts";
- * const s = new Supervisor({ workers: 2, once: false, timeoutMs: 30_000, gracefulMs: 30_000 });
+ * const config = { workers: 2, once: false, timeoutMs: 0, gracefulMs: 30_000, heartbeatMs: 0 };
+ * const s = new Supervisor(config);
  * const actions = s.dispatch({ type: "start", now: 0 });
- * assert.ok(actions.filter((a) => a.type === "spawn").length === 2);
+ * // One spawn at a time: the next once this one's outcome is told.
+ * assert.equal(actions.filter((a) => a.type === "spawn").length, 1);
  * ```
  */
 export class Supervisor {
@@ -266,15 +74,19 @@ export class Supervisor {
   #nextId = 1;
   /** Slots waiting for a rolling replacement, in order. */
   #rollQueue: Array<{ slot: number; reason: RollReason }> = [];
-  #restarts = Object.fromEntries(RESTART_REASONS.map((r) => [r, 0])) as Record<
-    RestartReason,
-    number
-  >;
+  #restarts = noRestarts();
   /** The exit code a stop was asked to end with (boot failure, metrics endpoint). */
   #stopCode?: number;
   /** The program's own exit status, under `--once`. */
   #onceStatus?: number;
   #out: SupervisorAction[] = [];
+  /**
+   * The worker whose spawn was asked for and whose outcome (`spawned` or
+   * `spawnFailed`) has not come back yet: the next spawn waits for it, so that
+   * no process is started on a decision its predecessor's failure would change.
+   */
+  #launching?: WorkerRecord;
+  #services = new ServicesGate();
 
   constructor(config: SupervisorConfig) {
     this.#config = { ...config };
@@ -287,7 +99,7 @@ export class Supervisor {
 
   /** The number of slots wanted now (1 under `--once`). */
   get workerCount(): number {
-    return this.#config.once ? 1 : this.#config.workers;
+    return workerCount(this.#config);
   }
 
   /** Restarts by reason since the start. */
@@ -314,12 +126,7 @@ export class Supervisor {
   }
 
   #view(w: WorkerRecord): WorkerView {
-    return {
-      worker: w.ref,
-      phase: w.phase.name,
-      reason: w.phase.name === "stopping" ? w.phase.reason : undefined,
-      restarts: this.#slots.get(w.ref.slot)?.restarts ?? 0,
-    };
+    return viewOf(w, this.#slots.get(w.ref.slot)?.restarts ?? 0);
   }
 
   /**
@@ -341,7 +148,8 @@ export class Supervisor {
         soon(w.lastSeen + this.#config.timeoutMs + 1);
       }
     }
-    if (!stopping) {
+    // While a spawn's outcome is awaited, the next spawn waits for that event, not for time.
+    if (!stopping && this.#launching === undefined) {
       // A backoff holds back an empty slot, or a queued roll while no other
       // rolls; anything else it holds waits for an event, not for time.
       const rolling = [...this.#slots.values()].some((s) => s.roll !== undefined);
@@ -366,41 +174,48 @@ export class Supervisor {
 
   #handle(e: SupervisorEvent): void {
     if (e.type === "hello" || e.type === "ready" || e.type === "seen") {
-      const w = this.#byId.get(e.worker);
+      const w = this.#byId.get(e.workerId);
       if (w) w.lastSeen = e.now;
     }
     switch (e.type) {
       case "start":
         for (let id = 1; id <= this.workerCount; id++) this.#slots.set(id, newSlot(id));
-        return;
+        return void this.#out.push(...this.#services.start(e.now));
       case "spawned": {
-        const w = this.#byId.get(e.worker);
+        const w = this.#byId.get(e.workerId);
+        if (w !== undefined && w === this.#launching) this.#launching = undefined;
         if (!w) return;
         // Its deadlines run from the moment its process exists, hooks and
         // earlier spawns of the same batch aside.
         w.spawnedAt = w.lastSeen = e.now;
         w.speech = e.expectsHello ? "expected" : "silent";
         w.requestLimit = e.requestLimit;
+        w.isolates = e.isolates ?? 1;
         const slot = this.#slots.get(w.ref.slot);
         if (w.countAs && slot) this.#countRestart(slot, w.countAs);
         w.countAs = undefined;
         return;
       }
-      case "abandoned":
-        return this.#onAbandoned(e.worker);
       case "spawnFailed":
-        return this.#onExit(e.worker, e.now, { spawn: e.error });
+        return this.#onExit(e.workerId, e.now, { spawn: e.error });
       case "hello": {
-        const w = this.#byId.get(e.worker);
+        const w = this.#byId.get(e.workerId);
         if (w) w.speech = "speaking";
+        w?.transitions.push({ state: "hello", at: e.now });
         return;
       }
       case "ready":
-        return this.#onReady(e.worker, e.now);
+        return this.#onReady(e.workerId, e.now);
       case "seen":
-        return this.#onSeen(e.worker, e.requests);
+        return this.#onSeen(e.workerId, e.requests);
+      case "bye":
+        return this.#onBye(e.workerId, e.now);
+      case "due":
+        return this.#onDue(e.timer);
+      case "portChecked":
+        return this.#onPortChecked(e.shared, e.now);
       case "exited":
-        return this.#onExit(e.worker, e.now, { exit: { code: e.code, signal: e.signal } });
+        return this.#onExit(e.workerId, e.now, { exit: { code: e.code, signal: e.signal } });
       case "signal":
         return this.#onSignal(e.signal, e.now);
       case "reloaded":
@@ -474,6 +289,8 @@ export class Supervisor {
     const w = this.#byId.get(id);
     if (!w || w.phase.name !== "starting") return;
     w.phase = { name: "ready", at: now };
+    w.readyAt = now;
+    w.transitions.push({ state: "ready", at: now });
     w.everReady = true;
     this.#notify({ kind: "ready", worker: w.ref, afterMs: now - w.spawnedAt });
     const slot = this.#slots.get(w.ref.slot);
@@ -493,6 +310,9 @@ export class Supervisor {
     if (this.#phase.name === "booting" && all) {
       this.#phase = { name: "running" };
       this.#notify({ kind: "booted", workers: this.#slots.size });
+      // The workers bind with SO_REUSEPORT: another program on their port
+      // would silently split its traffic with them.
+      this.#out.push(...this.#services.booted());
     }
     const rolling = this.#rollQueue.some((r) => r.reason === "reload") ||
       [...this.#slots.values()].some((s) => s.roll?.reason === "reload");
@@ -516,19 +336,42 @@ export class Supervisor {
     this.#rollQueue.push({ slot: w.ref.slot, reason: "max_requests" });
   }
 
-  #onAbandoned(id: number): void {
+  #onBye(id: number, now: number): void {
     const w = this.#byId.get(id);
-    if (!w) return;
-    this.#byId.delete(id);
-    this.#retiring.delete(w);
-    const slot = this.#slots.get(w.ref.slot);
-    if (slot?.current === w) slot.current = undefined;
-    if (slot?.roll?.next === w) slot.roll = undefined;
+    w?.transitions.push({ state: "bye", at: now });
+    // Isolates of one process do not exit one by one (the first would end them
+    // all): once each has handed over its last harvest, the process is ended.
+    if (w !== undefined && w.isolates > 1) this.#out.push(...endProcess(w.ref, now, "kill"));
+  }
+
+  #onDue(timer: Timer): void {
+    switch (timer.name) {
+      case "services":
+        return void this.#out.push(...this.#services.delayOver(this.#phase.name === "stopping"));
+      case "portRecheck":
+        if (this.#phase.name === "running") this.#emit({ type: "checkPort" });
+        return;
+      case "kill": // Unless it is gone meanwhile.
+        if (!this.#byId.has(timer.worker.id)) return;
+        return this.#emit({ type: "signal", worker: timer.worker, signal: "SIGKILL" });
+      case "killGroup":
+        return this.#emit({ type: "signalGroup", worker: timer.worker, signal: "SIGKILL" });
+    }
+  }
+
+  #onPortChecked(found: PortShare | undefined, now: number): void {
+    if (this.#phase.name !== "running") return;
+    const { actions, shared } = this.#services.portChecked(found, now);
+    this.#out.push(...actions);
+    if (shared === undefined) return;
+    this.#notify({ kind: "portShared", share: shared });
+    this.#stop("quick", now, EXIT_USAGE);
   }
 
   #onExit(id: number, now: number, cause: BootFailureCause): void {
     const w = this.#byId.get(id);
     if (!w) return;
+    if (w === this.#launching) this.#launching = undefined;
     this.#byId.delete(id);
     const slot = this.#slots.get(w.ref.slot);
     const wasCurrent = slot?.current === w;
@@ -540,6 +383,8 @@ export class Supervisor {
     // A process that never started replaced nothing: its successor counts instead.
     if (w.countAs && slot && !slot.pendingReason) slot.pendingReason = w.countAs;
     this.#emit({ type: "forget", worker: w.ref });
+    // What the app started and left behind in the worker's group goes with it.
+    if ("exit" in cause) this.#out.push(...endProcess(w.ref, now, "killGroup"));
     const { code, signal } = exitOf(cause);
     // A process that could not be started did not boot, under --once too.
     if ("spawn" in cause) return this.#onBootFailure(w, slot, wasNext, cause, now);
@@ -557,7 +402,7 @@ export class Supervisor {
     }
     if (!wasCurrent || !slot) return this.#notify({ kind: "exited", worker: w.ref, code, signal });
     if (planned === undefined) {
-      const delayMs = this.#backoff(slot, now);
+      const delayMs = backOff(slot, now);
       this.#notify({ kind: "crashed", worker: w.ref, code, signal, delayMs });
       slot.pendingReason = "crash";
     } else {
@@ -581,19 +426,10 @@ export class Supervisor {
       return this.#stop("quick", now, EXIT_BOOT_FAILURE);
     }
     if (!slot) return this.#notify({ kind: "exited", worker: w.ref, ...exitOf(cause) });
-    slot.bootFailures++;
-    if (wasNext) {
-      // The new generation cannot boot: keep the old one serving, and retry a
-      // recycle only after a backoff, so broken code on disk is no spawn loop.
-      this.#rollQueue = [];
-      slot.backoffUntil = now + backoffDelay(slot.bootFailures);
-      return notice({ action: "keep", generation: slot.current?.ref.generation });
-    }
-    if (slot.bootFailures >= MAX_BOOT_FAILURES) {
-      notice({ action: "giveUp", failures: slot.bootFailures });
-      return this.#stop("quick", now, EXIT_BOOT_FAILURE);
-    }
-    notice({ action: "respawn", delayMs: this.#backoff(slot, now) });
+    const then = afterBootFailure(slot, wasNext, slot.current?.ref.generation, now);
+    notice(then);
+    if (then.action === "keep") this.#rollQueue = [];
+    if (then.action === "giveUp") this.#stop("quick", now, EXIT_BOOT_FAILURE);
   }
 
   #onTick(now: number): void {
@@ -628,19 +464,6 @@ export class Supervisor {
 
   // ---- policy ---------------------------------------------------------------
 
-  /**
-   * Delays the slot's respawn: none for a first crash (a replacement should
-   * answer as fast as the runtime starts), then doubling up to a cap while
-   * crashes or boot failures follow each other. Returns the delay.
-   */
-  #backoff(slot: Slot, now: number): number {
-    slot.crashes = now - slot.lastCrashAt < CRASH_WINDOW_MS ? slot.crashes + 1 : 1;
-    slot.lastCrashAt = now;
-    const delay = backoffDelay(Math.max(slot.crashes - 1, slot.bootFailures));
-    slot.backoffUntil = now + delay;
-    return delay;
-  }
-
   #countRestart(slot: Slot, reason: RestartReason): void {
     slot.restarts++;
     this.#restarts[reason]++;
@@ -650,12 +473,13 @@ export class Supervisor {
    * Enters the stopping phase (once; the first reason stays) and brings the
    * SIGKILL forward to `killAt`; true when this call entered it.
    */
-  #enterStopping(w: WorkerRecord, reason: StopReason, killAt: number): boolean {
+  #enterStopping(w: WorkerRecord, reason: StopReason, now: number, killAt: number): boolean {
     if (w.phase.name === "stopping") {
       w.phase.killAt = Math.min(w.phase.killAt, killAt);
       return false;
     }
     w.phase = { name: "stopping", reason, killAt };
+    w.transitions.push({ state: "stopping", at: now });
     return true;
   }
 
@@ -668,7 +492,7 @@ export class Supervisor {
   /** Asks a worker to drain and exit; SIGKILL once its graceful time is over. */
   #drain(w: WorkerRecord, reason: StopReason, now: number): void {
     const gracefulMs = this.#config.gracefulMs;
-    if (!this.#enterStopping(w, reason, now + gracefulMs + RETIRE_GRACE_MS)) return;
+    if (!this.#enterStopping(w, reason, now, now + gracefulMs + RETIRE_GRACE_MS)) return;
     this.#emit(
       w.speech === "speaking"
         ? { type: "shutdown", worker: w.ref, gracefulMs }
@@ -682,7 +506,7 @@ export class Supervisor {
    * default action dumps core.
    */
   #kill(w: WorkerRecord, reason: StopReason, now: number): void {
-    this.#enterStopping(w, reason, now + KILL_GRACE_MS);
+    this.#enterStopping(w, reason, now, now + KILL_GRACE_MS);
     this.#emit({ type: "signal", worker: w.ref, signal: "SIGTERM" });
   }
 
@@ -710,19 +534,10 @@ export class Supervisor {
 
   #spawn(slot: Slot, now: number, countAs?: RestartReason): WorkerRecord {
     const ref: WorkerRef = { id: this.#nextId++, slot: slot.id, generation: ++slot.spawns };
-    const w: WorkerRecord = {
-      ref,
-      spawnedAt: now,
-      phase: { name: "starting" },
-      speech: "silent",
-      lastSeen: now,
-      requests: 0,
-      requestLimit: 0,
-      countAs,
-      everReady: false,
-    };
+    const w = newRecord(ref, now, countAs);
     this.#byId.set(ref.id, w);
-    this.#emit({ type: "spawn", worker: ref });
+    this.#launching = w;
+    this.#emit({ type: "spawn", worker: ref, heartbeatMs: this.#config.heartbeatMs });
     return w;
   }
 
@@ -736,11 +551,13 @@ export class Supervisor {
       }
       return;
     }
+    if (this.#launching !== undefined) return;
     for (const slot of this.#slots.values()) {
       if (slot.current || slot.roll || now < slot.backoffUntil) continue;
       const reason = slot.pendingReason;
       slot.pendingReason = undefined;
       slot.current = this.#spawn(slot, now, reason);
+      return;
     }
     // Rolling: one slot at a time gets a new generation; the old one retires on
     // ready. The old one is not marked as stopping before then: if the new one
@@ -773,24 +590,8 @@ export class Supervisor {
     for (const w of this.#live()) {
       // Ask for a final harvest first: a signal would lose what is not yet harvested.
       if (w.speech === "speaking") this.#emit({ type: "flush", worker: w.ref });
-      this.#enterStopping(w, "stop", now + QUICK_KILL_MS);
+      this.#enterStopping(w, "stop", now, now + QUICK_KILL_MS);
       if (w.phase.name === "stopping") w.phase.termAt = now + QUICK_TERM_MS;
     }
   }
-}
-
-function exitOf(cause: BootFailureCause): { code: number | null; signal: string | null } {
-  return "exit" in cause ? cause.exit : { code: null, signal: null };
-}
-
-function newSlot(id: number): Slot {
-  return {
-    id,
-    spawns: 0,
-    restarts: 0,
-    bootFailures: 0,
-    crashes: 0,
-    lastCrashAt: -Infinity,
-    backoffUntil: 0,
-  };
 }

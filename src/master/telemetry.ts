@@ -60,14 +60,16 @@ export interface SupervisionSnapshot {
   /** Slots whose current worker is ready. */
   readyWorkers: number;
   restarts: Readonly<Record<string, number>>;
-  /** Every live worker with its handle. */
+  /** Every live worker: the supervisor's view of it, and what its process reported. */
   workers: Array<{ view: WorkerView; handle: WorkerHandle }>;
+  /** The wall time of a time on the supervisor's clock (default: `performance.now()`'s). */
+  wallTime?: (at: number) => Date;
 }
 
 /** Where harvests go and how the master shows itself. */
 export interface Telemetry {
-  /** Merges a worker's harvest, from one of its streams (isolates; 0 when it has one). */
-  harvest(worker: WorkerKey, message: HarvestMessage, stream?: number): void;
+  /** Merges a worker's harvest, from one of its isolates (0 when it has one). */
+  harvest(worker: WorkerKey, message: HarvestMessage, isolate?: number): void;
   /** Counts a message that failed validation. */
   invalid(worker: WorkerKey): void;
   /** The worker is gone, after `requests`: its gauges go, its counts stay. */
@@ -207,13 +209,13 @@ export class MasterTelemetry implements Telemetry {
     });
   }
 
-  harvest(worker: WorkerKey, m: HarvestMessage, stream = 0): void {
+  harvest(worker: WorkerKey, m: HarvestMessage, isolate = 0): void {
     this.#harvests++;
     this.#merging = worker;
     const refused = m.refused ?? 0;
     this.#invalid += refused;
     this.#workerDropped += Math.max(0, (m.dropped ?? 0) - refused);
-    this.#aggregator.merge(worker.id, m.metrics, worker.slot, stream);
+    this.#aggregator.merge(worker.id, m.metrics, worker.slot, isolate);
   }
 
   invalid(_worker: WorkerKey): void {
@@ -410,15 +412,15 @@ export class MasterTelemetry implements Telemetry {
   status(): StatusDocument {
     const s = this.#o.snapshot();
     const ready = readiness(s.phase, s.readyWorkers, s.workerCount);
+    const wall = (at: number) =>
+      (s.wallTime ?? ((t) => new Date(Date.now() - (performance.now() - t))))(at).toISOString();
     const workers: WorkerStatus[] = s.workers.map(({ view, handle: w }) => ({
-      slot: w.slot,
+      slot: view.worker.slot,
       pid: w.pid,
-      generation: w.generation,
+      generation: view.worker.generation,
       state: view.phase,
       spawned_at: w.spawnedWall.toISOString(),
-      ready_at: w.readyAt === undefined
-        ? null
-        : new Date(w.spawnedWall.getTime() + (w.readyAt - w.spawnedAt)).toISOString(),
+      ready_at: view.readyAt === undefined ? null : wall(view.readyAt),
       handshake_ms: w.handshakeMs === undefined ? null : Math.round(w.handshakeMs * 10) / 10,
       last_harvest_at: w.lastHarvestWall?.toISOString() ?? null,
       last_seen_at: w.lastSeenWall?.toISOString() ?? null,
@@ -426,7 +428,7 @@ export class MasterTelemetry implements Telemetry {
       restarts: view.restarts,
       addr: w.addr ?? null,
       runtime: w.runtime ?? null,
-      transitions: w.transitions,
+      transitions: view.transitions.map((t) => ({ state: t.state, at: wall(t.at) })),
     }));
     const reporter = (globalThis as Record<symbol, { stats?: () => { timersArmed: number } }>)[
       Symbol.for("forklift.reporter")

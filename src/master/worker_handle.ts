@@ -1,8 +1,9 @@
 /**
- * One worker process as the master sees it: its slot and generation, what it
- * reported about itself, and its end of the handshake and harvest protocol.
- * Its lifecycle (starting, ready, stopping) is the supervisor's to decide;
- * this handle only records it for `/status`.
+ * One worker process as the master sees it: its ref, what it reported about
+ * itself, and its end of the handshake and harvest protocol. It reports what
+ * the process says and does as {@linkcode WorkerEvents} and carries out what
+ * it is told (send, signal); its lifecycle (starting, ready, stopping) is the
+ * supervisor's alone to decide and to keep.
  *
  * @module
  */
@@ -14,41 +15,51 @@ import {
   PROTOCOL_VERSION,
   type WelcomeMessage,
 } from "../protocol/messages.ts";
-import { History } from "./history.ts";
 import { lineWriter, type OutputOptions } from "./output.ts";
+import type { WorkerRef } from "./supervisor.ts";
 
-/** What a handle hears from its worker. */
+/**
+ * The one interface from a worker process to the master: what its handle
+ * reports, each named by the worker's ref. The arbiter implements it (it
+ * enqueues events for the supervisor, and hands harvests to telemetry); the
+ * spawner passes it on to each handle as it is.
+ */
 export interface WorkerEvents {
-  /** Builds the `welcome` for a worker that said `hello`. */
-  welcome(worker: WorkerHandle): Omit<WelcomeMessage, "type" | "v">;
   /** It said `hello` (once), and was welcomed. */
-  hello(worker: WorkerHandle): void;
+  hello(worker: WorkerRef): void;
   /** Its server listens. */
-  ready(worker: WorkerHandle): void;
+  ready(worker: WorkerRef): void;
   /** Any other valid message; `requests` when it reported its request count. */
-  seen(worker: WorkerHandle, requests?: number): void;
-  /** A validated harvest, and the stream (isolate) it came on; the handle acks it after this returns. */
-  harvest(worker: WorkerHandle, message: HarvestMessage, stream: number): void;
+  seen(worker: WorkerRef, requests?: number): void;
+  /** Each of its isolates said bye (after `seen` for the message). */
+  bye(worker: WorkerRef): void;
+  /** A validated harvest, and the isolate it came from; the handle acks it after this returns. */
+  harvest(worker: WorkerRef, message: HarvestMessage, isolate: number): void;
   /** A message failed validation (counted, never fatal). */
-  invalid(worker: WorkerHandle, reason: string): void;
+  invalid(worker: WorkerRef, reason: string): void;
   /** The process is gone. */
-  exit(worker: WorkerHandle): void;
+  exit(worker: WorkerRef, code: number | null, signal: string | null): void;
+}
+
+/** The `welcome` a worker that said `hello` gets, built by whoever started it. */
+export type WelcomeBody = Omit<WelcomeMessage, "type" | "v">;
+
+/** What a handle needs besides its process and ref. */
+export interface WorkerHandleOptions {
+  events: WorkerEvents;
+  /** Builds the `welcome` for this worker. */
+  welcome: (worker: WorkerHandle) => WelcomeBody;
+  output: OutputOptions;
+  write: { stdout(s: string): void; stderr(s: string): void };
+  /** Reporters the process runs: one, or one per isolate (`deno serve --parallel`). */
+  isolates?: number;
 }
 
 /** How many recent harvest seqs a handle remembers (resends come within a few intervals). */
 const MERGED_SEQS = 1024;
 
-/**
- * How many state changes a handle keeps for `/status`: a life has about five,
- * and a worker that repeats a message must not make the list grow.
- */
-const TRANSITIONS = 32;
-
-/** How long the app's leftover processes have after SIGTERM before SIGKILL. */
-const GROUP_KILL_MS = 1_000;
-
-/** What a handle knows of one stream: one reporter (isolate) in the worker process. */
-interface StreamState {
+/** What a handle knows of one isolate: one reporter in the worker process. */
+interface IsolateState {
   hello: boolean;
   ready: boolean;
   bye: boolean;
@@ -58,32 +69,22 @@ interface StreamState {
   merged: Set<number>;
 }
 
-/** A state change with its time, for `/status`. */
-export interface Transition {
-  state: string;
-  at: string;
-}
-
 /**
  * The master's handle on one worker process.
  *
  * @example Wrap a spawned child
  * ```ts ignore
  * import { WorkerHandle } from "./worker_handle.ts";
- * const w = new WorkerHandle(start, 1, 1, events, output, write);
+ * const w = new WorkerHandle(start, { id: 1, slot: 1, generation: 1 }, options);
  * w.send({ type: "shutdown", v: 1, graceful_ms: 30_000 });
  * ```
  */
 export class WorkerHandle {
-  readonly slot: number;
-  readonly generation: number;
+  readonly ref: WorkerRef;
   readonly pid: number | null;
   readonly spawnedAt: number = performance.now();
   readonly spawnedWall: Date = new Date();
-  /** The supervisor's phase for it, as last recorded. */
-  phase = "starting";
   helloAt?: number;
-  readyAt?: number;
   lastSeenWall?: Date;
   lastHarvestWall?: Date;
   requests = 0;
@@ -92,16 +93,16 @@ export class WorkerHandle {
   runtime?: string;
   exitCode: number | null = null;
   exitSignal: string | null = null;
-  #transitions = new History<Transition>(TRANSITIONS);
   #child: WorkerProcess;
   #events: WorkerEvents;
+  #welcome: (worker: WorkerHandle) => WelcomeBody;
   #outputs: Array<{ flush(): void }> = [];
   #exited = false;
   /** Whether `ready` was passed on: a worker saying it again is only seen. */
   #saidReady = false;
   /** Reporters the process runs: one, or one per isolate (`deno serve --parallel`). */
-  readonly streams: number;
-  #streams = new Map<number, StreamState>();
+  readonly isolates: number;
+  #isolates = new Map<number, IsolateState>();
 
   /**
    * Starts the worker: `start` spawns the process with the events this
@@ -109,27 +110,33 @@ export class WorkerHandle {
    */
   constructor(
     start: (events: WorkerProcessEvents) => WorkerProcess,
-    slot: number,
-    generation: number,
-    events: WorkerEvents,
-    output: OutputOptions,
-    write: { stdout(s: string): void; stderr(s: string): void },
-    streams = 1,
+    ref: WorkerRef,
+    options: WorkerHandleOptions,
   ) {
-    this.streams = streams;
-    this.slot = slot;
-    this.generation = generation;
-    this.#events = events;
-    this.mark("starting");
-    const out = lineWriter(slot, "stdout", write.stdout, output);
-    const err = lineWriter(slot, "stderr", write.stderr, output);
+    this.ref = ref;
+    this.isolates = options.isolates ?? 1;
+    this.#events = options.events;
+    this.#welcome = options.welcome;
+    const { output, write } = options;
+    const out = lineWriter(ref.slot, "stdout", write.stdout, output);
+    const err = lineWriter(ref.slot, "stderr", write.stderr, output);
     this.#outputs = [out, err];
     this.#child = start({
       output: (stream, chunk) => (stream === "stdout" ? out : err).write(chunk),
-      message: (raw, stream) => this.#onMessage(raw, stream),
+      message: (raw, isolate) => this.#onMessage(raw, isolate),
       exit: (code, signal) => this.#onExit(code, signal),
     });
     this.pid = this.#child.pid ?? null;
+  }
+
+  /** Its slot. */
+  get slot(): number {
+    return this.ref.slot;
+  }
+
+  /** Its generation in the slot. */
+  get generation(): number {
+    return this.ref.generation;
   }
 
   /** Milliseconds from spawn to `hello`. */
@@ -137,39 +144,28 @@ export class WorkerHandle {
     return this.helloAt === undefined ? undefined : this.helloAt - this.spawnedAt;
   }
 
-  /** The latest state changes, oldest first. */
-  get transitions(): Transition[] {
-    return this.#transitions.toArray();
-  }
-
-  /** Records a state change with its time. */
-  mark(state: string): void {
-    if (state === "ready" && this.readyAt === undefined) this.readyAt = performance.now();
-    this.#transitions.push({ state, at: new Date().toISOString() });
-  }
-
   /** Sends a message to every reporter of the worker; false when the channel is gone. */
   send(message: MasterMessage): boolean {
     return this.#child.send(message);
   }
 
-  #stream(stream: number): StreamState {
-    let st = this.#streams.get(stream);
+  #isolate(isolate: number): IsolateState {
+    let st = this.#isolates.get(isolate);
     if (st === undefined) {
       st = { hello: false, ready: false, bye: false, requests: 0, merged: new Set() };
-      this.#streams.set(stream, st);
+      this.#isolates.set(isolate, st);
     }
     return st;
   }
 
   #all(flag: "ready" | "bye"): boolean {
     let n = 0;
-    for (const st of this.#streams.values()) {
+    for (const st of this.#isolates.values()) {
       if (!st.hello) continue;
       if (!st[flag]) return false;
       n++;
     }
-    return flag === "bye" ? n > 0 : n >= this.streams;
+    return flag === "bye" ? n > 0 : n >= this.isolates;
   }
 
   /** Sends a signal to the worker process (by pid, never by name). */
@@ -178,39 +174,44 @@ export class WorkerHandle {
     this.#child.kill(signal);
   }
 
-  #onMessage(raw: unknown, stream = 0): void {
+  /** Signals what the app left in the worker's process group, once the worker is gone. */
+  signalGroup(signal: string): void {
+    this.#child.killGroup(signal);
+  }
+
+  #onMessage(raw: unknown, isolate = 0): void {
+    const ref = this.ref;
+    const events = this.#events;
     this.lastSeenWall = new Date();
     const parsed = parseWorkerMessage(raw);
     if (!parsed.ok) {
-      this.#events.invalid(this, parsed.error);
+      events.invalid(ref, parsed.error);
       return;
     }
     const m = parsed.message;
-    const st = this.#stream(stream);
+    const st = this.#isolate(isolate);
     switch (m.type) {
       case "hello": {
-        if (st.hello) return this.#events.seen(this);
+        if (st.hello) return events.seen(ref);
         st.hello = true;
         this.#child.send(
-          { type: "welcome", v: PROTOCOL_VERSION, ...this.#events.welcome(this) },
-          stream,
+          { type: "welcome", v: PROTOCOL_VERSION, ...this.#welcome(this) },
+          isolate,
         );
-        if (this.helloAt !== undefined) return this.#events.seen(this);
+        if (this.helloAt !== undefined) return events.seen(ref);
         this.helloAt = performance.now();
         this.runtime = m.runtime;
-        this.mark("hello");
-        return this.#events.hello(this);
+        return events.hello(ref);
       }
       case "ready":
         st.ready = true;
         this.addr ??= m.addr;
         // A worker of several isolates is ready once each of them listens.
-        if (this.#saidReady || !this.#all("ready")) return this.#events.seen(this);
+        if (this.#saidReady || !this.#all("ready")) return events.seen(ref);
         this.#saidReady = true;
-        this.readyAt ??= performance.now();
-        return this.#events.ready(this);
+        return events.ready(ref);
       case "heartbeat":
-        return this.#events.seen(this, this.#count(st, m.requests));
+        return events.seen(ref, this.#count(st, m.requests));
       case "harvest":
         // A worker resends what it saw no ack for, with the same seq: merge each seq once.
         if (!st.merged.has(m.seq)) {
@@ -220,51 +221,36 @@ export class WorkerHandle {
           }
           this.harvests++;
           this.lastHarvestWall = new Date();
-          this.#events.harvest(this, m, stream);
+          events.harvest(ref, m, isolate);
         }
-        this.#child.send({ type: "ack", v: PROTOCOL_VERSION, seq: m.seq }, stream);
-        return this.#events.seen(this, this.#count(st, m.requests));
+        this.#child.send({ type: "ack", v: PROTOCOL_VERSION, seq: m.seq }, isolate);
+        return events.seen(ref, this.#count(st, m.requests));
       case "bye":
-        // Said again, it changes nothing: one mark, one end.
-        if (st.bye) return this.#events.seen(this);
+        // Said again, it changes nothing: one bye is reported.
+        if (st.bye) return events.seen(ref);
         st.bye = true;
-        if (!this.#all("bye")) return this.#events.seen(this);
-        this.mark("bye");
-        // Isolates of one process do not exit one by one (the first would end
-        // them all): once each has handed over its last harvest, the process goes.
-        if (this.streams > 1) this.#end();
-        return this.#events.seen(this);
+        if (!this.#all("bye")) return events.seen(ref);
+        events.seen(ref);
+        return events.bye(ref);
     }
   }
 
-  /** Takes a stream's cumulative request count; returns the worker's, summed over its streams. */
-  #count(st: StreamState, requests: number | undefined): number | undefined {
+  /** Takes an isolate's cumulative request count; returns the worker's, summed over its isolates. */
+  #count(st: IsolateState, requests: number | undefined): number | undefined {
     if (requests === undefined) return undefined;
     st.requests = Math.max(st.requests, requests);
     let total = 0;
-    for (const s of this.#streams.values()) total += s.requests;
+    for (const s of this.#isolates.values()) total += s.requests;
     this.requests = total;
     return total;
-  }
-
-  /** Ends a process of several isolates that all said bye: TERM, and KILL if the app holds on. */
-  #end(): void {
-    this.signal("SIGTERM");
-    const late = setTimeout(() => this.signal("SIGKILL"), GROUP_KILL_MS);
-    (late as { unref?: () => void }).unref?.();
   }
 
   #onExit(code: number | null, signal: string | null): void {
     if (this.#exited) return;
     this.#exited = true;
-    // What the app started and left behind in the worker's group goes with it.
-    this.#child.killGroup("SIGTERM");
-    const late = setTimeout(() => this.#child.killGroup("SIGKILL"), GROUP_KILL_MS);
-    (late as { unref?: () => void }).unref?.();
     for (const o of this.#outputs) o.flush();
     this.exitCode = code;
     this.exitSignal = signal;
-    this.mark("exited");
-    this.#events.exit(this);
+    this.#events.exit(this.ref, code, signal);
   }
 }

@@ -52,19 +52,19 @@ export class Peer implements ChannelPeer {
   /** The connections so far, by stream; an ended one stays as `undefined`. */
   readonly wires: Array<Wire | undefined> = [];
   /** How many connections the token admits. */
-  readonly streams: number;
+  readonly isolates: number;
   closed = false;
   readonly #forget: (peer: Peer) => void;
 
   constructor(
     token: string,
     events: ChannelEvents,
-    streams: number,
+    isolates: number,
     forget: (peer: Peer) => void,
   ) {
     this.token = token;
     this.events = events;
-    this.streams = streams;
+    this.isolates = isolates;
     this.#forget = forget;
   }
 
@@ -74,9 +74,9 @@ export class Peer implements ChannelPeer {
 
   /** Takes one more connection; returns its stream, or -1 when the token admits no more. */
   attach(wire: Wire): number {
-    if (this.closed || this.wires.length >= this.streams) return -1;
+    if (this.closed || this.wires.length >= this.isolates) return -1;
     this.wires.push(wire);
-    if (this.wires.length >= this.streams) this.#forget(this);
+    if (this.wires.length >= this.isolates) this.#forget(this);
     return this.wires.length - 1;
   }
 

@@ -38,8 +38,8 @@ export interface ChannelServer {
   readonly paused: number;
   /** Bytes of lines read from all connections and not yet dispatched. */
   readonly backlog: number;
-  /** Expects `streams` connections (1 by default) presenting `token`. */
-  expect(token: string, events: ChannelEvents, streams?: number): ChannelPeer;
+  /** Expects `isolates` connections (1 by default) presenting `token`. */
+  expect(token: string, events: ChannelEvents, isolates?: number): ChannelPeer;
   /** Stops listening, closes every connection and removes the socket file. */
   close(): void;
 }
@@ -105,8 +105,8 @@ export function listenChannel(
     get backlog() {
       return pairing.backlog;
     },
-    expect(token, events, streams = 1) {
-      const peer = new Peer(token, events, Math.max(1, streams), (p) => {
+    expect(token, events, isolates = 1) {
+      const peer = new Peer(token, events, Math.max(1, isolates), (p) => {
         if (pairing.expected.get(p.token) === p) pairing.expected.delete(p.token);
       });
       pairing.expected.set(token, peer);

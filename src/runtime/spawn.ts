@@ -34,9 +34,9 @@ export interface SpawnOptions {
   detached?: boolean;
   /**
    * Talk over this socket channel (the child connects with `token`, once per
-   * isolate: `streams` times) instead of a Node IPC channel.
+   * isolate: `isolates` times) instead of a Node IPC channel.
    */
-  channel?: { server: ChannelServer; token: string; streams?: number };
+  channel?: { server: ChannelServer; token: string; isolates?: number };
   /**
    * Told once when the worker leaves {@linkcode MAX_UNSENT_MESSAGES} messages
    * of its Node IPC channel unread and the master closes the channel.
@@ -226,7 +226,7 @@ function openChannel(options: SpawnOptions, on: WorkerProcessEvents): ChannelPee
   const c = options.channel;
   return c === undefined
     ? undefined
-    : c.server.expect(c.token, { message: on.message }, c.streams ?? 1);
+    : c.server.expect(c.token, { message: on.message }, c.isolates ?? 1);
 }
 
 /** The channel half of a worker: a socket channel's peer or a Node IPC channel. */

@@ -22,6 +22,8 @@ export interface SpawnBehaviour {
   /** Workers say hello (Deno socket channel) when true. */
   expectsHello?: boolean;
   requestLimit?: number;
+  /** Reporters in each process (one per isolate). */
+  isolates?: number;
   /** The next spawns throw with this message, in order (undefined: succeed). */
   failures?: Array<string | undefined>;
 }
@@ -32,6 +34,8 @@ export class SupervisorDriver {
   now = 0;
   /** Every action, in order. */
   readonly log: SupervisorAction[] = [];
+  /** Timers the supervisor armed and that have not fired, in the order asked. */
+  readonly timers: Array<Extract<SupervisorAction, { type: "timer" }>> = [];
   readonly spawnBehaviour: SpawnBehaviour;
 
   constructor(config: Partial<SupervisorConfig> = {}, spawn: SpawnBehaviour = {}) {
@@ -40,6 +44,7 @@ export class SupervisorDriver {
       once: false,
       timeoutMs: 30_000,
       gracefulMs: 30_000,
+      heartbeatMs: 5_000,
       ...config,
     });
     this.spawnBehaviour = spawn;
@@ -47,8 +52,8 @@ export class SupervisorDriver {
 
   /**
    * Dispatches an event at the current time; returns its actions, those of
-   * the spawner's answers included. Like the arbiter, the fake spawner starts
-   * nothing for a worker stopped before its turn came (`abandoned`).
+   * the spawner's answers included. Like the arbiter, the fake spawner
+   * answers a spawn once the batch that asked for it is carried out.
    */
   send(event: Unstamped<SupervisorEvent>): SupervisorAction[] {
     const out: SupervisorAction[] = [];
@@ -62,6 +67,7 @@ export class SupervisorDriver {
         out.push(a);
         this.log.push(a);
         if (a.type === "spawn") pending.push(a.worker);
+        if (a.type === "timer") this.timers.push(a);
       }
     }
     return out;
@@ -69,18 +75,31 @@ export class SupervisorDriver {
 
   #answer(w: WorkerRef): SupervisorEvent {
     const now = this.now;
-    if (this.sup.worker(w.id)?.phase !== "starting") {
-      return { type: "abandoned", worker: w.id, now };
-    }
     const failure = this.spawnBehaviour.failures?.shift();
-    if (failure !== undefined) return { type: "spawnFailed", worker: w.id, now, error: failure };
+    if (failure !== undefined) return { type: "spawnFailed", workerId: w.id, now, error: failure };
     return {
       type: "spawned",
-      worker: w.id,
+      workerId: w.id,
       now,
       expectsHello: this.spawnBehaviour.expectsHello ?? false,
       requestLimit: this.spawnBehaviour.requestLimit ?? 0,
+      isolates: this.spawnBehaviour.isolates ?? 1,
     };
+  }
+
+  /**
+   * Fires the timers due by now, earliest first, as `due` events; returns
+   * their actions. Timers fire only when asked, so that tests that do not look
+   * at them see only ticks.
+   */
+  fire(): SupervisorAction[] {
+    const out: SupervisorAction[] = [];
+    for (;;) {
+      const due = this.timers.filter((t) => t.at <= this.now).sort((a, b) => a.at - b.at)[0];
+      if (due === undefined) return out;
+      this.timers.splice(this.timers.indexOf(due), 1);
+      out.push(...this.send({ type: "due", timer: due.timer }));
+    }
   }
 
   /** Moves the clock on by `ms` and ticks. */
@@ -98,13 +117,13 @@ export class SupervisorDriver {
 
   /** A worker says hello (when `speaking`) and ready. */
   readyUp(w: WorkerRef, speaking = true): SupervisorAction[] {
-    const out = speaking ? this.send({ type: "hello", worker: w.id }) : [];
-    return [...out, ...this.send({ type: "ready", worker: w.id })];
+    const out = speaking ? this.send({ type: "hello", workerId: w.id }) : [];
+    return [...out, ...this.send({ type: "ready", workerId: w.id })];
   }
 
   /** A worker's process exits. */
   exit(w: WorkerRef, code: number | null, signal: string | null = null): SupervisorAction[] {
-    return this.send({ type: "exited", worker: w.id, code, signal });
+    return this.send({ type: "exited", workerId: w.id, code, signal });
   }
 
   /** The live worker in `slot` that is its current one (the first listed). */
@@ -133,13 +152,31 @@ export function noticesOf<K extends Notice["kind"]>(
   return noticesIn(actions).filter((n): n is Extract<Notice, { kind: K }> => n.kind === kind);
 }
 
-/** `type:slot.generation` for each worker-directed action (`forget:slot`), `type` for the rest (no notices). */
+/**
+ * `type:slot.generation` for each worker-directed action (`forget:slot`),
+ * `type` for the rest; no notices, timers, or signals to an exited worker's
+ * group (what every exit asks for: {@linkcode timed} shows them).
+ */
 export function brief(actions: SupervisorAction[]): string[] {
-  return actions.filter((a) => a.type !== "notify").map((a) => {
+  const shown = actions.filter((a) =>
+    a.type !== "notify" && a.type !== "timer" && a.type !== "signalGroup"
+  );
+  return shown.map((a) => {
     if (a.type === "signal") return `${a.signal}:${a.worker.slot}.${a.worker.generation}`;
     if (a.type === "forget") return `forget:${a.worker.slot}`;
     if ("worker" in a) return `${a.type}:${a.worker.slot}.${a.worker.generation}`;
     if (a.type === "exit") return `exit:${a.code}`;
     return a.type;
+  });
+}
+
+/** The timers and group signals in a batch of actions: `timer:name@at`, `group:SIGNAL:slot.generation`. */
+export function timed(actions: SupervisorAction[]): string[] {
+  return actions.flatMap((a) => {
+    if (a.type === "timer") return [`timer:${a.timer.name}@${a.at}`];
+    if (a.type === "signalGroup") {
+      return [`group:${a.signal}:${a.worker.slot}.${a.worker.generation}`];
+    }
+    return [];
   });
 }

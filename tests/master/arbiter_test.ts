@@ -7,10 +7,16 @@ import { loadSettings, type ResolvedSettings } from "../../src/config/load.ts";
 import { recordingLog } from "../_helpers/recording_log.ts";
 import { Arbiter } from "../../src/master/arbiter.ts";
 import { FakeClock } from "../_helpers/fake_clock.ts";
-import type { Spawned, WorkerListener, WorkerSpawner } from "../../src/master/spawner.ts";
+import type { Hooks } from "../../src/master/hooks.ts";
+import type { Spawned, SpawnHow, WorkerSpawner } from "../../src/master/spawner.ts";
 import type { WorkerRef } from "../../src/master/supervisor.ts";
-import type { SupervisionSnapshot, Telemetry } from "../../src/master/telemetry.ts";
-import { WorkerHandle } from "../../src/master/worker_handle.ts";
+import {
+  MasterTelemetry,
+  type SupervisionSnapshot,
+  type Telemetry,
+} from "../../src/master/telemetry.ts";
+import { typedConfig } from "../../src/config/config.ts";
+import { type WorkerEvents, WorkerHandle } from "../../src/master/worker_handle.ts";
 import type { WorkerProcessEvents } from "../../src/runtime/spawn.ts";
 import type { SignalName } from "../../src/runtime/runtime.ts";
 
@@ -29,9 +35,13 @@ async function settle(): Promise<void> {
 /** A fake worker process: records what the master sent it and lets the test speak for it. */
 interface FakeWorker {
   ref: WorkerRef;
+  /** The heartbeat interval the master asked of it. */
+  heartbeatMs: number;
   events: WorkerProcessEvents;
   sent: unknown[];
   signals: string[];
+  /** Signals to what the worker's app left in its process group. */
+  groupSignals: string[];
 }
 
 class FakeSpawner implements WorkerSpawner {
@@ -42,10 +52,17 @@ class FakeSpawner implements WorkerSpawner {
   closed = false;
   async prepare(): Promise<void> {}
   configure(): void {}
-  spawn(ref: WorkerRef, _workers: () => number, listener: WorkerListener): Spawned {
+  spawn(ref: WorkerRef, how: SpawnHow, events: WorkerEvents): Spawned {
     const failure = this.failures.shift();
     if (failure !== undefined) throw new Error(failure);
-    const fake: FakeWorker = { ref, events: undefined!, sent: [], signals: [] };
+    const fake: FakeWorker = {
+      ref,
+      heartbeatMs: how.heartbeatMs,
+      events: undefined!,
+      sent: [],
+      signals: [],
+      groupSignals: [],
+    };
     const handle = new WorkerHandle(
       (events) => {
         fake.events = events;
@@ -54,31 +71,25 @@ class FakeSpawner implements WorkerSpawner {
           connected: true,
           send: (m) => (fake.sent.push(m), true),
           kill: (s) => void fake.signals.push(s),
-          killGroup: () => {},
+          killGroup: (s) => void fake.groupSignals.push(s),
         };
       },
-      ref.slot,
-      ref.generation,
+      ref,
       {
+        events,
         welcome: (h) => ({
           worker: h.slot,
           generation: h.generation,
           harvest_interval_ms: 1000,
-          heartbeat_ms: 0,
+          heartbeat_ms: how.heartbeatMs,
           resource: {},
         }),
-        hello: () => listener.hello(ref),
-        ready: () => listener.ready(ref),
-        seen: (_, n) => listener.seen(ref, n),
-        harvest: (_, m, stream) => listener.harvest(ref, m, stream),
-        invalid: (_, r) => listener.invalid(ref, r),
-        exit: (h) => listener.exit(ref, h.exitCode, h.exitSignal),
+        output: { prefix: () => false, json: () => false },
+        write: { stdout: () => {}, stderr: () => {} },
       },
-      { prefix: () => false, json: () => false },
-      { stdout: () => {}, stderr: () => {} },
     );
     this.workers.push(fake);
-    return { handle, expectsHello: false, requestLimit: 0 };
+    return { handle, expectsHello: false, requestLimit: 0, isolates: 1 };
   }
   foreignListeners(): [] {
     return [];
@@ -121,7 +132,7 @@ function settings(values: Record<string, string>): ResolvedSettings {
   });
 }
 
-function harness(values: Record<string, string>) {
+function harness(values: Record<string, string>, hooks: Hooks = {}) {
   const clock = new SettlingClock();
   const spawner = new FakeSpawner();
   const listeners = new Map<SignalName, () => void>();
@@ -141,6 +152,7 @@ function harness(values: Record<string, string>) {
     telemetry: (snapshot) => (telemetry = new FakeTelemetry(snapshot)),
     clock,
     hooks: {
+      ...hooks,
       childExit: (w) => void calls.push(`childExit ${w.slot}.${w.generation} ${w.reason}`),
       onExit: () => void calls.push("onExit"),
     },
@@ -222,7 +234,7 @@ describe("Arbiter with fake ports", () => {
       assert.deepEqual(w.signals, []);
     }
     assert.deepEqual(
-      h.telemetry().snapshot().workers.map((w) => w.handle.transitions.map((t) => t.state)),
+      h.telemetry().snapshot().workers.map((w) => w.view.transitions.map((t) => t.state)),
       [["starting", "hello", "ready", "stopping"], ["starting", "hello", "ready", "stopping"]],
     );
     h.spawner.workers[0].events.exit(0, null);
@@ -233,6 +245,49 @@ describe("Arbiter with fake ports", () => {
     h.spawner.workers[1].events.exit(null, "SIGKILL");
     assert.equal(await done, 0);
     assert.deepEqual(h.telemetry().forgotten, [1, 2]);
+  });
+
+  test("Arbiter's /status lists each worker field for field, its phases and times from the supervisor", async () => {
+    const h = harness({ workers: "1" });
+    const { done } = await runReady(h);
+    const [w] = h.spawner.workers;
+    say(w, { type: "heartbeat", requests: 7 });
+    await h.clock.advance(0);
+    const status = new MasterTelemetry({
+      serviceName: "api",
+      config: typedConfig({}),
+      log: h.log,
+      snapshot: h.telemetry().snapshot,
+      onError: () => {},
+    }).status();
+    const [worker] = status.workers;
+    assert.deepEqual(Object.keys(worker), [
+      "slot",
+      "pid",
+      "generation",
+      "state",
+      "spawned_at",
+      "ready_at",
+      "handshake_ms",
+      "last_harvest_at",
+      "last_seen_at",
+      "requests",
+      "restarts",
+      "addr",
+      "runtime",
+      "transitions",
+    ]);
+    assert.equal(worker.state, "ready");
+    assert.equal(worker.pid, 50_001);
+    assert.equal(worker.requests, 7);
+    assert.equal(worker.addr, "127.0.0.1:1");
+    assert.equal(worker.runtime, "test/1");
+    assert.deepEqual(worker.transitions?.map((t) => t.state), ["starting", "hello", "ready"]);
+    assert.equal(worker.ready_at, worker.transitions?.[2].at);
+    assert.ok(Date.parse(worker.ready_at!) >= Date.parse(worker.spawned_at) - 1_000);
+    assert.equal(status.phase, "running");
+    assert.equal(status.totals.workers, 1);
+    await quickStop(h, w, done);
   });
 
   test("Arbiter.run() stops the worker already running when a later spawn throws", async () => {
@@ -249,14 +304,53 @@ describe("Arbiter with fake ports", () => {
     assert.deepEqual(h.calls, ["childExit 1.1 stop", "onExit"]);
   });
 
+  test("Arbiter.run() hears a TERM raised during a preFork hook before it spawns the next worker", async () => {
+    let raise = (_: SignalName) => {};
+    const h = harness({ workers: "3" }, {
+      preFork: (w) => void (w.slot === 1 && raise("SIGTERM")),
+    });
+    raise = h.raise;
+    const done = h.arbiter.run();
+    await h.clock.advance(0);
+    // The spawn under way is carried out; the stop is decided before any other.
+    assert.deepEqual(h.spawner.workers.map((w) => w.ref.slot), [1]);
+    const [w] = h.spawner.workers;
+    assert.deepEqual(w.signals, ["SIGTERM"]);
+    w.events.exit(null, "SIGTERM");
+    assert.equal(await done, 0);
+  });
+
+  test("Arbiter.run() gives each worker the heartbeat interval the supervisor asks for", async () => {
+    const h = harness({ workers: "1", timeout: "2" });
+    const { done } = await runReady(h);
+    const [w] = h.spawner.workers;
+    assert.equal(w.heartbeatMs, 500);
+    const welcome = w.sent.find((m) => (m as { type: string }).type === "welcome");
+    assert.equal((welcome as { heartbeat_ms: number }).heartbeat_ms, 500);
+    await quickStop(h, w, done);
+  });
+
+  test("Arbiter.run() stops what an exited worker's app left behind: TERM, KILL 1 s later, even once the master is done", async () => {
+    const h = harness({ workers: "1" });
+    const { done } = await runReady(h);
+    const [w] = h.spawner.workers;
+    h.raise("SIGTERM");
+    await h.clock.advance(0);
+    w.events.exit(0, null);
+    assert.equal(await done, 0);
+    assert.deepEqual(w.groupSignals, ["SIGTERM"]);
+    await h.clock.advance(1_000);
+    assert.deepEqual(w.groupSignals, ["SIGTERM", "SIGKILL"]);
+  });
+
   test("Arbiter.run() calls childExit before the replacement is spawned", async () => {
     const h = harness({ workers: "1" });
     const { done } = await runReady(h);
     const [w] = h.spawner.workers;
     const spawn = h.spawner.spawn.bind(h.spawner);
-    h.spawner.spawn = (ref, workers, listener) => {
+    h.spawner.spawn = (ref, how, events) => {
       h.calls.push(`spawn ${ref.slot}.${ref.generation}`);
-      return spawn(ref, workers, listener);
+      return spawn(ref, how, events);
     };
     const calls = h.calls.length;
     w.events.exit(1, null);

@@ -1,12 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  backoffDelay,
-  KILL_GRACE_MS,
-  MANAGED_READY_MS,
-  MAX_BOOT_FAILURES,
-  UNMANAGED_READY_MS,
-} from "../../src/master/supervisor.ts";
+import { KILL_GRACE_MS, MANAGED_READY_MS, UNMANAGED_READY_MS } from "../../src/master/deadlines.ts";
+import { backoffDelay, MAX_BOOT_FAILURES } from "../../src/master/restart_policy.ts";
 import { exitStatus, signalNumber } from "../../src/master/exit_status.ts";
 import {
   brief,
@@ -54,8 +49,8 @@ describe("Supervisor start and boot", () => {
     assert.equal(failed.length, 1);
     assert.deepEqual(failed[0].cause, { spawn: "EAGAIN: no processes" });
     assert.deepEqual(failed[0].then, { action: "stop" });
-    // Slot 2, stopped before its turn, gets no process: nothing is left, the master exits 3.
-    assert.deepEqual(brief(out), ["spawn:1.1", "spawn:2.1", "forget:1", "exit:3"]);
+    // Slot 2 waits for slot 1's outcome, and gets no process: nothing is left, the master exits 3.
+    assert.deepEqual(brief(out), ["spawn:1.1", "forget:1", "exit:3"]);
     assert.deepEqual(d.sup.restarts, {
       crash: 0,
       timeout: 0,
@@ -79,7 +74,7 @@ describe("Supervisor start and boot", () => {
     d.now = 1_200;
     d.sup.dispatch({
       type: "spawned",
-      worker: w.id,
+      workerId: w.id,
       now: d.now,
       expectsHello: false,
       requestLimit: 0,
@@ -207,7 +202,7 @@ describe("Supervisor rolling replacement", () => {
     assert.deepEqual(brief(d.send({ type: "signal", signal: "SIGHUP" })), ["reload"]);
     const out = d.send({
       type: "reloaded",
-      config: { workers: 2, once: false, timeoutMs: 30_000, gracefulMs: 5_000 },
+      config: { workers: 2, once: false, timeoutMs: 30_000, gracefulMs: 5_000, heartbeatMs: 5_000 },
     });
     assert.deepEqual(noticesOf(out, "reloading"), [{ kind: "reloading", workers: 2 }]);
     const [a2] = spawnsIn(out);
@@ -237,7 +232,7 @@ describe("Supervisor rolling replacement", () => {
     const [next] = spawnsIn(
       d.send({
         type: "reloaded",
-        config: { workers: 1, once: false, timeoutMs: 0, gracefulMs: 2_000 },
+        config: { workers: 1, once: false, timeoutMs: 0, gracefulMs: 2_000, heartbeatMs: 5_000 },
       }),
     );
     d.readyUp(next);
@@ -249,7 +244,13 @@ describe("Supervisor rolling replacement", () => {
     const d = new SupervisorDriver({ workers: 2, timeoutMs: 2_000 });
     const [a, b] = d.boot();
     d.send({ type: "signal", signal: "SIGHUP" });
-    const config = { workers: 2, once: false, timeoutMs: 2_000, gracefulMs: 30_000 };
+    const config = {
+      workers: 2,
+      once: false,
+      timeoutMs: 2_000,
+      gracefulMs: 30_000,
+      heartbeatMs: 5_000,
+    };
     const [a2] = spawnsIn(d.send({ type: "reloaded", config }));
     const out = d.exit(a2, 1);
     const [failed] = noticesOf(out, "bootFailed");
@@ -260,9 +261,9 @@ describe("Supervisor rolling replacement", () => {
     assert.equal(d.current(1).id, a.id);
     assert.equal(d.sup.phase.name, "running");
     // The survivor is still watched: silence gets it killed and replaced.
-    d.send({ type: "seen", worker: a.id });
+    d.send({ type: "seen", workerId: a.id });
     d.advance(1_500);
-    d.send({ type: "seen", worker: b.id });
+    d.send({ type: "seen", workerId: b.id });
     const killed = d.advance(501);
     assert.equal(noticesOf(killed, "silent").length, 1);
     assert.deepEqual(brief(killed), ["SIGTERM:1.1"]);
@@ -272,8 +273,8 @@ describe("Supervisor rolling replacement", () => {
   test("Supervisor.dispatch() recycles a worker after its request limit, once", () => {
     const d = new SupervisorDriver({ workers: 2 }, { requestLimit: 55 });
     const [a] = d.boot();
-    assert.deepEqual(brief(d.send({ type: "seen", worker: a.id, requests: 54 })), []);
-    const out = d.send({ type: "seen", worker: a.id, requests: 55 });
+    assert.deepEqual(brief(d.send({ type: "seen", workerId: a.id, requests: 54 })), []);
+    const out = d.send({ type: "seen", workerId: a.id, requests: 55 });
     assert.deepEqual(noticesOf(out, "recycling"), [{
       kind: "recycling",
       worker: a,
@@ -283,7 +284,7 @@ describe("Supervisor rolling replacement", () => {
     const [a2] = spawnsIn(out);
     assert.equal(a2.slot, 1);
     // More reports while the successor boots change nothing.
-    assert.deepEqual(brief(d.send({ type: "seen", worker: a.id, requests: 60 })), []);
+    assert.deepEqual(brief(d.send({ type: "seen", workerId: a.id, requests: 60 })), []);
     assert.deepEqual(brief(d.readyUp(a2)), ["shutdown:1.1"]);
     d.exit(a, 0);
     assert.equal(d.sup.restarts.max_requests, 1);
@@ -293,7 +294,7 @@ describe("Supervisor rolling replacement", () => {
   test("Supervisor.dispatch() counts a crash of the old worker during a roll once, as a crash", () => {
     const d = new SupervisorDriver({ workers: 1 }, { requestLimit: 10 });
     const [a] = d.boot();
-    const [a2] = spawnsIn(d.send({ type: "seen", worker: a.id, requests: 10 }));
+    const [a2] = spawnsIn(d.send({ type: "seen", workerId: a.id, requests: 10 }));
     assert.deepEqual(brief(d.exit(a, 1)), ["forget:1"]);
     d.readyUp(a2);
     assert.deepEqual(d.sup.restarts.crash + d.sup.restarts.max_requests, 1);
@@ -306,7 +307,13 @@ describe("Supervisor rolling replacement", () => {
     d.send({ type: "signal", signal: "SIGHUP" });
     const out = d.send({
       type: "reloaded",
-      config: { workers: 3, once: false, timeoutMs: 30_000, gracefulMs: 30_000 },
+      config: {
+        workers: 3,
+        once: false,
+        timeoutMs: 30_000,
+        gracefulMs: 30_000,
+        heartbeatMs: 5_000,
+      },
     });
     assert.deepEqual(brief(out), ["spawn:3.1", "spawn:1.2"]);
     assert.deepEqual(noticesOf(out, "scaled"), [{ kind: "scaled", workers: 3 }]);
@@ -363,7 +370,7 @@ describe("Supervisor heartbeats", () => {
     const d = new SupervisorDriver({ workers: 1, timeoutMs: 2_000 });
     const [w] = d.boot();
     d.advance(1_500);
-    d.send({ type: "seen", worker: w.id });
+    d.send({ type: "seen", workerId: w.id });
     assert.deepEqual(brief(d.advance(2_000)), []);
     const out = d.advance(1);
     assert.deepEqual(noticesOf(out, "silent").map((n) => n.silentMs), [2_001]);

@@ -1,0 +1,62 @@
+/**
+ * How long the supervisor waits for each thing: a worker to be ready, a
+ * stopping worker to go before SIGKILL, the services to start, a second look
+ * at a shared port. Every one of them is a time on the master's one clock.
+ *
+ * @module
+ */
+import type { SupervisorAction, WorkerRef } from "./supervisor_events.ts";
+
+/**
+ * The metrics endpoint starts once every worker is ready, or this long after
+ * the start if that comes first: starting it costs the master a few
+ * milliseconds of main thread, which the booting workers would otherwise share.
+ */
+export const SERVICES_DELAY_MS = 250;
+/** How long after a first sight of another listener on the app port it is looked at again. */
+export const PORT_RECHECK_MS = 250;
+/** How long an app's leftover processes, or a process whose isolates all said bye, have after SIGTERM before SIGKILL. */
+export const GROUP_KILL_MS = 1_000;
+/** A worker killed for silence gets this long after SIGTERM before SIGKILL. */
+export const KILL_GRACE_MS = 1_000;
+/** A retired worker gets this long past its graceful time before SIGKILL. */
+export const RETIRE_GRACE_MS = 1_000;
+/** A quick stop: flush now, SIGTERM after this, SIGKILL after QUICK_KILL_MS. */
+export const QUICK_TERM_MS = 300;
+/** A quick stop: SIGKILL after this for a worker still running. */
+export const QUICK_KILL_MS = 1_500;
+/** How often SIGKILL is repeated for a process that has not gone yet. */
+export const KILL_REPEAT_MS = 1_000;
+/** A program that never says hello is taken as booted once it has lived this long. */
+export const UNMANAGED_READY_MS = 1_000;
+/** A reporter that never says ready (a server it did not wrap) is taken as ready after this. */
+export const MANAGED_READY_MS = 10_000;
+
+/**
+ * Ends what cannot end by itself: TERM now, and a timer for KILL after
+ * {@linkcode GROUP_KILL_MS}. `kill` is a process whose isolates all said bye
+ * (they do not exit one by one: the first would end them all); `killGroup` is
+ * what an exited worker's app left in its process group.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { endProcess } from "./deadlines.ts";
+ * const [term, kill] = endProcess({ id: 1, slot: 1, generation: 1 }, 0, "killGroup");
+ * assert.equal(term.type, "signalGroup");
+ * assert.deepEqual(kill, { type: "timer", at: 1_000, timer: { name: "killGroup", worker: { id: 1, slot: 1, generation: 1 } } });
+ * ```
+ */
+export function endProcess(
+  worker: WorkerRef,
+  now: number,
+  then: "kill" | "killGroup",
+): SupervisorAction[] {
+  const at = now + GROUP_KILL_MS;
+  return [
+    then === "kill"
+      ? { type: "signal", worker, signal: "SIGTERM" }
+      : { type: "signalGroup", worker, signal: "SIGTERM" },
+    { type: "timer", at, timer: { name: then, worker } },
+  ];
+}
