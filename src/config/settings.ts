@@ -585,6 +585,18 @@ export function envName(setting: Setting): string {
 }
 
 /**
+ * The `FORKLIFT_*` variables of secret settings: the master keeps them from its workers.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SECRET_ENV_NAMES } from "./settings.ts";
+ * assert.ok(SECRET_ENV_NAMES.includes("FORKLIFT_METRICS_TOKEN"));
+ * ```
+ */
+export const SECRET_ENV_NAMES: readonly string[] = SETTINGS.filter((s) => s.secret).map(envName);
+
+/**
  * A value as `forklift config` prints it: secrets as `****`, headers as
  * `k=v,…`, unset as an empty string.
  *

@@ -16,6 +16,7 @@ import { type MasterDeathWatch, startMasterDeathWatch } from "../runtime/master_
 import { prepareSpawn, spawnWorkerProcess } from "../runtime/spawn.ts";
 import { sweepStaleChannels } from "./channel_sweep.ts";
 import { foreignListeners, type Listener } from "./port_owners.ts";
+import { SECRET_ENV_NAMES } from "../config/settings.ts";
 import { SYSTEMD_ENV_NAMES } from "./systemd.ts";
 import type { LaunchPlan } from "./inject.ts";
 import type { WorkerRef } from "./supervisor.ts";
@@ -141,7 +142,7 @@ export class ProcessSpawner implements WorkerSpawner {
     const once = config.once;
     const channel = this.#openChannel();
     const env = {
-      ...withoutSystemd(this.#o.env),
+      ...withoutMasterOnly(this.#o.env),
       ...this.#plan.env,
       ...workerEnv({
         masterPid: process.pid,
@@ -254,10 +255,17 @@ export class ProcessSpawner implements WorkerSpawner {
   }
 }
 
-/** The master's environment without systemd's notify variables: they are the master's alone. */
-function withoutSystemd(env: Record<string, string>): Record<string, string> {
-  if (!SYSTEMD_ENV_NAMES.some((name) => name in env)) return env;
+/**
+ * What is the master's alone: systemd's notify variables, and the
+ * `FORKLIFT_*` variables of secret settings (the metrics endpoint's
+ * credentials), which the app, and whatever it runs, has no use for.
+ */
+const MASTER_ONLY_ENV: readonly string[] = [...SYSTEMD_ENV_NAMES, ...SECRET_ENV_NAMES];
+
+/** The master's environment without what is the master's alone. */
+function withoutMasterOnly(env: Record<string, string>): Record<string, string> {
+  if (!MASTER_ONLY_ENV.some((name) => name in env)) return env;
   const out = { ...env };
-  for (const name of SYSTEMD_ENV_NAMES) delete out[name];
+  for (const name of MASTER_ONLY_ENV) delete out[name];
   return out;
 }

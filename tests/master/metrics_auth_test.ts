@@ -116,6 +116,10 @@ describe(`forklift run with a metrics credential (${runtime} master and worker)`
         /^Bearer realm="forklift"$/,
       );
       assert.doesNotMatch(m.stderr, EXPOSED);
+      // The token is the master's: the app, and whatever it runs, does not see it.
+      const status = await (await get(m, "/status", `Bearer ${TOKEN}`)).json();
+      const seen = await fetch(`http://${status.workers[0].addr}/env?name=FORKLIFT_METRICS_TOKEN`);
+      assert.equal(await seen.text(), "");
     } finally {
       await m.cleanup();
     }
