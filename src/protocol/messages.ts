@@ -9,7 +9,7 @@
  * @module
  */
 
-import { aggregationOf } from "./aggregation.ts";
+import { aggregationOf, type PointValue } from "./aggregation.ts";
 import { checkDeclaration } from "./declaration.ts";
 
 export { MAX_BOUNDARIES, MAX_DESCRIPTION, MAX_UNIT } from "./declaration.ts";
@@ -32,14 +32,8 @@ export type InstrumentKind = "counter" | "updown" | "gauge" | "histogram";
  * histograms carry `count`, `sum`, `min`, `max` and `buckets` (one count per
  * bucket, `boundaries.length + 1` of them) for the interval.
  */
-export interface PointDelta {
+export interface PointDelta extends PointValue {
   attributes: Attributes;
-  value?: number;
-  count?: number;
-  sum?: number;
-  min?: number;
-  max?: number;
-  buckets?: number[];
 }
 
 /**

@@ -13,10 +13,11 @@ import { sleep, waitFor } from "../_helpers/master.ts";
 function telemetry(
   log: ReturnType<typeof logger> = logger("telemetry-test"),
   workers = 1,
+  config = typedConfig({}),
 ): MasterTelemetry {
   return new MasterTelemetry({
     serviceName: "api",
-    config: typedConfig({}),
+    config,
     log,
     snapshot: () => ({
       phase: "running",
@@ -213,19 +214,7 @@ test("MasterTelemetry.reconfigure() exports to the new endpoint and counts expor
   const [a, b] = [new OtlpReceiver(), new OtlpReceiver()];
   const config = async (r: OtlpReceiver) =>
     typedConfig({ otlp_endpoint: await r.listen(), export_interval: 0.1 });
-  const t = new MasterTelemetry({
-    serviceName: "api",
-    config: await config(a),
-    log: logger("telemetry-test"),
-    snapshot: () => ({
-      phase: "running",
-      workerCount: 1,
-      readyWorkers: 1,
-      restarts: {},
-      workers: [],
-    }),
-    onError: () => {},
-  });
+  const t = telemetry(undefined, 1, await config(a));
   try {
     t.startExport();
     await waitFor("an export to the first endpoint", () => a.accepted.length >= 2);
@@ -270,19 +259,7 @@ test("MasterTelemetry.reconfigure() applies a new metrics_memory_limit to the se
 
 test("MasterTelemetry.reconfigure() asks the running endpoint for the new metrics_token", async () => {
   const bind = `127.0.0.1:${await freePort()}`;
-  const t = new MasterTelemetry({
-    serviceName: "api",
-    config: typedConfig({ metrics_token: "first", metrics_bind: bind }),
-    log: logger("telemetry-test"),
-    snapshot: () => ({
-      phase: "running",
-      workerCount: 1,
-      readyWorkers: 1,
-      restarts: {},
-      workers: [],
-    }),
-    onError: () => {},
-  });
+  const t = telemetry(undefined, 1, typedConfig({ metrics_token: "first", metrics_bind: bind }));
   try {
     const { port } = await t.serve(bind);
     const status = async (token: string) => {
