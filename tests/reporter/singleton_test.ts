@@ -21,7 +21,7 @@ test("getReporter() returns one reporter for every copy of the module", async ()
   const src = fileURLToPath(new URL("../../src/", import.meta.url));
   const dir = await mkdtemp(join(tmpdir(), "forklift-copy-"));
   try {
-    for (const sub of ["reporter", "runtime", "protocol"]) {
+    for (const sub of ["reporter", "runtime", "protocol", "config"]) {
       await cp(join(src, sub), join(dir, sub), { recursive: true });
     }
     const copy = await import(pathToFileURL(join(dir, "reporter", "reporter.ts")).href);
