@@ -140,7 +140,7 @@ export function histogram(name: string, options?: HistogramOptions): Histogram {
  * ```
  */
 export function postFork(fn: () => void | Promise<void>): void {
-  getReporter().postFork(fn as () => void);
+  getReporter().afterWelcome(fn as () => void);
 }
 
 /** Options of {@linkcode instrument}. */

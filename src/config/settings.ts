@@ -5,8 +5,22 @@
  *
  * @module
  */
-import { parseKeyValues, redactUrl } from "../protocol/otlp.ts";
-import { MAX_SECONDS, msToSeconds, parseSeconds, TOO_LONG } from "./durations.ts";
+import { redactUrl } from "../protocol/otlp.ts";
+import { msToSeconds, parseSeconds } from "./durations.ts";
+import {
+  basicAuth,
+  boolean,
+  integer,
+  keyValuesOrNull,
+  oneOf,
+  parseBind,
+  text,
+  token,
+  url,
+} from "./readers.ts";
+
+export { MAX_SECONDS } from "./durations.ts";
+export { parseBind, parseHeaders, refusal } from "./readers.ts";
 
 /** The value a setting may hold once parsed. */
 export type SettingValue =
@@ -72,133 +86,6 @@ export interface Setting {
 export const CONFIG_FILE_ENV = "FORKLIFT_CONFIG_FILE";
 /** The environment variable that picks the `[forklift:ENV]` section. */
 export const ENVIRONMENT_ENV = "FORKLIFT_ENVIRONMENT";
-
-function integer(min: number, raw: string): number {
-  const t = raw.trim();
-  if (!/^[+-]?\d+$/.test(t)) throw new TypeError("not an integer");
-  const n = Number(t);
-  if (!Number.isSafeInteger(n) || n < min) throw new RangeError("out of range");
-  return n;
-}
-
-export { MAX_SECONDS };
-
-/**
- * What to add to "expected …, got …" when a value is refused: the reason,
- * when it says more than the expected form does.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { refusal } from "./settings.ts";
- * assert.ok(refusal(new RangeError("out of range")) === "");
- * ```
- */
-export function refusal(error: unknown): string {
-  return error instanceof RangeError && error.message === TOO_LONG ? `: ${TOO_LONG}` : "";
-}
-
-const TRUE = new Set(["1", "true", "yes", "on"]);
-const FALSE = new Set(["0", "false", "no", "off"]);
-
-function boolean(raw: string): boolean {
-  const t = raw.trim().toLowerCase();
-  if (TRUE.has(t)) return true;
-  if (FALSE.has(t)) return false;
-  throw new TypeError("not a boolean");
-}
-
-/** An `enum` setting's type, choices and parser, spread into its entry. */
-function oneOf<const C extends readonly string[]>(choices: C) {
-  return {
-    type: "enum",
-    choices,
-    parse: (raw: string): C[number] => {
-      const t = raw.trim().toLowerCase();
-      if (!choices.includes(t)) throw new RangeError("not one of the allowed values");
-      return t;
-    },
-  } as const;
-}
-
-/**
- * Reads `HOST:PORT` (`[::1]:9464` for IPv6, `:9464` for all interfaces) or
- * `off`.
- *
- * @example Parse a bind address
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseBind } from "./settings.ts";
- * assert.ok(parseBind("127.0.0.1:9464") === "127.0.0.1:9464");
- * ```
- */
-export function parseBind(raw: string): string | null {
-  const t = raw.trim();
-  if (t.toLowerCase() === "off") return null;
-  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})$/.exec(t);
-  if (!m || Number(m[2]) > 65535) throw new TypeError("not HOST:PORT");
-  return `${m[1] || "0.0.0.0"}:${Number(m[2])}`;
-}
-
-function url(raw: string): string | null {
-  const t = raw.trim();
-  if (t === "") return null;
-  let u: URL;
-  try {
-    u = new URL(t);
-  } catch {
-    throw new TypeError("not a URL");
-  }
-  if (u.protocol !== "http:" && u.protocol !== "https:") throw new RangeError("not http(s)");
-  // Trailing slashes of the path only: in a query or fragment they are data.
-  return /[?#]/.test(t) ? t : t.replace(/\/+$/, "");
-}
-
-/**
- * Reads OTLP headers written `key=value,key2=value2` (values may be
- * percent-encoded, as `OTEL_EXPORTER_OTLP_HEADERS` specifies).
- *
- * @example Parse two headers
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseHeaders } from "./settings.ts";
- * assert.ok(parseHeaders("a=1,b=2").b === "2");
- * ```
- */
-export function parseHeaders(raw: string): Record<string, string> {
-  return parseKeyValues(raw);
-}
-
-/** `key=value,…` pairs, or null for none. */
-function keyValuesOrNull(raw: string): Record<string, string> | null {
-  const h = parseHeaders(raw);
-  return Object.keys(h).length === 0 ? null : h;
-}
-
-function text(raw: string): string | null {
-  const t = raw.trim();
-  return t === "" ? null : t;
-}
-
-/** A bearer token: what an `Authorization` header can carry as is. */
-function token(raw: string): string | null {
-  const t = raw.trim();
-  if (t === "") return null;
-  if (!/^[\x21-\x7e]+$/.test(t)) throw new TypeError("not a token");
-  return t;
-}
-
-/** `user:password` as HTTP basic authentication sends it (RFC 7617: no colon in the user). */
-function basicAuth(raw: string): string | null {
-  const t = raw.trim();
-  if (t === "") return null;
-  const colon = t.indexOf(":");
-  // Control characters cannot travel in a header, nor be typed at a browser's prompt.
-  if (colon <= 0 || colon === t.length - 1 || /\p{Cc}/u.test(t)) {
-    throw new TypeError("not user:password");
-  }
-  return t;
-}
 
 /** The registry with each entry's literal types, from which {@linkcode SettingEntry} is read. */
 const REGISTRY = [

@@ -528,15 +528,6 @@ export class Aggregator {
   }
 
   /**
-   * Remembers `known` as `worker`'s series `id`, once its series is held: an
-   * id never keeps attributes the master does not hold. False when the
-   * budget has no room for one more id.
-   */
-  #define(id: number, known: KnownSeries): boolean {
-    return this.#ids.define(id, known, (bytes) => this.#reserve(bytes));
-  }
-
-  /**
    * The series `known` goes to: the one its id led to last while that still
    * stands, else found (or created) by its attributes and, for an id,
    * remembered for the next point. Undefined when a new series does not fit
@@ -596,9 +587,11 @@ export class Aggregator {
     const numbered = point.id !== undefined;
     const series = this.#seriesFor(instrument, worker, slot, known, numbered);
     if (series === undefined) return this.#drop("memory_limit");
-    if (numbered && point.attributes !== undefined && !this.#define(point.id!, known)) {
-      return this.#drop("memory_limit");
-    }
+    // The id is remembered once its series is held: an id never keeps
+    // attributes the master does not hold.
+    const remembered = !numbered || point.attributes === undefined ||
+      this.#ids.define(point.id!, known, (bytes) => this.#reserve(bytes));
+    if (!remembered) return this.#drop("memory_limit");
     if (instrument.kind === "updown" && !this.#contribute(worker, series, point.value!)) return;
     instrument.aggregation.accumulate(series, point);
   }

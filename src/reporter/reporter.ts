@@ -2,7 +2,7 @@
  * The reporter's lifecycle: the post-fork handshake with the master, `ready`,
  * graceful shutdown, and the per-process singleton. The jobs it drives live
  * beside it: `delivery.ts` (harvests, acks, resends), `harvest_timer.ts` (the
- * one timer), `host.ts` (the process), `served_servers.ts`, `post_fork.ts`,
+ * one timer), `host.ts` (the process), `served_servers.ts`, `after_welcome.ts`,
  * and `storage.ts` with `series_table.ts` (what was recorded).
  *
  * Fork-safety contract (docs/architecture.md): nothing here arms a timer at
@@ -36,7 +36,7 @@ import { HarvestDelivery } from "./delivery.ts";
 import { masterGone, processHost, type ReporterHost, underForklift } from "./host.ts";
 import type { HandshakeState, ReporterStats } from "./reporter_stats.ts";
 import { HarvestTimer } from "./harvest_timer.ts";
-import { PostForkCallbacks } from "./post_fork.ts";
+import { AfterWelcomeCallbacks } from "./after_welcome.ts";
 import { ServedServers } from "./served_servers.ts";
 
 export { ACK_TIMEOUT_MS, MAX_HARVEST_POINTS } from "./delivery.ts";
@@ -81,7 +81,7 @@ export class Reporter {
   #invalid = 0;
   readonly #servers: ServedServers;
   #readySent = false;
-  readonly #postFork: PostForkCallbacks;
+  readonly #afterWelcome: AfterWelcomeCallbacks;
   #exporter: StandaloneExporter | undefined;
   #shutdown: Promise<void> | undefined;
 
@@ -97,7 +97,7 @@ export class Reporter {
       requests: () => this.http.requests,
     });
     this.#timer = new HarvestTimer(host, () => this.tick());
-    this.#postFork = new PostForkCallbacks((fn) => host.nextTick(fn));
+    this.#afterWelcome = new AfterWelcomeCallbacks((fn) => host.nextTick(fn));
     this.#servers = new ServedServers(this.http, host);
     this.storage.onWake = () => this.#lazyStart();
   }
@@ -150,7 +150,7 @@ export class Reporter {
       requests: this.http.requests,
       invalidMessages: this.#invalid,
       servers: this.#servers.size,
-      postForkRuns: this.#postFork.runs,
+      postForkRuns: this.#afterWelcome.runs,
     };
   }
 
@@ -263,7 +263,7 @@ export class Reporter {
     // main thread milliseconds, which it keeps away from the first requests).
     if (first) this.#host.refChannel(false);
     this.#sendReady();
-    if (first) this.#postFork.run();
+    if (first) this.#afterWelcome.run();
   }
 
   /**
@@ -298,16 +298,16 @@ export class Reporter {
     this.#send({ type: "ready", v: PROTOCOL_VERSION, addr });
   }
 
-  /** Registers a callback to run once in this worker after `welcome` (see `postFork`). */
-  postFork(fn: () => void): void {
+  /** Registers a callback to run once in this worker after `welcome`: what `postFork()` of mod.ts calls. */
+  afterWelcome(fn: () => void): void {
     if (typeof fn !== "function") {
       throw new TypeError(
         `Cannot register postFork callback: expected a function, got ${typeof fn}`,
       );
     }
-    if (!this.#postFork.add(fn)) return;
+    if (!this.#afterWelcome.add(fn)) return;
     if (this.#state === "idle") this.start();
-    if (this.#state === "standalone") this.#host.nextTick(() => this.#postFork.run());
+    if (this.#state === "standalone") this.#host.nextTick(() => this.#afterWelcome.run());
   }
 
   /** Hooks for the runtime's server wrapper ({@linkcode hookServe}). */

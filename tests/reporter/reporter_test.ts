@@ -294,43 +294,43 @@ test("Reporter.receive() counts invalid messages and never throws", () => {
   assert.equal(reporter.stats().handshake, "hello");
 });
 
-test("postFork() runs callbacks once, after welcome", () => {
+test("Reporter.afterWelcome() runs callbacks once, after welcome", () => {
   const { host, reporter } = started();
   const calls: string[] = [];
-  reporter.postFork(() => void calls.push("early"));
+  reporter.afterWelcome(() => void calls.push("early"));
   host.runTicks();
   assert.equal(calls.length, 0);
   host.deliver(welcome());
   host.deliver(welcome());
   assert.deepEqual(calls, ["early"]);
-  reporter.postFork(() => void calls.push("late"));
+  reporter.afterWelcome(() => void calls.push("late"));
   host.runTicks();
   assert.deepEqual(calls, ["early", "late"]);
   assert.equal(reporter.stats().postForkRuns, 1);
 });
 
-test("postFork() runs on the next tick when standalone", () => {
+test("Reporter.afterWelcome() runs on the next tick when standalone", () => {
   const host = new FakeHost();
   host.vars = {};
   const { reporter } = started(host);
   const calls: number[] = [];
-  reporter.postFork(() => void calls.push(1));
+  reporter.afterWelcome(() => void calls.push(1));
   assert.equal(calls.length, 0);
   host.runTicks();
   assert.deepEqual(calls, [1]);
   assert.equal(host.timers.size, 0);
 });
 
-test("postFork() survives a throwing callback", () => {
+test("Reporter.afterWelcome() survives a throwing callback", () => {
   const { host, reporter } = started();
   const calls: number[] = [];
   const original = console.error;
   console.error = () => {};
   try {
-    reporter.postFork(() => {
+    reporter.afterWelcome(() => {
       throw new Error("boom");
     });
-    reporter.postFork(() => void calls.push(2));
+    reporter.afterWelcome(() => void calls.push(2));
     host.deliver(welcome());
   } finally {
     console.error = original;

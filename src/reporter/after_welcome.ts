@@ -1,5 +1,6 @@
 /**
- * The `postFork` callbacks of one process: kept until the worker is
+ * The callbacks an app registers with the API package's `postFork()` (not
+ * the master's `postFork` hook, which runs in the master): kept until the worker is
  * welcomed (at once when standalone), then run once each; one registered
  * later runs on the next tick. A failing callback is logged, never thrown.
  *
@@ -12,8 +13,8 @@
  * @example Run the callbacks kept so far, once
  * ```ts
  * import assert from "node:assert/strict";
- * import { PostForkCallbacks } from "./post_fork.ts";
- * const callbacks = new PostForkCallbacks((fn) => queueMicrotask(fn));
+ * import { AfterWelcomeCallbacks } from "./after_welcome.ts";
+ * const callbacks = new AfterWelcomeCallbacks((fn) => queueMicrotask(fn));
  * let calls = 0;
  * assert.equal(callbacks.add(() => void calls++), true);
  * callbacks.run();
@@ -21,7 +22,7 @@
  * assert.deepEqual([calls, callbacks.runs], [1, 1]);
  * ```
  */
-export class PostForkCallbacks {
+export class AfterWelcomeCallbacks {
   #fns: Array<() => void> = [];
   #runs = 0;
   readonly #nextTick: (fn: () => void) => void;
