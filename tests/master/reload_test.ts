@@ -56,7 +56,7 @@ async function start(runtime: "deno" | "bun", dir: string, ini: string) {
 
 for (const runtime of ["deno", "bun"] as const) {
   describe(`HUP with ${runtime} workers`, { skip: !RUNTIMES[runtime] }, () => {
-    test(`Arbiter on HUP sends the next export to the new OTLP endpoint, each ${runtime} request once, with the new name and hooks`, async () => {
+    test(`forklift run on HUP sends the next export to the new OTLP endpoint, each ${runtime} request once, with the new name and hooks`, async () => {
       const dir = mkdtempSync(`${tmpdir()}/forklift-reload-`);
       const first = new OtlpReceiver();
       const second = new OtlpReceiver();
@@ -105,7 +105,7 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
-    test(`Arbiter on HUP keeps the running hooks when the edited module fails or never loads, and takes it once fixed (${runtime})`, async () => {
+    test(`forklift run on HUP keeps the running hooks when the edited module fails or never loads, and takes it once fixed (${runtime})`, async () => {
       const dir = mkdtempSync(`${tmpdir()}/forklift-reload-`);
       const hooks = `${dir}/hooks.mjs`;
       const marker = `${dir}/marker`;
@@ -145,7 +145,7 @@ for (const runtime of ["deno", "bun"] as const) {
       }
     });
 
-    test(`Arbiter on HUP re-binds the metrics endpoint, moves the pid file and names once what needs a restart (${runtime})`, async () => {
+    test(`forklift run on HUP re-binds the metrics endpoint, moves the pid file and names once what needs a restart (${runtime})`, async () => {
       const dir = mkdtempSync(`${tmpdir()}/forklift-reload-`);
       const [p1, p2] = [await freePort(), await freePort()];
       // An address no reload can take: the endpoint must stay where it is.
