@@ -26,6 +26,8 @@ export class FakeHost implements ReporterHost {
   sent: WorkerMessage[] = [];
   exitCode: number | undefined;
   channelRefs: boolean[] = [];
+  /** Off unless a test asks: the runtime sampler's figures would be in every harvest. */
+  runtimeMetrics = false;
   time = 0;
   readonly timers = new Map<number, FakeTimer>();
   #nextId = 1;
