@@ -1,0 +1,105 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import process from "node:process";
+import { ROOT } from "../_helpers/cli.ts";
+import { RUNTIMES, sleep, startWorkers, waitFor } from "../_helpers/master.ts";
+
+const APP = `${ROOT}tests/fixtures/master/burn_app.ts`;
+const LINUX = process.platform === "linux";
+
+/** `process_cpu_time_seconds_total` of `slot`, user and system together. */
+function cpuSeconds(text: string, slot: number): number {
+  let sum = 0;
+  const re = new RegExp(
+    `^process_cpu_time_seconds_total\\{cpu_mode="(?:user|system)",worker="${slot}"\\} (\\S+)$`,
+    "gm",
+  );
+  for (const m of text.matchAll(re)) sum += Number(m[1]);
+  return sum;
+}
+
+/** The resident memory of process group `pgid`, as /proc/PID/status says, in bytes. */
+function groupRss(pgid: number): number {
+  let kb = 0;
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "latin1");
+      const pgrp = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+      if (pgrp !== pgid) continue;
+      kb += Number(
+        /^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${name}/status`, "latin1"))?.[1] ?? 0,
+      );
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return kb * 1024;
+}
+
+type Worker = Record<string, unknown> & { slot: number; pid: number; cpu: number | null };
+
+for (const runtime of ["deno", "bun"] as const) {
+  describe(`process metrics of ${runtime} workers`, { skip: !RUNTIMES[runtime] || !LINUX }, () => {
+    test(`ProcessSampler shows a ${runtime} worker burning half a core near 0.5 in /status and /metrics, and its memory as /proc has it`, async () => {
+      const { master: m } = await startWorkers(runtime, APP, { workers: 1, harvestInterval: 0.5 });
+      try {
+        const first = await waitFor("a cpu figure", async () => {
+          const w = (await m.status()).workers[0] as Worker;
+          return typeof w.cpu === "number" ? w : undefined;
+        }, 5_000);
+        // The fixture's first seconds (start-up, JIT) are not half a core.
+        await sleep(1_000);
+        const t0 = performance.now();
+        const before = cpuSeconds(await m.metrics(), 1);
+        await sleep(2_500);
+        const after = cpuSeconds(await m.metrics(), 1);
+        const rate = (after - before) / ((performance.now() - t0) / 1000);
+        assert.ok(rate > 0.3 && rate < 0.7, `rate from /metrics: ${rate}`);
+        const w = (await m.status()).workers[0] as Worker;
+        assert.ok(w.cpu! > 0.3 && w.cpu! < 0.7, `cpu in /status: ${w.cpu}`);
+        assert.equal(w.pid, first.pid);
+        const memory = w.memory_bytes as number;
+        const proc = groupRss(w.pid);
+        assert.ok(Math.abs(memory - proc) <= proc / 10, `/status ${memory}, /proc ${proc}`);
+        const text = await m.metrics();
+        const gauge = Number(/^process_memory_usage_bytes\{worker="1"\} (\S+)$/m.exec(text)?.[1]);
+        assert.ok(Math.abs(gauge - proc) <= proc / 10, `/metrics ${gauge}, /proc ${proc}`);
+        assert.match(text, /^# TYPE process_cpu_time_seconds_total counter$/m);
+        assert.match(text, /^# TYPE process_memory_usage_bytes gauge$/m);
+        for (const k of ["heap_used_bytes", "loop_delay_p99_seconds", "active_requests"]) {
+          assert.equal(typeof w[k], "number", `${k}: ${w[k]}`);
+        }
+      } finally {
+        await m.cleanup();
+      }
+    });
+
+    test(`ProcessSampler continues a ${runtime} slot's CPU time across a restart, never going back`, async () => {
+      const { master: m } = await startWorkers(runtime, APP, { workers: 1, harvestInterval: 0.3 });
+      try {
+        const old = await waitFor("some cpu time", async () => {
+          const v = cpuSeconds(await m.metrics(), 1);
+          return v > 0.3 ? v : undefined;
+        }, 5_000);
+        const [pid] = await m.readyPids();
+        process.kill(pid, "SIGKILL");
+        await waitFor("a new worker", async () => {
+          const pids = await m.readyPids();
+          return pids.length === 1 && pids[0] !== pid;
+        }, 10_000);
+        let last = old;
+        for (let i = 0; i < 10; i++) {
+          const v = cpuSeconds(await m.metrics(), 1);
+          assert.ok(v >= last, `went back from ${last} to ${v}`);
+          last = v;
+          await sleep(150);
+        }
+        assert.ok(last > old, `${last} after ${old}`);
+      } finally {
+        await m.cleanup();
+      }
+    });
+  });
+}
