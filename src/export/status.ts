@@ -35,6 +35,13 @@ export interface WorkerFigureFields {
   loop_delay_max_seconds?: number | null;
   /** Requests in flight at the worker's last harvest. */
   active_requests?: number | null;
+  /**
+   * `http.server.request.duration` of this process since it started, all
+   * routes and statuses together: `bucket_counts[i]` requests took at most
+   * `boundaries[i]` seconds (and more than the bound before); the last count is
+   * past every bound. Null before its first request.
+   */
+  request_duration?: { boundaries: number[]; bucket_counts: number[] } | null;
 }
 
 const FIGURE_FIELDS: ReadonlyArray<keyof WorkerFigureFields> = [

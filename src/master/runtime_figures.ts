@@ -13,16 +13,25 @@ export interface ReportedFigures {
   loopDelayP99?: number;
   loopDelayMax?: number;
   activeRequests?: number;
+  /** `http.server.request.duration`, all series together, since the worker started. */
+  duration?: DurationCounts;
+}
+
+/** A histogram's counts: one per bucket, `boundaries.length + 1` of them. */
+export interface DurationCounts {
+  boundaries: number[];
+  counts: number[];
 }
 
 /** The gauges read, by metric name. */
-const GAUGES: Record<string, keyof ReportedFigures> = {
+const GAUGES: Record<string, Exclude<keyof ReportedFigures, "duration">> = {
   "v8js.memory.heap.used": "heapUsed",
   "v8js.memory.heap.limit": "heapLimit",
   "nodejs.eventloop.delay.p99": "loopDelayP99",
   "nodejs.eventloop.delay.max": "loopDelayMax",
 };
 const ACTIVE_REQUESTS = "http.server.active_requests";
+const DURATION = "http.server.request.duration";
 
 /** The values of a harvested metric's points, both forms. */
 function values(metric: HarvestMetric): number[] {
@@ -53,6 +62,11 @@ export class RuntimeFigures {
   record(id: number, metrics: readonly HarvestMetric[]): void {
     let f = this.#byWorker.get(id);
     for (const m of metrics) {
+      if (m.name === DURATION && m.kind === "histogram") {
+        if (f === undefined) this.#byWorker.set(id, f = {});
+        f.duration = addBuckets(f.duration, m);
+        continue;
+      }
       const key = m.kind === "gauge" ? GAUGES[m.name] : undefined;
       const isRequests = m.name === ACTIVE_REQUESTS && m.kind === "updown";
       if (key === undefined && !isRequests) continue;
@@ -76,6 +90,22 @@ export class RuntimeFigures {
   }
 }
 
+/** `held` plus the buckets of `metric`'s points; new boundaries start the counts over. */
+function addBuckets(held: DurationCounts | undefined, metric: HarvestMetric): DurationCounts {
+  const boundaries = metric.boundaries ?? [];
+  const same = held !== undefined && held.boundaries.length === boundaries.length &&
+    held.boundaries.every((b, i) => b === boundaries[i]);
+  const out = same ? held : { boundaries: [...boundaries], counts: boundaries.map(() => 0) };
+  if (!same) out.counts.push(0);
+  for (const p of metric.points ?? []) {
+    if (p.buckets?.length !== out.counts.length) continue;
+    p.buckets.forEach((n, i) => {
+      if (Number.isFinite(n) && n > 0) out.counts[i] += n;
+    });
+  }
+  return out;
+}
+
 /**
  * The `/status` fields of reported figures: null for each one not reported.
  *
@@ -93,6 +123,7 @@ export function runtimeFigures(f: Readonly<ReportedFigures> | undefined): {
   loop_delay_p99_seconds: number | null;
   loop_delay_max_seconds: number | null;
   active_requests: number | null;
+  request_duration: { boundaries: number[]; bucket_counts: number[] } | null;
 } {
   return {
     heap_used_bytes: f?.heapUsed ?? null,
@@ -100,5 +131,8 @@ export function runtimeFigures(f: Readonly<ReportedFigures> | undefined): {
     loop_delay_p99_seconds: f?.loopDelayP99 ?? null,
     loop_delay_max_seconds: f?.loopDelayMax ?? null,
     active_requests: f?.activeRequests ?? null,
+    request_duration: f?.duration === undefined
+      ? null
+      : { boundaries: [...f.duration.boundaries], bucket_counts: [...f.duration.counts] },
   };
 }

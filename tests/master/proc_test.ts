@@ -161,6 +161,7 @@ test("RuntimeFigures.record() keeps each worker's last heap and loop figures and
     { name: "http.server.active_requests", kind: "updown", points: [{ value: -1 }] },
   ]);
   assert.deepEqual(runtimeFigures(f.get(1)), {
+    request_duration: null,
     heap_used_bytes: 7,
     heap_limit_bytes: null,
     loop_delay_p99_seconds: 0.02,
@@ -169,4 +170,25 @@ test("RuntimeFigures.record() keeps each worker's last heap and loop figures and
   });
   f.forget(1);
   assert.equal(f.get(1), undefined);
+});
+
+test("RuntimeFigures.record() adds up a worker's request durations over every series, and starts over when the buckets change", () => {
+  const f = new RuntimeFigures();
+  const h = (boundaries: number[], ...buckets: number[][]) => ({
+    name: "http.server.request.duration",
+    kind: "histogram" as const,
+    boundaries,
+    points: buckets.map((b) => ({ count: b.reduce((x, y) => x + y, 0), sum: 1, buckets: b })),
+  });
+  f.record(1, [h([0.1, 1], [1, 2, 0], [3, 0, 1], [9, 9])]);
+  f.record(1, [h([0.1, 1], [1, 0, 0])]);
+  assert.deepEqual(runtimeFigures(f.get(1)).request_duration, {
+    boundaries: [0.1, 1],
+    bucket_counts: [5, 2, 1],
+  });
+  f.record(1, [h([0.5], [2, 2])]);
+  assert.deepEqual(runtimeFigures(f.get(1)).request_duration, {
+    boundaries: [0.5],
+    bucket_counts: [2, 2],
+  });
 });
