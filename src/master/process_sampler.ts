@@ -125,8 +125,14 @@ export class ProcessSampler {
     }
     // Only pids still listed stay: the set never outgrows the processes there are.
     this.#foreign = foreign;
-    for (const g of byLeader.values()) {
-      this.#update(g, seen.get(g) ?? [], nowMs, ticksPerSecond, pageSize);
+    for (const [pid, g] of byLeader) {
+      let stats = seen.get(g);
+      if (stats === undefined) {
+        // A worker that is not its group's leader (started by another supervisor): itself alone.
+        const own = parseProcStat(this.#source.stat(pid) ?? "");
+        stats = own?.pid === pid ? [own] : [];
+      }
+      this.#update(g, stats, nowMs, ticksPerSecond, pageSize);
     }
     return true;
   }
@@ -159,6 +165,11 @@ export class ProcessSampler {
     g.lastAt = nowMs;
     g.members = members;
     g.memoryBytes = stats.length ? rss * pageSize : null;
+  }
+
+  /** Worker `id` exited: its memory is no longer shown (its CPU time stays in its slot's). */
+  forget(id: number): void {
+    this.#groups.delete(id);
   }
 
   /** The figures of worker `id`, from the last pass. */

@@ -237,6 +237,7 @@ export class MasterTelemetry implements Telemetry {
     this.#aggregator.removeWorker(worker.id);
     this.#conflictLogged.forget(worker.id);
     this.#figures.forget(worker.id);
+    this.#sampler.forget(worker.id);
     this.#exitedRequests += requests;
   }
 

@@ -137,6 +137,19 @@ test("ProcessSampler.sample() reads processes outside the workers' groups once e
   assert.equal(proc.reads, 12);
 });
 
+test("ProcessSampler.sample() reads a worker that leads no group by its pid alone, and forget() drops its memory", () => {
+  const proc = fakeProc();
+  proc.procs.set(30, statLine(30, "deno", 29, 100, 0, 5, 10));
+  proc.procs.set(31, statLine(31, "sibling", 29, 100, 0, 5, 10));
+  const sampler = new ProcessSampler(proc);
+  sampler.sample([{ id: 1, slot: 2, pid: 30 }], 0);
+  assert.deepEqual(sampler.figures(1), { cpu: null, memoryBytes: 10 * 4096 });
+  assert.equal(cpuOf(sampler, 2, "user"), 1);
+  sampler.forget(1);
+  assert.deepEqual(sampler.metrics().find((m) => m.name === "process.memory.usage")?.points, []);
+  assert.equal(cpuOf(sampler, 2, "user"), 1);
+});
+
 test("ProcessSampler.sample() answers false and measures nothing where there is no /proc", () => {
   const proc = fakeProc();
   proc.absent = true;
