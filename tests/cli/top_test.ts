@@ -3,7 +3,17 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import process from "node:process";
 import { cleanEnv, MAIN, ROOT, runCli, runtimeArgv } from "../_helpers/cli.ts";
-import { alive, getFresh, RUNTIMES, sleep, startWorkers, waitFor } from "../_helpers/master.ts";
+import {
+  alive,
+  freePort,
+  getFresh,
+  Master,
+  RUNTIMES,
+  serverArgv,
+  sleep,
+  startWorkers,
+  waitFor,
+} from "../_helpers/master.ts";
 import { testRuntime } from "../_helpers/runtime.ts";
 import { histogramQuantile, renderTop, TOP_COLUMNS, topFrame } from "../../src/cli/top_view.ts";
 import type { StatusDocument, WorkerStatus } from "../../src/export/status.ts";
@@ -167,6 +177,34 @@ describe("forklift top", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
         refused.stderr,
         /^forklift: No forklift master answers at http:\/\/127\.0\.0\.1:1\/status/,
       );
+    } finally {
+      await m.cleanup();
+    }
+  });
+
+  test("forklift top sends metrics_token as forklift status does, and says so in one line when the master asks for it", async () => {
+    const token = "t0p-s3cret-token";
+    const m = new Master(
+      ["-w", "1", "--metrics-bind", "127.0.0.1:0", "--", ...serverArgv(runtime, APP)],
+      {
+        env: cleanEnv({ PORT: String(await freePort()), BURN: "0", FORKLIFT_METRICS_TOKEN: token }),
+      },
+    );
+    try {
+      await m.waitLog(/Serving metrics at/);
+      const bind = `127.0.0.1:${m.metricsPort}`;
+      const refused = await runCli(["top", "--once", "--metrics-bind", bind]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /^forklift: The master at \S+ asks for a credential/);
+      assert.equal(refused.stderr.trim().split("\n").length, 1, refused.stderr);
+      const shown = await waitFor("a ready row", async () => {
+        const r = await runCli(["top", "--once", "--metrics-bind", bind], {
+          env: cleanEnv({ FORKLIFT_METRICS_TOKEN: token }),
+        });
+        for (const w of rows(r.stdout)) m.workerPids.add(w.pid);
+        return r.code === 0 && /^\s*1\s+\d+\s+1\s+ready/m.test(r.stdout) ? r : undefined;
+      }, 15_000);
+      assert.ok(!shown.stdout.includes(token));
     } finally {
       await m.cleanup();
     }
