@@ -211,7 +211,7 @@ describe("forklift top", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
   });
 
   test(
-    "forklift top in a terminal shows a row per worker, adds one on +, reloads on r and quits on q with the terminal restored",
+    "forklift top in a terminal shows a row per worker, adds one on +, reloads on r and quits on q or Ctrl-C with the terminal restored",
     {
       skip: NO_TMUX,
     },
@@ -248,7 +248,8 @@ describe("forklift top", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
           "top",
           `sh -c ${
             quote(
-              `stty -a | grep -o -- '-\\?icanon' > /dev/null; ${top}; echo TOP-EXITED $?; stty -a | grep -o -- '[-]\\?icanon'; sleep 30`,
+              `${top}; echo TOP-EXITED $?; stty -a | grep -o -- '[-]\\?icanon'; sleep 1; ` +
+                `${top}; echo CTRL-C-EXITED $?; stty -a | grep -o -- '[-]\\?icanon'; sleep 30`,
             )
           }`,
         );
@@ -304,6 +305,18 @@ describe("forklift top", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
         // The normal screen is back (no table left on it) and the line discipline is cooked again.
         assert.doesNotMatch(after, /SLOT\s+PID/);
         assert.match(after.split("TOP-EXITED 0")[1], /^\s*icanon\s*$/m);
+
+        // Again, and out with Ctrl-C.
+        await onScreen("a second top", (s) => rows(s).length >= 2 || undefined, 15_000);
+        tmux(socket, "send-keys", "-t", "top", "C-c");
+        const interrupted = await onScreen("top exits on Ctrl-C", (s) => {
+          return /CTRL-C-EXITED \d+/.test(s) && /icanon/.test(s.split("CTRL-C-EXITED")[1])
+            ? s
+            : undefined;
+        }, 10_000);
+        assert.match(interrupted, /CTRL-C-EXITED 0/);
+        assert.doesNotMatch(interrupted, /SLOT\s+PID/);
+        assert.match(interrupted.split("CTRL-C-EXITED 0")[1], /^\s*icanon\s*$/m);
       } finally {
         try {
           tmux(socket, "kill-server");
