@@ -78,7 +78,11 @@ export async function readStatus(
       await res.body?.cancel();
       return { error: `${url} answered ${res.status}: is that a forklift master?`, plain: true };
     }
-    return { url, doc: await res.json() };
+    const doc = await res.json();
+    if (!Array.isArray(doc?.workers)) {
+      return { error: `${url} answered with no workers: is that a forklift master?`, plain: true };
+    }
+    return { url, doc };
   } catch (e) {
     const err = e as Error;
     const why = err.name === "TimeoutError"

@@ -198,7 +198,7 @@ export const TOP_COLUMNS: ReadonlyArray<{
   { title: "P50", right: true, cell: (r) => formatSeconds(r.p50) },
   { title: "P99", right: true, cell: (r) => formatSeconds(r.p99) },
   { title: "RESTARTS", right: true, cell: (r) => String(r.worker.restarts) },
-  { title: "UPTIME", right: true, cell: (r) => formatUptime(r.uptime) },
+  { title: "UPTIME", right: true, cell: (r) => dash(r.uptime, formatUptime) },
 ];
 
 /** Cuts `line` to `width` characters. */
@@ -235,16 +235,19 @@ export function renderTop(frame: TopFrame, width: number): string[] {
   };
   const head = [
     `${s.service_name}  master pid ${s.pid}  forklift ${s.version}  up ${
-      formatUptime(s.uptime_s)
+      dash(s.uptime_s, formatUptime)
     }  ${s.ready === undefined ? "" : s.ready ? "ready" : `not ready: ${s.ready_reason ?? ""}`}`
       .trimEnd(),
-    `workers ${s.totals.workers}/${ws.length} ready  cpu ${dash(sum((w) => w.cpu), percent)}  mem ${
-      formatBytes(sum((w) => w.memory_bytes))
-    }  req/s ${dash(frame.requestsPerSecond, perSecond)}  p50 ${formatSeconds(frame.p50)}  p99 ${
+    `workers ${s.totals?.workers}/${ws.length} ready  cpu ${
+      dash(sum((w) => w.cpu), percent)
+    }  mem ${formatBytes(sum((w) => w.memory_bytes))}  req/s ${
+      dash(frame.requestsPerSecond, perSecond)
+    }  p50 ${formatSeconds(frame.p50)}  p99 ${
       formatSeconds(frame.p99)
-    }  restarts ${s.totals.restarts}  requests ${s.totals.requests}`,
+    }  restarts ${s.totals?.restarts}  requests ${s.totals?.requests}`,
   ];
-  const cells = TOP_COLUMNS.map((c) => frame.rows.map((r) => c.cell(r)));
+  // String(): a field missing from the document shows as "undefined", never throws.
+  const cells = TOP_COLUMNS.map((c) => frame.rows.map((r) => String(c.cell(r))));
   const widths = TOP_COLUMNS.map((c, i) =>
     Math.max(c.title.length, ...cells[i].map((x) => x.length))
   );

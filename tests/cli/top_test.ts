@@ -128,6 +128,27 @@ test("renderTop() drops columns from the right to fit the terminal, and keeps on
   assert.deepEqual(titles(renderTop(frame, 20)[3]), ["SLOT", "PID", "GEN"]);
 });
 
+test("renderTop() draws a document with fields missing or of the wrong type, with dashes", () => {
+  const odd = {
+    slot: 1,
+    pid: 5,
+    generation: "x",
+    requests: "many",
+    cpu: "hot",
+    memory_bytes: -Infinity,
+  } as unknown as WorkerStatus;
+  const status = {
+    ...doc([odd]),
+    uptime_s: "long",
+    totals: undefined,
+  } as unknown as StatusDocument;
+  const prev = { at: 0, status: { ...status, workers: [{ ...odd }] } };
+  const lines = renderTop(topFrame(prev, { at: 1000, status }, Date.now()), 160);
+  assert.equal(lines.length, 5);
+  assert.match(lines[0], /up -/);
+  assert.match(lines[4], /^\s*1\s+5\s+x\s+undefined\s+-\s+-\s+-\s+-\s+-/);
+});
+
 /** Runs one tmux command on the test's own server; bounded in time. */
 function tmux(socket: string, ...args: string[]): string {
   return execFileSync("tmux", ["-L", socket, ...args], {
