@@ -22,21 +22,25 @@ function cpuSeconds(text: string, slot: number): number {
 
 /** The resident memory of process group `pgid`, as /proc/PID/status says, in bytes. */
 function groupRss(pgid: number): number {
-  let kb = 0;
+  return [...groupMembers(pgid).values()].reduce((a, b) => a + b, 0);
+}
+
+/** The processes of group `pgid` with their resident memory in bytes. */
+function groupMembers(pgid: number): Map<number, number> {
+  const out = new Map<number, number>();
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = readFileSync(`/proc/${name}/stat`, "latin1");
       const pgrp = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
       if (pgrp !== pgid) continue;
-      kb += Number(
-        /^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${name}/status`, "latin1"))?.[1] ?? 0,
-      );
+      const status = readFileSync(`/proc/${name}/status`, "latin1");
+      out.set(Number(name), Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0) * 1024);
     } catch {
       // Gone meanwhile.
     }
   }
-  return kb * 1024;
+  return out;
 }
 
 type Worker = Record<string, unknown> & { slot: number; pid: number; cpu: number | null };
@@ -85,6 +89,44 @@ for (const runtime of ["deno", "bun"] as const) {
         }
       } finally {
         await m.cleanup();
+      }
+    });
+
+    test(`ProcessSampler counts the processes a ${runtime} worker starts in its memory`, async () => {
+      const { master: m } = await startWorkers(runtime, APP, {
+        workers: 1,
+        harvestInterval: 0.3,
+        env: { BURN: "0", CHILD: "1" },
+      });
+      let members = new Map<number, number>();
+      try {
+        const [pid] = await m.readyPids();
+        // The child holds its 48 MiB once it has started.
+        members = await waitFor("the worker's child", () => {
+          const g = groupMembers(pid);
+          return [...g].some(([child, rss]) => child !== pid && rss > 40 << 20) ? g : undefined;
+        }, 10_000);
+        const own = members.get(pid)!;
+        // The child's memory settles as it starts: the figures meet once it has.
+        let last = "";
+        await waitFor("the child in /status", async () => {
+          const w = (await m.status()).workers[0] as Worker;
+          const v = w.memory_bytes as number;
+          const proc = groupRss(pid);
+          last = `/status ${v}, /proc ${proc}, the worker alone ${own}`;
+          return v > own + (40 << 20) && Math.abs(v - proc) <= proc / 10;
+        }, 5_000).catch((e) => {
+          throw new Error(`${e.message}: ${last}`);
+        });
+      } finally {
+        await m.cleanup();
+        for (const child of members.keys()) {
+          try {
+            process.kill(child, "SIGKILL");
+          } catch {
+            // Gone with its group.
+          }
+        }
       }
     });
 
