@@ -305,6 +305,7 @@ export class MasterTelemetry implements Telemetry {
 
   async close(finalWithinMs: number): Promise<void> {
     clearInterval(this.#sampling);
+    this.#sampling = undefined;
     await this.#export.close(finalWithinMs);
     await this.#server?.close();
   }
