@@ -39,6 +39,14 @@ export const COMMAND_HELP: Record<
     summary: "Ask a running master for its workers (its HTTP /status); exit 1 when not ready",
     switches: ["--json             print the raw /status document"],
   },
+  top: {
+    usage: "forklift top [--metrics-bind ADDR] [--once]",
+    summary: "Watch a running master's workers live: CPU, memory, heap, loop delay, requests",
+    switches: [
+      "--once             print one view as plain text and exit (also when not a terminal)",
+      "keys: r reload (HUP), + add a worker (TTIN), - remove one (TTOU), q quit",
+    ],
+  },
   version: { usage: "forklift version | --version", summary: "Print the version", switches: [] },
   help: { usage: "forklift help [COMMAND] | --help", summary: "Show help", switches: [] },
 };

@@ -20,6 +20,7 @@ const LOADERS: Record<Exclude<CommandName, "help" | "version">, () => Promise<Co
   config: async () => (await import("./config.ts")).configCommand,
   check: async () => (await import("./check.ts")).checkCommand,
   status: async () => (await import("./status.ts")).statusCommand,
+  top: async () => (await import("./top.ts")).topCommand,
 };
 
 function print(text: string): void {

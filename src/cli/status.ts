@@ -22,6 +22,37 @@ import type { CommandContext } from "./context.ts";
  * ```
  */
 export async function statusCommand(ctx: CommandContext): Promise<number> {
+  const read = await readStatus(ctx);
+  if ("error" in read) {
+    if (read.plain) ctx.print(`${read.error}\n`);
+    else console.error(`forklift: ${read.error}`);
+    return 1;
+  }
+  const { url, doc } = read;
+  ctx.print(
+    ctx.commandLine.switches.has("json") ? renderStatus(doc) : formatStatus(doc),
+  );
+  if (doc.ready === true) return 0;
+  console.error(`forklift: The master at ${url} is not ready: ${doc.ready_reason ?? "unknown"}`);
+  return 1;
+}
+
+/**
+ * Reads the `/status` document of the master at `metrics_bind`, sending the
+ * credential set; on failure, one line that says why (without `forklift: `;
+ * `plain` when it is not a refusal but an answer that is not a master's).
+ * Throws a {@linkcode ConfigError} when `metrics_bind` is off.
+ *
+ * @example
+ * ```ts ignore
+ * import { readStatus } from "./status.ts";
+ * const read = await readStatus(ctx);
+ * if (!("error" in read)) console.log(read.doc.workers.length);
+ * ```
+ */
+export async function readStatus(
+  ctx: Pick<CommandContext, "settings">,
+): Promise<{ url: string; doc: StatusDocument } | { error: string; plain?: boolean }> {
   const bind = ctx.settings.config.metricsBind;
   if (bind === null) {
     throw new ConfigError("metrics_bind is off: there is no /status to ask (set --metrics-bind)");
@@ -30,7 +61,6 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
   const url = target ? localHttpUrl(target.host, target.port, "/status") : `http://${bind}/status`;
   const { metricsToken: token, metricsBasicAuth: basicAuth } = ctx.settings.config;
   const authorization = authorizationHeader({ token, basicAuth });
-  let doc: StatusDocument;
   try {
     const res = await fetch(url, {
       signal: AbortSignal.timeout(5000),
@@ -38,19 +68,21 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
     });
     if (res.status === 401) {
       await res.body?.cancel();
-      console.error(
-        authorization === undefined
-          ? `forklift: The master at ${url} asks for a credential: set metrics_token or metrics_basic_auth (FORKLIFT_METRICS_TOKEN, FORKLIFT_METRICS_BASIC_AUTH) as the master has it`
-          : `forklift: The master at ${url} refused the credential sent: metrics_token or metrics_basic_auth differs from the master's`,
-      );
-      return 1;
+      return {
+        error: authorization === undefined
+          ? `The master at ${url} asks for a credential: set metrics_token or metrics_basic_auth (FORKLIFT_METRICS_TOKEN, FORKLIFT_METRICS_BASIC_AUTH) as the master has it`
+          : `The master at ${url} refused the credential sent: metrics_token or metrics_basic_auth differs from the master's`,
+      };
     }
     if (!res.ok) {
       await res.body?.cancel();
-      ctx.print(`${url} answered ${res.status}: is that a forklift master?\n`);
-      return 1;
+      return { error: `${url} answered ${res.status}: is that a forklift master?`, plain: true };
     }
-    doc = await res.json();
+    const doc = await res.json();
+    if (!Array.isArray(doc?.workers)) {
+      return { error: `${url} answered with no workers: is that a forklift master?`, plain: true };
+    }
+    return { url, doc };
   } catch (e) {
     const err = e as Error;
     const why = err.name === "TimeoutError"
@@ -58,13 +90,6 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
       : /ECONNREFUSED|refused|Unable to connect/i.test(`${err.message} ${err.cause ?? ""}`)
       ? "connection refused (is a master running with this metrics_bind?)"
       : err.message.split("\n")[0];
-    console.error(`forklift: No forklift master answers at ${url}: ${why}`);
-    return 1;
+    return { error: `No forklift master answers at ${url}: ${why}` };
   }
-  ctx.print(
-    ctx.commandLine.switches.has("json") ? renderStatus(doc) : formatStatus(doc),
-  );
-  if (doc.ready === true) return 0;
-  console.error(`forklift: The master at ${url} is not ready: ${doc.ready_reason ?? "unknown"}`);
-  return 1;
 }

@@ -14,6 +14,7 @@ export const COMMANDS = {
   config: ["origin", "json"],
   check: ["connect"],
   status: ["json"],
+  top: ["once"],
   version: [],
   help: [],
 } as const satisfies Record<string, readonly string[]>;

@@ -18,8 +18,44 @@ export type WorkerState =
   /** Gone. */
   | "exited";
 
+/**
+ * A worker's health in the `/status` document: `cpu` and `memory_bytes` as
+ * the master reads them from `/proc` (its process group), the others as the
+ * worker last reported them. Null when not known (yet), or not on this platform.
+ */
+export interface WorkerFigureFields {
+  /** Cores used over the last sampling interval (0.5 is half of one), null before two samples. */
+  cpu?: number | null;
+  /** Resident memory of the worker's process group. */
+  memory_bytes?: number | null;
+  heap_used_bytes?: number | null;
+  heap_limit_bytes?: number | null;
+  /** Event-loop delay over the worker's last harvest interval. */
+  loop_delay_p99_seconds?: number | null;
+  loop_delay_max_seconds?: number | null;
+  /** Requests in flight at the worker's last harvest. */
+  active_requests?: number | null;
+  /**
+   * `http.server.request.duration` of this process since it started, all
+   * routes and statuses together: `bucket_counts[i]` requests took at most
+   * `boundaries[i]` seconds (and more than the bound before); the last count is
+   * past every bound. Null before its first request.
+   */
+  request_duration?: { boundaries: number[]; bucket_counts: number[] } | null;
+}
+
+const FIGURE_FIELDS: ReadonlyArray<keyof WorkerFigureFields> = [
+  "cpu",
+  "memory_bytes",
+  "heap_used_bytes",
+  "heap_limit_bytes",
+  "loop_delay_p99_seconds",
+  "loop_delay_max_seconds",
+  "active_requests",
+];
+
 /** One worker process in the `/status` document. Times are ISO 8601 strings. */
-export interface WorkerStatus {
+export interface WorkerStatus extends WorkerFigureFields {
   /** Stable slot, 1..N, reused on respawn. */
   slot: number;
   /** Process id, or `null` when no process holds the slot. */
@@ -175,6 +211,8 @@ export function renderStatus(status: StatusDocument): string {
  * ```
  */
 export function formatStatus(status: StatusDocument): string {
+  // A document from a master that measures nothing keeps the table it had.
+  const figures = status.workers.some((w) => FIGURE_FIELDS.some((k) => w[k] !== undefined));
   const header = [
     "SLOT",
     "PID",
@@ -184,6 +222,7 @@ export function formatStatus(status: StatusDocument): string {
     "REQUESTS",
     "RESTARTS",
     "LAST HARVEST",
+    ...(figures ? ["CPU", "MEMORY", "HEAP", "LOOP P99", "LOOP MAX", "ACTIVE"] : []),
   ];
   const rows = [...status.workers]
     .sort((a, b) => a.slot - b.slot || a.generation - b.generation)
@@ -196,6 +235,16 @@ export function formatStatus(status: StatusDocument): string {
       String(w.requests),
       String(w.restarts),
       w.last_harvest_at ?? "-",
+      ...(figures
+        ? [
+          w.cpu == null ? "-" : `${(w.cpu * 100).toFixed(1)}%`,
+          formatBytes(w.memory_bytes),
+          formatBytes(w.heap_used_bytes),
+          formatSeconds(w.loop_delay_p99_seconds),
+          formatSeconds(w.loop_delay_max_seconds),
+          w.active_requests == null ? "-" : String(w.active_requests),
+        ]
+        : []),
     ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
@@ -212,4 +261,41 @@ export function formatStatus(status: StatusDocument): string {
     line(header),
     ...rows.map(line),
   ].join("\n") + "\n";
+}
+
+/**
+ * Bytes for a person: `512 B`, `1.5 KiB`, `230.0 MiB`; `-` when unknown.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatBytes } from "./status.ts";
+ * assert.equal(formatBytes(3 * 1024 * 1024), "3.0 MiB");
+ * assert.equal(formatBytes(null), "-");
+ * ```
+ */
+export function formatBytes(bytes: number | null | undefined): string {
+  if (bytes == null || !Number.isFinite(bytes)) return "-";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = bytes;
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) v /= 1024, i++;
+  return i === 0 ? `${Math.round(v)} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+/**
+ * A short duration for a person: `850 µs`, `12.5 ms`, `1.20 s`; `-` when unknown.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatSeconds } from "./status.ts";
+ * assert.equal(formatSeconds(0.0125), "12.5 ms");
+ * ```
+ */
+export function formatSeconds(seconds: number | null | undefined): string {
+  if (seconds == null || !Number.isFinite(seconds)) return "-";
+  if (seconds < 0.001) return `${Math.round(seconds * 1e6)} µs`;
+  if (seconds < 1) return `${(seconds * 1000).toFixed(1)} ms`;
+  return `${seconds.toFixed(2)} s`;
 }

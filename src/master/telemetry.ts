@@ -16,6 +16,7 @@ import {
   type Readiness,
   readiness,
   type StatusDocument,
+  type WorkerFigureFields,
   type WorkerStatus,
 } from "../export/status.ts";
 import type { Logger } from "@logtape/logtape";
@@ -26,6 +27,9 @@ import { LogThrottle, shorten } from "../log/throttle.ts";
 import { firstLine } from "../config/errors.ts";
 import type { WorkerView } from "./supervisor.ts";
 import type { WorkerHandle } from "./worker_handle.ts";
+import { ProcessSampler } from "./process_sampler.ts";
+import { linuxProc } from "./proc.ts";
+import { RuntimeFigures, runtimeFigures } from "./runtime_figures.ts";
 
 /** Every sample name the master's own metrics may use, with or without an OTLP exporter. */
 const MASTER_SAMPLE_NAMES: readonly string[] = masterMetrics({
@@ -34,7 +38,10 @@ const MASTER_SAMPLE_NAMES: readonly string[] = masterMetrics({
   harvests: 0,
   dropped: {},
   otlp: { exports: 0, failures: 0, retries: 0, dropped: 0, bytes: 0 },
-}).map(prometheusMetricName);
+}).map(prometheusMetricName).concat(
+  "process_cpu_time_seconds_total",
+  "process_memory_usage_bytes",
+);
 
 /** Tries, and the wait between them, to listen on a port the old endpoint just closed. */
 const FREED_PORT_ATTEMPTS = 10;
@@ -157,6 +164,11 @@ export class MasterTelemetry implements Telemetry {
   #merging?: WorkerKey;
   /** Points left out of the exposition so far, by metric and Prometheus name: each counted once. */
   #skipped = new Map<string, number>();
+  /** The workers' process groups, read from /proc every harvest interval. */
+  #sampler = new ProcessSampler(linuxProc());
+  #sampling?: ReturnType<typeof setInterval>;
+  /** What each worker last said of its heap, loop and requests in flight, by worker id. */
+  #figures = new RuntimeFigures();
 
   constructor(options: MasterTelemetryOptions) {
     this.#o = options;
@@ -216,6 +228,7 @@ export class MasterTelemetry implements Telemetry {
     this.#invalid += refused;
     this.#workerDropped += Math.max(0, (m.dropped ?? 0) - refused);
     this.#aggregator.merge(worker.id, m.metrics, worker.slot, isolate);
+    this.#figures.record(worker.id, m.metrics);
   }
 
   invalid(_worker: WorkerKey): void {
@@ -225,6 +238,8 @@ export class MasterTelemetry implements Telemetry {
   forget(worker: WorkerKey, requests = 0): void {
     this.#aggregator.removeWorker(worker.id);
     this.#conflictLogged.forget(worker.id);
+    this.#figures.forget(worker.id);
+    this.#sampler.forget(worker.id);
     this.#exitedRequests += requests;
   }
 
@@ -269,9 +284,30 @@ export class MasterTelemetry implements Telemetry {
   startExport(): void {
     this.#bind ??= null;
     this.#export.start();
+    this.#sample();
+  }
+
+  /** Samples the workers' processes now, and again every harvest interval. */
+  #sample(): void {
+    if (this.#sampling !== undefined) clearInterval(this.#sampling);
+    const pass = () => {
+      const workers = this.#o.snapshot().workers.flatMap(({ view, handle }) =>
+        handle.pid === null ? [] : [{ id: view.worker.id, slot: handle.slot, pid: handle.pid }]
+      );
+      if (this.#sampler.sample(workers, performance.now())) return;
+      clearInterval(this.#sampling);
+      this.#o.log.info(
+        "No /proc here: the workers' process.cpu.time and process.memory.usage are not measured",
+      );
+    };
+    this.#sampling = setInterval(pass, Math.max(100, this.#o.config.harvestIntervalMs));
+    (this.#sampling as { unref?: () => void }).unref?.();
+    pass();
   }
 
   async close(finalWithinMs: number): Promise<void> {
+    clearInterval(this.#sampling);
+    this.#sampling = undefined;
     await this.#export.close(finalWithinMs);
     await this.#server?.close();
   }
@@ -285,6 +321,7 @@ export class MasterTelemetry implements Telemetry {
     ) this.#credentials = credentials;
     this.#aggregator.memoryLimit = config.metricsMemoryLimit * 1024 * 1024;
     this.#export.reconfigure(config, serviceName);
+    if (this.#sampling !== undefined) this.#sample();
     // Before the endpoint first starts, starting it reads the new bind.
     if (this.#bind !== undefined && config.metricsBind !== this.#bind) {
       await this.#rebind(config.metricsBind);
@@ -370,7 +407,7 @@ export class MasterTelemetry implements Telemetry {
       harvests: this.#harvests,
       dropped: this.#drops(),
       otlp: this.#export.stats,
-    });
+    }).concat(this.#sampler.metrics());
   }
 
   /**
@@ -408,6 +445,16 @@ export class MasterTelemetry implements Telemetry {
     return readiness(s.phase, s.readyWorkers, s.workerCount);
   }
 
+  /** A worker's process and runtime figures, for `/status`. */
+  #workerFigures(id: number): WorkerFigureFields {
+    const p = this.#sampler.figures(id);
+    return {
+      cpu: p.cpu === null ? null : Math.round(p.cpu * 1000) / 1000,
+      memory_bytes: p.memoryBytes,
+      ...runtimeFigures(this.#figures.get(id)),
+    };
+  }
+
   /** The `/status` document. */
   status(): StatusDocument {
     const s = this.#o.snapshot();
@@ -429,6 +476,7 @@ export class MasterTelemetry implements Telemetry {
       addr: w.addr ?? null,
       runtime: w.runtime ?? null,
       transitions: view.transitions.map((t) => ({ state: t.state, at: wall(t.at) })),
+      ...this.#workerFigures(view.worker.id),
     }));
     const reporter = (globalThis as Record<symbol, { stats?: () => { timersArmed: number } }>)[
       Symbol.for("forklift.reporter")

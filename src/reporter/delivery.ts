@@ -42,6 +42,8 @@ export interface DeliveryHost {
   send(message: WorkerMessage, done?: (error: unknown) => void): void;
   /** Requests completed so far (cumulative), carried by every harvest. */
   requests(): number;
+  /** Called just before each cut: figures sampled once per harvest are recorded here. */
+  beforeCut?(): void;
 }
 
 /**
@@ -116,6 +118,7 @@ export class HarvestDelivery {
       }
       if (!force) return due;
     }
+    this.#host.beforeCut?.();
     const cut = this.#storage.harvestCut();
     const requests = this.#host.requests();
     for (const [i, metrics] of splitMetrics(cut.metrics, MAX_HARVEST_POINTS).entries()) {

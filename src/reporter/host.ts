@@ -41,6 +41,11 @@ export interface ReporterHost extends Omit<WorkerIO, "send" | "wake"> {
   wake?(): void;
   /** Calls `fn` before a normal exit (the event loop ran dry). */
   beforeExit?(fn: () => void): void;
+  /**
+   * Whether the reporter measures this process's runtime (heap, event-loop
+   * delay) under forklift: the real process does; a test host opts in.
+   */
+  runtimeMetrics?: boolean;
 }
 
 /**
@@ -78,6 +83,7 @@ export function processHost(): ReporterHost {
     wake: io.wake,
     hookServe: (reporter) => void hookServe(reporter.serveHooks()),
     beforeExit,
+    runtimeMetrics: true,
   };
 }
 

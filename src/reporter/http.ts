@@ -143,6 +143,11 @@ export function expressRoute(req: NodeRequest): string | undefined {
 export class HttpMetrics {
   /** Requests completed (handler returned or threw) since start. */
   requests = 0;
+  /**
+   * Requests started and not completed yet: one add and one subtract a
+   * request, read at each harvest (`http.server.active_requests`).
+   */
+  active = 0;
   /** Servers wrapped by the runtime hook; `instrument()` then only names routes. */
   wrappedServers = 0;
   readonly #duration: Histogram;
@@ -175,6 +180,7 @@ export class HttpMetrics {
     if (typeof res !== "object" || res === null) return;
     const r = res as NodeResponse & { [STARTED]?: number; [REQUEST]?: NodeRequest };
     r[STARTED] = performance.now();
+    if (r[REQUEST] === undefined) this.active++;
     r[REQUEST] = req;
   }
 
@@ -219,6 +225,7 @@ export class HttpMetrics {
   done(req: Request, status: number, t0: number, route: string | undefined): void {
     const seconds = (performance.now() - t0) / 1000;
     this.requests++;
+    this.active--;
     try {
       const method = methodIndex(req.method);
       if (route === undefined && this.#routesUsed) route = this.#routes.get(req);
@@ -268,6 +275,7 @@ export class HttpMetrics {
     // rest array per request.
     const timed = function (this: unknown, req: Request, extra: unknown): unknown {
       const t0 = performance.now();
+      metrics.active++;
       let res: unknown;
       try {
         res = arguments.length <= 2

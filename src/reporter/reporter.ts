@@ -38,6 +38,7 @@ import type { HandshakeState, ReporterStats } from "./reporter_stats.ts";
 import { HarvestTimer } from "./harvest_timer.ts";
 import { AfterWelcomeCallbacks } from "./after_welcome.ts";
 import { ServedServers } from "./served_servers.ts";
+import { RuntimeSampler } from "./runtime_metrics.ts";
 
 export { ACK_TIMEOUT_MS, MAX_HARVEST_POINTS } from "./delivery.ts";
 export { STANDALONE_INTERVAL_MS, type StandaloneExporter } from "./otlp_standalone.ts";
@@ -84,6 +85,7 @@ export class Reporter {
   readonly #afterWelcome: AfterWelcomeCallbacks;
   #exporter: StandaloneExporter | undefined;
   #shutdown: Promise<void> | undefined;
+  readonly #runtime: RuntimeSampler;
 
   /** Creates a reporter on `host`; it does nothing until {@linkcode Reporter.start}. */
   constructor(host: ReporterHost) {
@@ -95,7 +97,9 @@ export class Reporter {
       clearTimer: (t) => host.clearTimer(t),
       send: (message, done) => this.#send(message, done),
       requests: () => this.http.requests,
+      beforeCut: () => this.#runtime.sample(),
     });
+    this.#runtime = new RuntimeSampler(this.storage, host, () => this.http.active);
     this.#timer = new HarvestTimer(host, () => this.tick());
     this.#afterWelcome = new AfterWelcomeCallbacks((fn) => host.nextTick(fn));
     this.#servers = new ServedServers(this.http, host);
@@ -262,6 +266,7 @@ export class Reporter {
     // for it. When the channel lets go is the host's to time (Bun's costs the
     // main thread milliseconds, which it keeps away from the first requests).
     if (first) this.#host.refChannel(false);
+    if (first && this.#host.runtimeMetrics === true) this.#runtime.start(message.worker);
     this.#sendReady();
     if (first) this.#afterWelcome.run();
   }
@@ -356,6 +361,7 @@ export class Reporter {
     const worker = this.#state === "welcomed" || this.#state === "hello";
     this.#state = "stopping";
     this.#timer.disarm();
+    this.#runtime.stop();
     let said = false;
     try {
       if (farewell) host.refChannel(true);

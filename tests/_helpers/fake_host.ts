@@ -21,6 +21,8 @@ export class FakeHost implements ReporterHost {
   channelRefs: boolean[] = [];
   /** The host's time and timers. */
   readonly clock = new FakeClock();
+  /** Off unless a test asks: the runtime sampler's figures would be in every harvest. */
+  runtimeMetrics = false;
   #onMessage: Array<(raw: unknown) => void> = [];
   #onDisconnect: Array<() => void> = [];
   #ticks: Array<() => void> = [];

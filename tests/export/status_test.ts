@@ -74,3 +74,32 @@ test("formatStatus() says whether the master is ready, and why not", () => {
   const not = formatStatus({ ...DOC, ready: false, ready_reason: "stopping", phase: "stopping" });
   assert.equal(not.split("\n")[2], "not ready: stopping");
 });
+
+test("formatStatus() adds each worker's CPU, memory, heap, loop delay and requests in flight when the master measures them", () => {
+  const text = formatStatus({
+    ...DOC,
+    workers: [
+      worker(1, {
+        cpu: 0.456,
+        memory_bytes: 52 * 1024 * 1024,
+        heap_used_bytes: 6.5 * 1024 * 1024,
+        heap_limit_bytes: 4 * 1024 ** 3,
+        loop_delay_p99_seconds: 0.0123,
+        loop_delay_max_seconds: 0.1,
+        active_requests: 3,
+      }),
+      worker(2, {
+        cpu: null,
+        memory_bytes: null,
+        heap_used_bytes: null,
+        loop_delay_p99_seconds: null,
+        loop_delay_max_seconds: null,
+        active_requests: null,
+      }),
+    ],
+  });
+  const lines = text.split("\n");
+  assert.match(lines[3], /LAST HARVEST\s+CPU\s+MEMORY\s+HEAP\s+LOOP P99\s+LOOP MAX\s+ACTIVE$/);
+  assert.match(lines[4], /Z\s+45\.6%\s+52\.0 MiB\s+6\.5 MiB\s+12\.3 ms\s+100\.0 ms\s+3$/);
+  assert.match(lines[5], /Z\s+-\s+-\s+-\s+-\s+-\s+-$/);
+});
