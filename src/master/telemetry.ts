@@ -26,6 +26,7 @@ import { LogThrottle, shorten } from "../log/throttle.ts";
 import { firstLine } from "../config/errors.ts";
 import type { WorkerView } from "./supervisor.ts";
 import type { WorkerHandle } from "./worker_handle.ts";
+import { DashboardFeed } from "./dashboard_feed.ts";
 
 /** Every sample name the master's own metrics may use, with or without an OTLP exporter. */
 const MASTER_SAMPLE_NAMES: readonly string[] = masterMetrics({
@@ -155,9 +156,18 @@ export class MasterTelemetry implements Telemetry {
   #merging?: WorkerKey;
   /** Points left out of the exposition so far, by metric and Prometheus name: each counted once. */
   #skipped = new Map<string, number>();
+  /** The dashboard's history, sampled while the endpoint is up. */
+  #dashboard: DashboardFeed;
 
   constructor(options: MasterTelemetryOptions) {
     this.#o = options;
+    this.#dashboard = new DashboardFeed({
+      collect: () => this.#aggregator.collect(),
+      status: () => this.status(),
+      supervision: () => this.#o.snapshot(),
+      otlp: () => this.#export.stats,
+      config: () => this.#o.config,
+    });
     this.#credentials = credentialsOf(options.config);
     this.#aggregator = new Aggregator({
       memoryLimit: options.config.metricsMemoryLimit * 1024 * 1024,
@@ -237,6 +247,7 @@ export class MasterTelemetry implements Telemetry {
   async serve(bind: string): Promise<{ host: string; port: number }> {
     this.#server = await this.#listen(bind);
     this.#bind = bind;
+    this.#dashboard.start();
     return this.#server.address;
   }
 
@@ -249,6 +260,7 @@ export class MasterTelemetry implements Telemetry {
       ready: () => this.readiness(),
       onError: (e) => this.#o.onError(e),
       credentials: () => this.#credentials,
+      dashboard: (since) => this.#dashboard.document(since),
     });
   }
 
@@ -270,12 +282,14 @@ export class MasterTelemetry implements Telemetry {
   }
 
   async close(finalWithinMs: number): Promise<void> {
+    this.#dashboard.stop();
     await this.#export.close(finalWithinMs);
     await this.#server?.close();
   }
 
   async reconfigure(config: Config, serviceName: string): Promise<void> {
     this.#o = { ...this.#o, config, serviceName };
+    this.#dashboard.event("reload", "settings read again");
     const credentials = credentialsOf(config);
     if (
       credentials.token !== this.#credentials.token ||
@@ -301,6 +315,7 @@ export class MasterTelemetry implements Telemetry {
       this.#server = undefined;
       this.#bind = null;
       await old?.close();
+      this.#dashboard.stop();
       this.#o.log.info("Stopped serving metrics (metrics_bind is off)");
       return;
     }
@@ -337,6 +352,7 @@ export class MasterTelemetry implements Telemetry {
     if (this.#server === old) await old?.close();
     this.#server = server;
     this.#bind = bind;
+    this.#dashboard.start();
     const { host, port: bound } = server.address;
     const shown = host.includes(":") ? `[${host}]` : host;
     this.#o.log.info("Serving metrics at http://{addr}/metrics", { addr: `${shown}:${bound}` });

@@ -1,0 +1,88 @@
+/**
+ * The dashboard page's files: the HTML, one script (uPlot, then the page's
+ * own code) and one stylesheet. The compiled binary carries them as strings
+ * defined at build time (see `scripts/build.ts`); from source they are read
+ * once, on first request, from `src/export/dashboard/` and uPlot's npm
+ * package in `node_modules`, so `deno task demo` and the tests need no build
+ * step.
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+
+declare const FORKLIFT_DASHBOARD_HTML: string | undefined;
+declare const FORKLIFT_DASHBOARD_JS: string | undefined;
+declare const FORKLIFT_DASHBOARD_CSS: string | undefined;
+
+/** One file of the page. */
+export interface DashboardAsset {
+  type: string;
+  body: string;
+}
+
+/** The paths the page's files are served at. */
+export const DASHBOARD_ASSET_PATHS: readonly string[] = ["/", "/dashboard.js", "/dashboard.css"];
+
+let cache: Map<string, DashboardAsset> | undefined;
+
+function sourceFile(relative: string): string {
+  return readFileSync(new URL(relative, import.meta.url), "utf8");
+}
+
+/**
+ * Builds the page's script and stylesheet from the source tree: uPlot's
+ * browser build from `node_modules`, then the page's own files.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { dashboardSources } from "./dashboard_assets.ts";
+ * assert.ok(dashboardSources().js.includes("uPlot"));
+ * ```
+ */
+export function dashboardSources(): { html: string; js: string; css: string } {
+  const uplot = "../../node_modules/uplot/dist/";
+  return {
+    html: sourceFile("./dashboard/index.html"),
+    js: sourceFile(`${uplot}uPlot.iife.min.js`) + "\n" + sourceFile("./dashboard/app.js"),
+    css: sourceFile(`${uplot}uPlot.min.css`) + "\n" + sourceFile("./dashboard/style.css"),
+  };
+}
+
+/**
+ * The file served at `path`, or undefined for any other path. A source tree
+ * without uPlot installed throws, with what to run.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { dashboardAsset } from "./dashboard_assets.ts";
+ * assert.ok(dashboardAsset("/")?.type.startsWith("text/html"));
+ * ```
+ */
+export function dashboardAsset(path: string): DashboardAsset | undefined {
+  if (cache === undefined) {
+    let files;
+    if (typeof FORKLIFT_DASHBOARD_JS === "string") {
+      files = {
+        html: FORKLIFT_DASHBOARD_HTML!,
+        js: FORKLIFT_DASHBOARD_JS,
+        css: FORKLIFT_DASHBOARD_CSS!,
+      };
+    } else {
+      try {
+        files = dashboardSources();
+      } catch (e) {
+        throw new Error(
+          `Cannot load the dashboard's files (run deno install for uPlot): ${(e as Error).message}`,
+        );
+      }
+    }
+    cache = new Map([
+      ["/", { type: "text/html; charset=utf-8", body: files.html }],
+      ["/dashboard.js", { type: "text/javascript; charset=utf-8", body: files.js }],
+      ["/dashboard.css", { type: "text/css; charset=utf-8", body: files.css }],
+    ]);
+  }
+  return cache.get(path);
+}
