@@ -20,9 +20,6 @@ export interface DashboardAsset {
   body: string;
 }
 
-/** The paths the page's files are served at. */
-export const DASHBOARD_ASSET_PATHS: readonly string[] = ["/", "/dashboard.js", "/dashboard.css"];
-
 let cache: Map<string, DashboardAsset> | undefined;
 
 function sourceFile(relative: string): string {

@@ -80,7 +80,17 @@ const INDEX = "forklift\n\n/metrics  Prometheus text exposition\n/status   worke
 const ROUTES = new Set(["/", "/metrics", "/status", "/ready", "/live"]);
 const DASHBOARD_ROUTES = new Set(["/dashboard.json", "/dashboard.js", "/dashboard.css"]);
 const TEXT = "text/plain; charset=utf-8";
-/** The page's policy: its own script and stylesheet only, data from its own origin. */
+/**
+ * The dashboard page's content security policy: its own script and
+ * stylesheet only (nothing inline), data from its own origin, no framing.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DASHBOARD_CSP } from "./http_server.ts";
+ * assert.ok(DASHBOARD_CSP.includes("script-src 'self';"));
+ * ```
+ */
 export const DASHBOARD_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; " +
   "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
 

@@ -37,7 +37,8 @@
           value: (_u, v) => (v == null ? dash : fmt(v)),
         })),
       ],
-      axes: [axis(), Object.assign(axis(), { size: 60, values: (_u, vals) => vals.map(fmt) })],
+      legend: { live: false },
+      axes: [axis(), Object.assign(axis(), { size: 72, values: (_u, vals) => vals.map(fmt) })],
       scales: { x: { time: true } },
     };
   }
@@ -45,6 +46,7 @@
   const fmtRate = (v) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
   function fmtSeconds(v) {
     if (v == null || !isFinite(v)) return dash;
+    if (v === 0) return "0";
     if (v < 0.001) return (v * 1e6).toFixed(0) + " µs";
     if (v < 1) return (v * 1e3).toFixed(v < 0.01 ? 2 : 1) + " ms";
     return v.toFixed(2) + " s";
@@ -89,6 +91,11 @@
       rateChart.setData(rate);
       latencyChart.setData(lat);
     }
+    const last = (k) => cols[k][cols[k].length - 1];
+    $("rate-now").textContent = ["2xx", "3xx", "4xx", "5xx"]
+      .map((c) => c + " " + num(last("r" + c), fmtRate)).join(" · ");
+    $("latency-now").textContent = ["p50", "p90", "p99"]
+      .map((p) => p + " " + fmtSeconds(last(p))).join(" · ");
   }
 
   function renderWorkers(workers, now) {
