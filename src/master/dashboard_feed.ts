@@ -111,7 +111,8 @@ export class DashboardFeed {
         memoryBytes: (w as { memory_bytes?: number | null }).memory_bytes,
       })),
       workerCount: sup.workerCount,
-      restarts: sup.restarts,
+      // A copy: the supervisor's counters change in place, and the next sample diffs against this one.
+      restarts: { ...sup.restarts },
       otlp: s.otlp(),
     });
   }

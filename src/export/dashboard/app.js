@@ -10,6 +10,7 @@
   let lastEventT = 0;
   let rateChart;
   let latencyChart;
+  let observer;
   const $ = (id) => document.getElementById(id);
   const dash = "\u2013";
 
@@ -38,7 +39,13 @@
         })),
       ],
       legend: { live: false },
-      axes: [axis(), Object.assign(axis(), { size: 72, values: (_u, vals) => vals.map(fmt) })],
+      axes: [
+        Object.assign(axis(), {
+          space: 90,
+          values: (_u, vals) => vals.map((v) => new Date(v * 1000).toLocaleTimeString()),
+        }),
+        Object.assign(axis(), { size: 72, values: (_u, vals) => vals.map(fmt) }),
+      ],
       scales: { x: { time: true } },
     };
   }
@@ -76,6 +83,14 @@
   };
   const num = (v, f) => (v == null ? dash : f(v));
 
+  // Colours come from the stylesheet: a change of scheme draws the charts anew.
+  matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+    rateChart?.destroy();
+    latencyChart?.destroy();
+    rateChart = latencyChart = undefined;
+    drawCharts();
+  });
+
   function drawCharts() {
     const x = cols.t.map((t) => t / 1000);
     const rate = [x, cols.r2xx, cols.r3xx, cols.r4xx, cols.r5xx];
@@ -83,10 +98,14 @@
     if (!rateChart) {
       rateChart = new uPlot(opts("rate", fmtRate), rate, $("rate-chart"));
       latencyChart = new uPlot(opts("latency", fmtSeconds), lat, $("latency-chart"));
-      new ResizeObserver(() => {
-        rateChart.setSize({ width: Math.max(200, $("rate-chart").clientWidth), height: 200 });
-        latencyChart.setSize({ width: Math.max(200, $("latency-chart").clientWidth), height: 200 });
-      }).observe(document.querySelector("main"));
+      observer ??= new ResizeObserver(() => {
+        rateChart?.setSize({ width: Math.max(200, $("rate-chart").clientWidth), height: 200 });
+        latencyChart?.setSize({
+          width: Math.max(200, $("latency-chart").clientWidth),
+          height: 200,
+        });
+      });
+      observer.observe(document.querySelector("main"));
     } else {
       rateChart.setData(rate);
       latencyChart.setData(lat);
