@@ -78,7 +78,7 @@ const bytecodeDefines = Array.from(
   { length: parts },
   (_, i) => define(`FORKLIFT_PRELOAD_BUN_BYTECODE_${i}`, encoded.slice(i * PART, (i + 1) * PART)),
 ).flat();
-// The dashboard page's files (uPlot from node_modules, then the page's own),
+// The dashboard page's files (uPlot's vendored copy, then the page's own),
 // carried as strings: the binary serves them with no file beside it.
 const dashboard = dashboardSources();
 for (const [name, text] of Object.entries(dashboard)) {

@@ -2,9 +2,10 @@
  * The dashboard page's files: the HTML, one script (uPlot, then the page's
  * own code) and one stylesheet. The compiled binary carries them as strings
  * defined at build time (see `scripts/build.ts`); from source they are read
- * once, on first request, from `src/export/dashboard/` and uPlot's npm
- * package in `node_modules`, so `deno task demo` and the tests need no build
- * step.
+ * once, on first request, from `src/export/dashboard/`, which holds a copy of
+ * uPlot's browser build (`deno task dashboard:vendor` refreshes it from the
+ * version package.json pins): `deno task demo` runs with no `node_modules`,
+ * and neither it nor the tests need a build step.
  *
  * @module
  */
@@ -28,7 +29,7 @@ function sourceFile(relative: string): string {
 
 /**
  * Builds the page's script and stylesheet from the source tree: uPlot's
- * browser build from `node_modules`, then the page's own files.
+ * browser build, then the page's own files.
  *
  * @example
  * ```ts
@@ -38,17 +39,15 @@ function sourceFile(relative: string): string {
  * ```
  */
 export function dashboardSources(): { html: string; js: string; css: string } {
-  const uplot = "../../node_modules/uplot/dist/";
   return {
     html: sourceFile("./dashboard/index.html"),
-    js: sourceFile(`${uplot}uPlot.iife.min.js`) + "\n" + sourceFile("./dashboard/app.js"),
-    css: sourceFile(`${uplot}uPlot.min.css`) + "\n" + sourceFile("./dashboard/style.css"),
+    js: sourceFile("./dashboard/vendor/uplot.js") + "\n" + sourceFile("./dashboard/app.js"),
+    css: sourceFile("./dashboard/vendor/uplot.css") + "\n" + sourceFile("./dashboard/style.css"),
   };
 }
 
 /**
- * The file served at `path`, or undefined for any other path. A source tree
- * without uPlot installed throws, with what to run.
+ * The file served at `path`, or undefined for any other path.
  *
  * @example
  * ```ts
@@ -67,13 +66,7 @@ export function dashboardAsset(path: string): DashboardAsset | undefined {
         css: FORKLIFT_DASHBOARD_CSS!,
       };
     } else {
-      try {
-        files = dashboardSources();
-      } catch (e) {
-        throw new Error(
-          `Cannot load the dashboard's files (run deno install for uPlot): ${(e as Error).message}`,
-        );
-      }
+      files = dashboardSources();
     }
     cache = new Map([
       ["/", { type: "text/html; charset=utf-8", body: files.html }],
