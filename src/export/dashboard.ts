@@ -26,7 +26,7 @@ const FIXED = ["t", "r2xx", "r3xx", "r4xx", "r5xx", "rother", "p50", "p90", "p99
 const PER_SLOT = 2;
 
 /** The name of the request duration histogram the workers report. */
-const HTTP_DURATION = "http.server.request.duration";
+export const HTTP_DURATION = "http.server.request.duration";
 const STATUS_CODE = "http.response.status_code";
 
 /**

@@ -7,7 +7,7 @@
  */
 import type { Config } from "../config/config.ts";
 import { jsonValue, SETTINGS_BY_NAME } from "../config/settings.ts";
-import { DashboardHistory, httpTotals } from "../export/dashboard.ts";
+import { DashboardHistory, HTTP_DURATION, httpTotals } from "../export/dashboard.ts";
 import type { StatusDocument } from "../export/status.ts";
 import type { MetricDelta } from "../protocol/messages.ts";
 import { unrefTimer } from "../runtime/timers.ts";
@@ -41,8 +41,8 @@ export interface FeedOtlpStats {
 
 /** What {@linkcode DashboardFeed} reads from the master. */
 export interface DashboardFeedSource {
-  /** The aggregate, cumulative. */
-  collect(): MetricDelta[];
+  /** One metric of the aggregate, cumulative; undefined when none of that name is held. */
+  collect(name: string): MetricDelta | undefined;
   /** The `/status` document. */
   status(): StatusDocument;
   /** Slots kept and restarts by reason. */
@@ -103,7 +103,7 @@ export class DashboardFeed {
     this.#history.windowSeconds = s.config().harvestIntervalMs / 1000 + 1;
     this.#history.sample({
       now: this.#now(),
-      http: httpTotals(s.collect()),
+      http: httpTotals([s.collect(HTTP_DURATION)].filter((m) => m !== undefined)),
       workers: status.workers.map((w) => ({
         slot: w.slot,
         pid: w.pid,

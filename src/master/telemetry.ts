@@ -162,7 +162,7 @@ export class MasterTelemetry implements Telemetry {
   constructor(options: MasterTelemetryOptions) {
     this.#o = options;
     this.#dashboard = new DashboardFeed({
-      collect: () => this.#aggregator.collect(),
+      collect: (name) => this.#aggregator.collectOne(name),
       status: () => this.status(),
       supervision: () => this.#o.snapshot(),
       otlp: () => this.#export.stats,

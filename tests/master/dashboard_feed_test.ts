@@ -16,7 +16,7 @@ function feed(restarts: Record<string, number>, clock: { now: number }) {
     totals: { workers: 0, requests: 0, restarts: 0, harvests: 0, dropped_points: 0 },
   } as StatusDocument;
   return new DashboardFeed({
-    collect: () => [],
+    collect: () => undefined,
     status: () => status,
     // The supervisor hands out its live counters, changed in place.
     supervision: () => ({ workerCount: 2, restarts }),
