@@ -289,7 +289,7 @@ export class MasterTelemetry implements Telemetry {
 
   async reconfigure(config: Config, serviceName: string): Promise<void> {
     this.#o = { ...this.#o, config, serviceName };
-    this.#dashboard.event("reload", "settings read again");
+    this.#dashboard.event("reload", "settings read again (HUP); the workers roll");
     const credentials = credentialsOf(config);
     if (
       credentials.token !== this.#credentials.token ||
