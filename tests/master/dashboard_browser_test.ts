@@ -5,6 +5,7 @@ import { cleanEnv, ROOT } from "../_helpers/cli.ts";
 import { Browser, NEEDS_CHROMIUM } from "../_helpers/chromium.ts";
 import { freePort, Master, serverArgv, sleep, waitFor } from "../_helpers/master.ts";
 import { testRuntime } from "../_helpers/runtime.ts";
+import { startMetricsServer } from "../../src/export/http_server.ts";
 
 const APP = `${ROOT}tests/fixtures/master/app.ts`;
 const runtime = testRuntime();
@@ -132,6 +133,101 @@ test(
       await browser?.close();
       for (const pid of await m.readyPids().catch(() => [])) m.workerPids.add(pid);
       await m.cleanup();
+    }
+  },
+);
+
+test(
+  "dashboard page shows a worker's CPU, memory, heap, loop delay and active requests when /status has them, – when not",
+  {
+    skip: NEEDS_CHROMIUM,
+    timeout: 30_000,
+  },
+  async () => {
+    const now = Date.now();
+    const worker = (slot: number, extra: Record<string, unknown>) => ({
+      slot,
+      pid: 100 + slot,
+      generation: 1,
+      state: "ready",
+      spawned_at: new Date(now - 90_000).toISOString(),
+      requests: 7,
+      restarts: 0,
+      ...extra,
+    });
+    const status = {
+      pid: 1,
+      ready: true,
+      version: "0",
+      uptime_s: 90,
+      service_name: "api",
+      workers: [
+        worker(1, {
+          cpu: 0.25,
+          memory_bytes: 64 * 1024 * 1024,
+          heap_used_bytes: 10 * 1024 * 1024,
+          heap_limit_bytes: 2048 * 1024 * 1024,
+          loop_delay_p99_seconds: 0.012,
+          loop_delay_max_seconds: 0.5,
+          active_requests: 3,
+        }),
+        worker(2, { cpu: null, memory_bytes: null, active_requests: null }),
+      ],
+      totals: { workers: 2, requests: 14, restarts: 0 },
+    };
+    const server = await startMetricsServer({
+      bind: "127.0.0.1:0",
+      metrics: () => "",
+      status: () => status,
+      dashboard: () => ({
+        now,
+        status,
+        series: {
+          t: [],
+          r2xx: [],
+          r3xx: [],
+          r4xx: [],
+          r5xx: [],
+          p50: [],
+          p90: [],
+          p99: [],
+          slots: {},
+        },
+        events: [],
+        otlp: null,
+        settings: {},
+      }),
+    });
+    let browser: Browser | undefined;
+    try {
+      browser = await Browser.launch();
+      const b = browser;
+      await b.send("Page.navigate", { url: `http://127.0.0.1:${server.address.port}/` });
+      const rows = await waitFor(
+        "two rows",
+        async () => {
+          const r = await b.evaluate<string[][]>(
+            `[...document.querySelectorAll("#workers tbody tr")].map((tr) => [...tr.cells].map((c) => c.textContent))`,
+          );
+          return r.length === 2 ? r : undefined;
+        },
+        15_000,
+        100,
+      );
+      // Slot, PID, State, Gen, CPU, Memory, Heap, Loop delay, Uptime, Requests, Active, Restarts.
+      assert.deepEqual(rows[0].slice(4, 8), [
+        "25.0 %",
+        "64.0 MiB",
+        "10.0 MiB / 2.0 GiB",
+        "12.0 ms / 500.0 ms",
+      ]);
+      assert.deepEqual(rows[0].slice(8, 12), ["90 s", "7", "3", "0"]);
+      assert.deepEqual(rows[1].slice(4, 8), ["–", "–", "–", "–"]);
+      assert.equal(rows[1][10], "–");
+      assert.deepEqual(b.errors, []);
+    } finally {
+      await browser?.close();
+      await server.close();
     }
   },
 );

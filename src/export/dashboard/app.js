@@ -135,9 +135,15 @@
             w.heap_used_bytes == null ? dash : fmtBytes(w.heap_used_bytes) +
               (w.heap_limit_bytes == null ? "" : " / " + fmtBytes(w.heap_limit_bytes)),
           ),
-          cell(num(w.loop_delay_p99_seconds, fmtSeconds)),
+          cell(
+            w.loop_delay_p99_seconds == null ? dash : fmtSeconds(w.loop_delay_p99_seconds) +
+              (w.loop_delay_max_seconds == null
+                ? ""
+                : " / " + fmtSeconds(w.loop_delay_max_seconds)),
+          ),
           cell(fmtAge(up)),
           cell(String(w.requests)),
+          cell(num(w.active_requests, String)),
           cell(String(w.restarts)),
         );
         return tr;
