@@ -13,10 +13,11 @@ const port = process.env.PORT ?? "8000";
 const metrics = process.env.FORKLIFT_METRICS_BIND || "127.0.0.1:9464";
 
 console.log(`forklift demo: 2 workers of examples/hello.ts sharing one port
-  app:     http://127.0.0.1:${port}/   (try: curl http://127.0.0.1:${port}/)
-  metrics: http://${metrics}/metrics
-  status:  http://${metrics}/status   (or: deno task cli status)
-  stop:    Ctrl-C
+  app:       http://127.0.0.1:${port}/   (try: curl http://127.0.0.1:${port}/)
+  dashboard: http://${metrics}/   (open it in a browser)
+  metrics:   http://${metrics}/metrics
+  status:    http://${metrics}/status   (or: deno task cli status)
+  stop:      Ctrl-C
 `);
 process.exitCode = await main([
   "run",

@@ -14,6 +14,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { findBun } from "./_bun.ts";
 import { BYTECODE_PARTS, fnv1a } from "../src/master/preload_path.ts";
+import { dashboardSources } from "../src/export/dashboard_assets.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const { values } = parseArgs({
@@ -77,6 +78,15 @@ const bytecodeDefines = Array.from(
   { length: parts },
   (_, i) => define(`FORKLIFT_PRELOAD_BUN_BYTECODE_${i}`, encoded.slice(i * PART, (i + 1) * PART)),
 ).flat();
+// The dashboard page's files (uPlot's vendored copy, then the page's own),
+// carried as strings: the binary serves them with no file beside it.
+const dashboard = dashboardSources();
+for (const [name, text] of Object.entries(dashboard)) {
+  if (JSON.stringify(text).length > 120 * 1024) {
+    console.error(`the dashboard's ${name} is past one argument's 128 KiB; split it`);
+    process.exit(1);
+  }
+}
 // Bytecode and split chunks: the binary parses nothing at start and loads a
 // command's modules only when that command runs.
 run([
@@ -93,5 +103,8 @@ run([
   ...define("FORKLIFT_PRELOAD_BUN", bunSource),
   ...bytecodeDefines,
   ...define("FORKLIFT_PRELOAD_HASH", hash),
+  ...define("FORKLIFT_DASHBOARD_HTML", dashboard.html),
+  ...define("FORKLIFT_DASHBOARD_JS", dashboard.js),
+  ...define("FORKLIFT_DASHBOARD_CSS", dashboard.css),
 ]);
 console.log(`built ${outfile}`);

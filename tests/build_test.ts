@@ -123,6 +123,9 @@ describe("the forklift binary", { skip: RUNTIMES.bun ? false : "needs bun to bui
                 sent,
             5_000,
           );
+          // The dashboard's page and its charting library come from the binary itself.
+          assert.match(await (await master.get("/")).text(), /<script src="\/dashboard\.js"/);
+          assert.match(await (await master.get("/dashboard.js")).text(), /uPlot/);
           master.signal("SIGTERM");
           assert.deepEqual(await master.exited, { code: 0, signal: null }, master.stderr);
         } finally {

@@ -5,7 +5,7 @@
  *
  * Usage: deno task bench [--quick] [--build] [--no-write] [NAME...]
  *
- * NAME is any of record, overhead, apps, parts, startup, respawn, idle, export, scale (all when
+ * NAME is any of record, overhead, apps, parts, startup, respawn, idle, export, scale, dashboard (all when
  * none).
  * `--quick` runs fewer rounds (a look, not figures to publish), `--build`
  * rebuilds `dist/forklift` first, `--no-write` leaves the docs page alone.
@@ -24,6 +24,7 @@ import { killAll } from "./_process.ts";
 import { renderTable, type Row, writeResults } from "./_report.ts";
 import { findBun, findDeno, versionOf } from "./_runtimes.ts";
 import { apps } from "./apps.ts";
+import { dashboard } from "./dashboard.ts";
 import { exportCost } from "./export.ts";
 import { idle } from "./idle.ts";
 import { overhead } from "./overhead.ts";
@@ -43,6 +44,7 @@ const BENCHES: Bench[] = [
   idle,
   exportCost,
   scale,
+  dashboard,
 ];
 const root = new URL("../..", import.meta.url).pathname;
 

@@ -378,6 +378,26 @@ export class Aggregator {
     return snapshot(this.#instruments);
   }
 
+  /**
+   * The cumulative snapshot of one metric, as {@linkcode collect} has it, or
+   * undefined when none of that name is held: what reads one metric a second
+   * pays for that one alone.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Aggregator } from "./aggregator.ts";
+   * const agg = new Aggregator();
+   * agg.merge(1, [{ name: "hits", kind: "counter", points: [{ attributes: {}, value: 2 }] }]);
+   * assert.equal(agg.collectOne("hits")?.points[0].value, 2);
+   * assert.equal(agg.collectOne("misses"), undefined);
+   * ```
+   */
+  collectOne(name: string): MetricDelta | undefined {
+    const held = this.#instruments.get(name);
+    return held === undefined ? undefined : snapshot(new Map([[name, held]]))[0];
+  }
+
   /** Counts `n` points dropped for `reason`. */
   #drop(reason: DropReason, n = 1): void {
     this.#drops[reason] += n;

@@ -12,6 +12,7 @@ import { type MetricsCredentials, type MetricsGate, metricsGate, OPEN_PATHS } fr
 import { DEFAULT_HTTP1_LIMITS, Http1Connection, type Http1Limits } from "./http1.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "./prometheus.ts";
 import type { Readiness } from "./status.ts";
+import { sinceParam } from "./dashboard.ts";
 
 /** Connections the endpoint holds at once; past it, the one waiting longest for a head goes. */
 export const MAX_CONNECTIONS = 64;
@@ -36,6 +37,12 @@ export interface MetricsServerOptions {
    * request, so that a reload can change the credentials of a running server.
    */
   credentials?: MetricsCredentials | (() => MetricsCredentials);
+  /**
+   * The dashboard's data since a time (Unix ms), sent as JSON at
+   * `/dashboard.json?since=T`; with it, `/` serves the dashboard page instead
+   * of the short index.
+   */
+  dashboard?: (since: number) => unknown;
 }
 
 /** A listening metrics server. */
@@ -71,7 +78,21 @@ const INDEX = "forklift\n\n/metrics  Prometheus text exposition\n/status   worke
   "/ready    200 when the service should get traffic, else 503\n" +
   "/live     200 while the master answers\n";
 const ROUTES = new Set(["/", "/metrics", "/status", "/ready", "/live"]);
+const DASHBOARD_ROUTES = new Set(["/dashboard.json", "/dashboard.js", "/dashboard.css"]);
 const TEXT = "text/plain; charset=utf-8";
+/**
+ * The dashboard page's content security policy: its own script and
+ * stylesheet only (nothing inline), data from its own origin, no framing.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DASHBOARD_CSP } from "./http_server.ts";
+ * assert.ok(DASHBOARD_CSP.includes("script-src 'self';"));
+ * ```
+ */
+export const DASHBOARD_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; " +
+  "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
 
 function reply(method: string, status: number, type: string, body: string, extra?: HeadersInit) {
   const headers = new Headers(extra);
@@ -127,13 +148,42 @@ export function metricsHandler(
     ) {
       return reply(method, 401, TEXT, "Unauthorized\n", { "www-authenticate": gate.challenge });
     }
-    if (!ROUTES.has(path)) {
+    const dashboard = options.dashboard;
+    if (!ROUTES.has(path) && !(dashboard !== undefined && DASHBOARD_ROUTES.has(path))) {
       return reply(method, 404, TEXT, "Not found\n");
     }
     if (method !== "GET" && method !== "HEAD") {
       return reply(method, 405, TEXT, "Method not allowed\n", { allow: "GET, HEAD" });
     }
+    if (
+      dashboard !== undefined && path !== "/dashboard.json" &&
+      (path === "/" || DASHBOARD_ROUTES.has(path))
+    ) {
+      try {
+        const { dashboardAsset } = await import("./dashboard_assets.ts");
+        const asset = dashboardAsset(path)!;
+        // The page gets a policy that lets it load its own files; they keep the strict default.
+        const csp = path === "/" ? { "content-security-policy": DASHBOARD_CSP } : undefined;
+        return reply(method, 200, asset.type, asset.body, csp);
+      } catch (e) {
+        report(e);
+        return reply(method, 500, TEXT, "Cannot load the dashboard\n");
+      }
+    }
     if (path === "/") return reply(method, 200, TEXT, INDEX);
+    if (path === "/dashboard.json") {
+      try {
+        return reply(
+          method,
+          200,
+          "application/json; charset=utf-8",
+          JSON.stringify(dashboard!(sinceParam(request.url))),
+        );
+      } catch (e) {
+        report(e);
+        return reply(method, 500, TEXT, "Cannot render the dashboard's data\n");
+      }
+    }
     // The master's event loop answered this request: that is what a liveness probe asks.
     if (path === "/live") return reply(method, 200, TEXT, "live\n");
     if (path === "/ready") {
@@ -196,7 +246,8 @@ export async function checkMetricsBind(bind: string): Promise<void> {
  * Starts the metrics server and resolves once it listens.
  *
  * Routes: `GET /metrics` (Prometheus text), `GET /status` (JSON), `GET /ready`
- * (200 or 503, from `ready`), `GET /live` (200), `GET /` (a short index);
+ * (200 or 503, from `ready`), `GET /live` (200), `GET /` (a short index, or
+ * with `dashboard` the dashboard page, its script, stylesheet and data);
  * `HEAD` on each; 404 for other paths and 405 for other methods. With
  * `credentials`, every path but `/ready` and `/live` first answers 401 to a
  * request without a valid `Authorization` header.

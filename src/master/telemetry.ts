@@ -30,6 +30,7 @@ import type { WorkerHandle } from "./worker_handle.ts";
 import { ProcessSampler } from "./process_sampler.ts";
 import { linuxProc } from "./proc.ts";
 import { RuntimeFigures, runtimeFigures } from "./runtime_figures.ts";
+import { DashboardFeed } from "./dashboard_feed.ts";
 
 /** Every sample name the master's own metrics may use, with or without an OTLP exporter. */
 const MASTER_SAMPLE_NAMES: readonly string[] = masterMetrics({
@@ -169,9 +170,18 @@ export class MasterTelemetry implements Telemetry {
   #sampling?: ReturnType<typeof setInterval>;
   /** What each worker last said of its heap, loop and requests in flight, by worker id. */
   #figures = new RuntimeFigures();
+  /** The dashboard's history, sampled while the endpoint is up. */
+  #dashboard: DashboardFeed;
 
   constructor(options: MasterTelemetryOptions) {
     this.#o = options;
+    this.#dashboard = new DashboardFeed({
+      collect: (name) => this.#aggregator.collectOne(name),
+      status: () => this.status(),
+      supervision: () => this.#o.snapshot(),
+      otlp: () => this.#export.stats,
+      config: () => this.#o.config,
+    });
     this.#credentials = credentialsOf(options.config);
     this.#aggregator = new Aggregator({
       memoryLimit: options.config.metricsMemoryLimit * 1024 * 1024,
@@ -254,6 +264,7 @@ export class MasterTelemetry implements Telemetry {
   async serve(bind: string): Promise<{ host: string; port: number }> {
     this.#server = await this.#listen(bind);
     this.#bind = bind;
+    this.#dashboard.start();
     return this.#server.address;
   }
 
@@ -266,6 +277,7 @@ export class MasterTelemetry implements Telemetry {
       ready: () => this.readiness(),
       onError: (e) => this.#o.onError(e),
       credentials: () => this.#credentials,
+      dashboard: (since) => this.#dashboard.document(since),
     });
   }
 
@@ -308,12 +320,14 @@ export class MasterTelemetry implements Telemetry {
   async close(finalWithinMs: number): Promise<void> {
     clearInterval(this.#sampling);
     this.#sampling = undefined;
+    this.#dashboard.stop();
     await this.#export.close(finalWithinMs);
     await this.#server?.close();
   }
 
   async reconfigure(config: Config, serviceName: string): Promise<void> {
     this.#o = { ...this.#o, config, serviceName };
+    this.#dashboard.event("reload", "settings read again (HUP); the workers roll");
     const credentials = credentialsOf(config);
     if (
       credentials.token !== this.#credentials.token ||
@@ -340,6 +354,7 @@ export class MasterTelemetry implements Telemetry {
       this.#server = undefined;
       this.#bind = null;
       await old?.close();
+      this.#dashboard.stop();
       this.#o.log.info("Stopped serving metrics (metrics_bind is off)");
       return;
     }
@@ -376,6 +391,7 @@ export class MasterTelemetry implements Telemetry {
     if (this.#server === old) await old?.close();
     this.#server = server;
     this.#bind = bind;
+    this.#dashboard.start();
     const { host, port: bound } = server.address;
     const shown = host.includes(":") ? `[${host}]` : host;
     this.#o.log.info("Serving metrics at http://{addr}/metrics", { addr: `${shown}:${bound}` });

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { request } from "node:http";
 import { connect } from "node:net";
-import { startMetricsServer } from "../../src/export/http_server.ts";
+import { DASHBOARD_CSP, startMetricsServer } from "../../src/export/http_server.ts";
 import type { MetricsCredentials } from "../../src/export/auth.ts";
 
 const EXPOSITION = "# HELP up Whether the target is up\n# TYPE up gauge\nup 1\n";
@@ -13,6 +13,7 @@ function start(credentials?: MetricsCredentials) {
     bind: "127.0.0.1:0",
     metrics: () => EXPOSITION,
     status: () => ({ pid: 1, workers: [] }),
+    dashboard: () => ({ series: {} }),
     credentials,
   });
 }
@@ -66,6 +67,9 @@ const GUARDED: Array<[method: string, path: string, open: number]> = [
   ["GET", "/metrics?name[]=up", 200],
   ["HEAD", "/metrics", 200],
   ["GET", "/status", 200],
+  ["GET", "/dashboard.json?since=0", 200],
+  ["GET", "/dashboard.js", 200],
+  ["GET", "/dashboard.css", 200],
   ["GET", "/no-such-page", 404],
   ["GET", "/ready/", 404],
   ["POST", "/metrics", 405],
@@ -174,6 +178,7 @@ describe("startMetricsServer() response headers", () => {
     "cache-control": "no-store",
     "referrer-policy": "no-referrer",
   };
+  const PAGE = { ...EXPECTED, "content-security-policy": DASHBOARD_CSP };
 
   test("startMetricsServer() sends the security headers on every answer, errors included", async () => {
     for (const credentials of [undefined, { token: "t", basicAuth: null }]) {
@@ -185,7 +190,9 @@ describe("startMetricsServer() response headers", () => {
           answers.push([`${method} ${path}`, await call(port, method, path)]);
         }
         for (const [what, r] of answers) {
-          for (const [name, value] of Object.entries(EXPECTED)) {
+          // The dashboard page has a policy of its own, which lets it load its script.
+          const page = what === "GET /" && r.status === 200;
+          for (const [name, value] of Object.entries(page ? PAGE : EXPECTED)) {
             assert.equal(r.headers[name], value, `${name} of ${what} (${r.status})`);
           }
         }

@@ -313,3 +313,57 @@ test("startMetricsServer() answers /ready 200 or 503 as ready() says, and /live 
     await server.close();
   }
 });
+
+test("startMetricsServer() serves the dashboard page, its files and data, with a policy that allows no inline code", async () => {
+  const asked: number[] = [];
+  const server = await startMetricsServer({
+    bind: "127.0.0.1:0",
+    metrics: () => EXPOSITION,
+    status: () => ({ pid: 1, workers: [] }),
+    dashboard: (since) => (asked.push(since), { now: 5, series: { t: [] } }),
+  });
+  try {
+    const { port } = server.address;
+    const page = await call(port, "GET", "/");
+    assert.equal(page.status, 200);
+    assert.match(String(page.headers["content-type"]), /^text\/html/);
+    const csp = String(page.headers["content-security-policy"]);
+    assert.equal(
+      csp,
+      "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+        "connect-src 'self'; frame-ancestors 'none'",
+    );
+    assert.equal(page.headers["x-content-type-options"], "nosniff");
+    assert.equal(page.headers["x-frame-options"], "DENY");
+    // Every script and stylesheet is a file of this origin: none inline, none elsewhere.
+    assert.deepEqual([...page.body.matchAll(/<script([^>]*)>/g)].map((m) => m[1].trim()), [
+      'src="/dashboard.js" defer',
+    ]);
+    assert.ok(!/<style|\sstyle=|\son[a-z]+=|https?:/i.test(page.body), page.body);
+    const js = await call(port, "GET", "/dashboard.js");
+    assert.equal(js.status, 200);
+    assert.match(String(js.headers["content-type"]), /^text\/javascript/);
+    assert.ok(js.body.includes("uPlot") && js.body.includes("/dashboard.json"));
+    const css = await call(port, "GET", "/dashboard.css");
+    assert.match(String(css.headers["content-type"]), /^text\/css/);
+    assert.ok(css.body.includes("prefers-color-scheme: dark") && !/https?:|@import/.test(css.body));
+    const data = await call(port, "GET", "/dashboard.json?since=1234");
+    assert.equal(data.status, 200);
+    assert.deepEqual(JSON.parse(data.body), { now: 5, series: { t: [] } });
+    assert.deepEqual(asked, [1234]);
+    assert.equal((await call(port, "POST", "/dashboard.json")).status, 405);
+  } finally {
+    await server.close();
+  }
+});
+
+test("startMetricsServer() without a dashboard serves the text index and no dashboard path", async () => {
+  const server = await start();
+  try {
+    const { port } = server.address;
+    assert.match((await call(port, "GET", "/")).body, /\/metrics/);
+    assert.equal((await call(port, "GET", "/dashboard.json")).status, 404);
+  } finally {
+    await server.close();
+  }
+});

@@ -24,6 +24,7 @@ const GUARDED: Array<[path: string, status: number]> = [
   ["/", 200],
   ["/metrics", 200],
   ["/status", 200],
+  ["/dashboard.json", 200],
   ["/no-such-page", 404],
 ];
 
