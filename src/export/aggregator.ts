@@ -5,7 +5,6 @@
  *
  * @module
  */
-
 import type { HarvestMetric, HarvestPoint, MetricDelta } from "../protocol/messages.ts";
 import { canonicalAttributes } from "../protocol/attributes.ts";
 import { aggregationOf } from "../protocol/aggregation.ts";
@@ -40,7 +39,6 @@ export {
   type DropReason,
 } from "./aggregator_options.ts";
 export { WORKER_ATTRIBUTE } from "./aggregator_state.ts";
-export { OVERFLOW_ATTRIBUTE } from "../protocol/attributes.ts";
 
 /**
  * Merges worker harvests into cumulative state.
@@ -152,8 +150,7 @@ export class Aggregator {
    * ```
    */
   get dropped(): number {
-    const d = this.#drops;
-    return d.invalid + d.conflict + d.instrument_limit + d.memory_limit;
+    return Object.values(this.#drops).reduce((a, b) => a + b, 0);
   }
 
   /**
@@ -361,8 +358,8 @@ export class Aggregator {
    * Returns a cumulative snapshot, sorted by metric name and then by the
    * canonical form of each point's attributes. Counter and up-down counter
    * values are running totals; histogram `buckets` hold one count per bucket
-   * (not cumulative). The
-   * snapshot is a copy: changing it does not change the aggregator.
+   * (not cumulative). The snapshot is a copy: changing it does not change the
+   * aggregator. With `name`, only that metric (none when it is not held).
    *
    * @example Snapshot a gauge per worker
    * ```ts
@@ -372,30 +369,14 @@ export class Aggregator {
    * agg.merge(1, [{ name: "app.queue", kind: "gauge", points: [{ attributes: {}, value: 4 }] }]);
    * const [metric] = agg.collect();
    * assert.ok(metric.points[0].attributes.worker === "1");
+   * assert.deepEqual(agg.collect("app.misses"), []);
    * ```
    */
-  collect(): MetricDelta[] {
-    return snapshot(this.#instruments);
-  }
-
-  /**
-   * The cumulative snapshot of one metric, as {@linkcode collect} has it, or
-   * undefined when none of that name is held: what reads one metric a second
-   * pays for that one alone.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { Aggregator } from "./aggregator.ts";
-   * const agg = new Aggregator();
-   * agg.merge(1, [{ name: "hits", kind: "counter", points: [{ attributes: {}, value: 2 }] }]);
-   * assert.equal(agg.collectOne("hits")?.points[0].value, 2);
-   * assert.equal(agg.collectOne("misses"), undefined);
-   * ```
-   */
-  collectOne(name: string): MetricDelta | undefined {
+  collect(name?: string): MetricDelta[] {
+    if (name === undefined) return snapshot(this.#instruments);
+    // One metric read a second pays for that one alone.
     const held = this.#instruments.get(name);
-    return held === undefined ? undefined : snapshot(new Map([[name, held]]))[0];
+    return held === undefined ? [] : snapshot(new Map([[name, held]]));
   }
 
   /** Counts `n` points dropped for `reason`. */

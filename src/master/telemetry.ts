@@ -176,7 +176,7 @@ export class MasterTelemetry implements Telemetry {
   constructor(options: MasterTelemetryOptions) {
     this.#o = options;
     this.#dashboard = new DashboardFeed({
-      collect: (name) => this.#aggregator.collectOne(name),
+      collect: (name) => this.#aggregator.collect(name)[0],
       status: () => this.status(),
       supervision: () => this.#o.snapshot(),
       otlp: () => this.#export.stats,
