@@ -13,8 +13,7 @@
  * @module
  */
 
-import type { Gauge, UpDownCounter } from "./instruments.ts";
-import { Gauge as GaugeInstrument, UpDownCounter as UpDownInstrument } from "./instruments.ts";
+import { Gauge, UpDownCounter } from "./instruments.ts";
 import type { Storage } from "./storage.ts";
 
 /** Name of the in-flight request count (OpenTelemetry HTTP semantic conventions). */
@@ -29,7 +28,7 @@ export const LOOP_PROBE_MS = 10;
 /** How often the event-loop probe turns while the worker is quiet, in ms. */
 export const LOOP_PROBE_IDLE_MS = 200;
 
-/** Fast turns without requests or lateness after which the probe slows down again. */
+/** How long (ms) the probe turns fast with nothing in flight and no lateness before it slows down. */
 const QUIET_MS = 250;
 
 /** Buckets per doubling of the delay histogram: each bucket spans at most 19%. */
@@ -394,7 +393,7 @@ export class RuntimeSampler {
     // that one figure is then not sent.
     const figure = (name: string, unit: string, description: string): Figure | undefined => {
       try {
-        return { gauge: new GaugeInstrument(s, name, { unit, description }), last: NaN };
+        return { gauge: new Gauge(s, name, { unit, description }), last: NaN };
       } catch {
         return undefined;
       }
@@ -418,7 +417,7 @@ export class RuntimeSampler {
       "99th percentile of the event-loop delay over the harvest interval",
     );
     try {
-      this.#requests = new UpDownInstrument(s, HTTP_ACTIVE_REQUESTS, {
+      this.#requests = new UpDownCounter(s, HTTP_ACTIVE_REQUESTS, {
         unit: "{request}",
         description: "Number of active HTTP server requests",
       });
