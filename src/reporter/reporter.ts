@@ -3,11 +3,13 @@
  * graceful shutdown, and the per-process singleton. The jobs it drives live
  * beside it: `delivery.ts` (harvests, acks, resends), `harvest_timer.ts` (the
  * one timer), `host.ts` (the process), `served_servers.ts`, `after_welcome.ts`,
- * and `storage.ts` with `series_table.ts` (what was recorded).
+ * `runtime_metrics.ts` (heap, event-loop delay, requests in flight), and
+ * `storage.ts` with `series_table.ts` (what was recorded).
  *
  * Fork-safety contract (docs/architecture.md): nothing here arms a timer at
- * import. Under forklift the single (unref'd) timer is armed when `welcome`
- * arrives; standalone it is armed lazily on the first recording.
+ * import. Under forklift the harvest timer and the event-loop probe (both
+ * unref'd) are armed when `welcome` arrives; standalone the harvest timer is
+ * armed lazily on the first recording, and there is no probe.
  *
  * @module
  */

@@ -13,8 +13,7 @@
  * @module
  */
 
-import type { Gauge, UpDownCounter } from "./instruments.ts";
-import { Gauge as GaugeInstrument, UpDownCounter as UpDownInstrument } from "./instruments.ts";
+import { Gauge, UpDownCounter } from "./instruments.ts";
 import type { Storage } from "./storage.ts";
 
 /** Name of the in-flight request count (OpenTelemetry HTTP semantic conventions). */
@@ -29,7 +28,7 @@ export const LOOP_PROBE_MS = 10;
 /** How often the event-loop probe turns while the worker is quiet, in ms. */
 export const LOOP_PROBE_IDLE_MS = 200;
 
-/** Fast turns without requests or lateness after which the probe slows down again. */
+/** How long (ms) the probe turns fast with nothing in flight and no lateness before it slows down. */
 const QUIET_MS = 250;
 
 /** Buckets per doubling of the delay histogram: each bucket spans at most 19%. */
@@ -268,8 +267,22 @@ export interface SamplerHost {
   now(): number;
 }
 
-/** The gauges of the event-loop delay: OpenTelemetry's `nodejs.eventloop.delay.*`, in seconds. */
-const DELAY_GAUGES = ["min", "max", "mean", "stddev", "p50", "p90", "p99"] as const;
+/**
+ * A gauge and the value it sent last. The master keeps a worker's gauge
+ * until the worker exits, so a value that did not change is not sent again:
+ * every series in a harvest costs the worker memory (on Bun, some 100 KiB of
+ * garbage at rest for each series sent every 5 s).
+ */
+interface Figure {
+  gauge: Gauge;
+  last: number;
+}
+
+function setFigure(f: Figure | undefined, value: number): void {
+  if (f === undefined || f.last === value) return;
+  f.last = value;
+  f.gauge.record(value);
+}
 
 /**
  * The runtime metrics of one worker. {@linkcode RuntimeSampler.start} arms
@@ -313,9 +326,10 @@ export class RuntimeSampler {
   readonly #active: () => number;
   #timer: unknown = undefined;
   #heap: (() => HeapFigures) | undefined;
-  #heapUsed: Gauge | undefined;
-  #heapLimit: Gauge | undefined;
-  #delay: Gauge[] = [];
+  #heapUsed: Figure | undefined;
+  #heapLimit: Figure | undefined;
+  #delayMax: Figure | undefined;
+  #delayP99: Figure | undefined;
   #requests: UpDownCounter | undefined;
   #slot: Readonly<Record<string, string>> = {};
   /** Requests in flight as last reported; -1 before the first report. */
@@ -377,30 +391,33 @@ export class RuntimeSampler {
     const s = this.#storage;
     // A name the app already took for another kind keeps the app's instrument;
     // that one figure is then not sent.
-    const gauge = (name: string, unit: string, description: string) => {
+    const figure = (name: string, unit: string, description: string): Figure | undefined => {
       try {
-        return new GaugeInstrument(s, name, { unit, description });
+        return { gauge: new Gauge(s, name, { unit, description }), last: NaN };
       } catch {
         return undefined;
       }
     };
-    this.#heapUsed = gauge("v8js.memory.heap.used", "By", "Bytes of the JavaScript heap in use");
-    this.#heapLimit = gauge(
+    this.#heapUsed = figure("v8js.memory.heap.used", "By", "Bytes of the JavaScript heap in use");
+    this.#heapLimit = figure(
       "v8js.memory.heap.limit",
       "By",
       "Bytes the JavaScript heap may grow to",
     );
-    this.#delay = [];
-    for (const stat of DELAY_GAUGES) {
-      const g = gauge(
-        `nodejs.eventloop.delay.${stat}`,
-        "s",
-        `Event loop delay over the harvest interval: ${stat}`,
-      );
-      if (g !== undefined) this.#delay.push(g);
-    }
+    // Of OpenTelemetry's nodejs.eventloop.delay.* (min, max, mean, stddev,
+    // p50, p90, p99), the two that tell a blocked loop: each series costs.
+    this.#delayMax = figure(
+      "nodejs.eventloop.delay.max",
+      "s",
+      "Largest event-loop delay over the harvest interval",
+    );
+    this.#delayP99 = figure(
+      "nodejs.eventloop.delay.p99",
+      "s",
+      "99th percentile of the event-loop delay over the harvest interval",
+    );
     try {
-      this.#requests = new UpDownInstrument(s, HTTP_ACTIVE_REQUESTS, {
+      this.#requests = new UpDownCounter(s, HTTP_ACTIVE_REQUESTS, {
         unit: "{request}",
         description: "Number of active HTTP server requests",
       });
@@ -414,16 +431,18 @@ export class RuntimeSampler {
    * the change in requests in flight. Never throws.
    */
   sample(): void {
-    if (this.#requests === undefined && this.#delay.length === 0) return;
+    if (this.#requests === undefined && this.#heapUsed === undefined) return;
     try {
       const heap = this.#heap?.();
       if (heap !== undefined) {
-        this.#heapUsed?.record(heap.used);
-        if (heap.limit > 0) this.#heapLimit?.record(heap.limit);
+        setFigure(this.#heapUsed, heap.used);
+        if (heap.limit > 0) setFigure(this.#heapLimit, heap.limit);
       }
       const d = this.delays;
       if (d.count > 0) {
-        for (const g of this.#delay) g.record(delayStat(d, g.name) / 1000);
+        // To the µs: the probe's clock and wakeups are not finer than that.
+        setFigure(this.#delayMax, Math.round(d.max * 1000) / 1e6);
+        setFigure(this.#delayP99, Math.round(d.percentile(99) * 1000) / 1e6);
         d.reset();
       }
       const active = this.#active();
@@ -434,24 +453,5 @@ export class RuntimeSampler {
     } catch {
       // Runtime figures must never stop a harvest.
     }
-  }
-}
-
-function delayStat(d: DelayHistogram, name: string): number {
-  switch (name.slice(name.lastIndexOf(".") + 1)) {
-    case "min":
-      return d.min;
-    case "max":
-      return d.max;
-    case "mean":
-      return d.mean;
-    case "stddev":
-      return d.stddev;
-    case "p50":
-      return d.percentile(50);
-    case "p90":
-      return d.percentile(90);
-    default:
-      return d.percentile(99);
   }
 }

@@ -3,7 +3,11 @@ import assert from "node:assert/strict";
 import { ROOT } from "../_helpers/cli.ts";
 import { NEEDS_PROMTOOL, promtoolCheck } from "../_helpers/promtool.ts";
 import { getFresh, RUNTIMES, sleep, startWorkers, waitFor } from "../_helpers/master.ts";
-import { LOOP_PROBE_MS } from "../../src/reporter/runtime_metrics.ts";
+import {
+  HTTP_ACTIVE_REQUESTS as HTTP_ACTIVE,
+  LOOP_PROBE_MS,
+} from "../../src/reporter/runtime_metrics.ts";
+import { OtlpReceiver } from "../_helpers/otlp_receiver.ts";
 
 const APP = `${ROOT}tests/fixtures/master/health_app.ts`;
 
@@ -112,4 +116,45 @@ describe("runtime metrics on /metrics", { skip: !RUNTIMES.deno && !RUNTIMES.bun 
       }
     },
   );
+});
+
+describe("runtime metrics over OTLP", { skip: !RUNTIMES.deno && !RUNTIMES.bun }, () => {
+  test("RuntimeSampler's metrics reach an OTLP collector, one series per worker slot", async () => {
+    const runtime = RUNTIMES.bun ? "bun" : "deno";
+    const r = new OtlpReceiver();
+    const url = await r.listen();
+    const { master: m } = await startWorkers(runtime, APP, {
+      workers: 2,
+      args: ["--export-interval", "0.5", "--otlp-endpoint", url, "--otlp-protocol", "http/json"],
+    });
+    try {
+      // deno-lint-ignore no-explicit-any
+      type Json = any;
+      const slots = (metric: Json, field: "gauge" | "sum"): string[] =>
+        (metric?.[field]?.dataPoints ?? []).map((p: Json) =>
+          p.attributes.find((a: Json) => a.key === "worker")?.value.stringValue
+        ).sort();
+      const found = await waitFor("runtime metrics in an export", () => {
+        for (const got of [...r.received].reverse()) {
+          const metrics: Json[] = got.body.resourceMetrics?.[0]?.scopeMetrics?.[0]?.metrics ?? [];
+          const by = (name: string) => metrics.find((x) => x.name === name);
+          const heap = by("v8js.memory.heap.used");
+          const delay = by("nodejs.eventloop.delay.max");
+          const active = by(HTTP_ACTIVE);
+          if (slots(heap, "gauge").length === 2 && slots(active, "sum").length === 2 && delay) {
+            return { heap, delay, active };
+          }
+        }
+        return undefined;
+      }, 8_000);
+      assert.deepEqual(slots(found.heap, "gauge"), ["1", "2"]);
+      assert.equal(found.heap.unit, "By");
+      assert.equal(found.delay.unit, "s");
+      assert.equal(found.active.unit, "{request}");
+      assert.equal(found.active.sum.isMonotonic ?? false, false);
+    } finally {
+      await m.cleanup();
+      await r.close();
+    }
+  });
 });
