@@ -276,6 +276,14 @@ describe("Arbiter with fake ports", () => {
       "addr",
       "runtime",
       "transitions",
+      "cpu",
+      "memory_bytes",
+      "heap_used_bytes",
+      "heap_limit_bytes",
+      "loop_delay_p99_seconds",
+      "loop_delay_max_seconds",
+      "active_requests",
+      "request_duration",
     ]);
     assert.equal(worker.state, "ready");
     assert.equal(worker.pid, 50_001);
