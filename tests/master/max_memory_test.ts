@@ -1,9 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { cleanEnv, runtimeArgv } from "../_helpers/cli.ts";
+import { cleanEnv, ROOT, runtimeArgv } from "../_helpers/cli.ts";
 import { inNetns, NETNS, RUNTIMES } from "../_helpers/master.ts";
 import { HEADROOM_MIB, type MemoryRollResult, WORKERS } from "../_helpers/memory_roll.ts";
-import { ROOT } from "../_helpers/cli.ts";
 
 const DRIVER = `${ROOT}tests/_helpers/memory_roll.ts`;
 
