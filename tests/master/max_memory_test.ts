@@ -30,7 +30,9 @@ for (const runtime of ["deno", "bun"] as const) {
       console.log(
         `max_memory | ${runtime} | bare app ${r.baselineMiB} MiB, limit ${r.limitMiB} MiB | ${r.ok} ok | ${r.failed} failed ${
           JSON.stringify(r.errors)
-        } | restarts ${JSON.stringify(r.restarts)} | ${r.heldLines} held`,
+        } | restarts ${JSON.stringify(r.restarts)} | rolled at ${
+          r.rolledLines.map((l) => /uses ([\d.]+) MiB/.exec(l)?.[1]).join(", ")
+        } MiB | ${r.heldLines} held`,
       );
       assert.equal(r.migrateReq, 1, "the namespace's own setting");
       assert.equal(r.failed, 0, JSON.stringify(r.errors));
