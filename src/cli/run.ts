@@ -130,12 +130,13 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
     settings: ctx.settings,
     reloadSettings,
     spawner,
-    telemetry: (snapshot) =>
+    telemetry: (snapshot, onMemory) =>
       new MasterTelemetry({
         serviceName,
         config: ctx.settings.config,
         log,
         snapshot,
+        onMemory,
         onError: (e) => log.error("Metrics endpoint failed: {error}", { error: e.message }),
       }),
     hooks,

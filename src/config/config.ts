@@ -17,7 +17,7 @@ type FieldName<E extends Entry> = E["type"] extends "seconds" ? `${Camel<E["name
 
 /** A setting's field type: `null` where the setting may be unset or `off`. */
 type FieldType<E extends Entry> = E extends { readonly choices: readonly (infer C)[] } ? C
-  : E["type"] extends "integer" | "seconds" ? number
+  : E["type"] extends "integer" | "seconds" | "size" ? number
   : E["type"] extends "boolean" ? boolean
   : E["type"] extends "headers" ? Readonly<Record<string, string>> | null
   : string | null;

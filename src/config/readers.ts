@@ -27,6 +27,31 @@ export function integer(min: number, raw: string): number {
   return n;
 }
 
+const SIZE_UNITS: Readonly<Record<string, number>> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/**
+ * A size in bytes, written as PM2's `max_memory_restart` takes it: a number
+ * with an optional binary `K`, `M` or `G` suffix (`512M` is 512 MiB; `KiB`,
+ * `MB` and the like read the same), or bare bytes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { size } from "./readers.ts";
+ * assert.equal(size("512M"), 512 * 1024 * 1024);
+ * assert.equal(size("1.5g"), 1.5 * 1024 ** 3);
+ * assert.equal(size("0"), 0);
+ * assert.throws(() => size("lots"), TypeError);
+ * ```
+ */
+export function size(raw: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?$/i.exec(raw.trim());
+  if (!m) throw new TypeError("not a size");
+  const n = Math.round(Number(m[1]) * SIZE_UNITS[m[2].toLowerCase()]);
+  if (!Number.isSafeInteger(n)) throw new RangeError("out of range");
+  return n;
+}
+
 /**
  * What to add to "expected …, got …" when a value is refused: the reason,
  * when it says more than the expected form does.

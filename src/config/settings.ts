@@ -14,6 +14,7 @@ import {
   keyValuesOrNull,
   oneOf,
   parseBind,
+  size,
   text,
   token,
   url,
@@ -56,7 +57,17 @@ export interface Setting {
   /** Placeholder shown in help for the flag's value. */
   meta?: string;
   /** `boolean` settings take no value on the command line. */
-  type: "integer" | "seconds" | "boolean" | "string" | "enum" | "bind" | "url" | "headers" | "path";
+  type:
+    | "integer"
+    | "seconds"
+    | "size"
+    | "boolean"
+    | "string"
+    | "enum"
+    | "bind"
+    | "url"
+    | "headers"
+    | "path";
   /** Lower-priority environment variables (the `FORKLIFT_*` one always wins). */
   altEnv?: readonly AltEnv[];
   /** The values an `enum` setting accepts. */
@@ -151,6 +162,19 @@ const REGISTRY = [
     expected: "a non-negative integer",
     reload: true,
     parse: (raw) => integer(0, raw),
+  },
+  {
+    name: "max_memory",
+    section: "Supervision",
+    flag: "--max-memory",
+    meta: "SIZE",
+    type: "size",
+    default: 0,
+    doc:
+      "Roll a worker gracefully once its process group's resident memory stays above this (`512M`; K, M, G are binary; 0 = never)",
+    expected: "a size in bytes with an optional K, M or G suffix, such as 512M (0 = off)",
+    reload: true,
+    parse: size,
   },
   {
     name: "harvest_interval",

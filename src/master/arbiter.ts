@@ -46,8 +46,14 @@ export interface ArbiterOptions {
   /** Re-resolves the settings for a HUP reload; throws a ConfigError on bad input. */
   reloadSettings: () => ResolvedSettings;
   spawner: WorkerSpawner;
-  /** Builds the telemetry over a view of the supervision. */
-  telemetry: (snapshot: () => SupervisionSnapshot) => Telemetry;
+  /**
+   * Builds the telemetry over a view of the supervision; it tells each
+   * worker's sampled memory to `onMemory`, for `max_memory`.
+   */
+  telemetry: (
+    snapshot: () => SupervisionSnapshot,
+    onMemory: (workerId: number, bytes: number) => void,
+  ) => Telemetry;
   clock?: Clock;
   hooks: Hooks;
   log: Logger;
@@ -114,7 +120,10 @@ export class Arbiter {
     this.#clock = options.clock ?? systemClock;
     this.#queue = new EventQueue(this.#clock);
     this.#sup = new Supervisor(supervisorConfig(options.settings.config));
-    this.#telemetry = options.telemetry(() => this.#snapshot());
+    this.#telemetry = options.telemetry(
+      () => this.#snapshot(),
+      (workerId, bytes) => this.#enqueue({ type: "memory", workerId, bytes }),
+    );
     this.#events = {
       hello: (w) => this.#enqueue({ type: "hello", workerId: w.id }),
       ready: (w) => this.#enqueue({ type: "ready", workerId: w.id }),

@@ -121,6 +121,22 @@ export function noticeLine(
         n: notice.requests,
         limit: notice.limit,
       });
+    case "overMemory":
+      return warn("Worker {slot} uses {used} MiB, over max_memory {limit} MiB: rolling it", {
+        slot: notice.worker.slot,
+        used: mib(notice.bytes),
+        limit: mib(notice.limit),
+      });
+    case "overMemoryAtStart":
+      return warn(
+        "Worker {slot} uses {used} MiB right after its start, over max_memory {limit} MiB: the app needs more than the limit (raise max_memory?); its slot is rolled again in {s} s at the soonest",
+        {
+          slot: notice.worker.slot,
+          used: mib(notice.bytes),
+          limit: mib(notice.limit),
+          s: Math.ceil(notice.holdMs / 1000),
+        },
+      );
     case "scaled":
       return info("Workers: {n}", { n: notice.workers });
     case "portShared": {
@@ -148,4 +164,10 @@ export function noticeLine(
         : info("Stopping quickly");
   }
   throw new TypeError(`Unknown notice ${JSON.stringify(notice)}`);
+}
+
+/** Bytes as whole MiB (a tenth below 10), as a memory limit reads. */
+function mib(bytes: number): number {
+  const m = bytes / 1024 / 1024;
+  return m < 10 ? Math.round(m * 10) / 10 : Math.round(m);
 }

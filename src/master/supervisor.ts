@@ -1,7 +1,7 @@
 /**
  * The master's supervision policy as a pure state machine: slots and
  * generations, boot-failure detection, crash backoff, the rolling replacement
- * queue (HUP, max_requests), scaling, heartbeat deadlines, graceful and quick
+ * queue (HUP, max_requests, max_memory), scaling, heartbeat deadlines, graceful and quick
  * stop, when the services start and what a shared port means, and the
  * `--once` exit status. It does no I/O and reads no clock: every event
  * carries its time, and {@linkcode Supervisor.dispatch} answers with the
@@ -24,6 +24,7 @@ import {
   UNMANAGED_READY_MS,
 } from "./deadlines.ts";
 import { EXIT_BOOT_FAILURE, exitStatus } from "./exit_status.ts";
+import { judgeMemory } from "./memory_policy.ts";
 import { afterBootFailure, backOff } from "./restart_policy.ts";
 import { ServicesGate } from "./services_gate.ts";
 import {
@@ -208,6 +209,8 @@ export class Supervisor {
         return this.#onReady(e.workerId, e.now);
       case "seen":
         return this.#onSeen(e.workerId, e.requests);
+      case "memory":
+        return this.#onMemory(e.workerId, e.bytes, e.now);
       case "bye":
         return this.#onBye(e.workerId, e.now);
       case "due":
@@ -334,6 +337,25 @@ export class Supervisor {
     if (!slot || slot.current !== w || slot.roll) return;
     this.#notify({ kind: "recycling", worker: w.ref, requests: w.requests, limit: w.requestLimit });
     this.#rollQueue.push({ slot: w.ref.slot, reason: "max_requests" });
+  }
+
+  /** A ready worker whose memory stays over `max_memory` is rolled, as one slot of a HUP. */
+  #onMemory(id: number, bytes: number, now: number): void {
+    const limit = this.#config.maxMemoryBytes ?? 0;
+    const w = this.#byId.get(id);
+    if (limit <= 0 || this.#config.once || this.#phase.name !== "running") return;
+    if (!w || w.phase.name !== "ready") return;
+    const slot = this.#slots.get(w.ref.slot);
+    if (!slot || slot.current !== w || slot.roll) return;
+    if (this.#rollQueue.some((r) => r.slot === slot.id)) return;
+    const verdict = judgeMemory(w.memory ??= { over: 0, held: false }, slot, bytes, limit, now);
+    if (verdict.action === "hold") {
+      const { holdMs } = verdict;
+      return this.#notify({ kind: "overMemoryAtStart", worker: w.ref, bytes, limit, holdMs });
+    }
+    if (verdict.action !== "roll") return;
+    this.#notify({ kind: "overMemory", worker: w.ref, bytes, limit });
+    this.#rollQueue.push({ slot: slot.id, reason: "memory" });
   }
 
   #onBye(id: number, now: number): void {

@@ -12,13 +12,20 @@ import type { Listener } from "./port_owners.ts";
 import { heartbeatMs } from "../config/derived.ts";
 
 /** Why a worker was replaced, as `forklift_worker_restarts_total{reason}` counts it. */
-export type RestartReason = "crash" | "timeout" | "reload" | "max_requests" | "scale";
+export type RestartReason =
+  | "crash"
+  | "timeout"
+  | "reload"
+  | "max_requests"
+  | "memory"
+  | "scale";
 /** Every {@linkcode RestartReason}, in the order the exposition lists them. */
 export const RESTART_REASONS: readonly RestartReason[] = [
   "crash",
   "timeout",
   "reload",
   "max_requests",
+  "memory",
   "scale",
 ];
 /**
@@ -37,7 +44,7 @@ export function noRestarts(): Record<RestartReason, number> {
 /** Why the master asked a worker to stop. */
 export type StopReason = Exclude<RestartReason, "crash"> | "stop";
 /** Why a slot rolls to a new generation while the old one serves. */
-export type RollReason = "reload" | "max_requests";
+export type RollReason = "reload" | "max_requests" | "memory";
 
 /** A worker as the supervisor names it: a unique id, its slot and generation. */
 export interface WorkerRef {
@@ -58,6 +65,11 @@ export interface SupervisorConfig {
    * supervisor that judges the timeout tells every worker it spawns.
    */
   heartbeatMs: number;
+  /**
+   * Resident memory, in bytes, above which a worker's process group is
+   * rolled (`max_memory`); 0 or absent turns it off.
+   */
+  maxMemoryBytes?: number;
 }
 
 /** Where a worker is in its life; each state holds what only it needs. */
@@ -117,6 +129,8 @@ export type SupervisorEvent =
   | { type: "ready"; workerId: number; now: number }
   /** Any valid message; `requests` when it reported its request count. */
   | { type: "seen"; workerId: number; now: number; requests?: number }
+  /** The resident memory of its process group, as the master sampled it. */
+  | { type: "memory"; workerId: number; now: number; bytes: number }
   /** Each of its isolates handed over its last harvest and said bye. */
   | { type: "bye"; workerId: number; now: number }
   /** A `timer` action's time came. */
@@ -182,6 +196,13 @@ export type Notice =
   }
   | { kind: "silent"; worker: WorkerRef; silentMs: number }
   | { kind: "recycling"; worker: WorkerRef; requests: number; limit: number }
+  /** Over `max_memory` for long enough: rolled. */
+  | { kind: "overMemory"; worker: WorkerRef; bytes: number; limit: number }
+  /**
+   * Over `max_memory` within the back-off of its slot's last memory roll:
+   * the app needs more than the limit from its start; rolled no sooner than `holdMs` from now.
+   */
+  | { kind: "overMemoryAtStart"; worker: WorkerRef; bytes: number; limit: number; holdMs: number }
   | { kind: "scaled"; workers: number }
   | { kind: "portShared"; share: PortShare }
   | { kind: "atFloor" }
@@ -251,7 +272,7 @@ export interface WorkerView {
 export function supervisorConfig(
   config: Pick<
     Config,
-    "workers" | "once" | "timeoutMs" | "gracefulTimeoutMs" | "harvestIntervalMs"
+    "workers" | "once" | "timeoutMs" | "gracefulTimeoutMs" | "harvestIntervalMs" | "maxMemory"
   >,
 ): SupervisorConfig {
   return {
@@ -260,5 +281,6 @@ export function supervisorConfig(
     timeoutMs: config.timeoutMs,
     gracefulMs: config.gracefulTimeoutMs,
     heartbeatMs: heartbeatMs(config),
+    maxMemoryBytes: config.maxMemory,
   };
 }

@@ -110,6 +110,8 @@ export interface MasterTelemetryOptions {
   snapshot: () => SupervisionSnapshot;
   /** Told about failures while serving. */
   onError: (error: Error) => void;
+  /** Told each worker's memory after every sampling pass (its process group's, resident). */
+  onMemory?: (workerId: number, bytes: number) => void;
 }
 
 /**
@@ -306,7 +308,13 @@ export class MasterTelemetry implements Telemetry {
       const workers = this.#o.snapshot().workers.flatMap(({ view, handle }) =>
         handle.pid === null ? [] : [{ id: view.worker.id, slot: handle.slot, pid: handle.pid }]
       );
-      if (this.#sampler.sample(workers, performance.now())) return;
+      if (this.#sampler.sample(workers, performance.now())) {
+        for (const { id } of workers) {
+          const bytes = this.#sampler.figures(id).memoryBytes;
+          if (bytes !== null) this.#o.onMemory?.(id, bytes);
+        }
+        return;
+      }
       clearInterval(this.#sampling);
       this.#o.log.info(
         "No /proc here: the workers' process.cpu.time and process.memory.usage are not measured",

@@ -5,6 +5,7 @@
  * @module
  */
 import { History } from "./history.ts";
+import type { MemoryBackoff, MemoryWatch } from "./memory_policy.ts";
 import type { BackoffState } from "./restart_policy.ts";
 import type {
   RestartReason,
@@ -37,6 +38,8 @@ export interface WorkerRecord {
   /** Counted once its process exists (a spawn that throws replaces nothing). */
   countAs?: RestartReason;
   everReady: boolean;
+  /** Its memory as `max_memory` judges it, from its first sample once ready. */
+  memory?: MemoryWatch;
 }
 
 /** A place for one worker, kept across its generations. */
@@ -56,6 +59,8 @@ export interface Slot extends BackoffState {
   backoffUntil: number;
   /** The reason to count when the slot is next filled. */
   pendingReason?: RestartReason;
+  /** Set by its first memory roll. */
+  memoryBackoff?: MemoryBackoff;
 }
 
 /**

@@ -274,6 +274,34 @@ describe("loadSettings()", () => {
     assert.equal(longest.values.export_interval, 2_147_483);
   });
 
+  test("loadSettings() reads max_memory as bytes from a binary K, M or G size, in each source", () => {
+    const MIB = 1024 * 1024;
+    assert.equal(loadSettings({ env: {} }).config.maxMemory, 0);
+    assert.equal(
+      loadSettings({ flags: flags({ max_memory: "512M" }) }).config.maxMemory,
+      512 * MIB,
+    );
+    assert.equal(
+      loadSettings({ env: { FORKLIFT_MAX_MEMORY: "1.5G" } }).config.maxMemory,
+      1536 * MIB,
+    );
+    withIni("[forklift]\nmax_memory = 300mib\n", (dir) => {
+      const r = loadSettings({ cwd: dir, config: "forklift.ini" });
+      assert.equal(r.config.maxMemory, 300 * MIB);
+    });
+    assert.equal(loadSettings({ flags: flags({ max_memory: "2048k" }) }).config.maxMemory, 2 * MIB);
+    assert.equal(loadSettings({ flags: flags({ max_memory: "0" }) }).config.maxMemory, 0);
+  });
+
+  test("loadSettings() rejects a max_memory that is not a size, in one line naming the variable", () => {
+    for (const bad of ["lots", "-5M", "512T", "1e9"]) {
+      assertConfigError(
+        () => loadSettings({ env: { FORKLIFT_MAX_MEMORY: bad } }),
+        `Cannot read "max_memory" from env FORKLIFT_MAX_MEMORY: expected a size in bytes with an optional K, M or G suffix, such as 512M (0 = off), got "${bad}"`,
+      );
+    }
+  });
+
   test("loadSettings() rejects a metrics_bind that is not HOST:PORT, naming the flag", () => {
     assertConfigError(
       () =>

@@ -66,3 +66,21 @@ test("noticeLine() names the reason of a planned exit and the address of a ready
     "info: Stopping gracefully (up to 30 s)",
   );
 });
+
+test("noticeLine() gives the figure and the limit of a worker rolled for memory", () => {
+  const MIB = 1024 * 1024;
+  assert.equal(
+    rendered({ kind: "overMemory", worker: w1, bytes: 612 * MIB + 1000, limit: 512 * MIB }),
+    "warn: Worker 1 uses 612 MiB, over max_memory 512 MiB: rolling it",
+  );
+  assert.equal(
+    rendered({
+      kind: "overMemoryAtStart",
+      worker: w1,
+      bytes: 600 * MIB,
+      limit: 512 * MIB,
+      holdMs: 28_500,
+    }),
+    "warn: Worker 1 uses 600 MiB right after its start, over max_memory 512 MiB: the app needs more than the limit (raise max_memory?); its slot is rolled again in 29 s at the soonest",
+  );
+});

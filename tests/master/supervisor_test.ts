@@ -56,6 +56,7 @@ describe("Supervisor start and boot", () => {
       timeout: 0,
       reload: 0,
       max_requests: 0,
+      memory: 0,
       scale: 0,
     });
   });
