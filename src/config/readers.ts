@@ -53,6 +53,27 @@ export function size(raw: string): number {
 }
 
 /**
+ * A size as {@linkcode size} reads it back, in the largest unit that holds
+ * it whole: what `forklift config` prints.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatSize, size } from "./readers.ts";
+ * assert.equal(formatSize(512 * 1024 * 1024), "512M");
+ * assert.equal(formatSize(size("1.5G")), "1536M");
+ * assert.equal(formatSize(1000), "1000");
+ * ```
+ */
+export function formatSize(bytes: number): string {
+  for (const unit of ["G", "M", "K"]) {
+    const n = bytes / SIZE_UNITS[unit.toLowerCase()];
+    if (bytes > 0 && Number.isInteger(n)) return `${n}${unit}`;
+  }
+  return String(bytes);
+}
+
+/**
  * What to add to "expected …, got …" when a value is refused: the reason,
  * when it says more than the expected form does.
  *

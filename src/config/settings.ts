@@ -10,6 +10,7 @@ import { msToSeconds, parseSeconds } from "./durations.ts";
 import {
   basicAuth,
   boolean,
+  formatSize,
   integer,
   keyValuesOrNull,
   oneOf,
@@ -522,6 +523,7 @@ export function displayValue(setting: Setting, value: SettingValue): string {
   if (value === null) return "";
   if (setting.secret) return "****";
   if (setting.type === "url") return redactUrl(String(value));
+  if (setting.type === "size") return formatSize(Number(value));
   if (typeof value === "object") {
     return Object.entries(value).map(([k, v]) => `${k}=${v}`).join(",");
   }

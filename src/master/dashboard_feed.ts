@@ -22,6 +22,7 @@ const SHOWN_SETTINGS = [
   "export_interval",
   "timeout",
   "max_requests",
+  "max_memory",
   "metrics_bind",
   "otlp_endpoint",
   "otlp_metrics_endpoint",

@@ -6,6 +6,7 @@
  * @module
  */
 import type { SupervisorAction, WorkerRef } from "./supervisor_events.ts";
+import type { Slot, WorkerRecord } from "./worker_record.ts";
 
 /**
  * The metrics endpoint starts once every worker is ready, or this long after
@@ -59,4 +60,91 @@ export function endProcess(
       : { type: "signalGroup", worker, signal: "SIGTERM" },
     { type: "timer", at, timer: { name: then, worker } },
   ];
+}
+
+/** What {@linkcode earliestDeadline} looks at. */
+export interface DeadlineView {
+  /** Every worker process the supervisor holds. */
+  live: Iterable<WorkerRecord>;
+  /** Whether a worker's silence is judged (a timeout is set and it is ready and speaking). */
+  watched: (w: WorkerRecord) => boolean;
+  timeoutMs: number;
+  /** The master is stopping: only kills are due. */
+  stopping: boolean;
+  /** The slots whose backoff may end (none while a spawn's outcome is awaited). */
+  slots: readonly Slot[];
+  /** Whether a roll of the slot is queued. */
+  queued: (slot: number) => boolean;
+}
+
+/**
+ * The earliest time at which the supervisor has something to do: a TERM or
+ * KILL due, a worker late to be ready or silent too long, a backoff ending.
+ *
+ * @example Nothing held, nothing due
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { earliestDeadline } from "./deadlines.ts";
+ * const view = {
+ *   live: [],
+ *   watched: () => false,
+ *   timeoutMs: 0,
+ *   stopping: false,
+ *   slots: [],
+ *   queued: () => false,
+ * };
+ * assert.equal(earliestDeadline(view), undefined);
+ * ```
+ */
+export function earliestDeadline(view: DeadlineView): number | undefined {
+  let at = Infinity;
+  const soon = (t: number | undefined) => void (t !== undefined && t < at && (at = t));
+  for (const w of view.live) {
+    if (w.phase.name === "stopping") {
+      soon(w.phase.termAt);
+      soon(w.phase.killAt);
+    } else if (!view.stopping && w.phase.name === "starting") {
+      soon(w.spawnedAt + (w.speech === "silent" ? UNMANAGED_READY_MS : MANAGED_READY_MS));
+    } else if (!view.stopping && view.watched(w)) {
+      soon(w.lastSeen + view.timeoutMs + 1);
+    }
+  }
+  // A backoff holds back an empty slot, or a queued roll while no other
+  // rolls; anything else it holds waits for an event, not for time.
+  const rolling = view.slots.some((s) => s.roll !== undefined);
+  for (const s of view.slots) {
+    if ((!s.current && !s.roll) || (view.queued(s.id) && !rolling)) soon(s.backoffUntil);
+  }
+  return at === Infinity ? undefined : at;
+}
+
+/**
+ * The TERMs and KILLs due at `now` for the stopping workers among `live`; a
+ * KILL is repeated every {@linkcode KILL_REPEAT_MS} until the process goes.
+ *
+ * @example A stopping worker past its kill time
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { dueSignals } from "./deadlines.ts";
+ * import { newRecord } from "./worker_record.ts";
+ * const w = newRecord({ id: 1, slot: 1, generation: 1 }, 0);
+ * w.phase = { name: "stopping", reason: "stop", killAt: 100 };
+ * assert.deepEqual(dueSignals([w], 100).map((a) => a.type === "signal" && a.signal), ["SIGKILL"]);
+ * assert.equal(w.phase.killAt, 1_100);
+ * ```
+ */
+export function dueSignals(live: Iterable<WorkerRecord>, now: number): SupervisorAction[] {
+  const out: SupervisorAction[] = [];
+  for (const w of live) {
+    if (w.phase.name !== "stopping") continue;
+    if (w.phase.termAt !== undefined && now >= w.phase.termAt) {
+      w.phase.termAt = undefined;
+      out.push({ type: "signal", worker: w.ref, signal: "SIGTERM" });
+    }
+    if (now >= w.phase.killAt) {
+      w.phase.killAt = now + KILL_REPEAT_MS;
+      out.push({ type: "signal", worker: w.ref, signal: "SIGKILL" });
+    }
+  }
+  return out;
 }

@@ -14,9 +14,10 @@ import { workerCount } from "../config/derived.ts";
 import { EXIT_USAGE } from "../config/errors.ts";
 import type { SignalName } from "../runtime/runtime.ts";
 import {
+  dueSignals,
+  earliestDeadline,
   endProcess,
   KILL_GRACE_MS,
-  KILL_REPEAT_MS,
   MANAGED_READY_MS,
   QUICK_KILL_MS,
   QUICK_TERM_MS,
@@ -110,9 +111,7 @@ export class Supervisor {
 
   /** Slots whose current worker is ready. */
   get readyCount(): number {
-    let n = 0;
-    for (const s of this.#slots.values()) if (s.current?.phase.name === "ready") n++;
-    return n;
+    return [...this.#slots.values()].filter((s) => s.current?.phase.name === "ready").length;
   }
 
   /** Every live worker: each slot's current and next, then the retiring ones. */
@@ -136,30 +135,16 @@ export class Supervisor {
    * on and moves, so a due one never repeats.
    */
   wakeAt(): number | undefined {
-    let at = Infinity;
-    const soon = (t: number | undefined) => void (t !== undefined && t < at && (at = t));
     const stopping = this.#phase.name === "stopping";
-    for (const w of this.#live()) {
-      if (w.phase.name === "stopping") {
-        soon(w.phase.termAt);
-        soon(w.phase.killAt);
-      } else if (!stopping && w.phase.name === "starting") {
-        soon(w.spawnedAt + (w.speech === "silent" ? UNMANAGED_READY_MS : MANAGED_READY_MS));
-      } else if (!stopping && this.#watched(w)) {
-        soon(w.lastSeen + this.#config.timeoutMs + 1);
-      }
-    }
-    // While a spawn's outcome is awaited, the next spawn waits for that event, not for time.
-    if (!stopping && this.#launching === undefined) {
-      // A backoff holds back an empty slot, or a queued roll while no other
-      // rolls; anything else it holds waits for an event, not for time.
-      const rolling = [...this.#slots.values()].some((s) => s.roll !== undefined);
-      for (const s of this.#slots.values()) {
-        const queued = this.#rollQueue.some((r) => r.slot === s.id);
-        if ((!s.current && !s.roll) || (queued && !rolling)) soon(s.backoffUntil);
-      }
-    }
-    return at === Infinity ? undefined : at;
+    return earliestDeadline({
+      live: this.#live(),
+      watched: (w) => this.#watched(w),
+      timeoutMs: this.#config.timeoutMs,
+      stopping,
+      // While a spawn's outcome is awaited, the next spawn waits for that event, not for time.
+      slots: stopping || this.#launching !== undefined ? [] : [...this.#slots.values()],
+      queued: (slot) => this.#rollQueue.some((r) => r.slot === slot),
+    });
   }
 
   /** Takes one event and returns what to do about it. */
@@ -343,18 +328,18 @@ export class Supervisor {
   #onMemory(id: number, bytes: number, now: number): void {
     const limit = this.#config.maxMemoryBytes ?? 0;
     const w = this.#byId.get(id);
+    const slot = w && this.#slots.get(w.ref.slot);
     if (limit <= 0 || this.#config.once || this.#phase.name !== "running") return;
-    if (!w || w.phase.name !== "ready") return;
-    const slot = this.#slots.get(w.ref.slot);
-    if (!slot || slot.current !== w || slot.roll) return;
+    // Judged once ready, as its slot's current worker, and not while that slot rolls or waits to.
+    if (!w || !slot || w.phase.name !== "ready" || slot.current !== w || slot.roll) return;
     if (this.#rollQueue.some((r) => r.slot === slot.id)) return;
     const verdict = judgeMemory(w.memory ??= { over: 0, held: false }, slot, bytes, limit, now);
+    const held = { worker: w.ref, bytes, limit };
     if (verdict.action === "hold") {
-      const { holdMs } = verdict;
-      return this.#notify({ kind: "overMemoryAtStart", worker: w.ref, bytes, limit, holdMs });
+      return this.#notify({ kind: "overMemoryAtStart", ...held, holdMs: verdict.holdMs });
     }
     if (verdict.action !== "roll") return;
-    this.#notify({ kind: "overMemory", worker: w.ref, bytes, limit });
+    this.#notify({ kind: "overMemory", ...held });
     this.#rollQueue.push({ slot: slot.id, reason: "memory" });
   }
 
@@ -427,6 +412,8 @@ export class Supervisor {
       const delayMs = backOff(slot, now);
       this.#notify({ kind: "crashed", worker: w.ref, code, signal, delayMs });
       slot.pendingReason = "crash";
+      // Its replacement is fresh: a roll queued for what the crashed one used is moot.
+      this.#rollQueue = this.#rollQueue.filter((r) => r.slot !== slot.id || r.reason === "reload");
     } else {
       // Not "stop": a stopping master has returned above.
       if (planned !== "stop") slot.pendingReason = planned;
@@ -455,17 +442,7 @@ export class Supervisor {
   }
 
   #onTick(now: number): void {
-    for (const w of this.#live()) {
-      if (w.phase.name !== "stopping") continue;
-      if (w.phase.termAt !== undefined && now >= w.phase.termAt) {
-        w.phase.termAt = undefined;
-        this.#emit({ type: "signal", worker: w.ref, signal: "SIGTERM" });
-      }
-      if (now >= w.phase.killAt) {
-        w.phase.killAt = now + KILL_REPEAT_MS;
-        this.#emit({ type: "signal", worker: w.ref, signal: "SIGKILL" });
-      }
-    }
+    this.#out.push(...dueSignals(this.#live(), now));
     if (this.#phase.name === "stopping") return;
     for (const w of [...this.#live()]) {
       if (w.phase.name === "starting") {

@@ -159,3 +159,23 @@ describe("Supervisor and max_memory", () => {
     assert.deepEqual(brief(sample(d, w, 600 * MIB)), ["spawn:1.3"]);
   });
 });
+
+test("Supervisor.dispatch() drops a memory roll queued for a slot whose worker crashes first", () => {
+  const d = new SupervisorDriver({ workers: 2, maxMemoryBytes: LIMIT });
+  const [a, b] = d.boot();
+  for (let i = 1; i < MEMORY_SAMPLES; i++) sample(d, a, 600 * MIB);
+  const [a2] = spawnsIn(sample(d, a, 600 * MIB));
+  // Slot 1 rolls: slot 2's roll waits in the queue, and its worker crashes meanwhile.
+  for (let i = 1; i < MEMORY_SAMPLES; i++) sample(d, b, 600 * MIB);
+  assert.deepEqual(brief(sample(d, b, 600 * MIB)), []);
+  const [b2] = spawnsIn(d.exit(b, 1)).concat(spawnsIn((d.now += 10_000, d.send({ type: "tick" }))));
+  assert.equal(b2.slot, 2);
+  d.readyUp(b2);
+  d.readyUp(a2);
+  d.exit(a, 0);
+  d.now += 10_000;
+  // The fresh worker of slot 2 is not rolled for what the crashed one used.
+  assert.deepEqual(brief(d.send({ type: "tick" })), []);
+  assert.deepEqual([d.sup.restarts.memory, d.sup.restarts.crash], [1, 1]);
+  assert.equal(d.current(2).id, b2.id);
+});
