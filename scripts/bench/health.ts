@@ -325,7 +325,15 @@ const signedPct = (x: number) => `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x) * 100
 const spread = (xs: number[]) =>
   `${signedPct(Math.min(...xs))} … ${signedPct(Math.max(...xs))}, n=${xs.length}`;
 
-/** The `health` benchmark. */
+/**
+ * The `health` benchmark.
+ *
+ * @example Run it as `deno task bench health` does
+ * ```ts ignore
+ * const rows = await health.run(ctx);
+ * console.log(renderTable(rows));
+ * ```
+ */
 export const health: Bench = {
   name: "health",
   summary:
