@@ -5,8 +5,8 @@
  *
  * Usage: deno task bench [--quick] [--build] [--no-write] [NAME...]
  *
- * NAME is any of record, overhead, apps, parts, startup, respawn, idle, export, scale, dashboard (all when
- * none).
+ * NAME is any of record, overhead, apps, parts, startup, respawn, idle, export, scale, dashboard,
+ * health (all when none).
  * `--quick` runs fewer rounds (a look, not figures to publish), `--build`
  * rebuilds `dist/forklift` first, `--no-write` leaves the docs page alone.
  * Deno and Bun come from `FORKLIFT_TEST_DENO` / `FORKLIFT_TEST_BUN`, the
@@ -26,6 +26,7 @@ import { findBun, findDeno, versionOf } from "./_runtimes.ts";
 import { apps } from "./apps.ts";
 import { dashboard } from "./dashboard.ts";
 import { exportCost } from "./export.ts";
+import { health } from "./health.ts";
 import { idle } from "./idle.ts";
 import { overhead } from "./overhead.ts";
 import { parts } from "./parts.ts";
@@ -45,6 +46,7 @@ const BENCHES: Bench[] = [
   exportCost,
   scale,
   dashboard,
+  health,
 ];
 const root = new URL("../..", import.meta.url).pathname;
 

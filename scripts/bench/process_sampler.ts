@@ -3,11 +3,12 @@
  * sampler over 64 real sleeping processes, each the leader of its own group
  * as a worker is, with whatever else runs on the machine listed too.
  *
- *     deno run -A scripts/bench/process_sampler.ts [WORKERS]
- *     bun scripts/bench/process_sampler.ts [WORKERS]
+ *     deno run -A scripts/bench/process_sampler.ts [WORKERS] [--json]
+ *     bun scripts/bench/process_sampler.ts [WORKERS] [--json]
  *
  * Prints the time of a pass and what that costs of a core at the default
- * harvest_interval (5 s).
+ * harvest_interval (5 s); with `--json`, one JSON line for `deno task bench
+ * health`.
  *
  * @module
  */
@@ -17,7 +18,9 @@ import process from "node:process";
 import { ProcessSampler } from "../../src/master/process_sampler.ts";
 import { linuxProc } from "../../src/master/proc.ts";
 
-const workers = Number(process.argv[2] ?? 64);
+const args = process.argv.slice(2);
+const json = args.includes("--json");
+const workers = Number(args.find((a) => a !== "--json") ?? 64);
 const PASSES = 200;
 const INTERVAL_MS = 5_000;
 
@@ -51,6 +54,17 @@ const median = times[Math.floor(times.length / 2)];
 const mean = times.reduce((a, b) => a + b, 0) / times.length;
 const measured = sampled.filter((w) => sampler.figures(w.id).memoryBytes !== null).length;
 const runtime = "Deno" in globalThis ? "deno" : "bun";
+if (json) {
+  console.log(JSON.stringify({
+    workers,
+    measured,
+    meanMs: mean,
+    medianMs: median,
+    share: mean / INTERVAL_MS,
+    firstShare: first / INTERVAL_MS,
+  }));
+  stop(0);
+}
 console.log(
   `${runtime}: ${workers} workers (${measured} measured), ${
     readdirSync("/proc").length
