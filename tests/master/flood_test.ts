@@ -22,14 +22,19 @@ const FLOOD_CEILING_MIB = 1536;
 /** The same flood from a Deno worker over its socket, where the master reads in turns. */
 const SOCKET_FLOOD = `${ROOT}tests/fixtures/master/flood_app.ts`;
 
-/** A master of 2 `runtime` workers of `app`, worker 1 the flooder, silence judged after 2 s. */
+/**
+ * A master of 2 `runtime` workers of `app`, worker 1 the flooder, silence
+ * judged after 3 s: a Deno master reads a Bun worker's IPC flood in stalls of
+ * up to about 2 s (Deno's own IPC reader, see docs/reliability.md), and the
+ * test is that the honest worker outlives the flood, not that stall's length.
+ */
 function floodMaster(runtime: "bun" | "deno", app: string, env: Record<string, string>): Master {
   return new Master(
     [
       "-w",
       "2",
       "--timeout",
-      "2",
+      "3",
       "--graceful-timeout",
       String(GRACEFUL_S),
       "--metrics-bind",
@@ -105,8 +110,8 @@ test(
         }
         await sleep(100);
       }
-      // Past the flood, silence is judged for every worker once more (timeout 2 s).
-      await sleep(3_000);
+      // Past the flood, silence is judged for every worker once more (timeout 3 s).
+      await sleep(4_000);
       const after = (await m.status()).workers;
       assert.equal(
         after.find((w) => w.slot === 2)?.pid,
