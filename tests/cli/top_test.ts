@@ -17,6 +17,7 @@ import {
 import { testRuntime } from "../_helpers/runtime.ts";
 import { histogramQuantile, renderTop, TOP_COLUMNS, topFrame } from "../../src/cli/top_view.ts";
 import type { StatusDocument, WorkerStatus } from "../../src/export/status.ts";
+import { workerStatus } from "../_helpers/worker_status.ts";
 
 const APP = `${ROOT}tests/fixtures/master/burn_app.ts`;
 const NO_TMUX = spawnSync("tmux", ["-V"]).status === 0 ? false : "needs tmux (.ci/run installs it)";
@@ -49,24 +50,18 @@ test("histogramQuantile() is null for an empty or malformed histogram", () => {
 });
 
 function worker(slot: number, extra: Partial<WorkerStatus> = {}): WorkerStatus {
-  return {
-    slot,
-    pid: 1000 + slot,
-    generation: 1,
-    state: "ready",
-    spawned_at: "2025-01-01T00:00:00.000Z",
+  return workerStatus(slot, {
     ready_at: null,
     handshake_ms: null,
     last_harvest_at: null,
     last_seen_at: null,
     requests: 0,
-    restarts: 0,
     cpu: 0.25,
     memory_bytes: 50 * 1024 * 1024,
     heap_used_bytes: 6 * 1024 * 1024,
     loop_delay_p99_seconds: 0.0012,
     ...extra,
-  };
+  });
 }
 
 function doc(workers: WorkerStatus[]): StatusDocument {

@@ -7,23 +7,9 @@ import {
   type StatusDocument,
   type WorkerStatus,
 } from "../../src/export/status.ts";
+import { workerStatus } from "../_helpers/worker_status.ts";
 
-function worker(slot: number, extra: Partial<WorkerStatus> = {}): WorkerStatus {
-  return {
-    slot,
-    pid: 1000 + slot,
-    generation: 1,
-    state: "ready",
-    spawned_at: "2025-01-01T00:00:00.000Z",
-    ready_at: "2025-01-01T00:00:00.150Z",
-    handshake_ms: 12.4,
-    last_harvest_at: "2025-01-01T00:00:05.000Z",
-    last_seen_at: "2025-01-01T00:00:05.000Z",
-    requests: 10 * slot,
-    restarts: 0,
-    ...extra,
-  };
-}
+const worker = workerStatus;
 
 const DOC: StatusDocument = {
   pid: 999,
