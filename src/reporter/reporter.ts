@@ -1,10 +1,8 @@
 /**
  * The reporter's lifecycle: the post-fork handshake with the master, `ready`,
  * graceful shutdown, and the per-process singleton. The jobs it drives live
- * beside it: `delivery.ts` (harvests, acks, resends), `harvest_timer.ts` (the
- * one timer), `host.ts` (the process), `served_servers.ts`, `after_welcome.ts`,
- * `runtime_metrics.ts` (heap, event-loop delay, requests in flight), and
- * `storage.ts` with `series_table.ts` (what was recorded).
+ * beside it, one file each (delivery, timer, host, servers, runtime metrics,
+ * storage), as docs/architecture.md maps them.
  *
  * Fork-safety contract (docs/architecture.md): nothing here arms a timer at
  * import. Under forklift the harvest timer and the event-loop probe (both
@@ -13,8 +11,6 @@
  *
  * @module
  */
-
-import { unrefTimer } from "../runtime/timers.ts";
 import {
   type MasterMessage,
   parseMasterMessage,
@@ -42,12 +38,7 @@ import { AfterWelcomeCallbacks } from "./after_welcome.ts";
 import { ServedServers } from "./served_servers.ts";
 import { RuntimeSampler } from "./runtime_metrics.ts";
 
-export { ACK_TIMEOUT_MS, MAX_HARVEST_POINTS } from "./delivery.ts";
-export { STANDALONE_INTERVAL_MS, type StandaloneExporter } from "./otlp_standalone.ts";
-export { processHost, type ReporterHost, type TimerHandle } from "./host.ts";
 export type { HandshakeState, ReporterStats } from "./reporter_stats.ts";
-export { timerPeriod } from "./harvest_timer.ts";
-export { unrefTimer };
 
 /** The key of the per-process singleton on `globalThis`. */
 export const REPORTER_KEY: unique symbol = Symbol.for("forklift.reporter") as never;

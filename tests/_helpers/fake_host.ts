@@ -6,7 +6,7 @@
  */
 
 import type { WorkerMessage } from "../../src/protocol/messages.ts";
-import type { ReporterHost, TimerHandle } from "../../src/reporter/reporter.ts";
+import type { ReporterHost, TimerHandle } from "../../src/reporter/host.ts";
 import { FakeClock, type FakeTimer } from "./fake_clock.ts";
 
 /** A host whose channel, clock and timers the test drives. */

@@ -1,11 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  MAX_HARVEST_POINTS,
-  Reporter,
-  timerPeriod,
-  unrefTimer,
-} from "../../src/reporter/reporter.ts";
+import { Reporter } from "../../src/reporter/reporter.ts";
+import { MAX_HARVEST_POINTS } from "../../src/reporter/delivery.ts";
+import { timerPeriod } from "../../src/reporter/harvest_timer.ts";
+import { unrefTimer } from "../../src/runtime/timers.ts";
 import type { ServedServer } from "../../src/runtime/serve.ts";
 import type { HarvestMetric } from "../../src/protocol/messages.ts";
 import { FakeHost, settle, welcome } from "../_helpers/fake_host.ts";
