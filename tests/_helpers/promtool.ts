@@ -5,6 +5,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import process from "node:process";
 
@@ -13,6 +14,14 @@ export function promtoolCheck(text: string): { code: number | null; output: stri
   const r = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
   if (r.error) return undefined;
   return { code: r.status, output: `${r.stdout}${r.stderr}`.trim() };
+}
+
+/** Asserts that promtool is installed and takes `text` without a word. */
+export function assertPromtoolAccepts(text: string): void {
+  const check = promtoolCheck(text);
+  assert.ok(check !== undefined, "promtool is not installed; .ci/run installs it");
+  assert.equal(check.code, 0, `promtool: ${check.output}`);
+  assert.equal(check.output, "");
 }
 
 const present = promtoolCheck("") !== undefined;
