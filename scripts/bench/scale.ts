@@ -4,14 +4,19 @@
  * harvest of 1,000 or 10,000 counter series every second, 1, 8 or 64 of them
  * at once. After a warm-up, the master's CPU over a window (all its threads,
  * `/proc/PID/task/*\/schedstat`), its resident memory, and the time to render
- * `/metrics` (median of five scrapes). Targets: under 20% of a core at
- * 64 × 10,000, `/metrics` under 100 ms.
+ * `/metrics`: the first scrape apart, then the median and the largest of
+ * nine, with how long a request sent during a scrape waits. The series are
+ * spread over instruments of 1,000 (one holds at most 2,000), so 10,000
+ * series are 10,000 lines. `/metrics` at 10,000 series is measured on the
+ * binary and on a master run by Deno, counters (the target) and histograms.
+ * Targets: under 20% of a core at 64 × 10,000, `/metrics` and the wait
+ * behind it under 100 ms.
  *
  * @module
  */
 import { readFileSync } from "node:fs";
 import type { Bench, BenchContext } from "./_context.ts";
-import { masterArgv } from "./_forklift.ts";
+import { masterArgv, type MasterVia } from "./_forklift.ts";
 import { cpuMs, freePort, sleep, start, stop } from "./_process.ts";
 import type { Row } from "./_report.ts";
 import { fmt, median } from "./_stats.ts";
@@ -35,10 +40,68 @@ async function readyWorkers(port: number): Promise<number> {
   }
 }
 
-async function measure(ctx: BenchContext, workers: number, series: number, windowMs: number) {
+/** Scrape figures: the first scrape apart, then the spread of the others. */
+interface Scrapes {
+  first: number;
+  median: number;
+  max: number;
+  /** How long a request sent during a scrape waited (the master's loop busy): median and max. */
+  waitMedian: number;
+  waitMax: number;
+  bytes: number;
+  n: number;
+}
+
+async function timed(url: string): Promise<{ ms: number; bytes: number }> {
+  const s = performance.now();
+  const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+  const bytes = (await res.arrayBuffer()).byteLength;
+  return { ms: performance.now() - s, bytes };
+}
+
+/**
+ * `n + 1` scrapes of `/metrics`, 200 ms apart, each with a `GET /live` sent
+ * 2 ms after it: the probe is answered once the master's loop is free again,
+ * as a worker's harvest is read, so its time is how long a harvest waits
+ * behind a scrape.
+ */
+async function scrapes(port: number, n: number): Promise<Scrapes> {
+  const times: number[] = [];
+  const waits: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i <= n; i++) {
+    const scrape = timed(`http://127.0.0.1:${port}/metrics`);
+    await sleep(2);
+    const probe = await timed(`http://127.0.0.1:${port}/live`);
+    const r = await scrape;
+    times.push(r.ms);
+    waits.push(probe.ms);
+    bytes = r.bytes;
+    await sleep(200);
+  }
+  const rest = times.slice(1);
+  return {
+    first: times[0],
+    median: median(rest),
+    max: Math.max(...rest),
+    waitMedian: median(waits),
+    waitMax: Math.max(...waits),
+    bytes,
+    n,
+  };
+}
+
+async function measure(
+  ctx: BenchContext,
+  via: MasterVia,
+  kind: "counter" | "histogram",
+  workers: number,
+  series: number,
+  windowMs: number,
+) {
   const metricsPort = await freePort();
   const proc = start([
-    ...masterArgv(ctx, "binary"),
+    ...masterArgv(ctx, via),
     "run",
     "-w",
     String(workers),
@@ -50,7 +113,7 @@ async function measure(ctx: BenchContext, workers: number, series: number, windo
     "--",
     ctx.runtimes.bun,
     `${ctx.root}scripts/bench/fixtures/synthetic_worker.ts`,
-  ], { cwd: ctx.root, env: { SERIES: String(series) }, deadlineMs: 600_000 });
+  ], { cwd: ctx.root, env: { SERIES: String(series), KIND: kind }, deadlineMs: 600_000 });
   try {
     const t0 = Date.now();
     while ((await readyWorkers(metricsPort)) < workers) {
@@ -62,30 +125,56 @@ async function measure(ctx: BenchContext, workers: number, series: number, windo
     const cpu0 = cpuMs(pid);
     await sleep(windowMs);
     const cpu = (cpuMs(pid) - cpu0) / windowMs;
-    const scrapes: number[] = [];
-    let bytes = 0;
-    for (let i = 0; i < 5; i++) {
-      const s = performance.now();
-      bytes = (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).length;
-      scrapes.push(performance.now() - s);
-    }
-    return { cpu, rss: rssMiB(pid), scrapeMs: median(scrapes), bytes };
+    const s = await scrapes(metricsPort, ctx.quick ? 5 : 9);
+    return { cpu, rss: rssMiB(pid), scrape: s };
   } finally {
     await stop(proc, "SIGTERM", 15_000);
   }
 }
 
+const MASTERS: Record<MasterVia, string> = {
+  binary: "binary master",
+  deno: "master on Deno",
+  bun: "master on Bun",
+};
+
+function scrapeRow(
+  via: MasterVia,
+  kind: string,
+  workers: number,
+  series: number,
+  s: Scrapes,
+  target: boolean,
+): Row {
+  return {
+    bench: "scale",
+    metric: `/metrics, ${MASTERS[via]}, ${workers} workers × ${series} ${kind} series (${
+      fmt(s.bytes / 1024)
+    } KiB): median of ${s.n} scrapes (max ${fmt(s.max)} ms, first ${
+      fmt(s.first)
+    } ms); a request sent during a scrape waited ${fmt(s.waitMedian)} ms (max ${
+      fmt(s.waitMax)
+    } ms)`,
+    forklift: `${fmt(s.median)} ms`,
+    anchor: "target",
+    versus: `${fmt(s.median)} ms`,
+    target: target ? "≤ 100 ms" : "(info)",
+    pass: target ? s.median <= 100 && s.waitMax <= 100 : null,
+  };
+}
+
 /** The `scale` benchmark. */
 export const scale: Bench = {
   name: "scale",
-  summary: "master CPU, memory and /metrics time with 1, 8, 64 workers × 1k, 10k series",
+  summary:
+    "master CPU, memory and /metrics time with 1, 8, 64 workers × 1k, 10k series; /metrics at 10k series on both masters",
   async run(ctx) {
     const rows: Row[] = [];
     const windowMs = ctx.quick ? 3_000 : WINDOW_MS;
     for (const series of [1_000, 10_000]) {
       for (const workers of [1, 8, 64]) {
         ctx.log(`scale: ${workers} × ${series}`);
-        const r = await measure(ctx, workers, series, windowMs);
+        const r = await measure(ctx, "binary", "counter", workers, series, windowMs);
         const big = workers === 64 && series === 10_000;
         rows.push({
           bench: "scale",
@@ -98,17 +187,17 @@ export const scale: Bench = {
           target: big ? "≤ 20%" : "(info)",
           pass: big ? r.cpu <= 0.2 : null,
         });
-        rows.push({
-          bench: "scale",
-          metric: `/metrics render, ${workers} workers × ${series} series (${
-            fmt(r.bytes / 1024)
-          } KiB)`,
-          forklift: `${fmt(r.scrapeMs)} ms`,
-          anchor: "target",
-          versus: `${fmt(r.scrapeMs)} ms`,
-          target: "≤ 100 ms",
-          pass: r.scrapeMs <= 100,
-        });
+        rows.push(scrapeRow("binary", "counter", workers, series, r.scrape, true));
+      }
+    }
+    // The issue's case: 10,000 series on a master run by Deno beside the
+    // binary, and the same with histograms (17 lines a series) for scale.
+    for (const kind of ["counter", "histogram"] as const) {
+      for (const via of ["deno", "binary"] as const) {
+        if (kind === "counter" && via === "binary") continue; // measured above
+        ctx.log(`scale: ${MASTERS[via]}, 1 × 10000 ${kind}`);
+        const r = await measure(ctx, via, kind, 1, 10_000, ctx.quick ? 1_000 : 3_000);
+        rows.push(scrapeRow(via, kind, 1, 10_000, r.scrape, kind === "counter"));
       }
     }
     return rows;
