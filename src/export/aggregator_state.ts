@@ -71,6 +71,11 @@ export interface HeldInstrument {
   description?: string;
   boundaries?: number[];
   series: Map<string, HeldSeries>;
+  /**
+   * The keys of `series` sorted, kept between scrapes while no series comes
+   * or goes: a scrape of 10,000 unchanged series must not sort them again.
+   */
+  sorted?: string[];
   /** Series other than overflow series. */
   admitted: number;
   /** Its rank of arrival among the instruments this aggregator has held. */
@@ -156,12 +161,23 @@ export function snapshot(instruments: ReadonlyMap<string, HeldInstrument>): Metr
   for (const name of names) {
     const instrument = instruments.get(name)!;
     if (instrument.series.size === 0) continue;
-    const keys = [...instrument.series.keys()].sort(compareText);
+    let keys = instrument.sorted;
+    if (keys === undefined || keys.length !== instrument.series.size) {
+      keys = instrument.sorted = [...instrument.series.keys()].sort(compareText);
+    }
     const metric: MetricDelta = { name, kind: instrument.kind, points: [] };
     if (instrument.unit !== "") metric.unit = instrument.unit;
     if (instrument.description !== undefined) metric.description = instrument.description;
     if (instrument.boundaries) metric.boundaries = [...instrument.boundaries];
     if (instrument.startMs !== undefined) metric.startMs = instrument.startMs;
+    if (instrument.kind !== "gauge") {
+      // One series a key: only a gauge's keys carry the worker after the attributes.
+      for (const key of keys) {
+        metric.points.push(snapshotPoint(instrument, instrument.series.get(key)!));
+      }
+      out.push(metric);
+      continue;
+    }
     // Gauges: while a slot rolls, its two generations may report the same
     // series; the newer worker's value is the one shown.
     const shown = new Map<string, HeldSeries>();
@@ -243,6 +259,7 @@ export function findSeries(
     series.buckets = new Array(instrument.boundaries!.length + 1).fill(0);
   }
   instrument.series.set(key, series);
+  instrument.sorted = undefined;
   if (!isOverflow(attributes)) instrument.admitted++;
   return series;
 }
@@ -273,6 +290,7 @@ export function forgetGauges(instrument: HeldInstrument, worker: number): number
     series.gone = true;
     bytes += series.bytes;
     instrument.series.delete(key);
+    instrument.sorted = undefined;
     if (!isOverflow(series.attributes)) instrument.admitted--;
   }
   return bytes;

@@ -164,16 +164,19 @@ export function renderPrometheus(
       family.lines.push(`# HELP ${name} ${_escapeHelp(help)}`, `# TYPE ${name} ${type}`);
     }
     let duplicates = 0;
+    const histogram = type === "histogram";
+    // Each bucket's `le="…"} ` once per metric, not once per series.
+    const les = histogram ? boundaries.map((b) => `le="${formatPrometheusNumber(b)}"} `) : [];
     for (const point of metric.points) {
-      const labels = _labels(point.attributes ?? {}, type === "histogram");
-      const id = labels.map(([k, v]) => `${k}=${v}`).join("\u0000");
-      if (family.series.has(id)) {
+      // The label text is the series' identity: escaping keeps it one-to-one.
+      const labels = _labelText(point.attributes ?? {}, histogram);
+      if (family.series.has(labels)) {
         duplicates++;
         continue;
       }
-      family.series.add(id);
-      if (type === "histogram") _histogramLines(family, boundaries, labels, point);
-      else family.lines.push(`${name}${_labelText(labels)} ${formatPrometheusNumber(point.value)}`);
+      family.series.add(labels);
+      if (histogram) _histogramLines(family, les, labels, point);
+      else family.lines.push(name + labels + " " + formatPrometheusNumber(point.value));
     }
     skip(metric, name, duplicates, `a series with the same labels is already in "${name}"`);
   }
@@ -388,7 +391,7 @@ function _attributeText(value: AttributeValue): string {
 function _labels(attributes: Attributes, histogram: boolean): [string, string][] {
   const byName = new Map<string, [string, string][]>();
   for (const [key, value] of Object.entries(attributes)) {
-    const name = prometheusLabelName(key);
+    const name = _labelName(key);
     if (histogram && name === "le") continue;
     const list = byName.get(name) ?? [];
     list.push([key, _attributeText(value)]);
@@ -403,40 +406,79 @@ function _labels(attributes: Attributes, histogram: boolean): [string, string][]
   return labels;
 }
 
-function _labelText(labels: [string, string][]): string {
+/** Label names already worked out: a scrape asks for the same few keys on every series. */
+const _labelNames = new Map<string, string>();
+/** Bound on {@linkcode _labelNames}: a worker's keys are many only when hostile. */
+const _LABEL_NAMES_MAX = 4096;
+
+function _labelName(key: string): string {
+  let name = _labelNames.get(key);
+  if (name === undefined) {
+    name = prometheusLabelName(key);
+    if (_labelNames.size >= _LABEL_NAMES_MAX) _labelNames.clear();
+    _labelNames.set(key, name);
+  }
+  return name;
+}
+
+/**
+ * The `{name="value",…}` text of a series ("" without labels). Attributes
+ * whose label names come out in strictly ascending order (the aggregator's
+ * keys are sorted, so nearly all) are written in one pass; the others go the
+ * general way, which sorts and merges.
+ */
+function _labelText(attributes: Attributes, histogram: boolean): string {
+  let text = "";
+  let last = "";
+  for (const key in attributes) {
+    if (!Object.hasOwn(attributes, key)) continue;
+    const name = _labelName(key);
+    if (name <= last || (histogram && name === "le")) {
+      return _labelPairsText(_labels(attributes, histogram));
+    }
+    last = name;
+    text += (text === "" ? "{" : ",") + name + '="' +
+      _escapeLabel(_attributeText(attributes[key])) +
+      '"';
+  }
+  return text === "" ? "" : text + "}";
+}
+
+function _labelPairsText(labels: [string, string][]): string {
   if (labels.length === 0) return "";
   return `{${labels.map(([k, v]) => `${k}="${_escapeLabel(v)}"`).join(",")}}`;
 }
 
 function _histogramLines(
   family: _Family,
-  boundaries: number[],
-  labels: [string, string][],
+  les: string[],
+  own: string,
   point: PointDelta,
 ): void {
   const buckets = point.buckets ?? [];
   // The labels are written once and shared by every bucket line: a series
   // with long labels and many buckets must not cost a copy of them per line.
-  const own = _labelText(labels);
-  const open = own === "" ? "{" : `${own.slice(0, -1)},`;
-  const bucket = `${family.name}_bucket${open}le="`;
+  const bucket = family.name + "_bucket" + (own === "" ? "{" : own.slice(0, -1) + ",");
+  const lines = family.lines;
   let cumulative = 0;
-  for (let i = 0; i < boundaries.length; i++) {
+  for (let i = 0; i < les.length; i++) {
     cumulative += buckets[i] ?? 0;
-    family.lines.push(
-      `${bucket}${formatPrometheusNumber(boundaries[i])}"} ${formatPrometheusNumber(cumulative)}`,
-    );
+    lines.push(bucket + les[i] + formatPrometheusNumber(cumulative));
   }
-  cumulative += buckets[boundaries.length] ?? 0;
+  cumulative += buckets[les.length] ?? 0;
   const count = point.count ?? cumulative;
-  family.lines.push(
-    `${bucket}+Inf"} ${formatPrometheusNumber(count)}`,
+  lines.push(
+    `${bucket}le="+Inf"} ${formatPrometheusNumber(count)}`,
     `${family.name}_sum${own} ${formatPrometheusNumber(point.sum ?? 0)}`,
     `${family.name}_count${own} ${formatPrometheusNumber(count)}`,
   );
 }
 
+/** Characters a label value must escape: most values have none. */
+const _LABEL_SPECIAL = /[\\"\n]/;
+
 function _escapeLabel(s: string): string {
+  if (!_LABEL_SPECIAL.test(s)) return s;
   return s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 }
 

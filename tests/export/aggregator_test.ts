@@ -612,3 +612,21 @@ test("Aggregator.merge() keeps the series ids of each isolate of a worker apart"
   agg.removeWorker(1);
   assert.equal(agg.merge(1, byId(5), 1, 1), 1);
 });
+
+test("Aggregator.collect() shows series that came or went since the last scrape, in order", () => {
+  const agg = new Aggregator();
+  const keys = (name: string) =>
+    agg.collect(name)[0]?.points.map((p) => String(p.attributes.k)) ?? [];
+  agg.merge(1, [{ name: "c", kind: "counter", points: [{ attributes: { k: "m" }, value: 1 }] }]);
+  agg.merge(1, [{ name: "g", kind: "gauge", points: [{ attributes: { k: "m" }, value: 1 }] }]);
+  assert.deepEqual(keys("c"), ["m"]);
+  assert.deepEqual(keys("g"), ["m"]);
+  agg.merge(1, [{ name: "c", kind: "counter", points: [{ attributes: { k: "a" }, value: 1 }] }]);
+  agg.merge(2, [{ name: "g", kind: "gauge", points: [{ attributes: { k: "z" }, value: 1 }] }]);
+  assert.deepEqual(keys("c"), ["a", "m"]);
+  assert.deepEqual(keys("g"), ["m", "z"]);
+  agg.removeWorker(1);
+  agg.merge(3, [{ name: "g", kind: "gauge", points: [{ attributes: { k: "b" }, value: 1 }] }]);
+  assert.deepEqual(keys("g"), ["b", "z"]);
+  assert.deepEqual(keys("c"), ["a", "m"]);
+});

@@ -11,7 +11,7 @@ import {
 } from "../../src/export/prometheus.ts";
 import { Aggregator } from "../../src/export/aggregator.ts";
 import { NEEDS_PROMTOOL, promtoolCheck } from "../_helpers/promtool.ts";
-import type { InstrumentKind, MetricDelta } from "../../src/protocol/messages.ts";
+import type { InstrumentKind, MetricDelta, PointDelta } from "../../src/protocol/messages.ts";
 
 const BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
 
@@ -172,6 +172,35 @@ test("renderPrometheus() joins values of attribute keys that map to the same lab
     points: [{ attributes: { "a_b": "2", "a.b": "1" }, value: 1 }],
   }]);
   assert.match(text, /^app_x\{a_b="1;2"\} 1$/m);
+});
+
+test("renderPrometheus() writes the same labels whatever the attributes' key order, and keeps series apart that only escaping tells apart", () => {
+  const points: PointDelta[] = [
+    { attributes: { z: "1", a: "2", "1x": "3" }, value: 1 },
+    { attributes: { a: 'x",b="y' }, value: 2 },
+    { attributes: { a: "x", b: "y" }, value: 3 },
+    // The same series as the first, its keys in another order: left out.
+    { attributes: { "1x": "3", a: "2", z: "1" }, value: 4 },
+  ];
+  const skips: PrometheusSkip[] = [];
+  const text = renderPrometheus([{ name: "app.x", kind: "gauge", points }], {
+    onSkip: (s) => skips.push(s),
+  });
+  assert.deepEqual(text.split("\n").filter((l) => l.startsWith("app_x")), [
+    'app_x{a="2",key_1x="3",z="1"} 1',
+    'app_x{a="x\\",b=\\"y"} 2',
+    'app_x{a="x",b="y"} 3',
+  ]);
+  assert.equal(skips.length, 1);
+  assert.equal(skips[0].points, 1);
+  const histogram = renderPrometheus([{
+    name: "app.h",
+    kind: "histogram",
+    boundaries: [1],
+    points: [{ attributes: { le: "5", a: "1" }, count: 1, sum: 0.5, buckets: [1, 0] }],
+  }]);
+  assert.match(histogram, /^app_h_bucket\{a="1",le="1"\} 1$/m);
+  assert.match(histogram, /^app_h_count\{a="1"\} 1$/m);
 });
 
 test("renderPrometheus() leaves out metrics without points", () => {
