@@ -120,6 +120,69 @@ export function renderPrometheus(
   metrics: MetricDelta[],
   options: RenderPrometheusOptions = {},
 ): string {
+  const steps = _render(metrics, options, Infinity);
+  let step = steps.next();
+  while (step.done !== true) step = steps.next();
+  return step.value;
+}
+
+/** Options of {@linkcode renderPrometheusAsync}. */
+export interface RenderPrometheusAsyncOptions extends RenderPrometheusOptions {
+  /** Lines written between two pauses (default 5,000). */
+  linesPerTurn?: number;
+  /** Resolves when rendering may go on (default: a 0 ms timer, after the loop polls for I/O). */
+  pause?: () => Promise<void>;
+}
+
+/**
+ * Renders the same text as {@linkcode renderPrometheus}, pausing after every
+ * `linesPerTurn` lines so that a large exposition never holds the event loop
+ * for long: what arrives meanwhile (a worker's harvest, a probe) is read
+ * between two turns. `metrics` must not change until the promise settles.
+ *
+ * @example Render with a pause after every line
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { renderPrometheus, renderPrometheusAsync } from "./prometheus.ts";
+ * const metrics = [{ name: "app.hits", kind: "counter" as const, points: [{ attributes: {}, value: 3 }] }];
+ * let pauses = 0;
+ * const text = await renderPrometheusAsync(metrics, {
+ *   linesPerTurn: 1,
+ *   pause: () => Promise.resolve(void pauses++),
+ * });
+ * assert.equal(text, renderPrometheus(metrics));
+ * assert.ok(pauses > 0);
+ * ```
+ */
+export async function renderPrometheusAsync(
+  metrics: MetricDelta[],
+  options: RenderPrometheusAsyncOptions = {},
+): Promise<string> {
+  const pause = options.pause ?? _nextTurn;
+  const steps = _render(metrics, options, Math.max(1, options.linesPerTurn ?? 5_000));
+  let step = steps.next();
+  while (step.done !== true) {
+    await pause();
+    step = steps.next();
+  }
+  return step.value;
+}
+
+/**
+ * A timer rather than a microtask or `setImmediate`: Deno runs many
+ * immediates for each poll, and the point is to let I/O in.
+ */
+function _nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** Renders `metrics`, yielding whenever `budget` lines were written since the last yield. */
+function* _render(
+  metrics: MetricDelta[],
+  options: RenderPrometheusOptions,
+  budget: number,
+): Generator<void, string, void> {
+  let written = 0;
   const families = new Map<string, _Family>();
   /** Every sample name in use, mapped to the family that owns it. */
   const owners = new Map<string, string>();
@@ -177,6 +240,11 @@ export function renderPrometheus(
       family.series.add(labels);
       if (histogram) _histogramLines(family, les, labels, point);
       else family.lines.push(name + labels + " " + formatPrometheusNumber(point.value));
+      written += histogram ? les.length + 3 : 1;
+      if (written >= budget) {
+        written = 0;
+        yield;
+      }
     }
     skip(metric, name, duplicates, `a series with the same labels is already in "${name}"`);
   }

@@ -10,7 +10,13 @@ import process from "node:process";
 import { Aggregator } from "../export/aggregator.ts";
 import type { MetricsServer } from "../export/http_server.ts";
 import type { MetricsCredentials } from "../export/auth.ts";
-import { masterMetrics, prometheusMetricName, renderPrometheus } from "../export/prometheus.ts";
+import {
+  masterMetrics,
+  prometheusMetricName,
+  renderPrometheus,
+  renderPrometheusAsync,
+  type RenderPrometheusOptions,
+} from "../export/prometheus.ts";
 import {
   type MasterPhaseName,
   type Readiness,
@@ -167,6 +173,8 @@ export class MasterTelemetry implements Telemetry {
   #merging?: WorkerKey;
   /** Points left out of the exposition so far, by metric and Prometheus name: each counted once. */
   #skipped = new Map<string, number>();
+  /** The scrape being rendered, which scrapes that come meanwhile share. */
+  #rendering?: Promise<string>;
   /** The workers' process groups, read from /proc every harvest interval. */
   #sampler = new ProcessSampler(linuxProc());
   #sampling?: ReturnType<typeof setInterval>;
@@ -274,7 +282,7 @@ export class MasterTelemetry implements Telemetry {
     const { startMetricsServer } = await import("../export/http_server.ts");
     return await startMetricsServer({
       bind,
-      metrics: () => this.metricsText(),
+      metrics: () => this.metricsTextAsync(),
       status: () => this.status(),
       ready: () => this.readiness(),
       onError: (e) => this.#o.onError(e),
@@ -446,20 +454,57 @@ export class MasterTelemetry implements Telemetry {
 
   /** The Prometheus exposition of the aggregate and the master's own metrics. */
   metricsText(): string {
-    // The workers' part first, so that what it leaves out is in this scrape's
-    // forklift_dropped_points_total; the master's names are kept for it.
+    const scrape = this.#scrape();
+    return this.#finish(scrape, renderPrometheus(scrape.metrics, scrape.options));
+  }
+
+  /**
+   * {@linkcode MasterTelemetry.metricsText}, rendered in turns so that a large
+   * aggregate never holds up harvests for long. Scrapes that arrive while one
+   * renders get its text: one snapshot rendered once.
+   */
+  metricsTextAsync(): Promise<string> {
+    this.#rendering ??= (async () => {
+      try {
+        const scrape = this.#scrape();
+        return this.#finish(scrape, await renderPrometheusAsync(scrape.metrics, scrape.options));
+      } finally {
+        this.#rendering = undefined;
+      }
+    })();
+    return this.#rendering;
+  }
+
+  /**
+   * The workers' part of a scrape: their metrics as of now, and options that
+   * note what the rendering leaves out, so that it is in this scrape's
+   * forklift_dropped_points_total (the master's part comes after it, and its
+   * names are kept for it).
+   */
+  #scrape(): {
+    metrics: MetricDelta[];
+    options: RenderPrometheusOptions;
+    skipped: Map<string, number>;
+  } {
     // Only this scrape's omissions are remembered: the map holds what the aggregate holds.
     const skipped = new Map<string, number>();
-    const workers = renderPrometheus(this.#workerMetrics(), {
-      reserved: MASTER_SAMPLE_NAMES,
-      onSkip: (skip) => {
-        const key = `${skip.name}\u0000${skip.prometheusName}`;
-        const before = this.#skipped.get(key) ?? 0;
-        skipped.set(key, Math.max(before, skip.points));
-        if (skip.points > before) this.#unexposed += skip.points - before;
+    return {
+      metrics: this.#workerMetrics(),
+      skipped,
+      options: {
+        reserved: MASTER_SAMPLE_NAMES,
+        onSkip: (skip) => {
+          const key = `${skip.name}\u0000${skip.prometheusName}`;
+          const before = this.#skipped.get(key) ?? 0;
+          skipped.set(key, Math.max(before, skip.points));
+          if (skip.points > before) this.#unexposed += skip.points - before;
+        },
       },
-    });
-    this.#skipped = skipped;
+    };
+  }
+
+  #finish(scrape: { skipped: Map<string, number> }, workers: string): string {
+    this.#skipped = scrape.skipped;
     return renderPrometheus(this.#masterMetrics()) + workers;
   }
 

@@ -8,6 +8,7 @@ import {
   type PrometheusSkip,
   prometheusUnit,
   renderPrometheus,
+  renderPrometheusAsync,
 } from "../../src/export/prometheus.ts";
 import { Aggregator } from "../../src/export/aggregator.ts";
 import { NEEDS_PROMTOOL, promtoolCheck } from "../_helpers/promtool.ts";
@@ -361,3 +362,41 @@ test(
     assert.equal(result.code, 0);
   },
 );
+
+test("renderPrometheusAsync() writes what renderPrometheus() writes, pausing between turns", async () => {
+  const metrics: MetricDelta[] = [
+    {
+      name: "app.h",
+      kind: "histogram",
+      unit: "s",
+      boundaries: [0.1, 1],
+      points: [1, 2, 3].map((i) => ({
+        attributes: { i },
+        count: i,
+        sum: i / 10,
+        buckets: [i, 0, 0],
+      })),
+    },
+    { name: "app.h", kind: "histogram", boundaries: [5], points: [{ attributes: {}, count: 1 }] },
+    {
+      name: "app.c",
+      kind: "counter",
+      points: [1, 2, 3, 1].map((i) => ({ attributes: { i }, value: i })),
+    },
+  ];
+  const skips = (into: PrometheusSkip[]) => ({ onSkip: (s: PrometheusSkip) => into.push(s) });
+  const expected: PrometheusSkip[] = [];
+  const text = renderPrometheus(metrics, skips(expected));
+  for (const linesPerTurn of [1, 2, 7, 1000]) {
+    const got: PrometheusSkip[] = [];
+    let pauses = 0;
+    const rendered = await renderPrometheusAsync(metrics, {
+      ...skips(got),
+      linesPerTurn,
+      pause: () => Promise.resolve(void pauses++),
+    });
+    assert.equal(rendered, text);
+    assert.deepEqual(got, expected);
+    assert.ok(linesPerTurn > 20 || pauses > 0, `no pause with ${linesPerTurn} lines a turn`);
+  }
+});

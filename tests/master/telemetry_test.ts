@@ -276,3 +276,40 @@ test("MasterTelemetry.reconfigure() asks the running endpoint for the new metric
     await t.close(100);
   }
 });
+
+test("MasterTelemetry.metricsTextAsync() lets harvests in while 10,000 series render, and shows the aggregate as of the scrape", async () => {
+  const t = telemetry();
+  // Ten instruments of 1,000 series: one holds at most 2,000.
+  const metrics: MetricDelta[] = Array.from({ length: 10 }, (_, k) => ({
+    name: `app.hits.${k}`,
+    kind: "counter",
+    points: Array.from({ length: 1000 }, (_, i) => ({ attributes: { i }, value: 1 })),
+  }));
+  t.harvest({ id: 1, slot: 1 }, { type: "harvest", v: 1, seq: 1, metrics });
+  const expected = t.metricsText();
+  let done = false;
+  let harvestedWhileRendering = false;
+  const scrape = t.metricsTextAsync().finally(() => done = true);
+  // Shares the render under way rather than starting another.
+  assert.equal(t.metricsTextAsync(), t.metricsTextAsync());
+  setTimeout(() => {
+    harvestedWhileRendering = !done;
+    t.harvest({ id: 1, slot: 1 }, {
+      type: "harvest",
+      v: 1,
+      seq: 2,
+      metrics: [counter("app.late", 1)],
+    });
+  }, 0);
+  const text = await scrape;
+  assert.ok(harvestedWhileRendering, "the harvest waited for the whole render");
+  // The workers' part is the snapshot taken when the scrape began; the
+  // master's own part, rendered last, counts the harvest merged meanwhile.
+  assert.equal(sample(text, "app_late_total"), undefined);
+  assert.equal(sample(text, "forklift_harvests_total"), "2");
+  assert.equal(
+    text.replace(/^forklift_harvests_total .*$/m, ""),
+    expected.replace(/^forklift_harvests_total .*$/m, ""),
+  );
+  assert.equal(sample(t.metricsText(), "app_late_total"), "1");
+});
