@@ -2,8 +2,10 @@
  * The in-process half of the `record` benchmark, run once under each runtime:
  * the cost of one `counter.add` and one `histogram.record` with an attributes
  * object, for forklift's reporter, the OpenTelemetry JS SDK (with a reader
- * attached, so it aggregates) and a plain Map count as the floor. Prints one
- * JSON line: nanoseconds per call, median and best of the rounds, per case.
+ * attached, so it aggregates), a plain Map count as the floor, and a second
+ * forklift instrument measured like the first (an A/A pair: how far two
+ * measures of the same code differ in one run). Prints one JSON line:
+ * nanoseconds per call, median and best of the rounds and every round, per case.
  *
  * Usage: deno run -A scripts/bench/record_loop.ts [--rounds N] [--round-ms MS]
  *        bun scripts/bench/record_loop.ts [--rounds N] [--round-ms MS]
@@ -53,6 +55,11 @@ const fkHistogram = histogram("bench.histogram", {
   unit: "s",
   boundaries: HTTP_DURATION_BOUNDARIES,
 });
+const againCounter = counter("bench.again.counter");
+const againHistogram = histogram("bench.again.histogram", {
+  unit: "s",
+  boundaries: HTTP_DURATION_BOUNDARIES,
+});
 
 const floorCounts = new Map<string, number>();
 const floorSums = new Map<string, number>();
@@ -73,6 +80,9 @@ const CASES: Record<string, (n: number) => void> = {
   "forklift.counter": (n) => {
     for (let i = 0; i < n; i++) fkCounter.add(1, { a: "x", b: "y" });
   },
+  "again.counter": (n) => {
+    for (let i = 0; i < n; i++) againCounter.add(1, { a: "x", b: "y" });
+  },
   "otel.counter": (n) => {
     for (let i = 0; i < n; i++) otelCounter.add(1, { a: "x", b: "y" });
   },
@@ -81,6 +91,9 @@ const CASES: Record<string, (n: number) => void> = {
   },
   "forklift.histogram": (n) => {
     for (let i = 0; i < n; i++) fkHistogram.record(VALUES[i & 1023], { a: "x", b: "y" });
+  },
+  "again.histogram": (n) => {
+    for (let i = 0; i < n; i++) againHistogram.record(VALUES[i & 1023], { a: "x", b: "y" });
   },
   "otel.histogram": (n) => {
     for (let i = 0; i < n; i++) otelHistogram.record(VALUES[i & 1023], { a: "x", b: "y" });
@@ -113,10 +126,12 @@ for (const name of Object.keys(CASES)) {
 }
 
 // Rounds interleave the cases so that drift (frequency, a neighbour's load)
-// hits them all alike.
+// hits them all alike, in the opposite order every other round so that no
+// case always runs just after the same neighbour.
 const perCall: Record<string, number[]> = {};
+const names = Object.keys(CASES);
 for (let r = 0; r < ROUNDS; r++) {
-  for (const name of Object.keys(CASES)) {
+  for (const name of r % 2 === 0 ? names : [...names].reverse()) {
     const ms = timed(name, size[name]);
     (perCall[name] ??= []).push((ms * 1e6) / size[name]);
   }
@@ -141,17 +156,19 @@ for (const m of getReporter().storage.cut().metrics) {
 const checks = {
   "floor.counter": floorCounts.get("y"),
   "forklift.counter": fkTotals["bench.counter"],
+  "again.counter": fkTotals["bench.again.counter"],
   "otel.counter": otelTotals["bench.otel.counter"],
   "forklift.histogram": fkTotals["bench.histogram"],
+  "again.histogram": fkTotals["bench.again.histogram"],
   "otel.histogram": otelTotals["bench.otel.histogram"],
 };
 const mismatches = Object.entries(checks).filter(([k, v]) => v !== calls[k]).map(([k, v]) =>
   `${k}: ${v} of ${calls[k]}`
 );
 
-const out: Record<string, { median: number; best: number; calls: number }> = {};
+const out: Record<string, { median: number; best: number; calls: number; rounds: number[] }> = {};
 for (const [name, xs] of Object.entries(perCall)) {
-  out[name] = { median: median(xs), best: min(xs), calls: size[name] };
+  out[name] = { median: median(xs), best: min(xs), calls: size[name], rounds: xs };
 }
 console.log(JSON.stringify({ cases: out, mismatches, floorSum: floorSums.get("y") }));
 process.exit(0);
