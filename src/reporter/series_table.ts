@@ -97,6 +97,20 @@ export class Series {
   }
 }
 
+/** A copy of canonical `attributes`, a `__proto__` attribute included. */
+function copyOf(attributes: Attributes): Attributes {
+  const out: Attributes = {};
+  for (const name of Object.keys(attributes)) {
+    Object.defineProperty(out, name, {
+      value: attributes[name],
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return out;
+}
+
 /** A trie node: one attribute (name, value) step of a recorded combination. */
 class _Node {
   series: Series | undefined = undefined;
@@ -205,7 +219,9 @@ export class SeriesTable {
       // As OpenTelemetry counts its cardinality limit, and as the master does:
       // the overflow series is one of the `limit`.
       if (this.#canonical.size < this.#limit - 1) {
-        series = new Series(clean, this.#nBuckets);
+        // A set already canonical comes back as the caller's own object,
+        // which the caller may change after this call: the series keeps a copy.
+        series = new Series(clean === attributes ? copyOf(clean) : clean, this.#nBuckets);
         this.#canonical.set(key, series);
       } else {
         series = this.#overflow ??= new Series({ [OVERFLOW_ATTRIBUTE]: true }, this.#nBuckets);
