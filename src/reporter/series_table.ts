@@ -6,7 +6,8 @@
  * attribute names and values in the order the caller wrote them: no string is
  * built, nothing is sorted and nothing is allocated once a series exists. Each
  * trie node remembers the step last taken from it, so a combination recorded
- * again and again costs two comparisons per attribute, not a Map lookup.
+ * again and again costs two comparisons per attribute, not a Map lookup; the
+ * first comparison that fails leaves the hot loop for a walk through the maps.
  * Canonicalisation (sorted keys, cleaned values, series that differ only in key
  * order merged into one) happens once, the first time a combination is seen.
  *
@@ -190,16 +191,28 @@ export class SeriesTable {
    * ```
    */
   get(attributes: Readonly<Record<string, unknown>> | undefined): Series {
-    // Kept small, the slow steps in methods of their own, so that engines
-    // inline it (and the recording around it) into the caller.
+    // Kept small, every miss in a method of its own, so that engines inline
+    // it (and the recording around it) into the caller: the loop only follows
+    // the steps last taken.
+    let node: _Node = this.#root;
+    if (attributes !== undefined) {
+      for (const name in attributes) {
+        // A name from for-in is a string, so an unset hitName never matches.
+        if (name !== node.hitName || attributes[name] !== node.hitValue) {
+          return this.#walk(attributes);
+        }
+        node = node.hitChild!;
+      }
+    }
+    return node.series ?? this.#walk(attributes);
+  }
+
+  /** The series for `attributes` through the trie's maps, remembering each step; else inserts it. */
+  #walk(attributes: Readonly<Record<string, unknown>> | undefined): Series {
     let node: _Node | undefined = this.#root;
     if (attributes !== undefined) {
       for (const name in attributes) {
-        const value = attributes[name];
-        // A name from for-in is a string, so an unset hitName never matches.
-        node = name === node.hitName && value === node.hitValue
-          ? node.hitChild
-          : node.step(name, value);
+        node = node.step(name, attributes[name]);
         if (node === undefined) return this.#insert(attributes);
       }
     }
