@@ -5,7 +5,8 @@
  * attached, so it aggregates), a plain Map count as the floor, and a second
  * forklift instrument measured like the first (an A/A pair: how far two
  * measures of the same code differ in one run). Prints one JSON line:
- * nanoseconds per call, median and best of the rounds and every round, per case.
+ * nanoseconds per call, median and best of the rounds and every round, per case,
+ * by the wall clock and by the CPU time of the process.
  *
  * Usage: deno run -A scripts/bench/record_loop.ts [--rounds N] [--round-ms MS]
  *        bun scripts/bench/record_loop.ts [--rounds N] [--round-ms MS]
@@ -24,6 +25,18 @@ const { values: opts } = parseArgs({
 });
 const ROUNDS = Number(opts.rounds ?? 15);
 const ROUND_MS = Number(opts["round-ms"] ?? 60);
+
+/** One case's figures, in ns per call: wall clock, and CPU time of the process. */
+export interface LoopCase {
+  median: number;
+  best: number;
+  calls: number;
+  /** Every round, wall clock. */
+  rounds: number[];
+  cpuMedian: number;
+  /** Every round, CPU time (user and system, every thread of the process). */
+  cpuRounds: number[];
+}
 
 // Histogram values spread over the buckets (seconds, 1 ms .. 3 s), the same
 // sequence for every implementation.
@@ -101,12 +114,20 @@ const CASES: Record<string, (n: number) => void> = {
 };
 
 const calls: Record<string, number> = {};
-function timed(name: string, n: number): number {
+/** The CPU time of this process so far, in ms (user and system, every thread). */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+/** Runs `n` calls of case `name`: wall-clock and CPU ms. */
+function timed(name: string, n: number): { ms: number; cpu: number } {
+  const c0 = cpuMs();
   const t0 = performance.now();
   CASES[name](n);
   const ms = performance.now() - t0;
+  const cpu = cpuMs() - c0;
   calls[name] = (calls[name] ?? 0) + n;
-  return ms;
+  return { ms, cpu };
 }
 
 // Warm up (JIT tiers settle) and size each round to about ROUND_MS, so that a
@@ -115,7 +136,7 @@ const size: Record<string, number> = {};
 for (const name of Object.keys(CASES)) {
   let n = 1000;
   for (;;) {
-    const ms = timed(name, n);
+    const { ms } = timed(name, n);
     if (ms >= ROUND_MS / 4 || n >= 1 << 28) {
       size[name] = Math.max(1000, Math.round((n * ROUND_MS) / Math.max(ms, 0.001)));
       break;
@@ -129,11 +150,13 @@ for (const name of Object.keys(CASES)) {
 // hits them all alike, in the opposite order every other round so that no
 // case always runs just after the same neighbour.
 const perCall: Record<string, number[]> = {};
+const perCallCpu: Record<string, number[]> = {};
 const names = Object.keys(CASES);
 for (let r = 0; r < ROUNDS; r++) {
   for (const name of r % 2 === 0 ? names : [...names].reverse()) {
-    const ms = timed(name, size[name]);
+    const { ms, cpu } = timed(name, size[name]);
     (perCall[name] ??= []).push((ms * 1e6) / size[name]);
+    (perCallCpu[name] ??= []).push((cpu * 1e6) / size[name]);
   }
 }
 
@@ -166,9 +189,17 @@ const mismatches = Object.entries(checks).filter(([k, v]) => v !== calls[k]).map
   `${k}: ${v} of ${calls[k]}`
 );
 
-const out: Record<string, { median: number; best: number; calls: number; rounds: number[] }> = {};
+const out: Record<string, LoopCase> = {};
 for (const [name, xs] of Object.entries(perCall)) {
-  out[name] = { median: median(xs), best: min(xs), calls: size[name], rounds: xs };
+  const cpu = perCallCpu[name];
+  out[name] = {
+    median: median(xs),
+    best: min(xs),
+    calls: size[name],
+    rounds: xs,
+    cpuMedian: median(cpu),
+    cpuRounds: cpu,
+  };
 }
 console.log(JSON.stringify({ cases: out, mismatches, floorSum: floorSums.get("y") }));
 process.exit(0);
