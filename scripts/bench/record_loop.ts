@@ -2,7 +2,8 @@
  * The in-process half of the `record` benchmark, run once under each runtime:
  * the cost of one `counter.add` and one `histogram.record` with an attributes
  * object, for forklift's reporter, the OpenTelemetry JS SDK (with a reader
- * attached, so it aggregates), a plain Map count as the floor, and a second
+ * attached, so it aggregates), a plain Map count as the floor, the reading of
+ * the attributes object alone (what no recording by value avoids), and a second
  * forklift instrument measured like the first (an A/A pair: how far two
  * measures of the same code differ in one run). Prints one JSON line:
  * nanoseconds per call, median and best of the rounds and every round, per case,
@@ -83,12 +84,32 @@ function floorRecord(v: number, attrs: { a: string; b: string }): void {
   floorSums.set(attrs.b, (floorSums.get(attrs.b) ?? 0) + v);
 }
 
+// The least any recording that takes its attributes by value does, whatever
+// it keeps them in: the object written at the call, and each of its names and
+// values read once and compared. (A cache keyed by the object itself could
+// skip this, and goes wrong when a caller changes the object between calls.)
+// The last name and value of the set, written twice so that no engine takes
+// them for constants and folds the comparisons away.
+let readName = "";
+let readValue: unknown = undefined;
+[readName, readValue] = ["b", "y"];
+let readHits = 0;
+function readAttributes(attrs: Readonly<Record<string, unknown>>): void {
+  for (const name in attrs) {
+    const value = attrs[name];
+    if (name === readName && value === readValue) readHits++;
+  }
+}
+
 // One function per case, each with its own call site, so that no case's
 // inline caches see another's receiver. The attributes object is written at
 // the call, as applications write it.
 const CASES: Record<string, (n: number) => void> = {
   "floor.counter": (n) => {
     for (let i = 0; i < n; i++) floorAdd(1, { a: "x", b: "y" });
+  },
+  "read": (n) => {
+    for (let i = 0; i < n; i++) readAttributes({ a: "x", b: "y" });
   },
   "forklift.counter": (n) => {
     for (let i = 0; i < n; i++) fkCounter.add(1, { a: "x", b: "y" });
@@ -178,6 +199,7 @@ for (const m of getReporter().storage.cut().metrics) {
 }
 const checks = {
   "floor.counter": floorCounts.get("y"),
+  "read": readHits,
   "forklift.counter": fkTotals["bench.counter"],
   "again.counter": fkTotals["bench.again.counter"],
   "otel.counter": otelTotals["bench.otel.counter"],
