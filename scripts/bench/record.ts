@@ -16,6 +16,9 @@
  *
  * @module
  */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Bench, BenchContext } from "./_context.ts";
 import { runLoop } from "./_process.ts";
 import type { Row } from "./_report.ts";
@@ -30,13 +33,22 @@ interface LoopResult {
 
 const TARGET = 0.05;
 
-function measure(ctx: BenchContext, name: RuntimeName): Promise<LoopResult> {
-  return runLoop<LoopResult>(ctx, name, "record_loop.ts", [
-    "--rounds",
-    ctx.quick ? "5" : "21",
-    "--round-ms",
-    ctx.quick ? "30" : "80",
-  ]);
+async function measure(ctx: BenchContext, name: RuntimeName): Promise<LoopResult> {
+  const dir = mkdtempSync(join(tmpdir(), "forklift-record-"));
+  try {
+    const out = join(dir, "result.json");
+    await runLoop<{ out: string }>(ctx, name, "record_loop.ts", [
+      "--rounds",
+      ctx.quick ? "5" : "21",
+      "--round-ms",
+      ctx.quick ? "30" : "80",
+      "--out",
+      out,
+    ]);
+    return JSON.parse(readFileSync(out, "utf8"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The per-round ratios `a / b` in CPU time: their median and range, as the rows print them. */

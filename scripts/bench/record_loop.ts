@@ -9,11 +9,12 @@
  * nanoseconds per call, median and best of the rounds and every round, per case,
  * by the wall clock and by the CPU time of the process.
  *
- * Usage: deno run -A scripts/bench/record_loop.ts [--rounds N] [--round-ms MS]
- *        bun scripts/bench/record_loop.ts [--rounds N] [--round-ms MS]
+ * Usage: deno run -A scripts/bench/record_loop.ts [--rounds N] [--round-ms MS] [--out FILE]
+ *        bun scripts/bench/record_loop.ts [--rounds N] [--round-ms MS] [--out FILE]
  *
  * @module
  */
+import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import process from "node:process";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
@@ -22,7 +23,11 @@ import { getReporter } from "../../src/reporter/reporter.ts";
 import { median, min } from "./_stats.ts";
 
 const { values: opts } = parseArgs({
-  options: { rounds: { type: "string" }, "round-ms": { type: "string" } },
+  options: {
+    rounds: { type: "string" },
+    "round-ms": { type: "string" },
+    out: { type: "string" },
+  },
 });
 const ROUNDS = Number(opts.rounds ?? 15);
 const ROUND_MS = Number(opts["round-ms"] ?? 60);
@@ -223,5 +228,12 @@ for (const [name, xs] of Object.entries(perCall)) {
     cpuRounds: cpu,
   };
 }
-console.log(JSON.stringify({ cases: out, mismatches, floorSum: floorSums.get("y") }));
+const result = JSON.stringify({ cases: out, mismatches, floorSum: floorSums.get("y") });
+// Every round of every case is more than a parent keeps of a child's output:
+// with --out the figures go to that file, and the line printed names it.
+if (opts.out === undefined) console.log(result);
+else {
+  writeFileSync(opts.out, result);
+  console.log(JSON.stringify({ out: opts.out }));
+}
 process.exit(0);
