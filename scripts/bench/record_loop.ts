@@ -2,14 +2,19 @@
  * The in-process half of the `record` benchmark, run once under each runtime:
  * the cost of one `counter.add` and one `histogram.record` with an attributes
  * object, for forklift's reporter, the OpenTelemetry JS SDK (with a reader
- * attached, so it aggregates) and a plain Map count as the floor. Prints one
- * JSON line: nanoseconds per call, median and best of the rounds, per case.
+ * attached, so it aggregates), a plain Map count as the floor, the reading of
+ * the attributes object alone (what no recording by value avoids), and a second
+ * forklift instrument measured like the first (an A/A pair: how far two
+ * measures of the same code differ in one run). Prints one JSON line:
+ * nanoseconds per call, median and best of the rounds and every round, per case,
+ * by the wall clock and by the CPU time of the process.
  *
- * Usage: deno run -A scripts/bench/record_loop.ts [--rounds N] [--round-ms MS]
- *        bun scripts/bench/record_loop.ts [--rounds N] [--round-ms MS]
+ * Usage: deno run -A scripts/bench/record_loop.ts [--rounds N] [--round-ms MS] [--out FILE]
+ *        bun scripts/bench/record_loop.ts [--rounds N] [--round-ms MS] [--out FILE]
  *
  * @module
  */
+import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import process from "node:process";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
@@ -18,10 +23,26 @@ import { getReporter } from "../../src/reporter/reporter.ts";
 import { median, min } from "./_stats.ts";
 
 const { values: opts } = parseArgs({
-  options: { rounds: { type: "string" }, "round-ms": { type: "string" } },
+  options: {
+    rounds: { type: "string" },
+    "round-ms": { type: "string" },
+    out: { type: "string" },
+  },
 });
 const ROUNDS = Number(opts.rounds ?? 15);
 const ROUND_MS = Number(opts["round-ms"] ?? 60);
+
+/** One case's figures, in ns per call: wall clock, and CPU time of the process. */
+export interface LoopCase {
+  median: number;
+  best: number;
+  calls: number;
+  /** Every round, wall clock. */
+  rounds: number[];
+  cpuMedian: number;
+  /** Every round, CPU time (user and system, every thread of the process). */
+  cpuRounds: number[];
+}
 
 // Histogram values spread over the buckets (seconds, 1 ms .. 3 s), the same
 // sequence for every implementation.
@@ -53,6 +74,11 @@ const fkHistogram = histogram("bench.histogram", {
   unit: "s",
   boundaries: HTTP_DURATION_BOUNDARIES,
 });
+const againCounter = counter("bench.again.counter");
+const againHistogram = histogram("bench.again.histogram", {
+  unit: "s",
+  boundaries: HTTP_DURATION_BOUNDARIES,
+});
 
 const floorCounts = new Map<string, number>();
 const floorSums = new Map<string, number>();
@@ -63,6 +89,23 @@ function floorRecord(v: number, attrs: { a: string; b: string }): void {
   floorSums.set(attrs.b, (floorSums.get(attrs.b) ?? 0) + v);
 }
 
+// The least any recording that takes its attributes by value does, whatever
+// it keeps them in: the object written at the call, and each of its names and
+// values read once and compared. (A cache keyed by the object itself could
+// skip this, and goes wrong when a caller changes the object between calls.)
+// The last name and value of the set, written twice so that no engine takes
+// them for constants and folds the comparisons away.
+let readName = "";
+let readValue: unknown = undefined;
+[readName, readValue] = ["b", "y"];
+let readHits = 0;
+function readAttributes(attrs: Readonly<Record<string, unknown>>): void {
+  for (const name in attrs) {
+    const value = attrs[name];
+    if (name === readName && value === readValue) readHits++;
+  }
+}
+
 // One function per case, each with its own call site, so that no case's
 // inline caches see another's receiver. The attributes object is written at
 // the call, as applications write it.
@@ -70,8 +113,14 @@ const CASES: Record<string, (n: number) => void> = {
   "floor.counter": (n) => {
     for (let i = 0; i < n; i++) floorAdd(1, { a: "x", b: "y" });
   },
+  "read": (n) => {
+    for (let i = 0; i < n; i++) readAttributes({ a: "x", b: "y" });
+  },
   "forklift.counter": (n) => {
     for (let i = 0; i < n; i++) fkCounter.add(1, { a: "x", b: "y" });
+  },
+  "again.counter": (n) => {
+    for (let i = 0; i < n; i++) againCounter.add(1, { a: "x", b: "y" });
   },
   "otel.counter": (n) => {
     for (let i = 0; i < n; i++) otelCounter.add(1, { a: "x", b: "y" });
@@ -82,18 +131,29 @@ const CASES: Record<string, (n: number) => void> = {
   "forklift.histogram": (n) => {
     for (let i = 0; i < n; i++) fkHistogram.record(VALUES[i & 1023], { a: "x", b: "y" });
   },
+  "again.histogram": (n) => {
+    for (let i = 0; i < n; i++) againHistogram.record(VALUES[i & 1023], { a: "x", b: "y" });
+  },
   "otel.histogram": (n) => {
     for (let i = 0; i < n; i++) otelHistogram.record(VALUES[i & 1023], { a: "x", b: "y" });
   },
 };
 
 const calls: Record<string, number> = {};
-function timed(name: string, n: number): number {
+/** The CPU time of this process so far, in ms (user and system, every thread). */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+/** Runs `n` calls of case `name`: wall-clock and CPU ms. */
+function timed(name: string, n: number): { ms: number; cpu: number } {
+  const c0 = cpuMs();
   const t0 = performance.now();
   CASES[name](n);
   const ms = performance.now() - t0;
+  const cpu = cpuMs() - c0;
   calls[name] = (calls[name] ?? 0) + n;
-  return ms;
+  return { ms, cpu };
 }
 
 // Warm up (JIT tiers settle) and size each round to about ROUND_MS, so that a
@@ -102,7 +162,7 @@ const size: Record<string, number> = {};
 for (const name of Object.keys(CASES)) {
   let n = 1000;
   for (;;) {
-    const ms = timed(name, n);
+    const { ms } = timed(name, n);
     if (ms >= ROUND_MS / 4 || n >= 1 << 28) {
       size[name] = Math.max(1000, Math.round((n * ROUND_MS) / Math.max(ms, 0.001)));
       break;
@@ -113,12 +173,16 @@ for (const name of Object.keys(CASES)) {
 }
 
 // Rounds interleave the cases so that drift (frequency, a neighbour's load)
-// hits them all alike.
+// hits them all alike, in the opposite order every other round so that no
+// case always runs just after the same neighbour.
 const perCall: Record<string, number[]> = {};
+const perCallCpu: Record<string, number[]> = {};
+const names = Object.keys(CASES);
 for (let r = 0; r < ROUNDS; r++) {
-  for (const name of Object.keys(CASES)) {
-    const ms = timed(name, size[name]);
+  for (const name of r % 2 === 0 ? names : [...names].reverse()) {
+    const { ms, cpu } = timed(name, size[name]);
     (perCall[name] ??= []).push((ms * 1e6) / size[name]);
+    (perCallCpu[name] ??= []).push((cpu * 1e6) / size[name]);
   }
 }
 
@@ -140,18 +204,36 @@ for (const m of getReporter().storage.cut().metrics) {
 }
 const checks = {
   "floor.counter": floorCounts.get("y"),
+  "read": readHits,
   "forklift.counter": fkTotals["bench.counter"],
+  "again.counter": fkTotals["bench.again.counter"],
   "otel.counter": otelTotals["bench.otel.counter"],
   "forklift.histogram": fkTotals["bench.histogram"],
+  "again.histogram": fkTotals["bench.again.histogram"],
   "otel.histogram": otelTotals["bench.otel.histogram"],
 };
 const mismatches = Object.entries(checks).filter(([k, v]) => v !== calls[k]).map(([k, v]) =>
   `${k}: ${v} of ${calls[k]}`
 );
 
-const out: Record<string, { median: number; best: number; calls: number }> = {};
+const out: Record<string, LoopCase> = {};
 for (const [name, xs] of Object.entries(perCall)) {
-  out[name] = { median: median(xs), best: min(xs), calls: size[name] };
+  const cpu = perCallCpu[name];
+  out[name] = {
+    median: median(xs),
+    best: min(xs),
+    calls: size[name],
+    rounds: xs,
+    cpuMedian: median(cpu),
+    cpuRounds: cpu,
+  };
 }
-console.log(JSON.stringify({ cases: out, mismatches, floorSum: floorSums.get("y") }));
+const result = JSON.stringify({ cases: out, mismatches, floorSum: floorSums.get("y") });
+// Every round of every case is more than a parent keeps of a child's output:
+// with --out the figures go to that file, and the line printed names it.
+if (opts.out === undefined) console.log(result);
+else {
+  writeFileSync(opts.out, result);
+  console.log(JSON.stringify({ out: opts.out }));
+}
 process.exit(0);

@@ -6,7 +6,8 @@
  * attribute names and values in the order the caller wrote them: no string is
  * built, nothing is sorted and nothing is allocated once a series exists. Each
  * trie node remembers the step last taken from it, so a combination recorded
- * again and again costs two comparisons per attribute, not a Map lookup.
+ * again and again costs two comparisons per attribute, not a Map lookup; the
+ * first comparison that fails leaves the hot loop for a walk through the maps.
  * Canonicalisation (sorted keys, cleaned values, series that differ only in key
  * order merged into one) happens once, the first time a combination is seen.
  *
@@ -97,6 +98,20 @@ export class Series {
   }
 }
 
+/** A copy of canonical `attributes`, a `__proto__` attribute included. */
+function copyOf(attributes: Attributes): Attributes {
+  const out: Attributes = {};
+  for (const name of Object.keys(attributes)) {
+    Object.defineProperty(out, name, {
+      value: attributes[name],
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return out;
+}
+
 /** A trie node: one attribute (name, value) step of a recorded combination. */
 class _Node {
   series: Series | undefined = undefined;
@@ -176,16 +191,28 @@ export class SeriesTable {
    * ```
    */
   get(attributes: Readonly<Record<string, unknown>> | undefined): Series {
-    // Kept small, the slow steps in methods of their own, so that engines
-    // inline it (and the recording around it) into the caller.
+    // Kept small, every miss in a method of its own, so that engines inline
+    // it (and the recording around it) into the caller: the loop only follows
+    // the steps last taken.
+    let node: _Node = this.#root;
+    if (attributes !== undefined) {
+      for (const name in attributes) {
+        // A name from for-in is a string, so an unset hitName never matches.
+        if (name !== node.hitName || attributes[name] !== node.hitValue) {
+          return this.#walk(attributes);
+        }
+        node = node.hitChild!;
+      }
+    }
+    return node.series ?? this.#walk(attributes);
+  }
+
+  /** The series for `attributes` through the trie's maps, remembering each step; else inserts it. */
+  #walk(attributes: Readonly<Record<string, unknown>> | undefined): Series {
     let node: _Node | undefined = this.#root;
     if (attributes !== undefined) {
       for (const name in attributes) {
-        const value = attributes[name];
-        // A name from for-in is a string, so an unset hitName never matches.
-        node = name === node.hitName && value === node.hitValue
-          ? node.hitChild
-          : node.step(name, value);
+        node = node.step(name, attributes[name]);
         if (node === undefined) return this.#insert(attributes);
       }
     }
@@ -205,7 +232,9 @@ export class SeriesTable {
       // As OpenTelemetry counts its cardinality limit, and as the master does:
       // the overflow series is one of the `limit`.
       if (this.#canonical.size < this.#limit - 1) {
-        series = new Series(clean, this.#nBuckets);
+        // A set already canonical comes back as the caller's own object,
+        // which the caller may change after this call: the series keeps a copy.
+        series = new Series(clean === attributes ? copyOf(clean) : clean, this.#nBuckets);
         this.#canonical.set(key, series);
       } else {
         series = this.#overflow ??= new Series({ [OVERFLOW_ATTRIBUTE]: true }, this.#nBuckets);

@@ -482,3 +482,42 @@ test("Storage.harvestCut() numbers series and sends known ones as columns after 
   assert.equal(third.metrics[1].points[0].attributes, undefined, "a histogram by id, as a point");
   assert.equal(storage.cut().metrics.length, 0);
 });
+
+test("Counter.add() and Histogram.record() read the attributes at each call: an object changed after a call names another series", () => {
+  const storage = new Storage();
+  const hits = new Counter(storage, "app.hits");
+  const took = new Histogram(storage, "app.took", { unit: "s" });
+  const attrs: Record<string, unknown> = { a: "x", b: "y" };
+  for (let i = 0; i < 3; i++) {
+    hits.add(1, attrs);
+    took.record(0.002, attrs);
+  }
+  attrs.a = "z";
+  hits.add(10, attrs);
+  took.record(0.02, attrs);
+  attrs.c = 1;
+  hits.add(100, attrs);
+  took.record(0.2, attrs);
+  delete attrs.c;
+  attrs.a = "x";
+  hits.add(1000, attrs);
+  took.record(2, attrs);
+  const cut = storage.cut();
+  assert.deepEqual(
+    points(cut, "app.hits").map((p) => [p.attributes, p.value]),
+    [[{ a: "x", b: "y" }, 1003], [{ a: "z", b: "y" }, 10], [{ a: "z", b: "y", c: 1 }, 100]],
+  );
+  assert.deepEqual(
+    points(cut, "app.took").map((p) => [p.attributes, p.count, p.sum]),
+    [[{ a: "x", b: "y" }, 4, 2.006], [{ a: "z", b: "y" }, 1, 0.02], [
+      { a: "z", b: "y", c: 1 },
+      1,
+      0.2,
+    ]],
+  );
+  // The series keep the attributes they were created with, not the caller's object.
+  attrs.a = "w";
+  assert.deepEqual(storage.cut().metrics.length, 0);
+  hits.add(1, { a: "x", b: "y" });
+  assert.deepEqual(points(storage.cut(), "app.hits")[0].attributes, { a: "x", b: "y" });
+});
