@@ -114,6 +114,9 @@ function serverCommand(
 function rowLabel(name: string): string {
   if (name === "bare_again") return "A/A, a second bare server (the resolution of the rows)";
   if (name === "forklift") return "forklift run -w 1 (the worker; binary master on the same core)";
+  if (name === "forklift_no_inject") {
+    return "forklift run -w 1 --no-inject (a worker without the reporter: the master's process alone)";
+  }
   if (name === "deno_otel") {
     return "Deno's own OpenTelemetry (OTEL_DENO=true, traces off), not forklift";
   }
@@ -153,7 +156,7 @@ async function measure(
       const appArgv = serverArgv(ctx.runtimes, runtime, `${ctx.root}${FIXTURES[app]}`);
       const { argv, env } = name === "deno_otel"
         ? { argv: appArgv, env: DENO_OTEL_ENV }
-        : name === "forklift"
+        : name === "forklift" || name === "forklift_no_inject"
         ? {
           argv: [
             ...masterArgv(ctx, "binary"),
@@ -162,6 +165,7 @@ async function measure(
             "1",
             "--metrics-bind",
             `127.0.0.1:${await freePort()}`,
+            ...(name === "forklift" ? [] : ["--no-inject"]),
             "--",
             ...appArgv,
           ],
@@ -199,7 +203,7 @@ async function measure(
     return { cpuUs: loads.map((l) => l.cpuUs), masterUs };
   } finally {
     for (const s of servers) {
-      await stop(s.proc, s.name === "forklift" ? "SIGTERM" : "SIGKILL", 10_000);
+      await stop(s.proc, s.name.startsWith("forklift") ? "SIGTERM" : "SIGKILL", 10_000);
     }
   }
 }
@@ -230,7 +234,12 @@ export const parts: Bench = {
           ...VARIANTS.filter((v) => node || !v.node).map((v) => v.name),
         ];
         if (runtime === "deno" && app === "hello") names.push("deno_otel");
-        if (node) names.push("forklift");
+        if (node) names.push("forklift", "forklift_no_inject");
+        // `FORKLIFT_BENCH_PARTS_ROWS=full,forklift` keeps only those rows (and the two bare servers).
+        const keep = process.env.FORKLIFT_BENCH_PARTS_ROWS?.split(",");
+        if (keep !== undefined) {
+          names.splice(0, names.length, ...names.filter((n, i) => i < 2 || keep.includes(n)));
+        }
         const { cpuUs, masterUs } = await measure(ctx, runtime, app, names, files, rounds, seconds);
         const bare = cpuUs[0];
         for (let k = 1; k < names.length; k++) {
