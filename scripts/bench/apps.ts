@@ -22,9 +22,16 @@
  * fails with "port in use"); its hand-started pair gets it from a three-line
  * preload, `fixtures/reuse_port_preload.ts`, the anchor's only addition.
  *
+ * Express on Bun gets rows of its own: `forklift run -w 1` and `-w 2` against
+ * as many hand-started servers in 9 rounds, each with its A/A row and the
+ * spread of the rounds' ratios (Bun's node:http runs on its native server,
+ * where a request hook costs most).
+ *
  * `FORKLIFT_BENCH_APPS=deno:hono:binary,bun:hono:bare` runs only the cases
  * named (runtime, app, and `binary`, `deno` for the master on Deno, or `bare`
- * for the A/A row).
+ * for the A/A row); `bun:express:w1`, `bun:express:n1` (`--no-inject`),
+ * `bun:express:aa1`, `bun:express:w2` and `bun:express:aa2` name the
+ * Express-on-Bun rows.
  *
  * @module
  */
@@ -73,12 +80,14 @@ async function startSide(
   app: App,
   via: MasterVia | "bare",
   prefix: string[],
+  workers = 2,
+  masterFlags: string[] = [],
 ): Promise<Side> {
   const port = await freePort();
   const env = { PORT: String(port) };
   const procs: Started[] = [];
   if (via === "bare") {
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < workers; i++) {
       procs.push(start([...prefix, ...appArgv(ctx, runtime, app, true)], {
         cwd: ctx.root,
         env,
@@ -91,15 +100,16 @@ async function startSide(
       ...masterArgv(ctx, via),
       "run",
       "-w",
-      "2",
+      String(workers),
       "--metrics-bind",
       `127.0.0.1:${await freePort()}`,
+      ...masterFlags,
       "--",
       ...appArgv(ctx, runtime, app, false),
     ], { cwd: ctx.root, env, deadlineMs: 600_000 }));
   }
   const done = () => procs.some((p) => p.done());
-  const { pids } = await allAnswering({ proc: { done }, port }, 2, 30_000);
+  const { pids } = await allAnswering({ proc: { done }, port }, workers, 30_000);
   return { port, pids, procs };
 }
 
@@ -127,6 +137,10 @@ async function compare(
   app: App,
   vias: [MasterVia | "bare", "bare"],
   rounds: { blocks: number; rounds: number; seconds: number },
+  workers = 2,
+  memory = true,
+  warmUp = 2,
+  masterFlags: string[] = [],
 ): Promise<[Figures, Figures]> {
   const pin = pinning();
   const session = ownSession();
@@ -140,9 +154,17 @@ async function compare(
     try {
       // Which side starts first alternates, so neither always has the warmer caches.
       for (const k of b % 2 === 0 ? [0, 1] : [1, 0]) {
-        sides[k] = await startSide(ctx, runtime, app, vias[k], [...pin.server, ...session]);
+        sides[k] = await startSide(
+          ctx,
+          runtime,
+          app,
+          vias[k],
+          [...pin.server, ...session],
+          workers,
+          masterFlags,
+        );
       }
-      await Promise.all(sides.map((s) => wrk(s.port, 2, pin.client, script)));
+      await Promise.all(sides.map((s) => wrk(s.port, warmUp, pin.client, script)));
       const loads = await loadTogether(
         sides,
         rounds.rounds,
@@ -155,6 +177,7 @@ async function compare(
         out[k].rps.push(...l.rps);
         out[k].cpuUs.push(...l.cpuUs);
       });
+      if (!memory) continue;
       // Both sides idle alike before their memory is read.
       await sleep(3_000);
       for (const k of [0, 1]) {
@@ -169,6 +192,81 @@ async function compare(
     }
   }
   return out;
+}
+
+/** The smallest and largest of each round's own ratio `a / b`, as `−0.8…+3.1%`. */
+function spread(a: readonly number[], b: readonly number[]): string {
+  const ratios = a.map((x, i) => x / b[i] - 1);
+  const pct = (x: number) => `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x) * 100, 2)}`;
+  return `${pct(Math.min(...ratios))}…${pct(Math.max(...ratios))}%`;
+}
+
+/**
+ * Seconds of load before each Express-on-Bun round: the two sides split the
+ * core, and Express on Bun's JIT is still settling after 2 s of half a core
+ * (a process of either kind then still shows offsets of up to ±10%).
+ */
+const EXPRESS_WARM_UP_S = 5;
+
+/**
+ * Express on Bun, the node:http path, in 9 rounds: `forklift run -w 1` and
+ * `-w 2` against as many hand-started servers, and an A/A row for each, a
+ * bare side against a second bare side. Each round starts both sides afresh
+ * (in alternate order) and loads them together: a Bun process keeps for life
+ * an offset of several percent (where its JIT and its heap landed), which
+ * rounds within one pair of processes would all share, so that each round
+ * here is one independent sample. Each row gives the median of the rounds'
+ * ratios and their spread (smallest…largest).
+ */
+async function expressOnBun(ctx: BenchContext, only: string[] | undefined): Promise<Row[]> {
+  const rows: Row[] = [];
+  const pin = pinning();
+  const rounds = ctx.quick
+    ? { blocks: 3, rounds: 1, seconds: 1 }
+    : { blocks: 9, rounds: 1, seconds: 3 };
+  const n = rounds.blocks * rounds.rounds;
+  for (const workers of [1, 2]) {
+    for (const kind of ["binary", "no_inject", "bare"] as const) {
+      const via = kind === "bare" ? "bare" : "binary";
+      const tag = kind === "bare" ? "aa" : kind === "no_inject" ? "n" : "w";
+      const id = `bun:express:${tag}${workers}`;
+      // Without the reporter, Bun's node:http takes no reusePort: one worker only.
+      if (kind === "no_inject" && workers > 1) continue;
+      if (only !== undefined && !only.includes(id)) continue;
+      ctx.log(`apps: bun express, ${n} rounds, ${kind} -w ${workers}`);
+      const [f, bare] = await compare(
+        ctx,
+        "bun",
+        "express",
+        [via, "bare"],
+        rounds,
+        workers,
+        false,
+        EXPRESS_WARM_UP_S,
+        kind === "no_inject" ? ["--no-inject"] : [],
+      );
+      const cpu = pairedRatio(f.cpuUs, bare.cpuUs) - 1;
+      const servers = workers === 1 ? "a hand-started server" : `${workers} hand-started servers`;
+      const what = kind === "bare"
+        ? `A/A, ${servers} against ${workers === 1 ? "a second one" : "a second pair"}`
+        : kind === "no_inject"
+        ? `forklift run -w ${workers} --no-inject (no reporter: what the master's process costs by itself) against ${servers}`
+        : `forklift run -w ${workers} (binary master) against ${servers}`;
+      rows.push({
+        bench: "apps",
+        metric:
+          `express, bun (node:http), ${n} rounds: server CPU per request, ${what} (${pin.note}; median of the rounds' ratios, spread smallest…largest ${
+            spread(f.cpuUs, bare.cpuUs)
+          })`,
+        forklift: `${fmt(median(f.cpuUs), 3)} µs/req`,
+        anchor: `bare ${fmt(median(bare.cpuUs), 3)} µs/req`,
+        versus: signed(cpu),
+        target: kind === "binary" ? "≤ +3%" : "(info)",
+        pass: kind === "binary" ? cpu <= 0.03 : null,
+      });
+    }
+  }
+  return rows;
 }
 
 const signed = (x: number) => `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x) * 100, 2)}%`;
@@ -264,6 +362,7 @@ export const apps: Bench = {
         pass: null,
       });
     }
+    rows.push(...await expressOnBun(ctx, only));
     return rows;
   },
 };

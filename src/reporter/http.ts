@@ -108,6 +108,16 @@ const STARTED = Symbol("forklift.started");
 const REQUEST = Symbol("forklift.request");
 
 /**
+ * A `node:http` response being timed: when its request started, and that
+ * request when the response does not name it as `res.req`.
+ */
+type MarkedResponse = NodeResponse & {
+  req?: unknown;
+  [STARTED]?: number;
+  [REQUEST]?: NodeRequest;
+};
+
+/**
  * The route template Express matched for a request (`req.baseUrl` +
  * `req.route.path`, as `"/api/items/:id"`), or undefined when none did or the
  * route is not a string (a RegExp path would name raw paths).
@@ -177,11 +187,14 @@ export class HttpMetrics {
    * records it when the app ends its response.
    */
   nodeRequest(req: NodeRequest, res: NodeResponse): void {
-    if (typeof res !== "object" || res === null) return;
-    const r = res as NodeResponse & { [STARTED]?: number; [REQUEST]?: NodeRequest };
+    if (typeof res !== "object" || res === null || typeof req !== "object" || req === null) return;
+    const r = res as MarkedResponse;
+    if (r[STARTED] === undefined) this.active++;
     r[STARTED] = performance.now();
-    if (r[REQUEST] === undefined) this.active++;
-    r[REQUEST] = req;
+    // Both runtimes' responses name their request (`res.req`): the response
+    // then gains one slot, not two (each one a shape change on Bun).
+    if (r.req !== req) r[REQUEST] = req;
+    else if (r[REQUEST] !== undefined) r[REQUEST] = undefined;
   }
 
   /**
@@ -203,12 +216,13 @@ export class HttpMetrics {
    * ```
    */
   nodeResponded(res: NodeResponse): void {
-    const r = res as NodeResponse & { [STARTED]?: number; [REQUEST]?: NodeRequest };
-    const req = r[REQUEST];
-    if (req === undefined) return;
-    r[REQUEST] = undefined;
+    const r = res as MarkedResponse;
+    const t0 = r[STARTED];
+    if (t0 === undefined) return;
+    r[STARTED] = undefined;
+    const req = r[REQUEST] ?? r.req as NodeRequest;
     const status = typeof r.statusCode === "number" ? r.statusCode : 500;
-    this.done(req as unknown as Request, status, r[STARTED]!, expressRoute(req));
+    this.done(req as unknown as Request, status, t0, expressRoute(req));
   }
 
   /**

@@ -200,3 +200,33 @@ test("HttpMetrics.nodeResponded() records a node:http request once, at the end o
     }, 1],
   ]);
 });
+
+test("HttpMetrics.nodeRequest() marks a response that names its request with one slot, and records that request", () => {
+  const storage = new Storage();
+  const http = new HttpMetrics(storage);
+  // node:http's ServerResponse on both runtimes: `res.req` is the request.
+  const request: { method: string; route?: { path: string }; baseUrl?: string } = { method: "GET" };
+  const response = { statusCode: 200, req: request };
+  const slots = Object.getOwnPropertySymbols(response).length;
+  http.nodeRequest(request, response);
+  assert.equal(Object.getOwnPropertySymbols(response).length, slots + 1);
+  assert.equal(http.active, 1);
+  request.baseUrl = "";
+  request.route = { path: "/items/:id" };
+  http.nodeResponded(response);
+  http.nodeResponded(response);
+  // A response that names another request: the one the server handed over is recorded.
+  const other = { statusCode: 404, req: { method: "GET" } };
+  http.nodeRequest({ method: "DELETE" }, other);
+  http.nodeResponded(other);
+  assert.equal(http.requests, 2);
+  assert.equal(http.active, 0);
+  assert.deepEqual(durations(storage).map((p) => [p.attributes, p.count]), [
+    [{
+      "http.request.method": "GET",
+      "http.response.status_code": 200,
+      "http.route": "/items/:id",
+    }, 1],
+    [{ "http.request.method": "DELETE", "http.response.status_code": 404 }, 1],
+  ]);
+});
