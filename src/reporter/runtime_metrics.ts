@@ -5,10 +5,11 @@
  *
  * Neither runtime gives all of it: Deno's `monitorEventLoopDelay` does not
  * measure and neither runtime emits `gc` performance entries, so the delay
- * comes from a probe of our own (one unref'd timer whose lateness goes into
- * a small fixed histogram) and GC pauses are not reported. The figures are
- * read only when a harvest is cut, so an idle worker pays for the probe's
- * wakeups and nothing else.
+ * comes from a probe of our own (the lateness of the reporter's one timer,
+ * which turns faster while requests are in flight, goes into a small fixed
+ * histogram) and GC pauses are not reported. The figures are read only when
+ * a harvest is cut, so an idle worker pays for the timer's wakeups and
+ * nothing else.
  *
  * @module
  */
@@ -255,14 +256,10 @@ export async function heapReader(runtime: string): Promise<(() => HeapFigures) |
   }
 }
 
-/** What the sampler needs of the reporter's process: its clock and timers. */
+/** What the sampler needs of the reporter's process: its runtime and clock. */
 export interface SamplerHost {
   /** `"deno/2.9.6"`, `"bun/1.4.5"`, …: picks the heap reader. */
   readonly runtime: string;
-  /** Arms a repeating, unref'd timer. */
-  setInterval(fn: () => void, ms: number): unknown;
-  /** Clears a timer. */
-  clearTimer(handle: unknown): void;
   /** Monotonic milliseconds. */
   now(): number;
 }
@@ -285,8 +282,10 @@ function setFigure(f: Figure | undefined, value: number): void {
 }
 
 /**
- * The runtime metrics of one worker. {@linkcode RuntimeSampler.start} arms
- * the loop probe (at `welcome`, never at import); each harvest calls
+ * The runtime metrics of one worker. {@linkcode RuntimeSampler.start} starts
+ * the loop probe (at `welcome`, never at import); it arms no timer of its
+ * own: the reporter's one timer calls {@linkcode RuntimeSampler.turn} and
+ * turns at {@linkcode RuntimeSampler.paceMs}. Each harvest calls
  * {@linkcode RuntimeSampler.sample} just before it cuts, which records the
  * heap, the delay over the interval (then starts the next one) and the
  * change in requests in flight. Gauges need no label of ours: the master
@@ -301,11 +300,10 @@ function setFigure(f: Figure | undefined, value: number): void {
  * const storage = new Storage();
  * let now = 0;
  * let inFlight = 2;
- * const host = { runtime: "test/1", setInterval: () => 1, clearTimer() {}, now: () => now };
- * const sampler = new RuntimeSampler(storage, host, () => inFlight);
+ * const sampler = new RuntimeSampler(storage, { runtime: "test/1", now: () => now }, () => inFlight);
  * sampler.start(3, () => ({ used: 1000, limit: 5000 }));
  * now = 320;
- * sampler.probe.turn(false); // 120 ms late
+ * sampler.turn(); // 120 ms late
  * sampler.sample();
  * const metrics = storage.cut().metrics;
  * const value = (name: string) => metrics.find((m) => m.name === name)?.points[0].value;
@@ -324,7 +322,7 @@ export class RuntimeSampler {
   readonly #storage: Storage;
   readonly #host: SamplerHost;
   readonly #active: () => number;
-  #timer: unknown = undefined;
+  #started = false;
   #heap: (() => HeapFigures) | undefined;
   #heapUsed: Figure | undefined;
   #heapLimit: Figure | undefined;
@@ -343,18 +341,24 @@ export class RuntimeSampler {
     this.probe = new LoopProbe(this.delays, () => host.now(), LOOP_PROBE_MS, LOOP_PROBE_IDLE_MS);
   }
 
-  /** Whether the probe is armed. */
+  /** Whether the probe runs. */
   get active(): boolean {
-    return this.#timer !== undefined;
+    return this.#started;
+  }
+
+  /** The period (ms) the timer driving {@linkcode RuntimeSampler.turn} must turn at; 0 when stopped. */
+  get paceMs(): number {
+    return this.#started ? this.probe.periodMs : 0;
   }
 
   /**
-   * Registers the instruments and arms the probe, for worker slot `slot`.
+   * Registers the instruments and starts the probe, for worker slot `slot`.
    * `heap` reads the heap; by default the runtime's own figures, once its
    * modules have loaded (until then no heap gauge is sent). Idempotent.
    */
   start(slot: number, heap?: () => HeapFigures): void {
-    if (this.#timer !== undefined) return;
+    if (this.#started) return;
+    this.#started = true;
     this.#slot = { worker: String(slot) };
     this.#register();
     if (heap !== undefined) this.#heap = heap;
@@ -365,26 +369,25 @@ export class RuntimeSampler {
     }
     this.delays.reset();
     this.probe.start();
-    this.#arm();
   }
 
-  #arm(): void {
-    if (this.#timer !== undefined) this.#host.clearTimer(this.#timer);
-    this.#timer = this.#host.setInterval(() => this.#turn(), this.probe.periodMs);
-  }
-
-  #turn(): void {
+  /**
+   * One turn of the timer: records its lateness. Returns true when
+   * {@linkcode RuntimeSampler.paceMs} changed. Does nothing when stopped;
+   * never throws.
+   */
+  turn(): boolean {
+    if (!this.#started) return false;
     try {
-      if (this.probe.turn(this.#active() > 0) && this.#timer !== undefined) this.#arm();
+      return this.probe.turn(this.#active() > 0);
     } catch {
-      // A probe turn must never throw into the event loop.
+      return false;
     }
   }
 
-  /** Clears the probe (at shutdown); a last {@linkcode RuntimeSampler.sample} still works. */
+  /** Stops the probe (at shutdown); a last {@linkcode RuntimeSampler.sample} still works. */
   stop(): void {
-    if (this.#timer !== undefined) this.#host.clearTimer(this.#timer);
-    this.#timer = undefined;
+    this.#started = false;
   }
 
   #register(): void {
