@@ -16,6 +16,7 @@
 
 import { Gauge, UpDownCounter } from "./instruments.ts";
 import type { Storage } from "./storage.ts";
+import { heapUsedReader } from "../runtime/heap.ts";
 
 /** Name of the in-flight request count (OpenTelemetry HTTP semantic conventions). */
 export const HTTP_ACTIVE_REQUESTS = "http.server.active_requests";
@@ -222,43 +223,30 @@ export interface HeapFigures {
 }
 
 /**
- * Reads the heap the cheapest way the runtime allows, once its module has
- * loaded (the promise resolves to undefined where it cannot). V8 (Deno):
- * both figures from `node:v8`'s `getHeapStatistics()`, a few µs. JavaScriptCore
- * (Bun): the used figure from `process.memoryUsage()`; no limit, since
- * JavaScriptCore has none: the `heap_size_limit` Bun's `node:v8` reports grows
- * with the heap, takes milliseconds to read, and loading `node:v8` alone
- * costs a Bun worker 200 KiB.
+ * Reads the heap used, the cheapest way the runtime allows and without
+ * loading a module (undefined where it cannot). No limit on either runtime:
+ * JavaScriptCore (Bun) has none (the `heap_size_limit` Bun's `node:v8`
+ * reports grows with the heap and takes milliseconds to read), and on V8
+ * (Deno) only `node:v8` tells it, whose loading alone costs a worker more
+ * private memory than all the runtime metrics together may.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { heapReader } from "./runtime_metrics.ts";
- * const read = await heapReader("deno/2.9.6");
+ * const read = heapReader();
  * const heap = read!();
- * assert.ok(heap.used > 0 && heap.limit >= heap.used);
+ * assert.ok(heap.used > 0 && heap.limit === 0);
  * ```
  */
-export async function heapReader(runtime: string): Promise<(() => HeapFigures) | undefined> {
-  try {
-    if (runtime.startsWith("bun/")) {
-      const process = await import("node:process");
-      const p = process.default ?? process;
-      return () => ({ used: p.memoryUsage().heapUsed, limit: 0 });
-    }
-    const v8 = await import("node:v8");
-    return () => {
-      const s = v8.getHeapStatistics();
-      return { used: s.used_heap_size, limit: s.heap_size_limit };
-    };
-  } catch {
-    return undefined;
-  }
+export function heapReader(): (() => HeapFigures) | undefined {
+  const used = heapUsedReader();
+  return used === undefined ? undefined : () => ({ used: used(), limit: 0 });
 }
 
 /** What the sampler needs of the reporter's process: its runtime and clock. */
 export interface SamplerHost {
-  /** `"deno/2.9.6"`, `"bun/1.4.5"`, …: picks the heap reader. */
+  /** `"deno/2.9.6"`, `"bun/1.4.5"`, …. */
   readonly runtime: string;
   /** Monotonic milliseconds. */
   now(): number;
@@ -320,7 +308,6 @@ export class RuntimeSampler {
   /** The probe feeding {@linkcode RuntimeSampler.delays}. */
   readonly probe: LoopProbe;
   readonly #storage: Storage;
-  readonly #host: SamplerHost;
   readonly #active: () => number;
   #started = false;
   #heap: (() => HeapFigures) | undefined;
@@ -336,7 +323,6 @@ export class RuntimeSampler {
   /** A sampler recording into `storage`; `active` counts the requests in flight. */
   constructor(storage: Storage, host: SamplerHost, active: () => number) {
     this.#storage = storage;
-    this.#host = host;
     this.#active = active;
     this.probe = new LoopProbe(this.delays, () => host.now(), LOOP_PROBE_MS, LOOP_PROBE_IDLE_MS);
   }
@@ -361,12 +347,7 @@ export class RuntimeSampler {
     this.#started = true;
     this.#slot = { worker: String(slot) };
     this.#register();
-    if (heap !== undefined) this.#heap = heap;
-    else {
-      void heapReader(this.#host.runtime).then((read) => {
-        this.#heap = read;
-      });
-    }
+    this.#heap = heap ?? heapReader();
     this.delays.reset();
     this.probe.start();
   }
