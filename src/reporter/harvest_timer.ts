@@ -1,7 +1,9 @@
 /**
  * The reporter's one timer (unref'd): armed when `welcome` arrives (or on
- * the first recording, standalone), it serves both the harvest and the
- * heartbeat schedule.
+ * the first recording, standalone), it serves the harvest and the heartbeat
+ * schedule, and the event-loop probe when runtime metrics are on: the probe
+ * sets the pace the timer turns at, the harvest and the heartbeat run on the
+ * turns that find them due.
  *
  * @module
  */
@@ -67,6 +69,9 @@ export class HarvestTimer {
   #timer: unknown = undefined;
   #armed = 0;
   #periodMs = 0;
+  /** The period the timer turns at: the schedule's, or the probe's pace when shorter. */
+  #tickMs = 0;
+  #paceMs = 0;
   #harvestMs = 0;
   #heartbeatMs = 0;
   #nextHarvest = 0;
@@ -88,17 +93,44 @@ export class HarvestTimer {
     return this.#timer !== undefined;
   }
 
-  /** Period of the timer in ms (0 when none is armed). */
+  /** Period of the harvest and heartbeat schedule in ms (0 when no timer is armed). */
   get periodMs(): number {
     return this.#timer === undefined ? 0 : this.#periodMs;
   }
 
+  /** Period the timer turns at now in ms: {@linkcode HarvestTimer.periodMs} or a shorter pace. */
+  get tickMs(): number {
+    return this.#timer === undefined ? 0 : this.#tickMs;
+  }
+
   /** Arms the timer every `periodMs`, replacing the one armed before: one timer, ever. */
   arm(periodMs: number): void {
-    if (this.#timer !== undefined) this.#host.clearTimer(this.#timer);
     this.#periodMs = periodMs;
-    this.#timer = unrefTimer(this.#host.setInterval(this.#tick, periodMs));
+    this.#start();
     this.#armed++;
+  }
+
+  /**
+   * Makes the one timer turn at least every `paceMs` (0: at the schedule's
+   * period only). Changing the pace of an armed timer replaces the host's
+   * timer with one of the new period; it is still the one timer, and does
+   * not count as another armed.
+   */
+  pace(paceMs: number): void {
+    if (paceMs === this.#paceMs) return;
+    this.#paceMs = paceMs;
+    if (this.#timer !== undefined && this.#period() !== this.#tickMs) this.#start();
+  }
+
+  #period(): number {
+    const p = this.#paceMs;
+    return p > 0 && p < this.#periodMs ? p : this.#periodMs;
+  }
+
+  #start(): void {
+    if (this.#timer !== undefined) this.#host.clearTimer(this.#timer);
+    this.#tickMs = this.#period();
+    this.#timer = unrefTimer(this.#host.setInterval(this.#tick, this.#tickMs));
   }
 
   /** Clears the timer. */
@@ -124,7 +156,7 @@ export class HarvestTimer {
    */
   turn(harvest: () => boolean, heartbeat: () => void): void {
     const now = this.#host.now();
-    const slack = this.#periodMs / 2;
+    const slack = this.#tickMs / 2;
     if (now + slack >= this.#nextHarvest) {
       this.#nextHarvest = now + this.#harvestMs;
       if (harvest()) this.#nextHeartbeat = now + this.#heartbeatMs;

@@ -5,8 +5,8 @@
  * storage), as docs/architecture.md maps them.
  *
  * Fork-safety contract (docs/architecture.md): nothing here arms a timer at
- * import. Under forklift the harvest timer and the event-loop probe (both
- * unref'd) are armed when `welcome` arrives; standalone the harvest timer is
+ * import. Under forklift the one timer (unref'd), which serves the harvest and
+ * the event-loop probe, is armed when `welcome` arrives; standalone it is
  * armed lazily on the first recording, and there is no probe.
  *
  * @module
@@ -205,6 +205,7 @@ export class Reporter {
         return;
       }
       if (this.#state !== "welcomed") return;
+      if (this.#runtime.turn()) this.#timer.pace(this.#runtime.paceMs);
       this.#timer.turn(
         () => this.harvest(),
         () => this.#send({ type: "heartbeat", v: PROTOCOL_VERSION, requests: this.http.requests }),
@@ -254,12 +255,14 @@ export class Reporter {
     this.#welcome = message;
     this.#state = "welcomed";
     this.#delivery.harvestMs = message.harvest_interval_ms;
+    // The probe rides the one timer: it sets its pace before the timer is armed.
+    if (first && this.#host.runtimeMetrics === true) this.#runtime.start(message.worker);
+    this.#timer.pace(this.#runtime.paceMs);
     this.#timer.schedule(message.harvest_interval_ms, message.heartbeat_ms);
     // Only now, not at start: a worker that waits for its welcome stays alive
     // for it. When the channel lets go is the host's to time (Bun's costs the
     // main thread milliseconds, which it keeps away from the first requests).
     if (first) this.#host.refChannel(false);
-    if (first && this.#host.runtimeMetrics === true) this.#runtime.start(message.worker);
     this.#sendReady();
     if (first) this.#afterWelcome.run();
   }

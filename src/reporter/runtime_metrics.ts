@@ -5,16 +5,18 @@
  *
  * Neither runtime gives all of it: Deno's `monitorEventLoopDelay` does not
  * measure and neither runtime emits `gc` performance entries, so the delay
- * comes from a probe of our own (one unref'd timer whose lateness goes into
- * a small fixed histogram) and GC pauses are not reported. The figures are
- * read only when a harvest is cut, so an idle worker pays for the probe's
- * wakeups and nothing else.
+ * comes from a probe of our own (the lateness of the reporter's one timer,
+ * which turns faster while requests are in flight, goes into a small fixed
+ * histogram) and GC pauses are not reported. The figures are read only when
+ * a harvest is cut, so an idle worker pays for the timer's wakeups and
+ * nothing else.
  *
  * @module
  */
 
 import { Gauge, UpDownCounter } from "./instruments.ts";
 import type { Storage } from "./storage.ts";
+import { heapUsedReader } from "../runtime/heap.ts";
 
 /** Name of the in-flight request count (OpenTelemetry HTTP semantic conventions). */
 export const HTTP_ACTIVE_REQUESTS = "http.server.active_requests";
@@ -221,48 +223,31 @@ export interface HeapFigures {
 }
 
 /**
- * Reads the heap the cheapest way the runtime allows, once its module has
- * loaded (the promise resolves to undefined where it cannot). V8 (Deno):
- * both figures from `node:v8`'s `getHeapStatistics()`, a few µs. JavaScriptCore
- * (Bun): the used figure from `process.memoryUsage()`; no limit, since
- * JavaScriptCore has none: the `heap_size_limit` Bun's `node:v8` reports grows
- * with the heap, takes milliseconds to read, and loading `node:v8` alone
- * costs a Bun worker 200 KiB.
+ * Reads the heap used, the cheapest way the runtime allows and without
+ * loading a module (undefined where it cannot). No limit on either runtime:
+ * JavaScriptCore (Bun) has none (the `heap_size_limit` Bun's `node:v8`
+ * reports grows with the heap and takes milliseconds to read), and on V8
+ * (Deno) only `node:v8` tells it, whose loading alone costs a worker more
+ * private memory than all the runtime metrics together may.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { heapReader } from "./runtime_metrics.ts";
- * const read = await heapReader("deno/2.9.6");
+ * const read = heapReader();
  * const heap = read!();
- * assert.ok(heap.used > 0 && heap.limit >= heap.used);
+ * assert.ok(heap.used > 0 && heap.limit === 0);
  * ```
  */
-export async function heapReader(runtime: string): Promise<(() => HeapFigures) | undefined> {
-  try {
-    if (runtime.startsWith("bun/")) {
-      const process = await import("node:process");
-      const p = process.default ?? process;
-      return () => ({ used: p.memoryUsage().heapUsed, limit: 0 });
-    }
-    const v8 = await import("node:v8");
-    return () => {
-      const s = v8.getHeapStatistics();
-      return { used: s.used_heap_size, limit: s.heap_size_limit };
-    };
-  } catch {
-    return undefined;
-  }
+export function heapReader(): (() => HeapFigures) | undefined {
+  const used = heapUsedReader();
+  return used === undefined ? undefined : () => ({ used: used(), limit: 0 });
 }
 
-/** What the sampler needs of the reporter's process: its clock and timers. */
+/** What the sampler needs of the reporter's process: its runtime and clock. */
 export interface SamplerHost {
-  /** `"deno/2.9.6"`, `"bun/1.4.5"`, …: picks the heap reader. */
+  /** `"deno/2.9.6"`, `"bun/1.4.5"`, …. */
   readonly runtime: string;
-  /** Arms a repeating, unref'd timer. */
-  setInterval(fn: () => void, ms: number): unknown;
-  /** Clears a timer. */
-  clearTimer(handle: unknown): void;
   /** Monotonic milliseconds. */
   now(): number;
 }
@@ -285,8 +270,10 @@ function setFigure(f: Figure | undefined, value: number): void {
 }
 
 /**
- * The runtime metrics of one worker. {@linkcode RuntimeSampler.start} arms
- * the loop probe (at `welcome`, never at import); each harvest calls
+ * The runtime metrics of one worker. {@linkcode RuntimeSampler.start} starts
+ * the loop probe (at `welcome`, never at import); it arms no timer of its
+ * own: the reporter's one timer calls {@linkcode RuntimeSampler.turn} and
+ * turns at {@linkcode RuntimeSampler.paceMs}. Each harvest calls
  * {@linkcode RuntimeSampler.sample} just before it cuts, which records the
  * heap, the delay over the interval (then starts the next one) and the
  * change in requests in flight. Gauges need no label of ours: the master
@@ -301,11 +288,10 @@ function setFigure(f: Figure | undefined, value: number): void {
  * const storage = new Storage();
  * let now = 0;
  * let inFlight = 2;
- * const host = { runtime: "test/1", setInterval: () => 1, clearTimer() {}, now: () => now };
- * const sampler = new RuntimeSampler(storage, host, () => inFlight);
+ * const sampler = new RuntimeSampler(storage, { runtime: "test/1", now: () => now }, () => inFlight);
  * sampler.start(3, () => ({ used: 1000, limit: 5000 }));
  * now = 320;
- * sampler.probe.turn(false); // 120 ms late
+ * sampler.turn(); // 120 ms late
  * sampler.sample();
  * const metrics = storage.cut().metrics;
  * const value = (name: string) => metrics.find((m) => m.name === name)?.points[0].value;
@@ -322,9 +308,8 @@ export class RuntimeSampler {
   /** The probe feeding {@linkcode RuntimeSampler.delays}. */
   readonly probe: LoopProbe;
   readonly #storage: Storage;
-  readonly #host: SamplerHost;
   readonly #active: () => number;
-  #timer: unknown = undefined;
+  #started = false;
   #heap: (() => HeapFigures) | undefined;
   #heapUsed: Figure | undefined;
   #heapLimit: Figure | undefined;
@@ -338,53 +323,52 @@ export class RuntimeSampler {
   /** A sampler recording into `storage`; `active` counts the requests in flight. */
   constructor(storage: Storage, host: SamplerHost, active: () => number) {
     this.#storage = storage;
-    this.#host = host;
     this.#active = active;
     this.probe = new LoopProbe(this.delays, () => host.now(), LOOP_PROBE_MS, LOOP_PROBE_IDLE_MS);
   }
 
-  /** Whether the probe is armed. */
+  /** Whether the probe runs. */
   get active(): boolean {
-    return this.#timer !== undefined;
+    return this.#started;
+  }
+
+  /** The period (ms) the timer driving {@linkcode RuntimeSampler.turn} must turn at; 0 when stopped. */
+  get paceMs(): number {
+    return this.#started ? this.probe.periodMs : 0;
   }
 
   /**
-   * Registers the instruments and arms the probe, for worker slot `slot`.
+   * Registers the instruments and starts the probe, for worker slot `slot`.
    * `heap` reads the heap; by default the runtime's own figures, once its
    * modules have loaded (until then no heap gauge is sent). Idempotent.
    */
   start(slot: number, heap?: () => HeapFigures): void {
-    if (this.#timer !== undefined) return;
+    if (this.#started) return;
+    this.#started = true;
     this.#slot = { worker: String(slot) };
     this.#register();
-    if (heap !== undefined) this.#heap = heap;
-    else {
-      void heapReader(this.#host.runtime).then((read) => {
-        this.#heap = read;
-      });
-    }
+    this.#heap = heap ?? heapReader();
     this.delays.reset();
     this.probe.start();
-    this.#arm();
   }
 
-  #arm(): void {
-    if (this.#timer !== undefined) this.#host.clearTimer(this.#timer);
-    this.#timer = this.#host.setInterval(() => this.#turn(), this.probe.periodMs);
-  }
-
-  #turn(): void {
+  /**
+   * One turn of the timer: records its lateness. Returns true when
+   * {@linkcode RuntimeSampler.paceMs} changed. Does nothing when stopped;
+   * never throws.
+   */
+  turn(): boolean {
+    if (!this.#started) return false;
     try {
-      if (this.probe.turn(this.#active() > 0) && this.#timer !== undefined) this.#arm();
+      return this.probe.turn(this.#active() > 0);
     } catch {
-      // A probe turn must never throw into the event loop.
+      return false;
     }
   }
 
-  /** Clears the probe (at shutdown); a last {@linkcode RuntimeSampler.sample} still works. */
+  /** Stops the probe (at shutdown); a last {@linkcode RuntimeSampler.sample} still works. */
   stop(): void {
-    if (this.#timer !== undefined) this.#host.clearTimer(this.#timer);
-    this.#timer = undefined;
+    this.#started = false;
   }
 
   #register(): void {

@@ -54,10 +54,9 @@ for (const runtime of ["deno", "bun"] as const) {
         }, 5_000);
         const used = byWorker(text, "v8js_memory_heap_used_bytes").get("1")!;
         assert.ok(used > 100_000 && used < 2 ** 31, `heap used ${used}`);
-        const limit = byWorker(text, "v8js_memory_heap_limit_bytes").get("1");
-        // JavaScriptCore has no heap limit: Bun's workers send none.
-        if (runtime === "bun") assert.equal(limit, undefined);
-        else assert.ok(limit !== undefined && limit >= used, `heap limit ${limit}`);
+        // JavaScriptCore has no heap limit, and only node:v8 tells V8's, whose
+        // loading costs a worker more than all its runtime metrics may: none sent.
+        assert.equal(byWorker(text, "v8js_memory_heap_limit_bytes").get("1"), undefined);
         const quiet = byWorker(text, "nodejs_eventloop_delay_max_seconds").get("1");
         assert.ok(quiet !== undefined && quiet < 0.1, `idle delay max ${quiet}`);
 
@@ -99,7 +98,6 @@ describe("runtime metrics on /metrics", { skip: !RUNTIMES.deno && !RUNTIMES.bun 
           const t = await m.metrics();
           const names = [
             "v8js_memory_heap_used_bytes",
-            "v8js_memory_heap_limit_bytes",
             "nodejs_eventloop_delay_p99_seconds",
             "http_server_active_requests",
           ];

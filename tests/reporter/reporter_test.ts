@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { Reporter } from "../../src/reporter/reporter.ts";
 import { MAX_HARVEST_POINTS } from "../../src/reporter/delivery.ts";
 import { timerPeriod } from "../../src/reporter/harvest_timer.ts";
+import { LOOP_PROBE_IDLE_MS, LOOP_PROBE_MS } from "../../src/reporter/runtime_metrics.ts";
 import { unrefTimer } from "../../src/runtime/timers.ts";
 import type { ServedServer } from "../../src/runtime/serve.ts";
 import type { HarvestMetric } from "../../src/protocol/messages.ts";
@@ -92,6 +93,36 @@ test("Reporter standalone arms one timer lazily on the first recording", () => {
   assert.equal(host.intervals().length, 1);
   assert.equal(host.intervals()[0].unrefed, true);
   assert.equal(host.intervals()[0].ms, 60_000);
+});
+
+test("Reporter welcome with runtime metrics arms one timer, paced by the event-loop probe while requests are in flight", async () => {
+  const host = new FakeHost();
+  host.runtimeMetrics = true;
+  const { reporter } = started(host);
+  const pace = () => host.intervals().map((t) => t.ms);
+  host.deliver(welcome());
+  assert.deepEqual(pace(), [LOOP_PROBE_IDLE_MS], "one timer after welcome, at the quiet pace");
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const handler = reporter.http.wrap(async (_req: Request) => {
+    await gate;
+    return new Response("ok");
+  });
+  const pending = handler(new Request("http://localhost/")) as Promise<Response>;
+  host.advance(LOOP_PROBE_IDLE_MS);
+  assert.deepEqual(pace(), [LOOP_PROBE_MS], "requests in flight: the same one timer, faster");
+  host.advance(5000 - LOOP_PROBE_IDLE_MS);
+  assert.equal(host.ofType("harvest").length, 1, "the harvest keeps the master's interval");
+  release();
+  await pending;
+  host.advance(1000);
+  assert.deepEqual(pace(), [LOOP_PROBE_IDLE_MS], "quiet again: back to the slow pace");
+  const stats = reporter.stats();
+  assert.deepEqual([stats.timersArmed, stats.timersActive, stats.periodMs], [1, 1, 5000]);
+  const heartbeatOrHarvest = host.sent.filter((m) =>
+    m.type === "harvest" || m.type === "heartbeat"
+  );
+  assert.ok(heartbeatOrHarvest.length <= 2, `${heartbeatOrHarvest.length} messages in 6.2 s`);
 });
 
 test("Reporter standalone hands each cut to the standalone exporter", () => {
