@@ -61,6 +61,27 @@ export async function wrk(
   prefix: string[],
   script?: string,
 ): Promise<{ rps: number; requests: number; errors: string }> {
+  // A wrk that ends without a word (it was seen once in a long run, with the
+  // server still answering) gets one more go: one lost round must not lose a
+  // whole benchmark's rows.
+  try {
+    return await wrkOnce(port, seconds, prefix, script);
+  } catch (e) {
+    const silent = e instanceof Error && e.message.startsWith(NO_RATE) &&
+      e.message.slice(NO_RATE.length).trim() === "";
+    if (!silent) throw e;
+    return await wrkOnce(port, seconds, prefix, script);
+  }
+}
+
+const NO_RATE = "wrk printed no rate:";
+
+async function wrkOnce(
+  port: number,
+  seconds: number,
+  prefix: string[],
+  script?: string,
+): Promise<{ rps: number; requests: number; errors: string }> {
   const p = start([
     ...prefix,
     "wrk",
@@ -74,7 +95,7 @@ export async function wrk(
   await p.exited;
   const out = p.output();
   const m = out.match(/Requests\/sec:\s+([\d.]+)/);
-  if (!m) throw new Error(`wrk printed no rate:\n${out}`);
+  if (!m) throw new Error(`${NO_RATE}\n${out}`);
   const errors = [...out.matchAll(/(Socket errors:.*|Non-2xx or 3xx responses:.*)/g)]
     .map((x) => x[1].trim()).join("; ");
   const requests = Number(out.match(/(\d+) requests in/)?.[1] ?? 0);
