@@ -33,3 +33,17 @@ export function fmt(x: number, digits = 3): string {
   const decimals = Math.max(0, digits - 1 - mag);
   return x.toFixed(Math.min(decimals, 6));
 }
+
+/**
+ * A fraction as a signed percentage, `+3.1%` or `−0.80%`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { signedPct } from "./_stats.ts";
+ * assert.equal(signedPct(-0.008), "−0.80%");
+ * ```
+ */
+export function signedPct(x: number): string {
+  return `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x) * 100, 2)}%`;
+}

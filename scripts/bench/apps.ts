@@ -51,7 +51,7 @@ import { allAnswering, masterArgv, type MasterVia } from "./_forklift.ts";
 import { freePort, sleep, start, type Started, stop } from "./_process.ts";
 import type { Row } from "./_report.ts";
 import type { RuntimeName } from "./_runtimes.ts";
-import { fmt, median, pairedRatio } from "./_stats.ts";
+import { fmt, median, pairedRatio, signedPct } from "./_stats.ts";
 import { type Load, loadTogether, ownSession, pinning, wrk, wrkFound } from "./overhead.ts";
 import { readFileSync } from "node:fs";
 import process from "node:process";
@@ -205,11 +205,10 @@ async function compare(
   return out;
 }
 
-/** The smallest and largest of each round's own ratio `a / b`, as `−0.8…+3.1%`. */
+/** The smallest and largest of each round's own ratio `a / b`, as `−0.80%…+3.1%`. */
 function spread(a: readonly number[], b: readonly number[]): string {
   const ratios = a.map((x, i) => x / b[i] - 1);
-  const pct = (x: number) => `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x) * 100, 2)}`;
-  return `${pct(Math.min(...ratios))}…${pct(Math.max(...ratios))}%`;
+  return `${signedPct(Math.min(...ratios))}…${signedPct(Math.max(...ratios))}`;
 }
 
 /**
@@ -271,7 +270,7 @@ async function expressOnBun(ctx: BenchContext, only: string[] | undefined): Prom
           })`,
         forklift: `${fmt(median(f.cpuUs), 3)} µs/req`,
         anchor: `bare ${fmt(median(bare.cpuUs), 3)} µs/req`,
-        versus: signed(cpu),
+        versus: signedPct(cpu),
         target: kind === "binary" ? "≤ +3%" : "(info)",
         pass: kind === "binary" ? cpu <= 0.03 : null,
       });
@@ -351,8 +350,6 @@ async function memoryRow(
 
 const kib = (x: number) => `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x), 4)} KiB`;
 
-const signed = (x: number) => `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x) * 100, 2)}%`;
-
 /** The `apps` benchmark. */
 export const apps: Bench = {
   name: "apps",
@@ -390,7 +387,7 @@ export const apps: Bench = {
             `${app}, ${runtime}: A/A, a bare pair against a second bare pair, server CPU per request (${pin.note}; the resolution of the rows above)`,
           forklift: `${fmt(median(f.cpuUs), 3)} µs/req`,
           anchor: `bare pair ${fmt(median(bare.cpuUs), 3)} µs/req`,
-          versus: signed(cpu),
+          versus: signedPct(cpu),
           target: "(info)",
           pass: null,
         });
@@ -420,7 +417,7 @@ export const apps: Bench = {
           `${what}: server CPU per request, -w 2 against a hand-started reusePort pair, both loaded at once (${pin.note}; median of the rounds' ratios)`,
         forklift: `${fmt(median(f.cpuUs), 3)} µs/req`,
         anchor: `bare pair ${fmt(median(bare.cpuUs), 3)} µs/req`,
-        versus: signed(cpu),
+        versus: signedPct(cpu),
         target: info ? "(info)" : "≤ +3%",
         pass: info ? null : cpu <= 0.03,
       });

@@ -52,7 +52,7 @@ import { ownSession, pinning, wrk, wrkFound } from "./overhead.ts";
 import { cpuMs, freePort, runLoop, sleep, start, type Started, stop } from "./_process.ts";
 import type { Row } from "./_report.ts";
 import type { RuntimeName } from "./_runtimes.ts";
-import { fmt, median, pairedRatio } from "./_stats.ts";
+import { fmt, median, pairedRatio, signedPct } from "./_stats.ts";
 
 /** How a side's servers run. */
 type Kind =
@@ -324,7 +324,6 @@ function versusForklift(peer: number, forklift: number | undefined): string {
 }
 
 const pct = (x: number, digits = 2) => `${fmt(x * 100, digits)}%`;
-const signedPct = (x: number) => `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x) * 100, 2)}%`;
 const spread = (xs: number[]) =>
   `${signedPct(Math.min(...xs))} … ${signedPct(Math.max(...xs))}, n=${xs.length}`;
 

@@ -244,10 +244,8 @@ export function heapReader(): (() => HeapFigures) | undefined {
   return used === undefined ? undefined : () => ({ used: used(), limit: 0 });
 }
 
-/** What the sampler needs of the reporter's process: its runtime and clock. */
+/** What the sampler needs of the reporter's process: its clock. */
 export interface SamplerHost {
-  /** `"deno/2.9.6"`, `"bun/1.4.5"`, …. */
-  readonly runtime: string;
   /** Monotonic milliseconds. */
   now(): number;
 }
@@ -288,7 +286,7 @@ function setFigure(f: Figure | undefined, value: number): void {
  * const storage = new Storage();
  * let now = 0;
  * let inFlight = 2;
- * const sampler = new RuntimeSampler(storage, { runtime: "test/1", now: () => now }, () => inFlight);
+ * const sampler = new RuntimeSampler(storage, { now: () => now }, () => inFlight);
  * sampler.start(3, () => ({ used: 1000, limit: 5000 }));
  * now = 320;
  * sampler.turn(); // 120 ms late

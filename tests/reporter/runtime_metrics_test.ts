@@ -112,7 +112,7 @@ test("RuntimeSampler.sample() sends heap, delay and requests in flight at a harv
   const storage = new Storage();
   let now = 0;
   let inFlight = 0;
-  const host = { runtime: "test/1", now: () => now };
+  const host = { now: () => now };
   const sampler = new RuntimeSampler(storage, host, () => inFlight);
   sampler.sample(); // not started: nothing
   assert.deepEqual(storage.cut().metrics, []);
@@ -157,7 +157,7 @@ test("RuntimeSampler.sample() sends heap, delay and requests in flight at a harv
 
 test("RuntimeSampler.start() leaves an instrument the app already named to the app", () => {
   const storage = new Storage();
-  const host = { runtime: "test/1", now: () => 0 };
+  const host = { now: () => 0 };
   storage.register({ name: "v8js.memory.heap.used", kind: "counter" });
   const sampler = new RuntimeSampler(storage, host, () => 0);
   sampler.start(1, () => ({ used: 7, limit: 9 }));
