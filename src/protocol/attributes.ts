@@ -92,15 +92,31 @@ export function canonicalAttributes(
     const v = cleanValue(attributes[name]);
     if (v === undefined) continue;
     kept.push(name);
-    // An assignment to `__proto__` would be lost (or change the prototype): define it.
-    if (name === "__proto__") {
-      Object.defineProperty(out, name, {
-        value: v,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    } else out[name] = v;
+    setAttribute(out, name, v);
   }
   return { attributes: out, key: keyOf(out, kept) };
+}
+
+/**
+ * Sets attribute `name` of `out`, a `__proto__` attribute included: an
+ * assignment to `__proto__` would be lost (or change the prototype).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { setAttribute } from "./attributes.ts";
+ * const out = {};
+ * setAttribute(out, "__proto__", "x");
+ * assert.deepEqual(Object.keys(out), ["__proto__"]);
+ * ```
+ */
+export function setAttribute(out: Attributes, name: string, value: AttributeValue): void {
+  if (name === "__proto__") {
+    Object.defineProperty(out, name, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  } else out[name] = value;
 }

@@ -19,6 +19,7 @@ import {
   canonicalAttributes,
   CARDINALITY_LIMIT,
   OVERFLOW_ATTRIBUTE,
+  setAttribute,
 } from "../protocol/attributes.ts";
 
 /**
@@ -101,14 +102,7 @@ export class Series {
 /** A copy of canonical `attributes`, a `__proto__` attribute included. */
 function copyOf(attributes: Attributes): Attributes {
   const out: Attributes = {};
-  for (const name of Object.keys(attributes)) {
-    Object.defineProperty(out, name, {
-      value: attributes[name],
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
-  }
+  for (const name of Object.keys(attributes)) setAttribute(out, name, attributes[name]);
   return out;
 }
 
