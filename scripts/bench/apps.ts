@@ -28,6 +28,9 @@
  * means is one sample, the verdict their median, the spread their range. The
  * A/A row runs a bare pair against a second one the same way. Target: within
  * +1 MiB of a bare server, Hono and Express, on both runtimes.
+ * `FORKLIFT_BENCH_MEMORY=long,nursery,nojit` adds rows that start both sides
+ * alike under a control ({@linkcode MemoryControl}), to show where a
+ * difference goes.
  *
  * Bun's `node:http` takes no `reusePort` (a second Express started by hand
  * fails with "port in use"); its hand-started pair gets it from a three-line
@@ -76,9 +79,50 @@ interface Side {
   procs: Started[];
 }
 
-function appArgv(ctx: BenchContext, runtime: RuntimeName, app: App, bare: boolean): string[] {
+/**
+ * A control for the private-memory runs, to tell apart what a worker keeps
+ * from when its runtime grows: `long` loads 20 s instead of 2, `nursery` caps
+ * V8's young generation at its starting size (Deno: two 1 MiB semi-spaces,
+ * which V8 doubles once enough survives its scavenges), and `nojit` turns
+ * off Bun's JIT compilers (JavaScriptCore keeps the machine code of every
+ * hot function).
+ */
+export type MemoryControl = "long" | "nursery" | "nojit";
+
+const CONTROLS: Record<MemoryControl, { runtimes: RuntimeName[]; what: string }> = {
+  long: { runtimes: ["deno", "bun"], what: "loaded long enough for their heaps to settle" },
+  nursery: {
+    runtimes: ["deno"],
+    what: "with V8's young generation capped at its starting size (--max-semi-space-size=1)",
+  },
+  nojit: { runtimes: ["bun"], what: "with Bun's JIT compilers off (BUN_JSC_useJIT=0)" },
+};
+
+/** What a control changes in how a side starts: runtime flags and environment. */
+interface Tuning {
+  denoFlags: string[];
+  env: Record<string, string>;
+}
+
+const NO_TUNING: Tuning = { denoFlags: [], env: {} };
+
+function tuning(control: MemoryControl | undefined): Tuning {
+  if (control === "nursery") return { denoFlags: ["--v8-flags=--max-semi-space-size=1"], env: {} };
+  if (control === "nojit") return { denoFlags: [], env: { BUN_JSC_useJIT: "0" } };
+  return NO_TUNING;
+}
+
+function appArgv(
+  ctx: BenchContext,
+  runtime: RuntimeName,
+  app: App,
+  bare: boolean,
+  denoFlags: string[] = [],
+): string[] {
   const script = `${ctx.root}${FIXTURES[app]}`;
-  if (runtime === "deno") return [ctx.runtimes.deno, "run", "-A", "--unstable-net", script];
+  if (runtime === "deno") {
+    return [ctx.runtimes.deno, "run", "-A", "--unstable-net", ...denoFlags, script];
+  }
   if (bare && app === "express") {
     return [ctx.runtimes.bun, "--preload", `${ctx.root}${REUSE_PORT_PRELOAD}`, script];
   }
@@ -93,13 +137,14 @@ async function startSide(
   prefix: string[],
   workers = 2,
   masterFlags: string[] = [],
+  tuned: Tuning = NO_TUNING,
 ): Promise<Side> {
   const port = await freePort();
-  const env = { PORT: String(port) };
+  const env = { ...tuned.env, PORT: String(port) };
   const procs: Started[] = [];
   if (via === "bare") {
     for (let i = 0; i < workers; i++) {
-      procs.push(start([...prefix, ...appArgv(ctx, runtime, app, true)], {
+      procs.push(start([...prefix, ...appArgv(ctx, runtime, app, true, tuned.denoFlags)], {
         cwd: ctx.root,
         env,
         deadlineMs: 600_000,
@@ -116,7 +161,7 @@ async function startSide(
       `127.0.0.1:${await freePort()}`,
       ...masterFlags,
       "--",
-      ...appArgv(ctx, runtime, app, false),
+      ...appArgv(ctx, runtime, app, false, tuned.denoFlags),
     ], { cwd: ctx.root, env, deadlineMs: 600_000 }));
   }
   const done = () => procs.some((p) => p.done());
@@ -288,7 +333,7 @@ export function anonymousKiB(pid: number): number {
 /**
  * `runs` fresh starts of both sides, each loaded at once for `seconds` then
  * left idle 3 s: per run, the mean `Anonymous` (KiB) of the first side's
- * servers minus the second's.
+ * servers minus the second's. A `control` starts both sides alike.
  */
 async function memoryRuns(
   ctx: BenchContext,
@@ -297,7 +342,9 @@ async function memoryRuns(
   vias: [MasterVia | "bare", "bare"],
   runs: number,
   seconds: number,
+  control?: MemoryControl,
 ): Promise<number[]> {
+  const tuned = tuning(control);
   const pin = pinning();
   const session = ownSession();
   const script = app === "hello" ? undefined : `${ctx.root}${MIXED}`;
@@ -306,7 +353,8 @@ async function memoryRuns(
     const sides: Side[] = [];
     try {
       for (const k of r % 2 === 0 ? [0, 1] : [1, 0]) {
-        sides[k] = await startSide(ctx, runtime, app, vias[k], [...pin.server, ...session]);
+        const prefix = [...pin.server, ...session];
+        sides[k] = await startSide(ctx, runtime, app, vias[k], prefix, 2, [], tuned);
       }
       await Promise.all(sides.map((s) => wrk(s.port, seconds, pin.client, script)));
       await sleep(3_000);
@@ -328,24 +376,42 @@ async function memoryRow(
   via: MasterVia | "bare",
   plan: { runs: number; seconds: number },
   what: string,
+  control?: MemoryControl,
 ): Promise<Row> {
-  ctx.log(`apps: ${runtime} ${app}: private memory, ${plan.runs} runs`);
-  const deltas = await memoryRuns(ctx, runtime, app, [via, "bare"], plan.runs, plan.seconds);
+  ctx.log(
+    `apps: ${runtime} ${app}: private memory${control ? ` (${control})` : ""}, ${plan.runs} runs`,
+  );
+  const seconds = control === "long" ? 20 : plan.seconds;
+  const deltas = await memoryRuns(ctx, runtime, app, [via, "bare"], plan.runs, seconds, control);
   const d = median(deltas);
   const aa = via === "bare";
+  const info = aa || control !== undefined;
   return {
     bench: "apps",
     metric: `${
       aa ? `${app}, ${runtime}: ${what}` : what
-    }: private memory (Anonymous, smaps_rollup) of each server after ${plan.seconds} s of load and 3 s idle, against a bare server (median of ${plan.runs} fresh starts, range ${
-      kib(Math.min(...deltas))
-    } … ${kib(Math.max(...deltas))}${aa ? "; the resolution of the rows above" : ""})`,
+    }: private memory (Anonymous, smaps_rollup) of each server after ${seconds} s of load and 3 s idle, against a bare server${
+      control ? `, both ${CONTROLS[control].what}` : ""
+    } (median of ${plan.runs} fresh starts, range ${kib(Math.min(...deltas))} … ${
+      kib(Math.max(...deltas))
+    }${aa ? "; the resolution of the rows above" : ""})`,
     forklift: kib(d),
     anchor: "bare server",
     versus: `${d >= 0 ? "+" : "−"}${fmt(Math.abs(d) / 1024, 3)} MiB`,
-    target: aa ? "(info)" : "≤ +1 MiB",
-    pass: aa ? null : d <= 1024,
+    target: info ? "(info)" : "≤ +1 MiB",
+    pass: info ? null : d <= 1024,
   };
+}
+
+/**
+ * The controls named in `FORKLIFT_BENCH_MEMORY` (`long,nursery,nojit`) that
+ * apply to `runtime`: rows that show where a private-memory difference goes.
+ */
+function memoryControls(runtime: RuntimeName): MemoryControl[] {
+  const named = (process.env.FORKLIFT_BENCH_MEMORY ?? "").split(",").map((c) => c.trim());
+  return (Object.keys(CONTROLS) as MemoryControl[]).filter((c) =>
+    named.includes(c) && CONTROLS[c].runtimes.includes(runtime)
+  );
 }
 
 const kib = (x: number) => `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x), 4)} KiB`;
@@ -455,6 +521,9 @@ export const apps: Bench = {
       });
       if (!info && via === "binary") {
         rows.push(await memoryRow(ctx, runtime, app, via, memory, what));
+        for (const control of memoryControls(runtime)) {
+          rows.push(await memoryRow(ctx, runtime, app, via, memory, what, control));
+        }
       }
     }
     rows.push(...await expressOnBun(ctx, only));
