@@ -11,7 +11,10 @@
  * `FORKLIFT_BENCH_BASELINE=REV`), exported with `git archive` into a
  * temporary directory and built there with `scripts/build.ts`, so that both
  * binaries run side by side (the build has no switch that turns the runtime
- * metrics off). The peers run in hand-started servers with a preload
+ * metrics off). `FORKLIFT_BENCH_BASELINE=off` exports `HEAD` instead, with
+ * the runtime metrics and the in-flight count taken out of its reporter
+ * ({@linkcode switchOff}): the same code but for them, so the difference is
+ * theirs alone and not that of everything committed since. The peers run in hand-started servers with a preload
  * (`fixtures/prom_client_preload.ts`, `fixtures/otel_runtime_preload.ts`)
  * against the same servers without it: each peer's cost is its own delta, as
  * forklift's is the delta between its two builds.
@@ -40,7 +43,7 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { FIXTURES, MIXED } from "./apps.ts";
@@ -98,13 +101,48 @@ function baselineRevision(root: string): string {
   return `${added}^1`;
 }
 
+/**
+ * Edits of an exported tree that take the runtime metrics out of its
+ * reporter: the host no longer asks for them (no sampler, no probe, the timer
+ * at the harvest's pace) and requests are no longer counted in flight. Each
+ * edit must find its text once, or the baseline would be the unchanged code.
+ */
+const SWITCH_OFF: Array<{ file: string; from: string; to: string }> = [
+  { file: "src/reporter/host.ts", from: "runtimeMetrics: true,", to: "runtimeMetrics: false," },
+  {
+    file: "src/reporter/http.ts",
+    from: "    if (r[STARTED] === undefined) this.active++;\n",
+    to: "",
+  },
+  { file: "src/reporter/http.ts", from: "    this.active--;\n", to: "" },
+  { file: "src/reporter/http.ts", from: "      metrics.active++;\n", to: "" },
+];
+
+/** Applies {@linkcode SWITCH_OFF} to the tree exported in `dir`. */
+function switchOff(dir: string): void {
+  for (const edit of SWITCH_OFF) {
+    const path = `${dir}/${edit.file}`;
+    const text = readFileSync(path, "utf8");
+    if (text.split(edit.from).length !== 2) {
+      throw new Error(
+        `Cannot switch the runtime metrics off: ${edit.file} does not hold ${
+          JSON.stringify(edit.from)
+        } once; update SWITCH_OFF in scripts/bench/health.ts`,
+      );
+    }
+    writeFileSync(path, text.replace(edit.from, edit.to));
+  }
+}
+
 /** Builds the baseline's binary in a temporary directory; returns it and the directory. */
 function buildBaseline(ctx: BenchContext): { bin: string; dir: string; rev: string } {
-  const rev = baselineRevision(ctx.root);
-  const short = spawnSync("git", ["rev-parse", "--short", rev], {
+  const off = process.env.FORKLIFT_BENCH_BASELINE === "off";
+  const rev = off ? "HEAD" : baselineRevision(ctx.root);
+  const head = spawnSync("git", ["rev-parse", "--short", rev], {
     cwd: ctx.root,
     encoding: "utf8",
   }).stdout.trim();
+  const short = off ? `${head} metrics off` : head;
   const dir = mkdtempSync(`${tmpdir()}/forklift-baseline-`);
   ctx.log(`health: building the baseline ${short} in ${dir}`);
   const archive = spawnSync(
@@ -113,6 +151,7 @@ function buildBaseline(ctx: BenchContext): { bin: string; dir: string; rev: stri
     { cwd: ctx.root, encoding: "utf8", timeout: 120_000 },
   );
   if (archive.status !== 0) throw new Error(`git archive ${rev}: ${archive.stderr}`);
+  if (off) switchOff(dir);
   // The same dependencies as the checkout's (the bundler reads them).
   symlinkSync(`${ctx.root}node_modules`, `${dir}/node_modules`);
   const build = spawnSync(ctx.runtimes.deno, ["run", "-A", `${dir}/scripts/build.ts`], {
