@@ -89,27 +89,26 @@ interface Side {
  */
 export type MemoryControl = "long" | "nursery" | "nojit";
 
-const CONTROLS: Record<MemoryControl, { runtimes: RuntimeName[]; what: string }> = {
+/** Each control: the runtimes it applies to, what it does, and how both sides start under it. */
+const CONTROLS: Record<MemoryControl, Control> = {
   long: { runtimes: ["deno", "bun"], what: "loaded long enough for their heaps to settle" },
   nursery: {
     runtimes: ["deno"],
     what: "with V8's young generation capped at its starting size (--max-semi-space-size=1)",
+    denoFlags: ["--v8-flags=--max-semi-space-size=1"],
   },
-  nojit: { runtimes: ["bun"], what: "with Bun's JIT compilers off (BUN_JSC_useJIT=0)" },
+  nojit: {
+    runtimes: ["bun"],
+    what: "with Bun's JIT compilers off (BUN_JSC_useJIT=0)",
+    env: { BUN_JSC_useJIT: "0" },
+  },
 };
 
-/** What a control changes in how a side starts: runtime flags and environment. */
-interface Tuning {
-  denoFlags: string[];
-  env: Record<string, string>;
-}
-
-const NO_TUNING: Tuning = { denoFlags: [], env: {} };
-
-function tuning(control: MemoryControl | undefined): Tuning {
-  if (control === "nursery") return { denoFlags: ["--v8-flags=--max-semi-space-size=1"], env: {} };
-  if (control === "nojit") return { denoFlags: [], env: { BUN_JSC_useJIT: "0" } };
-  return NO_TUNING;
+interface Control {
+  runtimes: RuntimeName[];
+  what: string;
+  denoFlags?: string[];
+  env?: Record<string, string>;
 }
 
 function appArgv(
@@ -137,8 +136,9 @@ async function startSide(
   prefix: string[],
   workers = 2,
   masterFlags: string[] = [],
-  tuned: Tuning = NO_TUNING,
+  control?: MemoryControl,
 ): Promise<Side> {
+  const tuned: Partial<Control> = control === undefined ? {} : CONTROLS[control];
   const port = await freePort();
   const env = { ...tuned.env, PORT: String(port) };
   const procs: Started[] = [];
@@ -344,7 +344,6 @@ async function memoryRuns(
   seconds: number,
   control?: MemoryControl,
 ): Promise<number[]> {
-  const tuned = tuning(control);
   const pin = pinning();
   const session = ownSession();
   const script = app === "hello" ? undefined : `${ctx.root}${MIXED}`;
@@ -354,7 +353,7 @@ async function memoryRuns(
     try {
       for (const k of r % 2 === 0 ? [0, 1] : [1, 0]) {
         const prefix = [...pin.server, ...session];
-        sides[k] = await startSide(ctx, runtime, app, vias[k], prefix, 2, [], tuned);
+        sides[k] = await startSide(ctx, runtime, app, vias[k], prefix, 2, [], control);
       }
       await Promise.all(sides.map((s) => wrk(s.port, seconds, pin.client, script)));
       await sleep(3_000);

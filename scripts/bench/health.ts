@@ -14,7 +14,8 @@
  * metrics off). `FORKLIFT_BENCH_BASELINE=off` exports `HEAD` instead, with
  * the runtime metrics and the in-flight count taken out of its reporter
  * ({@linkcode switchOff}): the same code but for them, so the difference is
- * theirs alone and not that of everything committed since. The peers run in hand-started servers with a preload
+ * theirs alone and not that of everything committed since. The peers run in
+ * hand-started servers with a preload
  * (`fixtures/prom_client_preload.ts`, `fixtures/otel_runtime_preload.ts`)
  * against the same servers without it: each peer's cost is its own delta, as
  * forklift's is the delta between its two builds.
