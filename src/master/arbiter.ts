@@ -156,13 +156,15 @@ export class Arbiter {
       const handle = this.#handles.get(view.worker.id);
       return handle ? [{ view, handle }] : [];
     });
+    // One offset for the whole snapshot: times of the same instant read alike.
+    const offset = Date.now() - this.#clock.now();
     return {
       phase: this.#sup.phase.name,
       workerCount: this.#sup.workerCount,
       readyWorkers: this.#sup.readyCount,
       restarts: this.#sup.restarts,
       workers,
-      wallTime: (at) => new Date(Date.now() - (this.#clock.now() - at)),
+      wallTime: (at) => new Date(offset + at),
     };
   }
 

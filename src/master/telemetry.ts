@@ -76,7 +76,10 @@ export interface SupervisionSnapshot {
   restarts: Readonly<Record<string, number>>;
   /** Every live worker: the supervisor's view of it, and what its process reported. */
   workers: Array<{ view: WorkerView; handle: WorkerHandle }>;
-  /** The wall time of a time on the supervisor's clock (default: `performance.now()`'s). */
+  /**
+   * The wall time of a time on the supervisor's clock (default: `performance.now()`'s),
+   * from one offset taken with the snapshot, so equal times convert alike.
+   */
   wallTime?: (at: number) => Date;
 }
 
@@ -528,8 +531,9 @@ export class MasterTelemetry implements Telemetry {
   status(): StatusDocument {
     const s = this.#o.snapshot();
     const ready = readiness(s.phase, s.readyWorkers, s.workerCount);
-    const wall = (at: number) =>
-      (s.wallTime ?? ((t) => new Date(Date.now() - (performance.now() - t))))(at).toISOString();
+    const offset = Date.now() - performance.now();
+    const toWall = s.wallTime ?? ((t: number) => new Date(offset + t));
+    const wall = (at: number) => toWall(at).toISOString();
     const workers: WorkerStatus[] = s.workers.map(({ view, handle: w }) => ({
       slot: view.worker.slot,
       pid: w.pid,
