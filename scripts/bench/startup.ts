@@ -167,11 +167,7 @@ export const startup: Bench = {
         });
       info("against two bare servers started by hand", "bare pair", median(pair));
       info(
-        `forklift --no-inject (no reporter; ${
-          runtime === "deno"
-            ? "Deno workers get a Node IPC channel instead of the socket"
-            : "the same IPC channel"
-        })`,
+        "forklift --no-inject (no reporter; the workers get a Node IPC channel instead of the socket)",
         "--no-inject",
         median(noInject),
       );

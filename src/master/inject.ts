@@ -25,7 +25,7 @@ export interface LaunchPlan {
   runtime: "deno" | "bun" | "other";
   /**
    * The socket the workers talk to the master over, instead of a Node IPC
-   * channel: set for injected Deno programs (see `src/runtime/worker_io.ts`).
+   * channel: set for injected Deno and Bun programs (see `src/runtime/worker_io.ts`).
    */
   channel?: string;
   /** Isolates in each worker, each with its own reporter (`deno serve --parallel`); 1 when absent. */
@@ -44,7 +44,7 @@ export interface PlanOptions {
   env: Record<string, string | undefined>;
   /** Directory to look for deno.json in, for `deno task`. */
   cwd: string;
-  /** Socket path for Deno workers' channel; without it they get a Node IPC channel. */
+  /** Socket path for injected workers' channel; without it they get a Node IPC channel. */
   channel?: string;
 }
 
@@ -322,9 +322,16 @@ function plan(argv: string[], options: PlanOptions, depth: number): LaunchPlan {
   }
   // `--preload PATH` with a space makes `bun run` print its usage; the `=` form works everywhere.
   const preload = `--preload=${options.bunPreload ?? options.preload}`;
+  const channel = options.channel ? { channel: options.channel } : {};
   if (/\s/.test(preload)) {
     // BUN_OPTIONS is split at whitespace, quotes or not: a path with a space goes in argv.
-    return { argv: [argv[0], preload, ...argv.slice(1)], env: {}, injected: true, runtime: "bun" };
+    return {
+      argv: [argv[0], preload, ...argv.slice(1)],
+      env: {},
+      injected: true,
+      runtime: "bun",
+      ...channel,
+    };
   }
   const existing = options.env.BUN_OPTIONS?.trim();
   return {
@@ -332,6 +339,7 @@ function plan(argv: string[], options: PlanOptions, depth: number): LaunchPlan {
     env: { BUN_OPTIONS: existing ? `${existing} ${preload}` : preload },
     injected: true,
     runtime: "bun",
+    ...channel,
   };
 }
 

@@ -1,8 +1,8 @@
 /**
  * The spawner port: starts a worker process for a slot and generation, and
  * tells the arbiter what it hears from it. The real spawner gives each worker
- * its environment, its channel (a Node IPC channel, or the socket Deno
- * workers talk over), its request limit with jitter and its `welcome`.
+ * its environment, its channel (the socket injected workers talk over, or a
+ * Node IPC channel), its request limit with jitter and its `welcome`.
  *
  * @module
  */
@@ -227,14 +227,14 @@ export class ProcessSpawner implements WorkerSpawner {
           // Once per connection cut, and a worker has one connection per isolate.
           onCutOff: (queued) =>
             this.#o.log.warn(
-              "A Deno worker does not read its channel ({queued} bytes waiting): its connection is closed",
+              "A worker does not read its channel ({queued} bytes waiting): its connection is closed",
               { queued },
             ),
         });
       } catch (e) {
         // Workers then find no socket named and use the Node IPC channel.
         this.#channelFailed = true;
-        this.#o.log.warn("Cannot listen on {path} ({error}); Deno workers use Node IPC instead", {
+        this.#o.log.warn("Cannot listen on {path} ({error}); workers use Node IPC instead", {
           path,
           error: String((e as Error)?.message ?? e),
         });

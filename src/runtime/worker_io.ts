@@ -1,14 +1,14 @@
 /**
  * A worker's identity and its channel to the master, for the reporter.
  *
- * Bun (and Node) workers talk over the Node IPC channel the master opened
- * (`process.send` / `process.on("message")`), reached through the `process`
- * global, never an import. Deno workers that forklift injects talk over a Unix
- * socket named by `FORKLIFT_CHANNEL` instead: in Deno, touching `process` or
- * having a Node IPC channel at all starts the Node compatibility layer, which
- * delays the server's first answer by 15–40 ms. A Deno worker with neither
- * (a program that imports the reporter itself and was not injected) falls
- * back to `process`.
+ * Workers that forklift injects, on Deno and on Bun, talk over a Unix socket
+ * named by `FORKLIFT_CHANNEL`: in Deno, touching `process` or having a Node IPC
+ * channel at all starts the Node compatibility layer, which delays the
+ * server's first answer by 15–40 ms, and in Bun a Node IPC channel costs each
+ * worker 100–200 KiB more memory than the socket. A program that imports the
+ * reporter itself and was not injected (no socket named) talks over the Node
+ * IPC channel its master opened (`process.send` / `process.on("message")`),
+ * reached through the `process` global, never an import.
  *
  * @module
  */
@@ -18,8 +18,9 @@
 import { backoff, type BackoffPolicy } from "../protocol/backoff.ts";
 import { CHANNEL_ENV, CHANNEL_TOKEN_ENV, ISOLATES_ENV, MASTER_PID_ENV } from "../protocol/env.ts";
 import { encodeLine, LineSplitter, parseLine } from "../protocol/framing.ts";
-import { readChunks, writeAll } from "./deno_conn.ts";
 import { forgetEnv, readEnv } from "./read_env.ts";
+import { unrefTimer } from "./timers.ts";
+import { connectUnix, type UnixConn } from "./unix_conn.ts";
 
 /** How long after `welcome` a worker lets go of its Node IPC channel. */
 export const UNREF_DELAY_MS = 100;
@@ -126,11 +127,13 @@ const RECONNECT_TRIES = 4;
 /** Most a worker says before the master answers that it keeps to say again (a hello is < 1 KiB). */
 const MAX_EARLY_BYTES = 64 * 1024;
 
-/** A Deno worker's Unix socket to the master, opened on first use. */
+/** A worker's Unix socket to the master, opened on first use. */
 class SocketChannel {
   readonly #path: string;
   readonly #token: string;
-  #conn: any;
+  /** Whether the connection waits for the program to run (Deno), or opens at once (Bun). */
+  readonly #defer: boolean;
+  #conn: UnixConn | undefined;
   #opened = false;
   #closed = false;
   // Unref'd until the reporter stops: a worker is kept alive by its server,
@@ -140,7 +143,7 @@ class SocketChannel {
   /** Bytes handed to {@linkcode send} and not yet written. */
   #unsent = 0;
   /** Settles once connected (or failed); pending until opened. */
-  #connection: Promise<any> = new Promise(() => {});
+  #connection: Promise<UnixConn> = new Promise(() => {});
   /** Opens the deferred connection; unset before opening and after. */
   #connect: (() => void) | undefined;
   readonly #messageListeners: Array<(raw: unknown) => void> = [];
@@ -152,9 +155,10 @@ class SocketChannel {
   #earlyBytes = 0;
   #retries = 0;
 
-  constructor(path: string, token: string) {
+  constructor(path: string, token: string, defer: boolean) {
     this.#path = path;
     this.#token = token;
+    this.#defer = defer;
   }
 
   get closed(): boolean {
@@ -172,10 +176,7 @@ class SocketChannel {
 
   ref(ref: boolean): void {
     this.#ref = ref;
-    try {
-      if (ref) this.#conn?.ref();
-      else this.#conn?.unref();
-    } catch { /* closed */ }
+    this.#conn?.ref(ref);
   }
 
   send(message: unknown, done?: (error: unknown) => void): void {
@@ -205,7 +206,7 @@ class SocketChannel {
       const early = !this.#heard;
       if (early) this.#keepEarly(bytes);
       try {
-        await writeAll(conn, bytes);
+        await conn.write(bytes);
       } catch (error) {
         // Said again on the next connection, if there is one.
         if (!(early && this.#mayRetry())) throw error;
@@ -216,31 +217,27 @@ class SocketChannel {
     return next;
   }
 
-  #open(): void {
+  /** Opens the connection: `now`, or once the program runs (on Deno), or at {@linkcode wake}. */
+  #open(now: boolean = !this.#defer): void {
     if (this.#opened) return;
     this.#opened = true;
-    let resolve!: (conn: any) => void;
+    let resolve!: (conn: UnixConn) => void;
     let reject!: (error: unknown) => void;
     this.#connection = new Promise((res, rej) => {
       resolve = res;
       reject = rej;
     });
     this.#connection.catch(() => {});
-    // Deno runs the event loop to completion after a preload, before it loads
-    // the program, and a first connect or timer costs it milliseconds of lazy
-    // loading: connecting now would hold the program's start. Connect once the
-    // program runs: when its server listens ({@linkcode wake}) or its main
-    // module has loaded, whichever comes first.
     this.#connect = () => {
       this.#connect = undefined;
-      g().Deno.connect({ transport: "unix", path: this.#path }).then(async (conn: any) => {
+      connectUnix(this.#path).then(async (conn) => {
         this.#conn = conn;
-        if (!this.#ref) conn.unref();
+        if (!this.#ref) conn.ref(false);
         void this.#read(conn);
         // The token first, then, on a connection tried again, what the last one carried.
         try {
-          await writeAll(conn, new TextEncoder().encode(`${this.#token}\n`));
-          for (const bytes of this.#early) await writeAll(conn, bytes);
+          await conn.write(new TextEncoder().encode(`${this.#token}\n`));
+          for (const bytes of this.#early) await conn.write(bytes);
         } catch {
           // The connection is gone: #read() sees it.
         }
@@ -256,7 +253,14 @@ class SocketChannel {
         this.#close();
       });
     };
-    g().addEventListener?.("load", () => this.wake(), { once: true });
+    // Deno runs the event loop to completion after a preload, before it loads
+    // the program, and a first connect or timer costs it milliseconds of lazy
+    // loading: connecting now would hold the program's start. There the
+    // connection opens once the program runs: when its server listens
+    // ({@linkcode wake}) or its main module has loaded, whichever comes first.
+    // Bun has neither cost (nor a `load` event).
+    if (now) this.wake();
+    else if (this.#defer) g().addEventListener?.("load", () => this.wake(), { once: true });
   }
 
   /** The program is running: open the connection if it is still deferred. */
@@ -264,7 +268,7 @@ class SocketChannel {
     this.#connect?.();
   }
 
-  async #read(conn: any): Promise<void> {
+  async #read(conn: UnixConn): Promise<void> {
     const split = new LineSplitter((line) => {
       if (!this.#heard) {
         this.#heard = true;
@@ -274,7 +278,7 @@ class SocketChannel {
       const message = line === undefined ? undefined : parseLine(line);
       for (const l of this.#messageListeners) l(message);
     });
-    await readChunks(conn, (chunk) => split.push(chunk));
+    await conn.read((chunk) => split.push(chunk));
     if (this.#mayRetry()) return this.#retry(conn);
     this.#close();
   }
@@ -290,15 +294,13 @@ class SocketChannel {
       this.#earlyBytes <= MAX_EARLY_BYTES;
   }
 
-  #retry(old: any): void {
-    try {
-      old.close();
-    } catch { /* closed */ }
+  #retry(old: UnixConn): void {
+    old.close();
     const delay = backoff(this.#retries++, RECONNECT_BACKOFF);
     this.#opened = false;
-    this.#open();
+    this.#open(false);
     const timer = setTimeout(() => this.wake(), delay);
-    if (!this.#ref) g().Deno?.unrefTimer?.(timer);
+    if (!this.#ref) unrefTimer(timer);
   }
 
   #keepEarly(bytes: Uint8Array): void {
@@ -309,14 +311,23 @@ class SocketChannel {
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#conn?.close();
-    } catch { /* already closed */ }
+    this.#conn?.close();
     for (const l of this.#disconnectListeners) l();
   }
 }
 
-function denoIO(deno: any): WorkerIO {
+/** The process a socket channel's worker runs as, on either runtime. */
+interface OwnProcess {
+  pid: number;
+  ppid: number;
+  exit(code: number): void;
+}
+
+/**
+ * The channel of a worker whose master named a socket, or of a Deno program
+ * that has none; `undefined` for a Bun program with none (it has `process`).
+ */
+function socketIO(own: OwnProcess, deno: boolean): WorkerIO | undefined {
   const path = readEnv(CHANNEL_ENV);
   const token = readEnv(CHANNEL_TOKEN_ENV);
   const isolates = Number(readEnv(ISOLATES_ENV) ?? 1) || 1;
@@ -326,16 +337,17 @@ function denoIO(deno: any): WorkerIO {
   // connections as isolates, and no more.
   if (token && isolates <= 1) forgetEnv(CHANNEL_TOKEN_ENV);
   if (!path || !token) {
+    if (!deno) return undefined;
     // No socket named: only a program run by forklift without injection (whose
     // master gave it a Node IPC channel) needs `process`; anything else must
     // not pay for the Node layer.
     const master = readEnv(MASTER_PID_ENV);
-    if (master !== undefined && Number(master) === deno.ppid) return processIO();
+    if (master !== undefined && Number(master) === own.ppid) return undefined;
   }
-  const channel = path && token ? new SocketChannel(path, token) : undefined;
+  const channel = path && token ? new SocketChannel(path, token, deno) : undefined;
   return {
-    pid: deno.pid,
-    ppid: deno.ppid,
+    pid: own.pid,
+    ppid: own.ppid,
     env: readEnv,
     connected: () => channel !== undefined && !channel.closed,
     send(message, done) {
@@ -346,7 +358,7 @@ function denoIO(deno: any): WorkerIO {
     onDisconnect: (listener) => channel?.onDisconnect(listener),
     refChannel: (ref) => channel?.ref(ref),
     nextTick: (fn) => queueMicrotask(fn),
-    exit: (code) => deno.exit(code),
+    exit: (code) => own.exit(code),
     wake: () => channel?.wake(),
     isolates,
   };
@@ -364,5 +376,12 @@ function denoIO(deno: any): WorkerIO {
  */
 export function workerIO(): WorkerIO {
   const deno = g().Deno;
-  return deno !== undefined && typeof deno.pid === "number" ? denoIO(deno) : processIO();
+  if (deno !== undefined && typeof deno.pid === "number") {
+    return socketIO({ pid: deno.pid, ppid: deno.ppid, exit: (code) => deno.exit(code) }, true) ??
+      processIO();
+  }
+  const p = g().process;
+  const bun = typeof g().Bun === "object" && p !== undefined;
+  return (bun && socketIO({ pid: p.pid, ppid: p.ppid, exit: (code) => p.exit(code) }, false)) ||
+    processIO();
 }

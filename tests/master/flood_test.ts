@@ -27,6 +27,8 @@ const SOCKET_FLOOD = `${ROOT}tests/fixtures/master/flood_app.ts`;
  * judged after 3 s: a Deno master reads a Bun worker's IPC flood in stalls of
  * up to about 2 s (Deno's own IPC reader, see docs/reliability.md), and the
  * test is that the honest worker outlives the flood, not that stall's length.
+ * The Bun app loads the reporter itself and runs uninjected, on a Node IPC
+ * channel; the Deno app is injected and floods the socket.
  */
 function floodMaster(runtime: "bun" | "deno", app: string, env: Record<string, string>): Master {
   return new Master(
@@ -39,6 +41,7 @@ function floodMaster(runtime: "bun" | "deno", app: string, env: Record<string, s
       String(GRACEFUL_S),
       "--metrics-bind",
       "127.0.0.1:0",
+      ...(runtime === "bun" ? ["--no-inject"] : []),
       "--",
       ...serverArgv(runtime, app),
     ],

@@ -97,14 +97,16 @@ describe("planLaunch()", () => {
     }
   });
 
-  test("planLaunch() leaves bun workers on Node IPC and gives them the Bun preload", () => {
+  test("planLaunch() gives bun workers the socket channel and the Bun preload", () => {
     const p = plan(["bun", "server.ts"], { channel: SOCK, bunPreload: "/opt/forklift/p.bun.js" });
-    assert.equal(p.channel, undefined);
+    assert.equal(p.channel, SOCK);
     assert.deepEqual(p.env, { BUN_OPTIONS: "--preload=/opt/forklift/p.bun.js" });
-    assert.equal(
-      plan(["deno", "run", "x.ts"], { channel: SOCK, inject: false }).channel,
-      undefined,
-    );
+    const spaced = plan(["bun", "server.ts"], { channel: SOCK, bunPreload: "/opt/a b/p.bun.js" });
+    assert.equal(spaced.channel, SOCK);
+    // Without injection, no reporter is loaded for it: a Node IPC channel.
+    for (const argv of [["deno", "run", "x.ts"], ["bun", "x.ts"]]) {
+      assert.equal(plan(argv, { channel: SOCK, inject: false }).channel, undefined);
+    }
   });
 
   test("planLaunch() adds no scoped --allow-env next to -A", () => {

@@ -94,18 +94,34 @@ for (const runtime of ["deno", "bun"] as const) {
   });
 }
 
-describe("forklift run's channel token", { skip: !RUNTIMES.deno }, () => {
-  test("forklift run's Deno workers keep their channel token from the app's own subprocesses", async () => {
-    const { master: m, port } = await startWorkers("deno", APP, { workers: 1 });
-    try {
-      const r = await getFresh(port, "/childenv?name=FORKLIFT_CHANNEL_TOKEN");
-      assert.equal(r?.status, 200);
-      assert.equal(r?.body, "", "a subprocess inherited the token");
-      assert.notEqual((await getFresh(port, "/childenv?name=FORKLIFT_CHANNEL"))?.body, "");
-    } finally {
-      await m.cleanup();
-    }
-  });
+describe("forklift run's channel socket", () => {
+  for (const runtime of ["deno", "bun"] as const) {
+    test(
+      `forklift run's ${runtime} workers talk over the socket, and keep its token from the app's own subprocesses`,
+      {
+        skip: !RUNTIMES[runtime],
+      },
+      async () => {
+        const { master: m, port } = await startWorkers(runtime, APP, { workers: 1 });
+        try {
+          const r = await getFresh(port, "/childenv?name=FORKLIFT_CHANNEL_TOKEN");
+          assert.equal(r?.status, 200);
+          assert.equal(r?.body, "", "a subprocess inherited the token");
+          assert.notEqual((await getFresh(port, "/childenv?name=FORKLIFT_CHANNEL"))?.body, "");
+          assert.equal(
+            (await getFresh(port, "/ipc"))?.body,
+            "none",
+            "a Node IPC channel was opened",
+          );
+          // The handshake went over the socket: the worker is ready and counted.
+          await getFresh(port, "/");
+          await waitFor("count", async () => sumSamples(await m.metrics(), COUNT) >= 4, 3_000);
+        } finally {
+          await m.cleanup();
+        }
+      },
+    );
+  }
 });
 
 describe("forklift run with Deno's permissions scoped", { skip: !RUNTIMES.deno }, () => {

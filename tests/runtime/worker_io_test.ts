@@ -8,7 +8,7 @@ import { channelToken, listenChannel } from "../../src/runtime/channel_server.ts
 import { MAX_UNSENT_BYTES, workerIO } from "../../src/runtime/worker_io.ts";
 import { createServer, type Socket } from "node:net";
 import { freePort, getFresh, RUNTIMES, waitFor } from "../_helpers/master.ts";
-import { fixture, PRELOAD, testRuntime } from "../_helpers/runtime.ts";
+import { fixture, PRELOAD } from "../_helpers/runtime.ts";
 
 test(
   "workerIO() lets a Deno worker's program start before the master answers, then talks over the socket",
@@ -92,8 +92,7 @@ test(
 );
 
 test(
-  "workerIO() on Deno drops what a master that reads nothing would leave waiting past MAX_UNSENT_BYTES",
-  { skip: testRuntime() !== "deno" ? "the socket channel is Deno's" : false },
+  "workerIO() drops what a master that reads nothing would leave waiting past MAX_UNSENT_BYTES",
   async () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift-io-`);
     const sock = `${dir}/c.sock`;
@@ -137,8 +136,7 @@ test(
 );
 
 test(
-  "workerIO() on Deno connects again when the master closes its connection before answering, and says it all again",
-  { skip: testRuntime() !== "deno" ? "the socket channel is Deno's" : false },
+  "workerIO() connects again when the master closes its connection before answering, and says it all again",
   async () => {
     const dir = mkdtempSync(`${tmpdir()}/forklift-io-`);
     const sock = `${dir}/c.sock`;
