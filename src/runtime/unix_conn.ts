@@ -24,16 +24,19 @@ export interface UnixConn {
   close(): void;
 }
 
+/** Whether `handle` (a `Deno.Conn` or a Bun socket) may keep the process alive. */
+function setRef(handle: any, ref: boolean): void {
+  try {
+    if (ref) handle.ref();
+    else handle.unref();
+  } catch { /* closed */ }
+}
+
 function denoConn(conn: any): UnixConn {
   return {
     write: (bytes) => writeAll(conn, bytes),
     read: (onChunk) => readChunks(conn, onChunk),
-    ref(ref) {
-      try {
-        if (ref) conn.ref();
-        else conn.unref();
-      } catch { /* closed */ }
-    },
+    ref: (ref) => setRef(conn, ref),
     close() {
       try {
         conn.close();
@@ -105,12 +108,7 @@ async function bunConn(bun: any, path: string): Promise<UnixConn> {
       early = [];
       return end;
     },
-    ref(ref) {
-      try {
-        if (ref) socket.ref();
-        else socket.unref();
-      } catch { /* closed */ }
-    },
+    ref: (ref) => setRef(socket, ref),
     close() {
       try {
         socket.end();
