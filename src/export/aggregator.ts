@@ -511,8 +511,12 @@ export class Aggregator {
         this.#drop("memory_limit");
         continue;
       }
-      if (kind === "updown" && !this.#contribute(worker, series, value)) continue;
       point.value = value;
+      if (!instrument.aggregation.fits(series, point)) {
+        this.#drop("invalid");
+        continue;
+      }
+      if (kind === "updown" && !this.#contribute(worker, series, value)) continue;
       instrument.aggregation.accumulate(series, point);
     }
   }
@@ -593,6 +597,8 @@ export class Aggregator {
     const remembered = !numbered || point.attributes === undefined ||
       this.#ids.define(point.id!, known, (bytes) => this.#reserve(bytes));
     if (!remembered) return this.#drop("memory_limit");
+    // A sum past the largest double would be Infinity from then on: the point is dropped instead.
+    if (!instrument.aggregation.fits(series, point)) return this.#drop("invalid");
     if (instrument.kind === "updown" && !this.#contribute(worker, series, point.value!)) return;
     instrument.aggregation.accumulate(series, point);
   }

@@ -37,6 +37,12 @@ export interface Aggregation {
    * histograms add counts, sums and buckets and keep the extremes.
    */
   accumulate(into: PointValue, point: PointValue): void;
+  /**
+   * Whether {@linkcode Aggregation.accumulate} would keep every sum of `into`
+   * a finite number (and every count a safe integer): two valid deltas can
+   * still add up past the largest double.
+   */
+  fits(into: PointValue, point: PointValue): boolean;
   /** `earlier` and `later` as one interval, in a new object; neither changes. */
   merge(earlier: PointValue, later: PointValue): PointValue;
   /**
@@ -81,6 +87,9 @@ function scalar(
     accumulate(into, point) {
       into.value = last ? point.value : (into.value ?? 0) + (point.value ?? 0);
     },
+    fits(into, point) {
+      return last || isFiniteNumber((into.value ?? 0) + (point.value ?? 0));
+    },
     merge(earlier, later) {
       const out = { value: earlier.value };
       this.accumulate(out, later);
@@ -124,6 +133,10 @@ const HISTOGRAM: Aggregation = {
     for (let i = 0; i < buckets.length; i++) sums[i] = (sums[i] ?? 0) + buckets[i];
     if (point.min !== undefined && !(into.min! <= point.min)) into.min = point.min;
     if (point.max !== undefined && !(into.max! >= point.max)) into.max = point.max;
+  },
+  fits(into, point) {
+    return isFiniteNumber((into.sum ?? 0) + (point.sum ?? 0)) &&
+      Number.isSafeInteger((into.count ?? 0) + (point.count ?? 0));
   },
   merge(earlier, later) {
     const out = HISTOGRAM.copy(earlier);

@@ -36,6 +36,30 @@ test("Aggregator.merge() adds counter deltas from several workers into one sum",
   assert.equal(valueOf(agg, "app.hits"), 9);
 });
 
+test("Aggregator.merge() drops and counts a delta that would carry a sum past the largest double", () => {
+  const agg = new Aggregator();
+  const big = Number.MAX_VALUE / 2 + Number.MAX_VALUE / 4;
+  assert.equal(agg.merge(1, [counter("app.hits", big)]), 0);
+  assert.equal(agg.merge(2, [counter("app.hits", big)]), 1);
+  assert.equal(valueOf(agg, "app.hits"), big, "the sum stays the last finite one");
+  assert.equal(agg.merge(1, [counter("app.hits", 1)]), 0, "a small delta still adds");
+  const updown: MetricDelta = {
+    name: "app.queue",
+    kind: "updown",
+    points: [{ attributes: {}, value: big }],
+  };
+  assert.equal(agg.merge(1, [updown]), 0);
+  assert.equal(agg.merge(2, [updown]), 1);
+  assert.equal(valueOf(agg, "app.queue"), big);
+  const h = (sum: number) => histogram([{ attributes: {}, count: 1, sum, buckets: [0, 0, 1] }]);
+  assert.equal(agg.merge(1, [h(big)]), 0);
+  assert.equal(agg.merge(2, [h(big)]), 1);
+  const point = agg.collect().find((m) => m.name === "http.server.request.duration")!.points[0];
+  assert.equal(point.count, 1);
+  assert.equal(point.sum, big);
+  assert.equal(agg.dropped, 3);
+});
+
 test("Aggregator.merge() never lets a counter go backwards when a worker is removed", () => {
   const agg = new Aggregator();
   agg.merge(1, [counter("app.hits", 10, { route: "/a" })]);
