@@ -90,7 +90,7 @@ interface Side {
 export type MemoryControl = "long" | "nursery" | "nojit";
 
 /** Each control: the runtimes it applies to, what it does, and how both sides start under it. */
-const CONTROLS: Record<MemoryControl, Control> = {
+export const CONTROLS: Readonly<Record<MemoryControl, Control>> = {
   long: { runtimes: ["deno", "bun"], what: "loaded long enough for their heaps to settle" },
   nursery: {
     runtimes: ["deno"],
@@ -104,7 +104,8 @@ const CONTROLS: Record<MemoryControl, Control> = {
   },
 };
 
-interface Control {
+/** A memory control: see {@linkcode MemoryControl}. */
+export interface Control {
   runtimes: RuntimeName[];
   what: string;
   denoFlags?: string[];
@@ -406,7 +407,7 @@ async function memoryRow(
  * The controls named in `FORKLIFT_BENCH_MEMORY` (`long,nursery,nojit`) that
  * apply to `runtime`: rows that show where a private-memory difference goes.
  */
-function memoryControls(runtime: RuntimeName): MemoryControl[] {
+export function memoryControls(runtime: RuntimeName): MemoryControl[] {
   const named = (process.env.FORKLIFT_BENCH_MEMORY ?? "").split(",").map((c) => c.trim());
   return (Object.keys(CONTROLS) as MemoryControl[]).filter((c) =>
     named.includes(c) && CONTROLS[c].runtimes.includes(runtime)
