@@ -79,6 +79,11 @@ export class Reporter {
   #exporter: StandaloneExporter | undefined;
   #shutdown: Promise<void> | undefined;
   readonly #runtime: RuntimeSampler;
+  // Made once: the timer turns up to 20 times a second for the life of the
+  // worker, and two closures a turn would be garbage every turn.
+  readonly #harvestDue = (): boolean => this.harvest();
+  readonly #heartbeatDue = (): void =>
+    this.#send({ type: "heartbeat", v: PROTOCOL_VERSION, requests: this.http.requests });
 
   /** Creates a reporter on `host`; it does nothing until {@linkcode Reporter.start}. */
   constructor(host: ReporterHost) {
@@ -206,10 +211,7 @@ export class Reporter {
       }
       if (this.#state !== "welcomed") return;
       if (this.#runtime.turn()) this.#timer.pace(this.#runtime.paceMs);
-      this.#timer.turn(
-        () => this.harvest(),
-        () => this.#send({ type: "heartbeat", v: PROTOCOL_VERSION, requests: this.http.requests }),
-      );
+      this.#timer.turn(this.#harvestDue, this.#heartbeatDue);
     } catch {
       // A tick must never throw into the event loop.
     }
