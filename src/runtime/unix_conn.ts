@@ -10,9 +10,12 @@
 
 import { readChunks, writeAll } from "./deno_conn.ts";
 
-/** A connected Unix socket, read by one reader and written in order. */
+/** A connected Unix socket, read by one reader and written by one writer. */
 export interface UnixConn {
-  /** Resolves once all of `bytes` were handed to the kernel; rejects when the connection is gone. */
+  /**
+   * Resolves once all of `bytes` were handed to the kernel; rejects when the
+   * connection is gone. One write at a time: the next after this one settled.
+   */
   write(bytes: Uint8Array): Promise<void>;
   /**
    * Feeds every chunk read to `onChunk` (its memory may be reused after the
@@ -53,8 +56,8 @@ interface Unsent {
 }
 
 async function bunConn(bun: any, path: string): Promise<UnixConn> {
-  // Bun writes what the kernel takes now and no more: the rest waits here, in order.
-  let unsent: Unsent[] = [];
+  // Bun writes what the kernel takes now and no more: the rest waits here for `drain`.
+  let unsent: Unsent | undefined;
   let onChunk: ((chunk: Uint8Array) => void) | undefined;
   // Read before the reader listens (the master may answer at once): kept, in order.
   let early: Uint8Array[] = [];
@@ -62,23 +65,21 @@ async function bunConn(bun: any, path: string): Promise<UnixConn> {
   let ended!: () => void;
   const end = new Promise<void>((resolve) => (ended = resolve));
   const flush = (socket: any) => {
-    while (unsent.length > 0) {
-      const first = unsent[0];
-      const n = Math.max(socket.write(first.bytes), 0);
-      if (n < first.bytes.length) {
-        first.bytes = first.bytes.subarray(n);
-        return;
-      }
-      unsent.shift();
-      first.resolve();
+    const w = unsent;
+    if (w === undefined) return;
+    const n = Math.max(socket.write(w.bytes), 0);
+    if (n < w.bytes.length) {
+      w.bytes = w.bytes.subarray(n);
+      return;
     }
+    unsent = undefined;
+    w.resolve();
   };
   const gone = () => {
     if (closed) return;
     closed = true;
-    const error = new Error("the connection closed");
-    for (const w of unsent) w.reject(error);
-    unsent = [];
+    unsent?.reject(new Error("the connection closed"));
+    unsent = undefined;
     ended();
   };
   const socket = await bun.connect({
@@ -98,8 +99,8 @@ async function bunConn(bun: any, path: string): Promise<UnixConn> {
     write(bytes) {
       if (closed) return Promise.reject(new Error("the connection closed"));
       return new Promise((resolve, reject) => {
-        unsent.push({ bytes, resolve, reject });
-        if (unsent.length === 1) flush(socket);
+        unsent = { bytes, resolve, reject };
+        flush(socket);
       });
     },
     read(listener) {
