@@ -86,6 +86,8 @@ export async function startMaster(
     via?: MasterVia;
     /** Runs the master through this command first (e.g. `taskset -c 1`). */
     prefix?: string[];
+    /** The app, from the repository root; {@linkcode FIXTURE} by default. */
+    fixture?: string;
   },
 ): Promise<Master> {
   const port = await freePort();
@@ -100,7 +102,7 @@ export async function startMaster(
     `127.0.0.1:${metricsPort}`,
     ...(options.inject === false ? ["--no-inject"] : []),
     "--",
-    ...serverArgv(ctx.runtimes, options.runtime, `${ctx.root}${FIXTURE}`),
+    ...serverArgv(ctx.runtimes, options.runtime, `${ctx.root}${options.fixture ?? FIXTURE}`),
   ];
   const spawnedAt = performance.now();
   const proc = start(argv, { cwd: ctx.root, env: { PORT: String(port) }, deadlineMs: 300_000 });

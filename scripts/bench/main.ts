@@ -5,8 +5,8 @@
  *
  * Usage: deno task bench [--quick] [--build] [--no-write] [NAME...]
  *
- * NAME is any of record, overhead, apps, parts, startup, respawn, idle, export, scale, dashboard,
- * health (all when none).
+ * NAME is any of record, overhead, apps, parts, startup, respawn, drain, idle, export, scale,
+ * dashboard, health (all when none).
  * `--quick` runs fewer rounds (a look, not figures to publish), `--build`
  * rebuilds `dist/forklift` first, `--no-write` leaves the docs page alone.
  * Deno and Bun come from `FORKLIFT_TEST_DENO` / `FORKLIFT_TEST_BUN`, the
@@ -25,6 +25,7 @@ import { renderTable, type Row, writeResults } from "./_report.ts";
 import { findBun, findDeno, versionOf } from "./_runtimes.ts";
 import { apps } from "./apps.ts";
 import { dashboard } from "./dashboard.ts";
+import { drain } from "./drain.ts";
 import { exportCost } from "./export.ts";
 import { health } from "./health.ts";
 import { idle } from "./idle.ts";
@@ -42,6 +43,7 @@ const BENCHES: Bench[] = [
   parts,
   startup,
   respawn,
+  drain,
   idle,
   exportCost,
   scale,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { cancelTimer, repeatEvery } from "../runtime/timers.ts";
+import { afterDelay, cancelTimer, repeatEvery } from "../runtime/timers.ts";
 import type { WorkerMessage } from "../protocol/messages.ts";
 import { MASTER_PID_ENV } from "../protocol/env.ts";
 import { runtimeId } from "../runtime/detect.ts";
@@ -31,6 +31,12 @@ export interface ReporterHost extends Omit<WorkerIO, "send" | "wake"> {
   setInterval(fn: () => void, ms: number): TimerHandle;
   /** Arms a one-shot timer. */
   setTimeout(fn: () => void, ms: number): TimerHandle;
+  /**
+   * Arms a one-shot timer that never keeps the process alive, for waits that
+   * something else holds it open for (see `afterDelay`); `setTimeout` where
+   * absent.
+   */
+  setLooseTimeout?(fn: () => void, ms: number): TimerHandle;
   /** Clears a timer of either kind. */
   clearTimer(handle: TimerHandle): void;
   /** Monotonic milliseconds. */
@@ -75,6 +81,7 @@ export function processHost(): ReporterHost {
     refChannel: io.refChannel,
     setInterval: repeatEvery,
     setTimeout: (fn, ms) => setTimeout(fn, ms),
+    setLooseTimeout: afterDelay,
     clearTimer: cancelTimer,
     nextTick: io.nextTick,
     now: () => performance.now(),

@@ -26,8 +26,9 @@
  *
  * The drain itself lives in `serve_drain.ts`. This file, with the rest of
  * `src/runtime/`, is the only place that touches `Deno.*` or `Bun.*`. It
- * imports nothing but the drain and its census, which loads `node:fs` only
- * when a server drains.
+ * imports nothing but the drain, its census and its timer, which load
+ * nothing until a server drains, and in Deno never start its Node layer or
+ * its timers (each costs a worker megabytes of private memory).
  *
  * @module
  */

@@ -10,6 +10,7 @@
 
 // deno-lint-ignore-file no-explicit-any
 
+import { afterDelay } from "./timers.ts";
 import { openCensus } from "./socket_census.ts";
 
 /**
@@ -105,7 +106,7 @@ export async function handoff(drain: DrainState, port: number | undefined): Prom
   if (port === undefined || !(port > 0)) return;
   const census = await openCensus();
   if (census === undefined) {
-    await new Promise((r) => setTimeout(r, BLIND_HANDOFF_MS));
+    await new Promise<void>((r) => afterDelay(r, BLIND_HANDOFF_MS));
     return;
   }
   try {
@@ -114,7 +115,7 @@ export async function handoff(drain: DrainState, port: number | undefined): Prom
       const now = census.take(port);
       if (now.backlog === 0 && now.established <= drain.inflight) return;
       if (Date.now() >= end) return;
-      await new Promise((r) => setTimeout(r, CENSUS_EVERY_MS));
+      await new Promise<void>((r) => afterDelay(r, CENSUS_EVERY_MS));
     }
   } finally {
     census.close();

@@ -85,26 +85,43 @@ function ffiGranted(deno: any): boolean {
   }
 }
 
+/** Lists `/proc/self/fd`, or throws. */
+type ListFds = () => string[];
+
+/**
+ * How to list `/proc/self/fd`: Deno's own call, not `node:fs`. A Deno
+ * program's first touch of `process` starts Deno's Node layer, 3–4 MiB of
+ * private memory, which a draining worker would take on for the census alone.
+ */
+function fdLister(deno: any): ListFds | undefined {
+  if (deno !== undefined) {
+    if (typeof deno.readDirSync !== "function") return undefined;
+    return () => Array.from(deno.readDirSync("/proc/self/fd"), (e: any) => String(e.name));
+  }
+  const fs = (globalThis as any).process?.getBuiltinModule?.("node:fs");
+  return fs === undefined ? undefined : () => fs.readdirSync("/proc/self/fd");
+}
+
 /**
  * This process's descriptors: listed from `/proc/self/fd` where Deno lets
  * it (it asks for `-A` there), or else the first {@linkcode SCANNED_FDS}.
  */
 function descriptors(deno: any): () => number[] {
-  const fs = (globalThis as any).process?.getBuiltinModule?.("node:fs");
+  const list = fdLister(deno);
   const readable = (() => {
-    if (fs === undefined) return false;
+    if (list === undefined) return false;
     try {
       if (deno !== undefined) {
         const read = deno.permissions?.querySync?.({ name: "read", path: "/proc/self/fd" });
         if (read?.state !== "granted") return false;
       }
-      fs.readdirSync("/proc/self/fd");
+      list();
       return true;
     } catch {
       return false;
     }
   })();
-  if (readable) return () => fs.readdirSync("/proc/self/fd").map(Number);
+  if (readable) return () => list!().map(Number);
   const all = Array.from({ length: SCANNED_FDS }, (_, i) => i);
   return () => all;
 }
@@ -123,7 +140,8 @@ function descriptors(deno: any): () => number[] {
  */
 export async function openCensus(): Promise<CensusTaker | undefined> {
   const g = globalThis as any;
-  if (g.process?.platform !== "linux") return undefined;
+  const os = g.Deno !== undefined ? g.Deno.build?.os : g.process?.platform;
+  if (os !== "linux") return undefined;
   if (g.Deno !== undefined && !ffiGranted(g.Deno)) return undefined;
   const fds = descriptors(g.Deno);
   let libc;

@@ -43,14 +43,39 @@ type WaitAsync = (
   ms: number,
 ) => { async: boolean; value: Promise<string> | string };
 
+/** `Atomics.waitAsync` where forklift times with it: in Deno (see {@linkcode repeatEvery}). */
+function denoWaitAsync(): WaitAsync | undefined {
+  const waitAsync = (Atomics as unknown as { waitAsync?: WaitAsync }).waitAsync;
+  const deno = (globalThis as { Deno?: unknown }).Deno;
+  return deno === undefined || typeof waitAsync !== "function" ? undefined : waitAsync;
+}
+
+/**
+ * Waits `ms` on a cell of its own, then calls `then` unless the handle was
+ * cancelled ({@linkcode cancelTimer} wakes the wait early). False when the
+ * wait could not be scheduled.
+ */
+function waitOnce(waitAsync: WaitAsync, handle: Repeat, ms: number, then: () => void): boolean {
+  const r = waitAsync(handle[REPEAT], 0, 0, ms);
+  if (typeof r.value === "string") return false;
+  r.value.then(() => {
+    if (!handle.cancelled) then();
+  });
+  return true;
+}
+
+function newHandle(): Repeat {
+  return { [REPEAT]: new Int32Array(new SharedArrayBuffer(4)), cancelled: false, unref() {} };
+}
+
 /**
  * Calls `fn` every `ms` milliseconds, never keeping the process alive.
  *
  * In Deno the first timer a process arms costs 5–10 ms of its main thread
- * (the timer machinery loads on first use), which a worker's first requests
- * would wait for; `Atomics.waitAsync` with a timeout runs the same schedule
- * without it, and never holds the event loop. Elsewhere this is an unref'd
- * `setInterval`.
+ * and about 1.7 MiB of private memory (the timer machinery loads on first
+ * use), which every worker would carry; `Atomics.waitAsync` with a timeout
+ * runs the same schedule without either, and never holds the event loop.
+ * Elsewhere this is an unref'd `setInterval`.
  *
  * @example
  * ```ts
@@ -60,23 +85,41 @@ type WaitAsync = (
  * ```
  */
 export function repeatEvery(fn: () => void, ms: number): unknown {
-  const waitAsync = (Atomics as unknown as { waitAsync?: WaitAsync }).waitAsync;
-  const deno = (globalThis as { Deno?: unknown }).Deno;
-  if (deno === undefined || typeof waitAsync !== "function") {
-    return unrefTimer(setInterval(fn, ms));
-  }
-  const cell = new Int32Array(new SharedArrayBuffer(4));
-  const handle: Repeat = { [REPEAT]: cell, cancelled: false, unref() {} };
-  const arm = () => {
-    const r = waitAsync(cell, 0, 0, ms);
-    if (typeof r.value === "string") return; // cannot wait here: no schedule
-    r.value.then(() => {
-      if (handle.cancelled) return;
+  const waitAsync = denoWaitAsync();
+  if (waitAsync === undefined) return unrefTimer(setInterval(fn, ms));
+  const handle = newHandle();
+  const arm = (): void => {
+    // A wait that cannot be scheduled leaves no schedule, as before.
+    waitOnce(waitAsync, handle, ms, () => {
       arm();
       fn();
     });
   };
   arm();
+  return handle;
+}
+
+/**
+ * Calls `fn` once after `ms` milliseconds, never keeping the process alive:
+ * for waits that something else holds the process open for (a listener, a
+ * connection), such as a draining server's. In Deno it costs no timer
+ * machinery, as {@linkcode repeatEvery}; elsewhere an unref'd `setTimeout`.
+ *
+ * @example
+ * ```ts
+ * import { afterDelay, cancelTimer } from "./timers.ts";
+ * const t = afterDelay(() => console.log("late"), 1000);
+ * cancelTimer(t);
+ * ```
+ */
+export function afterDelay(fn: () => void, ms: number): unknown {
+  const waitAsync = denoWaitAsync();
+  if (waitAsync === undefined) return unrefTimer(setTimeout(fn, ms));
+  const handle = newHandle();
+  // A wait of 0 ms answers at once, with no promise: run on the next turn instead.
+  if (!waitOnce(waitAsync, handle, Math.max(ms, 1), fn)) {
+    return unrefTimer(setTimeout(fn, ms));
+  }
   return handle;
 }
 
