@@ -9,7 +9,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import process from "node:process";
 import type { BenchContext } from "./_context.ts";
 import { pollUntil } from "./_http.ts";
-import { freePort, start, type Started, track } from "./_process.ts";
+import { freePort, start, type Started, stop, track } from "./_process.ts";
 import { type RuntimeName, type Runtimes, serverArgv } from "./_runtimes.ts";
 
 /** How the master is started: the shipped binary, or the checkout under a runtime. */
@@ -107,6 +107,26 @@ export async function startMaster(
   const spawnedAt = performance.now();
   const proc = start(argv, { cwd: ctx.root, env: { PORT: String(port) }, deadlineMs: 300_000 });
   return { proc, port, metricsPort, spawnedAt };
+}
+
+/**
+ * Starts a master as {@linkcode startMaster} does, runs `fn` on it and stops
+ * it (SIGTERM, then SIGKILL after 5 s) whatever happens; an error carries the
+ * master's last output.
+ */
+export async function withMaster<T>(
+  ctx: BenchContext,
+  options: Parameters<typeof startMaster>[1],
+  fn: (m: Master) => Promise<T>,
+): Promise<T> {
+  const m = await startMaster(ctx, options);
+  try {
+    return await fn(m);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${m.proc.output()}`);
+  } finally {
+    await stop(m.proc, "SIGTERM", 5000);
+  }
 }
 
 /**

@@ -12,9 +12,9 @@
  * @module
  */
 import type { Bench, BenchContext } from "./_context.ts";
-import { allAnswering, startMaster } from "./_forklift.ts";
+import { allAnswering, withMaster } from "./_forklift.ts";
 import { askPid } from "./_http.ts";
-import { signal, sleep, stop } from "./_process.ts";
+import { signal, sleep } from "./_process.ts";
 import type { Row } from "./_report.ts";
 import type { RuntimeName } from "./_runtimes.ts";
 import { fmt, median } from "./_stats.ts";
@@ -27,8 +27,7 @@ async function drainRound(
   ctx: BenchContext,
   runtime: RuntimeName,
 ): Promise<{ before: number; draining: number }> {
-  const m = await startMaster(ctx, { runtime, workers: 1, fixture: SLOW_FIXTURE });
-  try {
+  return await withMaster(ctx, { runtime, workers: 1, fixture: SLOW_FIXTURE }, async (m) => {
     const { pids: [pid] } = await allAnswering(m, 1);
     for (let i = 0; i < 300; i++) await askPid(m.port);
     await sleep(500);
@@ -40,11 +39,7 @@ async function drainRound(
     const draining = anonymousKiB(pid);
     await slow;
     return { before, draining };
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${m.proc.output()}`);
-  } finally {
-    await stop(m.proc, "SIGTERM", 5000);
-  }
+  });
 }
 
 /** The `drain` benchmark. */

@@ -14,7 +14,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { startBare } from "./_bare.ts";
 import type { Bench, BenchContext } from "./_context.ts";
-import { allAnswering, type MasterVia, startMaster } from "./_forklift.ts";
+import { allAnswering, type MasterVia, withMaster } from "./_forklift.ts";
 import { sleep, stop } from "./_process.ts";
 import type { Row } from "./_report.ts";
 import type { RuntimeName } from "./_runtimes.ts";
@@ -57,8 +57,7 @@ async function masterIdle(
   runtime: RuntimeName,
   windowMs: number,
 ): Promise<MasterIdle> {
-  const m = await startMaster(ctx, { runtime, workers: 1, via });
-  try {
+  return await withMaster(ctx, { runtime, workers: 1, via }, async (m) => {
     const { pids } = await allAnswering(m, 1);
     await sleep(SETTLE_MS);
     const c0 = cpuTicks(m.proc.pid);
@@ -79,11 +78,7 @@ async function masterIdle(
       workerRss: memMiB(pids[0]).rss,
       cpuShare: (c1 - c0) / ticksPerSecond() / seconds,
     };
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${m.proc.output()}`);
-  } finally {
-    await stop(m.proc, "SIGTERM", 5000);
-  }
+  });
 }
 
 async function bareIdle(

@@ -11,9 +11,9 @@
  */
 import { bareStartMs } from "./_bare.ts";
 import type { Bench, BenchContext } from "./_context.ts";
-import { allAnswering, startMaster } from "./_forklift.ts";
+import { allAnswering, withMaster } from "./_forklift.ts";
 import { pollUntil } from "./_http.ts";
-import { signal, sleep, stop, track } from "./_process.ts";
+import { signal, sleep, track } from "./_process.ts";
 import type { Row } from "./_report.ts";
 import type { RuntimeName } from "./_runtimes.ts";
 import { fmt, median } from "./_stats.ts";
@@ -22,8 +22,7 @@ const TARGET_MS = 20;
 
 /** One SIGKILL-to-replacement time in ms. */
 async function respawnMs(ctx: BenchContext, runtime: RuntimeName): Promise<number> {
-  const m = await startMaster(ctx, { runtime, workers: 2 });
-  try {
+  return await withMaster(ctx, { runtime, workers: 2 }, async (m) => {
     const { pids } = await allAnswering(m, 2);
     // Let the handshakes and first messages settle, as in a server that has been up a while.
     await sleep(300);
@@ -33,11 +32,7 @@ async function respawnMs(ctx: BenchContext, runtime: RuntimeName): Promise<numbe
     if (hit === undefined) throw new Error("no replacement answered within 20 s");
     track(hit.pid);
     return hit.at - t0;
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${m.proc.output()}`);
-  } finally {
-    await stop(m.proc, "SIGTERM", 5000);
-  }
+  });
 }
 
 /** The `respawn` benchmark. */

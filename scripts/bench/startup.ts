@@ -23,9 +23,9 @@
 import { statSync } from "node:fs";
 import { barePairMs, bareStartMs, minimalSupervisor, supervisorPairMs } from "./_bare.ts";
 import type { Bench, BenchContext } from "./_context.ts";
-import { allAnswering, startMaster } from "./_forklift.ts";
+import { allAnswering, withMaster } from "./_forklift.ts";
 import { pollUntil } from "./_http.ts";
-import { start, stop, type TreeCpu, treeCpuMs } from "./_process.ts";
+import { start, type TreeCpu, treeCpuMs } from "./_process.ts";
 import type { Row } from "./_report.ts";
 import type { RuntimeName } from "./_runtimes.ts";
 import { fmt, median } from "./_stats.ts";
@@ -46,18 +46,13 @@ async function forkliftStart(
   runtime: RuntimeName,
   inject = true,
 ): Promise<{ firstMs: number; allMs: number; cpu: TreeCpu }> {
-  const m = await startMaster(ctx, { runtime, workers: 2, inject });
-  try {
+  return await withMaster(ctx, { runtime, workers: 2, inject }, async (m) => {
     const first = await pollUntil(m.port, () => true, m.spawnedAt + 20_000, m.proc.done);
     if (first === undefined) throw new Error(`forklift did not answer:\n${m.proc.output()}`);
     const all = await allAnswering(m, 2);
     const cpu = treeCpuMs(m.proc.pid);
     return { firstMs: first.at - m.spawnedAt, allMs: all.at - m.spawnedAt, cpu };
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${m.proc.output()}`);
-  } finally {
-    await stop(m.proc, "SIGTERM", 5000);
-  }
+  });
 }
 
 /** Milliseconds from spawning `argv` until it exits (0 expected). */
