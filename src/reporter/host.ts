@@ -33,10 +33,9 @@ export interface ReporterHost extends Omit<WorkerIO, "send" | "wake"> {
   setTimeout(fn: () => void, ms: number): TimerHandle;
   /**
    * Arms a one-shot timer that never keeps the process alive, for waits that
-   * something else holds it open for (see `afterDelay`); `setTimeout` where
-   * absent.
+   * something else holds it open for, such as a drain's (see `afterDelay`).
    */
-  setLooseTimeout?(fn: () => void, ms: number): TimerHandle;
+  setLooseTimeout(fn: () => void, ms: number): TimerHandle;
   /** Clears a timer of either kind. */
   clearTimer(handle: TimerHandle): void;
   /** Monotonic milliseconds. */

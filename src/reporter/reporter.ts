@@ -100,13 +100,7 @@ export class Reporter {
     this.#runtime = new RuntimeSampler(this.storage, host, () => this.http.active);
     this.#timer = new HarvestTimer(host, () => this.tick());
     this.#afterWelcome = new AfterWelcomeCallbacks((fn) => host.nextTick(fn));
-    // A draining server holds the process open itself; in Deno a first
-    // setTimeout would add about 1.7 MiB to every worker that drains.
-    this.#servers = new ServedServers(this.http, {
-      setTimeout: (fn, ms) =>
-        host.setLooseTimeout ? host.setLooseTimeout(fn, ms) : host.setTimeout(fn, ms),
-      clearTimer: (t) => host.clearTimer(t),
-    });
+    this.#servers = new ServedServers(this.http, host);
     this.storage.onWake = () => this.#lazyStart();
   }
 

@@ -52,16 +52,15 @@ function denoWaitAsync(): WaitAsync | undefined {
 
 /**
  * Waits `ms` on a cell of its own, then calls `then` unless the handle was
- * cancelled ({@linkcode cancelTimer} wakes the wait early). False when the
- * wait could not be scheduled.
+ * cancelled ({@linkcode cancelTimer} wakes the wait early). A wait of 0 ms
+ * answers at once, with no promise, and schedules nothing.
  */
-function waitOnce(waitAsync: WaitAsync, handle: Repeat, ms: number, then: () => void): boolean {
+function waitOnce(waitAsync: WaitAsync, handle: Repeat, ms: number, then: () => void): void {
   const r = waitAsync(handle[REPEAT], 0, 0, ms);
-  if (typeof r.value === "string") return false;
+  if (typeof r.value === "string") return;
   r.value.then(() => {
     if (!handle.cancelled) then();
   });
-  return true;
 }
 
 function newHandle(): Repeat {
@@ -89,7 +88,6 @@ export function repeatEvery(fn: () => void, ms: number): unknown {
   if (waitAsync === undefined) return unrefTimer(setInterval(fn, ms));
   const handle = newHandle();
   const arm = (): void => {
-    // A wait that cannot be scheduled leaves no schedule, as before.
     waitOnce(waitAsync, handle, ms, () => {
       arm();
       fn();
@@ -116,10 +114,8 @@ export function afterDelay(fn: () => void, ms: number): unknown {
   const waitAsync = denoWaitAsync();
   if (waitAsync === undefined) return unrefTimer(setTimeout(fn, ms));
   const handle = newHandle();
-  // A wait of 0 ms answers at once, with no promise: run on the next turn instead.
-  if (!waitOnce(waitAsync, handle, Math.max(ms, 1), fn)) {
-    return unrefTimer(setTimeout(fn, ms));
-  }
+  // At least 1 ms: a wait of 0 would never call `fn`.
+  waitOnce(waitAsync, handle, Math.max(ms, 1), fn);
   return handle;
 }
 

@@ -52,6 +52,9 @@ export class FakeHost implements ReporterHost {
   setTimeout(fn: () => void, ms: number): TimerHandle {
     return this.clock.schedule(fn, ms, false);
   }
+  setLooseTimeout(fn: () => void, ms: number): TimerHandle {
+    return this.clock.schedule(fn, ms, false);
+  }
   clearTimer(handle: TimerHandle): void {
     this.clock.cancel((handle as { id: number }).id);
   }
