@@ -22,12 +22,22 @@ import {
   setAttribute,
 } from "../protocol/attributes.ts";
 
+// Where a histogram series keeps its figures, in one Float64Array.
+const COUNT = 0;
+const SUM = 1;
+const MIN = 2;
+const MAX = 3;
+const FIRST_BUCKET = 4;
+/** The figures of a series that is no histogram: none. */
+const NO_FIGURES = new Float64Array(0);
+
 /**
  * One time series of one instrument: what was recorded since the last cut.
  *
  * Every kind uses the same shape so the hot path stays monomorphic:
  * counters and up-down counters sum into `value`, gauges overwrite it, and
- * histograms fill `count`, `sum`, `min`, `max` and `buckets`.
+ * histograms fill `count`, `sum`, `min`, `max` and `buckets` through
+ * {@linkcode Series.observe}.
  *
  * @example Read a series after recording
  * ```ts
@@ -47,20 +57,17 @@ export class Series {
   dirty = false;
   /** Counter and up-down delta, or the gauge's last value. */
   value = 0;
-  /** Histogram: values recorded. */
-  count = 0;
-  /** Histogram: sum of the values recorded. */
-  sum = 0;
-  /** Histogram: smallest value recorded (`Infinity` when none). */
-  min: number = Infinity;
-  /** Histogram: largest value recorded (`-Infinity` when none). */
-  max: number = -Infinity;
-  /** Per-bucket counts (not cumulative); empty unless a histogram. */
-  readonly buckets: number[];
   /** The id harvests give this series once numbered, -1 before (or when ids ran out). */
   id = -1;
   /** The first harvest cut that carried its attributes with its id; 0 before it. */
   definedIn = 0;
+  /**
+   * Histogram: count, sum, min, max, then one count per bucket (not
+   * cumulative). Numbers written into one typed array rather than five
+   * properties of an object make Bun's record a tenth cheaper (`deno task bench
+   * record`); counts stay exact up to 2^53.
+   */
+  readonly #figures: Float64Array;
 
   /**
    * Creates an empty series.
@@ -70,7 +77,33 @@ export class Series {
    */
   constructor(attributes: Attributes, nBuckets: number) {
     this.attributes = attributes;
-    this.buckets = Array.from({ length: nBuckets }, () => 0);
+    this.#figures = nBuckets === 0 ? NO_FIGURES : new Float64Array(FIRST_BUCKET + nBuckets);
+    this.clear();
+  }
+
+  /** Histogram: values recorded. */
+  get count(): number {
+    return this.#figures[COUNT] ?? 0;
+  }
+
+  /** Histogram: sum of the values recorded. */
+  get sum(): number {
+    return this.#figures[SUM] ?? 0;
+  }
+
+  /** Histogram: smallest value recorded (`Infinity` when none). */
+  get min(): number {
+    return this.#figures[MIN] ?? Infinity;
+  }
+
+  /** Histogram: largest value recorded (`-Infinity` when none). */
+  get max(): number {
+    return this.#figures[MAX] ?? -Infinity;
+  }
+
+  /** Per-bucket counts (not cumulative), a copy; empty unless a histogram. */
+  get buckets(): number[] {
+    return Array.from(this.#figures.subarray(FIRST_BUCKET));
   }
 
   /**
@@ -87,15 +120,37 @@ export class Series {
    * ```
    */
   observe(value: number, bucket: number): boolean {
-    const sum = this.sum + value;
+    const f = this.#figures;
+    const sum = f[SUM] + value;
     if (sum === Infinity) return false;
-    this.count++;
-    this.sum = sum;
-    if (value < this.min) this.min = value;
-    if (value > this.max) this.max = value;
-    this.buckets[bucket]++;
+    f[COUNT]++;
+    f[SUM] = sum;
+    if (value < f[MIN]) f[MIN] = value;
+    if (value > f[MAX]) f[MAX] = value;
+    f[FIRST_BUCKET + bucket]++;
     this.dirty = true;
     return true;
+  }
+
+  /**
+   * Histogram: empties the figures for the next interval.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Series } from "./series_table.ts";
+   * const s = new Series({}, 2);
+   * s.observe(0.5, 1);
+   * s.clear();
+   * assert.ok(s.count === 0 && s.min === Infinity && s.buckets[1] === 0);
+   * ```
+   */
+  clear(): void {
+    const f = this.#figures;
+    if (f.length === 0) return;
+    f.fill(0);
+    f[MIN] = Infinity;
+    f[MAX] = -Infinity;
   }
 }
 

@@ -222,7 +222,7 @@ export class Storage {
           if (s.count === 0) return;
           const p: HarvestPoint = known(s) ? { id: s.id } : _defined(s, numbered);
           points.push(Object.assign(p, aggregation.copy(s)));
-          aggregation.reset(s);
+          s.clear();
           return;
         }
         if (known(s)) {

@@ -457,11 +457,7 @@ test("Storage.harvestCut() numbers series and sends known ones as columns after 
     const s = table.get({ a: 1 });
     s.value += 1;
     s.dirty = true;
-    const h = hist.get(undefined);
-    h.count += 1;
-    h.sum += 0.5;
-    h.buckets[0] += 1;
-    h.dirty = true;
+    hist.get(undefined).observe(0.5, 0);
   };
   add();
   const first = storage.harvestCut();
