@@ -116,8 +116,7 @@ function observe(
   buckets: BucketFinder,
   value: number,
 ): void {
-  if (s !== undefined && s.observe(value, buckets.index(value))) return storage.recorded();
-  storage.drop();
+  if (s === undefined || !s.observe(value, buckets.index(value))) storage.drop();
 }
 
 /** Adds `value` to (or, for a gauge, sets) the series `attributes` names; drops on failure. */
@@ -136,7 +135,7 @@ function apply(
     if (next - next === 0) {
       s.value = next;
       s.dirty = true;
-      return storage.recorded();
+      return;
     }
   }
   storage.drop();

@@ -63,9 +63,9 @@ export class Series {
   definedIn = 0;
   /**
    * Histogram: count, sum, min, max, then one count per bucket (not
-   * cumulative). Numbers written into one typed array rather than five
-   * properties of an object make Bun's record a tenth cheaper (`deno task bench
-   * record`); counts stay exact up to 2^53.
+   * cumulative). Written into one typed array rather than five properties of
+   * an object, a record costs Bun about 1.3 ns less, of 19 (`deno task bench
+   * record`), and Deno the same; counts stay exact up to 2^53.
    */
   readonly #figures: Float64Array;
 
@@ -209,6 +209,7 @@ export class SeriesTable {
   readonly #canonical = new Map<string, Series>();
   readonly #nBuckets: number;
   readonly #limit: number;
+  readonly #onInsert: (() => void) | undefined;
   #overflow: Series | undefined;
   #nodes = 0;
 
@@ -217,10 +218,18 @@ export class SeriesTable {
    *
    * @param nBuckets Number of histogram buckets, 0 for other kinds.
    * @param limit Most series, the overflow series included (at least 1).
+   * @param onInsert Called on every attribute set seen for the first time,
+   *   before its series is returned: the one place a recording is first
+   *   seen, so that recording onto a known series checks nothing more.
    */
-  constructor(nBuckets: number, limit: number = CARDINALITY_LIMIT) {
+  constructor(
+    nBuckets: number,
+    limit: number = CARDINALITY_LIMIT,
+    onInsert?: () => void,
+  ) {
     this.#nBuckets = nBuckets;
     this.#limit = limit;
+    this.#onInsert = onInsert;
   }
 
   /** Number of distinct series, the overflow series included. */
@@ -275,6 +284,7 @@ export class SeriesTable {
   }
 
   #insert(attributes: Readonly<Record<string, unknown>> | undefined): Series {
+    this.#onInsert?.();
     const { attributes: clean, key } = canonicalAttributes(attributes);
     let series = this.#canonical.get(key);
     if (series === undefined) {

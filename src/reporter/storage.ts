@@ -94,7 +94,12 @@ export class Storage {
   readonly #instruments = new Map<string, InstrumentState>();
   /** Points dropped (bad values) since the last cut. */
   dropped = 0;
-  /** True until the first recording; see {@linkcode Storage.wake}. */
+  /**
+   * True until the first recording. A series is only made by a recording, so
+   * the first one wakes the storage as it makes its series (or drops its
+   * point), and recording onto a known series checks nothing. See
+   * {@linkcode Storage.wake}.
+   */
   idle = true;
   /** Called once, on the first recording (the standalone lazy start). */
   onWake: (() => void) | undefined = undefined;
@@ -128,14 +133,10 @@ export class Storage {
       return old;
     }
     const nBuckets = info.boundaries === undefined ? 0 : info.boundaries.length + 1;
-    const state: InstrumentState = { ...info, table: new SeriesTable(nBuckets) };
+    const table = new SeriesTable(nBuckets, CARDINALITY_LIMIT, () => this.wake());
+    const state: InstrumentState = { ...info, table };
     this.#instruments.set(info.name, state);
     return state;
-  }
-
-  /** Called after each recording: wakes the storage on the first one. */
-  recorded(): void {
-    if (this.idle) this.wake();
   }
 
   /** Counts one dropped point and wakes the storage. */

@@ -374,6 +374,31 @@ test("Storage.wake() runs the lazy start once, on the first recording", () => {
   assert.equal(wakes, 1);
 });
 
+test("Storage.wake() runs once, on a bound histogram's first recording, not on bind()", () => {
+  const storage = new Storage();
+  let wakes = 0;
+  storage.onWake = () => wakes++;
+  const took = new Histogram(storage, "took", { boundaries: [1] });
+  const bound = took.bind({ job: "a" });
+  assert.equal(wakes, 0, "making and binding an instrument record nothing");
+  bound.record(2);
+  assert.equal(wakes, 1);
+  took.record(0.5, { job: "a" });
+  bound.record(2);
+  assert.equal(wakes, 1);
+  assert.equal(storage.cut().metrics[0].points[0].count, 3);
+});
+
+test("SeriesTable() calls onInsert for each attribute set seen first, not for a known one", () => {
+  let inserts = 0;
+  const table = new SeriesTable(0, 10, () => inserts++);
+  table.get({ a: 1 });
+  table.get({ a: 1 });
+  table.get({ a: 2 });
+  table.get({ a: 2 });
+  assert.equal(inserts, 2);
+});
+
 test("mergeCuts() adds counters and histograms and keeps the later gauge", () => {
   const earlier: Cut = {
     dropped: 1,
