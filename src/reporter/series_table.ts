@@ -218,9 +218,10 @@ export class SeriesTable {
    *
    * @param nBuckets Number of histogram buckets, 0 for other kinds.
    * @param limit Most series, the overflow series included (at least 1).
-   * @param onInsert Called on every attribute set seen for the first time,
-   *   before its series is returned: the one place a recording is first
-   *   seen, so that recording onto a known series checks nothing more.
+   * @param onInsert Called each time a lookup falls through to making its
+   *   series: always the first time an attribute set is seen (and again for
+   *   a set the trie does not remember). A recording onto a series the trie
+   *   knows never calls it, so it is where a first recording is noticed.
    */
   constructor(
     nBuckets: number,
