@@ -135,6 +135,10 @@ export class KeepAliveLoad {
   opened = 0;
   /** Why requests failed, with counts. */
   readonly errors = new Map<string, number>();
+  /** When the first failures came, in ms since the load started (at most 20). */
+  readonly failedAt: number[] = [];
+  /** `Date.now()` when the load started. */
+  readonly startedAt = Date.now();
   readonly done: Promise<void>;
   #stopped = false;
 
@@ -154,6 +158,7 @@ export class KeepAliveLoad {
     const fail = (why: string) => {
       this.failed++;
       this.errors.set(why, (this.errors.get(why) ?? 0) + 1);
+      if (this.failedAt.length < 20) this.failedAt.push(Date.now() - this.startedAt);
     };
     const loop = async () => {
       let conn: Connection | undefined;

@@ -291,6 +291,10 @@ export class Load {
   failed = 0;
   /** Why requests failed: error code or HTTP status, with counts. */
   readonly errors = new Map<string, number>();
+  /** When the first failures came, in ms since the load started (at most 20). */
+  readonly failedAt: number[] = [];
+  /** `Date.now()` when the load started. */
+  readonly startedAt = Date.now();
   /** Answers per body, for routes that answer with the worker's pid. */
   readonly bodies = new Map<string, number>();
   readonly done: Promise<void>;
@@ -317,6 +321,7 @@ export class Load {
           this.failed++;
           const why = "error" in r ? r.error : `HTTP ${r.status}`;
           this.errors.set(why, (this.errors.get(why) ?? 0) + 1);
+          if (this.failedAt.length < 20) this.failedAt.push(Date.now() - this.startedAt);
         } else {
           this.ok++;
           this.bodies.set(r.body, (this.bodies.get(r.body) ?? 0) + 1);

@@ -38,6 +38,12 @@ export interface RollResult {
   recycles: number;
   crashes: number;
   opened?: number;
+  /**
+   * When anything failed: when each failure, `HUP` and finished reload came,
+   * in ms since the load started, to tell a failure in a drain from one
+   * elsewhere.
+   */
+  timeline?: string;
 }
 
 const APPS = {
@@ -81,14 +87,18 @@ async function roll(plan: RollPlan): Promise<RollResult> {
       : new Load(port, { concurrency: plan.connections, path, ...shape });
     await (recycling ? load.done : sleep(300));
     const seen = new Set<number>();
+    const events: string[] = [];
+    const at = () => Date.now() - load.startedAt;
     for (let round = 1; round <= (recycling ? 0 : 3); round++) {
       const before = (await master.waitReady(2)).map((w) => w.pid);
       before.forEach((p) => seen.add(p));
       master.signal("SIGHUP");
+      events.push(`HUP ${round} at ${at()}`);
       await waitFor(`reload ${round}`, async () => {
         const ws = (await master.status()).workers as Array<{ pid: number; state: string }>;
         return ws.length === 2 && ws.every((w) => w.state === "ready" && !seen.has(w.pid));
       }, 20_000);
+      events.push(`reload ${round} ready at ${at()}`);
       await sleep(200);
     }
     await load.stop();
@@ -109,6 +119,9 @@ async function roll(plan: RollPlan): Promise<RollResult> {
       recycles: restarts(text, "max_requests"),
       crashes: restarts(text, "crash"),
       opened: load instanceof KeepAliveLoad ? load.opened : undefined,
+      timeline: load.failed === 0
+        ? undefined
+        : `failures at ${load.failedAt.join(", ")} ms; ${events.join(", ")} ms`,
     };
   } finally {
     await master.cleanup();

@@ -65,14 +65,17 @@ for (const runtime of ["deno", "bun"] as const) {
           console.log(
             `drain | ${runtime} | ${name} | tcp_migrate_req=${migrateReq} | ${r.ok} ok | ${r.failed} failed ${
               JSON.stringify(r.errors)
-            }${r.opened === undefined ? "" : ` | ${r.opened} connections`} | ${r.counted} counted`,
+            }${r.opened === undefined ? "" : ` | ${r.opened} connections`} | ${r.counted} counted${
+              r.timeline === undefined ? "" : ` | ${r.timeline}`
+            }`,
           );
           assert.equal(r.reloads, RETIRED);
           assert.equal(r.crashes, 0);
           assert.ok(r.ok > 200, `too little load to judge: ${JSON.stringify(r)}`);
           assert.equal(r.counted, r.ok, "every answer counted once");
-          if (migrateReq === 1) assert.equal(r.failed, 0, JSON.stringify(r.errors));
-          // At the kernel's default a listener's close resets the connections
+          if (migrateReq === 1) {
+            assert.equal(r.failed, 0, `${JSON.stringify(r.errors)}; ${r.timeline}`);
+          } // At the kernel's default a listener's close resets the connections
           // in its accept queue or mid-handshake. The drain closes it when the
           // queue is empty, so what is lost is what connects in that instant:
           // at most one connection per client connection, per retired worker.
